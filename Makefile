@@ -1,0 +1,65 @@
+# semantic - top-level driver for CMake and CTest.
+#
+#   make            build the optimized binary (build/release/semantic)
+#   make check      build and run the default test suite in three builds:
+#                   optimized, ASan+UBSan, and TSan (concurrency tests)
+#   make serve      install what is missing, build, and serve the bundled model
+#   make stress | fuzz | bench   long-running suites, not part of check
+#
+# JOBS sets build parallelism (default: number of cores).
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE ?= cmake
+CTEST ?= ctest
+
+BUILD_release := build/release
+BUILD_asan    := build/asan
+BUILD_tsan    := build/tsan
+
+CONFIG_release := -DCMAKE_BUILD_TYPE=Release
+CONFIG_asan    := -DCMAKE_BUILD_TYPE=Debug -DSEM_SANITIZE=address
+CONFIG_tsan    := -DCMAKE_BUILD_TYPE=Debug -DSEM_SANITIZE=thread
+
+# Tests each build runs (a CTest label regex; empty = all).
+LABELS_release :=
+LABELS_asan    :=
+LABELS_tsan    := concurrency
+
+.PHONY: all build check check-release check-asan check-tsan serve deps stress fuzz bench clean
+
+all: build
+
+build: $(BUILD_release)/Makefile
+	$(CMAKE) --build $(BUILD_release) -j $(JOBS)
+
+build/%/Makefile:
+	$(CMAKE) -S . -B build/$* $(CONFIG_$*) >/dev/null
+
+check: check-release check-asan check-tsan
+	@echo "make check: all three builds passed"
+
+# One test run per build: $(call run_tests,NAME)
+define run_tests
+	$(CMAKE) --build build/$(1) -j $(JOBS)
+	cd build/$(1) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  $(CTEST) --output-on-failure -j $(JOBS) $(if $(LABELS_$(1)),-L '$(LABELS_$(1))')
+endef
+
+check-release: build/release/Makefile
+	$(call run_tests,release)
+check-asan: build/asan/Makefile
+	$(call run_tests,asan)
+check-tsan: build/tsan/Makefile
+	$(call run_tests,tsan)
+
+deps:
+	./tools/install-deps
+
+serve: deps build
+	@echo "semantic: the HTTP server does not exist yet; this builds the binary and stops." >&2
+	$(BUILD_release)/semantic serve
+
+clean:
+	rm -rf build

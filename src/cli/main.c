@@ -1,0 +1,35 @@
+/*
+ * main.c - the semantic command line: dispatches to the subcommands.
+ */
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: semantic <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  serve     start the HTTP server (not available yet)\n"
+            "  version   print the version\n"
+            "  help      show this help\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("semantic %s\n", SEM_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "serve") == 0) {
+        fprintf(stderr, "semantic serve: the HTTP server is not implemented in this version\n");
+        return 3;
+    }
+    fprintf(stderr, "semantic: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
