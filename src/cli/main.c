@@ -4,15 +4,23 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
+
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: semantic <command> [options]\n"
             "\n"
             "commands:\n"
-            "  serve     start the HTTP server (not available yet)\n"
-            "  version   print the version\n"
-            "  help      show this help\n");
+            "  run         complete a prompt with a model\n"
+            "  perplexity  perplexity of a text file\n"
+            "  tokenize    print the token ids of a text\n"
+            "  info        describe a GGUF file\n"
+            "  serve       start the HTTP server (not available yet)\n"
+            "  version     print the version\n"
+            "  help        show this help\n"
+            "\n"
+            "Run `semantic COMMAND --help` for a command's options.\n");
 }
 
 int main(int argc, char **argv)
@@ -25,6 +33,16 @@ int main(int argc, char **argv)
         printf("semantic %s\n", SEM_VERSION);
         return 0;
     }
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"run", cmd_run},
+                {"perplexity", cmd_perplexity},
+                {"tokenize", cmd_tokenize},
+                {"info", cmd_info}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(argv[1], cmds[i].name) == 0)
+            return cmds[i].fn(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") == 0) {
         fprintf(stderr, "semantic serve: the HTTP server is not implemented in this version\n");
         return 3;

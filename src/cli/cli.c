@@ -1,0 +1,111 @@
+/*
+ * cli.c - exit codes, error printing and strict number parsing.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_exit_code(sem_status st)
+{
+    switch (st) {
+    case SEM_OK: return 0;
+    case SEM_EINVAL: case SEM_EREQUEST: return 2;
+    case SEM_ENOTFOUND: return 3;
+    case SEM_ECORRUPT: case SEM_EINCOMPAT: return 4;
+    case SEM_EUNSUPPORTED: return 5;
+    case SEM_ETOOLARGE: return 6;
+    case SEM_EIO: return 7;
+    case SEM_ENOMEM: return 8;
+    default: return 1;
+    }
+}
+
+int cli_fail(const char *cmd, const sem_err *err)
+{
+    fprintf(stderr, "semantic %s: %s\n", cmd, sem_err_text(err));
+    return cli_exit_code(err->status);
+}
+
+sem_status cli_parse_u64(const char *opt, const char *s, uint64_t *out, sem_err *err)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return sem_err_set(err, SEM_EINVAL, "%s: '%s' is not a non-negative integer", opt,
+                           s ? s : "");
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return sem_err_set(err, SEM_EINVAL, "%s: '%s' is not a non-negative integer", opt, s);
+    *out = v;
+    return SEM_OK;
+}
+
+sem_status cli_parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max,
+                         uint32_t *out, sem_err *err)
+{
+    uint64_t v;
+    sem_status st = cli_parse_u64(opt, s, &v, err);
+    if (st != SEM_OK)
+        return st;
+    if (v < min || v > max)
+        return sem_err_set(err, SEM_EINVAL, "%s: %llu is outside %u..%u", opt,
+                           (unsigned long long)v, min, max);
+    *out = (uint32_t)v;
+    return SEM_OK;
+}
+
+sem_status cli_parse_f32(const char *opt, const char *s, float min, float max, float *out,
+                         sem_err *err)
+{
+    char *end;
+    errno = 0;
+    float v = s ? strtof(s, &end) : 0.0f;
+    if (!s || !*s || errno || *end || !isfinite(v))
+        return sem_err_set(err, SEM_EINVAL, "%s: '%s' is not a number", opt, s ? s : "");
+    if (v < min || v > max)
+        return sem_err_set(err, SEM_EINVAL, "%s: %g is outside %g..%g", opt, v, min, max);
+    *out = v;
+    return SEM_OK;
+}
+
+sem_status cli_read_file(const char *path, char **out, size_t *len, sem_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sem_err_set(err, errno == ENOENT ? SEM_ENOTFOUND : SEM_EIO, "cannot open %s: %s",
+                           path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+        if (cap - n - 1 == 0) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf)
+        return sem_err_set(err, SEM_ENOMEM, "out of memory reading %s", path);
+    if (bad) {
+        free(buf);
+        return sem_err_set(err, SEM_EIO, "error reading %s", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return SEM_OK;
+}

@@ -1,0 +1,130 @@
+/*
+ * cmd_perplexity.c - `semantic perplexity -m MODEL -f TEXT_FILE [-c CTX]`.
+ *
+ * The text is tokenized once (without BOS) and cut into non-overlapping
+ * windows of CTX tokens; when the model adds BOS, each window starts with
+ * BOS followed by CTX - 1 text tokens. Every token after the first of a
+ * window is scored with the log-probability the model gave it; the
+ * perplexity is exp(mean negative log-probability) over all scored tokens.
+ * This is the tool for measuring what weight or KV quantization costs.
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "eval.h"
+#include "session.h"
+
+typedef struct ppl_state {
+    const int32_t *win; /* the window's tokens */
+    uint32_t n;
+    uint32_t n_vocab;
+    double nll;
+    uint64_t count;
+} ppl_state;
+
+static void score(void *user, uint32_t pos, const float *logits)
+{
+    ppl_state *p = user;
+    if (pos + 1 < p->n) {
+        p->nll -= eval_logprob(logits, p->n_vocab, p->win[pos + 1]);
+        p->count++;
+    }
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: semantic perplexity -m MODEL -f TEXT_FILE [-c CTX] [-t THREADS] "
+                    "[--kv-type f16|q8_0] [--isa NAME]\n"
+                    "  -c CTX   window length in tokens (default 512)\n");
+}
+
+enum { O_KV = 256, O_ISA };
+
+int cmd_perplexity(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"file", required_argument, 0, 'f'},
+        {"ctx", required_argument, 0, 'c'},   {"threads", required_argument, 0, 't'},
+        {"kv-type", required_argument, 0, O_KV}, {"isa", required_argument, 0, O_ISA},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    session_opts so = session_defaults();
+    const char *file = NULL;
+    uint32_t ctx = 512, threads = 0;
+    sem_err err = {0};
+    sem_status st = SEM_OK;
+    int c;
+    optind = 1;
+    while (st == SEM_OK && (c = getopt_long(argc, argv, "m:f:c:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': so.model_path = optarg; break;
+        case 'f': file = optarg; break;
+        case 'c': st = cli_parse_u32("-c", optarg, 2, 1u << 20, &ctx, &err); break;
+        case 't': st = cli_parse_u32("-t", optarg, 1, 1024, &threads, &err); break;
+        case O_KV: st = cache_kv_type_parse(optarg, &so.kv_type, &err); break;
+        case O_ISA: so.isa = optarg; break;
+        case 'h': usage(); return 0;
+        default: usage(); return 2;
+        }
+    }
+    if (st != SEM_OK)
+        return cli_fail("perplexity", &err);
+    if (!so.model_path || !file || optind != argc) {
+        usage();
+        return 2;
+    }
+    so.ctx = ctx;
+    so.threads = (int)threads;
+    so.progress = isatty(2);
+
+    char *text = NULL;
+    size_t len = 0;
+    if (cli_read_file(file, &text, &len, &err) != SEM_OK)
+        return cli_fail("perplexity", &err);
+    session s;
+    if (session_open(&s, &so, &err) != SEM_OK) {
+        free(text);
+        return cli_fail("perplexity", &err);
+    }
+    const tokenizer *tk = model_tokenizer(s.m);
+    int32_t *toks = NULL;
+    size_t n = 0;
+    st = tokenizer_encode(tk, text, len, 0, 0, &toks, &n, &err);
+    free(text);
+    int bos = tokenizer_add_bos(tk) && tokenizer_bos(tk) >= 0;
+    uint32_t body = ctx - (uint32_t)bos; /* text tokens per window */
+    int32_t *win = malloc(ctx * sizeof *win);
+    ppl_state p = {.win = win, .n_vocab = s.n_vocab};
+    uint64_t windows = 0;
+    if (st == SEM_OK && !win)
+        st = sem_err_set(&err, SEM_ENOMEM, "out of memory");
+    if (st == SEM_OK && n < body)
+        st = sem_err_set(&err, SEM_EINVAL, "the text has %zu tokens, fewer than one window of %u",
+                         n, body);
+    for (size_t at = 0; st == SEM_OK && at + body <= n; at += body) {
+        if (bos)
+            win[0] = tokenizer_bos(tk);
+        memcpy(win + bos, toks + at, body * sizeof *win);
+        p.n = ctx;
+        block_table_clear(s.seq);
+        st = eval_tokens(s.fc, s.seq, win, ctx, 1, s.logits, s.n_vocab, score, &p, &err);
+        windows++;
+        if (st == SEM_OK && isatty(2))
+            fprintf(stderr, "\rwindow %llu: running perplexity %.4f", (unsigned long long)windows,
+                    exp(p.nll / (double)p.count));
+    }
+    if (isatty(2))
+        fprintf(stderr, "\n");
+    if (st == SEM_OK)
+        printf("perplexity: %.4f over %llu tokens in %llu windows of %u\n",
+               exp(p.nll / (double)p.count), (unsigned long long)p.count,
+               (unsigned long long)windows, ctx);
+    free(win);
+    free(toks);
+    session_close(&s);
+    return st == SEM_OK ? 0 : cli_fail("perplexity", &err);
+}
