@@ -184,7 +184,7 @@ static int name_in_list(const char *list, const char *name)
     return 0;
 }
 
-void pretokenizer_supported(char *buf, size_t cap)
+void pretokenizer_supported(char *buf, size_t cap, int primary_only)
 {
     size_t used = 0;
     if (cap)
@@ -197,7 +197,7 @@ void pretokenizer_supported(char *buf, size_t cap)
                              used ? ", " : "", (int)len, p);
             if (w > 0)
                 used += (size_t)w;
-            if (!e)
+            if (!e || primary_only)
                 break;
             p = e + 1;
         }
@@ -353,11 +353,11 @@ sem_status pretokenizer_create(const char *name, pretokenizer **out, sem_err *er
         if (name_in_list(schemes[i].names, name))
             sc = &schemes[i];
     if (!sc) {
-        char list[1024];
-        pretokenizer_supported(list, sizeof list);
+        char list[400];
+        pretokenizer_supported(list, sizeof list, 1);
         return sem_err_set(err, SEM_EUNSUPPORTED,
                            "tokenizer.ggml.pre = '%s' is not a supported pre-tokenizer "
-                           "(supported: %s)",
+                           "(supported: %s; aliases in docs/tokenizers.md)",
                            name, list);
     }
     pretokenizer *p = calloc(1, sizeof *p);

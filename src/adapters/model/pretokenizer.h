@@ -46,8 +46,9 @@ void pretokenizer_free(pretokenizer *p);
 const char *pretokenizer_name(const pretokenizer *p);
 pretokenizer_traits pretokenizer_get_traits(const pretokenizer *p);
 
-/* Writes the comma-separated list of supported names into buf. */
-void pretokenizer_supported(char *buf, size_t cap);
+/* Writes the comma-separated list of supported names into buf; with
+ * primary_only, one name per scheme (aliases left out). */
+void pretokenizer_supported(char *buf, size_t cap, int primary_only);
 
 /*
  * Splits the code points cpts[0..n) into words. On success *lens (malloc'd,

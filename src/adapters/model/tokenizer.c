@@ -751,7 +751,7 @@ const char *tokenizer_token_text(const tokenizer *tk, int32_t id, size_t *len)
 }
 
 /* llama.cpp's clean_spaces passes, in place; returns the new length. */
-static size_t clean_spaces(char *text, size_t total)
+size_t tokenizer_clean_text(char *text, size_t total)
 {
     /* first pass: " ?", " !", " .", " ," lose the space */
     size_t total1 = total;
@@ -838,7 +838,7 @@ sem_status tokenizer_decode(const tokenizer *tk, const int32_t *ids, size_t n, i
         len += pl;
     }
     if (tk->clean_spaces)
-        len = clean_spaces(buf, len);
+        len = tokenizer_clean_text(buf, len);
     buf[len] = '\0';
     *out = buf;
     if (out_len)
@@ -1128,13 +1128,21 @@ static sem_status load_merges(tokenizer *tk, const gguf_file *f, sem_err *err)
         size_t la = (size_t)(sp - s), lb = len - la - 1;
         int32_t a = lookup(tk, s, la), b = lookup(tk, sp + 1, lb);
         int32_t r = lookup2(tk, s, la, sp + 1, lb);
-        if (a < 0 || b < 0 || r < 0) {
+        if (a < 0 || b < 0) {
             st = sem_err_set(err, SEM_ECORRUPT,
                              "tokenizer: %s: key '" KEY_PREFIX "merges' entry %llu ('%.*s') names "
-                             "a token that is not in '" KEY_PREFIX "tokens' ('%.*s')",
+                             "'%.*s', which is not in '" KEY_PREFIX "tokens'",
                              gguf_name(f), (unsigned long long)i, (int)(len > 64 ? 64 : len), s,
-                             a < 0 ? (int)la : b < 0 ? (int)lb : (int)len,
-                             a < 0 ? s : b < 0 ? sp + 1 : s);
+                             a < 0 ? (int)(la > 64 ? 64 : la) : (int)(lb > 64 ? 64 : lb),
+                             a < 0 ? s : sp + 1);
+            break;
+        }
+        if (r < 0) {
+            st = sem_err_set(err, SEM_ECORRUPT,
+                             "tokenizer: %s: key '" KEY_PREFIX "merges' entry %llu ('%.*s') makes "
+                             "'%.*s%.*s', which is not in '" KEY_PREFIX "tokens'",
+                             gguf_name(f), (unsigned long long)i, (int)(len > 64 ? 64 : len), s,
+                             (int)(la > 32 ? 32 : la), s, (int)(lb > 32 ? 32 : lb), sp + 1);
             break;
         }
         uint64_t key = ((uint64_t)(uint32_t)(a + 1) << 32) | (uint32_t)(b + 1);
@@ -1173,19 +1181,26 @@ static sem_status load_special_ids(tokenizer *tk, const gguf_file *f, sem_err *e
         int32_t *id = keys[i].id;
         if (*id >= 0 && (size_t)*id >= tk->n_vocab)
             *id = -1; /* a default outside a small vocabulary: none */
-        uint32_t v = 0;
-        sem_status st = gguf_get_u32(f, keys[i].key, &v, err);
-        if (st == SEM_ENOTFOUND) {
-            sem_err_clear(err);
+        const gguf_kv *kv = gguf_find_kv(f, keys[i].key);
+        if (!kv)
             continue;
+        uint32_t probe = 0;
+        int64_t v = gguf_array_i64(kv->type, kv->data, 0);
+        if (kv->type == GGUF_INT32 || kv->type == GGUF_INT64 || kv->type == GGUF_UINT64 ||
+            kv->type == GGUF_UINT32 || kv->type == GGUF_INT16 || kv->type == GGUF_UINT16 ||
+            kv->type == GGUF_INT8 || kv->type == GGUF_UINT8) {
+            /* Converters write -1 (or 0xFFFFFFFF) for "no such token";
+             * llama.cpp then keeps the default. */
+            if (v == -1 || v == (int64_t)UINT32_MAX)
+                continue;
+        } else {
+            return gguf_get_u32(f, keys[i].key, &probe, err); /* names the wrong type */
         }
-        if (st != SEM_OK)
-            return st;
-        if (v >= tk->n_vocab)
+        if (v < 0 || (uint64_t)v >= tk->n_vocab)
             return sem_err_set(err, SEM_ECORRUPT,
-                               "tokenizer: %s: key '%s' = %u is out of range (the vocabulary "
+                               "tokenizer: %s: key '%s' = %lld is out of range (the vocabulary "
                                "has %zu tokens)",
-                               gguf_name(f), keys[i].key, v, tk->n_vocab);
+                               gguf_name(f), keys[i].key, (long long)v, tk->n_vocab);
         *id = (int32_t)v;
     }
     sem_status st = opt_bool(f, KEY_PREFIX "add_bos_token", &tk->add_bos, err);

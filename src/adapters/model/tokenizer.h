@@ -84,6 +84,11 @@ int32_t tokenizer_nl(const tokenizer *tk); /* the newline token llama.cpp report
 int tokenizer_add_space_prefix(const tokenizer *tk);
 /* Whether decode applies llama.cpp's clean_spaces rules (BPE schemes). */
 int tokenizer_clean_spaces(const tokenizer *tk);
+/* Applies llama.cpp's clean_spaces rules in place (what decode does when
+ * tokenizer_clean_spaces is set): drops the space in " ?", " !", " .",
+ * " ,", turns " ' " into "'", drops the space before 's 'm 're 've.
+ * Returns the new length. */
+size_t tokenizer_clean_text(char *text, size_t len);
 /* The raw vocabulary text of a token (e.g. "<|im_end|>", "\xe2\x96\x81the");
  * NULL for an invalid id. */
 const char *tokenizer_token_text(const tokenizer *tk, int32_t id, size_t *len);
