@@ -55,6 +55,8 @@ static int reserve(buf *b, size_t extra)
 
 static int append(buf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return 1;
     if (!reserve(b, n))
         return 0;
     memcpy(b->v + b->n, p, n);
@@ -191,8 +193,10 @@ static int emit(detok_stream *s, int all)
             break; /* incomplete: wait for more bytes */
         }
     }
-    memmove(rd->v, rd->v + pos, rd->n - pos);
-    rd->n -= pos;
+    if (pos) {
+        memmove(rd->v, rd->v + pos, rd->n - pos);
+        rd->n -= pos;
+    }
     if (!reserve(&s->out, 1))
         return 0;
     s->out.v[s->out.n] = '\0';
