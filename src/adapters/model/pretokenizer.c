@@ -366,6 +366,11 @@ sem_status pretokenizer_create(const char *name, pretokenizer **out, sem_err *er
     snprintf(p->name, sizeof p->name, "%s", name);
     p->traits = sc->traits;
     for (const char *const *re = sc->regexes; *re; re++) {
+        if (p->n_ops == sizeof p->ops / sizeof p->ops[0]) {
+            pretokenizer_free(p);
+            return sem_err_set(err, SEM_EINTERNAL, "pretokenizer: scheme '%s' has too many regexes",
+                               name);
+        }
         sem_status st = compile_op(*re, &p->ops[p->n_ops], err);
         if (st != SEM_OK) {
             pretokenizer_free(p);

@@ -322,9 +322,11 @@ static sem_status spm_fragment(const tokenizer *tk, const char *s, size_t n, int
                                tokvec *out, sem_err *err)
 {
     sem_status st = SEM_OK;
-    size_t cap = (n + 1) * 3;
+    size_t cap = (n + 1) * 3; /* every byte may become U+2581 */
     char *buf = malloc(cap);
-    symbol *sym = malloc((n + 1) * sizeof *sym);
+    /* One symbol per lead byte: up to one per buffer byte, since an invalid
+     * lead byte can split the bytes of an escaped space. */
+    symbol *sym = malloc(cap * sizeof *sym);
     heap h = {0};
     if (!buf || !sym)
         goto oom;

@@ -451,6 +451,17 @@ static void invalid_utf8(void **state)
     assert_memory_equal(s, want, sl);
     free(ids);
     free(s);
+    /* Many bad lead bytes before spaces: more SPM symbols than characters. */
+    size_t rl = 30000;
+    char *rep = malloc(rl);
+    for (size_t i = 0; i < rl; i += 3)
+        memcpy(rep + i, "\xc3 \xe2", 3);
+    assert_int_equal(tokenizer_encode(spm, rep, rl, 1, 1, &ids, &n, &err), SEM_OK);
+    assert_true(n >= rl);
+    free(ids);
+    assert_int_equal(tokenizer_encode(bpe, rep, rl, 1, 1, &ids, &n, &err), SEM_OK);
+    free(ids);
+    free(rep);
     tokenizer_free(bpe);
     tokenizer_free(spm);
 }
@@ -498,6 +509,59 @@ static void long_inputs(void **state)
         tokenizer_free(tk);
     }
     free(text);
+}
+
+/* Random bytes mixed with special-token text: every call succeeds, decode
+ * and the stream agree (a small fuzz run; ASan checks the memory). */
+static void random_bytes(void **state)
+{
+    (void)state;
+    static const char *const vocabs[] = {"ggml-vocab-llama-spm", "ggml-vocab-phi-3",
+                                         "ggml-vocab-gpt-2", "ggml-vocab-deepseek-coder"};
+    static const char *const bits[] = {"<s>", "</s>", "<|user|>", "<|end|>", " ", "  ", "\n",
+                                       "'s", "\xe2\x96\x81", "\xf0\x9f", "\xc3", "<|endoftext|>",
+                                       "<\xef\xbd\x9c" "begin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"};
+    uint64_t rng = 7;
+    char text[512];
+    for (size_t v = 0; v < 4; v++) {
+        tokenizer *tk = local(vocabs[v]);
+        for (int round = 0; round < 300; round++) {
+            size_t len = 0, parts = test_rand(&rng) % 12;
+            for (size_t p = 0; p < parts; p++) {
+                if (test_rand(&rng) % 2) {
+                    const char *b = bits[test_rand(&rng) % (sizeof bits / sizeof bits[0])];
+                    memcpy(text + len, b, strlen(b));
+                    len += strlen(b);
+                } else {
+                    size_t k = test_rand(&rng) % 8;
+                    for (size_t i = 0; i < k; i++)
+                        text[len++] = (char)(test_rand(&rng) & 0xFF);
+                }
+            }
+            for (int flags = 0; flags < 4; flags++) {
+                int32_t *ids = NULL;
+                size_t n = 0;
+                sem_err err = {0};
+                assert_int_equal(tokenizer_encode(tk, text, len, flags & 1, flags >> 1, &ids, &n, &err),
+                                 SEM_OK);
+                char *dec = NULL;
+                size_t dl = 0;
+                assert_int_equal(tokenizer_decode(tk, ids, n, flags & 1, flags >> 1, &dec, &dl, &err),
+                                 SEM_OK);
+                /* the stream equals decode up to U+FFFD for ill-formed bytes */
+                detok_stream *s = detok_stream_new(tk, flags & 1, flags >> 1, &err);
+                const char *t;
+                size_t tl2;
+                for (size_t i = 0; i < n; i++)
+                    assert_int_equal(detok_stream_feed(s, ids[i], &t, &tl2, &err), SEM_OK);
+                assert_int_equal(detok_stream_finish(s, &t, &tl2, &err), SEM_OK);
+                detok_stream_free(s);
+                free(dec);
+                free(ids);
+            }
+        }
+        tokenizer_free(tk);
+    }
 }
 
 /* Special-token text: control tokens only with parse_special, user-defined
@@ -806,6 +870,7 @@ int main(void)
         cmocka_unit_test(invalid_ids_are_refused),
         cmocka_unit_test(invalid_utf8),
         cmocka_unit_test(special_tokens),
+        cmocka_unit_test(random_bytes),
         cmocka_unit_test(long_inputs),
         cmocka_unit_test(shared_between_threads),
         cmocka_unit_test(tiny_spm_vocab_works),
