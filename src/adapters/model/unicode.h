@@ -1,0 +1,76 @@
+/*
+ * unicode.h - the Unicode facts the tokenizers need, with llama.cpp's rules.
+ *
+ * - UTF-8 decoding as llama.cpp decodes tokenizer input: lenient about
+ *   overlong forms and surrogates, an invalid byte becomes U+FFFD and the
+ *   decoder moves on by one byte.
+ * - The general-category class of a code point (unicode_data.c, Unicode
+ *   15.1 like llama.cpp) and the White_Space property.
+ * - GPT-2's byte <-> printable-character mapping used by byte-level BPE.
+ *
+ * Internal to src/adapters/model. Every function is pure and reentrant.
+ */
+#ifndef SEM_UNICODE_H
+#define SEM_UNICODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define UNICODE_MAX_CODEPOINT 0x10FFFFu
+#define UNICODE_REPLACEMENT 0xFFFDu
+
+/* General-category classes, as llama.cpp groups them. */
+typedef enum unicode_class {
+    UNICODE_UNDEFINED = 0, /* Cn: unassigned, noncharacters */
+    UNICODE_NUMBER,        /* N*  \p{N} */
+    UNICODE_LETTER,        /* L*  \p{L} */
+    UNICODE_SEPARATOR,     /* Z*  \p{Z} */
+    UNICODE_MARK,          /* M*  \p{M} */
+    UNICODE_PUNCTUATION,   /* P*  \p{P} */
+    UNICODE_SYMBOL,        /* S*  \p{S} */
+    UNICODE_CONTROL,       /* Cc Cf Co Cs  \p{C} */
+} unicode_class;
+
+/* Generated tables (unicode_data.c). */
+extern const uint32_t unicode_class_range_start[];
+extern const uint8_t unicode_class_range_class[];
+extern const size_t unicode_class_n_ranges;
+
+/* Class of cp; code points above U+10FFFF are UNICODE_UNDEFINED. */
+unicode_class unicode_class_of(uint32_t cp);
+/* 1 for the 25 code points with the White_Space property. */
+int unicode_is_whitespace(uint32_t cp);
+
+/* Length of the UTF-8 sequence a lead byte announces, as llama.cpp reads it
+ * (continuation and invalid lead bytes count 1, 0xF8..0xFF count 4). */
+size_t unicode_len_utf8(uint8_t lead);
+
+/*
+ * Decodes the code point at s[*pos] (pos < n) and advances *pos, exactly as
+ * llama.cpp's unicode_cpts_from_utf8: a 2/3/4-byte form needs its
+ * continuation bytes (overlong and surrogate forms are accepted); anything
+ * else yields U+FFFD and advances one byte.
+ */
+uint32_t unicode_decode_lenient(const uint8_t *s, size_t n, size_t *pos);
+
+/* Writes cp as UTF-8 into out[4] and returns the byte count. Code points
+ * above U+10FFFF are written as U+FFFD. */
+size_t unicode_encode(uint32_t cp, uint8_t out[4]);
+
+/* GPT-2 byte-level BPE: the code point standing for byte b. */
+uint32_t unicode_byte_to_cp(uint8_t b);
+/* The byte a code point stands for, or -1 when cp is not one of the 256. */
+int unicode_cp_to_byte(uint32_t cp);
+
+/*
+ * Strict UTF-8 (RFC 3629, Unicode table 3-7) for the n > 0 bytes at s:
+ *   UTF8_OK          a well-formed sequence of *len bytes starts s;
+ *   UTF8_INCOMPLETE  all n bytes are a proper prefix of a well-formed
+ *                    sequence (more bytes may complete it);
+ *   UTF8_INVALID     s starts an ill-formed sequence whose maximal subpart
+ *                    is *len bytes (replace those with one U+FFFD).
+ */
+typedef enum utf8_check { UTF8_OK, UTF8_INCOMPLETE, UTF8_INVALID } utf8_check;
+utf8_check unicode_utf8_check(const uint8_t *s, size_t n, size_t *len);
+
+#endif
