@@ -225,7 +225,7 @@ static sem_status decode(run_state *r, const run_args *a, sem_err *err)
 {
     const tokenizer *tk = model_tokenizer(r->s.m);
     sampler *smp = sampler_create(&a->sp, r->s.n_vocab, err);
-    detok_stream *ds = smp ? detok_stream_create(tk, err) : NULL;
+    detok_stream *ds = smp ? detok_stream_new_continuation(tk, 0, 1, err) : NULL;
     stop_set stops;
     sem_status st = SEM_OK;
     if (!smp || !ds || (st = stop_set_init(&stops, a->stops, a->n_stops, err)) != SEM_OK) {
@@ -253,7 +253,7 @@ static sem_status decode(run_state *r, const run_args *a, sem_err *err)
         sampler_accept(smp, tok);
         const char *piece;
         size_t plen;
-        if ((st = detok_stream_push(ds, tok, &piece, &plen, err)) != SEM_OK ||
+        if ((st = detok_stream_feed(ds, tok, &piece, &plen, err)) != SEM_OK ||
             (st = append_text(r, piece, plen, err)) != SEM_OK)
             goto done;
         stop_scan_result sr = stop_set_scan(&stops, r->text, r->text_len, r->shown);
@@ -276,8 +276,8 @@ static sem_status decode(run_state *r, const run_args *a, sem_err *err)
     if (strcmp(r->finish, "stop") != 0) {
         const char *tail;
         size_t tlen;
-        detok_stream_flush(ds, &tail, &tlen);
-        if ((st = append_text(r, tail, tlen, err)) != SEM_OK)
+        if ((st = detok_stream_finish(ds, &tail, &tlen, err)) != SEM_OK ||
+            (st = append_text(r, tail, tlen, err)) != SEM_OK)
             goto done;
     }
     show(r, r->text_len);
