@@ -210,7 +210,14 @@ static size_t put_cp(char *o, uint32_t cp)
     return 4;
 }
 
-enum { CASE_UPPER, CASE_LOWER, CASE_CAPITALIZE, CASE_TITLE };
+enum { CASE_UPPER, CASE_LOWER, CASE_CAPITALIZE, CASE_TITLE, CASE_TITLE_WORDS };
+
+/* Jinja's title filter starts a word after '-', '(', '{', '[', '<' or
+ * whitespace (str.title starts one after any uncased character). */
+static bool title_boundary(uint32_t cp)
+{
+    return cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' || unicode_is_space(cp);
+}
 
 /* Case mapping never changes a code point's UTF-8 length class in the
  * tables above except for the few that may grow (e.g. ſ -> S shrinks):
@@ -223,7 +230,7 @@ static int change_case(rctx *c, const jnode *at, jv s, int mode, jv *out)
     if (!dst)
         return jeval_nomem(c, at);
     size_t o = 0;
-    bool prev_cased = false, first = true;
+    bool prev_cased = false, word_start = false, first = true;
     for (size_t i = 0; i < s.len;) {
         size_t used;
         uint32_t cp = utf8_decode(s.u.s + i, s.len - i, &used);
@@ -245,6 +252,10 @@ static int change_case(rctx *c, const jnode *at, jv s, int mode, jv *out)
         case CASE_TITLE:
             m = prev_cased ? uc_lower(cp) : uc_upper(cp);
             prev_cased = uc_cased(cp);
+            break;
+        case CASE_TITLE_WORDS:
+            m = (first || word_start) ? uc_upper(cp) : uc_lower(cp);
+            word_start = title_boundary(cp);
             break;
         }
         first = false;
@@ -616,7 +627,7 @@ static int case_filter(rctx *c, const jnode *at, jv in, const jargs *a, jv *out,
 FILTER(f_upper) { return case_filter(c, at, in, a, out, CASE_UPPER, "upper"); }
 FILTER(f_lower) { return case_filter(c, at, in, a, out, CASE_LOWER, "lower"); }
 FILTER(f_capitalize) { return case_filter(c, at, in, a, out, CASE_CAPITALIZE, "capitalize"); }
-FILTER(f_title) { return case_filter(c, at, in, a, out, CASE_TITLE, "title"); }
+FILTER(f_title) { return case_filter(c, at, in, a, out, CASE_TITLE_WORDS, "title"); }
 
 /* Python str.replace; count < 0 replaces all. */
 static int replace_str(rctx *c, const jnode *at, jv s, jv old, jv new_, int64_t count, jv *out)
@@ -1238,12 +1249,14 @@ FILTER(f_indent)
         p[w] = '\0';
         pad = jv_str(p, (size_t)w);
     }
+    /* As Jinja: lines = (s + "\n").splitlines(), i.e. s split at every
+     * "\n"; lines after the first are indented unless empty (or blank). */
     jbuf b = {.arena = &c->arena, .limit = c->lim.max_output_bytes};
     bool ok = true;
     if (jv_truthy(first))
         ok = jbuf_put(&b, pad.u.s, pad.len) == 0;
-    size_t line = 0;
-    for (size_t i = 0; ok && i <= s.len; line++) {
+    size_t i = 0;
+    for (size_t line = 0; ok; line++) {
         const char *nl = memchr(s.u.s + i, '\n', s.len - i);
         size_t e = nl ? (size_t)(nl - s.u.s) : s.len;
         if (line > 0) {
@@ -1256,8 +1269,6 @@ FILTER(f_indent)
         if (!nl)
             break;
         i = e + 1;
-        if (i == s.len)
-            break; /* a trailing newline adds no line (splitlines) */
     }
     if (!ok)
         return jeval_buf_fail(c, at, &b);
@@ -1298,6 +1309,11 @@ FILTER(f_attr)
         return -1;
     if (!jargs_get(a, 0, NULL, &name) || name.type != JV_STR)
         return jeval_fail(c, at, SEM_EINVAL, "attr needs an attribute name");
+    /* Only real attributes: a dict's items are not attributes. */
+    if (in.type == JV_DICT) {
+        *out = jv_undef(name.u.s, name.len);
+        return 0;
+    }
     return jeval_getattr(c, at, in, name.u.s, name.len, out);
 }
 

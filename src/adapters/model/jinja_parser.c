@@ -1634,7 +1634,8 @@ static jnode *parse_block_with_body(parser *P, size_t pos, jnode_kind kind, cons
 static jnode *parse_statement(parser *P)
 {
     const tok *t = cur(P);
-    size_t pos = t->pos;
+    /* Statements are located at their "{%". */
+    size_t pos = P->i > 0 && P->toks[P->i - 1].t == T_BLOCK_BEGIN ? P->toks[P->i - 1].pos : t->pos;
     if (t->t != T_NAME) {
         expected(P, "a statement name after '{%'");
         return NULL;
