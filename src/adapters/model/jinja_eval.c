@@ -30,8 +30,12 @@
 #define DEFAULT_MAX_STEPS 20000000ull
 #define DEFAULT_MAX_LOOP 1000000ull
 #define DEFAULT_MAX_CALLS 64
-#define EVAL_MAX_DEPTH 1024   /* C recursion of eval/exec, all macros together */
-#define TREE_MAX_DEPTH 512    /* deepest expression tree accepted at parse time */
+#define EVAL_MAX_DEPTH 500    /* C recursion of eval/exec, all macros together */
+#define TREE_MAX_DEPTH 200    /* deepest expression tree accepted at parse time */
+/* Helpers on the recursive path are kept out of line so that eval and exec
+ * keep small frames: about 250 bytes per level in a release build. */
+#define COLD __attribute__((noinline, cold))
+#define OUTLINE __attribute__((noinline))
 #define JSON_MAX_DEPTH 128    /* nesting of the JSON context */
 
 struct jinja_template {
@@ -40,7 +44,7 @@ struct jinja_template {
 
 /* ---------------------------------------------------------------- errors */
 
-static int vfail(rctx *c, const jnode *at, sem_status st, const char *fmt, va_list ap)
+COLD static int vfail(rctx *c, const jnode *at, sem_status st, const char *fmt, va_list ap)
 {
     if (c->failed)
         return -1;
@@ -54,7 +58,7 @@ static int vfail(rctx *c, const jnode *at, sem_status st, const char *fmt, va_li
     return -1;
 }
 
-int jeval_fail(rctx *c, const jnode *at, sem_status st, const char *fmt, ...)
+COLD int jeval_fail(rctx *c, const jnode *at, sem_status st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -68,7 +72,7 @@ int jeval_fail_err(rctx *c, const jnode *at, const sem_err *e)
     return jeval_fail(c, at, e->status ? e->status : SEM_EINVAL, "%s", e->detail);
 }
 
-int jeval_nomem(rctx *c, const jnode *at)
+COLD int jeval_nomem(rctx *c, const jnode *at)
 {
     if (c->arena.over_limit)
         return jeval_fail(c, at, SEM_EINVAL,
@@ -77,7 +81,7 @@ int jeval_nomem(rctx *c, const jnode *at)
     return jeval_fail(c, at, SEM_ENOMEM, "out of memory while rendering");
 }
 
-int jeval_buf_fail(rctx *c, const jnode *at, const jbuf *b)
+COLD int jeval_buf_fail(rctx *c, const jnode *at, const jbuf *b)
 {
     if (b->failed == JBUF_OVER_LIMIT) {
         if (b->arena && b->arena->over_limit)
@@ -342,7 +346,7 @@ static int slice_bounds(rctx *c, const jnode *at, size_t len, jv start, jv stop,
     return 0;
 }
 
-static int do_slice(rctx *c, const jnode *at, jv obj, jv start, jv stop, jv step, jv *out)
+OUTLINE static int do_slice(rctx *c, const jnode *at, jv obj, jv start, jv stop, jv step, jv *out)
 {
     if (obj.type == JV_UNDEFINED)
         return jeval_require_defined(c, at, obj);
@@ -623,7 +627,7 @@ static int contains(rctx *c, const jnode *at, jv container, jv item, bool *out)
     }
 }
 
-static int binop(rctx *c, const jnode *at, int op, jv a, jv b, jv *out)
+OUTLINE static int binop(rctx *c, const jnode *at, int op, jv a, jv b, jv *out)
 {
     switch (op) {
     case JOP_CONCAT: {
@@ -687,7 +691,7 @@ static int enter(rctx *c, const jnode *at)
     return 0;
 }
 
-static int eval_args(rctx *c, jnode *const *list, size_t n, jargs *a)
+OUTLINE static int eval_args(rctx *c, jnode *const *list, size_t n, jargs *a)
 {
     memset(a, 0, sizeof *a);
     size_t nkw = 0;
@@ -718,7 +722,7 @@ static int eval_args(rctx *c, jnode *const *list, size_t n, jargs *a)
     return 0;
 }
 
-static int call_macro(rctx *c, const jnode *at, const jnode *m, const jargs *a, jv *out)
+OUTLINE static int call_macro(rctx *c, const jnode *at, const jnode *m, const jargs *a, jv *out)
 {
     if (c->call_depth >= c->lim.max_call_depth)
         return jeval_fail(c, at, SEM_EINVAL,
@@ -791,7 +795,7 @@ static int call_value(rctx *c, const jnode *at, jv f, const jargs *a, jv *out)
     }
 }
 
-static int eval_call(rctx *c, const jnode *n, jv *out)
+OUTLINE static int eval_call(rctx *c, const jnode *n, jv *out)
 {
     const jnode *callee = n->a;
     jargs a;
@@ -823,31 +827,9 @@ static int eval_call(rctx *c, const jnode *n, jv *out)
     return call_value(c, n, f, &a, out);
 }
 
-static int eval_inner(rctx *c, const jnode *n, jv *out)
+OUTLINE static int eval_collection(rctx *c, const jnode *n, jv *out)
 {
-    switch (n->kind) {
-    case JN_LITERAL:
-        *out = n->lit;
-        return 0;
-    case JN_NAME: {
-        const jv *v = lookup(c, n->name, n->name_len);
-        *out = v ? *v : jv_undef(n->name, n->name_len);
-        return 0;
-    }
-    case JN_LIST:
-    case JN_TUPLE: {
-        jv_list *l = jv_list_new(&c->arena, n->n);
-        if (!l)
-            return jeval_nomem(c, n);
-        for (size_t i = 0; i < n->n; i++)
-            if (eval(c, n->list[i], &l->items[l->len++]) != 0)
-                return -1;
-        l->tuple = n->kind == JN_TUPLE;
-        *out = (jv){.type = JV_LIST};
-        out->u.list = l;
-        return 0;
-    }
-    case JN_DICT: {
+    if (n->kind == JN_DICT) {
         jv_dict *d = jv_dict_new(&c->arena, n->n);
         if (!d)
             return jeval_nomem(c, n);
@@ -862,95 +844,132 @@ static int eval_inner(rctx *c, const jnode *n, jv *out)
         out->u.dict = d;
         return 0;
     }
-    case JN_ATTR: {
-        jv obj;
-        if (eval(c, n->a, &obj) != 0)
+    jv_list *l = jv_list_new(&c->arena, n->n);
+    if (!l)
+        return jeval_nomem(c, n);
+    for (size_t i = 0; i < n->n; i++)
+        if (eval(c, n->list[i], &l->items[l->len++]) != 0)
             return -1;
+    l->tuple = n->kind == JN_TUPLE;
+    *out = (jv){.type = JV_LIST};
+    out->u.list = l;
+    return 0;
+}
+
+OUTLINE static int eval_access(rctx *c, const jnode *n, jv *out)
+{
+    jv obj;
+    if (eval(c, n->a, &obj) != 0)
+        return -1;
+    if (n->kind == JN_ATTR)
         return jeval_getattr(c, n, obj, n->name, n->name_len, out);
-    }
-    case JN_ITEM: {
-        jv obj, key;
-        if (eval(c, n->a, &obj) != 0 || eval(c, n->b, &key) != 0)
+    if (n->kind == JN_ITEM) {
+        jv key;
+        if (eval(c, n->b, &key) != 0)
             return -1;
         return jeval_getitem(c, n, obj, key, out);
     }
-    case JN_SLICE: {
-        jv obj, b = jv_none(), e = jv_none(), s = jv_none();
-        if (eval(c, n->a, &obj) != 0 || (n->b && eval(c, n->b, &b) != 0) ||
-            (n->c && eval(c, n->c, &e) != 0) || (n->d && eval(c, n->d, &s) != 0))
+    jv b = jv_none(), e = jv_none(), s = jv_none();
+    if ((n->b && eval(c, n->b, &b) != 0) || (n->c && eval(c, n->c, &e) != 0) ||
+        (n->d && eval(c, n->d, &s) != 0))
+        return -1;
+    return do_slice(c, n, obj, b, e, s, out);
+}
+
+OUTLINE static int eval_filter_or_test(rctx *c, const jnode *n, jv *out)
+{
+    jv in;
+    jargs a;
+    if (n->a) {
+        if (eval(c, n->a, &in) != 0)
             return -1;
-        return do_slice(c, n, obj, b, e, s, out);
+    } else {
+        in = c->block_input;
     }
-    case JN_CALL:
-        return eval_call(c, n, out);
-    case JN_FILTER: {
-        jv in;
-        if (n->a) {
-            if (eval(c, n->a, &in) != 0)
-                return -1;
-        } else {
-            in = c->block_input;
-        }
-        jargs a;
-        if (eval_args(c, n->list, n->n, &a) != 0)
-            return -1;
+    if (eval_args(c, n->list, n->n, &a) != 0)
+        return -1;
+    if (n->kind == JN_FILTER)
         return jinja_filters[n->op].fn(c, n, in, &a, out);
-    }
-    case JN_TEST: {
-        jv in;
-        jargs a;
-        bool r = false;
-        if (eval(c, n->a, &in) != 0 || eval_args(c, n->list, n->n, &a) != 0 ||
-            jinja_tests[n->op].fn(c, n, in, &a, &r) != 0)
-            return -1;
-        *out = jv_bool(n->flag ? !r : r);
-        return 0;
-    }
-    case JN_NOT: {
-        jv v;
-        if (eval(c, n->a, &v) != 0)
-            return -1;
+    bool r = false;
+    if (jinja_tests[n->op].fn(c, n, in, &a, &r) != 0)
+        return -1;
+    *out = jv_bool(n->flag ? !r : r);
+    return 0;
+}
+
+OUTLINE static int eval_unary(rctx *c, const jnode *n, jv *out)
+{
+    jv v;
+    if (eval(c, n->a, &v) != 0)
+        return -1;
+    if (n->kind == JN_NOT) {
         *out = jv_bool(!jv_truthy(v));
         return 0;
     }
-    case JN_NEG:
-    case JN_POS: {
-        jv v;
-        if (eval(c, n->a, &v) != 0)
-            return -1;
-        if (v.type == JV_UNDEFINED)
-            return jeval_require_defined(c, n, v);
-        if (!jv_is_number(v))
-            return jeval_fail(c, n, SEM_EINVAL, "bad operand type for unary %c: '%s'",
-                              n->kind == JN_NEG ? '-' : '+', jv_type_name(v));
-        if (n->kind == JN_POS) {
-            *out = v.type == JV_BOOL ? jv_int(v.u.b) : v;
-        } else if (v.type == JV_FLOAT) {
-            *out = jv_float(-v.u.f);
-        } else {
-            int64_t i = as_int(v);
-            if (i == INT64_MIN)
-                return jeval_fail(c, n, SEM_EINVAL, "integer overflow in unary -");
-            *out = jv_int(-i);
-        }
+    if (v.type == JV_UNDEFINED)
+        return jeval_require_defined(c, n, v);
+    if (!jv_is_number(v))
+        return jeval_fail(c, n, SEM_EINVAL, "bad operand type for unary %c: '%s'",
+                          n->kind == JN_NEG ? '-' : '+', jv_type_name(v));
+    if (n->kind == JN_POS) {
+        *out = v.type == JV_BOOL ? jv_int(v.u.b) : v;
+    } else if (v.type == JV_FLOAT) {
+        *out = jv_float(-v.u.f);
+    } else {
+        int64_t i = as_int(v);
+        if (i == INT64_MIN)
+            return jeval_fail(c, n, SEM_EINVAL, "integer overflow in unary -");
+        *out = jv_int(-i);
+    }
+    return 0;
+}
+
+OUTLINE static int eval_binop(rctx *c, const jnode *n, jv *out)
+{
+    jv a, b;
+    if (eval(c, n->a, &a) != 0 || eval(c, n->b, &b) != 0)
+        return -1;
+    return binop(c, n, n->op, a, b, out);
+}
+
+/* The dispatcher stays small: it is on every level of recursion. */
+static int eval_inner(rctx *c, const jnode *n, jv *out)
+{
+    switch (n->kind) {
+    case JN_LITERAL:
+        *out = n->lit;
+        return 0;
+    case JN_NAME: {
+        const jv *v = lookup(c, n->name, n->name_len);
+        *out = v ? *v : jv_undef(n->name, n->name_len);
         return 0;
     }
-    case JN_BINOP: {
-        jv a, b;
-        if (eval(c, n->a, &a) != 0 || eval(c, n->b, &b) != 0)
-            return -1;
-        return binop(c, n, n->op, a, b, out);
-    }
+    case JN_LIST:
+    case JN_TUPLE:
+    case JN_DICT:
+        return eval_collection(c, n, out);
+    case JN_ATTR:
+    case JN_ITEM:
+    case JN_SLICE:
+        return eval_access(c, n, out);
+    case JN_CALL:
+        return eval_call(c, n, out);
+    case JN_FILTER:
+    case JN_TEST:
+        return eval_filter_or_test(c, n, out);
+    case JN_NOT:
+    case JN_NEG:
+    case JN_POS:
+        return eval_unary(c, n, out);
+    case JN_BINOP:
+        return eval_binop(c, n, out);
     case JN_AND:
     case JN_OR: {
-        jv a;
-        if (eval(c, n->a, &a) != 0)
+        if (eval(c, n->a, out) != 0)
             return -1;
-        bool t = jv_truthy(a);
-        if ((n->kind == JN_AND && !t) || (n->kind == JN_OR && t)) {
-            *out = a;
+        bool t = jv_truthy(*out);
+        if ((n->kind == JN_AND && !t) || (n->kind == JN_OR && t))
             return 0;
-        }
         return eval(c, n->b, out);
     }
     case JN_COND: {
@@ -1028,7 +1047,7 @@ static int bind(rctx *c, const jnode *at, jframe *f, const jnode *target, jv v)
     return 0;
 }
 
-static int exec_for(rctx *c, const jnode *n)
+OUTLINE static int exec_for(rctx *c, const jnode *n)
 {
     jv seq;
     if (eval(c, n->b, &seq) != 0)
@@ -1099,7 +1118,7 @@ static int exec_for(rctx *c, const jnode *n)
     return rc;
 }
 
-static int exec_set(rctx *c, const jnode *n)
+OUTLINE static int exec_set(rctx *c, const jnode *n)
 {
     jv v;
     if (eval(c, n->b, &v) != 0)
@@ -1120,7 +1139,7 @@ static int exec_set(rctx *c, const jnode *n)
 }
 
 /* Runs body with its text captured, returning it as a string. */
-static int capture(rctx *c, const jnode *n, jv *out)
+OUTLINE static int capture(rctx *c, const jnode *n, jv *out)
 {
     jbuf buf = {.arena = &c->arena, .limit = c->lim.max_output_bytes};
     jbuf *saved = c->out;
@@ -1133,13 +1152,38 @@ static int capture(rctx *c, const jnode *n, jv *out)
     return 0;
 }
 
-static int apply_chain(rctx *c, const jnode *chain, jv in, jv *out)
+OUTLINE static int apply_chain(rctx *c, const jnode *chain, jv in, jv *out)
 {
     jv saved = c->block_input;
     c->block_input = in;
     int rc = eval(c, chain, out);
     c->block_input = saved;
     return rc;
+}
+
+OUTLINE static int exec_output(rctx *c, const jnode *n)
+{
+    jv v;
+    if (eval(c, n->a, &v) != 0)
+        return -1;
+    if (jv_write_str(c->out, v) != 0)
+        return jeval_buf_fail(c, n, c->out);
+    return 0;
+}
+
+/* {% set x %}...{% endset %} and {% filter f %}...{% endfilter %}. */
+OUTLINE static int exec_block(rctx *c, const jnode *n)
+{
+    jv v;
+    if (capture(c, n, &v) != 0)
+        return -1;
+    if (n->c && apply_chain(c, n->c, v, &v) != 0)
+        return -1;
+    if (n->kind == JN_SET_BLOCK)
+        return bind(c, n, c->frame, n->a, v);
+    if (jv_write_str(c->out, v) != 0)
+        return jeval_buf_fail(c, n, c->out);
+    return 0;
 }
 
 static int exec_inner(rctx *c, const jnode *n)
@@ -1149,14 +1193,8 @@ static int exec_inner(rctx *c, const jnode *n)
         if (jbuf_put(c->out, n->name, n->name_len) != 0)
             return jeval_buf_fail(c, n, c->out);
         return 0;
-    case JN_OUTPUT: {
-        jv v;
-        if (eval(c, n->a, &v) != 0)
-            return -1;
-        if (jv_write_str(c->out, v) != 0)
-            return jeval_buf_fail(c, n, c->out);
-        return 0;
-    }
+    case JN_OUTPUT:
+        return exec_output(c, n);
     case JN_IF:
         for (const jnode *b = n; b; b = b->d) {
             jv cond;
@@ -1172,26 +1210,13 @@ static int exec_inner(rctx *c, const jnode *n)
         return exec_for(c, n);
     case JN_SET:
         return exec_set(c, n);
-    case JN_SET_BLOCK: {
-        jv v;
-        if (capture(c, n, &v) != 0)
-            return -1;
-        if (n->c && apply_chain(c, n->c, v, &v) != 0)
-            return -1;
-        return bind(c, n, c->frame, n->a, v);
-    }
+    case JN_SET_BLOCK:
+    case JN_FILTER_BLOCK:
+        return exec_block(c, n);
     case JN_MACRO: {
         jv m = {.type = JV_MACRO};
         m.u.macro = n;
         return assign(c, n, c->frame, n->name, n->name_len, m);
-    }
-    case JN_FILTER_BLOCK: {
-        jv v;
-        if (capture(c, n, &v) != 0 || apply_chain(c, n->c, v, &v) != 0)
-            return -1;
-        if (jv_write_str(c->out, v) != 0)
-            return jeval_buf_fail(c, n, c->out);
-        return 0;
     }
     case JN_BREAK:
         c->control = CTRL_BREAK;
@@ -1200,8 +1225,8 @@ static int exec_inner(rctx *c, const jnode *n)
         c->control = CTRL_CONTINUE;
         return 0;
     case JN_DO: {
-        jv v;
-        return eval(c, n->a, &v);
+        jv ignored;
+        return eval(c, n->a, &ignored);
     }
     case JN_GROUP:
         return exec_body(c, n->list, n->n);
@@ -1274,10 +1299,17 @@ static int check_node(check_state *s, jnode *n)
         n->op = idx;
     }
     int rc = 0;
-    if (check_node(s, n->a) != 0 || check_node(s, n->b) != 0 || check_node(s, n->c) != 0 ||
-        check_node(s, n->d) != 0 || check_list(s, n->list, n->n) != 0 ||
-        check_list(s, n->list2, n->n2) != 0)
+    if (n->kind == JN_IF) {
+        /* An elif chain is a list, not nesting: walk it without depth. */
+        for (jnode *b = n; b && rc == 0; b = b->d)
+            if (check_node(s, b->a) != 0 || check_list(s, b->list, b->n) != 0 ||
+                check_list(s, b->list2, b->n2) != 0)
+                rc = -1;
+    } else if (check_node(s, n->a) != 0 || check_node(s, n->b) != 0 || check_node(s, n->c) != 0 ||
+               check_node(s, n->d) != 0 || check_list(s, n->list, n->n) != 0 ||
+               check_list(s, n->list2, n->n2) != 0) {
         rc = -1;
+    }
     s->depth--;
     return rc;
 }
@@ -1294,8 +1326,6 @@ jinja_template *jinja_parse(const char *source, size_t len, sem_err *err)
     if (!tree)
         return NULL;
     check_state s = {.err = err};
-    /* An elif chain is a linked list (d), checked iteratively per branch
-     * by check_node's recursion on d; bodies are lists. */
     if (check_list(&s, tree->body, tree->n) != 0) {
         jinja_tree_free(tree);
         return NULL;
