@@ -969,6 +969,8 @@ FILTER(f_unique)
         jv k;
         if (sort_key(c, at, items[i], has_attr ? &attr : NULL, jv_truthy(cs), &k) != 0)
             return -1;
+        if (jeval_charge(c, at, nk / 8) != 0)
+            return -1;
         bool seen = false;
         for (size_t j = 0; j < nk && !seen; j++)
             seen = jv_equal(keys[j], k);
@@ -1073,7 +1075,7 @@ FILTER(f_sort)
             return -1;
     }
     sort_ctx s = {.c = c, .at = at};
-    if (merge_sort(&s, v, n, jv_truthy(rev)) != 0)
+    if (jeval_charge(c, at, n) != 0 || merge_sort(&s, v, n, jv_truthy(rev)) != 0)
         return -1;
     jv_list *l = jv_list_new(&c->arena, n);
     if (!l)
@@ -1597,7 +1599,7 @@ TEST(t_in)
     }
     const jv *items;
     size_t n;
-    if (jeval_iterate(c, at, seq, &items, &n) != 0)
+    if (jeval_iterate(c, at, seq, &items, &n) != 0 || jeval_charge(c, at, n / 8) != 0)
         return -1;
     *out = false;
     for (size_t i = 0; i < n && !*out; i++)
@@ -2518,6 +2520,8 @@ int jinja_call_method(rctx *c, const jnode *at, jv obj, const char *name, const 
             if (jargs_check(c, at, a, name, 1, NULL) != 0 || !jargs_get(a, 0, NULL, &x))
                 return jeval_fail(c, at, SEM_EINVAL, "list.%s needs one argument", name);
             int64_t idx = -1, cnt = 0;
+            if (jeval_charge(c, at, obj.u.list->len / 8) != 0)
+                return -1;
             for (size_t i = 0; i < obj.u.list->len; i++)
                 if (jv_equal(obj.u.list->items[i], x)) {
                     cnt++;

@@ -94,6 +94,16 @@ COLD int jeval_buf_fail(rctx *c, const jnode *at, const jbuf *b)
 
 jv jeval_buf_str(const jbuf *b) { return jv_str(b->p ? b->p : "", b->len); }
 
+int jeval_charge(rctx *c, const jnode *at, uint64_t cost)
+{
+    c->steps += cost;
+    if (c->steps > c->lim.max_steps)
+        return jeval_fail(c, at, SEM_EINVAL,
+                          "rendering exceeded the limit of %llu evaluation steps (an endless loop?)",
+                          (unsigned long long)c->lim.max_steps);
+    return 0;
+}
+
 int jeval_require_defined(rctx *c, const jnode *at, jv v)
 {
     if (v.type != JV_UNDEFINED)
@@ -613,6 +623,8 @@ static int contains(rctx *c, const jnode *at, jv container, jv item, bool *out)
         *out = item.len == 0 || memmem(container.u.s, container.len, item.u.s, item.len) != NULL;
         return 0;
     case JV_LIST:
+        if (jeval_charge(c, at, container.u.list->len / 8) != 0)
+            return -1;
         *out = false;
         for (size_t i = 0; i < container.u.list->len && !*out; i++)
             *out = jv_equal(container.u.list->items[i], item);

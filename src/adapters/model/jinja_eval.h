@@ -73,6 +73,9 @@ int jeval_getattr(rctx *c, const jnode *at, jv obj, const char *name, size_t len
 int jeval_getitem(rctx *c, const jnode *at, jv obj, jv key, jv *out);
 /* A string value in the arena (copied from a jbuf's bytes). */
 jv jeval_buf_str(const jbuf *b);
+/* Adds `cost` evaluation steps (for built-ins whose work grows with their
+ * input, e.g. a list scan) and fails when the step limit is passed. */
+int jeval_charge(rctx *c, const jnode *at, uint64_t cost);
 /* Fails with "'x' is undefined" when v is undefined. */
 int jeval_require_defined(rctx *c, const jnode *at, jv v);
 /* Applies a named test (for select/selectattr). */

@@ -15,6 +15,7 @@
 
 #define ARENA_BLOCK_MIN (64u * 1024u)
 #define VALUE_MAX_DEPTH 256
+#define DICT_INDEX_MIN 16
 
 /* ---------------------------------------------------------------- arena */
 
@@ -222,6 +223,69 @@ jv_dict *jv_dict_new(jarena *a, size_t cap)
     return d;
 }
 
+/* A hash consistent with ==: 1, 1.0 and True hash alike. */
+static uint64_t hash_key(jv k)
+{
+    uint64_t h;
+    switch (k.type) {
+    case JV_STR:
+        h = 1469598103934665603ull;
+        for (size_t i = 0; i < k.len; i++) {
+            h ^= (unsigned char)k.u.s[i];
+            h *= 1099511628211ull;
+        }
+        return h;
+    case JV_INT:
+        h = (uint64_t)k.u.i;
+        break;
+    case JV_BOOL:
+        h = k.u.b;
+        break;
+    case JV_FLOAT:
+        if (k.u.f == floor(k.u.f) && fabs(k.u.f) < 9.2e18) {
+            h = (uint64_t)(int64_t)k.u.f;
+        } else {
+            memcpy(&h, &k.u.f, sizeof h);
+        }
+        break;
+    default:
+        h = (uint64_t)k.type; /* unhashable in Python: all collide, == decides */
+        break;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+static void index_insert(jv_dict *d, size_t entry)
+{
+    size_t mask = d->index_cap - 1;
+    size_t slot = (size_t)hash_key(d->keys[entry]) & mask;
+    while (d->index[slot])
+        slot = (slot + 1) & mask;
+    d->index[slot] = (uint32_t)(entry + 1);
+}
+
+/* Rebuilds the index for len entries; on failure the dict simply stays
+ * unindexed (lookups fall back to a scan). */
+static void index_rebuild(jarena *a, jv_dict *d)
+{
+    size_t cap = 64;
+    while (cap < d->len * 4)
+        cap *= 2;
+    if (d->len >= UINT32_MAX / 4) {
+        d->index = NULL;
+        return;
+    }
+    d->index = jarena_zalloc(a, cap * sizeof *d->index);
+    if (!d->index)
+        return;
+    d->index_cap = cap;
+    for (size_t i = 0; i < d->len; i++)
+        index_insert(d, i);
+}
+
 static int dict_append(jarena *a, jv_dict *d, jv key, jv val)
 {
     if (d->len == d->cap) {
@@ -243,6 +307,12 @@ static int dict_append(jarena *a, jv_dict *d, jv key, jv val)
     d->keys[d->len] = key;
     d->vals[d->len] = val;
     d->len++;
+    if (d->len >= DICT_INDEX_MIN) {
+        if (!d->index || d->len * 2 > d->index_cap)
+            index_rebuild(a, d);
+        else
+            index_insert(d, d->len - 1);
+    }
     return 0;
 }
 
@@ -256,28 +326,35 @@ int jv_dict_set(jarena *a, jv_dict *d, jv key, jv val)
     return dict_append(a, d, key, val);
 }
 
+static bool key_is(const jv *k, jv key)
+{
+    if (key.type == JV_STR)
+        return k->type == JV_STR && k->len == key.len && (key.len == 0 || memcmp(k->u.s, key.u.s, key.len) == 0);
+    return jv_equal(*k, key);
+}
+
 jv *jv_dict_get(const jv_dict *d, jv key)
 {
     if (!d)
         return NULL;
-    if (key.type == JV_STR)
-        return jv_dict_get_str(d, key.u.s, key.len);
+    if (d->index && d->len >= DICT_INDEX_MIN) {
+        size_t mask = d->index_cap - 1;
+        for (size_t slot = (size_t)hash_key(key) & mask; d->index[slot]; slot = (slot + 1) & mask) {
+            size_t e = d->index[slot] - 1;
+            if (key_is(&d->keys[e], key))
+                return &d->vals[e];
+        }
+        return NULL;
+    }
     for (size_t i = 0; i < d->len; i++)
-        if (jv_equal(d->keys[i], key))
+        if (key_is(&d->keys[i], key))
             return &d->vals[i];
     return NULL;
 }
 
 jv *jv_dict_get_str(const jv_dict *d, const char *key, size_t len)
 {
-    if (!d)
-        return NULL;
-    for (size_t i = 0; i < d->len; i++) {
-        const jv *k = &d->keys[i];
-        if (k->type == JV_STR && k->len == len && (len == 0 || memcmp(k->u.s, key, len) == 0))
-            return &d->vals[i];
-    }
-    return NULL;
+    return jv_dict_get(d, jv_str(key, len));
 }
 
 /* ---------------------------------------------------------------- semantics */

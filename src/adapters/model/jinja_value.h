@@ -114,10 +114,15 @@ struct jv_list {
     jv *items;
 };
 
+/* Entries in insertion order; from DICT_INDEX_MIN entries on, a hash index
+ * (open addressing, slot = entry + 1, 0 = empty) makes lookups O(1), so a
+ * template looking up keys of a large client-supplied dict stays linear. */
 struct jv_dict {
     size_t len, cap;
     jv *keys;
     jv *vals;
+    uint32_t *index;  /* NULL while small (or if the arena refused it) */
+    size_t index_cap; /* a power of two, at least twice len */
 };
 
 static inline jv jv_undef(const char *name, size_t len)

@@ -308,6 +308,47 @@ static void runaway_templates_hit_a_limit(void **state)
     expect_output("{% macro r(n) %}{% if n %}{{ n }}{{ r(n - 1) }}{% endif %}{% endmacro %}{{ r(3) }}", NULL, "321");
 }
 
+/* Large client data: dict lookups are indexed, so a loop that looks up
+ * every key of a 200,000-key dict is linear; quadratic list scans run into
+ * the step limit instead of running for minutes. */
+static void large_inputs_stay_bounded(void **state)
+{
+    (void)state;
+    json_t *d = json_object(), *l = json_array();
+    char key[32];
+    for (int i = 0; i < 200000; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        json_object_set_new(d, key, json_integer(i));
+        json_array_append_new(l, json_integer(i));
+    }
+    json_t *ctx = json_pack("{s:o, s:o}", "d", d, "l", l);
+    const char *src = "{% set ns = namespace(sum=0) %}{% for k in d %}{% set ns.sum = ns.sum + d[k] %}{% endfor %}"
+                      "{{ ns.sum }} {{ d['k199999'] }} {{ d.k7 }} {{ 'k5' in d }} {{ 'zz' in d }}";
+    jinja_template *t = jinja_parse(src, strlen(src), NULL);
+    assert_non_null(t);
+    char *out = NULL;
+    sem_err err = {0};
+    jinja_render_opts o = {.now = FIXED_NOW};
+    if (jinja_render(t, ctx, &o, &out, NULL, &err) != SEM_OK)
+        fail_msg("%s", err.detail);
+    assert_string_equal(out, "19999900000 199999 7 True False");
+    free(out);
+    jinja_free(t);
+
+    src = "{% for x in l %}{% if x in l %}{% endif %}{% endfor %}";
+    t = jinja_parse(src, strlen(src), NULL);
+    assert_int_equal(jinja_render(t, ctx, &o, &out, NULL, &err), SEM_EINVAL);
+    assert_contains(err.detail, "evaluation steps");
+    jinja_free(t);
+    json_decref(ctx);
+
+    /* The index agrees with ==: 1, 1.0 and True are one key; order is kept. */
+    expect_output("{% set d = {0: 'a', 1: 'b', 2: 'c', 3: 'd', 4: 'e', 5: 'f', 6: 'g', 7: 'h', 8: 'i', 9: 'j',"
+                  " 10: 'k', 11: 'l', 12: 'm', 13: 'n', 14: 'o', 15: 'p', 16: 'q', 17: 'r', 1.0: 'B', true: 'T'} %}"
+                  "{{ d[1] }}{{ d[1.0] }}{{ d[true] }}{{ d | length }}{{ d[17] }}{{ (d | list)[:3] }}{{ d[99] is defined }}",
+                  NULL, "TTT18r[0, 1, 2]False");
+}
+
 /* ---------------------------------------------------------------- robustness */
 
 static char *slurp(const char *path, size_t *len)
@@ -477,6 +518,7 @@ int main(void)
         cmocka_unit_test(deep_values_do_not_overflow_the_stack),
         cmocka_unit_test(deep_nesting_is_refused_at_parse_time),
         cmocka_unit_test(runaway_templates_hit_a_limit),
+        cmocka_unit_test(large_inputs_stay_bounded),
         cmocka_unit_test(random_mutations_never_crash),
         cmocka_unit_test(random_bytes_never_crash),
     };
