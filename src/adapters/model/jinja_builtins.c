@@ -1278,8 +1278,6 @@ FILTER(f_indent)
     return 0;
 }
 
-int jinja_percent_format(rctx *c, const jnode *at, jv fmt, jv args, jv *out);
-
 FILTER(f_format)
 {
     jv s;

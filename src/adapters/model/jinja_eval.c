@@ -481,8 +481,6 @@ static int repeat(rctx *c, const jnode *at, jv seq, int64_t times, jv *out)
     return 0;
 }
 
-int jinja_percent_format(rctx *c, const jnode *at, jv fmt, jv args, jv *out);
-
 static int arith(rctx *c, const jnode *at, int op, jv a, jv b, jv *out)
 {
     static const char *const names[] = {"+", "-", "*", "/", "//", "%", "**"};

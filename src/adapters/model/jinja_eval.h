@@ -123,6 +123,10 @@ enum {
 extern const char *const jinja_func_names[JFUNC_COUNT];
 int jinja_call_global(rctx *c, const jnode *at, int id, const jargs *a, jv *out);
 
+/* Python's printf-style `fmt % args` (the % operator and the format filter);
+ * args is a tuple of values, a dict for %(name)s, or a single value. */
+int jinja_percent_format(rctx *c, const jnode *at, jv fmt, jv args, jv *out);
+
 /* obj.name(args) for str, dict and loop objects; *found is false when obj
  * has no such method (the caller then reports the error). */
 int jinja_call_method(rctx *c, const jnode *at, jv obj, const char *name, const jargs *a,

@@ -907,31 +907,32 @@ static int json_key(jbuf *b, jv k, const jv_json_opts *o, sem_err *err)
     }
 }
 
+/* qsort_r comparator over entry indices of a dict (keys that do not order,
+ * e.g. str against int, compare equal). */
+static int key_order(const void *x, const void *y, void *dict)
+{
+    const jv_dict *d = dict;
+    int c = 0;
+    if (jv_compare(d->keys[*(const size_t *)x], d->keys[*(const size_t *)y], &c) != 0)
+        return 0;
+    return c;
+}
+
 static int json_dict(jbuf *b, const jv_dict *d, const jv_json_opts *o, int level, sem_err *err)
 {
     if (d->len == 0)
         return jbuf_puts(b, "{}");
-    /* Order of output: insertion order, or sorted by key (insertion sort on
-     * an index array; dicts in templates are small). */
+    /* Order of output: insertion order, or sorted by key. */
     size_t stack_idx[64];
     size_t *idx = d->len <= 64 ? stack_idx : malloc(d->len * sizeof *idx);
     if (!idx) {
         sem_err_set(err, SEM_ENOMEM, "tojson: out of memory");
         return -1;
     }
-    for (size_t i = 0; i < d->len; i++) {
+    for (size_t i = 0; i < d->len; i++)
         idx[i] = i;
-        if (!o->sort_keys)
-            continue;
-        for (size_t j = i; j > 0; j--) {
-            int c = 0;
-            if (jv_compare(d->keys[idx[j]], d->keys[idx[j - 1]], &c) != 0 || c >= 0)
-                break;
-            size_t t = idx[j];
-            idx[j] = idx[j - 1];
-            idx[j - 1] = t;
-        }
-    }
+    if (o->sort_keys)
+        qsort_r(idx, d->len, sizeof *idx, key_order, (void *)d);
     int rc = jbuf_putc(b, '{');
     for (size_t i = 0; rc == 0 && i < d->len; i++) {
         if (i)
