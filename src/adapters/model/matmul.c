@@ -1,0 +1,432 @@
+/*
+ * matmul.c - the matmul context: activation conversion, work split over
+ * the thread pool, and the choice between the decode and prefill kernels
+ * (design in matmul.h, kernel interface in matmul_kernels.h).
+ */
+#include "matmul.h"
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp16.h"
+#include "matmul_kernels.h"
+#include "quant.h"
+#include "tensor_type.h"
+
+/* Below this many activation values a call converts them on the calling
+ * thread: waking the pool costs more than the work. */
+#define MM_PARALLEL_PREP_MIN (64u * 1024u)
+
+struct matmul_ctx {
+    cpu_isa isa;
+    const mm_kernels *k;
+    thread_pool *tp; /* borrowed; NULL: the caller works alone */
+    int n_threads;
+    size_t max_tokens, max_n_in;
+
+    /* Activations in their natural format, [max_tokens][max_n_in] of the
+     * largest format (f32); the formats of one call share it. */
+    uint8_t *act;
+    size_t act_bytes;
+    /* The prefill layout: [ceil(max_tokens/16)][max_n_in][16] f32 at most. */
+    uint8_t *panel;
+    size_t panel_bytes;
+    /* Per-thread kernel scratch, MM_SCRATCH_BYTES each. */
+    uint8_t *scratch;
+};
+
+static size_t round_up(size_t v, size_t m)
+{
+    return (v + m - 1) / m * m;
+}
+
+static const mm_kernels *kernels_for(cpu_isa isa)
+{
+    switch (isa) {
+    case CPU_ISA_AVX2:
+        return mm_kernels_avx2();
+    case CPU_ISA_AVX512:
+        return mm_kernels_avx512();
+    default:
+        return mm_kernels_portable();
+    }
+}
+
+/* ================================================================ public: setup */
+
+sem_status matmul_weight_check(const matmul_weight *w, sem_err *err)
+{
+    if (!tensor_type_supported(w->type)) {
+        const char *name = tensor_type_name(w->type);
+        return sem_err_set(err, SEM_EUNSUPPORTED,
+                           "matmul weight type %s (id %u) is not supported; supported: F32, "
+                           "F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K",
+                           name ? name : "unknown", w->type);
+    }
+    uint32_t bs = tensor_type_block_size(w->type);
+    if (w->n_in == 0 || w->n_in % bs)
+        return sem_err_set(err, SEM_EINVAL,
+                           "matmul weight n_in %llu must be a positive multiple of the %s "
+                           "block size %u",
+                           (unsigned long long)w->n_in, tensor_type_name(w->type), bs);
+    if (w->n_out == 0)
+        return sem_err_set(err, SEM_EINVAL, "matmul weight n_out is 0");
+    if (!w->data)
+        return sem_err_set(err, SEM_EINVAL, "matmul weight data is NULL");
+    size_t need = tensor_type_row_bytes(w->type, w->n_in);
+    if (w->row_bytes < need)
+        return sem_err_set(err, SEM_EINVAL,
+                           "matmul weight row_bytes %zu is less than the %zu bytes of a row of "
+                           "%llu %s values",
+                           w->row_bytes, need, (unsigned long long)w->n_in,
+                           tensor_type_name(w->type));
+    return SEM_OK;
+}
+
+matmul_ctx *matmul_ctx_create(cpu_isa isa, size_t max_tokens, size_t max_n_in, thread_pool *tp,
+                              sem_err *err)
+{
+    if (cpu_isa_check(isa, err) != SEM_OK) {
+        sem_err_wrap(err, "matmul context");
+        return NULL;
+    }
+    if (max_tokens == 0 || max_n_in == 0) {
+        sem_err_set(err, SEM_EINVAL, "matmul context: max_tokens (%zu) and max_n_in (%zu) must "
+                    "be positive", max_tokens, max_n_in);
+        return NULL;
+    }
+    matmul_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        sem_err_set(err, SEM_ENOMEM, "matmul context: out of memory");
+        return NULL;
+    }
+    ctx->isa = isa;
+    ctx->k = kernels_for(isa);
+    ctx->tp = tp;
+    ctx->n_threads = tp ? thread_pool_size(tp) : 1;
+    ctx->max_tokens = max_tokens;
+    ctx->max_n_in = max_n_in;
+    /* f32 is the largest natural format: 4 bytes per value. */
+    ctx->act_bytes = round_up(max_tokens * round_up(max_n_in, 256) * 4 + 4096, 64);
+    size_t groups = (max_tokens + MM_GROUP - 1) / MM_GROUP;
+    ctx->panel_bytes = round_up(groups * round_up(max_n_in, 256) * MM_GROUP * 4 + 4096, 64);
+    ctx->act = aligned_alloc(64, ctx->act_bytes);
+    ctx->panel = ctx->k->prefill ? aligned_alloc(64, ctx->panel_bytes) : NULL;
+    ctx->scratch = aligned_alloc(64, (size_t)ctx->n_threads * MM_SCRATCH_BYTES);
+    if (!ctx->act || !ctx->scratch || (ctx->k->prefill && !ctx->panel)) {
+        sem_err_set(err, SEM_ENOMEM,
+                    "matmul context: cannot allocate scratch for %zu tokens x %zu inputs "
+                    "(%zu MiB)",
+                    max_tokens, max_n_in, (ctx->act_bytes + ctx->panel_bytes) >> 20);
+        matmul_ctx_destroy(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+void matmul_ctx_destroy(matmul_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    free(ctx->act);
+    free(ctx->panel);
+    free(ctx->scratch);
+    free(ctx);
+}
+
+cpu_isa matmul_ctx_isa(const matmul_ctx *ctx)
+{
+    return ctx->isa;
+}
+
+void matmul_weight_row(const matmul_weight *w, uint64_t row, float *dst)
+{
+    assert(row < w->n_out);
+    const uint8_t *src = (const uint8_t *)w->data + row * w->row_bytes;
+    quant_dequantize_row_unchecked(w->type, src, dst, w->n_in);
+}
+
+/* ================================================================ activations */
+
+/* Where the arrays of each format live in the context's arenas. */
+static void act_layout(matmul_ctx *ctx, const matmul_weight *w, const float *x, size_t n_tok,
+                       bool prefill, mm_act *a)
+{
+    size_t n = (size_t)w->n_in;
+    memset(a, 0, sizeof *a);
+    a->format = mm_act_format_of(w->type);
+    a->n_tok = n_tok;
+    a->n_in = n;
+    uint8_t *p = ctx->act;
+    switch (a->format) {
+    case MM_ACT_F32:
+        a->f = x;
+        break;
+    case MM_ACT_F16:
+        a->f = (float *)p;
+        break;
+    case MM_ACT_BF16:
+        a->h = (uint16_t *)p;
+        break;
+    case MM_ACT_Q8_0:
+    case MM_ACT_Q8_K: {
+        size_t off = round_up(n_tok * n, 64);
+        a->q = (int8_t *)p;
+        a->d = (float *)(p + off);
+        off += round_up(n_tok * (n / 32) * sizeof(float), 64);
+        if (a->format == MM_ACT_Q8_0)
+            a->sum32 = (int32_t *)(p + off);
+        else
+            a->bsums = (int16_t *)(p + off);
+        break;
+    }
+    }
+    if (!prefill)
+        return;
+    a->n_groups = (n_tok + MM_GROUP - 1) / MM_GROUP;
+    if (a->format == MM_ACT_Q8_0 || a->format == MM_ACT_Q8_K) {
+        size_t units = n / mm_prefill_unit(w->type);
+        size_t off = round_up(a->n_groups * n * MM_GROUP, 64);
+        a->pq = (int8_t *)ctx->panel;
+        a->pd = (float *)(ctx->panel + off);
+        off += round_up(a->n_groups * units * MM_GROUP * sizeof(float), 64);
+        a->ps = (float *)(ctx->panel + off);
+    } else {
+        a->pf = (float *)ctx->panel;
+    }
+}
+
+/* Converts tokens [t0, t1) into the natural format. */
+static void prep_tokens(const mm_kernels *k, const mm_act *a, const float *x, size_t t0, size_t t1)
+{
+    size_t n = a->n_in;
+    for (size_t t = t0; t < t1; t++) {
+        const float *xt = x + t * n;
+        switch (a->format) {
+        case MM_ACT_F32:
+            break;
+        case MM_ACT_F16:
+            k->round_f16(xt, n, (float *)a->f + t * n);
+            break;
+        case MM_ACT_BF16:
+            k->round_bf16(xt, n, (uint16_t *)a->h + t * n);
+            break;
+        case MM_ACT_Q8_0:
+            k->quant_q8_0(xt, n, (int8_t *)a->q + t * n, (float *)a->d + t * (n / 32),
+                          (int32_t *)a->sum32 + t * (n / 32));
+            break;
+        case MM_ACT_Q8_K:
+            k->quant_q8_K(xt, n, (int8_t *)a->q + t * n, (float *)a->d + t * (n / 256),
+                          (int16_t *)a->bsums + t * (n / 16));
+            break;
+        }
+    }
+}
+
+/* The scale and quant sum of unit u (unit values) of token t. */
+static void unit_scale_sum(const mm_act *a, size_t unit, size_t t, size_t u, float *scale,
+                           int32_t *sum)
+{
+    size_t n = a->n_in;
+    if (a->format == MM_ACT_Q8_0) { /* unit is 32 */
+        *scale = a->d[t * (n / 32) + u];
+        *sum = a->sum32[t * (n / 32) + u];
+        return;
+    }
+    const int16_t *bs = a->bsums + t * (n / 16);
+    *scale = a->d[t * (n / 256) + u * unit / 256];
+    *sum = unit == 16 ? bs[u] : bs[2 * u] + bs[2 * u + 1];
+}
+
+/* Lays out token group g (16 tokens) of quantized activations for the
+ * prefill kernel; tokens past n_tok become zeros. */
+static void panel_group_q(const mm_act *a, size_t unit, size_t g)
+{
+    size_t n = a->n_in, units = n / unit, steps = unit / 4;
+    int8_t *pq = (int8_t *)a->pq + g * n * MM_GROUP;
+    float *pd = (float *)a->pd + g * units * MM_GROUP;
+    float *ps = (float *)a->ps + g * units * MM_GROUP;
+    for (size_t i = 0; i < MM_GROUP; i++) {
+        size_t t = g * MM_GROUP + i;
+        bool real = t < a->n_tok;
+        const int8_t *q = real ? a->q + t * n : NULL;
+        for (size_t u = 0; u < units; u++) {
+            float scale = 0.0f;
+            int32_t sum = 0;
+            if (real)
+                unit_scale_sum(a, unit, t, u, &scale, &sum);
+            pd[u * MM_GROUP + i] = scale;
+            ps[u * MM_GROUP + i] = scale * (float)sum;
+            for (size_t s = 0; s < steps; s++) {
+                int8_t *dst = pq + ((u * steps + s) * MM_GROUP + i) * 4;
+                if (real)
+                    memcpy(dst, q + u * unit + 4 * s, 4);
+                else
+                    memset(dst, 0, 4);
+            }
+        }
+    }
+}
+
+/* The same for the float formats: [n][16] values. */
+static void panel_group_f(const mm_act *a, const float *x, size_t g)
+{
+    size_t n = a->n_in;
+    float *pf = (float *)a->pf + g * n * MM_GROUP;
+    for (size_t i = 0; i < MM_GROUP; i++) {
+        size_t t = g * MM_GROUP + i;
+        for (size_t k = 0; k < n; k++) {
+            float v = 0.0f;
+            if (t < a->n_tok)
+                v = a->format == MM_ACT_BF16 ? bf16_to_f32(a->h[t * n + k])
+                    : a->format == MM_ACT_F16 ? a->f[t * n + k]
+                                              : x[t * n + k];
+            pf[k * MM_GROUP + i] = v;
+        }
+    }
+}
+
+typedef struct prep_job {
+    const mm_kernels *k;
+    const mm_act *a;
+    const float *x;
+    size_t unit;
+    bool prefill;
+} prep_job;
+
+/* Thread ith converts the token groups g = ith, ith + nth, ...: whole
+ * groups, so it can lay out its own groups without waiting for others. */
+static void prep_worker(void *arg, int ith, int nth)
+{
+    const prep_job *j = arg;
+    const mm_act *a = j->a;
+    size_t groups = (a->n_tok + MM_GROUP - 1) / MM_GROUP;
+    for (size_t g = (size_t)ith; g < groups; g += (size_t)nth) {
+        size_t t0 = g * MM_GROUP, t1 = t0 + MM_GROUP < a->n_tok ? t0 + MM_GROUP : a->n_tok;
+        prep_tokens(j->k, a, j->x, t0, t1);
+        if (!j->prefill)
+            continue;
+        if (a->format == MM_ACT_Q8_0 || a->format == MM_ACT_Q8_K)
+            panel_group_q(a, j->unit, g);
+        else
+            panel_group_f(a, j->x, g);
+    }
+}
+
+/* ================================================================ compute */
+
+typedef struct compute_job {
+    const mm_kernels *k;
+    const matmul_weight *w;
+    const mm_act *a;
+    float *y;
+    size_t ld_y;
+    bool prefill;
+    size_t chunk_rows;
+    uint8_t *scratch; /* [n_threads][MM_SCRATCH_BYTES] */
+    _Atomic size_t next_row;
+} compute_job;
+
+/* Decode kernel over rows [r0, r1): token tiles outside, rows inside, so a
+ * tile's activations stay in L1 while the chunk's rows stream past. */
+static void decode_rows(const compute_job *j, size_t r0, size_t r1)
+{
+    const uint8_t *data = j->w->data;
+    mm_dot_fn dot = j->k->dot[j->w->type];
+    size_t n_tok = j->a->n_tok;
+    for (size_t t0 = 0; t0 < n_tok; t0 += MM_MAX_NT) {
+        size_t nt = n_tok - t0 < MM_MAX_NT ? n_tok - t0 : MM_MAX_NT;
+        for (size_t r = r0; r < r1; r++) {
+            float out[MM_MAX_NT];
+            dot(data + r * j->w->row_bytes, (size_t)j->w->n_in, j->a, t0, nt, out);
+            for (size_t i = 0; i < nt; i++)
+                j->y[(t0 + i) * j->ld_y + r] = out[i];
+        }
+    }
+}
+
+static void compute_worker(void *arg, int ith, int nth)
+{
+    compute_job *j = arg;
+    (void)nth;
+    size_t n_out = (size_t)j->w->n_out;
+    void *scratch = j->scratch + (size_t)ith * MM_SCRATCH_BYTES;
+    for (;;) {
+        size_t r0 = atomic_fetch_add_explicit(&j->next_row, j->chunk_rows, memory_order_relaxed);
+        if (r0 >= n_out)
+            return;
+        size_t r1 = r0 + j->chunk_rows < n_out ? r0 + j->chunk_rows : n_out;
+        if (j->prefill)
+            j->k->prefill(j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
+        else
+            decode_rows(j, r0, r1);
+    }
+}
+
+/* Rows per work item: about four items per thread, so a late thread finds
+ * work left, but not so small that items cost more than they do. */
+static size_t chunk_rows_for(size_t n_out, int n_threads, bool prefill, size_t row_bytes)
+{
+    size_t c = (n_out + 4 * (size_t)n_threads - 1) / (4 * (size_t)n_threads);
+    if (prefill)
+        return c < 16 ? 16 : c > 128 ? 128 : round_up(c, 16);
+    /* Decode with several token tiles re-reads the chunk: keep it in L2. */
+    size_t max_rows = (256u * 1024u) / (row_bytes ? row_bytes : 1);
+    if (max_rows < 8)
+        max_rows = 8;
+    if (c > max_rows)
+        c = max_rows;
+    return c < 8 ? 8 : c;
+}
+
+static void run(matmul_ctx *ctx, thread_pool_fn fn, void *arg)
+{
+    if (ctx->tp)
+        thread_pool_run(ctx->tp, fn, arg);
+    else
+        fn(arg, 0, 1);
+}
+
+/* One call of at most max_tokens tokens. */
+static void matmul_part(matmul_ctx *ctx, const matmul_weight *w, const float *x, size_t n_tok,
+                        float *y, size_t ld_y)
+{
+    const mm_kernels *k = ctx->k;
+    bool prefill = k->prefill && n_tok >= k->prefill_min_tokens;
+    mm_act a;
+    act_layout(ctx, w, x, n_tok, prefill, &a);
+
+    prep_job pj = {k, &a, x, mm_prefill_unit(w->type), prefill};
+    if (n_tok * (size_t)w->n_in >= MM_PARALLEL_PREP_MIN && ctx->n_threads > 1)
+        run(ctx, prep_worker, &pj);
+    else
+        prep_worker(&pj, 0, 1);
+
+    compute_job cj;
+    cj.k = k;
+    cj.w = w;
+    cj.a = &a;
+    cj.y = y;
+    cj.ld_y = ld_y;
+    cj.prefill = prefill;
+    cj.chunk_rows = chunk_rows_for((size_t)w->n_out, ctx->n_threads, prefill, w->row_bytes);
+    cj.scratch = ctx->scratch;
+    atomic_init(&cj.next_row, 0);
+    run(ctx, compute_worker, &cj);
+}
+
+void matmul(matmul_ctx *ctx, const matmul_weight *w, const float *x, size_t n_tok, float *y,
+            size_t ld_y)
+{
+    assert(tensor_type_supported(w->type));
+    assert(w->n_in <= ctx->max_n_in);
+    assert(ld_y >= w->n_out);
+    size_t n = (size_t)w->n_in;
+    for (size_t t0 = 0; t0 < n_tok; t0 += ctx->max_tokens) {
+        size_t nt = n_tok - t0 < ctx->max_tokens ? n_tok - t0 : ctx->max_tokens;
+        matmul_part(ctx, w, x + t0 * n, nt, y + t0 * ld_y, ld_y);
+    }
+}
