@@ -1,7 +1,841 @@
-/* placeholder: tier not written yet */
+/*
+ * matmul_avx512.c - the AVX-512 tier (F + BW + VL + VNNI; BF16 when the
+ * CPU has it). Compiled with those flags (CMake, this file only): nothing
+ * here may run unless cpu_isa_check(CPU_ISA_AVX512) passed.
+ *
+ * Decode kernels (few tokens, memory bound) read each weight block once and
+ * use it for up to 4 tokens. Integer types multiply unsigned weight quants
+ * by signed activation quants with vpdpbusd: Q4_0 nibbles (0..15) and
+ * Q8_0 quants + 128 are unsigned, and the offset (8 or 128) is taken back
+ * with the activation block sums; K-quant quants are unsigned already, their
+ * mins (and Q6_K's -32) go through the Q8_K sums of 16 (bsums).
+ *
+ * Prefill kernel (many tokens, compute bound): see the banner further down.
+ *
+ * Threads: reentrant; no state.
+ */
+#include <immintrin.h>
+
+#include "fp16.h"
 #include "matmul_kernels.h"
+#include "quant.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* ================================================================ helpers */
+
+/* Lanes [0..7] = s[0], [8..15] = s[1] (first pair) or s[2], s[3] (second). */
+ALWAYS_INLINE __m512 spread_pair(__m128 s, int second)
+{
+    const __m512i lo = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i hi = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
+    return _mm512_permutexvar_ps(second ? hi : lo, _mm512_castps128_ps512(s));
+}
+
+/* Four f16 scales at p, p+stride, ... as floats. */
+ALWAYS_INLINE __m128 load4_f16(const uint8_t *p, size_t stride)
+{
+    uint64_t v = (uint64_t)mm_ld16(p) | (uint64_t)mm_ld16(p + stride) << 16 |
+                 (uint64_t)mm_ld16(p + 2 * stride) << 32 | (uint64_t)mm_ld16(p + 3 * stride) << 48;
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
+}
+
+/* Two 32-byte runs at p and q as one vector. */
+ALWAYS_INLINE __m512i load_2x32(const uint8_t *p, const uint8_t *q)
+{
+    __m256i a = _mm256_loadu_si256((const __m256i *)p);
+    __m256i b = _mm256_loadu_si256((const __m256i *)q);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+}
+
+/* 32 nibbles at p -> bytes [low nibbles (16), high nibbles (16)], for two
+ * Q4_0 blocks: [lo A, hi A, lo B, hi B] = values 0..31 of A, then of B. */
+ALWAYS_INLINE __m512i q4_0_pair(const uint8_t *a, const uint8_t *b)
+{
+    __m128i qa = _mm_loadu_si128((const __m128i *)a);
+    __m128i qb = _mm_loadu_si128((const __m128i *)b);
+    __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1);
+    __m512i t = _mm512_inserti64x4(_mm512_castsi256_si512(y), _mm256_srli_epi16(y, 4), 1);
+    /* t = [qa, qb, qa>>4, qb>>4] -> [qa, qa>>4, qb, qb>>4] */
+    t = _mm512_shuffle_i64x2(t, t, _MM_SHUFFLE(3, 1, 2, 0));
+    return _mm512_and_si512(t, _mm512_set1_epi8(15));
+}
+
+/* 32 bytes at p -> [low nibbles (32), high nibbles (32)]. */
+ALWAYS_INLINE __m512i nibbles_32(const uint8_t *p)
+{
+    __m256i y = _mm256_loadu_si256((const __m256i *)p);
+    __m512i t = _mm512_inserti64x4(_mm512_castsi256_si512(y), _mm256_srli_epi16(y, 4), 1);
+    return _mm512_and_si512(t, _mm512_set1_epi8(15));
+}
+
+ALWAYS_INLINE float hsum128(__m128 v)
+{
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
+}
+
+/* ================================================================ activations */
+
+static void quant_q8_0(const float *x, size_t n, int8_t *q, float *d, int32_t *sum32)
+{
+    for (size_t b = 0; b < n / 32; b++, x += 32, q += 32) {
+        __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        /* Same operations as quant_q8_0_block: d = amax/127 (f16), x * (127/amax)
+         * rounded half to even (vcvtps2dq under the default rounding mode). */
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        d[b] = fp16_to_f32(fp16_from_f32(amax / 127.0f));
+        __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id)));
+        __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));
+        _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtepi32_epi8(i1));
+        sum32[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    }
+}
+
+static void quant_q8_K(const float *x, size_t n, int8_t *q, float *d, int16_t *bsums)
+{
+    for (size_t b = 0; b < n / QUANT_QK_K; b++, x += QUANT_QK_K, q += QUANT_QK_K, bsums += 16) {
+        __m512 m = _mm512_setzero_ps();
+        for (int i = 0; i < 16; i++)
+            m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * i)));
+        float amax = _mm512_reduce_max_ps(m);
+        if (amax == 0.0f) {
+            d[b] = 0.0f;
+            memset(q, 0, QUANT_QK_K);
+            memset(bsums, 0, 16 * sizeof *bsums);
+            continue;
+        }
+        /* The first value whose magnitude is amax gives the sign. */
+        float max = 0.0f;
+        for (int i = 0; i < 16; i++) {
+            __mmask16 k = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * i)),
+                                             _mm512_set1_ps(amax), _CMP_EQ_OQ);
+            if (k) {
+                max = x[16 * i + __builtin_ctz(k)];
+                break;
+            }
+        }
+        float iscale = -127.0f / max;
+        for (int i = 0; i < 16; i++) {
+            __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * i),
+                                                         _mm512_set1_ps(iscale)));
+            v = _mm512_min_epi32(v, _mm512_set1_epi32(127));
+            _mm_storeu_si128((__m128i *)(q + 16 * i), _mm512_cvtepi32_epi8(v));
+            bsums[i] = (int16_t)_mm512_reduce_add_epi32(v);
+        }
+        d[b] = 1.0f / iscale;
+    }
+}
+
+static void round_f16(const float *x, size_t n, float *out)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        v = _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm512_mask_storeu_ps(out + i, k, v);
+    }
+}
+
+/* bf16_from_f32 in vector form: round half to even on the top 16 bits,
+ * NaN kept quiet. */
+static void round_bf16(const float *x, size_t n, uint16_t *out)
+{
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(k, x + i));
+        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                _mm512_set1_epi32(0x7f800000));
+        r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+        _mm256_mask_storeu_epi16(out + i, k, _mm512_cvtepi32_epi16(r));
+    }
+}
+
+/* ================================================================ decode: float types */
+
+/* 16 weights at index k as f32 (masked tail reads zeros). */
+ALWAYS_INLINE __m512 wload_f32(const uint8_t *w, size_t k, __mmask16 m)
+{
+    return _mm512_maskz_loadu_ps(m, w + 4 * k);
+}
+
+ALWAYS_INLINE __m512 wload_f16(const uint8_t *w, size_t k, __mmask16 m)
+{
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + 2 * k));
+}
+
+ALWAYS_INLINE __m512 bf16x16_to_f32(__m256i h)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+ALWAYS_INLINE __m512 wload_bf16(const uint8_t *w, size_t k, __mmask16 m)
+{
+    return bf16x16_to_f32(_mm256_maskz_loadu_epi16(m, w + 2 * k));
+}
+
+/* Activation of token t at index k (16 values, masked). */
+ALWAYS_INLINE __m512 aload(const mm_act *a, size_t t, size_t k, __mmask16 m)
+{
+    if (a->format == MM_ACT_BF16)
+        return bf16x16_to_f32(_mm256_maskz_loadu_epi16(m, a->h + t * a->n_in + k));
+    return _mm512_maskz_loadu_ps(m, a->f + t * a->n_in + k);
+}
+
+#define DEFINE_DOT_FLOAT(name, wload)                                                          \
+    ALWAYS_INLINE void name##_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0,       \
+                                 size_t nt, float *out)                                         \
+    {                                                                                          \
+        __m512 acc[MM_MAX_NT][2];                                                              \
+        for (size_t i = 0; i < nt; i++)                                                        \
+            acc[i][0] = acc[i][1] = _mm512_setzero_ps();                                       \
+        size_t k = 0;                                                                          \
+        for (; k + 32 <= n; k += 32) {                                                         \
+            __m512 w0 = wload(w, k, 0xffff), w1 = wload(w, k + 16, 0xffff);                    \
+            for (size_t i = 0; i < nt; i++) {                                                  \
+                acc[i][0] = _mm512_fmadd_ps(w0, aload(a, t0 + i, k, 0xffff), acc[i][0]);       \
+                acc[i][1] = _mm512_fmadd_ps(w1, aload(a, t0 + i, k + 16, 0xffff), acc[i][1]);  \
+            }                                                                                  \
+        }                                                                                      \
+        for (; k < n; k += 16) {                                                               \
+            __mmask16 m = n - k >= 16 ? 0xffff : (__mmask16)((1u << (n - k)) - 1);             \
+            __m512 w0 = wload(w, k, m);                                                        \
+            for (size_t i = 0; i < nt; i++)                                                    \
+                acc[i][0] = _mm512_fmadd_ps(w0, aload(a, t0 + i, k, m), acc[i][0]);            \
+        }                                                                                      \
+        for (size_t i = 0; i < nt; i++)                                                        \
+            out[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]));                \
+    }                                                                                          \
+    static void name(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt,        \
+                     float *out)                                                               \
+    {                                                                                          \
+        switch (nt) {                                                                          \
+        case 1:                                                                                \
+            name##_nt(w, n, a, t0, 1, out);                                                    \
+            break;                                                                             \
+        case 2:                                                                                \
+            name##_nt(w, n, a, t0, 2, out);                                                    \
+            break;                                                                             \
+        case 3:                                                                                \
+            name##_nt(w, n, a, t0, 3, out);                                                    \
+            break;                                                                             \
+        default:                                                                               \
+            name##_nt(w, n, a, t0, 4, out);                                                    \
+            break;                                                                             \
+        }                                                                                      \
+    }
+
+DEFINE_DOT_FLOAT(dot_f32, wload_f32)
+DEFINE_DOT_FLOAT(dot_f16, wload_f16)
+DEFINE_DOT_FLOAT(dot_bf16_convert, wload_bf16)
+
+/* BF16 with AVX512_BF16: vdpbf16ps multiplies bf16 pairs straight from
+ * memory, 32 values per instruction, no conversion. */
+__attribute__((target("avx512bf16"))) static void dot_bf16_native(const uint8_t *w, size_t n,
+                                                                    const mm_act *a, size_t t0,
+                                                                    size_t nt, float *out)
+{
+    __m512 acc[MM_MAX_NT];
+    for (size_t i = 0; i < nt; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (size_t k = 0; k < n; k += 32) {
+        __mmask32 m = n - k >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - k)) - 1);
+        __m512i wv = _mm512_maskz_loadu_epi16(m, w + 2 * k);
+        for (size_t i = 0; i < nt; i++) {
+            __m512i av = _mm512_maskz_loadu_epi16(m, a->h + (t0 + i) * a->n_in + k);
+            acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh)av, (__m512bh)wv);
+        }
+    }
+    for (size_t i = 0; i < nt; i++)
+        out[i] = _mm512_reduce_add_ps(acc[i]);
+}
+
+/* ================================================================ decode: Q8_0, Q4_0 */
+
+/*
+ * Four blocks (128 values) per step. `wpair` gives the weights of blocks
+ * (2p, 2p+1) as 64 unsigned bytes in value order; the true quant is that
+ * minus `offset`, taken back at the end through the activation sums:
+ *   sum_blk d_w d_a (u.a - offset * sum(a)).
+ */
+#define DEFINE_DOT_Q32(name, block_bytes, offset, wpair)                                         \
+    ALWAYS_INLINE void name##_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0,          \
+                                 size_t nt, float *out)                                           \
+    {                                                                                             \
+        size_t nb = n / 32;                                                                       \
+        __m512 acc[MM_MAX_NT];                                                                    \
+        __m128 corr[MM_MAX_NT];                                                                   \
+        for (size_t i = 0; i < nt; i++) {                                                         \
+            acc[i] = _mm512_setzero_ps();                                                         \
+            corr[i] = _mm_setzero_ps();                                                           \
+        }                                                                                         \
+        size_t b = 0;                                                                             \
+        for (; b + 4 <= nb; b += 4) {                                                             \
+            const uint8_t *blk = w + b * (block_bytes);                                           \
+            __m512i w01 = wpair(blk, blk + (block_bytes));                                        \
+            __m512i w23 = wpair(blk + 2 * (block_bytes), blk + 3 * (block_bytes));                \
+            __m128 dw = load4_f16(blk, (block_bytes));                                            \
+            for (size_t i = 0; i < nt; i++) {                                                     \
+                size_t t = t0 + i;                                                                \
+                const int8_t *aq = a->q + t * n + 32 * b;                                         \
+                __m128 s = _mm_mul_ps(dw, _mm_loadu_ps(a->d + t * nb + b));                       \
+                __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w01,                     \
+                                                 _mm512_loadu_si512(aq));                         \
+                __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w23,                     \
+                                                 _mm512_loadu_si512(aq + 64));                    \
+                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), spread_pair(s, 0), acc[i]);      \
+                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), spread_pair(s, 1), acc[i]);      \
+                __m128 sums = _mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)(a->sum32 +        \
+                                                                                t * nb + b)));    \
+                corr[i] = _mm_fmadd_ps(s, sums, corr[i]);                                         \
+            }                                                                                     \
+        }                                                                                         \
+        float rest[MM_MAX_NT] = {0};                                                              \
+        for (; b < nb; b++) { /* fewer than 4 blocks left: one block at a time */                 \
+            const uint8_t *blk = w + b * (block_bytes);                                           \
+            __m256i wv = _mm512_castsi512_si256(wpair(blk, blk));                                 \
+            float dw = fp16_to_f32(mm_ld16(blk));                                                 \
+            for (size_t i = 0; i < nt; i++) {                                                     \
+                size_t t = t0 + i;                                                                \
+                __m256i av = _mm256_loadu_si256((const __m256i *)(a->q + t * n + 32 * b));        \
+                __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, av);                  \
+                __m128i p4 = _mm_add_epi32(_mm256_castsi256_si128(p),                             \
+                                           _mm256_extracti128_si256(p, 1));                       \
+                float dot = hsum128(_mm_cvtepi32_ps(p4)) -                                        \
+                            (float)(offset) * (float)a->sum32[t * nb + b];                        \
+                rest[i] += dot * (dw * a->d[t * nb + b]);                                         \
+            }                                                                                     \
+        }                                                                                         \
+        for (size_t i = 0; i < nt; i++)                                                           \
+            out[i] = _mm512_reduce_add_ps(acc[i]) - (float)(offset) * hsum128(corr[i]) + rest[i]; \
+    }                                                                                             \
+    static void name(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt,           \
+                     float *out)                                                                  \
+    {                                                                                             \
+        switch (nt) {                                                                             \
+        case 1:                                                                                   \
+            name##_nt(w, n, a, t0, 1, out);                                                       \
+            break;                                                                                \
+        case 2:                                                                                   \
+            name##_nt(w, n, a, t0, 2, out);                                                       \
+            break;                                                                                \
+        case 3:                                                                                   \
+            name##_nt(w, n, a, t0, 3, out);                                                       \
+            break;                                                                                \
+        default:                                                                                  \
+            name##_nt(w, n, a, t0, 4, out);                                                       \
+            break;                                                                                \
+        }                                                                                         \
+    }
+
+/* Q8_0 blocks: quants at +2; flipping the sign bit adds 128 (unsigned). */
+ALWAYS_INLINE __m512i q8_0_pair(const uint8_t *a, const uint8_t *b)
+{
+    return _mm512_xor_si512(load_2x32(a + 2, b + 2), _mm512_set1_epi8((char)0x80));
+}
+
+ALWAYS_INLINE __m512i q4_0_pair_blk(const uint8_t *a, const uint8_t *b)
+{
+    return q4_0_pair(a + 2, b + 2);
+}
+
+DEFINE_DOT_Q32(dot_q8_0, QUANT_Q8_0_BYTES, 128, q8_0_pair)
+DEFINE_DOT_Q32(dot_q4_0, QUANT_Q4_0_BYTES, 8, q4_0_pair_blk)
+
+/* ================================================================ decode: K-quants */
+
+/* Per 64 values (a chunk): the int32 scale of each lane, sub-blocks of 32:
+ * lanes 0..7 = sc[2c], 8..15 = sc[2c+1]. */
+ALWAYS_INLINE __m512i kscale_lanes32(__m512i sc16, int c)
+{
+    __m512i idx = _mm512_set_epi32(2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1,
+                                   2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c, 2 * c, 2 * c, 2 * c,
+                                   2 * c, 2 * c, 2 * c, 2 * c);
+    return _mm512_permutexvar_epi32(idx, sc16);
+}
+
+/* Q6_K: sub-blocks of 16, so lanes 4j..4j+3 = sc[4c + j]. */
+ALWAYS_INLINE __m512i kscale_lanes16(__m512i sc16, int c)
+{
+    int s = 4 * c;
+    __m512i idx = _mm512_set_epi32(s + 3, s + 3, s + 3, s + 3, s + 2, s + 2, s + 2, s + 2, s + 1,
+                                   s + 1, s + 1, s + 1, s, s, s, s);
+    return _mm512_permutexvar_epi32(idx, sc16);
+}
+
+/* The 64-value chunks of one super-block as unsigned quants, Q4_K/Q5_K. */
+ALWAYS_INLINE void q4_K_chunks(const uint8_t *blk, __m512i wq[4])
+{
+    for (int c = 0; c < 4; c++)
+        wq[c] = nibbles_32(blk + 16 + 32 * c);
+}
+
+ALWAYS_INLINE void q5_K_chunks(const uint8_t *blk, __m512i wq[4])
+{
+    __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
+    __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), qh, 1);
+    for (int c = 0; c < 4; c++) {
+        wq[c] = nibbles_32(blk + 48 + 32 * c);
+        /* bit 2c of qh[l] is bit 4 of value 64c+l, bit 2c+1 that of 64c+32+l */
+        __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
+                                         _mm256_set1_epi8((char)(1 << (2 * c + 1))), 1);
+        __mmask64 hb = _mm512_test_epi8_mask(qh2, sel);
+        wq[c] = _mm512_mask_add_epi8(wq[c], hb, wq[c], _mm512_set1_epi8(16));
+    }
+}
+
+/* Q4_K / Q5_K: x = d sc q - dmin m, per token
+ *   d da sum_c sum_lanes sc * (q.a)  -  dmin da sum_s m_s (bsum_2s + bsum_2s+1). */
+ALWAYS_INLINE void dot_kasym_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt,
+                                float *out, size_t block_bytes, int five_bits)
+{
+    size_t nb = n / QUANT_QK_K;
+    __m512 acc[MM_MAX_NT];
+    __m256 macc[MM_MAX_NT];
+    for (size_t i = 0; i < nt; i++) {
+        acc[i] = _mm512_setzero_ps();
+        macc[i] = _mm256_setzero_ps();
+    }
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * block_bytes;
+        uint8_t sc[16] = {0}, m[8];
+        mm_kquant_scales(blk + 4, sc, m);
+        float d = fp16_to_f32(mm_ld16(blk)), dmin = fp16_to_f32(mm_ld16(blk + 2));
+        __m512i sc16 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)sc));
+        __m512i scl[4];
+        for (int c = 0; c < 4; c++)
+            scl[c] = kscale_lanes32(sc16, c);
+        /* mins as int16 pairs (m0, m0, m1, m1, ...) to meet bsums pairwise */
+        __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
+        __m256i m16 = _mm256_cvtepu16_epi32(m8);
+        m16 = _mm256_or_si256(m16, _mm256_slli_epi32(m16, 16));
+        __m512i wq[4];
+        if (five_bits)
+            q5_K_chunks(blk, wq);
+        else
+            q4_K_chunks(blk, wq);
+        for (size_t i = 0; i < nt; i++) {
+            size_t t = t0 + i;
+            const int8_t *aq = a->q + t * n + QUANT_QK_K * b;
+            __m512i isb = _mm512_setzero_si512();
+            for (int c = 0; c < 4; c++) {
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[c],
+                                                _mm512_loadu_si512(aq + 64 * c));
+                isb = _mm512_add_epi32(isb, _mm512_mullo_epi32(p, scl[c]));
+            }
+            float da = a->d[t * nb + b];
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_set1_ps(d * da), acc[i]);
+            __m256i bs = _mm256_loadu_si256((const __m256i *)(a->bsums + t * (n / 16) + 16 * b));
+            __m256 mm = _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, m16));
+            macc[i] = _mm256_fmadd_ps(mm, _mm256_set1_ps(dmin * da), macc[i]);
+        }
+    }
+    for (size_t i = 0; i < nt; i++) {
+        __m128 mh = _mm_add_ps(_mm256_castps256_ps128(macc[i]), _mm256_extractf128_ps(macc[i], 1));
+        out[i] = _mm512_reduce_add_ps(acc[i]) - hsum128(mh);
+    }
+}
+
+/* Q6_K: x = d sc (q - 32), sub-blocks of 16; per token
+ *   d da (sum_lanes sc * (q.a) - 32 sum_s sc_s bsum_s). */
+ALWAYS_INLINE void dot_q6_K_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt,
+                               float *out)
+{
+    size_t nb = n / QUANT_QK_K;
+    __m512 acc[MM_MAX_NT];
+    for (size_t i = 0; i < nt; i++)
+        acc[i] = _mm512_setzero_ps();
+    const __m512i m30 = _mm512_set1_epi8(0x30), m0f = _mm512_set1_epi8(15);
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * QUANT_Q6_K_BYTES;
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)(blk + 192));
+        __m512i sc16 = _mm512_cvtepi8_epi32(sc8);
+        __m256i sc_w = _mm256_cvtepi8_epi16(sc8); /* for the bsums */
+        float d = fp16_to_f32(mm_ld16(blk + 208));
+        __m512i wq[4], scl[4];
+        for (int h = 0; h < 2; h++) {
+            __m512i ql = _mm512_loadu_si512(blk + 64 * h);
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+            /* 2 high bits of value l at qh bits 0-1, of l+32 at 2-3, l+64 at 4-5,
+             * l+96 at 6-7: moved to bits 4-5 of each byte */
+            __m512i hlo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_slli_epi16(qh, 4)),
+                                             _mm256_slli_epi16(qh, 2), 1);
+            __m512i hhi = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+            wq[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m0f), _mm512_and_si512(hlo, m30));
+            wq[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m0f),
+                                            _mm512_and_si512(hhi, m30));
+        }
+        for (int c = 0; c < 4; c++)
+            scl[c] = kscale_lanes16(sc16, c);
+        for (size_t i = 0; i < nt; i++) {
+            size_t t = t0 + i;
+            const int8_t *aq = a->q + t * n + QUANT_QK_K * b;
+            __m512i isb = _mm512_setzero_si512();
+            for (int c = 0; c < 4; c++) {
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[c],
+                                                _mm512_loadu_si512(aq + 64 * c));
+                isb = _mm512_add_epi32(isb, _mm512_mullo_epi32(p, scl[c]));
+            }
+            __m256i bs = _mm256_loadu_si256((const __m256i *)(a->bsums + t * (n / 16) + 16 * b));
+            __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc_w), 5); /* 32 sc bsum */
+            isb = _mm512_sub_epi32(isb, _mm512_zextsi256_si512(off));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_set1_ps(d * a->d[t * nb + b]),
+                                     acc[i]);
+        }
+    }
+    for (size_t i = 0; i < nt; i++)
+        out[i] = _mm512_reduce_add_ps(acc[i]);
+}
+
+#define DISPATCH_NT(call1, call2, call3, call4)                                                \
+    switch (nt) {                                                                              \
+    case 1:                                                                                    \
+        call1;                                                                                 \
+        break;                                                                                 \
+    case 2:                                                                                    \
+        call2;                                                                                 \
+        break;                                                                                 \
+    case 3:                                                                                    \
+        call3;                                                                                 \
+        break;                                                                                 \
+    default:                                                                                   \
+        call4;                                                                                 \
+        break;                                                                                 \
+    }
+
+static void dot_q4_K(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt, float *out)
+{
+    DISPATCH_NT(dot_kasym_nt(w, n, a, t0, 1, out, QUANT_Q4_K_BYTES, 0),
+                dot_kasym_nt(w, n, a, t0, 2, out, QUANT_Q4_K_BYTES, 0),
+                dot_kasym_nt(w, n, a, t0, 3, out, QUANT_Q4_K_BYTES, 0),
+                dot_kasym_nt(w, n, a, t0, 4, out, QUANT_Q4_K_BYTES, 0))
+}
+
+static void dot_q5_K(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt, float *out)
+{
+    DISPATCH_NT(dot_kasym_nt(w, n, a, t0, 1, out, QUANT_Q5_K_BYTES, 1),
+                dot_kasym_nt(w, n, a, t0, 2, out, QUANT_Q5_K_BYTES, 1),
+                dot_kasym_nt(w, n, a, t0, 3, out, QUANT_Q5_K_BYTES, 1),
+                dot_kasym_nt(w, n, a, t0, 4, out, QUANT_Q5_K_BYTES, 1))
+}
+
+static void dot_q6_K(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt, float *out)
+{
+    DISPATCH_NT(dot_q6_K_nt(w, n, a, t0, 1, out), dot_q6_K_nt(w, n, a, t0, 2, out),
+                dot_q6_K_nt(w, n, a, t0, 3, out), dot_q6_K_nt(w, n, a, t0, 4, out))
+}
+
+/* ================================================================ prefill */
+
+/*
+ * The prefill kernel multiplies a panel of PR = 4 weight rows by the
+ * activations of 32 tokens at a time (2 vectors of 16), over K in chunks
+ * of KC values so that a chunk of every token's activations (n_tok x KC
+ * bytes) stays in L2 while all panels of the work item pass over it.
+ *
+ * Every quantized type is first unpacked ("packed" into the panel) into
+ * one common form, per unit of 16 or 32 values and row r:
+ *   x = S[r] * u - O[r]'  with u an unsigned byte:   sum x.a over the unit
+ *     = da * (S * (u . qa) + O * sum(qa)),  O = -offset S  or  -dmin m
+ * so the inner loop is the same for all: broadcast 4 bytes of a row (u8),
+ * vpdpbusd against 16 tokens' 4 activation bytes (s8), then per unit one
+ * convert, one multiply by the tokens' scales and two FMAs (S and O terms).
+ * The panel layout [unit][step of 4 values][row][4 bytes] makes the 4 rows'
+ * bytes of one step adjacent.
+ */
+#define PR 4
+#define KC 1024
+
+typedef struct int_panel {
+    uint8_t q[KC * PR];     /* [units][unit/4][PR][4] */
+    float s[KC / 16 * PR];  /* [units][PR] */
+    float o[KC / 16 * PR];  /* [units][PR] */
+} int_panel;
+
+typedef struct float_panel {
+    float w[KC * PR]; /* [KC][PR] */
+} float_panel;
+
+/* Writes the unsigned quants u[unit] of row r, unit j into the panel. */
+ALWAYS_INLINE void panel_put(int_panel *p, size_t unit, size_t j, int r, const uint8_t *u, float s,
+                             float o)
+{
+    for (size_t st = 0; st < unit / 4; st++)
+        memcpy(p->q + ((j * (unit / 4) + st) * PR + (size_t)r) * 4, u + 4 * st, 4);
+    p->s[j * PR + (size_t)r] = s;
+    p->o[j * PR + (size_t)r] = o;
+}
+
+/* Unpacks values [k0, k0 + klen) of row `row` (NULL: a padding row) as
+ * panel row r. k0 and klen are multiples of 256 or reach the row's end. */
+static void pack_row(uint32_t type, const uint8_t *row, size_t k0, size_t klen, int r,
+                     int_panel *p)
+{
+    uint8_t u[256];
+    size_t unit = mm_prefill_unit(type);
+    if (!row) {
+        memset(u, 0, sizeof u);
+        for (size_t j = 0; j < klen / unit; j++)
+            panel_put(p, unit, j, r, u, 0.0f, 0.0f);
+        return;
+    }
+    switch (type) {
+    case TENSOR_Q8_0:
+        for (size_t j = 0; j < klen / 32; j++) {
+            const uint8_t *blk = row + (k0 / 32 + j) * QUANT_Q8_0_BYTES;
+            float d = fp16_to_f32(mm_ld16(blk));
+            for (int l = 0; l < 32; l++)
+                u[l] = (uint8_t)(blk[2 + l] ^ 0x80);
+            panel_put(p, 32, j, r, u, d, -128.0f * d);
+        }
+        break;
+    case TENSOR_Q4_0:
+        for (size_t j = 0; j < klen / 32; j++) {
+            const uint8_t *blk = row + (k0 / 32 + j) * QUANT_Q4_0_BYTES;
+            float d = fp16_to_f32(mm_ld16(blk));
+            for (int l = 0; l < 16; l++) {
+                u[l] = blk[2 + l] & 15;
+                u[l + 16] = blk[2 + l] >> 4;
+            }
+            panel_put(p, 32, j, r, u, d, -8.0f * d);
+        }
+        break;
+    case TENSOR_Q4_K:
+    case TENSOR_Q5_K: {
+        int five = type == TENSOR_Q5_K;
+        size_t bytes = five ? QUANT_Q5_K_BYTES : QUANT_Q4_K_BYTES;
+        for (size_t sb = 0; sb < klen / 256; sb++) {
+            const uint8_t *blk = row + (k0 / 256 + sb) * bytes;
+            const uint8_t *qs = blk + (five ? 48 : 16), *qh = blk + 16;
+            uint8_t sc[8], m[8];
+            mm_kquant_scales(blk + 4, sc, m);
+            float d = fp16_to_f32(mm_ld16(blk)), dmin = fp16_to_f32(mm_ld16(blk + 2));
+            for (int c = 0; c < 4; c++) {
+                for (int l = 0; l < 32; l++) {
+                    u[l] = qs[32 * c + l] & 15;
+                    u[32 + l] = qs[32 * c + l] >> 4;
+                    if (five) {
+                        u[l] |= (uint8_t)(((qh[l] >> (2 * c)) & 1) << 4);
+                        u[32 + l] |= (uint8_t)(((qh[l] >> (2 * c + 1)) & 1) << 4);
+                    }
+                }
+                panel_put(p, 32, 8 * sb + 2 * c, r, u, d * sc[2 * c], -dmin * m[2 * c]);
+                panel_put(p, 32, 8 * sb + 2 * c + 1, r, u + 32, d * sc[2 * c + 1],
+                          -dmin * m[2 * c + 1]);
+            }
+        }
+        break;
+    }
+    case TENSOR_Q6_K:
+        for (size_t sb = 0; sb < klen / 256; sb++) {
+            const uint8_t *blk = row + (k0 / 256 + sb) * QUANT_Q6_K_BYTES;
+            const int8_t *sc = (const int8_t *)(blk + 192);
+            float d = fp16_to_f32(mm_ld16(blk + 208));
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+                uint8_t v[128];
+                for (int l = 0; l < 32; l++) {
+                    v[l] = (uint8_t)((ql[l] & 15) | ((qh[l] & 3) << 4));
+                    v[l + 32] = (uint8_t)((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4));
+                    v[l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+                    v[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+                }
+                for (int s = 0; s < 8; s++) {
+                    float ds = d * sc[8 * h + s];
+                    panel_put(p, 16, 16 * sb + 8 * h + s, r, v + 16 * s, ds, -32.0f * ds);
+                }
+            }
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* Float types: values [k0, k0 + klen) of row as f32 into panel column r. */
+static void pack_row_f(uint32_t type, const uint8_t *row, size_t k0, size_t klen, int r,
+                       float_panel *p)
+{
+    for (size_t k = 0; k < klen; k++) {
+        float v = 0.0f;
+        if (row) {
+            size_t i = k0 + k;
+            v = type == TENSOR_F32   ? mm_ldf32(row + 4 * i)
+                : type == TENSOR_F16 ? fp16_to_f32(mm_ld16(row + 2 * i))
+                                     : bf16_to_f32(mm_ld16(row + 2 * i));
+        }
+        p->w[k * PR + (size_t)r] = v;
+    }
+}
+
+/* Stores (first K chunk) or adds (later ones) the tile's results. */
+ALWAYS_INLINE void tile_store(__m512 acc[PR][2], int G, size_t row0, size_t n_rows, size_t tok0,
+                              size_t n_tok, float *y, size_t ld_y, int first)
+{
+    for (int g = 0; g < G; g++) {
+        for (int r = 0; r < PR && (size_t)r < n_rows; r++) {
+            float v[16];
+            _mm512_storeu_ps(v, acc[r][g]);
+            for (size_t i = 0; i < 16; i++) {
+                size_t t = tok0 + 16 * (size_t)g + i;
+                if (t >= n_tok)
+                    break;
+                float *dst = y + t * ld_y + row0 + (size_t)r;
+                *dst = first ? v[i] : *dst + v[i];
+            }
+        }
+    }
+}
+
+/* PR rows x G groups of 16 tokens over nu units; activations of group g
+ * start at aq[g], ad[g], as[g] (at the chunk's first unit). */
+ALWAYS_INLINE void tile_int(const int_panel *p, size_t nu, size_t steps, const int8_t *aq[2],
+                            const float *ad[2], const float *as[2], int G, __m512 acc[PR][2])
+{
+    for (size_t u = 0; u < nu; u++) {
+        __m512i ia[PR][2];
+        for (int r = 0; r < PR; r++)
+            for (int g = 0; g < G; g++)
+                ia[r][g] = _mm512_setzero_si512();
+        const uint8_t *pq = p->q + u * steps * PR * 4;
+        for (size_t st = 0; st < steps; st++, pq += PR * 4) {
+            __m512i av[2];
+            for (int g = 0; g < G; g++)
+                av[g] = _mm512_load_si512(aq[g] + (u * steps + st) * 64);
+            for (int r = 0; r < PR; r++) {
+                int32_t w4;
+                memcpy(&w4, pq + 4 * r, 4);
+                __m512i wb = _mm512_set1_epi32(w4);
+                for (int g = 0; g < G; g++)
+                    ia[r][g] = _mm512_dpbusd_epi32(ia[r][g], wb, av[g]);
+            }
+        }
+        for (int g = 0; g < G; g++) {
+            __m512 d = _mm512_load_ps(ad[g] + u * 16), s = _mm512_load_ps(as[g] + u * 16);
+            for (int r = 0; r < PR; r++) {
+                __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(ia[r][g]), d);
+                acc[r][g] = _mm512_fmadd_ps(f, _mm512_set1_ps(p->s[u * PR + (size_t)r]), acc[r][g]);
+                acc[r][g] = _mm512_fmadd_ps(_mm512_set1_ps(p->o[u * PR + (size_t)r]), s, acc[r][g]);
+            }
+        }
+    }
+}
+
+ALWAYS_INLINE void tile_float(const float_panel *p, size_t klen, const float *af[2], int G,
+                              __m512 acc[PR][2])
+{
+    for (size_t k = 0; k < klen; k++) {
+        __m512 av[2];
+        for (int g = 0; g < G; g++)
+            av[g] = _mm512_load_ps(af[g] + k * 16);
+        for (int r = 0; r < PR; r++) {
+            __m512 wb = _mm512_set1_ps(p->w[k * PR + (size_t)r]);
+            for (int g = 0; g < G; g++)
+                acc[r][g] = _mm512_fmadd_ps(wb, av[g], acc[r][g]);
+        }
+    }
+}
+
+/* All token groups against one packed panel (rows row0.., K chunk at k0). */
+static void panel_times_tokens(uint32_t type, const void *panel, const mm_act *a, size_t k0,
+                               size_t klen, size_t row0, size_t n_rows, float *y, size_t ld_y)
+{
+    int is_float = a->format == MM_ACT_F32 || a->format == MM_ACT_F16 || a->format == MM_ACT_BF16;
+    size_t n = a->n_in, unit = mm_prefill_unit(type), units = n / unit;
+    size_t u0 = k0 / unit, nu = klen / unit, steps = unit / 4;
+    for (size_t g0 = 0; g0 < a->n_groups; g0 += 2) {
+        int G = a->n_groups - g0 >= 2 ? 2 : 1;
+        __m512 acc[PR][2];
+        for (int r = 0; r < PR; r++)
+            acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        if (is_float) {
+            const float *af[2];
+            for (int g = 0; g < G; g++)
+                af[g] = a->pf + ((g0 + (size_t)g) * n + k0) * 16;
+            if (G == 2)
+                tile_float(panel, klen, af, 2, acc);
+            else
+                tile_float(panel, klen, af, 1, acc);
+        } else {
+            const int8_t *aq[2];
+            const float *ad[2], *as[2];
+            for (int g = 0; g < G; g++) {
+                size_t gg = g0 + (size_t)g;
+                aq[g] = a->pq + (gg * units + u0) * unit * 16;
+                ad[g] = a->pd + (gg * units + u0) * 16;
+                as[g] = a->ps + (gg * units + u0) * 16;
+            }
+            if (G == 2)
+                tile_int(panel, nu, steps, aq, ad, as, 2, acc);
+            else
+                tile_int(panel, nu, steps, aq, ad, as, 1, acc);
+        }
+        tile_store(acc, G, row0, n_rows, g0 * 16, a->n_tok, y, ld_y, k0 == 0);
+    }
+}
+
+static void prefill(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
+                    size_t ld_y, void *scratch)
+{
+    const uint8_t *data = w->data;
+    size_t n = a->n_in;
+    int is_float = a->format == MM_ACT_F32 || a->format == MM_ACT_F16 || a->format == MM_ACT_BF16;
+    for (size_t k0 = 0; k0 < n; k0 += KC) {
+        size_t klen = n - k0 < KC ? n - k0 : KC;
+        for (size_t row0 = r0; row0 < r1; row0 += PR) {
+            size_t n_rows = r1 - row0 < PR ? r1 - row0 : PR;
+            for (int r = 0; r < PR; r++) {
+                const uint8_t *row = (size_t)r < n_rows ? data + (row0 + (size_t)r) * w->row_bytes
+                                                        : NULL;
+                if (is_float)
+                    pack_row_f(w->type, row, k0, klen, r, scratch);
+                else
+                    pack_row(w->type, row, k0, klen, r, scratch);
+            }
+            panel_times_tokens(w->type, scratch, a, k0, klen, row0, n_rows, y, ld_y);
+        }
+    }
+}
+
+_Static_assert(sizeof(int_panel) <= MM_SCRATCH_BYTES, "int panel fits the scratch");
+_Static_assert(sizeof(float_panel) <= MM_SCRATCH_BYTES, "float panel fits the scratch");
+_Static_assert(KC % 256 == 0, "K chunks hold whole super-blocks");
+
+/* ================================================================ table */
+
+#define AVX512_TABLE(bf16_dot)                                                                 \
+    {                                                                                          \
+        .isa = CPU_ISA_AVX512,                                                                 \
+        .dot =                                                                                 \
+            {                                                                                  \
+                [TENSOR_F32] = dot_f32,                                                        \
+                [TENSOR_F16] = dot_f16,                                                        \
+                [TENSOR_BF16] = bf16_dot,                                                      \
+                [TENSOR_Q8_0] = dot_q8_0,                                                      \
+                [TENSOR_Q4_0] = dot_q4_0,                                                      \
+                [TENSOR_Q4_K] = dot_q4_K,                                                      \
+                [TENSOR_Q5_K] = dot_q5_K,                                                      \
+                [TENSOR_Q6_K] = dot_q6_K,                                                      \
+            },                                                                                 \
+        .quant_q8_0 = quant_q8_0, .quant_q8_K = quant_q8_K, .round_f16 = round_f16,            \
+        .round_bf16 = round_bf16, .prefill = prefill, .prefill_min_tokens = 16,                \
+    }
+
+static const mm_kernels avx512_plain = AVX512_TABLE(dot_bf16_convert);
+static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native);
+
+const mm_kernels *mm_kernels_avx512_variant(bool native_bf16)
+{
+    return native_bf16 ? &avx512_bf16 : &avx512_plain;
+}
 
 const mm_kernels *mm_kernels_avx512(void)
 {
-    return mm_kernels_portable();
+    return mm_kernels_avx512_variant(cpu_features_detect().avx512bf16);
 }

@@ -87,6 +87,9 @@ typedef struct mm_kernels {
 const mm_kernels *mm_kernels_portable(void);
 const mm_kernels *mm_kernels_avx2(void);
 const mm_kernels *mm_kernels_avx512(void);
+/* The AVX-512 table with or without the AVX512_BF16 dot for BF16 weights
+ * (mm_kernels_avx512 picks by the CPU; tests compare both). */
+const mm_kernels *mm_kernels_avx512_variant(bool native_bf16);
 
 static inline mm_act_format mm_act_format_of(uint32_t type)
 {

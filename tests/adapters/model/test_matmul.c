@@ -9,6 +9,7 @@
 
 #include "adapters/model/fp16.h"
 #include "adapters/model/matmul.h"
+#include "adapters/model/matmul_kernels.h" /* the BF16 kernel variants */
 #include "adapters/model/quant.h"
 #include "adapters/model/tensor_type.h"
 
@@ -219,7 +220,7 @@ static size_t small_n_in(uint32_t type)
     switch (type) {
     case TENSOR_Q8_0:
     case TENSOR_Q4_0:
-        return 96; /* 3 blocks */
+        return 224; /* 7 blocks: a step of 4 and a tail of 3 */
     case TENSOR_Q4_K:
     case TENSOR_Q5_K:
     case TENSOR_Q6_K:
@@ -250,6 +251,42 @@ static void long_rows_many_rows_and_split_calls(void **state)
         size_t n_in = tensor_type_block_size(type) == 1 ? 2300 : 2304;
         check_shape(type, n_in, 70, 40, 32, 5, 7000 + ti);
     }
+}
+
+/* Where the CPU has AVX512_BF16, BF16 weights use vdpbf16ps; the converting
+ * AVX-512 kernel must agree with it (and both with the reference above). */
+static void bf16_native_and_converting_kernels_agree(void **state)
+{
+    (void)state;
+    cpu_features f = cpu_features_detect();
+    if (cpu_isa_best() != CPU_ISA_AVX512 || !f.avx512bf16)
+        skip();
+    const mm_kernels *plain = mm_kernels_avx512_variant(false);
+    const mm_kernels *native = mm_kernels_avx512_variant(true);
+    assert_ptr_not_equal(plain->dot[TENSOR_BF16], native->dot[TENSOR_BF16]);
+    enum { N = 333, T = 3 };
+    test_weight tw = make_weight(TENSOR_BF16, N, 1, 0, 77);
+    uint16_t h[T * N];
+    uint64_t rng = 5;
+    for (size_t i = 0; i < T * N; i++)
+        h[i] = bf16_from_f32(frand(&rng));
+    mm_act a = {.format = MM_ACT_BF16, .n_tok = T, .n_in = N, .h = h};
+    for (size_t nt = 1; nt <= T; nt++) {
+        float y0[MM_MAX_NT], y1[MM_MAX_NT];
+        plain->dot[TENSOR_BF16](tw.w.data, N, &a, T - nt, nt, y0);
+        native->dot[TENSOR_BF16](tw.w.data, N, &a, T - nt, nt, y1);
+        for (size_t i = 0; i < nt; i++) {
+            double want = 0.0, mag = 0.0;
+            for (size_t k = 0; k < N; k++) {
+                double p = tw.deq[k] * bf16_to_f32(h[(T - nt + i) * N + k]);
+                want += p;
+                mag += fabs(p);
+            }
+            assert_true(close_enough(y0[i], want, mag));
+            assert_true(close_enough(y1[i], want, mag));
+        }
+    }
+    free_weight(&tw);
 }
 
 static void weight_rows_dequantize(void **state)
@@ -315,6 +352,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_type_and_tier_matches_the_reference),
         cmocka_unit_test(long_rows_many_rows_and_split_calls),
+        cmocka_unit_test(bf16_native_and_converting_kernels_agree),
         cmocka_unit_test(weight_rows_dequantize),
         cmocka_unit_test(bad_weights_and_contexts_are_refused),
         cmocka_unit_test(zero_tokens_do_nothing),
