@@ -27,15 +27,13 @@ struct matmul_ctx {
     int n_threads;
     size_t max_tokens, max_n_in;
 
-    /* Activations in their natural format, [max_tokens][max_n_in] of the
-     * largest format (f32); the formats of one call share it. */
+    /* Converted activations, [max_tokens][max_n_in] of the largest format
+     * (f32); the formats of one call share it. */
     uint8_t *act;
     size_t act_bytes;
-    /* The prefill layout: [ceil(max_tokens/16)][max_n_in][16] f32 at most. */
-    uint8_t *panel;
-    size_t panel_bytes;
-    /* Per-thread kernel scratch, MM_SCRATCH_BYTES each. */
+    /* Per-thread kernel scratch, scratch_bytes each. */
     uint8_t *scratch;
+    size_t scratch_bytes;
 };
 
 static size_t round_up(size_t v, size_t m)
@@ -109,18 +107,17 @@ matmul_ctx *matmul_ctx_create(cpu_isa isa, size_t max_tokens, size_t max_n_in, t
     ctx->n_threads = tp ? thread_pool_size(tp) : 1;
     ctx->max_tokens = max_tokens;
     ctx->max_n_in = max_n_in;
-    /* f32 is the largest natural format: 4 bytes per value. */
+    /* f32 is the largest format: 4 bytes per value (quantized formats take
+     * 1 + 1/8 + 1/8 + 1/2 with their scales and sums; see act_layout). */
     ctx->act_bytes = round_up(max_tokens * round_up(max_n_in, 256) * 4 + 4096, 64);
-    size_t groups = (max_tokens + MM_GROUP - 1) / MM_GROUP;
-    ctx->panel_bytes = round_up(groups * round_up(max_n_in, 256) * MM_GROUP * 4 + 4096, 64);
     ctx->act = aligned_alloc(64, ctx->act_bytes);
-    ctx->panel = ctx->k->prefill ? aligned_alloc(64, ctx->panel_bytes) : NULL;
-    ctx->scratch = aligned_alloc(64, (size_t)ctx->n_threads * MM_SCRATCH_BYTES);
-    if (!ctx->act || !ctx->scratch || (ctx->k->prefill && !ctx->panel)) {
+    ctx->scratch_bytes = round_up(mm_scratch_bytes(max_tokens), 64);
+    ctx->scratch = aligned_alloc(64, (size_t)ctx->n_threads * ctx->scratch_bytes);
+    if (!ctx->act || !ctx->scratch) {
         sem_err_set(err, SEM_ENOMEM,
                     "matmul context: cannot allocate scratch for %zu tokens x %zu inputs "
                     "(%zu MiB)",
-                    max_tokens, max_n_in, (ctx->act_bytes + ctx->panel_bytes) >> 20);
+                    max_tokens, max_n_in, ctx->act_bytes >> 20);
         matmul_ctx_destroy(ctx);
         return NULL;
     }
@@ -132,7 +129,6 @@ void matmul_ctx_destroy(matmul_ctx *ctx)
     if (!ctx)
         return;
     free(ctx->act);
-    free(ctx->panel);
     free(ctx->scratch);
     free(ctx);
 }
@@ -151,7 +147,7 @@ void matmul_weight_row(const matmul_weight *w, uint64_t row, float *dst)
 
 /* ================================================================ activations */
 
-/* Where the arrays of each format live in the context's arenas. */
+/* Where the arrays of each format live in the context's arena. */
 static void act_layout(matmul_ctx *ctx, const matmul_weight *w, const float *x, size_t n_tok,
                        bool prefill, mm_act *a)
 {
@@ -164,43 +160,53 @@ static void act_layout(matmul_ctx *ctx, const matmul_weight *w, const float *x, 
     switch (a->format) {
     case MM_ACT_F32:
         a->f = x;
-        break;
+        return;
     case MM_ACT_F16:
         a->f = (float *)p;
-        break;
+        return;
     case MM_ACT_BF16:
         a->h = (uint16_t *)p;
-        break;
+        return;
     case MM_ACT_Q8_0:
-    case MM_ACT_Q8_K: {
-        size_t off = round_up(n_tok * n, 64);
-        a->q = (int8_t *)p;
-        a->d = (float *)(p + off);
-        off += round_up(n_tok * (n / 32) * sizeof(float), 64);
-        if (a->format == MM_ACT_Q8_0)
-            a->sum32 = (int32_t *)(p + off);
-        else
-            a->bsums = (int16_t *)(p + off);
+    case MM_ACT_Q8_K:
         break;
     }
-    }
+    size_t off = round_up(n_tok * n, 64); /* quants */
+    a->q = (int8_t *)p;
+    a->d = (float *)(p + off);
+    off += round_up(n_tok * (n / 32) * sizeof(float), 64);
+    if (a->format == MM_ACT_Q8_0)
+        a->sum32 = (int32_t *)(p + off);
+    else
+        a->bsums = (int16_t *)(p + off);
+    off += round_up(n_tok * (n / 16) * sizeof(int16_t), 64); /* = n/32 int32 */
     if (!prefill)
         return;
-    a->n_groups = (n_tok + MM_GROUP - 1) / MM_GROUP;
-    if (a->format == MM_ACT_Q8_0 || a->format == MM_ACT_Q8_K) {
-        size_t units = n / mm_prefill_unit(w->type);
-        size_t off = round_up(a->n_groups * n * MM_GROUP, 64);
-        a->pq = (int8_t *)ctx->panel;
-        a->pd = (float *)(ctx->panel + off);
-        off += round_up(a->n_groups * units * MM_GROUP * sizeof(float), 64);
-        a->ps = (float *)(ctx->panel + off);
-    } else {
-        a->pf = (float *)ctx->panel;
-    }
+    size_t units = n / mm_prefill_unit(w->type);
+    a->du = (float *)(p + off);
+    off += round_up(n_tok * units * sizeof(float), 64);
+    a->ds = (float *)(p + off);
 }
 
-/* Converts tokens [t0, t1) into the natural format. */
-static void prep_tokens(const mm_kernels *k, const mm_act *a, const float *x, size_t t0, size_t t1)
+/* The scale and quant sum of unit u (unit values) of token t. */
+static void unit_scale_sum(const mm_act *a, size_t unit, size_t t, size_t u, float *scale,
+                           int32_t *sum)
+{
+    size_t n = a->n_in;
+    if (a->format == MM_ACT_Q8_0) { /* unit is 32 */
+        *scale = a->d[t * (n / 32) + u];
+        *sum = a->sum32[t * (n / 32) + u];
+        return;
+    }
+    const int16_t *bs = a->bsums + t * (n / 16);
+    *scale = a->d[t * (n / 256) + u * unit / 256];
+    *sum = unit == 16 ? bs[u] : bs[2 * u] + bs[2 * u + 1];
+}
+
+/* Converts tokens [t0, t1); with `unit`, also the per-unit arrays of the
+ * prefill kernel. */
+static void prep_tokens(const mm_kernels *k, const mm_act *a, const float *x, size_t unit,
+                        size_t t0, size_t t1)
 {
     size_t n = a->n_in;
     for (size_t t = t0; t < t1; t++) {
@@ -223,68 +229,15 @@ static void prep_tokens(const mm_kernels *k, const mm_act *a, const float *x, si
                           (int16_t *)a->bsums + t * (n / 16));
             break;
         }
-    }
-}
-
-/* The scale and quant sum of unit u (unit values) of token t. */
-static void unit_scale_sum(const mm_act *a, size_t unit, size_t t, size_t u, float *scale,
-                           int32_t *sum)
-{
-    size_t n = a->n_in;
-    if (a->format == MM_ACT_Q8_0) { /* unit is 32 */
-        *scale = a->d[t * (n / 32) + u];
-        *sum = a->sum32[t * (n / 32) + u];
-        return;
-    }
-    const int16_t *bs = a->bsums + t * (n / 16);
-    *scale = a->d[t * (n / 256) + u * unit / 256];
-    *sum = unit == 16 ? bs[u] : bs[2 * u] + bs[2 * u + 1];
-}
-
-/* Lays out token group g (16 tokens) of quantized activations for the
- * prefill kernel; tokens past n_tok become zeros. */
-static void panel_group_q(const mm_act *a, size_t unit, size_t g)
-{
-    size_t n = a->n_in, units = n / unit, steps = unit / 4;
-    int8_t *pq = (int8_t *)a->pq + g * n * MM_GROUP;
-    float *pd = (float *)a->pd + g * units * MM_GROUP;
-    float *ps = (float *)a->ps + g * units * MM_GROUP;
-    for (size_t i = 0; i < MM_GROUP; i++) {
-        size_t t = g * MM_GROUP + i;
-        bool real = t < a->n_tok;
-        const int8_t *q = real ? a->q + t * n : NULL;
+        if (!a->du)
+            continue;
+        size_t units = n / unit;
         for (size_t u = 0; u < units; u++) {
-            float scale = 0.0f;
-            int32_t sum = 0;
-            if (real)
-                unit_scale_sum(a, unit, t, u, &scale, &sum);
-            pd[u * MM_GROUP + i] = scale;
-            ps[u * MM_GROUP + i] = scale * (float)sum;
-            for (size_t s = 0; s < steps; s++) {
-                int8_t *dst = pq + ((u * steps + s) * MM_GROUP + i) * 4;
-                if (real)
-                    memcpy(dst, q + u * unit + 4 * s, 4);
-                else
-                    memset(dst, 0, 4);
-            }
-        }
-    }
-}
-
-/* The same for the float formats: [n][16] values. */
-static void panel_group_f(const mm_act *a, const float *x, size_t g)
-{
-    size_t n = a->n_in;
-    float *pf = (float *)a->pf + g * n * MM_GROUP;
-    for (size_t i = 0; i < MM_GROUP; i++) {
-        size_t t = g * MM_GROUP + i;
-        for (size_t k = 0; k < n; k++) {
-            float v = 0.0f;
-            if (t < a->n_tok)
-                v = a->format == MM_ACT_BF16 ? bf16_to_f32(a->h[t * n + k])
-                    : a->format == MM_ACT_F16 ? a->f[t * n + k]
-                                              : x[t * n + k];
-            pf[k * MM_GROUP + i] = v;
+            float scale;
+            int32_t sum;
+            unit_scale_sum(a, unit, t, u, &scale, &sum);
+            ((float *)a->du)[t * units + u] = scale;
+            ((float *)a->ds)[t * units + u] = scale * (float)sum;
         }
     }
 }
@@ -294,26 +247,15 @@ typedef struct prep_job {
     const mm_act *a;
     const float *x;
     size_t unit;
-    bool prefill;
 } prep_job;
 
-/* Thread ith converts the token groups g = ith, ith + nth, ...: whole
- * groups, so it can lay out its own groups without waiting for others. */
+/* Thread ith converts an equal share of the tokens. */
 static void prep_worker(void *arg, int ith, int nth)
 {
     const prep_job *j = arg;
-    const mm_act *a = j->a;
-    size_t groups = (a->n_tok + MM_GROUP - 1) / MM_GROUP;
-    for (size_t g = (size_t)ith; g < groups; g += (size_t)nth) {
-        size_t t0 = g * MM_GROUP, t1 = t0 + MM_GROUP < a->n_tok ? t0 + MM_GROUP : a->n_tok;
-        prep_tokens(j->k, a, j->x, t0, t1);
-        if (!j->prefill)
-            continue;
-        if (a->format == MM_ACT_Q8_0 || a->format == MM_ACT_Q8_K)
-            panel_group_q(a, j->unit, g);
-        else
-            panel_group_f(a, j->x, g);
-    }
+    size_t n_tok = j->a->n_tok;
+    size_t t0 = n_tok * (size_t)ith / (size_t)nth, t1 = n_tok * ((size_t)ith + 1) / (size_t)nth;
+    prep_tokens(j->k, j->a, j->x, j->unit, t0, t1);
 }
 
 /* ================================================================ compute */
@@ -326,7 +268,8 @@ typedef struct compute_job {
     size_t ld_y;
     bool prefill;
     size_t chunk_rows;
-    uint8_t *scratch; /* [n_threads][MM_SCRATCH_BYTES] */
+    uint8_t *scratch; /* [n_threads][scratch_bytes] */
+    size_t scratch_bytes;
     _Atomic size_t next_row;
 } compute_job;
 
@@ -353,7 +296,7 @@ static void compute_worker(void *arg, int ith, int nth)
     compute_job *j = arg;
     (void)nth;
     size_t n_out = (size_t)j->w->n_out;
-    void *scratch = j->scratch + (size_t)ith * MM_SCRATCH_BYTES;
+    void *scratch = j->scratch + (size_t)ith * j->scratch_bytes;
     for (;;) {
         size_t r0 = atomic_fetch_add_explicit(&j->next_row, j->chunk_rows, memory_order_relaxed);
         if (r0 >= n_out)
@@ -371,8 +314,8 @@ static void compute_worker(void *arg, int ith, int nth)
 static size_t chunk_rows_for(size_t n_out, int n_threads, bool prefill, size_t row_bytes)
 {
     size_t c = (n_out + 4 * (size_t)n_threads - 1) / (4 * (size_t)n_threads);
-    if (prefill)
-        return c < 16 ? 16 : c > 128 ? 128 : round_up(c, 16);
+    if (prefill) /* whole panels; 256 rows of a K chunk stay in L2 */
+        return c > 256 ? 256 : round_up(c, MM_PREFILL_ROWS);
     /* Decode with several token tiles re-reads the chunk: keep it in L2. */
     size_t max_rows = (256u * 1024u) / (row_bytes ? row_bytes : 1);
     if (max_rows < 8)
@@ -399,7 +342,7 @@ static void matmul_part(matmul_ctx *ctx, const matmul_weight *w, const float *x,
     mm_act a;
     act_layout(ctx, w, x, n_tok, prefill, &a);
 
-    prep_job pj = {k, &a, x, mm_prefill_unit(w->type), prefill};
+    prep_job pj = {k, &a, x, mm_prefill_unit(w->type)};
     if (n_tok * (size_t)w->n_in >= MM_PARALLEL_PREP_MIN && ctx->n_threads > 1)
         run(ctx, prep_worker, &pj);
     else
@@ -414,6 +357,7 @@ static void matmul_part(matmul_ctx *ctx, const matmul_weight *w, const float *x,
     cj.prefill = prefill;
     cj.chunk_rows = chunk_rows_for((size_t)w->n_out, ctx->n_threads, prefill, w->row_bytes);
     cj.scratch = ctx->scratch;
+    cj.scratch_bytes = ctx->scratch_bytes;
     atomic_init(&cj.next_row, 0);
     run(ctx, compute_worker, &cj);
 }

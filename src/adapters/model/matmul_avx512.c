@@ -534,131 +534,156 @@ static void dot_q6_K(const uint8_t *w, size_t n, const mm_act *a, size_t t0, siz
 /* ================================================================ prefill */
 
 /*
- * The prefill kernel multiplies a panel of PR = 4 weight rows by the
- * activations of 32 tokens at a time (2 vectors of 16), over K in chunks
- * of KC values so that a chunk of every token's activations (n_tok x KC
- * bytes) stays in L2 while all panels of the work item pass over it.
- *
- * Every quantized type is first unpacked ("packed" into the panel) into
- * one common form, per unit of 16 or 32 values and row r:
- *   x = S[r] * u - O[r]'  with u an unsigned byte:   sum x.a over the unit
- *     = da * (S * (u . qa) + O * sum(qa)),  O = -offset S  or  -dmin m
- * so the inner loop is the same for all: broadcast 4 bytes of a row (u8),
- * vpdpbusd against 16 tokens' 4 activation bytes (s8), then per unit one
- * convert, one multiply by the tokens' scales and two FMAs (S and O terms).
- * The panel layout [unit][step of 4 values][row][4 bytes] makes the 4 rows'
- * bytes of one step adjacent.
+ * The prefill kernel computes 32 weight rows (two vectors of 16 lanes, one
+ * lane per row) for up to 4 tokens at a time, over K in chunks of KC values
+ * so that a chunk of every token's activations (n_tok x KC bytes) stays in
+ * L2 while all row panels of the work item pass over it. The rows of a
+ * panel are first unpacked ("packed") into a common form, per unit of 16 or
+ * 32 values and row r:
+ *     x = S[r] * u + O'[r],  u an unsigned byte, so that over the unit
+ *     sum x.a = da * (S * (u . qa) + O * sum(qa))
+ * with O = -offset * S (Q8_0: 128, Q4_0: 8, Q6_K: 32) or -dmin * m (Q4_K,
+ * Q5_K). The inner step is then the same for all types: one vector of 16
+ * rows x 4 bytes from the panel, vpdpbusd against the token's 4 activation
+ * bytes broadcast from memory; per unit, one convert, one multiply by the
+ * token's scale and two FMAs with the rows' S and O vectors. Results land
+ * as 16 consecutive rows of one token: a contiguous store into y.
  */
-#define PR 4
-#define KC 1024
+#define KC 1024 /* values per K chunk, quantized types (n_tok x KC bytes) */
+#define KCF 256 /* values per K chunk, float types (n_tok x KCF x 4 bytes) */
+#define TT 4    /* tokens per tile */
 
 typedef struct int_panel {
-    uint8_t q[KC * PR];     /* [units][unit/4][PR][4] */
-    float s[KC / 16 * PR];  /* [units][PR] */
-    float o[KC / 16 * PR];  /* [units][PR] */
+    uint8_t q[KC * MM_PREFILL_ROWS];    /* [units][unit/4][32 rows][4] */
+    float s[KC / 16 * MM_PREFILL_ROWS]; /* [units][32 rows] */
+    float o[KC / 16 * MM_PREFILL_ROWS]; /* [units][32 rows] */
 } int_panel;
 
 typedef struct float_panel {
-    float w[KC * PR]; /* [KC][PR] */
+    float w[KCF * MM_PREFILL_ROWS]; /* [KCF][32 rows]; BF16 pairs: [KCF/2][32][2 x bf16] */
 } float_panel;
 
-/* Writes the unsigned quants u[unit] of row r, unit j into the panel. */
+_Static_assert(sizeof(int_panel) <= MM_PANEL_BYTES, "int panel fits the scratch");
+_Static_assert(sizeof(float_panel) <= MM_PANEL_BYTES, "float panel fits the scratch");
+_Static_assert(KC % 256 == 0, "K chunks hold whole super-blocks");
+
+/* Writes the unit's unsigned quants u[unit] of panel row r. */
 ALWAYS_INLINE void panel_put(int_panel *p, size_t unit, size_t j, int r, const uint8_t *u, float s,
                              float o)
 {
     for (size_t st = 0; st < unit / 4; st++)
-        memcpy(p->q + ((j * (unit / 4) + st) * PR + (size_t)r) * 4, u + 4 * st, 4);
-    p->s[j * PR + (size_t)r] = s;
-    p->o[j * PR + (size_t)r] = o;
+        memcpy(p->q + ((j * (unit / 4) + st) * MM_PREFILL_ROWS + (size_t)r) * 4, u + 4 * st, 4);
+    p->s[j * MM_PREFILL_ROWS + (size_t)r] = s;
+    p->o[j * MM_PREFILL_ROWS + (size_t)r] = o;
 }
 
-/* Unpacks values [k0, k0 + klen) of row `row` (NULL: a padding row) as
- * panel row r. k0 and klen are multiples of 256 or reach the row's end. */
+static void pack_q8_0(const uint8_t *row, size_t k0, size_t klen, int r, int_panel *p)
+{
+    uint8_t u[32];
+    for (size_t j = 0; j < klen / 32; j++) {
+        const uint8_t *blk = row + (k0 / 32 + j) * QUANT_Q8_0_BYTES;
+        float d = fp16_to_f32(mm_ld16(blk));
+        for (int l = 0; l < 32; l++)
+            u[l] = (uint8_t)(blk[2 + l] ^ 0x80); /* q + 128 */
+        panel_put(p, 32, j, r, u, d, -128.0f * d);
+    }
+}
+
+static void pack_q4_0(const uint8_t *row, size_t k0, size_t klen, int r, int_panel *p)
+{
+    uint8_t u[32];
+    for (size_t j = 0; j < klen / 32; j++) {
+        const uint8_t *blk = row + (k0 / 32 + j) * QUANT_Q4_0_BYTES;
+        float d = fp16_to_f32(mm_ld16(blk));
+        for (int l = 0; l < 16; l++) {
+            u[l] = blk[2 + l] & 15;
+            u[l + 16] = blk[2 + l] >> 4;
+        }
+        panel_put(p, 32, j, r, u, d, -8.0f * d);
+    }
+}
+
+static void pack_kasym(const uint8_t *row, size_t k0, size_t klen, int r, int_panel *p, int five)
+{
+    size_t bytes = five ? QUANT_Q5_K_BYTES : QUANT_Q4_K_BYTES;
+    uint8_t u[64];
+    for (size_t sb = 0; sb < klen / 256; sb++) {
+        const uint8_t *blk = row + (k0 / 256 + sb) * bytes;
+        const uint8_t *qs = blk + (five ? 48 : 16), *qh = blk + 16;
+        uint8_t sc[8], m[8];
+        mm_kquant_scales(blk + 4, sc, m);
+        float d = fp16_to_f32(mm_ld16(blk)), dmin = fp16_to_f32(mm_ld16(blk + 2));
+        for (int c = 0; c < 4; c++) {
+            for (int l = 0; l < 32; l++) {
+                u[l] = qs[32 * c + l] & 15;
+                u[32 + l] = qs[32 * c + l] >> 4;
+                if (five) {
+                    u[l] |= (uint8_t)(((qh[l] >> (2 * c)) & 1) << 4);
+                    u[32 + l] |= (uint8_t)(((qh[l] >> (2 * c + 1)) & 1) << 4);
+                }
+            }
+            panel_put(p, 32, 8 * sb + 2 * c, r, u, d * sc[2 * c], -dmin * m[2 * c]);
+            panel_put(p, 32, 8 * sb + 2 * c + 1, r, u + 32, d * sc[2 * c + 1], -dmin * m[2 * c + 1]);
+        }
+    }
+}
+
+static void pack_q6_K(const uint8_t *row, size_t k0, size_t klen, int r, int_panel *p)
+{
+    uint8_t v[128];
+    for (size_t sb = 0; sb < klen / 256; sb++) {
+        const uint8_t *blk = row + (k0 / 256 + sb) * QUANT_Q6_K_BYTES;
+        const int8_t *sc = (const int8_t *)(blk + 192);
+        float d = fp16_to_f32(mm_ld16(blk + 208));
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+            for (int l = 0; l < 32; l++) {
+                v[l] = (uint8_t)((ql[l] & 15) | ((qh[l] & 3) << 4));
+                v[l + 32] = (uint8_t)((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4));
+                v[l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+                v[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+            }
+            for (int s = 0; s < 8; s++) {
+                float ds = d * sc[8 * h + s];
+                panel_put(p, 16, 16 * sb + 8 * h + s, r, v + 16 * s, ds, -32.0f * ds);
+            }
+        }
+    }
+}
+
+/* Values [k0, k0 + klen) of `row` as panel row r; row NULL pads with zeros. */
 static void pack_row(uint32_t type, const uint8_t *row, size_t k0, size_t klen, int r,
                      int_panel *p)
 {
-    uint8_t u[256];
-    size_t unit = mm_prefill_unit(type);
     if (!row) {
-        memset(u, 0, sizeof u);
+        size_t unit = mm_prefill_unit(type);
+        uint8_t zero[32] = {0};
         for (size_t j = 0; j < klen / unit; j++)
-            panel_put(p, unit, j, r, u, 0.0f, 0.0f);
+            panel_put(p, unit, j, r, zero, 0.0f, 0.0f);
         return;
     }
     switch (type) {
     case TENSOR_Q8_0:
-        for (size_t j = 0; j < klen / 32; j++) {
-            const uint8_t *blk = row + (k0 / 32 + j) * QUANT_Q8_0_BYTES;
-            float d = fp16_to_f32(mm_ld16(blk));
-            for (int l = 0; l < 32; l++)
-                u[l] = (uint8_t)(blk[2 + l] ^ 0x80);
-            panel_put(p, 32, j, r, u, d, -128.0f * d);
-        }
+        pack_q8_0(row, k0, klen, r, p);
         break;
     case TENSOR_Q4_0:
-        for (size_t j = 0; j < klen / 32; j++) {
-            const uint8_t *blk = row + (k0 / 32 + j) * QUANT_Q4_0_BYTES;
-            float d = fp16_to_f32(mm_ld16(blk));
-            for (int l = 0; l < 16; l++) {
-                u[l] = blk[2 + l] & 15;
-                u[l + 16] = blk[2 + l] >> 4;
-            }
-            panel_put(p, 32, j, r, u, d, -8.0f * d);
-        }
+        pack_q4_0(row, k0, klen, r, p);
         break;
     case TENSOR_Q4_K:
-    case TENSOR_Q5_K: {
-        int five = type == TENSOR_Q5_K;
-        size_t bytes = five ? QUANT_Q5_K_BYTES : QUANT_Q4_K_BYTES;
-        for (size_t sb = 0; sb < klen / 256; sb++) {
-            const uint8_t *blk = row + (k0 / 256 + sb) * bytes;
-            const uint8_t *qs = blk + (five ? 48 : 16), *qh = blk + 16;
-            uint8_t sc[8], m[8];
-            mm_kquant_scales(blk + 4, sc, m);
-            float d = fp16_to_f32(mm_ld16(blk)), dmin = fp16_to_f32(mm_ld16(blk + 2));
-            for (int c = 0; c < 4; c++) {
-                for (int l = 0; l < 32; l++) {
-                    u[l] = qs[32 * c + l] & 15;
-                    u[32 + l] = qs[32 * c + l] >> 4;
-                    if (five) {
-                        u[l] |= (uint8_t)(((qh[l] >> (2 * c)) & 1) << 4);
-                        u[32 + l] |= (uint8_t)(((qh[l] >> (2 * c + 1)) & 1) << 4);
-                    }
-                }
-                panel_put(p, 32, 8 * sb + 2 * c, r, u, d * sc[2 * c], -dmin * m[2 * c]);
-                panel_put(p, 32, 8 * sb + 2 * c + 1, r, u + 32, d * sc[2 * c + 1],
-                          -dmin * m[2 * c + 1]);
-            }
-        }
+        pack_kasym(row, k0, klen, r, p, 0);
         break;
-    }
+    case TENSOR_Q5_K:
+        pack_kasym(row, k0, klen, r, p, 1);
+        break;
     case TENSOR_Q6_K:
-        for (size_t sb = 0; sb < klen / 256; sb++) {
-            const uint8_t *blk = row + (k0 / 256 + sb) * QUANT_Q6_K_BYTES;
-            const int8_t *sc = (const int8_t *)(blk + 192);
-            float d = fp16_to_f32(mm_ld16(blk + 208));
-            for (int h = 0; h < 2; h++) {
-                const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
-                uint8_t v[128];
-                for (int l = 0; l < 32; l++) {
-                    v[l] = (uint8_t)((ql[l] & 15) | ((qh[l] & 3) << 4));
-                    v[l + 32] = (uint8_t)((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4));
-                    v[l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
-                    v[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
-                }
-                for (int s = 0; s < 8; s++) {
-                    float ds = d * sc[8 * h + s];
-                    panel_put(p, 16, 16 * sb + 8 * h + s, r, v + 16 * s, ds, -32.0f * ds);
-                }
-            }
-        }
+        pack_q6_K(row, k0, klen, r, p);
         break;
     default:
         break;
     }
 }
 
-/* Float types: values [k0, k0 + klen) of row as f32 into panel column r. */
+/* Float types as f32 [k][32 rows]. */
 static void pack_row_f(uint32_t type, const uint8_t *row, size_t k0, size_t klen, int r,
                        float_panel *p)
 {
@@ -670,146 +695,267 @@ static void pack_row_f(uint32_t type, const uint8_t *row, size_t k0, size_t klen
                 : type == TENSOR_F16 ? fp16_to_f32(mm_ld16(row + 2 * i))
                                      : bf16_to_f32(mm_ld16(row + 2 * i));
         }
-        p->w[k * PR + (size_t)r] = v;
+        p->w[k * MM_PREFILL_ROWS + (size_t)r] = v;
     }
 }
 
-/* Stores (first K chunk) or adds (later ones) the tile's results. */
-ALWAYS_INLINE void tile_store(__m512 acc[PR][2], int G, size_t row0, size_t n_rows, size_t tok0,
-                              size_t n_tok, float *y, size_t ld_y, int first)
+/* BF16 for vdpbf16ps: pairs of values [k/2][32 rows][2]; an odd tail pads
+ * with a zero. */
+static void pack_row_bf16_pairs(const uint8_t *row, size_t k0, size_t klen, int r,
+                                float_panel *p)
 {
-    for (int g = 0; g < G; g++) {
-        for (int r = 0; r < PR && (size_t)r < n_rows; r++) {
-            float v[16];
-            _mm512_storeu_ps(v, acc[r][g]);
-            for (size_t i = 0; i < 16; i++) {
-                size_t t = tok0 + 16 * (size_t)g + i;
-                if (t >= n_tok)
-                    break;
-                float *dst = y + t * ld_y + row0 + (size_t)r;
-                *dst = first ? v[i] : *dst + v[i];
+    uint16_t *w = (uint16_t *)p->w;
+    for (size_t k = 0; k < klen; k++)
+        w[(k / 2 * MM_PREFILL_ROWS + (size_t)r) * 2 + k % 2] = row ? mm_ld16(row + 2 * (k0 + k)) : 0;
+    if (klen % 2)
+        w[(klen / 2 * MM_PREFILL_ROWS + (size_t)r) * 2 + 1] = 0;
+}
+
+/* Where a tile's results go. A row's K chunks accumulate in c (scratch,
+ * [n_tok][32 rows], L2-resident) and only the last chunk writes y, so y is
+ * written once, as 16 consecutive floats per token and row vector. */
+typedef struct tile_out {
+    float *y;
+    size_t ld_y;
+    float *c;
+    size_t row0, n_rows; /* the panel's rows in y; rows past n_rows are padding */
+    int first, last;     /* this K chunk is the row's first / last */
+} tile_out;
+
+ALWAYS_INLINE void tile_store(__m512 acc[2][TT], int T, size_t t0, const tile_out *o)
+{
+    for (int v = 0; v < 2; v++) {
+        for (int t = 0; t < T; t++) {
+            float *c = o->c + (t0 + (size_t)t) * MM_PREFILL_ROWS + 16 * (size_t)v;
+            __m512 r = acc[v][t];
+            if (!o->first)
+                r = _mm512_add_ps(r, _mm512_load_ps(c));
+            if (!o->last) {
+                _mm512_store_ps(c, r);
+                continue;
             }
+            if ((size_t)v * 16 >= o->n_rows)
+                continue;
+            size_t left = o->n_rows - (size_t)v * 16;
+            __mmask16 m = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            _mm512_mask_storeu_ps(o->y + (t0 + (size_t)t) * o->ld_y + o->row0 + 16 * (size_t)v, m, r);
         }
     }
 }
 
-/* PR rows x G groups of 16 tokens over nu units; activations of group g
- * start at aq[g], ad[g], as[g] (at the chunk's first unit). */
-ALWAYS_INLINE void tile_int(const int_panel *p, size_t nu, size_t steps, const int8_t *aq[2],
-                            const float *ad[2], const float *as[2], int G, __m512 acc[PR][2])
+/* 32 rows x T tokens over the nu units of a chunk. aq[t]: the token's
+ * quants at the chunk start; du, ds: its per-unit scale and scale * sum. */
+ALWAYS_INLINE void tile_int(const int_panel *p, size_t nu, size_t steps, const int8_t *aq[TT],
+                            const float *du[TT], const float *ds[TT], int T, __m512 acc[2][TT])
 {
     for (size_t u = 0; u < nu; u++) {
-        __m512i ia[PR][2];
-        for (int r = 0; r < PR; r++)
-            for (int g = 0; g < G; g++)
-                ia[r][g] = _mm512_setzero_si512();
-        const uint8_t *pq = p->q + u * steps * PR * 4;
-        for (size_t st = 0; st < steps; st++, pq += PR * 4) {
-            __m512i av[2];
-            for (int g = 0; g < G; g++)
-                av[g] = _mm512_load_si512(aq[g] + (u * steps + st) * 64);
-            for (int r = 0; r < PR; r++) {
-                int32_t w4;
-                memcpy(&w4, pq + 4 * r, 4);
-                __m512i wb = _mm512_set1_epi32(w4);
-                for (int g = 0; g < G; g++)
-                    ia[r][g] = _mm512_dpbusd_epi32(ia[r][g], wb, av[g]);
+        __m512i ia[2][TT];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            ia[0][t] = ia[1][t] = _mm512_setzero_si512();
+        const uint8_t *pq = p->q + u * steps * MM_PREFILL_ROWS * 4;
+#pragma GCC unroll 8
+        for (size_t st = 0; st < steps; st++, pq += MM_PREFILL_ROWS * 4) {
+            __m512i w0 = _mm512_load_si512(pq), w1 = _mm512_load_si512(pq + 64);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                int32_t a4;
+                memcpy(&a4, aq[t] + (u * steps + st) * 4, 4);
+                __m512i ab = _mm512_set1_epi32(a4);
+                ia[0][t] = _mm512_dpbusd_epi32(ia[0][t], w0, ab);
+                ia[1][t] = _mm512_dpbusd_epi32(ia[1][t], w1, ab);
             }
         }
-        for (int g = 0; g < G; g++) {
-            __m512 d = _mm512_load_ps(ad[g] + u * 16), s = _mm512_load_ps(as[g] + u * 16);
-            for (int r = 0; r < PR; r++) {
-                __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(ia[r][g]), d);
-                acc[r][g] = _mm512_fmadd_ps(f, _mm512_set1_ps(p->s[u * PR + (size_t)r]), acc[r][g]);
-                acc[r][g] = _mm512_fmadd_ps(_mm512_set1_ps(p->o[u * PR + (size_t)r]), s, acc[r][g]);
-            }
+        const float *ps = p->s + u * MM_PREFILL_ROWS, *po = p->o + u * MM_PREFILL_ROWS;
+        __m512 s0 = _mm512_load_ps(ps), s1 = _mm512_load_ps(ps + 16);
+        __m512 o0 = _mm512_load_ps(po), o1 = _mm512_load_ps(po + 16);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            __m512 d = _mm512_set1_ps(du[t][u]), sm = _mm512_set1_ps(ds[t][u]);
+            acc[0][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ia[0][t]), d), s0, acc[0][t]);
+            acc[1][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ia[1][t]), d), s1, acc[1][t]);
+            acc[0][t] = _mm512_fmadd_ps(o0, sm, acc[0][t]);
+            acc[1][t] = _mm512_fmadd_ps(o1, sm, acc[1][t]);
         }
     }
 }
 
-ALWAYS_INLINE void tile_float(const float_panel *p, size_t klen, const float *af[2], int G,
-                              __m512 acc[PR][2])
+/* Float rows: x[t] points at the token's activations at the chunk start. */
+ALWAYS_INLINE void tile_float(const float_panel *p, size_t klen, const mm_act *a, size_t t0,
+                              size_t k0, int T, __m512 acc[2][TT])
 {
     for (size_t k = 0; k < klen; k++) {
-        __m512 av[2];
-        for (int g = 0; g < G; g++)
-            av[g] = _mm512_load_ps(af[g] + k * 16);
-        for (int r = 0; r < PR; r++) {
-            __m512 wb = _mm512_set1_ps(p->w[k * PR + (size_t)r]);
-            for (int g = 0; g < G; g++)
-                acc[r][g] = _mm512_fmadd_ps(wb, av[g], acc[r][g]);
+        __m512 w0 = _mm512_load_ps(p->w + k * MM_PREFILL_ROWS);
+        __m512 w1 = _mm512_load_ps(p->w + k * MM_PREFILL_ROWS + 16);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            size_t i = (t0 + (size_t)t) * a->n_in + k0 + k;
+            __m512 x = _mm512_set1_ps(a->format == MM_ACT_BF16 ? bf16_to_f32(a->h[i]) : a->f[i]);
+            acc[0][t] = _mm512_fmadd_ps(w0, x, acc[0][t]);
+            acc[1][t] = _mm512_fmadd_ps(w1, x, acc[1][t]);
         }
     }
 }
 
-/* All token groups against one packed panel (rows row0.., K chunk at k0). */
-static void panel_times_tokens(uint32_t type, const void *panel, const mm_act *a, size_t k0,
-                               size_t klen, size_t row0, size_t n_rows, float *y, size_t ld_y)
+/* BF16 pairs with vdpbf16ps: 2 values per lane per instruction. */
+__attribute__((target("avx512bf16"))) ALWAYS_INLINE void
+tile_bf16(const float_panel *p, size_t klen, const mm_act *a, size_t t0, size_t k0, int T,
+          __m512 acc[2][TT])
 {
-    int is_float = a->format == MM_ACT_F32 || a->format == MM_ACT_F16 || a->format == MM_ACT_BF16;
-    size_t n = a->n_in, unit = mm_prefill_unit(type), units = n / unit;
-    size_t u0 = k0 / unit, nu = klen / unit, steps = unit / 4;
-    for (size_t g0 = 0; g0 < a->n_groups; g0 += 2) {
-        int G = a->n_groups - g0 >= 2 ? 2 : 1;
-        __m512 acc[PR][2];
-        for (int r = 0; r < PR; r++)
-            acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-        if (is_float) {
-            const float *af[2];
-            for (int g = 0; g < G; g++)
-                af[g] = a->pf + ((g0 + (size_t)g) * n + k0) * 16;
-            if (G == 2)
-                tile_float(panel, klen, af, 2, acc);
-            else
-                tile_float(panel, klen, af, 1, acc);
-        } else {
-            const int8_t *aq[2];
-            const float *ad[2], *as[2];
-            for (int g = 0; g < G; g++) {
-                size_t gg = g0 + (size_t)g;
-                aq[g] = a->pq + (gg * units + u0) * unit * 16;
-                ad[g] = a->pd + (gg * units + u0) * 16;
-                as[g] = a->ps + (gg * units + u0) * 16;
-            }
-            if (G == 2)
-                tile_int(panel, nu, steps, aq, ad, as, 2, acc);
-            else
-                tile_int(panel, nu, steps, aq, ad, as, 1, acc);
+    const uint16_t *pw = (const uint16_t *)p->w;
+    for (size_t k = 0; k < klen; k += 2) {
+        __m512i w0 = _mm512_load_si512(pw + k * MM_PREFILL_ROWS);
+        __m512i w1 = _mm512_load_si512(pw + k * MM_PREFILL_ROWS + 32);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const uint16_t *h = a->h + (t0 + (size_t)t) * a->n_in + k0 + k;
+            uint32_t pair = h[0] | (k + 1 < klen ? (uint32_t)h[1] << 16 : 0);
+            __m512i x = _mm512_set1_epi32((int)pair);
+            acc[0][t] = _mm512_dpbf16_ps(acc[0][t], (__m512bh)w0, (__m512bh)x);
+            acc[1][t] = _mm512_dpbf16_ps(acc[1][t], (__m512bh)w1, (__m512bh)x);
         }
-        tile_store(acc, G, row0, n_rows, g0 * 16, a->n_tok, y, ld_y, k0 == 0);
+    }
+}
+
+typedef enum panel_kind { PANEL_INT, PANEL_FLOAT, PANEL_BF16 } panel_kind;
+
+/* Runs the tile over every token for one packed panel and K chunk. The
+ * token count per tile is a compile-time constant in each branch, so the
+ * accumulators live in registers. */
+ALWAYS_INLINE void panel_tokens_T(panel_kind kind, uint32_t type, const void *panel,
+                                  const mm_act *a, size_t k0, size_t klen, size_t t0, int T,
+                                  const tile_out *o)
+{
+    __m512 acc[2][TT];
+    for (int t = 0; t < T; t++)
+        acc[0][t] = acc[1][t] = _mm512_setzero_ps();
+    if (kind == PANEL_INT) {
+        size_t n = a->n_in, unit = mm_prefill_unit(type), units = n / unit;
+        const int8_t *aq[TT];
+        const float *du[TT], *ds[TT];
+        for (int t = 0; t < T; t++) {
+            size_t tok = t0 + (size_t)t;
+            aq[t] = a->q + tok * n + k0;
+            du[t] = a->du + tok * units + k0 / unit;
+            ds[t] = a->ds + tok * units + k0 / unit;
+        }
+        if (unit == 32) /* a constant step count lets the compiler unroll */
+            tile_int(panel, klen / 32, 8, aq, du, ds, T, acc);
+        else
+            tile_int(panel, klen / 16, 4, aq, du, ds, T, acc);
+    } else {
+        tile_float(panel, klen, a, t0, k0, T, acc);
+    }
+    tile_store(acc, T, t0, o);
+}
+
+__attribute__((target("avx512bf16"))) ALWAYS_INLINE void
+panel_tokens_bf16_T(const void *panel, const mm_act *a, size_t k0, size_t klen, size_t t0, int T,
+                    const tile_out *o)
+{
+    __m512 acc[2][TT];
+    for (int t = 0; t < T; t++)
+        acc[0][t] = acc[1][t] = _mm512_setzero_ps();
+    tile_bf16(panel, klen, a, t0, k0, T, acc);
+    tile_store(acc, T, t0, o);
+}
+
+/* Only called where the CPU has AVX512_BF16 (prefill_bf16's table). */
+__attribute__((target("avx512bf16"))) static void
+panel_tokens_bf16(const void *panel, const mm_act *a, size_t k0, size_t klen, const tile_out *o)
+{
+    size_t t0 = 0;
+    for (; t0 + TT <= a->n_tok; t0 += TT)
+        panel_tokens_bf16_T(panel, a, k0, klen, t0, TT, o);
+    switch (a->n_tok - t0) {
+    case 1:
+        panel_tokens_bf16_T(panel, a, k0, klen, t0, 1, o);
+        break;
+    case 2:
+        panel_tokens_bf16_T(panel, a, k0, klen, t0, 2, o);
+        break;
+    case 3:
+        panel_tokens_bf16_T(panel, a, k0, klen, t0, 3, o);
+        break;
+    default:
+        break;
+    }
+}
+
+static void panel_tokens(panel_kind kind, uint32_t type, const void *panel, const mm_act *a,
+                         size_t k0, size_t klen, const tile_out *o)
+{
+    size_t t0 = 0;
+    for (; t0 + TT <= a->n_tok; t0 += TT)
+        panel_tokens_T(kind, type, panel, a, k0, klen, t0, TT, o);
+    switch (a->n_tok - t0) {
+    case 1:
+        panel_tokens_T(kind, type, panel, a, k0, klen, t0, 1, o);
+        break;
+    case 2:
+        panel_tokens_T(kind, type, panel, a, k0, klen, t0, 2, o);
+        break;
+    case 3:
+        panel_tokens_T(kind, type, panel, a, k0, klen, t0, 3, o);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Panel by panel (32 rows), K chunk by K chunk: the packed chunk stays in
+ * L1 while every token passes over it; the activations are re-read once per
+ * panel (32 MACs per byte, little traffic next to the compute). */
+static void prefill_with(panel_kind kind, const matmul_weight *w, const mm_act *a, size_t r0,
+                         size_t r1, float *y, size_t ld_y, void *scratch)
+{
+    const uint8_t *data = w->data;
+    size_t n = a->n_in, kc = kind == PANEL_INT ? KC : KCF;
+    tile_out o = {y, ld_y, (float *)((uint8_t *)scratch + MM_PANEL_BYTES), 0, 0, 0, 0};
+    for (size_t row0 = r0; row0 < r1; row0 += MM_PREFILL_ROWS) {
+        o.row0 = row0;
+        o.n_rows = r1 - row0 < MM_PREFILL_ROWS ? r1 - row0 : MM_PREFILL_ROWS;
+        for (size_t k0 = 0; k0 < n; k0 += kc) {
+            size_t klen = n - k0 < kc ? n - k0 : kc;
+            for (int r = 0; r < MM_PREFILL_ROWS; r++) {
+                const uint8_t *row =
+                    (size_t)r < o.n_rows ? data + (row0 + (size_t)r) * w->row_bytes : NULL;
+                if (kind == PANEL_INT)
+                    pack_row(w->type, row, k0, klen, r, scratch);
+                else if (kind == PANEL_FLOAT)
+                    pack_row_f(w->type, row, k0, klen, r, scratch);
+                else
+                    pack_row_bf16_pairs(row, k0, klen, r, scratch);
+            }
+            o.first = k0 == 0;
+            o.last = k0 + klen >= n;
+            if (kind == PANEL_BF16)
+                panel_tokens_bf16(scratch, a, k0, klen, &o);
+            else
+                panel_tokens(kind, w->type, scratch, a, k0, klen, &o);
+        }
     }
 }
 
 static void prefill(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
                     size_t ld_y, void *scratch)
 {
-    const uint8_t *data = w->data;
-    size_t n = a->n_in;
-    int is_float = a->format == MM_ACT_F32 || a->format == MM_ACT_F16 || a->format == MM_ACT_BF16;
-    for (size_t k0 = 0; k0 < n; k0 += KC) {
-        size_t klen = n - k0 < KC ? n - k0 : KC;
-        for (size_t row0 = r0; row0 < r1; row0 += PR) {
-            size_t n_rows = r1 - row0 < PR ? r1 - row0 : PR;
-            for (int r = 0; r < PR; r++) {
-                const uint8_t *row = (size_t)r < n_rows ? data + (row0 + (size_t)r) * w->row_bytes
-                                                        : NULL;
-                if (is_float)
-                    pack_row_f(w->type, row, k0, klen, r, scratch);
-                else
-                    pack_row(w->type, row, k0, klen, r, scratch);
-            }
-            panel_times_tokens(w->type, scratch, a, k0, klen, row0, n_rows, y, ld_y);
-        }
-    }
+    panel_kind kind = a->format == MM_ACT_Q8_0 || a->format == MM_ACT_Q8_K ? PANEL_INT : PANEL_FLOAT;
+    prefill_with(kind, w, a, r0, r1, y, ld_y, scratch);
 }
 
-_Static_assert(sizeof(int_panel) <= MM_SCRATCH_BYTES, "int panel fits the scratch");
-_Static_assert(sizeof(float_panel) <= MM_SCRATCH_BYTES, "float panel fits the scratch");
-_Static_assert(KC % 256 == 0, "K chunks hold whole super-blocks");
+static void prefill_bf16(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
+                         size_t ld_y, void *scratch)
+{
+    panel_kind kind = a->format == MM_ACT_BF16                              ? PANEL_BF16
+                      : a->format == MM_ACT_Q8_0 || a->format == MM_ACT_Q8_K ? PANEL_INT
+                                                                             : PANEL_FLOAT;
+    prefill_with(kind, w, a, r0, r1, y, ld_y, scratch);
+}
 
 /* ================================================================ table */
 
-#define AVX512_TABLE(bf16_dot)                                                                 \
+#define AVX512_TABLE(bf16_dot, prefill_fn)                                                              \
     {                                                                                          \
         .isa = CPU_ISA_AVX512,                                                                 \
         .dot =                                                                                 \
@@ -824,11 +970,11 @@ _Static_assert(KC % 256 == 0, "K chunks hold whole super-blocks");
                 [TENSOR_Q6_K] = dot_q6_K,                                                      \
             },                                                                                 \
         .quant_q8_0 = quant_q8_0, .quant_q8_K = quant_q8_K, .round_f16 = round_f16,            \
-        .round_bf16 = round_bf16, .prefill = prefill, .prefill_min_tokens = 16,                \
+        .round_bf16 = round_bf16, .prefill = prefill_fn, .prefill_min_tokens = 8,                \
     }
 
-static const mm_kernels avx512_plain = AVX512_TABLE(dot_bf16_convert);
-static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native);
+static const mm_kernels avx512_plain = AVX512_TABLE(dot_bf16_convert, prefill);
+static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native, prefill_bf16);
 
 const mm_kernels *mm_kernels_avx512_variant(bool native_bf16)
 {

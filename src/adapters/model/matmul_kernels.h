@@ -27,8 +27,15 @@
 #include "tensor_type.h"
 
 #define MM_MAX_NT 4    /* tokens one decode dot call handles */
-#define MM_GROUP 16    /* tokens per vector in the prefill layout */
-#define MM_SCRATCH_BYTES (256u * 1024u) /* per-thread kernel scratch */
+#define MM_PREFILL_ROWS 32 /* prefill work items are multiples of this */
+#define MM_PANEL_BYTES (64u * 1024u) /* prefill: packed weights, start of the scratch */
+
+/* Per-thread kernel scratch for calls of up to n_tok tokens: the packed
+ * panel, then partial sums [n_tok][MM_PREFILL_ROWS] f32. */
+static inline size_t mm_scratch_bytes(size_t n_tok)
+{
+    return MM_PANEL_BYTES + (n_tok + 4) * MM_PREFILL_ROWS * sizeof(float);
+}
 
 typedef enum mm_act_format {
     MM_ACT_F32,  /* F32 weights: x as given */
@@ -49,13 +56,11 @@ typedef struct mm_act {
     const int32_t *sum32;  /* Q8_0: [n_tok][n_in/32] sum of the quants of each block */
     const int16_t *bsums;  /* Q8_K: [n_tok][n_in/16] sum of each 16 quants */
 
-    /* Prefill layout: 16 tokens side by side, set only for the prefill
-     * kernel. Tokens past n_tok are zero. unit = mm_prefill_unit(type). */
-    size_t n_groups;       /* ceil(n_tok / 16) */
-    const int8_t *pq;      /* [n_groups][n_in/unit][unit/4][16 tokens][4] quants */
-    const float *pd;       /* [n_groups][n_in/unit][16]: scale of the unit */
-    const float *ps;       /* [n_groups][n_in/unit][16]: scale * sum of the unit's quants */
-    const float *pf;       /* float formats: [n_groups][n_in][16] values */
+    /* For the prefill kernel (set only when it runs), Q8_0 and Q8_K: per
+     * unit of mm_prefill_unit(type) values of each token, so that every
+     * weight type sees one scale per unit. */
+    const float *du;       /* [n_tok][n_in/unit] the unit's scale */
+    const float *ds;       /* [n_tok][n_in/unit] scale * sum of the unit's quants */
 } mm_act;
 
 /* out[i] = sum_k W[k] * act[t0 + i][k] for i < nt <= MM_MAX_NT, where W is
@@ -63,8 +68,9 @@ typedef struct mm_act {
 typedef void (*mm_dot_fn)(const uint8_t *w, size_t n_in, const mm_act *a, size_t t0, size_t nt,
                           float *out);
 
-/* y[t*ld_y + r] for r in [r0, r1) and every token, from the prefill layout.
- * scratch: MM_SCRATCH_BYTES, 64-byte aligned, private to the calling thread. */
+/* y[t*ld_y + r] for r in [r0, r1) and every token. r0 is a multiple of
+ * MM_PREFILL_ROWS. scratch: mm_scratch_bytes(n_tok), 64-byte aligned,
+ * private to the calling thread. */
 typedef void (*mm_prefill_fn)(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1,
                               float *y, size_t ld_y, void *scratch);
 
@@ -110,7 +116,7 @@ static inline mm_act_format mm_act_format_of(uint32_t type)
     }
 }
 
-/* Values per scale in the prefill layout: Q6_K has a scale per 16 values,
+/* Values per scale in the prefill kernel: Q6_K has a scale per 16 values,
  * the other quantized types per 32; float formats do not use units. */
 static inline size_t mm_prefill_unit(uint32_t type)
 {
