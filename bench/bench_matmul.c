@@ -2,13 +2,16 @@
  * bench_matmul.c - throughput of matmul() per weight type, tier and shape.
  *
  *   bench_matmul [--isa portable|avx2|avx512|best] [--threads N] [--reps R]
- *                [--types Q4_0,Q8_0,...] [--n-in K] [--n-out N] [--tokens T]
+ *                [--types Q4_0,Q8_0,...] [--n-in K] [--n-out N] [--tokens T] [--hot]
  *
  * Two shapes by default, both a Llama-3.2-1B FFN up projection (2048 ->
  * 8192): decode (1 token: memory bound, reported as GB/s of weights read)
  * and prefill (512 tokens: compute bound, reported as GFLOP/s, 2 flops per
  * multiply-add). Each number is the median of R timed runs after a warm-up
- * run. The weights are random, quantized with quant_quantize_row.
+ * run. The weights are random, quantized with quant_quantize_row; each run
+ * uses the next of enough copies to fill 256 MiB, so decode reads weights
+ * from DRAM as a real model does (one matrix alone would sit in L3);
+ * --hot keeps one copy, to see the kernels' speed with the data in cache.
  *
  * Keep runs short on shared machines: the defaults take a few seconds.
  */
@@ -29,6 +32,7 @@ typedef struct options {
     int reps;
     char types[256];
     size_t n_in, n_out, tokens; /* tokens 0: both default shapes */
+    int hot;                    /* 1: one weight copy, left in the caches */
 } options;
 
 static double now_s(void)
@@ -47,14 +51,18 @@ static int cmp_double(const void *a, const void *b)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_matmul [--isa NAME] [--threads N] [--reps R] [--types A,B]\n"
-                    "                    [--n-in K] [--n-out N] [--tokens T]\n");
+                    "                    [--n-in K] [--n-out N] [--tokens T] [--hot]\n");
     exit(2);
 }
 
 static options parse(int argc, char **argv)
 {
-    options o = {cpu_isa_best(), 2, 7, "F16,BF16,Q8_0,Q4_0,Q4_K,Q5_K,Q6_K", 2048, 8192, 0};
+    options o = {cpu_isa_best(), 2, 9, "F16,BF16,Q8_0,Q4_0,Q4_K,Q5_K,Q6_K", 2048, 8192, 0, 0};
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--hot") == 0) {
+            o.hot = 1;
+            continue;
+        }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             usage();
@@ -95,15 +103,21 @@ static uint32_t type_by_name(const char *name)
     exit(2);
 }
 
-/* Median seconds of one matmul over reps runs. */
-static double time_matmul(matmul_ctx *ctx, const matmul_weight *w, const float *x, size_t n_tok,
-                          float *y, int reps)
+/* Median seconds of one matmul over reps runs, cycling over the copies. */
+static double time_matmul(matmul_ctx *ctx, const matmul_weight *w, size_t copies, const float *x,
+                          size_t n_tok, float *y, int reps)
 {
     double *t = malloc((size_t)reps * sizeof *t);
-    matmul(ctx, w, x, n_tok, y, (size_t)w->n_out); /* warm-up: pages, caches, pool */
+    matmul_weight wc = *w;
+    size_t bytes = w->row_bytes * w->n_out;
+    for (size_t c = 0; c < copies; c++) { /* warm-up: pages, pool */
+        wc.data = (const uint8_t *)w->data + c * bytes;
+        matmul(ctx, &wc, x, n_tok, y, (size_t)w->n_out);
+    }
     for (int r = 0; r < reps; r++) {
+        wc.data = (const uint8_t *)w->data + (size_t)r % copies * bytes;
         double t0 = now_s();
-        matmul(ctx, w, x, n_tok, y, (size_t)w->n_out);
+        matmul(ctx, &wc, x, n_tok, y, (size_t)w->n_out);
         t[r] = now_s() - t0;
     }
     qsort(t, (size_t)reps, sizeof *t, cmp_double);
@@ -115,8 +129,9 @@ static double time_matmul(matmul_ctx *ctx, const matmul_weight *w, const float *
 static void bench_type(const options *o, matmul_ctx *ctx, uint32_t type, const float *x,
                        size_t max_tok, float *y)
 {
-    size_t row_bytes = tensor_type_row_bytes(type, o->n_in);
-    uint8_t *data = malloc(row_bytes * o->n_out);
+    size_t row_bytes = tensor_type_row_bytes(type, o->n_in), bytes = row_bytes * o->n_out;
+    size_t copies = o->hot ? 1 : (256u << 20) / bytes + 1;
+    uint8_t *data = malloc(bytes * copies);
     float *row = malloc(o->n_in * sizeof *row);
     uint64_t s = 88172645463325252ULL;
     for (size_t j = 0; j < o->n_out; j++) {
@@ -126,6 +141,8 @@ static void bench_type(const options *o, matmul_ctx *ctx, uint32_t type, const f
         }
         quant_quantize_row(type, row, data + j * row_bytes, o->n_in, NULL);
     }
+    for (size_t c = 1; c < copies; c++)
+        memcpy(data + c * bytes, data, bytes);
     matmul_weight w = {type, o->n_in, o->n_out, data, row_bytes};
     size_t shapes[2] = {1, max_tok};
     int n_shapes = 2;
@@ -136,7 +153,7 @@ static void bench_type(const options *o, matmul_ctx *ctx, uint32_t type, const f
     printf("%-5s", tensor_type_name(type));
     for (int i = 0; i < n_shapes; i++) {
         size_t nt = shapes[i];
-        double sec = time_matmul(ctx, &w, x, nt, y, o->reps);
+        double sec = time_matmul(ctx, &w, copies, x, nt, y, o->reps);
         double gbs = (double)(row_bytes * o->n_out) / sec * 1e-9;
         double gflops = 2.0 * (double)nt * (double)o->n_in * (double)o->n_out / sec * 1e-9;
         printf("  | %4zu tok %9.3f ms %7.1f GB/s %7.1f GFLOP/s", nt, sec * 1e3, gbs, gflops);

@@ -22,60 +22,6 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* ================================================================ helpers */
-
-/* Lanes [0..7] = s[0], [8..15] = s[1] (first pair) or s[2], s[3] (second). */
-ALWAYS_INLINE __m512 spread_pair(__m128 s, int second)
-{
-    const __m512i lo = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i hi = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
-    return _mm512_permutexvar_ps(second ? hi : lo, _mm512_castps128_ps512(s));
-}
-
-/* Four f16 scales at p, p+stride, ... as floats. */
-ALWAYS_INLINE __m128 load4_f16(const uint8_t *p, size_t stride)
-{
-    uint64_t v = (uint64_t)mm_ld16(p) | (uint64_t)mm_ld16(p + stride) << 16 |
-                 (uint64_t)mm_ld16(p + 2 * stride) << 32 | (uint64_t)mm_ld16(p + 3 * stride) << 48;
-    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
-}
-
-/* Two 32-byte runs at p and q as one vector. */
-ALWAYS_INLINE __m512i load_2x32(const uint8_t *p, const uint8_t *q)
-{
-    __m256i a = _mm256_loadu_si256((const __m256i *)p);
-    __m256i b = _mm256_loadu_si256((const __m256i *)q);
-    return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
-}
-
-/* 32 nibbles at p -> bytes [low nibbles (16), high nibbles (16)], for two
- * Q4_0 blocks: [lo A, hi A, lo B, hi B] = values 0..31 of A, then of B. */
-ALWAYS_INLINE __m512i q4_0_pair(const uint8_t *a, const uint8_t *b)
-{
-    __m128i qa = _mm_loadu_si128((const __m128i *)a);
-    __m128i qb = _mm_loadu_si128((const __m128i *)b);
-    __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1);
-    __m512i t = _mm512_inserti64x4(_mm512_castsi256_si512(y), _mm256_srli_epi16(y, 4), 1);
-    /* t = [qa, qb, qa>>4, qb>>4] -> [qa, qa>>4, qb, qb>>4] */
-    t = _mm512_shuffle_i64x2(t, t, _MM_SHUFFLE(3, 1, 2, 0));
-    return _mm512_and_si512(t, _mm512_set1_epi8(15));
-}
-
-/* 32 bytes at p -> [low nibbles (32), high nibbles (32)]. */
-ALWAYS_INLINE __m512i nibbles_32(const uint8_t *p)
-{
-    __m256i y = _mm256_loadu_si256((const __m256i *)p);
-    __m512i t = _mm512_inserti64x4(_mm512_castsi256_si512(y), _mm256_srli_epi16(y, 4), 1);
-    return _mm512_and_si512(t, _mm512_set1_epi8(15));
-}
-
-ALWAYS_INLINE float hsum128(__m128 v)
-{
-    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    v = _mm_add_ss(v, _mm_movehdup_ps(v));
-    return _mm_cvtss_f32(v);
-}
-
 /* ================================================================ activations */
 
 static void quant_q8_0(const float *x, size_t n, int8_t *q, float *d, int32_t *sum32)
@@ -86,7 +32,7 @@ static void quant_q8_0(const float *x, size_t n, int8_t *q, float *d, int32_t *s
         /* Same operations as quant_q8_0_block: d = amax/127 (f16), x * (127/amax)
          * rounded half to even (vcvtps2dq under the default rounding mode). */
         float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-        d[b] = fp16_to_f32(fp16_from_f32(amax / 127.0f));
+        d[b] = _cvtsh_ss(_cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT)); /* = fp16_from_f32 */
         __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id)));
         __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));
         _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(i0));
@@ -157,61 +103,12 @@ static void round_bf16(const float *x, size_t n, uint16_t *out)
     }
 }
 
-/* ================================================================ decode: float types */
+/* ================================================================ decode */
 
-/* 16 weights at index k as f32 (masked tail reads zeros). */
-ALWAYS_INLINE __m512 wload_f32(const uint8_t *w, size_t k, __mmask16 m)
-{
-    return _mm512_maskz_loadu_ps(m, w + 4 * k);
-}
-
-ALWAYS_INLINE __m512 wload_f16(const uint8_t *w, size_t k, __mmask16 m)
-{
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + 2 * k));
-}
-
-ALWAYS_INLINE __m512 bf16x16_to_f32(__m256i h)
-{
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-ALWAYS_INLINE __m512 wload_bf16(const uint8_t *w, size_t k, __mmask16 m)
-{
-    return bf16x16_to_f32(_mm256_maskz_loadu_epi16(m, w + 2 * k));
-}
-
-/* Activation of token t at index k (16 values, masked). */
-ALWAYS_INLINE __m512 aload(const mm_act *a, size_t t, size_t k, __mmask16 m)
-{
-    if (a->format == MM_ACT_BF16)
-        return bf16x16_to_f32(_mm256_maskz_loadu_epi16(m, a->h + t * a->n_in + k));
-    return _mm512_maskz_loadu_ps(m, a->f + t * a->n_in + k);
-}
-
-#define DEFINE_DOT_FLOAT(name, wload)                                                          \
-    ALWAYS_INLINE void name##_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0,       \
-                                 size_t nt, float *out)                                         \
-    {                                                                                          \
-        __m512 acc[MM_MAX_NT][2];                                                              \
-        for (size_t i = 0; i < nt; i++)                                                        \
-            acc[i][0] = acc[i][1] = _mm512_setzero_ps();                                       \
-        size_t k = 0;                                                                          \
-        for (; k + 32 <= n; k += 32) {                                                         \
-            __m512 w0 = wload(w, k, 0xffff), w1 = wload(w, k + 16, 0xffff);                    \
-            for (size_t i = 0; i < nt; i++) {                                                  \
-                acc[i][0] = _mm512_fmadd_ps(w0, aload(a, t0 + i, k, 0xffff), acc[i][0]);       \
-                acc[i][1] = _mm512_fmadd_ps(w1, aload(a, t0 + i, k + 16, 0xffff), acc[i][1]);  \
-            }                                                                                  \
-        }                                                                                      \
-        for (; k < n; k += 16) {                                                               \
-            __mmask16 m = n - k >= 16 ? 0xffff : (__mmask16)((1u << (n - k)) - 1);             \
-            __m512 w0 = wload(w, k, m);                                                        \
-            for (size_t i = 0; i < nt; i++)                                                    \
-                acc[i][0] = _mm512_fmadd_ps(w0, aload(a, t0 + i, k, m), acc[i][0]);            \
-        }                                                                                      \
-        for (size_t i = 0; i < nt; i++)                                                        \
-            out[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]));                \
-    }                                                                                          \
+/* Each kernel body takes the token count as a compile-time constant (the
+ * dispatcher below switches on it), so its per-token accumulators are
+ * registers, not memory. */
+#define DEFINE_NT_DISPATCH(name)                                                               \
     static void name(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt,        \
                      float *out)                                                               \
     {                                                                                          \
@@ -231,204 +128,353 @@ ALWAYS_INLINE __m512 aload(const mm_act *a, size_t t, size_t k, __mmask16 m)
         }                                                                                      \
     }
 
-DEFINE_DOT_FLOAT(dot_f32, wload_f32)
-DEFINE_DOT_FLOAT(dot_f16, wload_f16)
-DEFINE_DOT_FLOAT(dot_bf16_convert, wload_bf16)
+ALWAYS_INLINE float h2f(const uint8_t *p)
+{
+    return _cvtsh_ss(mm_ld16(p));
+}
+
+/* ---------------------------------------------------------------- float types */
+
+ALWAYS_INLINE __m512 bf16x16_to_f32(__m256i h)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* 16 weights at value index k (masked: zeros past the row). */
+ALWAYS_INLINE __m512 wload(uint32_t type, const uint8_t *w, size_t k, __mmask16 m)
+{
+    if (type == TENSOR_F32)
+        return _mm512_maskz_loadu_ps(m, w + 4 * k);
+    __m256i h = _mm256_maskz_loadu_epi16(m, w + 2 * k);
+    return type == TENSOR_F16 ? _mm512_cvtph_ps(h) : bf16x16_to_f32(h);
+}
+
+/* 16 activations of token t at k. */
+ALWAYS_INLINE __m512 aload(const mm_act *a, size_t t, size_t k, __mmask16 m)
+{
+    if (a->format == MM_ACT_BF16)
+        return bf16x16_to_f32(_mm256_maskz_loadu_epi16(m, a->h + t * a->n_in + k));
+    return _mm512_maskz_loadu_ps(m, a->f + t * a->n_in + k);
+}
+
+/* Two accumulators per token: FMA latency would otherwise bound the loop. */
+ALWAYS_INLINE void dot_float_nt(uint32_t type, const uint8_t *w, size_t n, const mm_act *a,
+                                size_t t0, const int nt, float *out)
+{
+    __m512 acc0[MM_MAX_NT], acc1[MM_MAX_NT];
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
+        acc0[i] = acc1[i] = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + 32 <= n; k += 32) {
+        __m512 w0 = wload(type, w, k, 0xffff), w1 = wload(type, w, k + 16, 0xffff);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            acc0[i] = _mm512_fmadd_ps(w0, aload(a, t0 + (size_t)i, k, 0xffff), acc0[i]);
+            acc1[i] = _mm512_fmadd_ps(w1, aload(a, t0 + (size_t)i, k + 16, 0xffff), acc1[i]);
+        }
+    }
+    for (; k < n; k += 16) {
+        __mmask16 m = n - k >= 16 ? 0xffff : (__mmask16)((1u << (n - k)) - 1);
+        __m512 w0 = wload(type, w, k, m);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++)
+            acc0[i] = _mm512_fmadd_ps(w0, aload(a, t0 + (size_t)i, k, m), acc0[i]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
+        out[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i], acc1[i]));
+}
+
+ALWAYS_INLINE void dot_f32_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, int nt,
+                              float *out)
+{
+    dot_float_nt(TENSOR_F32, w, n, a, t0, nt, out);
+}
+
+ALWAYS_INLINE void dot_f16_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, int nt,
+                              float *out)
+{
+    dot_float_nt(TENSOR_F16, w, n, a, t0, nt, out);
+}
+
+ALWAYS_INLINE void dot_bf16_convert_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0,
+                                       int nt, float *out)
+{
+    dot_float_nt(TENSOR_BF16, w, n, a, t0, nt, out);
+}
+
+DEFINE_NT_DISPATCH(dot_f32)
+DEFINE_NT_DISPATCH(dot_f16)
+DEFINE_NT_DISPATCH(dot_bf16_convert)
 
 /* BF16 with AVX512_BF16: vdpbf16ps multiplies bf16 pairs straight from
  * memory, 32 values per instruction, no conversion. */
+__attribute__((target("avx512bf16"))) ALWAYS_INLINE void
+dot_bf16_native_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, const int nt,
+                   float *out)
+{
+    __m512 acc0[MM_MAX_NT], acc1[MM_MAX_NT];
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
+        acc0[i] = acc1[i] = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + 64 <= n; k += 64) {
+        __m512i w0 = _mm512_loadu_si512(w + 2 * k), w1 = _mm512_loadu_si512(w + 2 * k + 64);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            const uint16_t *h = a->h + (t0 + (size_t)i) * n + k;
+            acc0[i] = _mm512_dpbf16_ps(acc0[i], (__m512bh)_mm512_loadu_si512(h), (__m512bh)w0);
+            acc1[i] = _mm512_dpbf16_ps(acc1[i], (__m512bh)_mm512_loadu_si512(h + 32), (__m512bh)w1);
+        }
+    }
+    for (; k < n; k += 32) {
+        __mmask32 m = n - k >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - k)) - 1);
+        __m512i w0 = _mm512_maskz_loadu_epi16(m, w + 2 * k);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            __m512i h = _mm512_maskz_loadu_epi16(m, a->h + (t0 + (size_t)i) * n + k);
+            acc0[i] = _mm512_dpbf16_ps(acc0[i], (__m512bh)h, (__m512bh)w0);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
+        out[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i], acc1[i]));
+}
+
 __attribute__((target("avx512bf16"))) static void dot_bf16_native(const uint8_t *w, size_t n,
                                                                     const mm_act *a, size_t t0,
                                                                     size_t nt, float *out)
 {
-    __m512 acc[MM_MAX_NT];
-    for (size_t i = 0; i < nt; i++)
-        acc[i] = _mm512_setzero_ps();
-    for (size_t k = 0; k < n; k += 32) {
-        __mmask32 m = n - k >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - k)) - 1);
-        __m512i wv = _mm512_maskz_loadu_epi16(m, w + 2 * k);
-        for (size_t i = 0; i < nt; i++) {
-            __m512i av = _mm512_maskz_loadu_epi16(m, a->h + (t0 + i) * a->n_in + k);
-            acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh)av, (__m512bh)wv);
-        }
+    switch (nt) {
+    case 1:
+        dot_bf16_native_nt(w, n, a, t0, 1, out);
+        break;
+    case 2:
+        dot_bf16_native_nt(w, n, a, t0, 2, out);
+        break;
+    case 3:
+        dot_bf16_native_nt(w, n, a, t0, 3, out);
+        break;
+    default:
+        dot_bf16_native_nt(w, n, a, t0, 4, out);
+        break;
     }
-    for (size_t i = 0; i < nt; i++)
-        out[i] = _mm512_reduce_add_ps(acc[i]);
 }
 
-/* ================================================================ decode: Q8_0, Q4_0 */
+/* ---------------------------------------------------------------- Q8_0, Q4_0 */
+
+/* Two Q8_0 blocks' quants + 128 (sign bit flipped: unsigned), value order. */
+ALWAYS_INLINE __m512i q8_0_pair(const uint8_t *blk, size_t bytes)
+{
+    __m256i x = _mm256_loadu_si256((const __m256i *)(blk + 2));
+    __m256i y = _mm256_loadu_si256((const __m256i *)(blk + bytes + 2));
+    __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(x), y, 1);
+    return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+}
+
+/* Two Q4_0 blocks' nibbles (0..15) in value order: [lo A, hi A, lo B, hi B]. */
+ALWAYS_INLINE __m512i q4_0_pair(const uint8_t *blk, size_t bytes)
+{
+    __m128i qa = _mm_loadu_si128((const __m128i *)(blk + 2));
+    __m128i qb = _mm_loadu_si128((const __m128i *)(blk + bytes + 2));
+    __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1);
+    __m512i t = _mm512_inserti64x4(_mm512_castsi256_si512(y), _mm256_srli_epi16(y, 4), 1);
+    /* t = [qa, qb, qa>>4, qb>>4] -> [qa, qa>>4, qb, qb>>4] */
+    t = _mm512_shuffle_i64x2(t, t, _MM_SHUFFLE(3, 1, 2, 0));
+    return _mm512_and_si512(t, _mm512_set1_epi8(15));
+}
+
+ALWAYS_INLINE __m512i q32_pair(uint32_t type, const uint8_t *blk)
+{
+    return type == TENSOR_Q8_0 ? q8_0_pair(blk, QUANT_Q8_0_BYTES) : q4_0_pair(blk, QUANT_Q4_0_BYTES);
+}
+
+/* Four f16 block scales (stride apart) as floats. */
+ALWAYS_INLINE __m128 load4_f16(const uint8_t *p, size_t stride)
+{
+    uint64_t v = (uint64_t)mm_ld16(p) | (uint64_t)mm_ld16(p + stride) << 16 |
+                 (uint64_t)mm_ld16(p + 2 * stride) << 32 | (uint64_t)mm_ld16(p + 3 * stride) << 48;
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
+}
+
+ALWAYS_INLINE float hsum128(__m128 v)
+{
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
+}
 
 /*
- * Four blocks (128 values) per step. `wpair` gives the weights of blocks
- * (2p, 2p+1) as 64 unsigned bytes in value order; the true quant is that
- * minus `offset`, taken back at the end through the activation sums:
- *   sum_blk d_w d_a (u.a - offset * sum(a)).
+ * Q8_0 and Q4_0, four blocks (128 values) per step. The weights enter
+ * vpdpbusd as unsigned u = q + offset (Q8_0: 128, Q4_0: 8); the offset is
+ * taken back at the end through the activation block sums:
+ *   sum_b dw da (u . a) - offset * sum_b dw da sum(a).
+ * Scales: the 4 blocks' dw * da form one 4-float vector, spread over the
+ * two 8-lane halves of each 2-block product vector.
  */
-#define DEFINE_DOT_Q32(name, block_bytes, offset, wpair)                                         \
-    ALWAYS_INLINE void name##_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0,          \
-                                 size_t nt, float *out)                                           \
-    {                                                                                             \
-        size_t nb = n / 32;                                                                       \
-        __m512 acc[MM_MAX_NT];                                                                    \
-        __m128 corr[MM_MAX_NT];                                                                   \
-        for (size_t i = 0; i < nt; i++) {                                                         \
-            acc[i] = _mm512_setzero_ps();                                                         \
-            corr[i] = _mm_setzero_ps();                                                           \
-        }                                                                                         \
-        size_t b = 0;                                                                             \
-        for (; b + 4 <= nb; b += 4) {                                                             \
-            const uint8_t *blk = w + b * (block_bytes);                                           \
-            __m512i w01 = wpair(blk, blk + (block_bytes));                                        \
-            __m512i w23 = wpair(blk + 2 * (block_bytes), blk + 3 * (block_bytes));                \
-            __m128 dw = load4_f16(blk, (block_bytes));                                            \
-            for (size_t i = 0; i < nt; i++) {                                                     \
-                size_t t = t0 + i;                                                                \
-                const int8_t *aq = a->q + t * n + 32 * b;                                         \
-                __m128 s = _mm_mul_ps(dw, _mm_loadu_ps(a->d + t * nb + b));                       \
-                __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w01,                     \
-                                                 _mm512_loadu_si512(aq));                         \
-                __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w23,                     \
-                                                 _mm512_loadu_si512(aq + 64));                    \
-                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), spread_pair(s, 0), acc[i]);      \
-                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), spread_pair(s, 1), acc[i]);      \
-                __m128 sums = _mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)(a->sum32 +        \
-                                                                                t * nb + b)));    \
-                corr[i] = _mm_fmadd_ps(s, sums, corr[i]);                                         \
-            }                                                                                     \
-        }                                                                                         \
-        float rest[MM_MAX_NT] = {0};                                                              \
-        for (; b < nb; b++) { /* fewer than 4 blocks left: one block at a time */                 \
-            const uint8_t *blk = w + b * (block_bytes);                                           \
-            __m256i wv = _mm512_castsi512_si256(wpair(blk, blk));                                 \
-            float dw = fp16_to_f32(mm_ld16(blk));                                                 \
-            for (size_t i = 0; i < nt; i++) {                                                     \
-                size_t t = t0 + i;                                                                \
-                __m256i av = _mm256_loadu_si256((const __m256i *)(a->q + t * n + 32 * b));        \
-                __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, av);                  \
-                __m128i p4 = _mm_add_epi32(_mm256_castsi256_si128(p),                             \
-                                           _mm256_extracti128_si256(p, 1));                       \
-                float dot = hsum128(_mm_cvtepi32_ps(p4)) -                                        \
-                            (float)(offset) * (float)a->sum32[t * nb + b];                        \
-                rest[i] += dot * (dw * a->d[t * nb + b]);                                         \
-            }                                                                                     \
-        }                                                                                         \
-        for (size_t i = 0; i < nt; i++)                                                           \
-            out[i] = _mm512_reduce_add_ps(acc[i]) - (float)(offset) * hsum128(corr[i]) + rest[i]; \
-    }                                                                                             \
-    static void name(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt,           \
-                     float *out)                                                                  \
-    {                                                                                             \
-        switch (nt) {                                                                             \
-        case 1:                                                                                   \
-            name##_nt(w, n, a, t0, 1, out);                                                       \
-            break;                                                                                \
-        case 2:                                                                                   \
-            name##_nt(w, n, a, t0, 2, out);                                                       \
-            break;                                                                                \
-        case 3:                                                                                   \
-            name##_nt(w, n, a, t0, 3, out);                                                       \
-            break;                                                                                \
-        default:                                                                                  \
-            name##_nt(w, n, a, t0, 4, out);                                                       \
-            break;                                                                                \
-        }                                                                                         \
+ALWAYS_INLINE void dot_q32_nt(uint32_t type, const uint8_t *w, size_t n, const mm_act *a,
+                              size_t t0, const int nt, float *out)
+{
+    const size_t bytes = type == TENSOR_Q8_0 ? QUANT_Q8_0_BYTES : QUANT_Q4_0_BYTES;
+    const float offset = type == TENSOR_Q8_0 ? 128.0f : 8.0f;
+    const __m512i lo_idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i hi_idx = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
+    size_t nb = n / 32;
+    /* two accumulators per token: one FMA chain per block pair */
+    __m512 acc0[MM_MAX_NT], acc1[MM_MAX_NT];
+    __m128 corr[MM_MAX_NT];
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++) {
+        acc0[i] = acc1[i] = _mm512_setzero_ps();
+        corr[i] = _mm_setzero_ps();
     }
-
-/* Q8_0 blocks: quants at +2; flipping the sign bit adds 128 (unsigned). */
-ALWAYS_INLINE __m512i q8_0_pair(const uint8_t *a, const uint8_t *b)
-{
-    return _mm512_xor_si512(load_2x32(a + 2, b + 2), _mm512_set1_epi8((char)0x80));
-}
-
-ALWAYS_INLINE __m512i q4_0_pair_blk(const uint8_t *a, const uint8_t *b)
-{
-    return q4_0_pair(a + 2, b + 2);
-}
-
-DEFINE_DOT_Q32(dot_q8_0, QUANT_Q8_0_BYTES, 128, q8_0_pair)
-DEFINE_DOT_Q32(dot_q4_0, QUANT_Q4_0_BYTES, 8, q4_0_pair_blk)
-
-/* ================================================================ decode: K-quants */
-
-/* Per 64 values (a chunk): the int32 scale of each lane, sub-blocks of 32:
- * lanes 0..7 = sc[2c], 8..15 = sc[2c+1]. */
-ALWAYS_INLINE __m512i kscale_lanes32(__m512i sc16, int c)
-{
-    __m512i idx = _mm512_set_epi32(2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1,
-                                   2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c, 2 * c, 2 * c, 2 * c,
-                                   2 * c, 2 * c, 2 * c, 2 * c);
-    return _mm512_permutexvar_epi32(idx, sc16);
-}
-
-/* Q6_K: sub-blocks of 16, so lanes 4j..4j+3 = sc[4c + j]. */
-ALWAYS_INLINE __m512i kscale_lanes16(__m512i sc16, int c)
-{
-    int s = 4 * c;
-    __m512i idx = _mm512_set_epi32(s + 3, s + 3, s + 3, s + 3, s + 2, s + 2, s + 2, s + 2, s + 1,
-                                   s + 1, s + 1, s + 1, s, s, s, s);
-    return _mm512_permutexvar_epi32(idx, sc16);
-}
-
-/* The 64-value chunks of one super-block as unsigned quants, Q4_K/Q5_K. */
-ALWAYS_INLINE void q4_K_chunks(const uint8_t *blk, __m512i wq[4])
-{
-    for (int c = 0; c < 4; c++)
-        wq[c] = nibbles_32(blk + 16 + 32 * c);
-}
-
-ALWAYS_INLINE void q5_K_chunks(const uint8_t *blk, __m512i wq[4])
-{
-    __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
-    __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), qh, 1);
-    for (int c = 0; c < 4; c++) {
-        wq[c] = nibbles_32(blk + 48 + 32 * c);
-        /* bit 2c of qh[l] is bit 4 of value 64c+l, bit 2c+1 that of 64c+32+l */
-        __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
-                                         _mm256_set1_epi8((char)(1 << (2 * c + 1))), 1);
-        __mmask64 hb = _mm512_test_epi8_mask(qh2, sel);
-        wq[c] = _mm512_mask_add_epi8(wq[c], hb, wq[c], _mm512_set1_epi8(16));
+    size_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        const uint8_t *blk = w + b * bytes;
+        __m512i w01 = q32_pair(type, blk), w23 = q32_pair(type, blk + 2 * bytes);
+        __m128 dw = load4_f16(blk, bytes);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            size_t t = t0 + (size_t)i;
+            const int8_t *aq = a->q + t * n + 32 * b;
+            __m128 s = _mm_mul_ps(dw, _mm_loadu_ps(a->d + t * nb + b));
+            __m512 s01 = _mm512_permutexvar_ps(lo_idx, _mm512_castps128_ps512(s));
+            __m512 s23 = _mm512_permutexvar_ps(hi_idx, _mm512_castps128_ps512(s));
+            __m512i p01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w01, _mm512_loadu_si512(aq));
+            __m512i p23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w23,
+                                              _mm512_loadu_si512(aq + 64));
+            acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p01), s01, acc0[i]);
+            acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p23), s23, acc1[i]);
+            __m128i sums = _mm_loadu_si128((const __m128i *)(a->sum32 + t * nb + b));
+            corr[i] = _mm_fmadd_ps(s, _mm_cvtepi32_ps(sums), corr[i]);
+        }
     }
+    float rest[MM_MAX_NT] = {0};
+    for (; b < nb; b++) { /* fewer than 4 blocks left: one at a time */
+        const uint8_t *blk = w + b * bytes;
+        __m256i wv = _mm512_castsi512_si256(q32_pair(type, blk)); /* block b only */
+        float dw = h2f(blk);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            size_t t = t0 + (size_t)i;
+            __m256i av = _mm256_loadu_si256((const __m256i *)(a->q + t * n + 32 * b));
+            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, av);
+            __m128i p4 = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+            float dot = hsum128(_mm_cvtepi32_ps(p4)) - offset * (float)a->sum32[t * nb + b];
+            rest[i] += dot * (dw * a->d[t * nb + b]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
+        out[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i], acc1[i])) - offset * hsum128(corr[i]) +
+                 rest[i];
 }
 
-/* Q4_K / Q5_K: x = d sc q - dmin m, per token
- *   d da sum_c sum_lanes sc * (q.a)  -  dmin da sum_s m_s (bsum_2s + bsum_2s+1). */
-ALWAYS_INLINE void dot_kasym_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt,
-                                float *out, size_t block_bytes, int five_bits)
+ALWAYS_INLINE void dot_q8_0_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, int nt,
+                               float *out)
 {
+    dot_q32_nt(TENSOR_Q8_0, w, n, a, t0, nt, out);
+}
+
+ALWAYS_INLINE void dot_q4_0_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, int nt,
+                               float *out)
+{
+    dot_q32_nt(TENSOR_Q4_0, w, n, a, t0, nt, out);
+}
+
+DEFINE_NT_DISPATCH(dot_q8_0)
+DEFINE_NT_DISPATCH(dot_q4_0)
+
+/* ---------------------------------------------------------------- K-quants */
+
+/* 32 bytes at p -> [low nibbles (32), high nibbles (32)]: one Q4_K/Q5_K
+ * chunk of 64 values in value order. */
+ALWAYS_INLINE __m512i nibbles_32(const uint8_t *p)
+{
+    __m256i y = _mm256_loadu_si256((const __m256i *)p);
+    __m512i t = _mm512_inserti64x4(_mm512_castsi256_si512(y), _mm256_srli_epi16(y, 4), 1);
+    return _mm512_and_si512(t, _mm512_set1_epi8(15));
+}
+
+/* Chunk c of a Q5_K block: nibbles plus bit 2c (low half) / 2c+1 (high
+ * half) of qh as bit 4. qh2 = the 32 qh bytes twice. */
+ALWAYS_INLINE __m512i q5_K_chunk(const uint8_t *blk, __m512i qh2, int c)
+{
+    __m512i q = nibbles_32(blk + 48 + 32 * c);
+    __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
+                                     _mm256_set1_epi8((char)(1 << (2 * c + 1))), 1);
+    return _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(qh2, sel), q, _mm512_set1_epi8(16));
+}
+
+/* Lane scales of chunk c: sub-blocks of 32 (Q4_K, Q5_K), lanes 0..7 take
+ * sc[2c], 8..15 sc[2c+1]; sc32 holds the scales in lanes 0..7. */
+ALWAYS_INLINE __m512i lanes_of_32(__m512i sc32, int c)
+{
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(2 * c)), sc32);
+}
+
+/* Q6_K sub-blocks of 16: lanes 4j..4j+3 take sc[4c + j]. */
+ALWAYS_INLINE __m512i lanes_of_16(__m512i sc32, int c)
+{
+    const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    return _mm512_permutexvar_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(4 * c)), sc32);
+}
+
+/*
+ * Q4_K and Q5_K: x = d sc q - dmin m, so per token and super-block
+ *   d da sum_c sum_lanes sc (q . a)  -  dmin da sum_s m_s (bsum_2s + bsum_2s+1).
+ * The 4 chunk vectors are decoded once and used for every token.
+ */
+ALWAYS_INLINE void dot_kasym_nt(int five, const uint8_t *w, size_t n, const mm_act *a, size_t t0,
+                                const int nt, float *out)
+{
+    const size_t bytes = five ? QUANT_Q5_K_BYTES : QUANT_Q4_K_BYTES;
     size_t nb = n / QUANT_QK_K;
     __m512 acc[MM_MAX_NT];
     __m256 macc[MM_MAX_NT];
-    for (size_t i = 0; i < nt; i++) {
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++) {
         acc[i] = _mm512_setzero_ps();
         macc[i] = _mm256_setzero_ps();
     }
     for (size_t b = 0; b < nb; b++) {
-        const uint8_t *blk = w + b * block_bytes;
-        uint8_t sc[16] = {0}, m[8];
-        mm_kquant_scales(blk + 4, sc, m);
-        float d = fp16_to_f32(mm_ld16(blk)), dmin = fp16_to_f32(mm_ld16(blk + 2));
-        __m512i sc16 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)sc));
-        __m512i scl[4];
-        for (int c = 0; c < 4; c++)
-            scl[c] = kscale_lanes32(sc16, c);
-        /* mins as int16 pairs (m0, m0, m1, m1, ...) to meet bsums pairwise */
-        __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
-        __m256i m16 = _mm256_cvtepu16_epi32(m8);
-        m16 = _mm256_or_si256(m16, _mm256_slli_epi32(m16, 16));
-        __m512i wq[4];
-        if (five_bits)
-            q5_K_chunks(blk, wq);
-        else
-            q4_K_chunks(blk, wq);
-        for (size_t i = 0; i < nt; i++) {
-            size_t t = t0 + i;
+        const uint8_t *blk = w + b * bytes;
+        uint8_t scm[16];
+        mm_kquant_scales_packed(blk + 4, scm);
+        __m128i scm8 = _mm_loadu_si128((const __m128i *)scm);
+        __m512i sc32 = _mm512_cvtepu8_epi32(scm8); /* lanes 0..7 scales */
+        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm8, scm8)); /* m0 m0 m1 m1 .. */
+        __m512i s0 = lanes_of_32(sc32, 0), s1 = lanes_of_32(sc32, 1);
+        __m512i s2 = lanes_of_32(sc32, 2), s3 = lanes_of_32(sc32, 3);
+        __m512i q0, q1, q2, q3;
+        if (five) {
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
+            __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), qh, 1);
+            q0 = q5_K_chunk(blk, qh2, 0);
+            q1 = q5_K_chunk(blk, qh2, 1);
+            q2 = q5_K_chunk(blk, qh2, 2);
+            q3 = q5_K_chunk(blk, qh2, 3);
+        } else {
+            q0 = nibbles_32(blk + 16);
+            q1 = nibbles_32(blk + 48);
+            q2 = nibbles_32(blk + 80);
+            q3 = nibbles_32(blk + 112);
+        }
+        float d = h2f(blk), dmin = h2f(blk + 2);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            size_t t = t0 + (size_t)i;
             const int8_t *aq = a->q + t * n + QUANT_QK_K * b;
-            __m512i isb = _mm512_setzero_si512();
-            for (int c = 0; c < 4; c++) {
-                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[c],
-                                                _mm512_loadu_si512(aq + 64 * c));
-                isb = _mm512_add_epi32(isb, _mm512_mullo_epi32(p, scl[c]));
-            }
+            const __m512i z = _mm512_setzero_si512();
+            __m512i p0 = _mm512_dpbusd_epi32(z, q0, _mm512_loadu_si512(aq));
+            __m512i p1 = _mm512_dpbusd_epi32(z, q1, _mm512_loadu_si512(aq + 64));
+            __m512i p2 = _mm512_dpbusd_epi32(z, q2, _mm512_loadu_si512(aq + 128));
+            __m512i p3 = _mm512_dpbusd_epi32(z, q3, _mm512_loadu_si512(aq + 192));
+            __m512i isb = _mm512_add_epi32(
+                _mm512_add_epi32(_mm512_mullo_epi32(p0, s0), _mm512_mullo_epi32(p1, s1)),
+                _mm512_add_epi32(_mm512_mullo_epi32(p2, s2), _mm512_mullo_epi32(p3, s3)));
             float da = a->d[t * nb + b];
             acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_set1_ps(d * da), acc[i]);
             __m256i bs = _mm256_loadu_si256((const __m256i *)(a->bsums + t * (n / 16) + 16 * b));
@@ -436,100 +482,89 @@ ALWAYS_INLINE void dot_kasym_nt(const uint8_t *w, size_t n, const mm_act *a, siz
             macc[i] = _mm256_fmadd_ps(mm, _mm256_set1_ps(dmin * da), macc[i]);
         }
     }
-    for (size_t i = 0; i < nt; i++) {
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++) {
         __m128 mh = _mm_add_ps(_mm256_castps256_ps128(macc[i]), _mm256_extractf128_ps(macc[i], 1));
         out[i] = _mm512_reduce_add_ps(acc[i]) - hsum128(mh);
     }
 }
 
-/* Q6_K: x = d sc (q - 32), sub-blocks of 16; per token
- *   d da (sum_lanes sc * (q.a) - 32 sum_s sc_s bsum_s). */
-ALWAYS_INLINE void dot_q6_K_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt,
+ALWAYS_INLINE void dot_q4_K_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, int nt,
                                float *out)
+{
+    dot_kasym_nt(0, w, n, a, t0, nt, out);
+}
+
+ALWAYS_INLINE void dot_q5_K_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, int nt,
+                               float *out)
+{
+    dot_kasym_nt(1, w, n, a, t0, nt, out);
+}
+
+/* Q6_K half h, low or high 64 values as unsigned 6-bit quants in value
+ * order: nibbles of ql[64h..] plus 2 bits of qh[32h..] moved to bits 4-5. */
+ALWAYS_INLINE void q6_K_half(const uint8_t *blk, int h, __m512i *lo, __m512i *hi)
+{
+    const __m512i m30 = _mm512_set1_epi8(0x30), m0f = _mm512_set1_epi8(15);
+    __m512i ql = _mm512_loadu_si512(blk + 64 * h);
+    __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+    /* value l: qh bits 0-1, l+32: bits 2-3, l+64: 4-5, l+96: 6-7 */
+    __m512i hlo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_slli_epi16(qh, 4)),
+                                     _mm256_slli_epi16(qh, 2), 1);
+    __m512i hhi = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+    *lo = _mm512_or_si512(_mm512_and_si512(ql, m0f), _mm512_and_si512(hlo, m30));
+    *hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m0f),
+                          _mm512_and_si512(hhi, m30));
+}
+
+/* Q6_K: x = d sc (q - 32) over sub-blocks of 16; per token and block
+ *   d da (sum_lanes sc (q . a) - 32 sum_s sc_s bsum_s). */
+ALWAYS_INLINE void dot_q6_K_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0,
+                               const int nt, float *out)
 {
     size_t nb = n / QUANT_QK_K;
     __m512 acc[MM_MAX_NT];
-    for (size_t i = 0; i < nt; i++)
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
         acc[i] = _mm512_setzero_ps();
-    const __m512i m30 = _mm512_set1_epi8(0x30), m0f = _mm512_set1_epi8(15);
     for (size_t b = 0; b < nb; b++) {
         const uint8_t *blk = w + b * QUANT_Q6_K_BYTES;
         __m128i sc8 = _mm_loadu_si128((const __m128i *)(blk + 192));
-        __m512i sc16 = _mm512_cvtepi8_epi32(sc8);
-        __m256i sc_w = _mm256_cvtepi8_epi16(sc8); /* for the bsums */
-        float d = fp16_to_f32(mm_ld16(blk + 208));
-        __m512i wq[4], scl[4];
-        for (int h = 0; h < 2; h++) {
-            __m512i ql = _mm512_loadu_si512(blk + 64 * h);
-            __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
-            /* 2 high bits of value l at qh bits 0-1, of l+32 at 2-3, l+64 at 4-5,
-             * l+96 at 6-7: moved to bits 4-5 of each byte */
-            __m512i hlo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_slli_epi16(qh, 4)),
-                                             _mm256_slli_epi16(qh, 2), 1);
-            __m512i hhi = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
-            wq[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m0f), _mm512_and_si512(hlo, m30));
-            wq[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m0f),
-                                            _mm512_and_si512(hhi, m30));
-        }
-        for (int c = 0; c < 4; c++)
-            scl[c] = kscale_lanes16(sc16, c);
-        for (size_t i = 0; i < nt; i++) {
-            size_t t = t0 + i;
+        __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
+        __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        __m512i s0 = lanes_of_16(sc32, 0), s1 = lanes_of_16(sc32, 1);
+        __m512i s2 = lanes_of_16(sc32, 2), s3 = lanes_of_16(sc32, 3);
+        __m512i q0, q1, q2, q3;
+        q6_K_half(blk, 0, &q0, &q1);
+        q6_K_half(blk, 1, &q2, &q3);
+        float d = h2f(blk + 208);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            size_t t = t0 + (size_t)i;
             const int8_t *aq = a->q + t * n + QUANT_QK_K * b;
-            __m512i isb = _mm512_setzero_si512();
-            for (int c = 0; c < 4; c++) {
-                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[c],
-                                                _mm512_loadu_si512(aq + 64 * c));
-                isb = _mm512_add_epi32(isb, _mm512_mullo_epi32(p, scl[c]));
-            }
+            const __m512i z = _mm512_setzero_si512();
+            __m512i p0 = _mm512_dpbusd_epi32(z, q0, _mm512_loadu_si512(aq));
+            __m512i p1 = _mm512_dpbusd_epi32(z, q1, _mm512_loadu_si512(aq + 64));
+            __m512i p2 = _mm512_dpbusd_epi32(z, q2, _mm512_loadu_si512(aq + 128));
+            __m512i p3 = _mm512_dpbusd_epi32(z, q3, _mm512_loadu_si512(aq + 192));
+            __m512i isb = _mm512_add_epi32(
+                _mm512_add_epi32(_mm512_mullo_epi32(p0, s0), _mm512_mullo_epi32(p1, s1)),
+                _mm512_add_epi32(_mm512_mullo_epi32(p2, s2), _mm512_mullo_epi32(p3, s3)));
             __m256i bs = _mm256_loadu_si256((const __m256i *)(a->bsums + t * (n / 16) + 16 * b));
-            __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc_w), 5); /* 32 sc bsum */
+            __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5); /* 32 sc bsum */
             isb = _mm512_sub_epi32(isb, _mm512_zextsi256_si512(off));
             acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_set1_ps(d * a->d[t * nb + b]),
                                      acc[i]);
         }
     }
-    for (size_t i = 0; i < nt; i++)
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
         out[i] = _mm512_reduce_add_ps(acc[i]);
 }
 
-#define DISPATCH_NT(call1, call2, call3, call4)                                                \
-    switch (nt) {                                                                              \
-    case 1:                                                                                    \
-        call1;                                                                                 \
-        break;                                                                                 \
-    case 2:                                                                                    \
-        call2;                                                                                 \
-        break;                                                                                 \
-    case 3:                                                                                    \
-        call3;                                                                                 \
-        break;                                                                                 \
-    default:                                                                                   \
-        call4;                                                                                 \
-        break;                                                                                 \
-    }
-
-static void dot_q4_K(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt, float *out)
-{
-    DISPATCH_NT(dot_kasym_nt(w, n, a, t0, 1, out, QUANT_Q4_K_BYTES, 0),
-                dot_kasym_nt(w, n, a, t0, 2, out, QUANT_Q4_K_BYTES, 0),
-                dot_kasym_nt(w, n, a, t0, 3, out, QUANT_Q4_K_BYTES, 0),
-                dot_kasym_nt(w, n, a, t0, 4, out, QUANT_Q4_K_BYTES, 0))
-}
-
-static void dot_q5_K(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt, float *out)
-{
-    DISPATCH_NT(dot_kasym_nt(w, n, a, t0, 1, out, QUANT_Q5_K_BYTES, 1),
-                dot_kasym_nt(w, n, a, t0, 2, out, QUANT_Q5_K_BYTES, 1),
-                dot_kasym_nt(w, n, a, t0, 3, out, QUANT_Q5_K_BYTES, 1),
-                dot_kasym_nt(w, n, a, t0, 4, out, QUANT_Q5_K_BYTES, 1))
-}
-
-static void dot_q6_K(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt, float *out)
-{
-    DISPATCH_NT(dot_q6_K_nt(w, n, a, t0, 1, out), dot_q6_K_nt(w, n, a, t0, 2, out),
-                dot_q6_K_nt(w, n, a, t0, 3, out), dot_q6_K_nt(w, n, a, t0, 4, out))
-}
+DEFINE_NT_DISPATCH(dot_q4_K)
+DEFINE_NT_DISPATCH(dot_q5_K)
+DEFINE_NT_DISPATCH(dot_q6_K)
 
 /* ================================================================ prefill */
 

@@ -138,6 +138,21 @@ static inline float mm_ldf32(const uint8_t *p)
     return v;
 }
 
+/* The 6-bit scales and mins of a Q4_K/Q5_K super-block as 16 bytes
+ * [sc0..sc7, m0..m7], by 32-bit word operations on the 12 packed bytes
+ * (sub-blocks 0-3 keep the low 6 bits of bytes 0-7; 4-7 combine the
+ * nibbles of bytes 8-11 with the top 2 bits of bytes 0-7). */
+static inline void mm_kquant_scales_packed(const uint8_t *s, uint8_t out[16])
+{
+    uint32_t v[3], r[4];
+    memcpy(v, s, 12);
+    r[0] = v[0] & 0x3f3f3f3fu;                                             /* sc0-3 */
+    r[1] = (v[2] & 0x0f0f0f0fu) | (((v[0] >> 6) & 0x03030303u) << 4);      /* sc4-7 */
+    r[2] = v[1] & 0x3f3f3f3fu;                                             /* m0-3 */
+    r[3] = ((v[2] >> 4) & 0x0f0f0f0fu) | (((v[1] >> 6) & 0x03030303u) << 4); /* m4-7 */
+    memcpy(out, r, 16);
+}
+
 /* The 6-bit scales sc[8] and mins m[8] of a Q4_K/Q5_K super-block. */
 static inline void mm_kquant_scales(const uint8_t *s, uint8_t sc[8], uint8_t m[8])
 {
