@@ -253,6 +253,60 @@ static void long_rows_many_rows_and_split_calls(void **state)
     }
 }
 
+static const mm_kernels *tier_kernels(cpu_isa isa)
+{
+    return isa == CPU_ISA_AVX512 ? mm_kernels_avx512()
+           : isa == CPU_ISA_AVX2 ? mm_kernels_avx2()
+                                 : mm_kernels_portable();
+}
+
+/* The SIMD tiers convert activations to exactly the bits of quant.c and
+ * fp16.h (the portable tier is those), ties and all-zero blocks included. */
+static void activation_conversion_is_bit_exact_on_every_tier(void **state)
+{
+    (void)state;
+    enum { N = 1024 + 256 };
+    static float x[N], f_want[N], f_got[N], d_want[N / 32], d_got[N / 32];
+    static int8_t q_want[N], q_got[N];
+    static int32_t s_want[N / 32], s_got[N / 32];
+    static int16_t b_want[N / 16], b_got[N / 16];
+    static uint16_t h_want[N], h_got[N];
+    const mm_kernels *ref = mm_kernels_portable();
+    uint64_t rng = 11;
+    for (int rep = 0; rep < 50; rep++) {
+        for (size_t i = 0; i < N; i++)
+            x[i] = frand(&rng) * (rep % 2 ? 1e-3f : 40.0f);
+        if (rep % 5 == 0) {
+            for (size_t i = 0; i < 256; i++) /* ties after scaling */
+                x[i] = (float)(i % 11) - 5.5f;
+            x[3] = 127.0f;
+            memset(x + 512, 0, 256 * sizeof *x); /* all-zero blocks */
+        }
+        size_t n = rep % 3 ? N : 256 + 32 * (size_t)(rep % 7); /* also short rows */
+        size_t nk = n / 256 * 256;
+        for (int isa = CPU_ISA_AVX2; isa <= (int)cpu_isa_best(); isa++) {
+            const mm_kernels *k = tier_kernels((cpu_isa)isa);
+            ref->quant_q8_0(x, n, q_want, d_want, s_want);
+            k->quant_q8_0(x, n, q_got, d_got, s_got);
+            assert_memory_equal(q_got, q_want, n);
+            assert_memory_equal(d_got, d_want, n / 32 * sizeof(float));
+            assert_memory_equal(s_got, s_want, n / 32 * sizeof(int32_t));
+            ref->quant_q8_K(x, nk, q_want, d_want, b_want);
+            k->quant_q8_K(x, nk, q_got, d_got, b_got);
+            assert_memory_equal(q_got, q_want, nk);
+            assert_memory_equal(d_got, d_want, nk / 256 * sizeof(float));
+            assert_memory_equal(b_got, b_want, nk / 16 * sizeof(int16_t));
+            size_t nf = n - (size_t)rep % 13; /* vector tails */
+            ref->round_f16(x, nf, f_want);
+            k->round_f16(x, nf, f_got);
+            assert_memory_equal(f_got, f_want, nf * sizeof(float));
+            ref->round_bf16(x, nf, h_want);
+            k->round_bf16(x, nf, h_got);
+            assert_memory_equal(h_got, h_want, nf * sizeof(uint16_t));
+        }
+    }
+}
+
 /* Where the CPU has AVX512_BF16, BF16 weights use vdpbf16ps; the converting
  * AVX-512 kernel must agree with it (and both with the reference above). */
 static void bf16_native_and_converting_kernels_agree(void **state)
@@ -352,6 +406,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_type_and_tier_matches_the_reference),
         cmocka_unit_test(long_rows_many_rows_and_split_calls),
+        cmocka_unit_test(activation_conversion_is_bit_exact_on_every_tier),
         cmocka_unit_test(bf16_native_and_converting_kernels_agree),
         cmocka_unit_test(weight_rows_dequantize),
         cmocka_unit_test(bad_weights_and_contexts_are_refused),
