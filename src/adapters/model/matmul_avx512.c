@@ -602,119 +602,161 @@ _Static_assert(sizeof(int_panel) <= MM_PANEL_BYTES, "int panel fits the scratch"
 _Static_assert(sizeof(float_panel) <= MM_PANEL_BYTES, "float panel fits the scratch");
 _Static_assert(KC % 256 == 0, "K chunks hold whole super-blocks");
 
-/* Writes the unit's unsigned quants u[unit] of panel row r. */
-ALWAYS_INLINE void panel_put(int_panel *p, size_t unit, size_t j, int r, const uint8_t *u, float s,
-                             float o)
+/*
+ * Packing. A panel row's values are first decoded 256 at a time into
+ * unsigned bytes in value order (plus S and O per unit), for 16 rows; then
+ * each run of 32 values of the 16 rows (16 x 8 dwords) is transposed into
+ * the 8 steps x 16 rows x 4 bytes the tile loads. Q6_K's units of 16 pair
+ * up into the same 32-value runs ([unit][4 steps] twice = 8 steps).
+ */
+
+/* 32 unsigned quants of a Q4_K / Q5_K chunk half, and the same for Q6_K. */
+ALWAYS_INLINE void store32(uint8_t *dst, __m256i v)
 {
-    for (size_t st = 0; st < unit / 4; st++)
-        memcpy(p->q + ((j * (unit / 4) + st) * MM_PREFILL_ROWS + (size_t)r) * 4, u + 4 * st, 4);
-    p->s[j * MM_PREFILL_ROWS + (size_t)r] = s;
-    p->o[j * MM_PREFILL_ROWS + (size_t)r] = o;
+    _mm256_storeu_si256((__m256i *)dst, v);
 }
 
-static void pack_q8_0(const uint8_t *row, size_t k0, size_t klen, int r, int_panel *p)
+/* Values [v0, v0 + nv) of `row` (nv <= 256, v0 and nv multiples of 32; of
+ * 256 for K-quants) into u[nv] with S and O per unit into s[], o[]. */
+static void decode_run(uint32_t type, const uint8_t *row, size_t v0, size_t nv, uint8_t *u,
+                       float *s, float *o)
 {
-    uint8_t u[32];
-    for (size_t j = 0; j < klen / 32; j++) {
-        const uint8_t *blk = row + (k0 / 32 + j) * QUANT_Q8_0_BYTES;
-        float d = fp16_to_f32(mm_ld16(blk));
-        for (int l = 0; l < 32; l++)
-            u[l] = (uint8_t)(blk[2 + l] ^ 0x80); /* q + 128 */
-        panel_put(p, 32, j, r, u, d, -128.0f * d);
-    }
-}
-
-static void pack_q4_0(const uint8_t *row, size_t k0, size_t klen, int r, int_panel *p)
-{
-    uint8_t u[32];
-    for (size_t j = 0; j < klen / 32; j++) {
-        const uint8_t *blk = row + (k0 / 32 + j) * QUANT_Q4_0_BYTES;
-        float d = fp16_to_f32(mm_ld16(blk));
-        for (int l = 0; l < 16; l++) {
-            u[l] = blk[2 + l] & 15;
-            u[l + 16] = blk[2 + l] >> 4;
-        }
-        panel_put(p, 32, j, r, u, d, -8.0f * d);
-    }
-}
-
-static void pack_kasym(const uint8_t *row, size_t k0, size_t klen, int r, int_panel *p, int five)
-{
-    size_t bytes = five ? QUANT_Q5_K_BYTES : QUANT_Q4_K_BYTES;
-    uint8_t u[64];
-    for (size_t sb = 0; sb < klen / 256; sb++) {
-        const uint8_t *blk = row + (k0 / 256 + sb) * bytes;
-        const uint8_t *qs = blk + (five ? 48 : 16), *qh = blk + 16;
-        uint8_t sc[8], m[8];
-        mm_kquant_scales(blk + 4, sc, m);
-        float d = fp16_to_f32(mm_ld16(blk)), dmin = fp16_to_f32(mm_ld16(blk + 2));
-        for (int c = 0; c < 4; c++) {
-            for (int l = 0; l < 32; l++) {
-                u[l] = qs[32 * c + l] & 15;
-                u[32 + l] = qs[32 * c + l] >> 4;
-                if (five) {
-                    u[l] |= (uint8_t)(((qh[l] >> (2 * c)) & 1) << 4);
-                    u[32 + l] |= (uint8_t)(((qh[l] >> (2 * c + 1)) & 1) << 4);
-                }
-            }
-            panel_put(p, 32, 8 * sb + 2 * c, r, u, d * sc[2 * c], -dmin * m[2 * c]);
-            panel_put(p, 32, 8 * sb + 2 * c + 1, r, u + 32, d * sc[2 * c + 1], -dmin * m[2 * c + 1]);
-        }
-    }
-}
-
-static void pack_q6_K(const uint8_t *row, size_t k0, size_t klen, int r, int_panel *p)
-{
-    uint8_t v[128];
-    for (size_t sb = 0; sb < klen / 256; sb++) {
-        const uint8_t *blk = row + (k0 / 256 + sb) * QUANT_Q6_K_BYTES;
-        const int8_t *sc = (const int8_t *)(blk + 192);
-        float d = fp16_to_f32(mm_ld16(blk + 208));
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
-            for (int l = 0; l < 32; l++) {
-                v[l] = (uint8_t)((ql[l] & 15) | ((qh[l] & 3) << 4));
-                v[l + 32] = (uint8_t)((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4));
-                v[l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
-                v[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
-            }
-            for (int s = 0; s < 8; s++) {
-                float ds = d * sc[8 * h + s];
-                panel_put(p, 16, 16 * sb + 8 * h + s, r, v + 16 * s, ds, -32.0f * ds);
-            }
-        }
-    }
-}
-
-/* Values [k0, k0 + klen) of `row` as panel row r; row NULL pads with zeros. */
-static void pack_row(uint32_t type, const uint8_t *row, size_t k0, size_t klen, int r,
-                     int_panel *p)
-{
-    if (!row) {
-        size_t unit = mm_prefill_unit(type);
-        uint8_t zero[32] = {0};
-        for (size_t j = 0; j < klen / unit; j++)
-            panel_put(p, unit, j, r, zero, 0.0f, 0.0f);
-        return;
-    }
+    const __m256i m0f = _mm256_set1_epi8(15);
     switch (type) {
     case TENSOR_Q8_0:
-        pack_q8_0(row, k0, klen, r, p);
+        for (size_t j = 0; j < nv / 32; j++) {
+            const uint8_t *blk = row + (v0 / 32 + j) * QUANT_Q8_0_BYTES;
+            __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));
+            store32(u + 32 * j, _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80))); /* q + 128 */
+            s[j] = h2f(blk);
+            o[j] = -128.0f * s[j];
+        }
         break;
     case TENSOR_Q4_0:
-        pack_q4_0(row, k0, klen, r, p);
+        for (size_t j = 0; j < nv / 32; j++) {
+            const uint8_t *blk = row + (v0 / 32 + j) * QUANT_Q4_0_BYTES;
+            __m128i x = _mm_loadu_si128((const __m128i *)(blk + 2));
+            __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(x), _mm_srli_epi16(x, 4), 1);
+            store32(u + 32 * j, _mm256_and_si256(y, m0f));
+            s[j] = h2f(blk);
+            o[j] = -8.0f * s[j];
+        }
         break;
     case TENSOR_Q4_K:
-        pack_kasym(row, k0, klen, r, p, 0);
+    case TENSOR_Q5_K: {
+        int five = type == TENSOR_Q5_K;
+        const uint8_t *blk = row + v0 / 256 * (five ? QUANT_Q5_K_BYTES : QUANT_Q4_K_BYTES);
+        const uint8_t *qs = blk + (five ? 48 : 16);
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
+        uint8_t scm[16];
+        mm_kquant_scales_packed(blk + 4, scm);
+        float d = h2f(blk), dmin = h2f(blk + 2);
+        for (int c = 0; c < 4; c++) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(x, m0f), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m0f);
+            if (five) {
+                const __m256i one = _mm256_set1_epi8(1);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
+            }
+            store32(u + 64 * c, lo);
+            store32(u + 64 * c + 32, hi);
+        }
+        for (int j = 0; j < 8; j++) {
+            s[j] = d * scm[j];
+            o[j] = -dmin * scm[8 + j];
+        }
         break;
-    case TENSOR_Q5_K:
-        pack_kasym(row, k0, klen, r, p, 1);
+    }
+    case TENSOR_Q6_K: {
+        const uint8_t *blk = row + v0 / 256 * QUANT_Q6_K_BYTES;
+        const int8_t *sc = (const int8_t *)(blk + 192);
+        const __m256i m30 = _mm256_set1_epi8(0x30);
+        float d = h2f(blk + 208);
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+            uint8_t *uh = u + 128 * h;
+            store32(uh, _mm256_or_si256(_mm256_and_si256(ql0, m0f),
+                                        _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)));
+            store32(uh + 32, _mm256_or_si256(_mm256_and_si256(ql1, m0f),
+                                             _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)));
+            store32(uh + 64, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m0f),
+                                             _mm256_and_si256(qh, m30)));
+            store32(uh + 96, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m0f),
+                                             _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)));
+        }
+        for (int j = 0; j < 16; j++) {
+            s[j] = d * sc[j];
+            o[j] = -32.0f * s[j];
+        }
         break;
-    case TENSOR_Q6_K:
-        pack_q6_K(row, k0, klen, r, p);
-        break;
+    }
     default:
         break;
+    }
+}
+
+/* 16 rows x 8 dwords (row r at u + r * stride) -> 8 vectors of 16 rows,
+ * stored at dst + step * 128 (the panel's 32-row stride) for steps 0..7.
+ * Rows r and r+8 share a vector so one 8x8 transpose serves both halves. */
+static void transpose_16x8(const uint8_t *u, size_t stride, uint8_t *dst)
+{
+    __m512i z[8], t[8], s[8];
+    for (int r = 0; r < 8; r++)
+        z[r] = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(u + (size_t)r * stride))),
+            _mm256_loadu_si256((const __m256i *)(u + (size_t)(r + 8) * stride)), 1);
+    for (int r = 0; r < 8; r += 2) {
+        t[r] = _mm512_unpacklo_epi32(z[r], z[r + 1]);
+        t[r + 1] = _mm512_unpackhi_epi32(z[r], z[r + 1]);
+    }
+    for (int q = 0; q < 8; q += 4) { /* rows q..q+3 */
+        s[q] = _mm512_unpacklo_epi64(t[q], t[q + 2]);     /* dwords 0 | 4 */
+        s[q + 1] = _mm512_unpackhi_epi64(t[q], t[q + 2]); /* 1 | 5 */
+        s[q + 2] = _mm512_unpacklo_epi64(t[q + 1], t[q + 3]); /* 2 | 6 */
+        s[q + 3] = _mm512_unpackhi_epi64(t[q + 1], t[q + 3]); /* 3 | 7 */
+    }
+    /* per 256-bit half: [rows 0-3 | rows 4-7] of dword k from lanes 0 (k<4) or 1 */
+    const __m512i lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+    const __m512i hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    for (int k = 0; k < 4; k++) {
+        __m512i d0 = _mm512_permutex2var_epi64(s[k], lo, s[4 + k]); /* dword k */
+        __m512i d1 = _mm512_permutex2var_epi64(s[k], hi, s[4 + k]); /* dword k + 4 */
+        _mm512_storeu_si512(dst + (size_t)k * 128, d0);
+        _mm512_storeu_si512(dst + (size_t)(k + 4) * 128, d1);
+    }
+}
+
+/* Packs values [k0, k0 + klen) of the panel's rows (rows[r] NULL: zero). */
+static void pack_panel(uint32_t type, const uint8_t *const rows[MM_PREFILL_ROWS], size_t k0,
+                       size_t klen, int_panel *p)
+{
+    _Alignas(64) uint8_t u[16][256];
+    size_t unit = mm_prefill_unit(type);
+    float s[16], o[16];
+    for (int g = 0; g < 2; g++) {
+        for (size_t v = 0; v < klen; v += 256) {
+            size_t nv = klen - v < 256 ? klen - v : 256, nu = nv / unit;
+            for (int r = 0; r < 16; r++) {
+                int pr = 16 * g + r;
+                if (rows[pr]) {
+                    decode_run(type, rows[pr], k0 + v, nv, u[r], s, o);
+                } else {
+                    memset(u[r], 0, nv);
+                    memset(s, 0, sizeof s);
+                    memset(o, 0, sizeof o);
+                }
+                for (size_t j = 0; j < nu; j++) {
+                    p->s[(v / unit + j) * MM_PREFILL_ROWS + (size_t)pr] = s[j];
+                    p->o[(v / unit + j) * MM_PREFILL_ROWS + (size_t)pr] = o[j];
+                }
+            }
+            for (size_t q = 0; q < nv / 32; q++)
+                transpose_16x8(u[0] + 32 * q, 256,
+                               p->q + ((v / 32 + q) * 8 * MM_PREFILL_ROWS + 16 * (size_t)g) * 4);
+        }
     }
 }
 
@@ -938,29 +980,58 @@ static void panel_tokens(panel_kind kind, uint32_t type, const void *panel, cons
     }
 }
 
+/* Asks for the weight bytes of values [k0, k0 + klen) of rows [row0,
+ * row0 + n) ahead of their packing: 32 rows at once are too many streams
+ * for the hardware prefetcher, so without this packing waits on DRAM. */
+static void prefetch_panel(const matmul_weight *w, size_t row0, size_t n, size_t k0, size_t klen)
+{
+    size_t bs = tensor_type_block_size(w->type), bb = tensor_type_block_bytes(w->type);
+    size_t b0 = k0 / bs * bb, b1 = (k0 + klen + bs - 1) / bs * bb;
+    for (size_t r = 0; r < n; r++) {
+        const char *row = (const char *)w->data + (row0 + r) * w->row_bytes;
+        for (size_t off = b0; off < b1; off += 64)
+            _mm_prefetch(row + off, _MM_HINT_T1);
+        _mm_prefetch(row + b1 - 1, _MM_HINT_T1);
+    }
+}
+
 /* Panel by panel (32 rows), K chunk by K chunk: the packed chunk stays in
  * L1 while every token passes over it; the activations are re-read once per
- * panel (32 MACs per byte, little traffic next to the compute). */
+ * panel (32 MACs per byte, little traffic next to the compute). The next
+ * chunk's weights are prefetched while this one is computed. */
 static void prefill_with(panel_kind kind, const matmul_weight *w, const mm_act *a, size_t r0,
                          size_t r1, float *y, size_t ld_y, void *scratch)
 {
     const uint8_t *data = w->data;
     size_t n = a->n_in, kc = kind == PANEL_INT ? KC : KCF;
     tile_out o = {y, ld_y, (float *)((uint8_t *)scratch + MM_PANEL_BYTES), 0, 0, 0, 0};
+    prefetch_panel(w, r0, r1 - r0 < MM_PREFILL_ROWS ? r1 - r0 : MM_PREFILL_ROWS, 0,
+                   n < kc ? n : kc);
     for (size_t row0 = r0; row0 < r1; row0 += MM_PREFILL_ROWS) {
         o.row0 = row0;
         o.n_rows = r1 - row0 < MM_PREFILL_ROWS ? r1 - row0 : MM_PREFILL_ROWS;
         for (size_t k0 = 0; k0 < n; k0 += kc) {
             size_t klen = n - k0 < kc ? n - k0 : kc;
-            for (int r = 0; r < MM_PREFILL_ROWS; r++) {
-                const uint8_t *row =
-                    (size_t)r < o.n_rows ? data + (row0 + (size_t)r) * w->row_bytes : NULL;
-                if (kind == PANEL_INT)
-                    pack_row(w->type, row, k0, klen, r, scratch);
-                else if (kind == PANEL_FLOAT)
-                    pack_row_f(w->type, row, k0, klen, r, scratch);
-                else
-                    pack_row_bf16_pairs(row, k0, klen, r, scratch);
+            if (k0 + klen < n) { /* the next chunk of this panel, or the next panel's first */
+                size_t nk = n - (k0 + klen) < kc ? n - (k0 + klen) : kc;
+                prefetch_panel(w, row0, o.n_rows, k0 + klen, nk);
+            } else if (row0 + MM_PREFILL_ROWS < r1) {
+                size_t nr = r1 - row0 - MM_PREFILL_ROWS;
+                prefetch_panel(w, row0 + MM_PREFILL_ROWS, nr < MM_PREFILL_ROWS ? nr : MM_PREFILL_ROWS,
+                               0, n < kc ? n : kc);
+            }
+            const uint8_t *rows[MM_PREFILL_ROWS];
+            for (int r = 0; r < MM_PREFILL_ROWS; r++)
+                rows[r] = (size_t)r < o.n_rows ? data + (row0 + (size_t)r) * w->row_bytes : NULL;
+            if (kind == PANEL_INT) {
+                pack_panel(w->type, rows, k0, klen, scratch);
+            } else {
+                for (int r = 0; r < MM_PREFILL_ROWS; r++) {
+                    if (kind == PANEL_FLOAT)
+                        pack_row_f(w->type, rows[r], k0, klen, r, scratch);
+                    else
+                        pack_row_bf16_pairs(rows[r], k0, klen, r, scratch);
+                }
             }
             o.first = k0 == 0;
             o.last = k0 + klen >= n;
@@ -1005,9 +1076,12 @@ static void prefill_bf16(const matmul_weight *w, const mm_act *a, size_t r0, siz
                 [TENSOR_Q6_K] = dot_q6_K,                                                      \
             },                                                                                 \
         .quant_q8_0 = quant_q8_0, .quant_q8_K = quant_q8_K, .round_f16 = round_f16,            \
-        .round_bf16 = round_bf16, .prefill = prefill_fn, .prefill_min_tokens = 8,                \
+        .round_bf16 = round_bf16, .prefill = prefill_fn, .prefill_min_tokens = 24,                \
     }
 
+/* prefill_min_tokens: packing costs about as much as 24 tokens of decode
+ * kernel work (measured with bench_matmul on Zen 5), so below that the
+ * decode kernels win. */
 static const mm_kernels avx512_plain = AVX512_TABLE(dot_bf16_convert, prefill);
 static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native, prefill_bf16);
 
