@@ -290,6 +290,41 @@ ALWAYS_INLINE __m512i q32_pair(uint32_t type, const uint8_t *blk)
     return type == TENSOR_Q8_0 ? q8_0_pair(blk, QUANT_Q8_0_BYTES) : q4_0_pair(blk, QUANT_Q4_0_BYTES);
 }
 
+/*
+ * Four whole blocks at blk: the unsigned quants of blocks (0, 1) and (2, 3)
+ * in value order, and the four scales. Word permutes pick the 16-bit d's
+ * and Q4_0's 16-byte nibble runs (all at even offsets) out of two loads
+ * that stay inside the 4 blocks.
+ */
+ALWAYS_INLINE void q32_quad(uint32_t type, const uint8_t *blk, __m512i *w01, __m512i *w23,
+                            __m128 *dw)
+{
+    if (type == TENSOR_Q8_0) { /* 136 bytes; d at 0, 34, 68, 102 */
+        __m512i l0 = _mm512_loadu_si512(blk), l1 = _mm512_loadu_si512(blk + 64);
+        const __m512i di = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                            0, 0, 0, 0, 0, 0, 0, 0, 0, 51, 34, 17, 0);
+        *dw = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(l0, di, l1)));
+        *w01 = q8_0_pair(blk, QUANT_Q8_0_BYTES);
+        *w23 = q8_0_pair(blk + 2 * QUANT_Q8_0_BYTES, QUANT_Q8_0_BYTES);
+        return;
+    }
+    /* Q4_0: 72 bytes; d at 0, 18, 36, 54; nibbles at 2, 20, 38, 56 (16 each) */
+    __m512i l0 = _mm512_loadu_si512(blk), l1 = _mm512_loadu_si512(blk + 8);
+    const __m512i di = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                        0, 0, 0, 0, 0, 0, 0, 0, 27, 18, 9, 0);
+    const __m512i qi = _mm512_set_epi16(63, 62, 61, 60, 59, 58, 57, 56, /* D: l1 words 24..31 */
+                                        26, 25, 24, 23, 22, 21, 20, 19, /* C: l0 words 19..26 */
+                                        17, 16, 15, 14, 13, 12, 11, 10, /* B: 10..17 */
+                                        8, 7, 6, 5, 4, 3, 2, 1);        /* A: 1..8 */
+    *dw = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(di, l0)));
+    __m512i q = _mm512_permutex2var_epi16(l0, qi, l1); /* [qsA, qsB, qsC, qsD] */
+    const __m512i m0f = _mm512_set1_epi8(15);
+    __m512i lo = _mm512_and_si512(q, m0f), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m0f);
+    /* [A lo, A hi, B lo, B hi] and [C lo, C hi, D lo, D hi]: values 0..31 of each block */
+    *w01 = _mm512_permutex2var_epi64(lo, _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), hi);
+    *w23 = _mm512_permutex2var_epi64(lo, _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4), hi);
+}
+
 /* Four f16 block scales (stride apart) as floats. */
 ALWAYS_INLINE __m128 load4_f16(const uint8_t *p, size_t stride)
 {
@@ -332,8 +367,9 @@ ALWAYS_INLINE void dot_q32_nt(uint32_t type, const uint8_t *w, size_t n, const m
     size_t b = 0;
     for (; b + 4 <= nb; b += 4) {
         const uint8_t *blk = w + b * bytes;
-        __m512i w01 = q32_pair(type, blk), w23 = q32_pair(type, blk + 2 * bytes);
-        __m128 dw = load4_f16(blk, bytes);
+        __m512i w01, w23;
+        __m128 dw;
+        q32_quad(type, blk, &w01, &w23, &dw);
 #pragma GCC unroll 4
         for (int i = 0; i < nt; i++) {
             size_t t = t0 + (size_t)i;
