@@ -164,6 +164,26 @@ static void bench_type(const options *o, matmul_ctx *ctx, uint32_t type, const f
     free(data);
 }
 
+static void nothing(void *arg, int ith, int nth)
+{
+    (void)arg, (void)ith, (void)nth;
+}
+
+/* Latency of one thread_pool_run with an empty job: the fixed cost every
+ * matmul pays. Workers stay warm (spinning) between runs, as in a forward
+ * pass. */
+static void bench_dispatch(thread_pool *tp)
+{
+    enum { RUNS = 20000 };
+    for (int i = 0; i < 1000; i++)
+        thread_pool_run(tp, nothing, NULL);
+    double t0 = now_s();
+    for (int i = 0; i < RUNS; i++)
+        thread_pool_run(tp, nothing, NULL);
+    printf("thread_pool_run (empty job, %d threads): %.2f us per run\n", thread_pool_size(tp),
+           (now_s() - t0) / RUNS * 1e6);
+}
+
 int main(int argc, char **argv)
 {
     options o = parse(argc, argv);
@@ -179,6 +199,7 @@ int main(int argc, char **argv)
     float *y = malloc(max_tok * o.n_out * sizeof *y);
     for (size_t i = 0; i < max_tok * o.n_in; i++)
         x[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    bench_dispatch(tp);
     printf("matmul %zu -> %zu, isa %s, %d threads, median of %d\n", o.n_in, o.n_out,
            cpu_isa_name(o.isa), o.threads, o.reps);
     char types[256];
