@@ -149,29 +149,35 @@ ALWAYS_INLINE __m512 wload(uint32_t type, const uint8_t *w, size_t k, __mmask16 
     return type == TENSOR_F16 ? _mm512_cvtph_ps(h) : bf16x16_to_f32(h);
 }
 
-/* 16 activations of token t at k. */
-ALWAYS_INLINE __m512 aload(const mm_act *a, size_t t, size_t k, __mmask16 m)
+/* 16 activations at x (f32) or h (bf16), masked. */
+ALWAYS_INLINE __m512 aload(int bf16, const void *row, size_t k, __mmask16 m)
 {
-    if (a->format == MM_ACT_BF16)
-        return bf16x16_to_f32(_mm256_maskz_loadu_epi16(m, a->h + t * a->n_in + k));
-    return _mm512_maskz_loadu_ps(m, a->f + t * a->n_in + k);
+    if (bf16)
+        return bf16x16_to_f32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k));
+    return _mm512_maskz_loadu_ps(m, (const float *)row + k);
 }
 
-/* Two accumulators per token: FMA latency would otherwise bound the loop. */
+/* Two accumulators per token: FMA latency would otherwise bound the loop.
+ * Row pointers are set up front so the loop only adds offsets. */
 ALWAYS_INLINE void dot_float_nt(uint32_t type, const uint8_t *w, size_t n, const mm_act *a,
                                 size_t t0, const int nt, float *out)
 {
+    const int bf16 = a->format == MM_ACT_BF16;
+    const void *x[MM_MAX_NT];
     __m512 acc0[MM_MAX_NT], acc1[MM_MAX_NT];
 #pragma GCC unroll 4
-    for (int i = 0; i < nt; i++)
+    for (int i = 0; i < nt; i++) {
         acc0[i] = acc1[i] = _mm512_setzero_ps();
+        x[i] = bf16 ? (const void *)(a->h + (t0 + (size_t)i) * n)
+                    : (const void *)(a->f + (t0 + (size_t)i) * n);
+    }
     size_t k = 0;
     for (; k + 32 <= n; k += 32) {
         __m512 w0 = wload(type, w, k, 0xffff), w1 = wload(type, w, k + 16, 0xffff);
 #pragma GCC unroll 4
         for (int i = 0; i < nt; i++) {
-            acc0[i] = _mm512_fmadd_ps(w0, aload(a, t0 + (size_t)i, k, 0xffff), acc0[i]);
-            acc1[i] = _mm512_fmadd_ps(w1, aload(a, t0 + (size_t)i, k + 16, 0xffff), acc1[i]);
+            acc0[i] = _mm512_fmadd_ps(w0, aload(bf16, x[i], k, 0xffff), acc0[i]);
+            acc1[i] = _mm512_fmadd_ps(w1, aload(bf16, x[i], k + 16, 0xffff), acc1[i]);
         }
     }
     for (; k < n; k += 16) {
@@ -179,7 +185,7 @@ ALWAYS_INLINE void dot_float_nt(uint32_t type, const uint8_t *w, size_t n, const
         __m512 w0 = wload(type, w, k, m);
 #pragma GCC unroll 4
         for (int i = 0; i < nt; i++)
-            acc0[i] = _mm512_fmadd_ps(w0, aload(a, t0 + (size_t)i, k, m), acc0[i]);
+            acc0[i] = _mm512_fmadd_ps(w0, aload(bf16, x[i], k, m), acc0[i]);
     }
 #pragma GCC unroll 4
     for (int i = 0; i < nt; i++)
@@ -323,14 +329,6 @@ ALWAYS_INLINE void q32_quad(uint32_t type, const uint8_t *blk, __m512i *w01, __m
     /* [A lo, A hi, B lo, B hi] and [C lo, C hi, D lo, D hi]: values 0..31 of each block */
     *w01 = _mm512_permutex2var_epi64(lo, _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), hi);
     *w23 = _mm512_permutex2var_epi64(lo, _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4), hi);
-}
-
-/* Four f16 block scales (stride apart) as floats. */
-ALWAYS_INLINE __m128 load4_f16(const uint8_t *p, size_t stride)
-{
-    uint64_t v = (uint64_t)mm_ld16(p) | (uint64_t)mm_ld16(p + stride) << 16 |
-                 (uint64_t)mm_ld16(p + 2 * stride) << 32 | (uint64_t)mm_ld16(p + 3 * stride) << 48;
-    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
 }
 
 ALWAYS_INLINE float hsum128(__m128 v)
@@ -796,32 +794,76 @@ static void pack_panel(uint32_t type, const uint8_t *const rows[MM_PREFILL_ROWS]
     }
 }
 
-/* Float types as f32 [k][32 rows]. */
-static void pack_row_f(uint32_t type, const uint8_t *row, size_t k0, size_t klen, int r,
-                       float_panel *p)
+/* 16 x 16 floats: r[i] = row i in, r[c] = column c out. */
+static void transpose_16x16(__m512 r[16])
 {
-    for (size_t k = 0; k < klen; k++) {
-        float v = 0.0f;
-        if (row) {
-            size_t i = k0 + k;
-            v = type == TENSOR_F32   ? mm_ldf32(row + 4 * i)
-                : type == TENSOR_F16 ? fp16_to_f32(mm_ld16(row + 2 * i))
-                                     : bf16_to_f32(mm_ld16(row + 2 * i));
-        }
-        p->w[k * MM_PREFILL_ROWS + (size_t)r] = v;
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) { /* per 128-bit lane: [a0 b0 a1 b1], [a2 b2 a3 b3] */
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
     }
+    for (int i = 0; i < 16; i += 4) { /* r[i + e]: rows i..i+3, element e of each lane */
+        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+        __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    __m512 out[16];
+    for (int e = 0; e < 4; e++) { /* column 4L + e gathers lane L of r[e], r[4+e], r[8+e], r[12+e] */
+        __m512 ab_lo = _mm512_shuffle_f32x4(r[e], r[4 + e], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512 ab_hi = _mm512_shuffle_f32x4(r[e], r[4 + e], _MM_SHUFFLE(3, 2, 3, 2));
+        __m512 cd_lo = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512 cd_hi = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], _MM_SHUFFLE(3, 2, 3, 2));
+        out[e] = _mm512_shuffle_f32x4(ab_lo, cd_lo, _MM_SHUFFLE(2, 0, 2, 0));
+        out[4 + e] = _mm512_shuffle_f32x4(ab_lo, cd_lo, _MM_SHUFFLE(3, 1, 3, 1));
+        out[8 + e] = _mm512_shuffle_f32x4(ab_hi, cd_hi, _MM_SHUFFLE(2, 0, 2, 0));
+        out[12 + e] = _mm512_shuffle_f32x4(ab_hi, cd_hi, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+    for (int i = 0; i < 16; i++)
+        r[i] = out[i];
 }
 
-/* BF16 for vdpbf16ps: pairs of values [k/2][32 rows][2]; an odd tail pads
- * with a zero. */
-static void pack_row_bf16_pairs(const uint8_t *row, size_t k0, size_t klen, int r,
-                                float_panel *p)
+/* 16 values [k, k + len) of a float-type row as f32 (zeros past len; row
+ * NULL: all zero). BF16 pairs mode: 32 raw bf16 values as 16 dwords. */
+ALWAYS_INLINE __m512 float_run(uint32_t type, const uint8_t *row, size_t k, size_t len, int pairs)
 {
-    uint16_t *w = (uint16_t *)p->w;
-    for (size_t k = 0; k < klen; k++)
-        w[(k / 2 * MM_PREFILL_ROWS + (size_t)r) * 2 + k % 2] = row ? mm_ld16(row + 2 * (k0 + k)) : 0;
-    if (klen % 2)
-        w[(klen / 2 * MM_PREFILL_ROWS + (size_t)r) * 2 + 1] = 0;
+    if (!row)
+        return _mm512_setzero_ps();
+    if (pairs) {
+        __mmask32 m = len >= 32 ? 0xffffffffu : (__mmask32)((1u << len) - 1);
+        return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, row + 2 * k));
+    }
+    __mmask16 m = len >= 16 ? 0xffff : (__mmask16)((1u << len) - 1);
+    if (type == TENSOR_F32)
+        return _mm512_maskz_loadu_ps(m, row + 4 * k);
+    __m256i h = _mm256_maskz_loadu_epi16(m, row + 2 * k);
+    return type == TENSOR_F16 ? _mm512_cvtph_ps(h) : bf16x16_to_f32(h);
+}
+
+/*
+ * Float types: values [k0, k0 + klen) as f32 [k][32 rows], or for the
+ * vdpbf16ps tile as bf16 pairs [k/2][32 rows][2] (an odd tail pairs with a
+ * zero). Each 16 rows x 16 lanes square is transposed in registers.
+ */
+static void pack_panel_float(uint32_t type, const uint8_t *const rows[MM_PREFILL_ROWS], size_t k0,
+                             size_t klen, int pairs, float_panel *p)
+{
+    size_t per = pairs ? 32 : 16; /* values per lane run */
+    for (int g = 0; g < 2; g++) {
+        for (size_t k = 0; k < klen; k += per) {
+            size_t len = klen - k < per ? klen - k : per;
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = float_run(type, rows[16 * g + i], k0 + k, len, pairs);
+            transpose_16x16(r);
+            size_t cols = pairs ? (len + 1) / 2 : len;
+            for (size_t c = 0; c < cols; c++)
+                _mm512_storeu_ps(p->w + ((pairs ? k / 2 : k) + c) * MM_PREFILL_ROWS + 16 * (size_t)g,
+                                 r[c]);
+        }
+    }
 }
 
 /* Where a tile's results go. A row's K chunks accumulate in c (scratch,
@@ -1059,16 +1101,10 @@ static void prefill_with(panel_kind kind, const matmul_weight *w, const mm_act *
             const uint8_t *rows[MM_PREFILL_ROWS];
             for (int r = 0; r < MM_PREFILL_ROWS; r++)
                 rows[r] = (size_t)r < o.n_rows ? data + (row0 + (size_t)r) * w->row_bytes : NULL;
-            if (kind == PANEL_INT) {
+            if (kind == PANEL_INT)
                 pack_panel(w->type, rows, k0, klen, scratch);
-            } else {
-                for (int r = 0; r < MM_PREFILL_ROWS; r++) {
-                    if (kind == PANEL_FLOAT)
-                        pack_row_f(w->type, rows[r], k0, klen, r, scratch);
-                    else
-                        pack_row_bf16_pairs(rows[r], k0, klen, r, scratch);
-                }
-            }
+            else
+                pack_panel_float(w->type, rows, k0, klen, kind == PANEL_BF16, scratch);
             o.first = k0 == 0;
             o.last = k0 + klen >= n;
             if (kind == PANEL_BF16)
