@@ -8,6 +8,7 @@
 #include <assert.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -362,12 +363,23 @@ static void matmul_part(matmul_ctx *ctx, const matmul_weight *w, const float *x,
     run(ctx, compute_worker, &cj);
 }
 
+/* A broken precondition of matmul() is a bug in the caller that would
+ * corrupt memory if we went on; it is checked in every build. */
+static void require(int ok, const char *what, const matmul_weight *w)
+{
+    if (ok)
+        return;
+    fprintf(stderr, "matmul: precondition failed: %s (type %u, n_in %llu, n_out %llu)\n", what,
+            w->type, (unsigned long long)w->n_in, (unsigned long long)w->n_out);
+    abort();
+}
+
 void matmul(matmul_ctx *ctx, const matmul_weight *w, const float *x, size_t n_tok, float *y,
             size_t ld_y)
 {
-    assert(tensor_type_supported(w->type));
-    assert(w->n_in <= ctx->max_n_in);
-    assert(ld_y >= w->n_out);
+    require(tensor_type_supported(w->type), "weight type supported", w);
+    require(w->n_in <= ctx->max_n_in, "n_in <= the context's max_n_in", w);
+    require(ld_y >= w->n_out, "ld_y >= n_out", w);
     size_t n = (size_t)w->n_in;
     for (size_t t0 = 0; t0 < n_tok; t0 += ctx->max_tokens) {
         size_t nt = n_tok - t0 < ctx->max_tokens ? n_tok - t0 : ctx->max_tokens;
