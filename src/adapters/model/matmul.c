@@ -148,48 +148,64 @@ void matmul_weight_row(const matmul_weight *w, uint64_t row, float *dst)
 
 /* ================================================================ activations */
 
-/* Where the arrays of each format live in the context's arena. */
+/* The arena arrays of one call, writable: conversion fills them, then the
+ * kernels read them through the const pointers of mm_act. Shapes as in
+ * mm_act; which are set depends on the format. */
+typedef struct act_buffers {
+    float *f;
+    uint16_t *h;
+    int8_t *q;
+    float *d;
+    int32_t *sum32;
+    int16_t *bsums;
+    float *du, *ds;
+    size_t unit; /* values per prefill unit, when du/ds are set */
+} act_buffers;
+
+/* Lays out the arrays of w's activation format in the context's arena. */
 static void act_layout(matmul_ctx *ctx, const matmul_weight *w, const float *x, size_t n_tok,
-                       bool prefill, mm_act *a)
+                       bool prefill, mm_act *a, act_buffers *b)
 {
     size_t n = (size_t)w->n_in;
     memset(a, 0, sizeof *a);
+    memset(b, 0, sizeof *b);
     a->format = mm_act_format_of(w->type);
     a->n_tok = n_tok;
     a->n_in = n;
     uint8_t *p = ctx->act;
     switch (a->format) {
     case MM_ACT_F32:
-        a->f = x;
+        a->f = x; /* used as given */
         return;
     case MM_ACT_F16:
-        a->f = (float *)p;
+        a->f = b->f = (float *)p;
         return;
     case MM_ACT_BF16:
-        a->h = (uint16_t *)p;
+        a->h = b->h = (uint16_t *)p;
         return;
     case MM_ACT_Q8_0:
     case MM_ACT_Q8_K:
         break;
     }
     size_t off = round_up(n_tok * n, 64); /* quants */
-    a->q = (int8_t *)p;
-    a->d = (float *)(p + off);
+    a->q = b->q = (int8_t *)p;
+    a->d = b->d = (float *)(p + off);
     off += round_up(n_tok * (n / 32) * sizeof(float), 64);
     if (a->format == MM_ACT_Q8_0)
-        a->sum32 = (int32_t *)(p + off);
+        a->sum32 = b->sum32 = (int32_t *)(p + off);
     else
-        a->bsums = (int16_t *)(p + off);
+        a->bsums = b->bsums = (int16_t *)(p + off);
     off += round_up(n_tok * (n / 16) * sizeof(int16_t), 64); /* = n/32 int32 */
     if (!prefill)
         return;
-    size_t units = n / mm_prefill_unit(w->type);
-    a->du = (float *)(p + off);
+    b->unit = mm_prefill_unit(w->type);
+    size_t units = n / b->unit;
+    a->du = b->du = (float *)(p + off);
     off += round_up(n_tok * units * sizeof(float), 64);
-    a->ds = (float *)(p + off);
+    a->ds = b->ds = (float *)(p + off);
 }
 
-/* The scale and quant sum of unit u (unit values) of token t. */
+/* The scale and quant sum of unit u of token t (prefill units). */
 static void unit_scale_sum(const mm_act *a, size_t unit, size_t t, size_t u, float *scale,
                            int32_t *sum)
 {
@@ -204,50 +220,45 @@ static void unit_scale_sum(const mm_act *a, size_t unit, size_t t, size_t u, flo
     *sum = unit == 16 ? bs[u] : bs[2 * u] + bs[2 * u + 1];
 }
 
-/* Converts tokens [t0, t1); with `unit`, also the per-unit arrays of the
- * prefill kernel. */
-static void prep_tokens(const mm_kernels *k, const mm_act *a, const float *x, size_t unit,
-                        size_t t0, size_t t1)
+/* Converts token t into the call's format (and its per-unit arrays). */
+static void convert_token(const mm_kernels *k, const mm_act *a, const act_buffers *b,
+                          const float *x, size_t t)
 {
     size_t n = a->n_in;
-    for (size_t t = t0; t < t1; t++) {
-        const float *xt = x + t * n;
-        switch (a->format) {
-        case MM_ACT_F32:
-            break;
-        case MM_ACT_F16:
-            k->round_f16(xt, n, (float *)a->f + t * n);
-            break;
-        case MM_ACT_BF16:
-            k->round_bf16(xt, n, (uint16_t *)a->h + t * n);
-            break;
-        case MM_ACT_Q8_0:
-            k->quant_q8_0(xt, n, (int8_t *)a->q + t * n, (float *)a->d + t * (n / 32),
-                          (int32_t *)a->sum32 + t * (n / 32));
-            break;
-        case MM_ACT_Q8_K:
-            k->quant_q8_K(xt, n, (int8_t *)a->q + t * n, (float *)a->d + t * (n / 256),
-                          (int16_t *)a->bsums + t * (n / 16));
-            break;
-        }
-        if (!a->du)
-            continue;
-        size_t units = n / unit;
-        for (size_t u = 0; u < units; u++) {
-            float scale;
-            int32_t sum;
-            unit_scale_sum(a, unit, t, u, &scale, &sum);
-            ((float *)a->du)[t * units + u] = scale;
-            ((float *)a->ds)[t * units + u] = scale * (float)sum;
-        }
+    const float *xt = x + t * n;
+    switch (a->format) {
+    case MM_ACT_F32:
+        return;
+    case MM_ACT_F16:
+        k->round_f16(xt, n, b->f + t * n);
+        return;
+    case MM_ACT_BF16:
+        k->round_bf16(xt, n, b->h + t * n);
+        return;
+    case MM_ACT_Q8_0:
+        k->quant_q8_0(xt, n, b->q + t * n, b->d + t * (n / 32), b->sum32 + t * (n / 32));
+        break;
+    case MM_ACT_Q8_K:
+        k->quant_q8_K(xt, n, b->q + t * n, b->d + t * (n / 256), b->bsums + t * (n / 16));
+        break;
+    }
+    if (!b->du)
+        return;
+    size_t units = n / b->unit;
+    for (size_t u = 0; u < units; u++) {
+        float scale;
+        int32_t sum;
+        unit_scale_sum(a, b->unit, t, u, &scale, &sum);
+        b->du[t * units + u] = scale;
+        b->ds[t * units + u] = scale * (float)sum;
     }
 }
 
 typedef struct prep_job {
     const mm_kernels *k;
     const mm_act *a;
+    const act_buffers *b;
     const float *x;
-    size_t unit;
 } prep_job;
 
 /* Thread ith converts an equal share of the tokens. */
@@ -256,7 +267,8 @@ static void prep_worker(void *arg, int ith, int nth)
     const prep_job *j = arg;
     size_t n_tok = j->a->n_tok;
     size_t t0 = n_tok * (size_t)ith / (size_t)nth, t1 = n_tok * ((size_t)ith + 1) / (size_t)nth;
-    prep_tokens(j->k, j->a, j->x, j->unit, t0, t1);
+    for (size_t t = t0; t < t1; t++)
+        convert_token(j->k, j->a, j->b, j->x, t);
 }
 
 /* ================================================================ compute */
@@ -341,9 +353,10 @@ static void matmul_part(matmul_ctx *ctx, const matmul_weight *w, const float *x,
     const mm_kernels *k = ctx->k;
     bool prefill = k->prefill && n_tok >= k->prefill_min_tokens;
     mm_act a;
-    act_layout(ctx, w, x, n_tok, prefill, &a);
+    act_buffers bufs;
+    act_layout(ctx, w, x, n_tok, prefill, &a, &bufs);
 
-    prep_job pj = {k, &a, x, mm_prefill_unit(w->type)};
+    prep_job pj = {k, &a, &bufs, x};
     if (n_tok * (size_t)w->n_in >= MM_PARALLEL_PREP_MIN && ctx->n_threads > 1)
         run(ctx, prep_worker, &pj);
     else
