@@ -23,7 +23,7 @@ static inline const char *golden_full_root(void)
     const char *env = getenv("SEM_TESTDATA");
     if (env && *env)
         return golden_exists(env) ? env : NULL;
-    snprintf(buf, sizeof buf, "%s/../../shared/golden", SEM_TEST_DATA);
+    snprintf(buf, sizeof buf, "%s/../../../shared/golden", SEM_TEST_DATA);
     return golden_exists(buf) ? buf : NULL;
 }
 
@@ -32,11 +32,11 @@ static inline int golden_find(char *out, size_t cap, const char *rel_golden, con
 {
     const char *full = golden_full_root();
     if (full && rel_golden) {
-        snprintf(out, cap, "%s/%s", full, rel_golden);
-        if (golden_exists(out))
+        if (snprintf(out, cap, "%s/%s", full, rel_golden) < (int)cap && golden_exists(out))
             return 1;
     }
-    snprintf(out, cap, "%s/%s", SEM_TEST_DATA, rel_local);
+    if (snprintf(out, cap, "%s/%s", SEM_TEST_DATA, rel_local) >= (int)cap)
+        return 0;
     return golden_exists(out);
 }
 

@@ -10,6 +10,7 @@
 #ifndef SEM_CLI_H
 #define SEM_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "domain/status.h"

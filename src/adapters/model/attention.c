@@ -36,7 +36,7 @@ void attention_head(const attention_args *a, const float *q, float *out, float *
         float bmax = -INFINITY;
         for (uint32_t j = 0; j < n; j++) {
             const void *k = blk + koff + j * krow;
-            float s = q8 ? a->vo->dot_q8_0(dk, k, q) : a->vo->dot_f16(dk, k, q);
+            float s = q8 ? a->vo->dot_q8_0_f32(k, q, dk) : a->vo->dot_f16_f32(k, q, dk);
             scratch[j] = s;
             bmax = s > bmax ? s : bmax;
         }
@@ -52,9 +52,9 @@ void attention_head(const attention_args *a, const float *q, float *out, float *
             sum += w;
             const void *v = blk + voff + j * vrow;
             if (q8)
-                a->vo->mad_q8_0(dv, w, v, out);
+                a->vo->axpy_q8_0(out, w, v, dv);
             else
-                a->vo->mad_f16(dv, w, v, out);
+                a->vo->axpy_f16(out, w, v, dv);
         }
         start = end + 1;
     }

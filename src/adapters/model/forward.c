@@ -91,6 +91,12 @@ forward_ctx *forward_ctx_create(const model *m, const forward_opts *opts, sem_er
     c->isa = opts->isa;
     c->max_tokens = opts->max_tokens;
     c->vo = vec_ops_for(opts->isa);
+    if (!c->vo || cpu_isa_check(opts->isa, err) != SEM_OK) {
+        if (!c->vo && err && err->status == SEM_OK)
+            sem_err_set(err, SEM_EUNSUPPORTED, "forward: kernels '%s' cannot run on this CPU",
+                        cpu_isa_name(opts->isa));
+        goto fail;
+    }
     c->tp = thread_pool_create(opts->n_threads, err);
     if (!c->tp)
         goto fail;
@@ -297,11 +303,11 @@ static void store_kv(forward_ctx *c, uint32_t layer, uint32_t T)
             uint8_t *kd = blk + cache_spec_k_offset(cs, h, slot);
             uint8_t *vd = blk + cache_spec_v_offset(cs, h, slot);
             if (cs->kv_type == CACHE_KV_Q8_0) {
-                c->vo->quantize_q8_0(hp->head_dim_k, k, kd);
-                c->vo->quantize_q8_0(hp->head_dim_v, v, vd);
+                c->vo->quantize_q8_0(kd, k, hp->head_dim_k);
+                c->vo->quantize_q8_0(vd, v, hp->head_dim_v);
             } else {
-                c->vo->f32_to_f16(hp->head_dim_k, k, (uint16_t *)kd);
-                c->vo->f32_to_f16(hp->head_dim_v, v, (uint16_t *)vd);
+                c->vo->f32_to_f16((uint16_t *)kd, k, hp->head_dim_k);
+                c->vo->f32_to_f16((uint16_t *)vd, v, hp->head_dim_v);
             }
         }
     }
@@ -434,15 +440,15 @@ static void moe(forward_ctx *c, const layer_weights *w, uint32_t T)
         matmul_weight d = expert_view(&w->down_exps, e, E);
         ffn(c, &g, &u, &d, c->xe, n, c->ye);
         for (uint32_t r = 0; r < n; r++)
-            c->vo->mad_f32(E, c->row_w[r], c->ye + (size_t)r * E, c->out + (size_t)c->rows[r] * E);
+            c->vo->axpy_f32(c->out + (size_t)c->rows[r] * E, c->row_w[r], c->ye + (size_t)r * E, E);
     }
     if (!w->gate_shexp.data)
         return;
     ffn(c, &w->gate_shexp, &w->up_shexp, &w->down_shexp, c->xn, T, c->ye);
     for (uint32_t t = 0; t < T; t++) {
         const float *xt = c->xn + (size_t)t * E;
-        float g = w->shexp_gate ? ops_sigmoid(c->vo->dot_f32(E, w->shexp_gate, xt)) : 1.0f;
-        c->vo->mad_f32(E, g, c->ye + (size_t)t * E, c->out + (size_t)t * E);
+        float g = w->shexp_gate ? ops_sigmoid(c->vo->dot_f32(w->shexp_gate, xt, E)) : 1.0f;
+        c->vo->axpy_f32(c->out + (size_t)t * E, g, c->ye + (size_t)t * E, E);
     }
 }
 

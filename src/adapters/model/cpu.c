@@ -1,0 +1,144 @@
+/*
+ * cpu.c - run-time detection of the SIMD tiers (see cpu.h).
+ */
+#include "cpu.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+cpu_features cpu_features_detect(void)
+{
+    cpu_features f;
+    memset(&f, 0, sizeof f);
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    f.avx2 = __builtin_cpu_supports("avx2");
+    f.fma = __builtin_cpu_supports("fma");
+    f.f16c = __builtin_cpu_supports("f16c");
+    f.avx512f = __builtin_cpu_supports("avx512f");
+    f.avx512bw = __builtin_cpu_supports("avx512bw");
+    f.avx512vl = __builtin_cpu_supports("avx512vl");
+    f.avx512vnni = __builtin_cpu_supports("avx512vnni");
+    f.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+#endif
+    return f;
+}
+
+/* A feature a tier needs, with the name used in messages. */
+typedef struct feature_req {
+    const char *name;
+    size_t offset; /* of the bool in cpu_features */
+} feature_req;
+
+#define REQ(field) {#field, offsetof(cpu_features, field)}
+
+static const feature_req avx2_reqs[] = {REQ(avx2), REQ(fma), REQ(f16c)};
+static const feature_req avx512_reqs[] = {REQ(avx2),     REQ(fma),      REQ(f16c),
+                                          REQ(avx512f),  REQ(avx512bw), REQ(avx512vl),
+                                          REQ(avx512vnni)};
+
+static bool has(const cpu_features *f, const feature_req *r)
+{
+    bool v;
+    memcpy(&v, (const char *)f + r->offset, sizeof v);
+    return v;
+}
+
+/* Writes the names of the features of `isa` that `f` lacks into buf,
+ * comma separated; returns how many are missing. */
+static int missing_features(cpu_isa isa, const cpu_features *f, char *buf, size_t cap)
+{
+    const feature_req *reqs = NULL;
+    size_t n = 0;
+    if (isa == CPU_ISA_AVX2) {
+        reqs = avx2_reqs;
+        n = sizeof avx2_reqs / sizeof avx2_reqs[0];
+    } else if (isa == CPU_ISA_AVX512) {
+        reqs = avx512_reqs;
+        n = sizeof avx512_reqs / sizeof avx512_reqs[0];
+    }
+    int missing = 0;
+    size_t used = 0;
+    if (cap)
+        buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (has(f, &reqs[i]))
+            continue;
+        int w = snprintf(buf + used, cap - used, "%s%s", missing ? ", " : "", reqs[i].name);
+        if (w > 0 && (size_t)w < cap - used)
+            used += (size_t)w;
+        missing++;
+    }
+    return missing;
+}
+
+cpu_isa cpu_isa_best_for(const cpu_features *f)
+{
+    char buf[128];
+    if (!missing_features(CPU_ISA_AVX512, f, buf, sizeof buf))
+        return CPU_ISA_AVX512;
+    if (!missing_features(CPU_ISA_AVX2, f, buf, sizeof buf))
+        return CPU_ISA_AVX2;
+    return CPU_ISA_PORTABLE;
+}
+
+cpu_isa cpu_isa_best(void)
+{
+    cpu_features f = cpu_features_detect();
+    return cpu_isa_best_for(&f);
+}
+
+const char *cpu_isa_name(cpu_isa isa)
+{
+    switch (isa) {
+    case CPU_ISA_PORTABLE:
+        return "portable";
+    case CPU_ISA_AVX2:
+        return "avx2";
+    case CPU_ISA_AVX512:
+        return "avx512";
+    }
+    return "unknown";
+}
+
+sem_status cpu_isa_check_for(cpu_isa isa, const cpu_features *f, sem_err *err)
+{
+    if ((unsigned)isa >= CPU_ISA_COUNT)
+        return sem_err_set(err, SEM_EINVAL, "isa %d is not a kernel tier", (int)isa);
+    char buf[128];
+    int n = missing_features(isa, f, buf, sizeof buf);
+    if (n == 0)
+        return SEM_OK;
+    return sem_err_set(err, SEM_EUNSUPPORTED,
+                       "isa %s needs %s, which this CPU lacks; best available: %s",
+                       cpu_isa_name(isa), buf, cpu_isa_name(cpu_isa_best_for(f)));
+}
+
+sem_status cpu_isa_check(cpu_isa isa, sem_err *err)
+{
+    cpu_features f = cpu_features_detect();
+    return cpu_isa_check_for(isa, &f, err);
+}
+
+sem_status cpu_isa_parse(const char *name, cpu_isa *out, sem_err *err)
+{
+    if (!name)
+        return sem_err_set(err, SEM_EINVAL, "isa name is missing; use portable, avx2, avx512 or best");
+    cpu_isa isa;
+    if (strcmp(name, "best") == 0) {
+        isa = cpu_isa_best();
+    } else {
+        int i = 0;
+        while (i < CPU_ISA_COUNT && strcmp(name, cpu_isa_name((cpu_isa)i)) != 0)
+            i++;
+        if (i == CPU_ISA_COUNT)
+            return sem_err_set(err, SEM_EINVAL,
+                               "unknown isa '%s'; use portable, avx2, avx512 or best", name);
+        isa = (cpu_isa)i;
+    }
+    sem_status st = cpu_isa_check(isa, err);
+    if (st == SEM_OK)
+        *out = isa;
+    return st;
+}

@@ -1,0 +1,1168 @@
+/*
+ * matmul_avx512.c - the AVX-512 tier (F + BW + VL + VNNI; BF16 when the
+ * CPU has it). Compiled with those flags (CMake, this file only): nothing
+ * here may run unless cpu_isa_check(CPU_ISA_AVX512) passed.
+ *
+ * Decode kernels (few tokens, memory bound) read each weight block once and
+ * use it for up to 4 tokens. Integer types multiply unsigned weight quants
+ * by signed activation quants with vpdpbusd: Q4_0 nibbles (0..15) and
+ * Q8_0 quants + 128 are unsigned, and the offset (8 or 128) is taken back
+ * with the activation block sums; K-quant quants are unsigned already, their
+ * mins (and Q6_K's -32) go through the Q8_K sums of 16 (bsums).
+ *
+ * Prefill kernel (many tokens, compute bound): see the banner further down.
+ *
+ * Threads: reentrant; no state.
+ */
+#include <immintrin.h>
+
+#include "fp16.h"
+#include "matmul_kernels.h"
+#include "quant.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* ================================================================ activations */
+
+static void quant_q8_0(const float *x, size_t n, int8_t *q, float *d, int32_t *sum32)
+{
+    for (size_t b = 0; b < n / 32; b++, x += 32, q += 32) {
+        __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        /* Same operations as quant_q8_0_block: d = amax/127 (f16), x * (127/amax)
+         * rounded half to even (vcvtps2dq under the default rounding mode). */
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        d[b] = _cvtsh_ss(_cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT)); /* = fp16_from_f32 */
+        __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id)));
+        __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));
+        _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtepi32_epi8(i1));
+        sum32[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    }
+}
+
+static void quant_q8_K(const float *x, size_t n, int8_t *q, float *d, int16_t *bsums)
+{
+    for (size_t b = 0; b < n / QUANT_QK_K; b++, x += QUANT_QK_K, q += QUANT_QK_K, bsums += 16) {
+        __m512 m = _mm512_setzero_ps();
+        for (int i = 0; i < 16; i++)
+            m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * i)));
+        float amax = _mm512_reduce_max_ps(m);
+        if (amax == 0.0f) {
+            d[b] = 0.0f;
+            memset(q, 0, QUANT_QK_K);
+            memset(bsums, 0, 16 * sizeof *bsums);
+            continue;
+        }
+        /* The first value whose magnitude is amax gives the sign. */
+        float max = 0.0f;
+        for (int i = 0; i < 16; i++) {
+            __mmask16 k = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * i)),
+                                             _mm512_set1_ps(amax), _CMP_EQ_OQ);
+            if (k) {
+                max = x[16 * i + __builtin_ctz(k)];
+                break;
+            }
+        }
+        float iscale = -127.0f / max;
+        for (int i = 0; i < 16; i++) {
+            __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * i),
+                                                         _mm512_set1_ps(iscale)));
+            v = _mm512_min_epi32(v, _mm512_set1_epi32(127));
+            _mm_storeu_si128((__m128i *)(q + 16 * i), _mm512_cvtepi32_epi8(v));
+            bsums[i] = (int16_t)_mm512_reduce_add_epi32(v);
+        }
+        d[b] = 1.0f / iscale;
+    }
+}
+
+static void round_f16(const float *x, size_t n, float *out)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        v = _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm512_mask_storeu_ps(out + i, k, v);
+    }
+}
+
+/* bf16_from_f32 in vector form: round half to even on the top 16 bits,
+ * NaN kept quiet. */
+static void round_bf16(const float *x, size_t n, uint16_t *out)
+{
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(k, x + i));
+        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                _mm512_set1_epi32(0x7f800000));
+        r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+        _mm256_mask_storeu_epi16(out + i, k, _mm512_cvtepi32_epi16(r));
+    }
+}
+
+/* ================================================================ decode */
+
+/* Each kernel body takes the token count as a compile-time constant (the
+ * dispatcher below switches on it), so its per-token accumulators are
+ * registers, not memory. */
+#define DEFINE_NT_DISPATCH(name)                                                               \
+    static void name(const uint8_t *w, size_t n, const mm_act *a, size_t t0, size_t nt,        \
+                     float *out)                                                               \
+    {                                                                                          \
+        switch (nt) {                                                                          \
+        case 1:                                                                                \
+            name##_nt(w, n, a, t0, 1, out);                                                    \
+            break;                                                                             \
+        case 2:                                                                                \
+            name##_nt(w, n, a, t0, 2, out);                                                    \
+            break;                                                                             \
+        case 3:                                                                                \
+            name##_nt(w, n, a, t0, 3, out);                                                    \
+            break;                                                                             \
+        default:                                                                               \
+            name##_nt(w, n, a, t0, 4, out);                                                    \
+            break;                                                                             \
+        }                                                                                      \
+    }
+
+ALWAYS_INLINE float h2f(const uint8_t *p)
+{
+    return _cvtsh_ss(mm_ld16(p));
+}
+
+/* ---------------------------------------------------------------- float types */
+
+ALWAYS_INLINE __m512 bf16x16_to_f32(__m256i h)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* 16 weights at value index k (masked: zeros past the row). */
+ALWAYS_INLINE __m512 wload(uint32_t type, const uint8_t *w, size_t k, __mmask16 m)
+{
+    if (type == TENSOR_F32)
+        return _mm512_maskz_loadu_ps(m, w + 4 * k);
+    __m256i h = _mm256_maskz_loadu_epi16(m, w + 2 * k);
+    return type == TENSOR_F16 ? _mm512_cvtph_ps(h) : bf16x16_to_f32(h);
+}
+
+/* 16 activations at x (f32) or h (bf16), masked. */
+ALWAYS_INLINE __m512 aload(int bf16, const void *row, size_t k, __mmask16 m)
+{
+    if (bf16)
+        return bf16x16_to_f32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k));
+    return _mm512_maskz_loadu_ps(m, (const float *)row + k);
+}
+
+/* Two accumulators per token: FMA latency would otherwise bound the loop.
+ * Row pointers are set up front so the loop only adds offsets. */
+ALWAYS_INLINE void dot_float_nt(uint32_t type, const uint8_t *w, size_t n, const mm_act *a,
+                                size_t t0, const int nt, float *out)
+{
+    const int bf16 = a->format == MM_ACT_BF16;
+    const void *x[MM_MAX_NT];
+    __m512 acc0[MM_MAX_NT], acc1[MM_MAX_NT];
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++) {
+        acc0[i] = acc1[i] = _mm512_setzero_ps();
+        x[i] = bf16 ? (const void *)(a->h + (t0 + (size_t)i) * n)
+                    : (const void *)(a->f + (t0 + (size_t)i) * n);
+    }
+    size_t k = 0;
+    for (; k + 32 <= n; k += 32) {
+        __m512 w0 = wload(type, w, k, 0xffff), w1 = wload(type, w, k + 16, 0xffff);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            acc0[i] = _mm512_fmadd_ps(w0, aload(bf16, x[i], k, 0xffff), acc0[i]);
+            acc1[i] = _mm512_fmadd_ps(w1, aload(bf16, x[i], k + 16, 0xffff), acc1[i]);
+        }
+    }
+    for (; k < n; k += 16) {
+        __mmask16 m = n - k >= 16 ? 0xffff : (__mmask16)((1u << (n - k)) - 1);
+        __m512 w0 = wload(type, w, k, m);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++)
+            acc0[i] = _mm512_fmadd_ps(w0, aload(bf16, x[i], k, m), acc0[i]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
+        out[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i], acc1[i]));
+}
+
+ALWAYS_INLINE void dot_f32_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, int nt,
+                              float *out)
+{
+    dot_float_nt(TENSOR_F32, w, n, a, t0, nt, out);
+}
+
+ALWAYS_INLINE void dot_f16_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, int nt,
+                              float *out)
+{
+    dot_float_nt(TENSOR_F16, w, n, a, t0, nt, out);
+}
+
+ALWAYS_INLINE void dot_bf16_convert_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0,
+                                       int nt, float *out)
+{
+    dot_float_nt(TENSOR_BF16, w, n, a, t0, nt, out);
+}
+
+DEFINE_NT_DISPATCH(dot_f32)
+DEFINE_NT_DISPATCH(dot_f16)
+DEFINE_NT_DISPATCH(dot_bf16_convert)
+
+/* BF16 with AVX512_BF16: vdpbf16ps multiplies bf16 pairs straight from
+ * memory, 32 values per instruction, no conversion. */
+__attribute__((target("avx512bf16"))) ALWAYS_INLINE void
+dot_bf16_native_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, const int nt,
+                   float *out)
+{
+    __m512 acc0[MM_MAX_NT], acc1[MM_MAX_NT];
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
+        acc0[i] = acc1[i] = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + 64 <= n; k += 64) {
+        __m512i w0 = _mm512_loadu_si512(w + 2 * k), w1 = _mm512_loadu_si512(w + 2 * k + 64);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            const uint16_t *h = a->h + (t0 + (size_t)i) * n + k;
+            acc0[i] = _mm512_dpbf16_ps(acc0[i], (__m512bh)_mm512_loadu_si512(h), (__m512bh)w0);
+            acc1[i] = _mm512_dpbf16_ps(acc1[i], (__m512bh)_mm512_loadu_si512(h + 32), (__m512bh)w1);
+        }
+    }
+    for (; k < n; k += 32) {
+        __mmask32 m = n - k >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - k)) - 1);
+        __m512i w0 = _mm512_maskz_loadu_epi16(m, w + 2 * k);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            __m512i h = _mm512_maskz_loadu_epi16(m, a->h + (t0 + (size_t)i) * n + k);
+            acc0[i] = _mm512_dpbf16_ps(acc0[i], (__m512bh)h, (__m512bh)w0);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
+        out[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i], acc1[i]));
+}
+
+__attribute__((target("avx512bf16"))) static void dot_bf16_native(const uint8_t *w, size_t n,
+                                                                    const mm_act *a, size_t t0,
+                                                                    size_t nt, float *out)
+{
+    switch (nt) {
+    case 1:
+        dot_bf16_native_nt(w, n, a, t0, 1, out);
+        break;
+    case 2:
+        dot_bf16_native_nt(w, n, a, t0, 2, out);
+        break;
+    case 3:
+        dot_bf16_native_nt(w, n, a, t0, 3, out);
+        break;
+    default:
+        dot_bf16_native_nt(w, n, a, t0, 4, out);
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------- Q8_0, Q4_0 */
+
+/* Two Q8_0 blocks' quants + 128 (sign bit flipped: unsigned), value order. */
+ALWAYS_INLINE __m512i q8_0_pair(const uint8_t *blk, size_t bytes)
+{
+    __m256i x = _mm256_loadu_si256((const __m256i *)(blk + 2));
+    __m256i y = _mm256_loadu_si256((const __m256i *)(blk + bytes + 2));
+    __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(x), y, 1);
+    return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+}
+
+/* Two Q4_0 blocks' nibbles (0..15) in value order: [lo A, hi A, lo B, hi B]. */
+ALWAYS_INLINE __m512i q4_0_pair(const uint8_t *blk, size_t bytes)
+{
+    __m128i qa = _mm_loadu_si128((const __m128i *)(blk + 2));
+    __m128i qb = _mm_loadu_si128((const __m128i *)(blk + bytes + 2));
+    __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1);
+    __m512i t = _mm512_inserti64x4(_mm512_castsi256_si512(y), _mm256_srli_epi16(y, 4), 1);
+    /* t = [qa, qb, qa>>4, qb>>4] -> [qa, qa>>4, qb, qb>>4] */
+    t = _mm512_shuffle_i64x2(t, t, _MM_SHUFFLE(3, 1, 2, 0));
+    return _mm512_and_si512(t, _mm512_set1_epi8(15));
+}
+
+ALWAYS_INLINE __m512i q32_pair(uint32_t type, const uint8_t *blk)
+{
+    return type == TENSOR_Q8_0 ? q8_0_pair(blk, QUANT_Q8_0_BYTES) : q4_0_pair(blk, QUANT_Q4_0_BYTES);
+}
+
+/*
+ * Four whole blocks at blk: the unsigned quants of blocks (0, 1) and (2, 3)
+ * in value order, and the four scales. Word permutes pick the 16-bit d's
+ * and Q4_0's 16-byte nibble runs (all at even offsets) out of two loads
+ * that stay inside the 4 blocks.
+ */
+ALWAYS_INLINE void q32_quad(uint32_t type, const uint8_t *blk, __m512i *w01, __m512i *w23,
+                            __m128 *dw)
+{
+    if (type == TENSOR_Q8_0) { /* 136 bytes; d at 0, 34, 68, 102 */
+        __m512i l0 = _mm512_loadu_si512(blk), l1 = _mm512_loadu_si512(blk + 64);
+        const __m512i di = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                            0, 0, 0, 0, 0, 0, 0, 0, 0, 51, 34, 17, 0);
+        *dw = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(l0, di, l1)));
+        *w01 = q8_0_pair(blk, QUANT_Q8_0_BYTES);
+        *w23 = q8_0_pair(blk + 2 * QUANT_Q8_0_BYTES, QUANT_Q8_0_BYTES);
+        return;
+    }
+    /* Q4_0: 72 bytes; d at 0, 18, 36, 54; nibbles at 2, 20, 38, 56 (16 each) */
+    __m512i l0 = _mm512_loadu_si512(blk), l1 = _mm512_loadu_si512(blk + 8);
+    const __m512i di = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                        0, 0, 0, 0, 0, 0, 0, 0, 27, 18, 9, 0);
+    const __m512i qi = _mm512_set_epi16(63, 62, 61, 60, 59, 58, 57, 56, /* D: l1 words 24..31 */
+                                        26, 25, 24, 23, 22, 21, 20, 19, /* C: l0 words 19..26 */
+                                        17, 16, 15, 14, 13, 12, 11, 10, /* B: 10..17 */
+                                        8, 7, 6, 5, 4, 3, 2, 1);        /* A: 1..8 */
+    *dw = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(di, l0)));
+    __m512i q = _mm512_permutex2var_epi16(l0, qi, l1); /* [qsA, qsB, qsC, qsD] */
+    const __m512i m0f = _mm512_set1_epi8(15);
+    __m512i lo = _mm512_and_si512(q, m0f), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m0f);
+    /* [A lo, A hi, B lo, B hi] and [C lo, C hi, D lo, D hi]: values 0..31 of each block */
+    *w01 = _mm512_permutex2var_epi64(lo, _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), hi);
+    *w23 = _mm512_permutex2var_epi64(lo, _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4), hi);
+}
+
+ALWAYS_INLINE float hsum128(__m128 v)
+{
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
+}
+
+/*
+ * Q8_0 and Q4_0, four blocks (128 values) per step. The weights enter
+ * vpdpbusd as unsigned u = q + offset (Q8_0: 128, Q4_0: 8); the offset is
+ * taken back at the end through the activation block sums:
+ *   sum_b dw da (u . a) - offset * sum_b dw da sum(a).
+ * Scales: the 4 blocks' dw * da form one 4-float vector, spread over the
+ * two 8-lane halves of each 2-block product vector.
+ */
+ALWAYS_INLINE void dot_q32_nt(uint32_t type, const uint8_t *w, size_t n, const mm_act *a,
+                              size_t t0, const int nt, float *out)
+{
+    const size_t bytes = type == TENSOR_Q8_0 ? QUANT_Q8_0_BYTES : QUANT_Q4_0_BYTES;
+    const float offset = type == TENSOR_Q8_0 ? 128.0f : 8.0f;
+    const __m512i lo_idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i hi_idx = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
+    size_t nb = n / 32;
+    /* two accumulators per token: one FMA chain per block pair */
+    __m512 acc0[MM_MAX_NT], acc1[MM_MAX_NT];
+    __m128 corr[MM_MAX_NT];
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++) {
+        acc0[i] = acc1[i] = _mm512_setzero_ps();
+        corr[i] = _mm_setzero_ps();
+    }
+    size_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        const uint8_t *blk = w + b * bytes;
+        __m512i w01, w23;
+        __m128 dw;
+        q32_quad(type, blk, &w01, &w23, &dw);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            size_t t = t0 + (size_t)i;
+            const int8_t *aq = a->q + t * n + 32 * b;
+            __m128 s = _mm_mul_ps(dw, _mm_loadu_ps(a->d + t * nb + b));
+            __m512 s01 = _mm512_permutexvar_ps(lo_idx, _mm512_castps128_ps512(s));
+            __m512 s23 = _mm512_permutexvar_ps(hi_idx, _mm512_castps128_ps512(s));
+            __m512i p01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w01, _mm512_loadu_si512(aq));
+            __m512i p23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w23,
+                                              _mm512_loadu_si512(aq + 64));
+            acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p01), s01, acc0[i]);
+            acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p23), s23, acc1[i]);
+            __m128i sums = _mm_loadu_si128((const __m128i *)(a->sum32 + t * nb + b));
+            corr[i] = _mm_fmadd_ps(s, _mm_cvtepi32_ps(sums), corr[i]);
+        }
+    }
+    float rest[MM_MAX_NT] = {0};
+    for (; b < nb; b++) { /* fewer than 4 blocks left: one at a time */
+        const uint8_t *blk = w + b * bytes;
+        __m256i wv = _mm512_castsi512_si256(q32_pair(type, blk)); /* block b only */
+        float dw = h2f(blk);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            size_t t = t0 + (size_t)i;
+            __m256i av = _mm256_loadu_si256((const __m256i *)(a->q + t * n + 32 * b));
+            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, av);
+            __m128i p4 = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+            float dot = hsum128(_mm_cvtepi32_ps(p4)) - offset * (float)a->sum32[t * nb + b];
+            rest[i] += dot * (dw * a->d[t * nb + b]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
+        out[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i], acc1[i])) - offset * hsum128(corr[i]) +
+                 rest[i];
+}
+
+ALWAYS_INLINE void dot_q8_0_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, int nt,
+                               float *out)
+{
+    dot_q32_nt(TENSOR_Q8_0, w, n, a, t0, nt, out);
+}
+
+ALWAYS_INLINE void dot_q4_0_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, int nt,
+                               float *out)
+{
+    dot_q32_nt(TENSOR_Q4_0, w, n, a, t0, nt, out);
+}
+
+DEFINE_NT_DISPATCH(dot_q8_0)
+DEFINE_NT_DISPATCH(dot_q4_0)
+
+/* ---------------------------------------------------------------- K-quants */
+
+/* 32 bytes at p -> [low nibbles (32), high nibbles (32)]: one Q4_K/Q5_K
+ * chunk of 64 values in value order. */
+ALWAYS_INLINE __m512i nibbles_32(const uint8_t *p)
+{
+    __m256i y = _mm256_loadu_si256((const __m256i *)p);
+    __m512i t = _mm512_inserti64x4(_mm512_castsi256_si512(y), _mm256_srli_epi16(y, 4), 1);
+    return _mm512_and_si512(t, _mm512_set1_epi8(15));
+}
+
+/* Chunk c of a Q5_K block: nibbles plus bit 2c (low half) / 2c+1 (high
+ * half) of qh as bit 4. qh2 = the 32 qh bytes twice. */
+ALWAYS_INLINE __m512i q5_K_chunk(const uint8_t *blk, __m512i qh2, int c)
+{
+    __m512i q = nibbles_32(blk + 48 + 32 * c);
+    __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
+                                     _mm256_set1_epi8((char)(1 << (2 * c + 1))), 1);
+    return _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(qh2, sel), q, _mm512_set1_epi8(16));
+}
+
+/* Lane scales of chunk c: sub-blocks of 32 (Q4_K, Q5_K), lanes 0..7 take
+ * sc[2c], 8..15 sc[2c+1]; sc32 holds the scales in lanes 0..7. */
+ALWAYS_INLINE __m512i lanes_of_32(__m512i sc32, int c)
+{
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(2 * c)), sc32);
+}
+
+/* Q6_K sub-blocks of 16: lanes 4j..4j+3 take sc[4c + j]. */
+ALWAYS_INLINE __m512i lanes_of_16(__m512i sc32, int c)
+{
+    const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    return _mm512_permutexvar_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(4 * c)), sc32);
+}
+
+/*
+ * Q4_K and Q5_K: x = d sc q - dmin m, so per token and super-block
+ *   d da sum_c sum_lanes sc (q . a)  -  dmin da sum_s m_s (bsum_2s + bsum_2s+1).
+ * The 4 chunk vectors are decoded once and used for every token.
+ */
+ALWAYS_INLINE void dot_kasym_nt(int five, const uint8_t *w, size_t n, const mm_act *a, size_t t0,
+                                const int nt, float *out)
+{
+    const size_t bytes = five ? QUANT_Q5_K_BYTES : QUANT_Q4_K_BYTES;
+    size_t nb = n / QUANT_QK_K;
+    __m512 acc[MM_MAX_NT];
+    __m256 macc[MM_MAX_NT];
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++) {
+        acc[i] = _mm512_setzero_ps();
+        macc[i] = _mm256_setzero_ps();
+    }
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * bytes;
+        uint8_t scm[16];
+        mm_kquant_scales_packed(blk + 4, scm);
+        __m128i scm8 = _mm_loadu_si128((const __m128i *)scm);
+        __m512i sc32 = _mm512_cvtepu8_epi32(scm8); /* lanes 0..7 scales */
+        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm8, scm8)); /* m0 m0 m1 m1 .. */
+        __m512i s0 = lanes_of_32(sc32, 0), s1 = lanes_of_32(sc32, 1);
+        __m512i s2 = lanes_of_32(sc32, 2), s3 = lanes_of_32(sc32, 3);
+        __m512i q0, q1, q2, q3;
+        if (five) {
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
+            __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), qh, 1);
+            q0 = q5_K_chunk(blk, qh2, 0);
+            q1 = q5_K_chunk(blk, qh2, 1);
+            q2 = q5_K_chunk(blk, qh2, 2);
+            q3 = q5_K_chunk(blk, qh2, 3);
+        } else {
+            q0 = nibbles_32(blk + 16);
+            q1 = nibbles_32(blk + 48);
+            q2 = nibbles_32(blk + 80);
+            q3 = nibbles_32(blk + 112);
+        }
+        float d = h2f(blk), dmin = h2f(blk + 2);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            size_t t = t0 + (size_t)i;
+            const int8_t *aq = a->q + t * n + QUANT_QK_K * b;
+            const __m512i z = _mm512_setzero_si512();
+            __m512i p0 = _mm512_dpbusd_epi32(z, q0, _mm512_loadu_si512(aq));
+            __m512i p1 = _mm512_dpbusd_epi32(z, q1, _mm512_loadu_si512(aq + 64));
+            __m512i p2 = _mm512_dpbusd_epi32(z, q2, _mm512_loadu_si512(aq + 128));
+            __m512i p3 = _mm512_dpbusd_epi32(z, q3, _mm512_loadu_si512(aq + 192));
+            __m512i isb = _mm512_add_epi32(
+                _mm512_add_epi32(_mm512_mullo_epi32(p0, s0), _mm512_mullo_epi32(p1, s1)),
+                _mm512_add_epi32(_mm512_mullo_epi32(p2, s2), _mm512_mullo_epi32(p3, s3)));
+            float da = a->d[t * nb + b];
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_set1_ps(d * da), acc[i]);
+            __m256i bs = _mm256_loadu_si256((const __m256i *)(a->bsums + t * (n / 16) + 16 * b));
+            __m256 mm = _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, m16));
+            macc[i] = _mm256_fmadd_ps(mm, _mm256_set1_ps(dmin * da), macc[i]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++) {
+        __m128 mh = _mm_add_ps(_mm256_castps256_ps128(macc[i]), _mm256_extractf128_ps(macc[i], 1));
+        out[i] = _mm512_reduce_add_ps(acc[i]) - hsum128(mh);
+    }
+}
+
+ALWAYS_INLINE void dot_q4_K_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, int nt,
+                               float *out)
+{
+    dot_kasym_nt(0, w, n, a, t0, nt, out);
+}
+
+ALWAYS_INLINE void dot_q5_K_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, int nt,
+                               float *out)
+{
+    dot_kasym_nt(1, w, n, a, t0, nt, out);
+}
+
+/* Q6_K half h, low or high 64 values as unsigned 6-bit quants in value
+ * order: nibbles of ql[64h..] plus 2 bits of qh[32h..] moved to bits 4-5. */
+ALWAYS_INLINE void q6_K_half(const uint8_t *blk, int h, __m512i *lo, __m512i *hi)
+{
+    const __m512i m30 = _mm512_set1_epi8(0x30), m0f = _mm512_set1_epi8(15);
+    __m512i ql = _mm512_loadu_si512(blk + 64 * h);
+    __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+    /* value l: qh bits 0-1, l+32: bits 2-3, l+64: 4-5, l+96: 6-7 */
+    __m512i hlo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_slli_epi16(qh, 4)),
+                                     _mm256_slli_epi16(qh, 2), 1);
+    __m512i hhi = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+    *lo = _mm512_or_si512(_mm512_and_si512(ql, m0f), _mm512_and_si512(hlo, m30));
+    *hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m0f),
+                          _mm512_and_si512(hhi, m30));
+}
+
+/* Q6_K: x = d sc (q - 32) over sub-blocks of 16; per token and block
+ *   d da (sum_lanes sc (q . a) - 32 sum_s sc_s bsum_s). */
+ALWAYS_INLINE void dot_q6_K_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0,
+                               const int nt, float *out)
+{
+    size_t nb = n / QUANT_QK_K;
+    __m512 acc[MM_MAX_NT];
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * QUANT_Q6_K_BYTES;
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)(blk + 192));
+        __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
+        __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        __m512i s0 = lanes_of_16(sc32, 0), s1 = lanes_of_16(sc32, 1);
+        __m512i s2 = lanes_of_16(sc32, 2), s3 = lanes_of_16(sc32, 3);
+        __m512i q0, q1, q2, q3;
+        q6_K_half(blk, 0, &q0, &q1);
+        q6_K_half(blk, 1, &q2, &q3);
+        float d = h2f(blk + 208);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            size_t t = t0 + (size_t)i;
+            const int8_t *aq = a->q + t * n + QUANT_QK_K * b;
+            const __m512i z = _mm512_setzero_si512();
+            __m512i p0 = _mm512_dpbusd_epi32(z, q0, _mm512_loadu_si512(aq));
+            __m512i p1 = _mm512_dpbusd_epi32(z, q1, _mm512_loadu_si512(aq + 64));
+            __m512i p2 = _mm512_dpbusd_epi32(z, q2, _mm512_loadu_si512(aq + 128));
+            __m512i p3 = _mm512_dpbusd_epi32(z, q3, _mm512_loadu_si512(aq + 192));
+            __m512i isb = _mm512_add_epi32(
+                _mm512_add_epi32(_mm512_mullo_epi32(p0, s0), _mm512_mullo_epi32(p1, s1)),
+                _mm512_add_epi32(_mm512_mullo_epi32(p2, s2), _mm512_mullo_epi32(p3, s3)));
+            __m256i bs = _mm256_loadu_si256((const __m256i *)(a->bsums + t * (n / 16) + 16 * b));
+            __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5); /* 32 sc bsum */
+            isb = _mm512_sub_epi32(isb, _mm512_zextsi256_si512(off));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isb), _mm512_set1_ps(d * a->d[t * nb + b]),
+                                     acc[i]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
+        out[i] = _mm512_reduce_add_ps(acc[i]);
+}
+
+DEFINE_NT_DISPATCH(dot_q4_K)
+DEFINE_NT_DISPATCH(dot_q5_K)
+DEFINE_NT_DISPATCH(dot_q6_K)
+
+/* ================================================================ prefill */
+
+/*
+ * The prefill kernel computes 32 weight rows (two vectors of 16 lanes, one
+ * lane per row) for up to 4 tokens at a time, over K in chunks of KC values
+ * so that a chunk of every token's activations (n_tok x KC bytes) stays in
+ * L2 while all row panels of the work item pass over it. The rows of a
+ * panel are first unpacked ("packed") into a common form, per unit of 16 or
+ * 32 values and row r:
+ *     x = S[r] * u + O'[r],  u an unsigned byte, so that over the unit
+ *     sum x.a = da * (S * (u . qa) + O * sum(qa))
+ * with O = -offset * S (Q8_0: 128, Q4_0: 8, Q6_K: 32) or -dmin * m (Q4_K,
+ * Q5_K). The inner step is then the same for all types: one vector of 16
+ * rows x 4 bytes from the panel, vpdpbusd against the token's 4 activation
+ * bytes broadcast from memory; per unit, one convert, one multiply by the
+ * token's scale and two FMAs with the rows' S and O vectors. Results land
+ * as 16 consecutive rows of one token: a contiguous store into y.
+ */
+#define KC 1024 /* values per K chunk, quantized types (n_tok x KC bytes) */
+#define KCF 256 /* values per K chunk, float types (n_tok x KCF x 4 bytes) */
+#define TT 4    /* tokens per tile */
+
+typedef struct int_panel {
+    uint8_t q[KC * MM_PREFILL_ROWS];    /* [units][unit/4][32 rows][4] */
+    float s[KC / 16 * MM_PREFILL_ROWS]; /* [units][32 rows] */
+    float o[KC / 16 * MM_PREFILL_ROWS]; /* [units][32 rows] */
+} int_panel;
+
+typedef struct float_panel {
+    float w[KCF * MM_PREFILL_ROWS]; /* [KCF][32 rows]; BF16 pairs: [KCF/2][32][2 x bf16] */
+} float_panel;
+
+_Static_assert(sizeof(int_panel) <= MM_PANEL_BYTES, "int panel fits the scratch");
+_Static_assert(sizeof(float_panel) <= MM_PANEL_BYTES, "float panel fits the scratch");
+_Static_assert(KC % 256 == 0, "K chunks hold whole super-blocks");
+
+/*
+ * Packing. A panel row's values are first decoded 256 at a time into
+ * unsigned bytes in value order (plus S and O per unit), for 16 rows; then
+ * each run of 32 values of the 16 rows (16 x 8 dwords) is transposed into
+ * the 8 steps x 16 rows x 4 bytes the tile loads. Q6_K's units of 16 pair
+ * up into the same 32-value runs ([unit][4 steps] twice = 8 steps).
+ */
+
+/* 32 unsigned quants of a Q4_K / Q5_K chunk half, and the same for Q6_K. */
+ALWAYS_INLINE void store32(uint8_t *dst, __m256i v)
+{
+    _mm256_storeu_si256((__m256i *)dst, v);
+}
+
+/* Values [v0, v0 + nv) of `row` (nv <= 256, v0 and nv multiples of 32; of
+ * 256 for K-quants) into u[nv] with S and O per unit into s[], o[]. */
+static void decode_run(uint32_t type, const uint8_t *row, size_t v0, size_t nv, uint8_t *u,
+                       float *s, float *o)
+{
+    const __m256i m0f = _mm256_set1_epi8(15);
+    switch (type) {
+    case TENSOR_Q8_0:
+        for (size_t j = 0; j < nv / 32; j++) {
+            const uint8_t *blk = row + (v0 / 32 + j) * QUANT_Q8_0_BYTES;
+            __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));
+            store32(u + 32 * j, _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80))); /* q + 128 */
+            s[j] = h2f(blk);
+            o[j] = -128.0f * s[j];
+        }
+        break;
+    case TENSOR_Q4_0:
+        for (size_t j = 0; j < nv / 32; j++) {
+            const uint8_t *blk = row + (v0 / 32 + j) * QUANT_Q4_0_BYTES;
+            __m128i x = _mm_loadu_si128((const __m128i *)(blk + 2));
+            __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(x), _mm_srli_epi16(x, 4), 1);
+            store32(u + 32 * j, _mm256_and_si256(y, m0f));
+            s[j] = h2f(blk);
+            o[j] = -8.0f * s[j];
+        }
+        break;
+    case TENSOR_Q4_K:
+    case TENSOR_Q5_K: {
+        int five = type == TENSOR_Q5_K;
+        const uint8_t *blk = row + v0 / 256 * (five ? QUANT_Q5_K_BYTES : QUANT_Q4_K_BYTES);
+        const uint8_t *qs = blk + (five ? 48 : 16);
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
+        uint8_t scm[16];
+        mm_kquant_scales_packed(blk + 4, scm);
+        float d = h2f(blk), dmin = h2f(blk + 2);
+        for (int c = 0; c < 4; c++) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(x, m0f), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m0f);
+            if (five) {
+                const __m256i one = _mm256_set1_epi8(1);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
+            }
+            store32(u + 64 * c, lo);
+            store32(u + 64 * c + 32, hi);
+        }
+        for (int j = 0; j < 8; j++) {
+            s[j] = d * scm[j];
+            o[j] = -dmin * scm[8 + j];
+        }
+        break;
+    }
+    case TENSOR_Q6_K: {
+        const uint8_t *blk = row + v0 / 256 * QUANT_Q6_K_BYTES;
+        const int8_t *sc = (const int8_t *)(blk + 192);
+        const __m256i m30 = _mm256_set1_epi8(0x30);
+        float d = h2f(blk + 208);
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+            uint8_t *uh = u + 128 * h;
+            store32(uh, _mm256_or_si256(_mm256_and_si256(ql0, m0f),
+                                        _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)));
+            store32(uh + 32, _mm256_or_si256(_mm256_and_si256(ql1, m0f),
+                                             _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)));
+            store32(uh + 64, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m0f),
+                                             _mm256_and_si256(qh, m30)));
+            store32(uh + 96, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m0f),
+                                             _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)));
+        }
+        for (int j = 0; j < 16; j++) {
+            s[j] = d * sc[j];
+            o[j] = -32.0f * s[j];
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* 16 rows x 8 dwords (row r at u + r * stride) -> 8 vectors of 16 rows,
+ * stored at dst + step * 128 (the panel's 32-row stride) for steps 0..7.
+ * Rows r and r+8 share a vector so one 8x8 transpose serves both halves. */
+static void transpose_16x8(const uint8_t *u, size_t stride, uint8_t *dst)
+{
+    __m512i z[8], t[8], s[8];
+    for (int r = 0; r < 8; r++)
+        z[r] = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(u + (size_t)r * stride))),
+            _mm256_loadu_si256((const __m256i *)(u + (size_t)(r + 8) * stride)), 1);
+    for (int r = 0; r < 8; r += 2) {
+        t[r] = _mm512_unpacklo_epi32(z[r], z[r + 1]);
+        t[r + 1] = _mm512_unpackhi_epi32(z[r], z[r + 1]);
+    }
+    for (int q = 0; q < 8; q += 4) { /* rows q..q+3 */
+        s[q] = _mm512_unpacklo_epi64(t[q], t[q + 2]);     /* dwords 0 | 4 */
+        s[q + 1] = _mm512_unpackhi_epi64(t[q], t[q + 2]); /* 1 | 5 */
+        s[q + 2] = _mm512_unpacklo_epi64(t[q + 1], t[q + 3]); /* 2 | 6 */
+        s[q + 3] = _mm512_unpackhi_epi64(t[q + 1], t[q + 3]); /* 3 | 7 */
+    }
+    /* per 256-bit half: [rows 0-3 | rows 4-7] of dword k from lanes 0 (k<4) or 1 */
+    const __m512i lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+    const __m512i hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    for (int k = 0; k < 4; k++) {
+        __m512i d0 = _mm512_permutex2var_epi64(s[k], lo, s[4 + k]); /* dword k */
+        __m512i d1 = _mm512_permutex2var_epi64(s[k], hi, s[4 + k]); /* dword k + 4 */
+        _mm512_storeu_si512(dst + (size_t)k * 128, d0);
+        _mm512_storeu_si512(dst + (size_t)(k + 4) * 128, d1);
+    }
+}
+
+/* Packs values [k0, k0 + klen) of the panel's rows (rows[r] NULL: zero). */
+static void pack_panel(uint32_t type, const uint8_t *const rows[MM_PREFILL_ROWS], size_t k0,
+                       size_t klen, int_panel *p)
+{
+    _Alignas(64) uint8_t u[16][256];
+    size_t unit = mm_prefill_unit(type);
+    float s[16], o[16];
+    for (int g = 0; g < 2; g++) {
+        for (size_t v = 0; v < klen; v += 256) {
+            size_t nv = klen - v < 256 ? klen - v : 256, nu = nv / unit;
+            for (int r = 0; r < 16; r++) {
+                int pr = 16 * g + r;
+                if (rows[pr]) {
+                    decode_run(type, rows[pr], k0 + v, nv, u[r], s, o);
+                } else {
+                    memset(u[r], 0, nv);
+                    memset(s, 0, sizeof s);
+                    memset(o, 0, sizeof o);
+                }
+                for (size_t j = 0; j < nu; j++) {
+                    p->s[(v / unit + j) * MM_PREFILL_ROWS + (size_t)pr] = s[j];
+                    p->o[(v / unit + j) * MM_PREFILL_ROWS + (size_t)pr] = o[j];
+                }
+            }
+            for (size_t q = 0; q < nv / 32; q++)
+                transpose_16x8(u[0] + 32 * q, 256,
+                               p->q + ((v / 32 + q) * 8 * MM_PREFILL_ROWS + 16 * (size_t)g) * 4);
+        }
+    }
+}
+
+/* 16 x 16 floats: r[i] = row i in, r[c] = column c out. */
+static void transpose_16x16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) { /* per 128-bit lane: [a0 b0 a1 b1], [a2 b2 a3 b3] */
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* r[i + e]: rows i..i+3, element e of each lane */
+        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+        __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    __m512 out[16];
+    for (int e = 0; e < 4; e++) { /* column 4L + e gathers lane L of r[e], r[4+e], r[8+e], r[12+e] */
+        __m512 ab_lo = _mm512_shuffle_f32x4(r[e], r[4 + e], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512 ab_hi = _mm512_shuffle_f32x4(r[e], r[4 + e], _MM_SHUFFLE(3, 2, 3, 2));
+        __m512 cd_lo = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], _MM_SHUFFLE(1, 0, 1, 0));
+        __m512 cd_hi = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], _MM_SHUFFLE(3, 2, 3, 2));
+        out[e] = _mm512_shuffle_f32x4(ab_lo, cd_lo, _MM_SHUFFLE(2, 0, 2, 0));
+        out[4 + e] = _mm512_shuffle_f32x4(ab_lo, cd_lo, _MM_SHUFFLE(3, 1, 3, 1));
+        out[8 + e] = _mm512_shuffle_f32x4(ab_hi, cd_hi, _MM_SHUFFLE(2, 0, 2, 0));
+        out[12 + e] = _mm512_shuffle_f32x4(ab_hi, cd_hi, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+    for (int i = 0; i < 16; i++)
+        r[i] = out[i];
+}
+
+/* 16 values [k, k + len) of a float-type row as f32 (zeros past len; row
+ * NULL: all zero). BF16 pairs mode: 32 raw bf16 values as 16 dwords. */
+ALWAYS_INLINE __m512 float_run(uint32_t type, const uint8_t *row, size_t k, size_t len, int pairs)
+{
+    if (!row)
+        return _mm512_setzero_ps();
+    if (pairs) {
+        __mmask32 m = len >= 32 ? 0xffffffffu : (__mmask32)((1u << len) - 1);
+        return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, row + 2 * k));
+    }
+    __mmask16 m = len >= 16 ? 0xffff : (__mmask16)((1u << len) - 1);
+    if (type == TENSOR_F32)
+        return _mm512_maskz_loadu_ps(m, row + 4 * k);
+    __m256i h = _mm256_maskz_loadu_epi16(m, row + 2 * k);
+    return type == TENSOR_F16 ? _mm512_cvtph_ps(h) : bf16x16_to_f32(h);
+}
+
+/*
+ * Float types: values [k0, k0 + klen) as f32 [k][32 rows], or for the
+ * vdpbf16ps tile as bf16 pairs [k/2][32 rows][2] (an odd tail pairs with a
+ * zero). Each 16 rows x 16 lanes square is transposed in registers.
+ */
+static void pack_panel_float(uint32_t type, const uint8_t *const rows[MM_PREFILL_ROWS], size_t k0,
+                             size_t klen, int pairs, float_panel *p)
+{
+    size_t per = pairs ? 32 : 16; /* values per lane run */
+    for (int g = 0; g < 2; g++) {
+        for (size_t k = 0; k < klen; k += per) {
+            size_t len = klen - k < per ? klen - k : per;
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = float_run(type, rows[16 * g + i], k0 + k, len, pairs);
+            transpose_16x16(r);
+            size_t cols = pairs ? (len + 1) / 2 : len;
+            for (size_t c = 0; c < cols; c++)
+                _mm512_storeu_ps(p->w + ((pairs ? k / 2 : k) + c) * MM_PREFILL_ROWS + 16 * (size_t)g,
+                                 r[c]);
+        }
+    }
+}
+
+/* Where a tile's results go. A row's K chunks accumulate in c (scratch,
+ * [n_tok][32 rows], L2-resident) and only the last chunk writes y, so y is
+ * written once, as 16 consecutive floats per token and row vector. */
+typedef struct tile_out {
+    float *y;
+    size_t ld_y;
+    float *c;
+    size_t row0, n_rows; /* the panel's rows in y; rows past n_rows are padding */
+    int first, last;     /* this K chunk is the row's first / last */
+} tile_out;
+
+ALWAYS_INLINE void tile_store(__m512 acc[2][TT], int T, size_t t0, const tile_out *o)
+{
+    for (int v = 0; v < 2; v++) {
+        for (int t = 0; t < T; t++) {
+            float *c = o->c + (t0 + (size_t)t) * MM_PREFILL_ROWS + 16 * (size_t)v;
+            __m512 r = acc[v][t];
+            if (!o->first)
+                r = _mm512_add_ps(r, _mm512_load_ps(c));
+            if (!o->last) {
+                _mm512_store_ps(c, r);
+                continue;
+            }
+            if ((size_t)v * 16 >= o->n_rows)
+                continue;
+            size_t left = o->n_rows - (size_t)v * 16;
+            __mmask16 m = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            _mm512_mask_storeu_ps(o->y + (t0 + (size_t)t) * o->ld_y + o->row0 + 16 * (size_t)v, m, r);
+        }
+    }
+}
+
+/* 32 rows x T tokens over the nu units of a chunk. aq[t]: the token's
+ * quants at the chunk start; du, ds: its per-unit scale and scale * sum. */
+ALWAYS_INLINE void tile_int(const int_panel *p, size_t nu, size_t steps, const int8_t *aq[TT],
+                            const float *du[TT], const float *ds[TT], int T, __m512 acc[2][TT])
+{
+    for (size_t u = 0; u < nu; u++) {
+        __m512i ia[2][TT];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            ia[0][t] = ia[1][t] = _mm512_setzero_si512();
+        const uint8_t *pq = p->q + u * steps * MM_PREFILL_ROWS * 4;
+#pragma GCC unroll 8
+        for (size_t st = 0; st < steps; st++, pq += MM_PREFILL_ROWS * 4) {
+            __m512i w0 = _mm512_load_si512(pq), w1 = _mm512_load_si512(pq + 64);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                int32_t a4;
+                memcpy(&a4, aq[t] + (u * steps + st) * 4, 4);
+                __m512i ab = _mm512_set1_epi32(a4);
+                ia[0][t] = _mm512_dpbusd_epi32(ia[0][t], w0, ab);
+                ia[1][t] = _mm512_dpbusd_epi32(ia[1][t], w1, ab);
+            }
+        }
+        const float *ps = p->s + u * MM_PREFILL_ROWS, *po = p->o + u * MM_PREFILL_ROWS;
+        __m512 s0 = _mm512_load_ps(ps), s1 = _mm512_load_ps(ps + 16);
+        __m512 o0 = _mm512_load_ps(po), o1 = _mm512_load_ps(po + 16);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            __m512 d = _mm512_set1_ps(du[t][u]), sm = _mm512_set1_ps(ds[t][u]);
+            acc[0][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ia[0][t]), d), s0, acc[0][t]);
+            acc[1][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ia[1][t]), d), s1, acc[1][t]);
+            acc[0][t] = _mm512_fmadd_ps(o0, sm, acc[0][t]);
+            acc[1][t] = _mm512_fmadd_ps(o1, sm, acc[1][t]);
+        }
+    }
+}
+
+/* Float rows: x[t] points at the token's activations at the chunk start. */
+ALWAYS_INLINE void tile_float(const float_panel *p, size_t klen, const mm_act *a, size_t t0,
+                              size_t k0, int T, __m512 acc[2][TT])
+{
+    for (size_t k = 0; k < klen; k++) {
+        __m512 w0 = _mm512_load_ps(p->w + k * MM_PREFILL_ROWS);
+        __m512 w1 = _mm512_load_ps(p->w + k * MM_PREFILL_ROWS + 16);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            size_t i = (t0 + (size_t)t) * a->n_in + k0 + k;
+            __m512 x = _mm512_set1_ps(a->format == MM_ACT_BF16 ? bf16_to_f32(a->h[i]) : a->f[i]);
+            acc[0][t] = _mm512_fmadd_ps(w0, x, acc[0][t]);
+            acc[1][t] = _mm512_fmadd_ps(w1, x, acc[1][t]);
+        }
+    }
+}
+
+/* BF16 pairs with vdpbf16ps: 2 values per lane per instruction. */
+__attribute__((target("avx512bf16"))) ALWAYS_INLINE void
+tile_bf16(const float_panel *p, size_t klen, const mm_act *a, size_t t0, size_t k0, int T,
+          __m512 acc[2][TT])
+{
+    const uint16_t *pw = (const uint16_t *)p->w;
+    for (size_t k = 0; k < klen; k += 2) {
+        __m512i w0 = _mm512_load_si512(pw + k * MM_PREFILL_ROWS);
+        __m512i w1 = _mm512_load_si512(pw + k * MM_PREFILL_ROWS + 32);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const uint16_t *h = a->h + (t0 + (size_t)t) * a->n_in + k0 + k;
+            uint32_t pair = h[0] | (k + 1 < klen ? (uint32_t)h[1] << 16 : 0);
+            __m512i x = _mm512_set1_epi32((int)pair);
+            acc[0][t] = _mm512_dpbf16_ps(acc[0][t], (__m512bh)w0, (__m512bh)x);
+            acc[1][t] = _mm512_dpbf16_ps(acc[1][t], (__m512bh)w1, (__m512bh)x);
+        }
+    }
+}
+
+typedef enum panel_kind { PANEL_INT, PANEL_FLOAT, PANEL_BF16 } panel_kind;
+
+/* Runs the tile over every token for one packed panel and K chunk. The
+ * token count per tile is a compile-time constant in each branch, so the
+ * accumulators live in registers. */
+ALWAYS_INLINE void panel_tokens_T(panel_kind kind, uint32_t type, const void *panel,
+                                  const mm_act *a, size_t k0, size_t klen, size_t t0, int T,
+                                  const tile_out *o)
+{
+    __m512 acc[2][TT];
+    for (int t = 0; t < T; t++)
+        acc[0][t] = acc[1][t] = _mm512_setzero_ps();
+    if (kind == PANEL_INT) {
+        size_t n = a->n_in, unit = mm_prefill_unit(type), units = n / unit;
+        const int8_t *aq[TT];
+        const float *du[TT], *ds[TT];
+        for (int t = 0; t < T; t++) {
+            size_t tok = t0 + (size_t)t;
+            aq[t] = a->q + tok * n + k0;
+            du[t] = a->du + tok * units + k0 / unit;
+            ds[t] = a->ds + tok * units + k0 / unit;
+        }
+        if (unit == 32) /* a constant step count lets the compiler unroll */
+            tile_int(panel, klen / 32, 8, aq, du, ds, T, acc);
+        else
+            tile_int(panel, klen / 16, 4, aq, du, ds, T, acc);
+    } else {
+        tile_float(panel, klen, a, t0, k0, T, acc);
+    }
+    tile_store(acc, T, t0, o);
+}
+
+__attribute__((target("avx512bf16"))) ALWAYS_INLINE void
+panel_tokens_bf16_T(const void *panel, const mm_act *a, size_t k0, size_t klen, size_t t0, int T,
+                    const tile_out *o)
+{
+    __m512 acc[2][TT];
+    for (int t = 0; t < T; t++)
+        acc[0][t] = acc[1][t] = _mm512_setzero_ps();
+    tile_bf16(panel, klen, a, t0, k0, T, acc);
+    tile_store(acc, T, t0, o);
+}
+
+/* Only called where the CPU has AVX512_BF16 (prefill_bf16's table). */
+__attribute__((target("avx512bf16"))) static void
+panel_tokens_bf16(const void *panel, const mm_act *a, size_t k0, size_t klen, const tile_out *o)
+{
+    size_t t0 = 0;
+    for (; t0 + TT <= a->n_tok; t0 += TT)
+        panel_tokens_bf16_T(panel, a, k0, klen, t0, TT, o);
+    switch (a->n_tok - t0) {
+    case 1:
+        panel_tokens_bf16_T(panel, a, k0, klen, t0, 1, o);
+        break;
+    case 2:
+        panel_tokens_bf16_T(panel, a, k0, klen, t0, 2, o);
+        break;
+    case 3:
+        panel_tokens_bf16_T(panel, a, k0, klen, t0, 3, o);
+        break;
+    default:
+        break;
+    }
+}
+
+static void panel_tokens(panel_kind kind, uint32_t type, const void *panel, const mm_act *a,
+                         size_t k0, size_t klen, const tile_out *o)
+{
+    size_t t0 = 0;
+    for (; t0 + TT <= a->n_tok; t0 += TT)
+        panel_tokens_T(kind, type, panel, a, k0, klen, t0, TT, o);
+    switch (a->n_tok - t0) {
+    case 1:
+        panel_tokens_T(kind, type, panel, a, k0, klen, t0, 1, o);
+        break;
+    case 2:
+        panel_tokens_T(kind, type, panel, a, k0, klen, t0, 2, o);
+        break;
+    case 3:
+        panel_tokens_T(kind, type, panel, a, k0, klen, t0, 3, o);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Asks for the weight bytes of values [k0, k0 + klen) of rows [row0,
+ * row0 + n) ahead of their packing: 32 rows at once are too many streams
+ * for the hardware prefetcher, so without this packing waits on DRAM. */
+static void prefetch_panel(const matmul_weight *w, size_t row0, size_t n, size_t k0, size_t klen)
+{
+    size_t bs = tensor_type_block_size(w->type), bb = tensor_type_block_bytes(w->type);
+    size_t b0 = k0 / bs * bb, b1 = (k0 + klen + bs - 1) / bs * bb;
+    for (size_t r = 0; r < n; r++) {
+        const char *row = (const char *)w->data + (row0 + r) * w->row_bytes;
+        for (size_t off = b0; off < b1; off += 64)
+            _mm_prefetch(row + off, _MM_HINT_T1);
+        _mm_prefetch(row + b1 - 1, _MM_HINT_T1);
+    }
+}
+
+/* Panel by panel (32 rows), K chunk by K chunk: the packed chunk stays in
+ * L1 while every token passes over it; the activations are re-read once per
+ * panel (32 MACs per byte, little traffic next to the compute). The next
+ * chunk's weights are prefetched while this one is computed. */
+static void prefill_with(panel_kind kind, const matmul_weight *w, const mm_act *a, size_t r0,
+                         size_t r1, float *y, size_t ld_y, void *scratch)
+{
+    const uint8_t *data = w->data;
+    size_t n = a->n_in, kc = kind == PANEL_INT ? KC : KCF;
+    tile_out o = {y, ld_y, (float *)((uint8_t *)scratch + MM_PANEL_BYTES), 0, 0, 0, 0};
+    prefetch_panel(w, r0, r1 - r0 < MM_PREFILL_ROWS ? r1 - r0 : MM_PREFILL_ROWS, 0,
+                   n < kc ? n : kc);
+    for (size_t row0 = r0; row0 < r1; row0 += MM_PREFILL_ROWS) {
+        o.row0 = row0;
+        o.n_rows = r1 - row0 < MM_PREFILL_ROWS ? r1 - row0 : MM_PREFILL_ROWS;
+        for (size_t k0 = 0; k0 < n; k0 += kc) {
+            size_t klen = n - k0 < kc ? n - k0 : kc;
+            if (k0 + klen < n) { /* the next chunk of this panel, or the next panel's first */
+                size_t nk = n - (k0 + klen) < kc ? n - (k0 + klen) : kc;
+                prefetch_panel(w, row0, o.n_rows, k0 + klen, nk);
+            } else if (row0 + MM_PREFILL_ROWS < r1) {
+                size_t nr = r1 - row0 - MM_PREFILL_ROWS;
+                prefetch_panel(w, row0 + MM_PREFILL_ROWS, nr < MM_PREFILL_ROWS ? nr : MM_PREFILL_ROWS,
+                               0, n < kc ? n : kc);
+            }
+            const uint8_t *rows[MM_PREFILL_ROWS];
+            for (int r = 0; r < MM_PREFILL_ROWS; r++)
+                rows[r] = (size_t)r < o.n_rows ? data + (row0 + (size_t)r) * w->row_bytes : NULL;
+            if (kind == PANEL_INT)
+                pack_panel(w->type, rows, k0, klen, scratch);
+            else
+                pack_panel_float(w->type, rows, k0, klen, kind == PANEL_BF16, scratch);
+            o.first = k0 == 0;
+            o.last = k0 + klen >= n;
+            if (kind == PANEL_BF16)
+                panel_tokens_bf16(scratch, a, k0, klen, &o);
+            else
+                panel_tokens(kind, w->type, scratch, a, k0, klen, &o);
+        }
+    }
+}
+
+static void prefill(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
+                    size_t ld_y, void *scratch)
+{
+    panel_kind kind = a->format == MM_ACT_Q8_0 || a->format == MM_ACT_Q8_K ? PANEL_INT : PANEL_FLOAT;
+    prefill_with(kind, w, a, r0, r1, y, ld_y, scratch);
+}
+
+static void prefill_bf16(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
+                         size_t ld_y, void *scratch)
+{
+    panel_kind kind = a->format == MM_ACT_BF16                              ? PANEL_BF16
+                      : a->format == MM_ACT_Q8_0 || a->format == MM_ACT_Q8_K ? PANEL_INT
+                                                                             : PANEL_FLOAT;
+    prefill_with(kind, w, a, r0, r1, y, ld_y, scratch);
+}
+
+/* ================================================================ table */
+
+#define AVX512_TABLE(bf16_dot, prefill_fn)                                                              \
+    {                                                                                          \
+        .isa = CPU_ISA_AVX512,                                                                 \
+        .dot =                                                                                 \
+            {                                                                                  \
+                [TENSOR_F32] = dot_f32,                                                        \
+                [TENSOR_F16] = dot_f16,                                                        \
+                [TENSOR_BF16] = bf16_dot,                                                      \
+                [TENSOR_Q8_0] = dot_q8_0,                                                      \
+                [TENSOR_Q4_0] = dot_q4_0,                                                      \
+                [TENSOR_Q4_K] = dot_q4_K,                                                      \
+                [TENSOR_Q5_K] = dot_q5_K,                                                      \
+                [TENSOR_Q6_K] = dot_q6_K,                                                      \
+            },                                                                                 \
+        .quant_q8_0 = quant_q8_0, .quant_q8_K = quant_q8_K, .round_f16 = round_f16,            \
+        .round_bf16 = round_bf16, .prefill = prefill_fn, .prefill_min_tokens = 24,                \
+    }
+
+/* prefill_min_tokens: packing costs about as much as 24 tokens of decode
+ * kernel work (measured with bench_matmul on Zen 5), so below that the
+ * decode kernels win. */
+static const mm_kernels avx512_plain = AVX512_TABLE(dot_bf16_convert, prefill);
+static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native, prefill_bf16);
+
+const mm_kernels *mm_kernels_avx512_variant(bool native_bf16)
+{
+    return native_bf16 ? &avx512_bf16 : &avx512_plain;
+}
+
+const mm_kernels *mm_kernels_avx512(void)
+{
+    return mm_kernels_avx512_variant(cpu_features_detect().avx512bf16);
+}

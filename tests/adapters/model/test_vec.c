@@ -1,0 +1,220 @@
+/* Specification of vec.h: every tier this CPU runs computes the same
+ * primitives as a double-precision reference, conversions and q8_0
+ * quantization bit for bit as fp16.h and quant.h, and writes nothing past
+ * n. Lengths cover vector tails; pointers are deliberately misaligned. */
+#include "../../test_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "adapters/model/fp16.h"
+#include "adapters/model/quant.h"
+#include "adapters/model/tensor_type.h"
+#include "adapters/model/vec.h"
+
+static const size_t lengths[] = {1, 7, 8, 15, 16, 17, 31, 33, 64, 100, 133};
+#define N_LENGTHS (sizeof lengths / sizeof lengths[0])
+#define GUARD 8
+#define SENTINEL 1234.5f
+
+static float frand(uint64_t *rng)
+{
+    return (float)(test_rand(rng) >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
+}
+
+static int close_enough(double got, double want, double mag)
+{
+    return fabs(got - want) <= 1e-5 * mag + 1e-6;
+}
+
+/* The tiers to check: portable up to the best this CPU has. */
+#define FOR_EACH_TIER(v)                                                                       \
+    for (int isa_ = 0; isa_ <= (int)cpu_isa_best(); isa_++)                                    \
+        for (const vec_ops *v = vec_ops_for((cpu_isa)isa_); v; v = NULL)
+
+static void every_tier_is_available_up_to_the_best(void **state)
+{
+    (void)state;
+    for (int isa = 0; isa <= (int)cpu_isa_best(); isa++) {
+        const vec_ops *v = vec_ops_for((cpu_isa)isa);
+        assert_non_null(v);
+        assert_int_equal(v->isa, isa);
+    }
+    assert_null(vec_ops_for((cpu_isa)7));
+}
+
+static void dots_match_the_reference(void **state)
+{
+    (void)state;
+    uint64_t rng = 3;
+    float a[160], b[160];
+    uint16_t h[160];
+    FOR_EACH_TIER(v)
+    {
+        for (size_t li = 0; li < N_LENGTHS; li++) {
+            size_t n = lengths[li];
+            float *pa = a + 1, *pb = b + 3; /* misaligned */
+            uint16_t *ph = h + 1;
+            double want = 0, mag = 0, want_h = 0, mag_h = 0;
+            for (size_t i = 0; i < n; i++) {
+                pa[i] = frand(&rng);
+                pb[i] = frand(&rng);
+                ph[i] = fp16_from_f32(frand(&rng));
+                want += (double)pa[i] * pb[i];
+                mag += fabs((double)pa[i] * pb[i]);
+                want_h += (double)fp16_to_f32(ph[i]) * pb[i];
+                mag_h += fabs((double)fp16_to_f32(ph[i]) * pb[i]);
+            }
+            assert_true(close_enough(v->dot_f32(pa, pb, n), want, mag));
+            assert_true(close_enough(v->dot_f16_f32(ph, pb, n), want_h, mag_h));
+        }
+    }
+}
+
+static void axpys_update_exactly_n_values(void **state)
+{
+    (void)state;
+    uint64_t rng = 4;
+    float y[160 + GUARD], x[160];
+    uint16_t h[160];
+    double want[160];
+    FOR_EACH_TIER(v)
+    {
+        for (size_t li = 0; li < N_LENGTHS; li++) {
+            size_t n = lengths[li];
+            float *py = y + 1, *px = x + 1;
+            for (int pass = 0; pass < 2; pass++) {
+                float s = frand(&rng) * 3.0f;
+                for (size_t i = 0; i < n + GUARD; i++)
+                    py[i] = i < n ? frand(&rng) : SENTINEL;
+                for (size_t i = 0; i < n; i++) {
+                    px[i] = frand(&rng);
+                    h[i] = fp16_from_f32(px[i]);
+                    want[i] = py[i] + (double)s * (pass ? fp16_to_f32(h[i]) : px[i]);
+                }
+                if (pass)
+                    v->axpy_f16(py, s, h, n);
+                else
+                    v->axpy_f32(py, s, px, n);
+                for (size_t i = 0; i < n; i++)
+                    assert_true(close_enough(py[i], want[i], fabs(want[i]) + 3.0));
+                for (size_t i = n; i < n + GUARD; i++)
+                    assert_true(py[i] == SENTINEL);
+            }
+        }
+    }
+}
+
+static void f16_conversions_match_fp16_h_bit_for_bit(void **state)
+{
+    (void)state;
+    enum { N = 4099 };
+    static float src[N + 1], back[N + GUARD];
+    static uint16_t dst[N + GUARD];
+    uint64_t rng = 5;
+    for (size_t i = 0; i < N; i++) /* every exponent, specials included */
+        src[i] = fp32_from_bits((uint32_t)test_rand(&rng));
+    src[0] = INFINITY;
+    src[1] = -0.0f;
+    src[2] = 65520.0f;
+    src[3] = 0x1p-25f;
+    src[4] = 3 * 0x1p-25f;
+    src[5] = NAN;
+    FOR_EACH_TIER(v)
+    {
+        for (size_t n = 1; n <= N; n += (n < 40 ? 1 : 1013)) {
+            for (size_t i = 0; i < n + GUARD; i++)
+                dst[i] = 0xabcd;
+            v->f32_to_f16(dst, src, n);
+            for (size_t i = 0; i < n; i++) {
+                if (isnan(src[i]))
+                    assert_true(isnan(fp16_to_f32(dst[i])));
+                else if (dst[i] != fp16_from_f32(src[i]))
+                    fail_msg("%s: %a -> 0x%04x, want 0x%04x", cpu_isa_name(v->isa),
+                             (double)src[i], dst[i], fp16_from_f32(src[i]));
+            }
+            for (size_t i = n; i < n + GUARD; i++)
+                assert_int_equal(dst[i], 0xabcd);
+            for (size_t i = 0; i < n + GUARD; i++)
+                back[i] = SENTINEL;
+            v->f16_to_f32(back, dst, n);
+            for (size_t i = 0; i < n; i++)
+                if (!isnan(back[i]))
+                    assert_true(back[i] == fp16_to_f32(dst[i]));
+            for (size_t i = n; i < n + GUARD; i++)
+                assert_true(back[i] == SENTINEL);
+        }
+    }
+}
+
+static void q8_0_rows_round_like_llama_cpp(void **state)
+{
+    (void)state;
+    enum { N = 256 };
+    float x[N];
+    uint8_t got[N / 32 * QUANT_Q8_0_BYTES + 1], want[N / 32 * QUANT_Q8_0_BYTES];
+    uint64_t rng = 6;
+    FOR_EACH_TIER(v)
+    {
+        for (int rep = 0; rep < 200; rep++) {
+            size_t n = 32 * (size_t)(1 + rep % 8);
+            for (size_t i = 0; i < n; i++)
+                x[i] = frand(&rng) * (rep % 3 ? 1.0f : 100.0f);
+            if (rep % 4 == 0) /* exact ties after scaling, and an all-zero block */
+                for (size_t i = 0; i < 32; i++)
+                    x[i] = i ? (float)(i % 5) - 2.5f : 127.0f;
+            if (rep % 7 == 0)
+                memset(x + n - 32, 0, 32 * sizeof *x);
+            quant_q8_0_row(x, want, n);
+            v->quantize_q8_0(got + 1, x, n); /* misaligned destination */
+            assert_memory_equal(got + 1, want, n / 32 * QUANT_Q8_0_BYTES);
+        }
+    }
+}
+
+static void q8_0_dot_and_axpy_match_the_reference(void **state)
+{
+    (void)state;
+    enum { N = 192 };
+    float x[N], b[N], y[N + GUARD], deq[N];
+    uint8_t q[N / 32 * QUANT_Q8_0_BYTES + 1];
+    uint64_t rng = 7;
+    FOR_EACH_TIER(v)
+    {
+        for (size_t n = 32; n <= N; n += 32) {
+            for (size_t i = 0; i < n; i++) {
+                x[i] = frand(&rng);
+                b[i] = frand(&rng);
+            }
+            quant_q8_0_row(x, q + 1, n);
+            assert_int_equal(quant_dequantize_row(TENSOR_Q8_0, q + 1, deq, n, NULL), SEM_OK);
+            double want = 0, mag = 0;
+            for (size_t i = 0; i < n; i++) {
+                want += (double)deq[i] * b[i];
+                mag += fabs((double)deq[i] * b[i]);
+            }
+            assert_true(close_enough(v->dot_q8_0_f32(q + 1, b, n), want, mag));
+            float s = -0.75f;
+            for (size_t i = 0; i < n + GUARD; i++)
+                y[i] = i < n ? b[i] : SENTINEL;
+            v->axpy_q8_0(y, s, q + 1, n);
+            for (size_t i = 0; i < n; i++)
+                assert_true(close_enough(y[i], b[i] + (double)s * deq[i], 2.0));
+            for (size_t i = n; i < n + GUARD; i++)
+                assert_true(y[i] == SENTINEL);
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_tier_is_available_up_to_the_best),
+        cmocka_unit_test(dots_match_the_reference),
+        cmocka_unit_test(axpys_update_exactly_n_values),
+        cmocka_unit_test(f16_conversions_match_fp16_h_bit_for_bit),
+        cmocka_unit_test(q8_0_rows_round_like_llama_cpp),
+        cmocka_unit_test(q8_0_dot_and_axpy_match_the_reference),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
