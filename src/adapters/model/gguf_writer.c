@@ -40,7 +40,7 @@ struct gguf_writer {
 
 static void put(gguf_writer *w, buf *b, const void *p, size_t n)
 {
-    if (w->failed)
+    if (w->failed || n == 0)
         return;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
