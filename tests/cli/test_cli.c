@@ -1,0 +1,396 @@
+/*
+ * The semantic command line, run as a user runs it: each test executes the
+ * real binary and checks its output, its JSON and its exit code, for the
+ * happy paths and for every kind of bad input the commands promise to
+ * reject with a clear message.
+ */
+#include "../test_util.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../golden.h"
+#include "adapters/model/gguf.h"
+#include "adapters/model/gguf_writer.h"
+#include "adapters/model/tensor_type.h"
+
+#define STORIES SEM_TEST_DATA "/models/stories260K.gguf"
+#define LLAMA_VOCAB SEM_TEST_DATA "/tokenizer/tiny-llama.vocab.gguf"
+
+typedef struct cli_result {
+    int code;
+    char *out; /* stdout, NUL-terminated */
+    char *err; /* stderr */
+} cli_result;
+
+static char *slurp_fd(int fd)
+{
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    ssize_t got;
+    while ((got = read(fd, b + n, cap - n - 1)) > 0) {
+        n += (size_t)got;
+        if (cap - n - 1 == 0)
+            b = realloc(b, cap *= 2);
+    }
+    b[n] = '\0';
+    return b;
+}
+
+/* Runs the binary with argv (NULL-terminated, without argv[0]). */
+static cli_result run(const char *const *args)
+{
+    char out_path[] = "/tmp/sem-cli-out-XXXXXX", err_path[] = "/tmp/sem-cli-err-XXXXXX";
+    int out = mkstemp(out_path), err = mkstemp(err_path);
+    assert_true(out >= 0 && err >= 0);
+    const char *argv[64] = {SEMANTIC_BIN};
+    int n = 1;
+    for (; args[n - 1]; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out, 1);
+        dup2(err, 2);
+        execv(SEMANTIC_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    lseek(out, 0, SEEK_SET);
+    lseek(err, 0, SEEK_SET);
+    cli_result r = {.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+                    .out = slurp_fd(out),
+                    .err = slurp_fd(err)};
+    close(out);
+    close(err);
+    unlink(out_path);
+    unlink(err_path);
+    return r;
+}
+
+static void done(cli_result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+/* The JSON object on the last line of stdout. */
+static json_t *last_json(const cli_result *r)
+{
+    const char *s = r->out + strlen(r->out);
+    while (s > r->out && s[-1] == '\n')
+        s--;
+    while (s > r->out && s[-1] != '\n')
+        s--;
+    json_t *j = json_loads(s, 0, NULL);
+    if (!j)
+        fail_msg("no JSON on the last line of: %s", r->out);
+    return j;
+}
+
+static void expect_failure(const char *const *args, int code, const char *needle)
+{
+    cli_result r = run(args);
+    if (r.code != code || !strstr(r.err, needle))
+        fail_msg("expected exit %d and '%s', got %d: %s", code, needle, r.code, r.err);
+    done(&r);
+}
+
+/* ---------------------------------------------------------------- run */
+
+static void stories_greedy_matches_the_reference_story(void **state)
+{
+    (void)state;
+    char gpath[4096];
+    assert_true(golden_find(gpath, sizeof gpath, "logits/stories260K/story200.json",
+                            "golden/logits/stories260K/story200.json"));
+    json_t *g = golden_load_json(gpath);
+    const char *args[] = {"run", "-m", STORIES, "-p", "Once upon a time", "-n", "200",
+                          "--temp", "0", "--json", NULL};
+    cli_result r = run(args);
+    assert_int_equal(r.code, 0);
+    json_t *j = last_json(&r);
+    assert_true(json_equal(json_object_get(j, "tokens"), json_object_get(g, "greedy_tokens")));
+    assert_string_equal(json_string_value(json_object_get(j, "text")),
+                        json_string_value(json_object_get(g, "greedy_text")));
+    assert_true(json_equal(json_object_get(j, "prompt_tokens"), json_object_get(g, "tokens")));
+    assert_string_equal(json_string_value(json_object_get(j, "finish_reason")), "length");
+    /* The streamed text precedes the JSON line, identical. */
+    assert_true(strncmp(r.out, json_string_value(json_object_get(g, "greedy_text")), 100) == 0);
+    json_decref(j);
+    json_decref(g);
+    done(&r);
+}
+
+static void echo_logprobs_follow_the_reference_logits(void **state)
+{
+    (void)state;
+    char jpath[4096], fpath[4096];
+    assert_true(golden_find(jpath, sizeof jpath, "logits/stories260K/short.json",
+                            "golden/logits/stories260K/short.json"));
+    assert_true(golden_find(fpath, sizeof fpath, "logits/stories260K/short.f32",
+                            "golden/logits/stories260K/short.f32"));
+    json_t *g = golden_load_json(jpath);
+    json_t *toks = json_object_get(g, "tokens");
+    size_t n = json_array_size(toks), V = 512;
+    float *gl = golden_load_f32(fpath, n * V);
+    assert_non_null(gl);
+    const char *args[] = {"run", "-m", STORIES, "-p", "Once upon a time", "-n", "1",
+                          "--temp", "0", "--json", "--echo-logprobs", NULL};
+    cli_result r = run(args);
+    assert_int_equal(r.code, 0);
+    json_t *j = last_json(&r);
+    json_t *lp = json_object_get(j, "prompt_logprobs");
+    assert_int_equal(json_array_size(lp), n);
+    assert_true(json_is_null(json_array_get(lp, 0)));
+    for (size_t i = 1; i < n; i++) {
+        const float *row = gl + (i - 1) * V;
+        double max = row[0], sum = 0;
+        for (size_t v = 1; v < V; v++)
+            max = row[v] > max ? row[v] : max;
+        for (size_t v = 0; v < V; v++)
+            sum += exp(row[v] - max);
+        double want = row[json_integer_value(json_array_get(toks, i))] - max - log(sum);
+        double got = json_real_value(json_array_get(lp, i));
+        if (fabs(got - want) > 0.02)
+            fail_msg("prompt logprob %zu: %f, reference %f", i, got, want);
+    }
+    free(gl);
+    json_decref(j);
+    json_decref(g);
+    done(&r);
+}
+
+static void stop_strings_end_the_text_before_them(void **state)
+{
+    (void)state;
+    const char *args[] = {"run", "-m", STORIES, "-p", "Once upon a time", "-n", "50", "--temp",
+                          "0", "--stop", "girl", "--json", NULL};
+    cli_result r = run(args);
+    assert_int_equal(r.code, 0);
+    json_t *j = last_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "text")),
+                        ", there was a little ");
+    assert_string_equal(json_string_value(json_object_get(j, "finish_reason")), "stop");
+    assert_null(strstr(r.out, "girl")); /* not even streamed */
+    json_decref(j);
+    done(&r);
+}
+
+static void seeded_sampling_is_reproducible(void **state)
+{
+    (void)state;
+    const char *args[] = {"run", "-m", STORIES, "-p", "Once upon a time", "-n", "30",
+                          "--temp", "1.0", "--seed", "42", "--json", NULL};
+    cli_result a = run(args), b = run(args);
+    assert_int_equal(a.code, 0);
+    json_t *ja = last_json(&a), *jb = last_json(&b);
+    assert_true(json_equal(json_object_get(ja, "tokens"), json_object_get(jb, "tokens")));
+    json_decref(ja);
+    json_decref(jb);
+    done(&a);
+    done(&b);
+}
+
+static void run_rejects_bad_input(void **state)
+{
+    (void)state;
+    const char *no_model[] = {"run", "-m", "/nonexistent.gguf", "-p", "x", NULL};
+    expect_failure(no_model, 3, "cannot open /nonexistent.gguf");
+    const char *no_prompt[] = {"run", "-m", STORIES, NULL};
+    expect_failure(no_prompt, 2, "-p PROMPT are required");
+    const char *bad_temp[] = {"run", "-m", STORIES, "-p", "x", "--temp", "hot", NULL};
+    expect_failure(bad_temp, 2, "--temp: 'hot' is not a number");
+    const char *bad_n[] = {"run", "-m", STORIES, "-p", "x", "-n", "-5", NULL};
+    expect_failure(bad_n, 2, "-n: '-5' is not a non-negative integer");
+    const char *bad_kv[] = {"run", "-m", STORIES, "-p", "x", "--kv-type", "q4", NULL};
+    expect_failure(bad_kv, 2, "KV type 'q4' is not one of");
+    const char *bad_isa[] = {"run", "-m", STORIES, "-p", "x", "--isa", "neon", NULL};
+    expect_failure(bad_isa, 2, "neon");
+    const char *long_prompt[] = {"run", "-m", STORIES, "-p",
+                                 "Once upon a time there was a very long prompt", "-c", "8",
+                                 NULL};
+    expect_failure(long_prompt, 6, "longer than the context of 8");
+    const char *vocab_only[] = {"run", "-m", LLAMA_VOCAB, "-p", "x", NULL};
+    expect_failure(vocab_only, 2, "no tensors");
+    const char *echo_alone[] = {"run", "-m", STORIES, "-p", "x", "--echo-logprobs", NULL};
+    expect_failure(echo_alone, 2, "--echo-logprobs needs --json");
+}
+
+/* ---------------------------------------------------------------- bad files */
+
+/* Writes a copy of the stories model with one change, for error paths. */
+typedef enum mutation { MUT_TRUNCATE, MUT_MAGIC, MUT_COUNT, MUT_ARCH, MUT_TYPE } mutation;
+
+static void write_mutant(const char *path, mutation m)
+{
+    sem_err err = {0};
+    gguf_file *src = gguf_open(STORIES, &err);
+    assert_non_null(src);
+    gguf_writer *w = gguf_writer_create(&err);
+    for (uint64_t i = 0; i < gguf_n_kv(src); i++) {
+        const gguf_kv *kv = gguf_kv_at(src, i);
+        if (m == MUT_ARCH && gguf_str_eq(kv->key, "general.architecture"))
+            gguf_writer_str(w, "general.architecture", "mamba");
+        else
+            gguf_writer_copy_kv(w, kv);
+    }
+    static uint8_t junk[1 << 16];
+    for (uint64_t i = 0; i < gguf_n_tensors(src); i++) {
+        const gguf_tensor *t = gguf_tensor_at(src, i);
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        if (m == MUT_TYPE && strcmp(name, "blk.0.attn_q.weight") == 0) {
+            uint64_t rows = t->ne[1];
+            size_t size = tensor_type_row_bytes(TENSOR_Q4_1, t->ne[0]) * rows;
+            gguf_writer_tensor(w, name, TENSOR_Q4_1, t->n_dims, t->ne, junk, size);
+        } else {
+            gguf_writer_tensor(w, name, t->type, t->n_dims, t->ne, t->data, t->size);
+        }
+    }
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(gguf_writer_to_memory(w, &buf, &len, &err), SEM_OK);
+    gguf_writer_free(w);
+    gguf_close(src);
+    if (m == MUT_TRUNCATE)
+        len = len * 2 / 3;
+    if (m == MUT_MAGIC)
+        memcpy(buf, "GGML", 4);
+    if (m == MUT_COUNT) {
+        uint64_t absurd = 1ull << 50;
+        memcpy(buf + 8, &absurd, 8);
+    }
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, len, f), len);
+    fclose(f);
+    free(buf);
+}
+
+static void malformed_models_give_clear_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        mutation m;
+        int code;
+        const char *needle;
+    } cases[] = {
+        {MUT_TRUNCATE, 4, "runs past the end of the file"},
+        {MUT_MAGIC, 4, "not a GGUF file (bad magic at offset 0)"},
+        {MUT_COUNT, 4, "absurd counts"},
+        {MUT_ARCH, 5, "architecture 'mamba' is not supported (supported: llama, qwen2, gemma3, "
+                      "qwen2moe)"},
+        {MUT_TYPE, 5, "tensor 'blk.0.attn_q.weight' has type Q4_1, which is not supported"},
+    };
+    char path[] = "/tmp/sem-bad-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_mutant(path, cases[i].m);
+        const char *runa[] = {"run", "-m", path, "-p", "x", NULL};
+        expect_failure(runa, cases[i].code, cases[i].needle);
+        const char *infoa[] = {"info", path, NULL};
+        cli_result r = run(infoa);
+        assert_int_equal(r.code, cases[i].code);
+        assert_true(strstr(r.err, cases[i].needle) || strstr(r.out, cases[i].needle));
+        done(&r);
+    }
+    unlink(path);
+}
+
+/* ---------------------------------------------------------------- other commands */
+
+static void tokenize_reads_vocabulary_only_files(void **state)
+{
+    (void)state;
+    const char *a[] = {"tokenize", "-m", LLAMA_VOCAB, "--json", "Once upon a time", NULL};
+    cli_result r = run(a);
+    assert_int_equal(r.code, 0);
+    assert_string_equal(r.out, "{\"tokens\":[1,1551,346,2501,263,931]}\n");
+    done(&r);
+    const char *nobos[] = {"tokenize", "-m", LLAMA_VOCAB, "--no-bos", "Once upon a time", NULL};
+    r = run(nobos);
+    assert_string_equal(r.out, "1551 346 2501 263 931\n");
+    done(&r);
+    /* Special-token text is literal unless --special. */
+    const char *lit[] = {"tokenize", "-m", LLAMA_VOCAB, "--no-bos", "</s>", NULL};
+    r = run(lit);
+    assert_string_not_equal(r.out, "2\n");
+    done(&r);
+    const char *sp[] = {"tokenize", "-m", LLAMA_VOCAB, "--no-bos", "--special", "</s>", NULL};
+    r = run(sp);
+    assert_string_equal(r.out, "2\n");
+    done(&r);
+    const char *missing[] = {"tokenize", "-m", LLAMA_VOCAB, NULL};
+    expect_failure(missing, 2, "usage");
+}
+
+static void info_describes_models_and_vocabularies(void **state)
+{
+    (void)state;
+    const char *a[] = {"info", STORIES, NULL};
+    cli_result r = run(a);
+    assert_int_equal(r.code, 0);
+    assert_contains(r.out, "architecture: llama");
+    assert_contains(r.out, "5 layers, embedding 64, 8 heads (4 KV), head dim 8/8");
+    assert_contains(r.out, "tokenizer:    spm");
+    assert_contains(r.out, "512 tokens");
+    assert_contains(r.out, "chat template: absent");
+    assert_contains(r.out, "F32 48");
+    assert_contains(r.out, "KV f16");
+    done(&r);
+    const char *v[] = {"info", LLAMA_VOCAB, NULL};
+    r = run(v);
+    assert_int_equal(r.code, 0);
+    assert_contains(r.out, "vocabulary only");
+    done(&r);
+}
+
+static void perplexity_scores_windows(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sem-ppl-XXXXXX";
+    int fd = mkstemp(path);
+    const char *text = "Once upon a time, there was a little girl named Lily. She loved to play "
+                       "outside in the park. One day, she saw a big, red ball. She wanted to "
+                       "play with it, but it was too high.";
+    assert_true(write(fd, text, strlen(text)) > 0);
+    close(fd);
+    const char *a[] = {"perplexity", "-m", STORIES, "-f", path, "-c", "16", NULL};
+    cli_result r = run(a);
+    assert_int_equal(r.code, 0);
+    double ppl = 0;
+    unsigned long long count = 0, windows = 0;
+    assert_int_equal(sscanf(r.out, "perplexity: %lf over %llu tokens in %llu windows", &ppl, &count,
+                            &windows), 3);
+    assert_true(ppl > 1.0 && ppl < 20.0); /* the story is in-distribution for this model */
+    assert_int_equal(count, windows * 15);
+    done(&r);
+    const char *big[] = {"perplexity", "-m", STORIES, "-f", path, "-c", "4096", NULL};
+    expect_failure(big, 2, "fewer than one window");
+    const char *none[] = {"perplexity", "-m", STORIES, "-f", "/nonexistent.txt", NULL};
+    expect_failure(none, 3, "cannot open /nonexistent.txt");
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(stories_greedy_matches_the_reference_story),
+        cmocka_unit_test(echo_logprobs_follow_the_reference_logits),
+        cmocka_unit_test(stop_strings_end_the_text_before_them),
+        cmocka_unit_test(seeded_sampling_is_reproducible),
+        cmocka_unit_test(run_rejects_bad_input),
+        cmocka_unit_test(malformed_models_give_clear_errors),
+        cmocka_unit_test(tokenize_reads_vocabulary_only_files),
+        cmocka_unit_test(info_describes_models_and_vocabularies),
+        cmocka_unit_test(perplexity_scores_windows),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
