@@ -327,7 +327,7 @@ static void compute_worker(void *arg, int ith, int nth)
 static size_t chunk_rows_for(size_t n_out, int n_threads, bool prefill, size_t row_bytes)
 {
     size_t c = (n_out + 4 * (size_t)n_threads - 1) / (4 * (size_t)n_threads);
-    if (prefill) /* whole panels; 256 rows of a K chunk stay in L2 */
+    if (prefill) /* whole 32-row panels; at most 256 rows so the work spreads */
         return c > 256 ? 256 : round_up(c, MM_PREFILL_ROWS);
     /* Decode with several token tiles re-reads the chunk: keep it in L2. */
     size_t max_rows = (256u * 1024u) / (row_bytes ? row_bytes : 1);
