@@ -440,34 +440,42 @@ ALWAYS_INLINE void q4_0_group(const uint8_t *blk, __m512i *lo, __m512i *hi, __m5
     *hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m0f);
 }
 
+/* acc + token t's dot with group g (weights lo, hi; scales dw by lane). */
+ALWAYS_INLINE __m512 q4_0_group_dot(const mm_act *a, size_t t, size_t groups, size_t nb, size_t g,
+                                    __m512i lo, __m512i hi, __m512 dw, __m512 acc)
+{
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const int8_t *qx = a->qx + (t * groups + g) * 128;
+    __m512i p = _mm512_load_si512(a->qx_init + (t * groups + g) * 16);
+    p = _mm512_dpbusd_epi32(p, lo, _mm512_load_si512(qx));
+    p = _mm512_dpbusd_epi32(p, hi, _mm512_load_si512(qx + 64));
+    __m512 da = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(a->d + t * nb + 4 * g)));
+    return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(p), da), dw, acc);
+}
+
 ALWAYS_INLINE void dot_q4_0_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0,
                                const int nt, float *out)
 {
     const size_t bytes = QUANT_Q4_0_BYTES;
-    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     size_t nb = n / 32, groups = nb / 4;
     __m512 acc0[MM_MAX_NT], acc1[MM_MAX_NT];
 #pragma GCC unroll 4
     for (int i = 0; i < nt; i++)
         acc0[i] = acc1[i] = _mm512_setzero_ps();
-    for (size_t g = 0; g < groups; g++) {
-        __m512i lo, hi;
-        __m512 dw;
-        q4_0_group(w + 4 * g * bytes, &lo, &hi, &dw);
+    size_t g = 0;
+    for (; g < groups; g += 2) { /* two groups per step: two FMA chains */
+        int two = g + 1 < groups;
+        __m512i lo0, hi0, lo1 = _mm512_setzero_si512(), hi1 = _mm512_setzero_si512();
+        __m512 dw0, dw1 = _mm512_setzero_ps();
+        q4_0_group(w + 4 * g * bytes, &lo0, &hi0, &dw0);
+        if (two)
+            q4_0_group(w + 4 * (g + 1) * bytes, &lo1, &hi1, &dw1);
 #pragma GCC unroll 4
         for (int i = 0; i < nt; i++) {
             size_t t = t0 + (size_t)i;
-            const int8_t *qx = a->qx + (t * groups + g) * 128;
-            __m512i p = _mm512_load_si512(a->qx_init + (t * groups + g) * 16);
-            p = _mm512_dpbusd_epi32(p, lo, _mm512_load_si512(qx));
-            p = _mm512_dpbusd_epi32(p, hi, _mm512_load_si512(qx + 64));
-            __m512 da = _mm512_permutexvar_ps(spread,
-                                              _mm512_castps128_ps512(_mm_loadu_ps(a->d + t * nb + 4 * g)));
-            __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(p), da);
-            if (g & 1) /* two FMA chains */
-                acc1[i] = _mm512_fmadd_ps(f, dw, acc1[i]);
-            else
-                acc0[i] = _mm512_fmadd_ps(f, dw, acc0[i]);
+            acc0[i] = q4_0_group_dot(a, t, groups, nb, g, lo0, hi0, dw0, acc0[i]);
+            if (two)
+                acc1[i] = q4_0_group_dot(a, t, groups, nb, g + 1, lo1, hi1, dw1, acc1[i]);
         }
     }
     float rest[MM_MAX_NT] = {0};
