@@ -1,6 +1,7 @@
 /*
  * matmul_kernels.h - what matmul.c needs from the kernels of one tier
- * (internal to the model adapter; nothing outside matmul*.c includes it).
+ * (internal: only matmul*.c and the matmul tests include it; mm_ is the
+ * matmul module's internal prefix).
  *
  * Each tier is a translation unit compiled with its instruction set flags
  * (CMake sets them per file: matmul_avx2.c, matmul_avx512.c), so nothing in
