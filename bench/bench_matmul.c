@@ -184,6 +184,47 @@ static void bench_dispatch(thread_pool *tp)
            (now_s() - t0) / RUNS * 1e6);
 }
 
+typedef struct read_job {
+    const uint64_t *buf;
+    size_t words;
+    uint64_t sink[64];
+} read_job;
+
+static void read_share(void *arg, int ith, int nth)
+{
+    read_job *j = arg;
+    size_t w0 = j->words * (size_t)ith / (size_t)nth, w1 = j->words * ((size_t)ith + 1) / (size_t)nth;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = w0; i + 4 <= w1; i += 4) {
+        s0 += j->buf[i];
+        s1 += j->buf[i + 1];
+        s2 += j->buf[i + 2];
+        s3 += j->buf[i + 3];
+    }
+    j->sink[ith % 64] = s0 + s1 + s2 + s3;
+}
+
+/* What a plain read of 256 MiB achieves right now on the same threads: the
+ * ceiling for the decode numbers (on a shared machine it moves). */
+static void bench_read_bandwidth(thread_pool *tp)
+{
+    read_job j = {0};
+    j.words = (256u << 20) / sizeof(uint64_t);
+    uint64_t *buf = malloc(j.words * sizeof *buf);
+    for (size_t i = 0; i < j.words; i++)
+        buf[i] = i;
+    j.buf = buf;
+    double best = 0.0;
+    for (int r = 0; r < 5; r++) {
+        double t0 = now_s();
+        thread_pool_run(tp, read_share, &j);
+        double gbs = (double)(j.words * sizeof *buf) / (now_s() - t0) * 1e-9;
+        best = gbs > best ? gbs : best;
+    }
+    printf("plain read of 256 MiB (%d threads): %.1f GB/s (best of 5)\n", thread_pool_size(tp), best);
+    free(buf);
+}
+
 int main(int argc, char **argv)
 {
     options o = parse(argc, argv);
@@ -200,6 +241,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < max_tok * o.n_in; i++)
         x[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
     bench_dispatch(tp);
+    bench_read_bandwidth(tp);
     printf("matmul %zu -> %zu, isa %s, %d threads, median of %d\n", o.n_in, o.n_out,
            cpu_isa_name(o.isa), o.threads, o.reps);
     char types[256];

@@ -160,6 +160,8 @@ typedef struct act_buffers {
     int16_t *bsums;
     float *du, *ds;
     size_t unit; /* values per prefill unit, when du/ds are set */
+    int8_t *qx;
+    int32_t *qx_init;
 } act_buffers;
 
 /* Lays out the arrays of w's activation format in the context's arena. */
@@ -196,6 +198,12 @@ static void act_layout(matmul_ctx *ctx, const matmul_weight *w, const float *x, 
     else
         a->bsums = b->bsums = (int16_t *)(p + off);
     off += round_up(n_tok * (n / 16) * sizeof(int16_t), 64); /* = n/32 int32 */
+    if (!prefill && w->type == TENSOR_Q4_0 && ctx->k->q4_0_x4) {
+        a->qx = b->qx = (int8_t *)(p + off);
+        off += round_up(n_tok * n, 64);
+        a->qx_init = b->qx_init = (int32_t *)(p + off);
+        return;
+    }
     if (!prefill)
         return;
     b->unit = mm_prefill_unit(w->type);
@@ -220,6 +228,24 @@ static void unit_scale_sum(const mm_act *a, size_t unit, size_t t, size_t u, flo
     *sum = unit == 16 ? bs[u] : bs[2 * u] + bs[2 * u + 1];
 }
 
+/* Token t's whole groups of 4 Q8_0 blocks in the Q4_0 x4 order (mm_act). */
+static void relayout_q4_0_x4(const mm_act *a, const act_buffers *b, size_t t)
+{
+    size_t n = a->n_in, groups = n / 128;
+    const int8_t *q = a->q + t * n;
+    const int32_t *sum = a->sum32 + t * (n / 32);
+    for (size_t g = 0; g < groups; g++) {
+        int8_t *qx = b->qx + t * groups * 128 + 128 * g;
+        int32_t *init = b->qx_init + (t * groups + g) * 16;
+        memset(init, 0, 16 * sizeof *init);
+        for (size_t j = 0; j < 4; j++) {
+            memcpy(qx + 16 * j, q + 128 * g + 32 * j, 16);
+            memcpy(qx + 64 + 16 * j, q + 128 * g + 32 * j + 16, 16);
+            init[4 * j] = -8 * sum[4 * g + j];
+        }
+    }
+}
+
 /* Converts token t into the call's format (and its per-unit arrays). */
 static void convert_token(const mm_kernels *k, const mm_act *a, const act_buffers *b,
                           const float *x, size_t t)
@@ -237,6 +263,8 @@ static void convert_token(const mm_kernels *k, const mm_act *a, const act_buffer
         return;
     case MM_ACT_Q8_0:
         k->quant_q8_0(xt, n, b->q + t * n, b->d + t * (n / 32), b->sum32 + t * (n / 32));
+        if (b->qx)
+            relayout_q4_0_x4(a, b, t);
         break;
     case MM_ACT_Q8_K:
         k->quant_q8_K(xt, n, b->q + t * n, b->d + t * (n / 256), b->bsums + t * (n / 16));
@@ -327,7 +355,7 @@ static void compute_worker(void *arg, int ith, int nth)
 static size_t chunk_rows_for(size_t n_out, int n_threads, bool prefill, size_t row_bytes)
 {
     size_t c = (n_out + 4 * (size_t)n_threads - 1) / (4 * (size_t)n_threads);
-    if (prefill) /* whole panels; 256 rows of a K chunk stay in L2 */
+    if (prefill) /* whole 32-row panels; at most 256 rows so the work spreads */
         return c > 256 ? 256 : round_up(c, MM_PREFILL_ROWS);
     /* Decode with several token tiles re-reads the chunk: keep it in L2. */
     size_t max_rows = (256u * 1024u) / (row_bytes ? row_bytes : 1);

@@ -16,11 +16,13 @@
  *      - decode (few tokens, memory bound): each weight row is streamed once
  *        and its blocks are decoded once for up to 4 tokens; integer dot
  *        products (vpdpbusd on AVX-512, pmaddubsw on AVX2) on the quants.
- *      - prefill (many tokens, compute bound; AVX-512 only): 4 weight rows
- *        are unpacked into a small panel of u8 quants + per-block scales, K
- *        in chunks that keep the activations in L2, and a 4-row x 32-token
- *        register tile multiplies it against activations laid out 16 tokens
- *        per vector, so each weight byte is reused by 32 tokens per load.
+ *      - prefill (24 tokens or more, compute bound; AVX-512 only): 32
+ *        weight rows at a time are unpacked into a panel of unsigned bytes
+ *        with a scale and an offset term per block, one K chunk at a time so
+ *        the panel stays in L1, and a register tile of 32 rows (one vector
+ *        lane per row) x 4 tokens runs vpdpbusd against each token's
+ *        activation bytes, broadcast. Each weight byte loaded serves 4
+ *        tokens, each activation word 32 rows.
  *  3. Results are written to y [n_tok][ld_y] (ld_y >= n_out).
  * All integer products within a block are exact; only the float sums of
  * block results are rounded, in an order that differs per tier, so tiers

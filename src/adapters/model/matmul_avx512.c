@@ -411,10 +411,91 @@ ALWAYS_INLINE void dot_q8_0_nt(const uint8_t *w, size_t n, const mm_act *a, size
     dot_q32_nt(TENSOR_Q8_0, w, n, a, t0, nt, out);
 }
 
-ALWAYS_INLINE void dot_q4_0_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0, int nt,
-                               float *out)
+/*
+ * Q4_0 with the activations in x4 order (mm_act.qx): a group of 4 blocks
+ * is two vectors, the blocks' low nibbles [A0-15 B0-15 C0-15 D0-15] and high
+ * nibbles, against the matching halves of the activations, accumulating
+ * into one vector whose lanes 4j..4j+3 belong to block j and which starts
+ * at -8 * sum(a_j) in lane 4j (the offset of the unsigned nibbles). Then
+ * one scale vector [s_A x4 .. s_D x4] per group. About half the
+ * instructions of the block-pair kernel, which matters: Q4_0 decode is
+ * close to compute bound at full memory bandwidth.
+ */
+ALWAYS_INLINE void q4_0_group(const uint8_t *blk, __m512i *lo, __m512i *hi, __m512 *dw_lanes)
 {
-    dot_q32_nt(TENSOR_Q4_0, w, n, a, t0, nt, out);
+    /* 72 bytes; d at 0, 18, 36, 54; nibbles at 2, 20, 38, 56 (16 each) */
+    __m512i l0 = _mm512_loadu_si512(blk), l1 = _mm512_loadu_si512(blk + 8);
+    const __m512i di = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                        0, 0, 0, 0, 0, 0, 0, 0, 27, 18, 9, 0);
+    const __m512i qi = _mm512_set_epi16(63, 62, 61, 60, 59, 58, 57, 56, /* D: l1 words 24..31 */
+                                        26, 25, 24, 23, 22, 21, 20, 19, /* C: l0 words 19..26 */
+                                        17, 16, 15, 14, 13, 12, 11, 10, /* B: 10..17 */
+                                        8, 7, 6, 5, 4, 3, 2, 1);        /* A: 1..8 */
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    __m128 dw = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(di, l0)));
+    *dw_lanes = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(dw));
+    __m512i q = _mm512_permutex2var_epi16(l0, qi, l1); /* [qsA, qsB, qsC, qsD] */
+    const __m512i m0f = _mm512_set1_epi8(15);
+    *lo = _mm512_and_si512(q, m0f);
+    *hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m0f);
+}
+
+/* acc + token t's dot with group g (weights lo, hi; scales dw by lane). */
+ALWAYS_INLINE __m512 q4_0_group_dot(const mm_act *a, size_t t, size_t groups, size_t nb, size_t g,
+                                    __m512i lo, __m512i hi, __m512 dw, __m512 acc)
+{
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const int8_t *qx = a->qx + (t * groups + g) * 128;
+    __m512i p = _mm512_load_si512(a->qx_init + (t * groups + g) * 16);
+    p = _mm512_dpbusd_epi32(p, lo, _mm512_load_si512(qx));
+    p = _mm512_dpbusd_epi32(p, hi, _mm512_load_si512(qx + 64));
+    __m512 da = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(a->d + t * nb + 4 * g)));
+    return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(p), da), dw, acc);
+}
+
+ALWAYS_INLINE void dot_q4_0_nt(const uint8_t *w, size_t n, const mm_act *a, size_t t0,
+                               const int nt, float *out)
+{
+    const size_t bytes = QUANT_Q4_0_BYTES;
+    size_t nb = n / 32, groups = nb / 4;
+    __m512 acc0[MM_MAX_NT], acc1[MM_MAX_NT];
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
+        acc0[i] = acc1[i] = _mm512_setzero_ps();
+    size_t g = 0;
+    for (; g < groups; g += 2) { /* two groups per step: two FMA chains */
+        int two = g + 1 < groups;
+        __m512i lo0, hi0, lo1 = _mm512_setzero_si512(), hi1 = _mm512_setzero_si512();
+        __m512 dw0, dw1 = _mm512_setzero_ps();
+        q4_0_group(w + 4 * g * bytes, &lo0, &hi0, &dw0);
+        if (two)
+            q4_0_group(w + 4 * (g + 1) * bytes, &lo1, &hi1, &dw1);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            size_t t = t0 + (size_t)i;
+            acc0[i] = q4_0_group_dot(a, t, groups, nb, g, lo0, hi0, dw0, acc0[i]);
+            if (two)
+                acc1[i] = q4_0_group_dot(a, t, groups, nb, g + 1, lo1, hi1, dw1, acc1[i]);
+        }
+    }
+    float rest[MM_MAX_NT] = {0};
+    for (size_t b = 4 * groups; b < nb; b++) { /* the last 1-3 blocks, natural order */
+        const uint8_t *blk = w + b * bytes;
+        __m256i wv = _mm512_castsi512_si256(q4_0_pair(blk, bytes));
+        float dw = h2f(blk);
+#pragma GCC unroll 4
+        for (int i = 0; i < nt; i++) {
+            size_t t = t0 + (size_t)i;
+            __m256i av = _mm256_loadu_si256((const __m256i *)(a->q + t * n + 32 * b));
+            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, av);
+            __m128i p4 = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+            float dot = hsum128(_mm_cvtepi32_ps(p4)) - 8.0f * (float)a->sum32[t * nb + b];
+            rest[i] += dot * (dw * a->d[t * nb + b]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < nt; i++)
+        out[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i], acc1[i])) + rest[i];
 }
 
 DEFINE_NT_DISPATCH(dot_q8_0)
@@ -1148,7 +1229,8 @@ static void prefill_bf16(const matmul_weight *w, const mm_act *a, size_t r0, siz
                 [TENSOR_Q6_K] = dot_q6_K,                                                      \
             },                                                                                 \
         .quant_q8_0 = quant_q8_0, .quant_q8_K = quant_q8_K, .round_f16 = round_f16,            \
-        .round_bf16 = round_bf16, .prefill = prefill_fn, .prefill_min_tokens = 24,                \
+        .round_bf16 = round_bf16, .q4_0_x4 = true, .prefill = prefill_fn,                        \
+        .prefill_min_tokens = 24,                                                              \
     }
 
 /* prefill_min_tokens: packing costs about as much as 24 tokens of decode

@@ -1,6 +1,7 @@
 /*
  * matmul_kernels.h - what matmul.c needs from the kernels of one tier
- * (internal to the model adapter; nothing outside matmul*.c includes it).
+ * (internal: only matmul*.c and the matmul tests include it; mm_ is the
+ * matmul module's internal prefix).
  *
  * Each tier is a translation unit compiled with its instruction set flags
  * (CMake sets them per file: matmul_avx2.c, matmul_avx512.c), so nothing in
@@ -56,6 +57,13 @@ typedef struct mm_act {
     const int32_t *sum32;  /* Q8_0: [n_tok][n_in/32] sum of the quants of each block */
     const int16_t *bsums;  /* Q8_K: [n_tok][n_in/16] sum of each 16 quants */
 
+    /* Q4_0 weights on a tier with q4_0_x4 (decode kernel only): each whole
+     * group of 4 blocks of a token re-laid out as the 4 blocks' first 16
+     * quants, then their last 16 (the order of the weights' low and high
+     * nibbles), and the offset term as vpdpbusd's starting value. */
+    const int8_t *qx;       /* [n_tok][n_in/128][128] */
+    const int32_t *qx_init; /* [n_tok][n_in/128][16]: lane 4j = -8 * sum of block j's quants */
+
     /* For the prefill kernel (set only when it runs), Q8_0 and Q8_K: per
      * unit of mm_prefill_unit(type) values of each token, so that every
      * weight type sees one scale per unit. */
@@ -83,6 +91,9 @@ typedef struct mm_kernels {
     void (*quant_q8_K)(const float *x, size_t n, int8_t *q, float *d, int16_t *bsums);
     void (*round_f16)(const float *x, size_t n, float *out);
     void (*round_bf16)(const float *x, size_t n, uint16_t *out);
+
+    /* The decode kernel of Q4_0 reads mm_act.qx / qx_init. */
+    bool q4_0_x4;
 
     /* The compute-bound kernel, or NULL when the tier has none; used for
      * calls of at least prefill_min_tokens tokens. */
