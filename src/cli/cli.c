@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int cli_exit_code(sem_status st)
 {
@@ -108,4 +109,11 @@ sem_status cli_read_file(const char *path, char **out, size_t *len, sem_err *err
     *out = buf;
     *len = n;
     return SEM_OK;
+}
+
+double cli_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }

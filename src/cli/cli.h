@@ -27,6 +27,9 @@ sem_status cli_parse_u64(const char *opt, const char *s, uint64_t *out, sem_err 
 sem_status cli_parse_f32(const char *opt, const char *s, float min, float max, float *out,
                          sem_err *err);
 
+/* Monotonic clock in milliseconds. */
+double cli_now_ms(void);
+
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 sem_status cli_read_file(const char *path, char **out, size_t *len, sem_err *err);
 
@@ -35,5 +38,7 @@ int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
 
 #endif

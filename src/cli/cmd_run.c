@@ -52,13 +52,6 @@ typedef struct run_state {
     double t_start, t_first, t_end;
 } run_state;
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static void usage(void)
 {
     fprintf(stderr,
@@ -244,7 +237,7 @@ static sem_status decode(run_state *r, const run_args *a, sem_err *err)
     while (r->n_gen < a->n_predict) {
         int32_t tok = sampler_sample(smp, logits);
         if (r->n_gen == 0)
-            r->t_first = now_ms();
+            r->t_first = cli_now_ms();
         if (tokenizer_is_eog(tk, tok)) {
             r->finish = "stop";
             break;
@@ -338,13 +331,13 @@ int cmd_run(int argc, char **argv)
     }
     if (session_open(&r.s, &a.so, &err) != SEM_OK)
         return cli_fail("run", &err);
-    r.t_start = now_ms();
+    r.t_start = cli_now_ms();
     r.finish = "length";
     sem_status st = prefill(&r, &a, &err);
-    r.t_first = now_ms();
+    r.t_first = cli_now_ms();
     if (st == SEM_OK)
         st = decode(&r, &a, &err);
-    r.t_end = now_ms();
+    r.t_end = cli_now_ms();
     if (st == SEM_OK && a.json)
         print_json(&r, &a);
     else if (st == SEM_OK)

@@ -16,6 +16,8 @@ static void usage(FILE *out)
             "  perplexity  perplexity of a text file\n"
             "  tokenize    print the token ids of a text\n"
             "  info        describe a GGUF file\n"
+            "  bench       prompt-processing and generation speed\n"
+            "  mkmodel     write a random-weight model of a real shape\n"
             "  serve       start the HTTP server (not available yet)\n"
             "  version     print the version\n"
             "  help        show this help\n"
@@ -39,7 +41,9 @@ int main(int argc, char **argv)
     } cmds[] = {{"run", cmd_run},
                 {"perplexity", cmd_perplexity},
                 {"tokenize", cmd_tokenize},
-                {"info", cmd_info}};
+                {"info", cmd_info},
+                {"bench", cmd_bench},
+                {"mkmodel", cmd_mkmodel}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0)
             return cmds[i].fn(argc - 1, argv + 1);

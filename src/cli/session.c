@@ -1,6 +1,7 @@
 /*
  * session.c - model, pool, sequence and forward context for one sequence.
  */
+#include "cli.h"
 #include "session.h"
 
 #include <stdio.h>
@@ -15,17 +16,10 @@ session_opts session_defaults(void)
                           .kv_type = CACHE_KV_F16};
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 sem_status session_open(session *s, const session_opts *o, sem_err *err)
 {
     *s = (session){0};
-    double t0 = now_ms();
+    double t0 = cli_now_ms();
     if (o->progress)
         fprintf(stderr, "loading %s ...\n", o->model_path);
     s->m = model_load(o->model_path, err);
@@ -67,7 +61,7 @@ sem_status session_open(session *s, const session_opts *o, sem_err *err)
     }
     if (o->progress)
         fprintf(stderr, "loaded %s in %.0f ms (%s, %d threads, %s kernels)\n", model_name(s->m),
-                now_ms() - t0, model_arch_of(s->m)->name, threads, cpu_isa_name(isa));
+                cli_now_ms() - t0, model_arch_of(s->m)->name, threads, cpu_isa_name(isa));
     return SEM_OK;
 fail_status:
     st = err->status;

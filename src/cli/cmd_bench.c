@@ -1,0 +1,157 @@
+/*
+ * cmd_bench.c - `semantic bench`: prompt processing and generation speed,
+ * like llama-bench's pp512 / tg128.
+ *
+ *   pp: P tokens evaluated in one batch from an empty context;
+ *   tg: N tokens evaluated one at a time from an empty context.
+ *
+ * Each test runs once to warm up, then R times; the median, min and max
+ * tokens/s are reported.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "session.h"
+
+typedef struct stats {
+    double median, min, max;
+} stats;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static stats summarize(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return (stats){med, v[0], v[n - 1]};
+}
+
+/* Evaluates n tokens in batches of `batch` from an empty sequence; returns ms. */
+static sem_status timed_eval(session *s, const int32_t *toks, uint32_t n, uint32_t batch,
+                             double *ms, sem_err *err)
+{
+    block_table_clear(s->seq);
+    double t0 = cli_now_ms();
+    for (uint32_t done = 0; done < n; done += batch) {
+        uint32_t k = n - done < batch ? n - done : batch;
+        sem_status st = block_table_append(s->seq, toks + done, k, err);
+        forward_seq fs = {.kv = s->seq, .n_new = k, .n_logits = 1, .logits = s->logits};
+        if (st == SEM_OK)
+            st = forward_run(s->fc, &fs, 1, err);
+        if (st == SEM_OK)
+            st = block_table_release_window(s->seq, err);
+        if (st != SEM_OK)
+            return st;
+    }
+    *ms = cli_now_ms() - t0;
+    return SEM_OK;
+}
+
+static sem_status measure(session *s, const int32_t *toks, uint32_t n, uint32_t batch, int reps,
+                          stats *out, sem_err *err)
+{
+    double rate[64], ms;
+    sem_status st = timed_eval(s, toks, n, batch, &ms, err); /* warm-up */
+    for (int r = 0; st == SEM_OK && r < reps; r++) {
+        st = timed_eval(s, toks, n, batch, &ms, err);
+        rate[r] = n / (ms / 1e3);
+    }
+    if (st == SEM_OK)
+        *out = summarize(rate, reps);
+    return st;
+}
+
+static json_t *stats_json(stats s)
+{
+    return json_pack("{s:f,s:f,s:f}", "median", s.median, "min", s.min, "max", s.max);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: semantic bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] "
+                    "[--isa NAME] [--json]\n");
+}
+
+enum { O_JSON = 256, O_ISA };
+
+int cmd_bench(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},   {"prompt", required_argument, 0, 'p'},
+        {"n-gen", required_argument, 0, 'n'},   {"threads", required_argument, 0, 't'},
+        {"reps", required_argument, 0, 'r'},    {"json", no_argument, 0, O_JSON},
+        {"isa", required_argument, 0, O_ISA},   {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    session_opts so = session_defaults();
+    uint32_t pp = 512, tg = 128, threads = 0, reps = 5;
+    int json = 0, c;
+    sem_err err = {0};
+    sem_status st = SEM_OK;
+    optind = 1;
+    while (st == SEM_OK && (c = getopt_long(argc, argv, "m:p:n:t:r:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': so.model_path = optarg; break;
+        case 'p': st = cli_parse_u32("-p", optarg, 0, 1u << 16, &pp, &err); break;
+        case 'n': st = cli_parse_u32("-n", optarg, 0, 1u << 16, &tg, &err); break;
+        case 't': st = cli_parse_u32("-t", optarg, 1, 1024, &threads, &err); break;
+        case 'r': st = cli_parse_u32("-r", optarg, 1, 64, &reps, &err); break;
+        case O_JSON: json = 1; break;
+        case O_ISA: so.isa = optarg; break;
+        case 'h': usage(); return 0;
+        default: usage(); return 2;
+        }
+    }
+    if (st != SEM_OK)
+        return cli_fail("bench", &err);
+    if (!so.model_path || optind != argc || (pp == 0 && tg == 0)) {
+        usage();
+        return 2;
+    }
+    so.threads = (int)threads;
+    so.ctx = (pp > tg ? pp : tg) + 1;
+    so.chunk = pp > 0 ? pp : 1;
+    session s;
+    if (session_open(&s, &so, &err) != SEM_OK)
+        return cli_fail("bench", &err);
+    uint32_t n = pp > tg ? pp : tg;
+    int32_t *toks = malloc(n * sizeof *toks);
+    for (uint32_t i = 0; i < n; i++)
+        toks[i] = (int32_t)((i * 7919u + 13u) % s.n_vocab);
+    stats sp = {0}, sg = {0};
+    if (pp)
+        st = measure(&s, toks, pp, pp, (int)reps, &sp, &err);
+    if (st == SEM_OK && tg)
+        st = measure(&s, toks, tg, 1, (int)reps, &sg, &err);
+    free(toks);
+    if (st == SEM_OK) {
+        printf("model %s (%s), %d threads, %s kernels, %u repetitions\n", so.model_path,
+               model_arch_of(s.m)->name, forward_threads(s.fc), cpu_isa_name(forward_isa(s.fc)),
+               reps);
+        printf("%-8s %10s %10s %10s\n", "test", "tok/s", "min", "max");
+        if (pp)
+            printf("pp%-6u %10.1f %10.1f %10.1f\n", pp, sp.median, sp.min, sp.max);
+        if (tg)
+            printf("tg%-6u %10.1f %10.1f %10.1f\n", tg, sg.median, sg.min, sg.max);
+        if (json) {
+            json_t *o = json_object();
+            if (pp)
+                json_object_set_new(o, "pp_tok_s", stats_json(sp));
+            if (tg)
+                json_object_set_new(o, "tg_tok_s", stats_json(sg));
+            char *d = json_dumps(o, JSON_COMPACT);
+            printf("%s\n", d);
+            free(d);
+            json_decref(o);
+        }
+    }
+    session_close(&s);
+    return st == SEM_OK ? 0 : cli_fail("bench", &err);
+}
