@@ -4,7 +4,7 @@
  * matmul module's internal prefix).
  *
  * Each tier is a translation unit compiled with its instruction set flags
- * (CMake sets them per file: matmul_avx2.c, matmul_avx512.c), so nothing in
+ * (CMake sets them per file: matmul_avx2.c, matmul_avx512*.c), so nothing in
  * it may run before cpu_isa_check() has accepted the tier. Each exports one
  * table of function pointers; matmul.c owns the threading, the scratch and
  * the order of work, the tables only compute.
@@ -107,6 +107,13 @@ const mm_kernels *mm_kernels_avx512(void);
 /* The AVX-512 table with or without the AVX512_BF16 dot for BF16 weights
  * (mm_kernels_avx512 picks by the CPU; tests compare both). */
 const mm_kernels *mm_kernels_avx512_variant(bool native_bf16);
+
+/* The AVX-512 prefill kernel (matmul_avx512_prefill.c); the _bf16 one
+ * multiplies BF16 weights with vdpbf16ps and needs AVX512_BF16. */
+void mm_avx512_prefill(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
+                       size_t ld_y, void *scratch);
+void mm_avx512_prefill_bf16(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1,
+                            float *y, size_t ld_y, void *scratch);
 
 static inline mm_act_format mm_act_format_of(uint32_t type)
 {

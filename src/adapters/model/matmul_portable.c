@@ -133,13 +133,14 @@ static void dot_q4_0(const uint8_t *w, size_t n, const mm_act *a, size_t t0, siz
 /* ------------------------------------------------------------ K-quants */
 
 /* A K-quant super-block decoded for integer dots:
- * x[e] = d * scale[e / group] * q[e] - dmin * min[e / 32]. */
+ * x[e] = d * scale[e / 16] * q[e] - dmin * min[e / 32]. Scales are kept per
+ * 16 values for every type (Q4_K/Q5_K repeat theirs) so the dot loops have
+ * constant lengths the compiler can vectorize. */
 typedef struct kblock {
     float d, dmin;
     int8_t q[QUANT_QK_K];
-    int scale[16]; /* per 32 (Q4_K, Q5_K: 8 used) or per 16 (Q6_K) */
+    int scale[16]; /* per 16 values */
     int min[8];    /* per 32; 0 for Q6_K */
-    int group;     /* values per scale: 32 or 16 */
 } kblock;
 
 static void kblock_q4_K(const uint8_t *blk, kblock *kb)
@@ -148,9 +149,8 @@ static void kblock_q4_K(const uint8_t *blk, kblock *kb)
     mm_kquant_scales(blk + 4, sc, m);
     kb->d = fp16_to_f32(mm_ld16(blk));
     kb->dmin = fp16_to_f32(mm_ld16(blk + 2));
-    kb->group = 32;
     for (int s = 0; s < 8; s++) {
-        kb->scale[s] = sc[s];
+        kb->scale[2 * s] = kb->scale[2 * s + 1] = sc[s];
         kb->min[s] = m[s];
     }
     const uint8_t *qs = blk + 16;
@@ -177,7 +177,6 @@ static void kblock_q6_K(const uint8_t *blk, kblock *kb)
 {
     kb->d = fp16_to_f32(mm_ld16(blk + 208));
     kb->dmin = 0.0f;
-    kb->group = 16;
     const int8_t *sc = (const int8_t *)(blk + 192);
     for (int s = 0; s < 16; s++)
         kb->scale[s] = sc[s];
@@ -209,10 +208,10 @@ static void dot_k(kblock_fn decode, size_t block_bytes, const uint8_t *w, size_t
             const int8_t *aq = a->q + tok * n + QUANT_QK_K * b;
             const int16_t *bs = a->bsums + tok * (n / 16) + 16 * b;
             int32_t sumi = 0, summ = 0;
-            for (int g = 0; g < QUANT_QK_K / kb.group; g++) {
+            for (int g = 0; g < 16; g++) {
                 int32_t s = 0;
-                for (int j = 0; j < kb.group; j++)
-                    s += kb.q[g * kb.group + j] * aq[g * kb.group + j];
+                for (int j = 0; j < 16; j++)
+                    s += kb.q[16 * g + j] * aq[16 * g + j];
                 sumi += kb.scale[g] * s;
             }
             for (int s = 0; s < 8; s++)

@@ -61,6 +61,9 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The futex calls hand the kernel the address of an atomic word. */
+_Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t), "atomic words are plain words");
+
 static void futex_wait(_Atomic uint32_t *word, uint32_t expected)
 {
     /* Returns at once when *word != expected (EAGAIN), on a wake, or on a
