@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adapters/model/chat_prompt.h"
 #include "adapters/model/detok_stream.h"
 #include "app/sampler.h"
 #include "app/stop_strings.h"
@@ -35,7 +36,8 @@ typedef struct run_args {
     sampler_params sp;
     const char *stops[STOP_STRINGS_MAX];
     size_t n_stops;
-    int special, json, echo_logprobs, seed_given;
+    int special, json, echo_logprobs, seed_given, chat;
+    const char *system, *chat_template;
 } run_args;
 
 typedef struct run_state {
@@ -68,6 +70,9 @@ static void usage(void)
             "      --seed S             sampling seed (default: random)\n"
             "      --stop TEXT          stop string, not printed (repeatable, up to 16)\n"
             "      --special            parse special-token text in the prompt\n"
+            "      --chat               render PROMPT as a one-turn chat with the model's template\n"
+            "      --system TEXT        with --chat: a system message\n"
+            "      --chat-template NAME with --chat: use a built-in template instead\n"
             "      --kv-type TYPE       f16 (default) or q8_0\n"
             "      --isa NAME           kernels: portable, avx2, avx512 (default: best)\n"
             "      --json               print a JSON summary as the last line\n"
@@ -75,7 +80,7 @@ static void usage(void)
 }
 
 enum { O_TEMP = 256, O_TOPK, O_TOPP, O_MINP, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP,
-       O_SPECIAL, O_JSON, O_ECHO, O_KV, O_ISA };
+       O_SPECIAL, O_JSON, O_ECHO, O_KV, O_ISA, O_CHAT, O_SYSTEM, O_TEMPLATE };
 
 static sem_status parse_args(int argc, char **argv, run_args *a, sem_err *err)
 {
@@ -90,7 +95,10 @@ static sem_status parse_args(int argc, char **argv, run_args *a, sem_err *err)
         {"seed", required_argument, 0, O_SEED}, {"stop", required_argument, 0, O_STOP},
         {"special", no_argument, 0, O_SPECIAL}, {"json", no_argument, 0, O_JSON},
         {"echo-logprobs", no_argument, 0, O_ECHO}, {"kv-type", required_argument, 0, O_KV},
-        {"isa", required_argument, 0, O_ISA},   {"help", no_argument, 0, 'h'},
+        {"isa", required_argument, 0, O_ISA},   {"chat", no_argument, 0, O_CHAT},
+        {"system", required_argument, 0, O_SYSTEM},
+        {"chat-template", required_argument, 0, O_TEMPLATE},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     *a = (run_args){.so = session_defaults(), .n_predict = 128, .sp = sampler_defaults()};
     a->sp.repeat_penalty = 1.0f;
@@ -137,6 +145,9 @@ static sem_status parse_args(int argc, char **argv, run_args *a, sem_err *err)
         case O_ECHO: a->echo_logprobs = 1; break;
         case O_KV: st = cache_kv_type_parse(optarg, &a->so.kv_type, err); break;
         case O_ISA: a->so.isa = optarg; break;
+        case O_CHAT: a->chat = 1; break;
+        case O_SYSTEM: a->system = optarg; break;
+        case O_TEMPLATE: a->chat_template = optarg; break;
         case 'h': usage(); exit(0);
         default: return sem_err_set(err, SEM_EINVAL, "unknown option (see --help)");
         }
@@ -147,6 +158,8 @@ static sem_status parse_args(int argc, char **argv, run_args *a, sem_err *err)
         return sem_err_set(err, SEM_EINVAL, "-m MODEL and -p PROMPT are required (see --help)");
     if (a->echo_logprobs && !a->json)
         return sem_err_set(err, SEM_EINVAL, "--echo-logprobs needs --json");
+    if ((a->system || a->chat_template) && !a->chat)
+        return sem_err_set(err, SEM_EINVAL, "--system and --chat-template need --chat");
     if (!a->seed_given)
         a->sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     a->so.progress = isatty(2);
@@ -164,11 +177,32 @@ static void on_prompt_logits(void *user, uint32_t pos, const float *logits)
         r->last = logits;
 }
 
+/* The prompt as one user turn (after an optional system turn). */
+static sem_status chat_tokens(run_state *r, const run_args *a, sem_err *err)
+{
+    sem_err warning = {0};
+    chat_template *t = chat_prompt_template(r->s.m, a->chat_template, &warning, err);
+    if (!t)
+        return err->status;
+    if (warning.status != SEM_OK)
+        fprintf(stderr, "semantic run: warning: %s\n", sem_err_text(&warning));
+    json_t *msgs = json_array();
+    if (a->system)
+        json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", a->system));
+    json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", a->prompt));
+    sem_status st = chat_prompt_tokens(r->s.m, t, msgs, NULL, NULL, true, NULL, &r->prompt,
+                                       &r->n_prompt, err);
+    json_decref(msgs);
+    chat_template_free(t);
+    return st;
+}
+
 static sem_status prefill(run_state *r, const run_args *a, sem_err *err)
 {
     const tokenizer *tk = model_tokenizer(r->s.m);
-    sem_status st = tokenizer_encode(tk, a->prompt, strlen(a->prompt), 1, a->special,
-                                     &r->prompt, &r->n_prompt, err);
+    sem_status st = a->chat ? chat_tokens(r, a, err)
+                            : tokenizer_encode(tk, a->prompt, strlen(a->prompt), 1, a->special,
+                                               &r->prompt, &r->n_prompt, err);
     if (st != SEM_OK)
         return st;
     if (r->n_prompt == 0)

@@ -379,6 +379,67 @@ static void perplexity_scores_windows(void **state)
     unlink(path);
 }
 
+static void chat_mode_renders_the_template(void **state)
+{
+    (void)state;
+    /* stories260K has no template: chatml with a warning; its prompt holds
+     * the system and user texts between chatml markers. */
+    const char *a[] = {"run", "-m", STORIES, "--chat", "--system", "Be kind", "-p", "Hi", "-n",
+                       "2", "--temp", "0", "--json", NULL};
+    cli_result r = run(a);
+    assert_int_equal(r.code, 0);
+    assert_contains(r.err, "warning");
+    assert_contains(r.err, "chatml");
+    json_t *j = last_json(&r);
+    assert_true(json_array_size(json_object_get(j, "prompt_tokens")) > 10);
+    json_decref(j);
+    done(&r);
+    const char *named[] = {"run", "-m", STORIES, "--chat", "--chat-template", "llama3", "-p",
+                           "Hi", "-n", "1", NULL};
+    r = run(named);
+    assert_int_equal(r.code, 0);
+    assert_null(strstr(r.err, "warning"));
+    done(&r);
+    const char *bad[] = {"run", "-m", STORIES, "--chat", "--chat-template", "nope", "-p", "Hi",
+                         NULL};
+    expect_failure(bad, 2, "chat template 'nope' is not one of: llama3, chatml");
+    const char *nochat[] = {"run", "-m", STORIES, "--system", "x", "-p", "Hi", NULL};
+    expect_failure(nochat, 2, "need --chat");
+}
+
+static void mkmodel_writes_a_runnable_model_and_bench_measures_it(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sem-mk-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    const char *mk[] = {"mkmodel", "--vocab", LLAMA_VOCAB, "-o", path, "--embd", "64",
+                        "--layers", "2", "--heads", "4", "--kv-heads", "2", "--head-dim", "16",
+                        "--ffn", "96", "--type", "Q4_K", NULL};
+    cli_result r = run(mk);
+    assert_int_equal(r.code, 0);
+    assert_contains(r.out, "some matrices in Q8_0"); /* 64 and 96 are not multiples of 256 */
+    done(&r);
+    const char *bench[] = {"bench", "-m", path, "-p", "16", "-n", "4", "-r", "2", "--json", NULL};
+    r = run(bench);
+    assert_int_equal(r.code, 0);
+    json_t *j = last_json(&r);
+    double pp = json_real_value(json_object_get(json_object_get(j, "pp_tok_s"), "median"));
+    json_t *tg = json_object_get(j, "tg_tok_s");
+    assert_true(pp > 0);
+    assert_true(json_real_value(json_object_get(tg, "min")) <=
+                json_real_value(json_object_get(tg, "max")));
+    json_decref(j);
+    done(&r);
+    const char *bad_type[] = {"mkmodel", "--vocab", LLAMA_VOCAB, "-o", path, "--type", "Q3_K",
+                              NULL};
+    expect_failure(bad_type, 2, "'Q3_K' is not one of");
+    const char *bad_shape[] = {"mkmodel", "--vocab", LLAMA_VOCAB, "-o", path, "--heads", "5",
+                               "--kv-heads", "2", NULL};
+    expect_failure(bad_shape, 2, "impossible shape");
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +452,8 @@ int main(void)
         cmocka_unit_test(tokenize_reads_vocabulary_only_files),
         cmocka_unit_test(info_describes_models_and_vocabularies),
         cmocka_unit_test(perplexity_scores_windows),
+        cmocka_unit_test(chat_mode_renders_the_template),
+        cmocka_unit_test(mkmodel_writes_a_runnable_model_and_bench_measures_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
