@@ -160,3 +160,19 @@ uint64_t cache_spec_max_blocks_for(const cache_spec *spec, uint32_t layer, uint6
     uint64_t all = (n_tokens + bt - 1) / bt;
     return worst < all ? worst : all;
 }
+
+uint64_t cache_spec_peak_blocks(const cache_spec *spec, uint64_t n_tokens, uint32_t chunk)
+{
+    uint64_t bt = spec->block_tokens, total = 0;
+    uint64_t all = (n_tokens + bt - 1) / bt;
+    for (uint32_t l = 0; l < spec->n_layers; l++) {
+        const cache_layer *ly = &spec->layers[l];
+        uint64_t n = all;
+        if (ly->kind == CACHE_ATTN_SLIDING) {
+            uint64_t span = (ly->window + (uint64_t)chunk + bt - 1) / bt + 1;
+            n = span < all ? span : all;
+        }
+        total += n;
+    }
+    return total;
+}

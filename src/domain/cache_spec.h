@@ -92,4 +92,11 @@ uint64_t cache_spec_total_blocks_for(const cache_spec *spec, uint64_t n_tokens);
 /* The most blocks any sequence can hold on a layer, over all lengths up to n_tokens. */
 uint64_t cache_spec_max_blocks_for(const cache_spec *spec, uint32_t layer, uint64_t n_tokens);
 
+/*
+ * The most blocks a sequence growing to n_tokens can hold at once, over all
+ * layers, when tokens arrive `chunk` at a time: a sliding layer holds its
+ * window plus the chunk being evaluated until the window is released.
+ */
+uint64_t cache_spec_peak_blocks(const cache_spec *spec, uint64_t n_tokens, uint32_t chunk);
+
 #endif

@@ -25,6 +25,7 @@
 #include "adapters/model/cpu.h"
 #include "adapters/model/model.h"
 #include "domain/block_table.h"
+#include "ports/model_port.h"
 
 typedef struct forward_ctx forward_ctx;
 
@@ -34,12 +35,10 @@ typedef struct forward_opts {
     uint32_t max_tokens; /* most new tokens in one call (sum over sequences) */
 } forward_opts;
 
-typedef struct forward_seq {
-    block_table *kv;   /* the sequence; its last n_new tokens are evaluated */
-    uint32_t n_new;    /* >= 1 */
-    uint32_t n_logits; /* logits for the last n_logits new tokens (0 .. n_new) */
-    float *logits;     /* [n_logits][n_vocab], written by the call */
-} forward_seq;
+/* One sequence of a batch: its last n_new tokens are evaluated and the
+ * logits of the last n_logits of them returned ([n_logits][n_vocab]).
+ * The same struct is the model port's sequence. */
+typedef model_port_seq forward_seq;
 
 forward_ctx *forward_ctx_create(const model *m, const forward_opts *opts, sem_err *err);
 void forward_ctx_destroy(forward_ctx *ctx);

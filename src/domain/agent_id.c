@@ -1,0 +1,29 @@
+/*
+ * agent_id.c - validation of agent ids.
+ */
+#include "agent_id.h"
+
+#include <string.h>
+
+static int allowed(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-';
+}
+
+sem_status agent_id_validate(const char *id, sem_err *err)
+{
+    if (!id || !*id)
+        return sem_err_set(err, SEM_EREQUEST, "agent id is empty");
+    size_t n = strnlen(id, AGENT_ID_MAX + 1);
+    if (n > AGENT_ID_MAX)
+        return sem_err_set(err, SEM_EREQUEST, "agent id is longer than %d characters",
+                           AGENT_ID_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (!allowed(id[i]))
+            return sem_err_set(err, SEM_EREQUEST,
+                               "agent id has character 0x%02x at position %zu; only "
+                               "[A-Za-z0-9_-] is allowed",
+                               (unsigned char)id[i], i);
+    return SEM_OK;
+}

@@ -1,0 +1,102 @@
+/*
+ * generation_port.h - text generation as the services (HTTP routes, CLI)
+ * see it: submit a request, read its text as it streams, cancel it, get
+ * its result. One implementation: the batching engine (app/engine.h).
+ *
+ * A request is a handle owned by the caller until released; the
+ * generator keeps its own reference while it works on it, so releasing
+ * early is safe (the request is cancelled if still running).
+ *
+ * Threads: every operation may be called from any thread. Reading one
+ * request from two threads at once is not supported.
+ */
+#ifndef SEM_GENERATION_PORT_H
+#define SEM_GENERATION_PORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "domain/status.h"
+
+/* Sampling parameters; see app/sampler.h for their meaning. */
+typedef struct gen_sampling {
+    float temperature, top_p, min_p;
+    uint32_t top_k;
+    float repeat_penalty, presence_penalty, frequency_penalty;
+    uint32_t repeat_last_n;
+    uint64_t seed;
+} gen_sampling;
+
+#define GEN_AGENT_ID_MAX 128
+
+typedef struct gen_params {
+    const char *agent_id;         /* NULL: anonymous (never persisted) */
+    const int32_t *prompt;        /* copied at submit */
+    uint32_t n_prompt;
+    gen_sampling sampling;
+    uint32_t max_tokens;          /* 0 with prefill_only */
+    const char *const *stop;      /* copied at submit */
+    size_t n_stop;
+    int prefill_only;             /* compute the prompt's KV, generate nothing */
+    /* Called on the generator's thread whenever new text is readable or the
+     * request finished. Must not block. May be NULL. */
+    void (*notify)(void *user);
+    void *notify_user;
+} gen_params;
+
+typedef enum gen_finish {
+    GEN_RUNNING = 0,
+    GEN_STOP,      /* end-of-generation token or stop string */
+    GEN_LENGTH,    /* max_tokens or the context limit */
+    GEN_CANCELLED,
+    GEN_ERROR,
+} gen_finish;
+
+typedef struct gen_result {
+    gen_finish finish;
+    sem_err error;              /* when finish == GEN_ERROR */
+    uint32_t prompt_tokens;
+    uint32_t cached_tokens;     /* prompt tokens whose KV was reused */
+    uint32_t completion_tokens;
+    double queue_ms;            /* submit to admission */
+    double ttft_ms;             /* submit to first token (0 if none) */
+    double total_ms;            /* submit to finish */
+} gen_result;
+
+typedef struct gen_request gen_request;
+
+typedef struct generation_port_ops {
+    sem_status (*submit)(void *self, const gen_params *p, gen_request **out, sem_err *err);
+    /*
+     * Copies up to cap bytes of text not read yet into buf (*n bytes; whole
+     * UTF-8 characters, stop strings removed). Waits up to timeout_ms (-1:
+     * forever) while there is none and the request runs. Returns 1 once the
+     * request has finished and every byte was read.
+     */
+    int (*read)(void *self, gen_request *r, char *buf, size_t cap, size_t *n, int timeout_ms);
+    void (*cancel)(void *self, gen_request *r);
+    /* The result; finish == GEN_RUNNING until the request is done. */
+    gen_result (*result)(void *self, gen_request *r);
+    /* Generated token ids so far (copied into a malloc'd array). */
+    sem_status (*tokens)(void *self, gen_request *r, int32_t **out, uint32_t *n, sem_err *err);
+    void (*release)(void *self, gen_request *r);
+} generation_port_ops;
+
+typedef struct generation_port {
+    const generation_port_ops *ops;
+    void *self;
+} generation_port;
+
+/* "stop", "length", "cancelled", "error" or "running". */
+static inline const char *gen_finish_name(gen_finish f)
+{
+    switch (f) {
+    case GEN_STOP: return "stop";
+    case GEN_LENGTH: return "length";
+    case GEN_CANCELLED: return "cancelled";
+    case GEN_ERROR: return "error";
+    default: return "running";
+    }
+}
+
+#endif
