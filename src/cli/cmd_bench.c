@@ -7,6 +7,11 @@
  *
  * Each test runs once to warm up, then R times; the median, min and max
  * tokens/s are reported.
+ *
+ * With --parallel N, tg runs N sequences through the batching engine at
+ * once (each with a 4-token prompt, generating N_GEN tokens) and reports
+ * the aggregate decode rate (all tokens / wall time) and the mean rate
+ * each sequence saw.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -14,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/model/model_backend.h"
+#include "app/engine.h"
 #include "cli.h"
 #include "session.h"
 
@@ -69,6 +76,70 @@ static sem_status measure(session *s, const int32_t *toks, uint32_t n, uint32_t 
     return st;
 }
 
+/* N sequences decoding together through the engine: one repetition. */
+static sem_status parallel_once(session *s, uint32_t n_seq, uint32_t n_gen, double *aggregate,
+                                double *per_seq, sem_err *err)
+{
+    forward_opts fo = {.n_threads = forward_threads(s->fc), .isa = forward_isa(s->fc),
+                       .max_tokens = 16 + n_seq};
+    model_backend *mb = model_backend_create(s->m, &fo, 0, err);
+    if (!mb)
+        return err->status;
+    cache_spec spec = *block_pool_spec(block_table_pool(s->seq));
+    uint64_t blocks = cache_spec_peak_blocks(&spec, 4 + n_gen, 16) * n_seq;
+    block_pool *pool = block_pool_create(&spec, blocks * block_pool_block_bytes(block_table_pool(s->seq)), err);
+    engine_opts o = engine_defaults();
+    o.max_batch = n_seq;
+    o.chunk = 16;
+    engine *e = pool ? engine_create(model_backend_port(mb), pool, &o, err) : NULL;
+    sem_status st = e ? SEM_OK : err->status;
+    generation_port gp = e ? engine_generation_port(e) : (generation_port){0};
+    gen_request *r[64] = {0};
+    double t0 = cli_now_ms(), rate_sum = 0;
+    for (uint32_t i = 0; st == SEM_OK && i < n_seq; i++) {
+        int32_t prompt[4] = {1, (int32_t)(10 + i), (int32_t)(20 + i), (int32_t)(30 + i)};
+        gen_params p = {.prompt = prompt, .n_prompt = 4, .max_tokens = n_gen};
+        p.sampling = (gen_sampling){.temperature = 0, .top_p = 1, .repeat_penalty = 1};
+        st = gp.ops->submit(gp.self, &p, &r[i], err);
+    }
+    char buf[4096];
+    size_t got;
+    for (uint32_t i = 0; st == SEM_OK && i < n_seq; i++)
+        while (!gp.ops->read(gp.self, r[i], buf, sizeof buf, &got, -1)) {
+        }
+    double wall = cli_now_ms() - t0;
+    uint64_t tokens = 0;
+    for (uint32_t i = 0; st == SEM_OK && i < n_seq; i++) {
+        gen_result res = gp.ops->result(gp.self, r[i]);
+        tokens += res.completion_tokens;
+        if (res.total_ms > res.ttft_ms && res.completion_tokens > 1)
+            rate_sum += (res.completion_tokens - 1) / ((res.total_ms - res.ttft_ms) / 1e3);
+    }
+    for (uint32_t i = 0; i < n_seq; i++)
+        if (r[i])
+            gp.ops->release(gp.self, r[i]);
+    engine_destroy(e);
+    block_pool_destroy(pool);
+    model_backend_destroy(mb);
+    *aggregate = tokens / (wall / 1e3);
+    *per_seq = rate_sum / n_seq;
+    return st;
+}
+
+static sem_status measure_parallel(session *s, uint32_t n_seq, uint32_t n_gen, int reps,
+                                   stats *agg, stats *per, sem_err *err)
+{
+    double a[64], p[64];
+    sem_status st = parallel_once(s, n_seq, n_gen, &a[0], &p[0], err); /* warm-up */
+    for (int r = 0; st == SEM_OK && r < reps; r++)
+        st = parallel_once(s, n_seq, n_gen, &a[r], &p[r], err);
+    if (st == SEM_OK) {
+        *agg = summarize(a, reps);
+        *per = summarize(p, reps);
+    }
+    return st;
+}
+
 static json_t *stats_json(stats s)
 {
     return json_pack("{s:f,s:f,s:f}", "median", s.median, "min", s.min, "max", s.max);
@@ -77,10 +148,10 @@ static json_t *stats_json(stats s)
 static void usage(void)
 {
     fprintf(stderr, "usage: semantic bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] "
-                    "[--isa NAME] [--json]\n");
+                    "[--parallel N] [--isa NAME] [--json]\n");
 }
 
-enum { O_JSON = 256, O_ISA };
+enum { O_JSON = 256, O_ISA, O_PAR };
 
 int cmd_bench(int argc, char **argv)
 {
@@ -88,10 +159,11 @@ int cmd_bench(int argc, char **argv)
         {"model", required_argument, 0, 'm'},   {"prompt", required_argument, 0, 'p'},
         {"n-gen", required_argument, 0, 'n'},   {"threads", required_argument, 0, 't'},
         {"reps", required_argument, 0, 'r'},    {"json", no_argument, 0, O_JSON},
-        {"isa", required_argument, 0, O_ISA},   {"help", no_argument, 0, 'h'},
+        {"isa", required_argument, 0, O_ISA},   {"parallel", required_argument, 0, O_PAR},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     session_opts so = session_defaults();
-    uint32_t pp = 512, tg = 128, threads = 0, reps = 5;
+    uint32_t pp = 512, tg = 128, threads = 0, reps = 5, parallel = 0;
     int json = 0, c;
     sem_err err = {0};
     sem_status st = SEM_OK;
@@ -105,6 +177,7 @@ int cmd_bench(int argc, char **argv)
         case 'r': st = cli_parse_u32("-r", optarg, 1, 64, &reps, &err); break;
         case O_JSON: json = 1; break;
         case O_ISA: so.isa = optarg; break;
+        case O_PAR: st = cli_parse_u32("--parallel", optarg, 1, 64, &parallel, &err); break;
         case 'h': usage(); return 0;
         default: usage(); return 2;
         }
@@ -125,10 +198,12 @@ int cmd_bench(int argc, char **argv)
     int32_t *toks = malloc(n * sizeof *toks);
     for (uint32_t i = 0; i < n; i++)
         toks[i] = (int32_t)((i * 7919u + 13u) % s.n_vocab);
-    stats sp = {0}, sg = {0};
+    stats sp = {0}, sg = {0}, per = {0};
     if (pp)
         st = measure(&s, toks, pp, pp, (int)reps, &sp, &err);
-    if (st == SEM_OK && tg)
+    if (st == SEM_OK && tg && parallel)
+        st = measure_parallel(&s, parallel, tg, (int)reps, &sg, &per, &err);
+    else if (st == SEM_OK && tg)
         st = measure(&s, toks, tg, 1, (int)reps, &sg, &err);
     free(toks);
     if (st == SEM_OK) {
@@ -138,14 +213,25 @@ int cmd_bench(int argc, char **argv)
         printf("%-8s %10s %10s %10s\n", "test", "tok/s", "min", "max");
         if (pp)
             printf("pp%-6u %10.1f %10.1f %10.1f\n", pp, sp.median, sp.min, sp.max);
-        if (tg)
+        if (tg && parallel) {
+            printf("tg%-6u %10.1f %10.1f %10.1f   aggregate of %u sequences\n", tg, sg.median,
+                   sg.min, sg.max, parallel);
+            printf("%-8s %10.1f %10.1f %10.1f   per sequence\n", "", per.median, per.min,
+                   per.max);
+        } else if (tg) {
             printf("tg%-6u %10.1f %10.1f %10.1f\n", tg, sg.median, sg.min, sg.max);
+        }
         if (json) {
             json_t *o = json_object();
             if (pp)
                 json_object_set_new(o, "pp_tok_s", stats_json(sp));
-            if (tg)
+            if (tg && parallel) {
+                json_object_set_new(o, "parallel", json_integer(parallel));
+                json_object_set_new(o, "aggregate_tg_tok_s", stats_json(sg));
+                json_object_set_new(o, "tg_tok_s", stats_json(per));
+            } else if (tg) {
                 json_object_set_new(o, "tg_tok_s", stats_json(sg));
+            }
             char *d = json_dumps(o, JSON_COMPACT);
             printf("%s\n", d);
             free(d);
