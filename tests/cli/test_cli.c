@@ -372,6 +372,25 @@ static void perplexity_scores_windows(void **state)
     assert_true(ppl > 1.0 && ppl < 20.0); /* the story is in-distribution for this model */
     assert_int_equal(count, windows * 15);
     done(&r);
+    /* q8_0 KV measured against f16 (tiny-qwen2: head dim 64). */
+    const char *cmp[] = {"perplexity", "-m", SEM_TEST_DATA "/models/tiny-qwen2-q8_0.gguf", "-f",
+                         path, "-c", "16", "--kv-type", "q8_0", "--kv-compare", NULL};
+    r = run(cmp);
+    assert_int_equal(r.code, 0);
+    const char *line = strstr(r.out, "kv q8_0 vs f16:");
+    assert_non_null(line);
+    double p8, p16, kl, maxd, agree;
+    assert_int_equal(sscanf(line, "kv q8_0 vs f16: perplexity %lf vs %lf, mean KL %lf, max "
+                            "|dlogit| %lf, top-1 agreement %lf%%", &p8, &p16, &kl, &maxd, &agree),
+                     5);
+    assert_true(kl >= 0 && kl < 0.01);
+    assert_true(maxd < 1.0);
+    assert_true(agree > 80.0);
+    done(&r);
+    /* stories260K's heads of 8 cannot be stored as q8_0 (blocks of 32). */
+    const char *q8[] = {"perplexity", "-m", STORIES, "-f", path, "-c", "16", "--kv-type",
+                        "q8_0", NULL};
+    expect_failure(q8, 2, "divisible by 32");
     const char *big[] = {"perplexity", "-m", STORIES, "-f", path, "-c", "4096", NULL};
     expect_failure(big, 2, "fewer than one window");
     const char *none[] = {"perplexity", "-m", STORIES, "-f", "/nonexistent.txt", NULL};
