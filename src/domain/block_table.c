@@ -192,6 +192,43 @@ sem_status block_table_append(block_table *t, const int32_t *tokens, uint32_t n,
     return SEM_OK;
 }
 
+sem_status block_table_restore(block_table *t, const int32_t *tokens, uint32_t n, sem_err *err)
+{
+    if (!t || !tokens)
+        return sem_err_set(err, SEM_EINVAL, "block_table_restore: NULL argument");
+    if (n == 0)
+        return sem_err_set(err, SEM_EINVAL, "block table: restore of 0 tokens");
+    if (t->n_tokens != 0)
+        return sem_err_set(err, SEM_EINVAL, "block table: restore into a table of %u tokens",
+                           t->n_tokens);
+    if (n > UINT32_MAX - t->spec->block_tokens)
+        return sem_err_set(err, SEM_EINVAL, "block table: length %u overflows", n);
+    uint64_t need = 0;
+    for (uint32_t l = 0; l < t->spec->n_layers; l++) {
+        uint64_t k = cache_spec_blocks_for(t->spec, l, n);
+        if (!grow_u32(&t->layers[l].blocks, &t->layers[l].cap, k))
+            return sem_err_set(err, SEM_ENOMEM, "block table: out of memory");
+        need += k;
+    }
+    if (!grow_i32(&t->tokens, &t->cap_tokens, n) || !grow_u32(&t->scratch, &t->cap_scratch, need))
+        return sem_err_set(err, SEM_ENOMEM, "block table: out of memory");
+    sem_status st = block_pool_alloc(t->pool, (uint32_t)need, t->owner, t->scratch, err);
+    if (st != SEM_OK)
+        return st;
+    uint32_t k = 0;
+    for (uint32_t l = 0; l < t->spec->n_layers; l++) {
+        layer_blocks *lb = &t->layers[l];
+        lb->first = (uint32_t)cache_spec_first_block(t->spec, l, n);
+        lb->n = (uint32_t)cache_spec_blocks_for(t->spec, l, n);
+        memcpy(lb->blocks, t->scratch + k, lb->n * sizeof *lb->blocks);
+        k += lb->n;
+    }
+    memcpy(t->tokens, tokens, (size_t)n * sizeof *tokens);
+    t->n_tokens = n;
+    CHECKED(t);
+    return SEM_OK;
+}
+
 uint32_t block_table_reusable(const block_table *t, uint32_t n)
 {
     if (n > t->n_tokens)

@@ -42,6 +42,14 @@ void block_table_destroy(block_table *t);
 sem_status block_table_append(block_table *t, const int32_t *tokens, uint32_t n, sem_err *err);
 
 /*
+ * Fills an empty table with n >= 1 tokens, allocating on each layer only
+ * the blocks a sequence of n tokens keeps (the window on sliding layers),
+ * as when restoring a saved sequence. All-or-nothing like append. The K/V
+ * of the kept tokens is the caller's to write.
+ */
+sem_status block_table_restore(block_table *t, const int32_t *tokens, uint32_t n, sem_err *err);
+
+/*
  * Keeps only the first n tokens and frees whole blocks past them.
  * n == 0 drops everything. SEM_EINVAL when n > length, or when a
  * sliding-window layer no longer holds the window that n would need

@@ -242,6 +242,43 @@ static void a_short_sequence_never_releases(void **state)
     block_pool_destroy(p);
 }
 
+static void restore_allocates_only_the_kept_blocks(void **state)
+{
+    (void)state;
+    cache_spec s = hybrid_spec();
+    block_pool *p = pool_for(&s, 64);
+    block_table *t = block_table_create(p, "a", NULL);
+    int32_t tok[100];
+    for (int i = 0; i < 100; i++)
+        tok[i] = i;
+    sem_err err = {0};
+    assert_int_equal(block_table_restore(t, tok, 100, &err), SEM_OK);
+    assert_int_equal(block_table_n_tokens(t), 100);
+    assert_int_equal(block_table_n_blocks(t, 0), 7);
+    assert_int_equal(block_table_first_block(t, 2), 5); /* tokens 80..99 */
+    assert_int_equal(block_table_n_blocks(t, 2), 2);
+    assert_int_equal(block_pool_used(p), 16);
+    assert_table_ok(t);
+    /* Only into an empty table. */
+    assert_int_equal(block_table_restore(t, tok, 10, &err), SEM_EINVAL);
+    assert_contains(err.detail, "restore into a table of 100 tokens");
+    /* It continues like any table. */
+    append_seq(t, 100, 30);
+    assert_table_ok(t);
+    block_table_clear(t);
+    /* Exhaustion changes nothing. */
+    block_table *u = block_table_create(p, "b", NULL);
+    append_seq(u, 0, 16 * 20); /* 20 blocks x 3 layers = 60 of 64 */
+    assert_int_equal(block_table_restore(t, tok, 100, &err), SEM_EPOOL);
+    assert_int_equal(block_table_n_tokens(t), 0);
+    assert_int_equal(block_pool_used(p), 60);
+    assert_int_equal(block_table_restore(t, tok, 0, &err), SEM_EINVAL);
+    block_table_destroy(u);
+    block_table_destroy(t);
+    assert_int_equal(block_pool_free_count(p), 64);
+    block_pool_destroy(p);
+}
+
 /* 20k random operations over 16 tables sharing one pool. */
 static void random_operations_keep_the_invariants(void **state)
 {
@@ -387,6 +424,7 @@ int main(void)
         cmocka_unit_test(sliding_layers_release_what_the_window_cannot_see),
         cmocka_unit_test(truncation_respects_released_windows),
         cmocka_unit_test(a_short_sequence_never_releases),
+        cmocka_unit_test(restore_allocates_only_the_kept_blocks),
         cmocka_unit_test(random_operations_keep_the_invariants),
         cmocka_unit_test(eight_threads_cycle_their_own_tables),
     };

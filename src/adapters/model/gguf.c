@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "tensor_type.h"
 
@@ -383,6 +384,12 @@ void gguf_close(gguf_file *f)
     free(f->kv);
     free(f->tensors);
     free(f);
+}
+
+uint64_t gguf_layout_hash(const gguf_file *f)
+{
+    uint64_t end = f->n_tensors ? f->data_offset : f->size;
+    return XXH64(f->base, (size_t)end, 0);
 }
 
 uint32_t gguf_version(const gguf_file *f) { return f->version; }

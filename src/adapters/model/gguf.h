@@ -79,6 +79,11 @@ uint64_t gguf_file_size(const gguf_file *f);
 uint32_t gguf_alignment(const gguf_file *f);
 const char *gguf_name(const gguf_file *f); /* the path or the given name */
 
+/* XXH64 of everything before the tensor data: metadata and tensor infos
+ * (names, types, shapes, offsets). Two files with the same value hold the
+ * same model layout; it identifies the model of a saved KV cache. */
+uint64_t gguf_layout_hash(const gguf_file *f);
+
 uint64_t gguf_n_kv(const gguf_file *f);
 const gguf_kv *gguf_kv_at(const gguf_file *f, uint64_t i);
 const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key);

@@ -443,6 +443,7 @@ const float *model_output_norm(const model *m) { return m->output_norm; }
 const float *model_rope_factors(const model *m) { return m->rope_factors; }
 int model_layer_is_sliding(const model *m, uint32_t layer) { return m->sliding[layer]; }
 const char *model_chat_template(const model *m) { return m->chat_template; }
+uint64_t model_fingerprint(const model *m) { return gguf_layout_hash(m->gguf); }
 const char *model_name(const model *m) { return m->name ? m->name : m->arch->name; }
 
 cache_spec model_cache_spec(const model *m, uint32_t block_tokens, cache_kv_type kv_type)

@@ -122,6 +122,9 @@ int model_layer_is_sliding(const model *m, uint32_t layer);
 /* The model's KV geometry for the block pool. */
 cache_spec model_cache_spec(const model *m, uint32_t block_tokens, cache_kv_type kv_type);
 
+/* Identifies the model for saved KV caches (gguf_layout_hash). */
+uint64_t model_fingerprint(const model *m);
+
 /* The chat template text from metadata, or NULL. */
 const char *model_chat_template(const model *m);
 /* general.name, or the architecture name. */

@@ -1,0 +1,77 @@
+/*
+ * warm_store.h - the warm tier of agent memory: one file per agent on
+ * disk, with an index, as the engine sees it.
+ *
+ * A file holds an agent's token sequence and the KV of every layer's kept
+ * tokens (all of them on global layers, the last window on sliding ones),
+ * with the model's fingerprint, the KV geometry and a checksum per chunk.
+ * A file that fails any check is never served: the store moves it to a
+ * quarantine folder and reports SEM_ECORRUPT or SEM_EINCOMPAT, and the
+ * caller treats it as a miss.
+ *
+ * Keys are agent keys: 1..WARM_KEY_MAX characters of [A-Za-z0-9_.-], no
+ * leading dot (they become file names).
+ *
+ * Threads: every operation may be called from any thread; the store
+ * serializes what must be. save() and load() do disk I/O and may take
+ * long: call them from an I/O thread, never from the engine thread.
+ */
+#ifndef SEM_WARM_STORE_H
+#define SEM_WARM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "domain/block_pool.h"
+#include "domain/block_table.h"
+#include "domain/status.h"
+
+#define WARM_KEY_MAX 160
+
+typedef struct warm_info {
+    char key[WARM_KEY_MAX + 1];
+    uint32_t tokens;        /* sequence length in the file */
+    uint64_t bytes;         /* file size */
+    int64_t created_ms;     /* unix time of the first save */
+    int64_t last_use_ms;    /* unix time of the last save or load */
+    uint64_t hits;          /* loads served, and uses recorded by touch() */
+    uint64_t tokens_saved;  /* prompt tokens not recomputed thanks to this agent's memory */
+} warm_info;
+
+typedef struct warm_store_ops {
+    /*
+     * Writes table t as key's file, replacing any older one atomically
+     * (temp file, fsync, rename, directory fsync), then updates the index
+     * and enforces the disk budget. Only reads the table and its blocks;
+     * the caller keeps them unchanged until save returns. On failure
+     * (disk full...) the old file, if any, is untouched.
+     */
+    sem_status (*save)(void *self, const char *key, const block_table *t, sem_err *err);
+    /*
+     * Reads key's file into a new table whose blocks come from pool (its
+     * owner named after the key). SEM_ENOTFOUND without a file; SEM_EPOOL
+     * (nothing kept) when the pool has no room; SEM_ECORRUPT /
+     * SEM_EINCOMPAT after quarantining a bad file. Counts a hit.
+     */
+    sem_status (*load)(void *self, const char *key, block_pool *pool, block_table **out,
+                       sem_err *err);
+    /* The token sequence of key's file (header only), malloc'd. */
+    sem_status (*peek)(void *self, const char *key, int32_t **tokens, uint32_t *n, sem_err *err);
+    /* Deletes key's file and index entry; SEM_ENOTFOUND if neither exists. */
+    sem_status (*remove)(void *self, const char *key, sem_err *err);
+    /* Index entries whose key starts with prefix ("" = all), least recently
+     * used first; *out malloc'd. */
+    sem_status (*list)(void *self, const char *prefix, warm_info **out, size_t *n, sem_err *err);
+    sem_status (*get)(void *self, const char *key, warm_info *out, sem_err *err);
+    /* Records a use served from memory: hits + 1, tokens_saved + saved, last use now. */
+    sem_status (*touch)(void *self, const char *key, uint32_t saved, sem_err *err);
+    /* Bytes of all agent files. */
+    uint64_t (*disk_bytes)(void *self);
+} warm_store_ops;
+
+typedef struct warm_store {
+    const warm_store_ops *ops;
+    void *self;
+} warm_store;
+
+#endif
