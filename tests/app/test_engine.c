@@ -401,7 +401,10 @@ static void bad_requests_are_refused_at_submit(void **state)
     gen_request *r = NULL;
     gen_params q = greedy("../etc", p, 10, 4);
     assert_int_equal(f.gp.ops->submit(f.gp.self, &q, &r, &err), SEM_EREQUEST);
-    assert_contains(err.detail, "agent id has character 0x2e at position 0");
+    assert_contains(err.detail, "agent key starts with a dot");
+    q = greedy("a/b", p, 10, 4);
+    assert_int_equal(f.gp.ops->submit(f.gp.self, &q, &r, &err), SEM_EREQUEST);
+    assert_contains(err.detail, "character 0x2f at position 1");
     q = greedy("", p, 10, 4);
     assert_int_equal(f.gp.ops->submit(f.gp.self, &q, &r, &err), SEM_EREQUEST);
     q = greedy(NULL, p, 0, 4);

@@ -1,0 +1,599 @@
+/*
+ * engine_agents.c - agents and anonymous sequences on the engine thread:
+ * lookup, reclaiming blocks, write-behind scheduling, the results of disk
+ * I/O, and the agent store port.
+ *
+ * An agent's state says who may touch its table:
+ *
+ *   IDLE     the engine thread (admission, reclaiming)
+ *   RUNNING  the engine thread, for the agent's one admitted request
+ *   SAVING   the I/O thread reads it; nobody writes it
+ *   LOADING  the I/O thread is building a new table; the old one is empty
+ *
+ * A removed agent leaves the lookup table at once (a new request with its
+ * key starts a new agent) and is freed when its current operation ends.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain/agent_id.h"
+#include "engine_internal.h"
+
+/* ---------------------------------------------------------------- lookup */
+
+static uint32_t bucket_of(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h % AGENT_BUCKETS;
+}
+
+agent *agents_find(engine *e, const char *key)
+{
+    for (agent *a = e->agents[bucket_of(key)]; a; a = a->next)
+        if (strcmp(a->key, key) == 0)
+            return a;
+    return NULL;
+}
+
+agent *agents_get(engine *e, const char *key, sem_err *err)
+{
+    agent *a = agents_find(e, key);
+    if (a)
+        return a;
+    a = calloc(1, sizeof *a);
+    if (!a) {
+        sem_err_set(err, SEM_ENOMEM, "engine: out of memory for agent '%s'", key);
+        return NULL;
+    }
+    snprintf(a->key, sizeof a->key, "%s", key);
+    uint32_t b = bucket_of(key);
+    a->next = e->agents[b];
+    e->agents[b] = a;
+    e->n_agents++;
+    return a;
+}
+
+static void unlink_agent(engine *e, agent *a)
+{
+    for (agent **p = &e->agents[bucket_of(a->key)]; *p; p = &(*p)->next) {
+        if (*p == a) {
+            *p = a->next;
+            e->n_agents--;
+            return;
+        }
+    }
+}
+
+static void drop_hot(engine *e, agent *a)
+{
+    if (a->kv && block_table_total_blocks(a->kv) > 0) {
+        pthread_mutex_lock(&e->inbox);
+        e->stats.evictions++;
+        pthread_mutex_unlock(&e->inbox);
+    }
+    block_table_destroy(a->kv);
+    a->kv = NULL;
+    a->dirty = 0;
+    a->evict_after_save = 0;
+}
+
+/* Frees a removed agent now that no operation holds it. */
+static void destroy_doomed(engine *e, agent *a)
+{
+    drop_hot(e, a);
+    if (e->o.warm)
+        io_push(e, IO_REMOVE, NULL, a->key, 0);
+    free(a);
+}
+
+void agents_load_warm(engine *e)
+{
+    if (!e->o.warm)
+        return;
+    warm_info *list = NULL;
+    size_t n = 0;
+    sem_err err = {0};
+    if (e->o.warm->ops->list(e->o.warm->self, "", &list, &n, &err) != SEM_OK) {
+        engine_log(e, "warning", "cannot list the agents on disk: %s", sem_err_text(&err));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        agent *a = agents_get(e, list[i].key, &err);
+        if (!a)
+            break;
+        a->warm = 1;
+        a->warm_tokens = list[i].tokens;
+        a->warm_bytes = list[i].bytes;
+        a->last_use_ms = list[i].last_use_ms;
+        a->hits = list[i].hits;
+        a->tokens_saved = list[i].tokens_saved;
+    }
+    free(list);
+}
+
+void agents_free_all(engine *e)
+{
+    for (uint32_t b = 0; b < AGENT_BUCKETS; b++) {
+        agent *a = e->agents[b];
+        while (a) {
+            agent *next = a->next;
+            block_table_destroy(a->kv);
+            free(a);
+            a = next;
+        }
+        e->agents[b] = NULL;
+    }
+    e->n_agents = 0;
+    for (uint32_t i = 0; i < e->n_anon; i++)
+        block_table_destroy(e->anon[i].kv);
+    e->n_anon = 0;
+}
+
+/* ---------------------------------------------------------------- anonymous */
+
+static uint32_t common_prefix(const int32_t *a, uint32_t na, const int32_t *b, uint32_t nb)
+{
+    uint32_t n = na < nb ? na : nb, i = 0;
+    while (i < n && a[i] == b[i])
+        i++;
+    return i;
+}
+
+block_table *anon_take(engine *e, const int32_t *prompt, uint32_t n, sem_err *err)
+{
+    uint32_t best = UINT32_MAX, best_keep = 0;
+    for (uint32_t i = 0; i < e->n_anon; i++) {
+        block_table *t = e->anon[i].kv;
+        uint32_t lcp = common_prefix(block_table_tokens(t), block_table_n_tokens(t), prompt, n);
+        if (lcp >= n)
+            lcp = n - 1; /* the last prompt token is evaluated for its logits */
+        uint32_t keep = block_table_reusable(t, lcp);
+        if (keep > best_keep) {
+            best = i;
+            best_keep = keep;
+        }
+    }
+    if (best == UINT32_MAX)
+        return block_table_create(e->pool, "anonymous", err);
+    block_table *t = e->anon[best].kv;
+    e->anon[best] = e->anon[--e->n_anon];
+    if (block_table_truncate(t, best_keep, err) != SEM_OK) {
+        block_table_destroy(t);
+        return NULL;
+    }
+    return t;
+}
+
+void anon_put(engine *e, block_table *t)
+{
+    if (e->o.anon_keep == 0 || block_table_n_tokens(t) == 0) {
+        block_table_destroy(t);
+        return;
+    }
+    if (e->n_anon == e->o.anon_keep) {
+        uint32_t lru = 0;
+        for (uint32_t i = 1; i < e->n_anon; i++)
+            if (e->anon[i].last_step < e->anon[lru].last_step)
+                lru = i;
+        block_table_destroy(e->anon[lru].kv);
+        e->anon[lru] = e->anon[--e->n_anon];
+    }
+    e->anon[e->n_anon++] = (anon_seq){.kv = t, .last_step = e->step};
+}
+
+/* ---------------------------------------------------------------- reclaiming */
+
+uint64_t agents_outstanding(const engine *e)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < e->n_running; i++) {
+        const gen_request *r = e->running[i];
+        uint64_t held = r->kv ? block_table_total_blocks(r->kv) : 0;
+        if (r->peak_blocks > held)
+            sum += r->peak_blocks - held;
+    }
+    return sum;
+}
+
+static int room_for(engine *e, uint64_t need)
+{
+    uint64_t free_blocks = block_pool_free_count(e->pool), owed = agents_outstanding(e);
+    return free_blocks >= owed && free_blocks - owed >= need;
+}
+
+static void dispatch_save(engine *e, agent *a)
+{
+    a->state = AGENT_SAVING;
+    a->save_due = 0;
+    io_push(e, IO_SAVE, a, a->key, 0);
+}
+
+/* The idle agent holding blocks that was used least recently, or NULL. */
+static agent *lru_idle(engine *e, int want_clean)
+{
+    agent *best = NULL;
+    for (uint32_t b = 0; b < AGENT_BUCKETS; b++) {
+        for (agent *a = e->agents[b]; a; a = a->next) {
+            if (a->state != AGENT_IDLE || !a->kv || block_table_total_blocks(a->kv) == 0)
+                continue;
+            int clean = !a->dirty || !e->o.warm;
+            if (clean != want_clean)
+                continue;
+            if (!best || a->last_step < best->last_step)
+                best = a;
+        }
+    }
+    return best;
+}
+
+/*
+ * Frees idle sequences until `need` blocks are free beyond what running
+ * requests may still take. Anonymous sequences go first, then agents whose
+ * KV is safe on disk; agents with unsaved KV are saved first (their blocks
+ * are freed when the save completes), so the caller may have to wait.
+ */
+int agents_make_room(engine *e, uint64_t need)
+{
+    while (!room_for(e, need)) {
+        if (e->n_anon > 0) {
+            uint32_t lru = 0;
+            for (uint32_t i = 1; i < e->n_anon; i++)
+                if (e->anon[i].last_step < e->anon[lru].last_step)
+                    lru = i;
+            block_table_destroy(e->anon[lru].kv);
+            e->anon[lru] = e->anon[--e->n_anon];
+            pthread_mutex_lock(&e->inbox);
+            e->stats.evictions++;
+            pthread_mutex_unlock(&e->inbox);
+            continue;
+        }
+        agent *a = lru_idle(e, 1);
+        if (a) {
+            drop_hot(e, a);
+            continue;
+        }
+        /* Only agents with unsaved KV are left: save them, then free. */
+        a = lru_idle(e, 0);
+        if (!a)
+            return 0;
+        a->evict_after_save = 1;
+        dispatch_save(e, a);
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- write behind */
+
+void agents_request_done(engine *e, agent *a, uint32_t cached)
+{
+    a->state = AGENT_IDLE;
+    a->last_step = e->step;
+    a->last_use_ms = engine_wall_ms();
+    if (cached > 0) {
+        a->hits++;
+        a->tokens_saved += cached;
+        if (e->o.warm && a->warm)
+            io_push(e, IO_TOUCH, NULL, a->key, cached);
+    }
+    if (a->doomed) {
+        destroy_doomed(e, a);
+        return;
+    }
+    if (a->kv && block_table_n_tokens(a->kv) > 0) {
+        a->dirty = 1;
+        if (e->o.warm)
+            a->save_due = engine_now_ms() + e->o.save_delay_ms;
+    }
+}
+
+void agents_due_saves(engine *e, int all)
+{
+    if (!e->o.warm)
+        return;
+    double now = engine_now_ms();
+    for (uint32_t b = 0; b < AGENT_BUCKETS; b++)
+        for (agent *a = e->agents[b]; a; a = a->next)
+            if (a->state == AGENT_IDLE && a->dirty && a->kv &&
+                ((a->save_due && a->save_due <= now) || all))
+                dispatch_save(e, a);
+}
+
+double agents_next_due(engine *e)
+{
+    double next = 0;
+    if (!e->o.warm)
+        return 0;
+    for (uint32_t b = 0; b < AGENT_BUCKETS; b++)
+        for (agent *a = e->agents[b]; a; a = a->next)
+            if (a->state == AGENT_IDLE && a->dirty && a->save_due &&
+                (next == 0 || a->save_due < next))
+                next = a->save_due;
+    return next;
+}
+
+/* ---------------------------------------------------------------- I/O results */
+
+static gen_request *loading_request(engine *e, agent *a)
+{
+    for (uint32_t i = 0; i < e->n_running; i++)
+        if (e->running[i]->ag == a && e->running[i]->phase == PHASE_LOADING)
+            return e->running[i];
+    return NULL;
+}
+
+static void save_done(engine *e, agent *a, engine_msg *m)
+{
+    a->state = AGENT_IDLE;
+    pthread_mutex_lock(&e->inbox);
+    if (m->status == SEM_OK)
+        e->stats.saves++;
+    else
+        e->stats.save_failures++;
+    pthread_mutex_unlock(&e->inbox);
+    if (m->status == SEM_OK) {
+        a->dirty = 0;
+        a->warm = 1;
+        a->warm_tokens = a->kv ? block_table_n_tokens(a->kv) : 0;
+        warm_info wi;
+        if (e->o.warm->ops->get(e->o.warm->self, a->key, &wi, NULL) == SEM_OK)
+            a->warm_bytes = wi.bytes;
+    } else {
+        engine_log(e, "error", "agent '%s': saving its KV failed; the copy in memory is kept: %s",
+                   a->key, sem_err_text(&m->err));
+    }
+    if (a->doomed) {
+        destroy_doomed(e, a);
+        return;
+    }
+    if (a->evict_after_save) /* asked for room: free it, saved or not */
+        drop_hot(e, a);
+}
+
+/* The load finished: the waiting request continues with what was read. */
+static void load_done(engine *e, agent *a, engine_msg *m)
+{
+    gen_request *r = loading_request(e, a);
+    sem_err err = {0};
+    if (m->status == SEM_OK) {
+        block_table_destroy(a->kv);
+        a->kv = m->loaded;
+        a->dirty = 0;
+    } else {
+        if (m->status != SEM_ENOTFOUND)
+            engine_log(e, "warning", "agent '%s': its cache file was not used: %s", a->key,
+                       sem_err_text(&m->err));
+        a->warm = 0;
+        if (!a->kv)
+            a->kv = block_table_create(e->pool, a->key, &err);
+    }
+    a->state = AGENT_RUNNING;
+    if (a->doomed && !r) {
+        a->state = AGENT_IDLE;
+        destroy_doomed(e, a);
+        return;
+    }
+    if (!r) { /* cannot happen: a LOADING agent has its request */
+        a->state = AGENT_IDLE;
+        return;
+    }
+    if (!a->kv) {
+        request_fail(e, r, err.status, &err);
+        return;
+    }
+    uint32_t lcp = 0;
+    const int32_t *have = block_table_tokens(a->kv);
+    uint32_t n_have = block_table_n_tokens(a->kv);
+    while (lcp < n_have && lcp < r->n_prompt && have[lcp] == r->prompt[lcp])
+        lcp++;
+    if (lcp >= r->n_prompt && !r->prefill_only)
+        lcp = r->n_prompt - 1;
+    uint32_t keep = block_table_reusable(a->kv, lcp);
+    if (block_table_truncate(a->kv, keep, &err) != SEM_OK) {
+        request_fail(e, r, SEM_EINTERNAL, &err);
+        return;
+    }
+    r->kv = a->kv;
+    r->n_evaluated = keep;
+    r->phase = PHASE_PREFILL;
+    pthread_mutex_lock(&r->lock);
+    r->result.cached_tokens = keep;
+    pthread_mutex_unlock(&r->lock);
+    pthread_mutex_lock(&e->inbox);
+    if (keep > 0)
+        e->stats.hits_warm++;
+    else
+        e->stats.misses++;
+    if (m->status != SEM_OK && m->status != SEM_ENOTFOUND)
+        e->stats.load_failures++;
+    pthread_mutex_unlock(&e->inbox);
+}
+
+void agents_io_done(engine *e, engine_msg *m)
+{
+    if (m->io == IO_SAVE)
+        save_done(e, m->ag, m);
+    else if (m->io == IO_LOAD)
+        load_done(e, m->ag, m);
+}
+
+void agents_publish(engine *e, engine_stats *s)
+{
+    uint32_t hot = 0, warm = 0;
+    for (uint32_t b = 0; b < AGENT_BUCKETS; b++) {
+        for (agent *a = e->agents[b]; a; a = a->next) {
+            hot += a->kv && block_table_total_blocks(a->kv) > 0;
+            warm += a->warm;
+        }
+    }
+    s->agents = e->n_agents;
+    s->agents_hot = hot;
+    s->agents_warm = warm;
+}
+
+/* ---------------------------------------------------------------- agent store port */
+
+typedef struct call_args {
+    const char *key;
+    agent_info *out;  /* get */
+    agent_info *list; /* list: [cap] */
+    size_t n, cap;
+    const char *prefix;
+    sem_status st;
+    sem_err err;
+} call_args;
+
+static void fill_info(const agent *a, agent_info *o, size_t block_bytes)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->key, sizeof o->key, "%s", a->key);
+    int hot = a->kv && block_table_total_blocks(a->kv) > 0;
+    o->tier = hot ? AGENT_TIER_HOT : AGENT_TIER_WARM;
+    o->busy = a->state == AGENT_RUNNING || a->state == AGENT_LOADING;
+    o->tokens = hot ? block_table_n_tokens(a->kv) : a->warm_tokens;
+    o->hot_bytes = hot ? (uint64_t)block_table_total_blocks(a->kv) * block_bytes : 0;
+    o->disk_bytes = a->warm ? a->warm_bytes : 0;
+    o->last_use_ms = a->last_use_ms;
+    o->hits = a->hits;
+    o->tokens_saved = a->tokens_saved;
+}
+
+static int known(const agent *a) { return (a->kv && block_table_n_tokens(a->kv) > 0) || a->warm ||
+                                          a->state != AGENT_IDLE; }
+
+static void call_list(engine *e, void *arg)
+{
+    call_args *c = arg;
+    size_t plen = strlen(c->prefix);
+    for (uint32_t b = 0; b < AGENT_BUCKETS; b++) {
+        for (agent *a = e->agents[b]; a; a = a->next) {
+            if (!known(a) || strncmp(a->key, c->prefix, plen) != 0)
+                continue;
+            if (c->n == c->cap) {
+                size_t cap = c->cap ? c->cap * 2 : 64;
+                agent_info *l = realloc(c->list, cap * sizeof *l);
+                if (!l) {
+                    c->st = sem_err_set(&c->err, SEM_ENOMEM, "out of memory listing agents");
+                    return;
+                }
+                c->list = l;
+                c->cap = cap;
+            }
+            fill_info(a, &c->list[c->n++], block_pool_block_bytes(e->pool));
+        }
+    }
+}
+
+static int by_recent_use(const void *x, const void *y)
+{
+    const agent_info *a = x, *b = y;
+    if (a->last_use_ms != b->last_use_ms)
+        return a->last_use_ms < b->last_use_ms ? 1 : -1;
+    return strcmp(a->key, b->key);
+}
+
+static sem_status as_list(void *self, const char *prefix, agent_info **out, size_t *n,
+                          sem_err *err)
+{
+    call_args c = {.prefix = prefix ? prefix : ""};
+    engine_call(self, call_list, &c);
+    if (c.st != SEM_OK) {
+        free(c.list);
+        *err = c.err;
+        return c.st;
+    }
+    qsort(c.list, c.n, sizeof *c.list, by_recent_use);
+    *out = c.list ? c.list : calloc(1, sizeof **out);
+    *n = c.n;
+    return *out ? SEM_OK : sem_err_set(err, SEM_ENOMEM, "out of memory");
+}
+
+static void call_get(engine *e, void *arg)
+{
+    call_args *c = arg;
+    agent *a = agents_find(e, c->key);
+    if (!a || !known(a))
+        c->st = sem_err_set(&c->err, SEM_ENOTFOUND, "agent '%s' not found", c->key);
+    else
+        fill_info(a, c->out, block_pool_block_bytes(e->pool));
+}
+
+static sem_status as_get(void *self, const char *key, agent_info *out, sem_err *err)
+{
+    call_args c = {.key = key, .out = out};
+    engine_call(self, call_get, &c);
+    if (c.st != SEM_OK && err)
+        *err = c.err;
+    return c.st;
+}
+
+static void call_remove(engine *e, void *arg)
+{
+    call_args *c = arg;
+    agent *a = agents_find(e, c->key);
+    if (!a || !known(a)) {
+        c->st = sem_err_set(&c->err, SEM_ENOTFOUND, "agent '%s' not found", c->key);
+        if (a && a->state == AGENT_IDLE) {
+            unlink_agent(e, a);
+            free(a);
+        }
+        return;
+    }
+    /* Its queued requests are cancelled; a running one finishes cancelled. */
+    for (gen_request *r = e->wait_head; r; r = r->next)
+        if (strcmp(r->agent_id, c->key) == 0)
+            atomic_store(&r->cancel, 1);
+    for (uint32_t i = 0; i < e->n_running; i++)
+        if (e->running[i]->ag == a)
+            atomic_store(&e->running[i]->cancel, 1);
+    unlink_agent(e, a);
+    if (a->state == AGENT_IDLE)
+        destroy_doomed(e, a);
+    else
+        a->doomed = 1;
+}
+
+static sem_status as_remove(void *self, const char *key, sem_err *err)
+{
+    call_args c = {.key = key};
+    engine_call(self, call_remove, &c);
+    if (c.st != SEM_OK && err)
+        *err = c.err;
+    return c.st;
+}
+
+static void call_evict(engine *e, void *arg)
+{
+    call_args *c = arg;
+    agent *a = agents_find(e, c->key);
+    if (!a || !a->kv || block_table_total_blocks(a->kv) == 0) {
+        c->st = sem_err_set(&c->err, SEM_ENOTFOUND, "agent '%s' has no KV in memory", c->key);
+    } else if (a->state != AGENT_IDLE) {
+        c->st = sem_err_set(&c->err, SEM_EBUSY, "agent '%s' is busy", c->key);
+    } else if (a->dirty && e->o.warm) {
+        a->evict_after_save = 1;
+        dispatch_save(e, a);
+    } else {
+        drop_hot(e, a);
+    }
+}
+
+static sem_status as_evict(void *self, const char *key, sem_err *err)
+{
+    call_args c = {.key = key};
+    engine_call(self, call_evict, &c);
+    if (c.st != SEM_OK && err)
+        *err = c.err;
+    return c.st;
+}
+
+static const agent_store_ops engine_store_ops = {
+    .list = as_list,
+    .get = as_get,
+    .remove = as_remove,
+    .evict = as_evict,
+};
+
+agent_store engine_agent_store(engine *e) { return (agent_store){&engine_store_ops, e}; }

@@ -1,0 +1,165 @@
+/*
+ * engine_io.c - the engine's I/O thread: every call into the warm store
+ * that touches the disk runs here, one job at a time in the order queued,
+ * so the engine thread never waits for the disk.
+ *
+ * Saves and loads report back through the engine's inbox (MSG_IO_DONE);
+ * removals and touches do not. A save reads the agent's table, which the
+ * engine leaves alone while the agent is SAVING; a load builds a new table
+ * from the pool (blocks reserved by the engine at admission). Jobs still
+ * queued when the engine stops are run before the thread exits, so every
+ * write that was started completes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+
+static void post_done(engine *e, io_job *j, sem_status st, const sem_err *err, block_table *t)
+{
+    engine_msg *m = calloc(1, sizeof *m);
+    if (!m) {
+        /* Without memory the engine cannot learn the outcome; a loaded
+         * table is given back and the agent stays in its state. */
+        block_table_destroy(t);
+        engine_log(e, "error", "agent '%s': out of memory reporting disk I/O", j->key);
+        return;
+    }
+    m->kind = MSG_IO_DONE;
+    m->io = j->kind;
+    m->ag = j->ag;
+    m->status = st;
+    if (err)
+        m->err = *err;
+    m->loaded = t;
+    pthread_mutex_lock(&e->inbox);
+    if (e->msg_tail)
+        e->msg_tail->next = m;
+    else
+        e->msg_head = m;
+    e->msg_tail = m;
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->inbox);
+}
+
+static void run_job(engine *e, io_job *j)
+{
+    warm_store *w = e->o.warm;
+    sem_err err = {0};
+    sem_status st;
+    block_table *t = NULL;
+    switch (j->kind) {
+    case IO_SAVE:
+        st = w->ops->save(w->self, j->key, j->ag->kv, &err);
+        post_done(e, j, st, &err, NULL);
+        break;
+    case IO_LOAD:
+        st = w->ops->load(w->self, j->key, e->pool, &t, &err);
+        post_done(e, j, st, &err, st == SEM_OK ? t : NULL);
+        break;
+    case IO_REMOVE:
+        st = w->ops->remove(w->self, j->key, &err);
+        if (st != SEM_OK && st != SEM_ENOTFOUND)
+            engine_log(e, "warning", "agent '%s': removing its file failed: %s", j->key,
+                       sem_err_text(&err));
+        break;
+    case IO_TOUCH:
+        w->ops->touch(w->self, j->key, j->saved, &err);
+        break;
+    }
+}
+
+static void *io_main(void *arg)
+{
+    engine *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->io_lock);
+        while (!e->io_head && !e->io_stop)
+            pthread_cond_wait(&e->io_wake, &e->io_lock);
+        io_job *j = e->io_head;
+        if (j) {
+            e->io_head = j->next;
+            if (!e->io_head)
+                e->io_tail = NULL;
+        }
+        pthread_mutex_unlock(&e->io_lock);
+        if (!j)
+            break; /* stopped and drained */
+        run_job(e, j);
+        free(j);
+        pthread_mutex_lock(&e->io_lock);
+        e->io_busy--;
+        pthread_cond_broadcast(&e->io_wake);
+        pthread_mutex_unlock(&e->io_lock);
+    }
+    return NULL;
+}
+
+void io_push(engine *e, io_kind kind, agent *a, const char *key, uint32_t saved)
+{
+    if (!e->o.warm)
+        return;
+    io_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        engine_log(e, "error", "agent '%s': out of memory queueing disk I/O", key);
+        if (a && kind == IO_SAVE) /* report the save as failed so the agent leaves SAVING */
+            post_done(e, &(io_job){.kind = kind, .ag = a}, SEM_ENOMEM, NULL, NULL);
+        return;
+    }
+    j->kind = kind;
+    j->ag = a;
+    j->saved = saved;
+    memcpy(j->key, key, strlen(key) + 1);
+    pthread_mutex_lock(&e->io_lock);
+    if (e->io_stop) {
+        /* The I/O thread is gone (the engine is being destroyed on this
+         * thread): run the job here. */
+        pthread_mutex_unlock(&e->io_lock);
+        run_job(e, j);
+        free(j);
+        return;
+    }
+    if (e->io_tail)
+        e->io_tail->next = j;
+    else
+        e->io_head = j;
+    e->io_tail = j;
+    e->io_busy++;
+    pthread_cond_signal(&e->io_wake);
+    pthread_mutex_unlock(&e->io_lock);
+}
+
+uint32_t io_busy(engine *e)
+{
+    pthread_mutex_lock(&e->io_lock);
+    uint32_t n = e->io_busy;
+    pthread_mutex_unlock(&e->io_lock);
+    return n;
+}
+
+sem_status io_start(engine *e, sem_err *err)
+{
+    pthread_mutex_init(&e->io_lock, NULL);
+    pthread_cond_init(&e->io_wake, NULL);
+    if (pthread_create(&e->io_thread, NULL, io_main, e) != 0) {
+        pthread_mutex_destroy(&e->io_lock);
+        pthread_cond_destroy(&e->io_wake);
+        return sem_err_set(err, SEM_ENOMEM, "engine: cannot start the I/O thread");
+    }
+    return SEM_OK;
+}
+
+void io_stop(engine *e)
+{
+    pthread_mutex_lock(&e->io_lock);
+    e->io_stop = 1;
+    pthread_cond_signal(&e->io_wake);
+    pthread_mutex_unlock(&e->io_lock);
+    pthread_join(e->io_thread, NULL);
+}
+
+void io_free(engine *e)
+{
+    pthread_mutex_destroy(&e->io_lock);
+    pthread_cond_destroy(&e->io_wake);
+}
