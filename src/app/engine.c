@@ -555,10 +555,20 @@ static void save_everything(engine *e, void *arg)
     agents_due_saves(e, 1);
 }
 
+static void check_quiet(engine *e, void *arg)
+{
+    pthread_mutex_lock(&e->inbox);
+    int inbox_empty = e->inbox_head == NULL;
+    pthread_mutex_unlock(&e->inbox);
+    *(int *)arg = inbox_empty && e->n_running == 0 && e->wait_head == NULL;
+}
+
+/* Nothing running, waiting or submitted (asked of the engine thread). */
 static int quiet(engine *e)
 {
-    engine_stats s = engine_get_stats(e);
-    return s.running == 0 && s.waiting == 0;
+    int q = 0;
+    engine_call(e, check_quiet, &q);
+    return q;
 }
 
 static void sleep_ms(int ms)
