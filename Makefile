@@ -61,5 +61,22 @@ serve: deps build
 	@echo "semantic: the HTTP server does not exist yet; this builds the binary and stops." >&2
 	$(BUILD_release)/semantic serve
 
+# Long-running suites, not part of check.
+fuzz:
+	./tools/run-fuzzers
+
+# The default suite with its soak sizes raised (SEM_STRESS=1), optimized build.
+stress: build/release/Makefile
+	$(CMAKE) --build $(BUILD_release) -j $(JOBS)
+	cd $(BUILD_release) && SEM_STRESS=1 $(CTEST) --output-on-failure
+
+# Speed figures: matmul kernels and the engine on the bundled model; set
+# BENCH_MODEL to a real-size model (see docs/performance.md).
+BENCH_MODEL ?= tests/data/models/stories260K.gguf
+bench: build
+	$(BUILD_release)/bench_matmul
+	$(BUILD_release)/semantic bench -m $(BENCH_MODEL)
+	$(BUILD_release)/semantic bench -m $(BENCH_MODEL) -p 0 --parallel 8
+
 clean:
 	rm -rf build

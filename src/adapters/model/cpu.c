@@ -4,23 +4,50 @@
 #include "cpu.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+/* XCR0: which register states the operating system saves (AVX needs
+ * XMM and YMM; AVX-512 also opmask and both ZMM halves). */
+static uint64_t xcr0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+#endif
+
+/* CPUID and XGETBV directly (not __builtin_cpu_supports, whose feature
+ * names differ between compilers): a feature counts only when the CPU has
+ * it and the OS saves its registers. */
 cpu_features cpu_features_detect(void)
 {
     cpu_features f;
     memset(&f, 0, sizeof f);
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    f.avx2 = __builtin_cpu_supports("avx2");
-    f.fma = __builtin_cpu_supports("fma");
-    f.f16c = __builtin_cpu_supports("f16c");
-    f.avx512f = __builtin_cpu_supports("avx512f");
-    f.avx512bw = __builtin_cpu_supports("avx512bw");
-    f.avx512vl = __builtin_cpu_supports("avx512vl");
-    f.avx512vnni = __builtin_cpu_supports("avx512vnni");
-    f.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return f;
+    int osxsave = (c >> 27) & 1;
+    uint64_t xcr = osxsave ? xcr0() : 0;
+    int avx_os = (xcr & 0x6) == 0x6;
+    int avx512_os = avx_os && (xcr & 0xE0) == 0xE0;
+    int avx = avx_os && ((c >> 28) & 1);
+    f.fma = avx && ((c >> 12) & 1);
+    f.f16c = avx && ((c >> 29) & 1);
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        f.avx2 = avx && ((b >> 5) & 1);
+        f.avx512f = avx512_os && ((b >> 16) & 1);
+        f.avx512bw = avx512_os && ((b >> 30) & 1);
+        f.avx512vl = avx512_os && ((b >> 31) & 1);
+        f.avx512vnni = avx512_os && ((c >> 11) & 1);
+    }
+    if (__get_cpuid_count(7, 1, &a, &b, &c, &d))
+        f.avx512bf16 = avx512_os && ((a >> 5) & 1);
 #endif
     return f;
 }
