@@ -13,9 +13,10 @@
  * save, load, peek and remove mark their key busy for their whole run
  * (waiting on busy_cond while another operation holds it), so one key's
  * file and row change in one order; busy_lock itself is held only to
- * edit the busy list, never across I/O. Budget eviction takes other keys
- * with a try (skipping busy ones), so it cannot deadlock with a save. The
- * index lock is held only inside agent_index calls. get, list, touch and
+ * edit the busy list, never across I/O. No operation waits for a key
+ * while it holds one: budget eviction runs after the save has released
+ * its key and marks one victim at a time, so marks cannot deadlock. The
+ * index lock is a leaf, held only inside agent_index calls. get, list, touch and
  * disk_bytes read or update the index alone.
  *
  * Durability order of a save: write <key>.kv.tmp-<random>, fsync it,
@@ -266,48 +267,65 @@ static void quarantine(disk_store *s, const char *name, const char *key, sem_err
 
 /* ------------------------------------------------------------ budget */
 
-/* Deletes least recently used files of this model, never `keep`, until
- * the total fits the budget or nothing more can go. */
+/*
+ * Deletes least recently used files of this model, never `keep`, until the
+ * total fits the budget or only `keep` is left. Called with no key marked;
+ * it marks one key at a time (waiting for an operation on it to end), so
+ * it cannot deadlock. A candidate whose row changed after the listing was
+ * just used (or replaced, or removed) and is skipped; the listing is
+ * redone while that leaves the total over budget (a few passes at most).
+ */
 static void enforce_budget(disk_store *s, const char *keep)
 {
     sem_err ierr = {0};
-    uint64_t total = 0;
-    if (agent_index_total_bytes(s->index, s->fingerprint, &total, &ierr) != SEM_OK) {
-        logf_(s, "disk budget: %s", ierr.detail);
-        return;
-    }
-    if (total <= s->budget)
-        return;
-    agent_row *rows = NULL;
-    size_t n = 0;
-    if (agent_index_list(s->index, s->fingerprint, "", &rows, &n, &ierr) != SEM_OK) {
-        logf_(s, "disk budget: %s", ierr.detail);
-        return;
-    }
     int deleted = 0;
-    for (size_t i = 0; i < n && total > s->budget; i++) {
-        const char *key = rows[i].key;
-        if (strcmp(key, keep) == 0 || !key_mark(s, key, 0))
-            continue;
-        agent_row now;
-        if (agent_index_get(s->index, key, &now, NULL) == SEM_OK &&
-            now.fingerprint == s->fingerprint) {
+    for (int pass = 0; pass < 4; pass++) {
+        uint64_t total = 0;
+        if (agent_index_total_bytes(s->index, s->fingerprint, &total, &ierr) != SEM_OK) {
+            logf_(s, "disk budget: %s", ierr.detail);
+            break;
+        }
+        if (total <= s->budget)
+            break;
+        agent_row *rows = NULL;
+        size_t n = 0;
+        if (agent_index_list(s->index, s->fingerprint, "", &rows, &n, &ierr) != SEM_OK) {
+            logf_(s, "disk budget: %s", ierr.detail);
+            break;
+        }
+        int skipped = 0;
+        for (size_t i = 0; i < n && total > s->budget; i++) {
+            const char *key = rows[i].key;
+            if (strcmp(key, keep) == 0)
+                continue;
+            if (!key_mark(s, key, 1))
+                break; /* out of memory: try again at the next save */
+            agent_row cur;
+            if (agent_index_get(s->index, key, &cur, NULL) != SEM_OK ||
+                cur.fingerprint != s->fingerprint || cur.last_use_ms != rows[i].last_use_ms ||
+                cur.bytes != rows[i].bytes) {
+                skipped = 1;
+                key_release(s, key);
+                continue;
+            }
             char name[NAME_CAP];
             file_name(name, sizeof name, key);
             if (unlinkat(s->dir_fd, name, 0) == 0 || errno == ENOENT) {
                 if (agent_index_delete(s->index, key, NULL, &ierr) != SEM_OK)
                     logf_(s, "disk budget: %s", ierr.detail);
-                total -= now.bytes < total ? now.bytes : total;
+                total -= cur.bytes < total ? cur.bytes : total;
                 deleted = 1;
             } else {
                 logf_(s, "disk budget: delete %s/%s: %s", s->dir, name, strerror(errno));
             }
+            key_release(s, key);
         }
-        key_release(s, key);
+        free(rows);
+        if (!skipped)
+            break;
     }
     if (deleted)
         fsync(s->dir_fd);
-    free(rows);
 }
 
 /* ------------------------------------------------------------ save */
