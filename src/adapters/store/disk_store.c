@@ -699,6 +699,28 @@ static int key_of_file(const char *name, char key[WARM_KEY_MAX + 1])
     return disk_store_key_valid(key, NULL);
 }
 
+/*
+ * Whether name is a save's temp file: it ends in ".kv.tmp-" and 1..16 hex
+ * digits. An agent file always ends in ".kv", so no key (even one that
+ * contains ".kv.tmp-") is ever mistaken for one.
+ */
+static int is_temp_name(const char *name)
+{
+    const char *last = NULL;
+    for (const char *p = name; (p = strstr(p, TEMP_INFIX)) != NULL; p++)
+        last = p;
+    if (!last)
+        return 0;
+    const char *hex = last + sizeof TEMP_INFIX - 1;
+    size_t n = strlen(hex);
+    if (n == 0 || n > 16)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
 /* Whether the file's fixed header agrees with its row and its size. */
 static int row_agrees(int fd, const char *path, const agent_row *r, uint64_t size)
 {
@@ -798,7 +820,7 @@ static sem_status reconcile(disk_store *s, sem_err *err)
         if (fstatat(s->dir_fd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
             continue;
         char key[WARM_KEY_MAX + 1];
-        if (strstr(e->d_name, TEMP_INFIX)) {
+        if (is_temp_name(e->d_name)) {
             if (unlinkat(s->dir_fd, e->d_name, 0) == 0) {
                 s->report.temp_removed++;
                 logf_(s, "reconcile: deleted %s/%s, left by an interrupted save", s->dir,

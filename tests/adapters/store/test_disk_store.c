@@ -538,6 +538,7 @@ static void open_reconciles_folder_and_index(void **state)
     save(f, "w", 2, 100);
     save(f, "z", 3, 10);
     save(f, "trunc", 4, 30);
+    save(f, "a.kv.tmp-1", 5, 3); /* a valid key that looks like a temp name */
     load_is(f, "w", 2, 100); /* hits 1: kept when its row is re-read */
     close_store(f);
 
@@ -578,8 +579,10 @@ static void open_reconciles_folder_and_index(void **state)
     assert_int_equal(rep.rows_updated, 1);
     assert_int_equal(rep.rows_dropped, 2); /* z (missing), trunc (quarantined) */
     assert_int_equal(rep.quarantined, 2);  /* trunc, junk */
-    assert_int_equal(rep.files, 3);        /* x, y, w */
-    assert_int_equal(count_files(f, NULL, ".tmp-"), 0);
+    assert_int_equal(rep.files, 4);        /* x, y, w, a.kv.tmp-1 */
+    assert_false(exists(f, "x.kv.tmp-00112233aabbccdd"));
+    assert_false(exists(f, "new.kv.tmp-0"));
+    assert_true(exists(f, "a.kv.tmp-1.kv"));
     assert_int_equal(quarantined(f), 2);
     assert_true(exists(f, "notes.txt"));
     assert_true(exists(f, ".hidden.kv"));
@@ -597,18 +600,20 @@ static void open_reconciles_folder_and_index(void **state)
     assert_int_equal(f->ws.ops->get(f->ws.self, "junk", &info, NULL), SEM_ENOTFOUND);
     load_is(f, "y", 1, 40);
     load_is(f, "w", 1, 40);
+    load_is(f, "a.kv.tmp-1", 5, 3);
     warm_info *list = NULL;
     size_t count = 0;
     assert_int_equal(f->ws.ops->list(f->ws.self, "", &list, &count, NULL), SEM_OK);
-    assert_int_equal(count, 3);
+    assert_int_equal(count, 4);
     free(list);
     assert_int_equal(f->ws.ops->disk_bytes(f->ws.self),
-                     size_of(f, "x.kv") + size_of(f, "y.kv") + size_of(f, "w.kv"));
+                     size_of(f, "x.kv") + size_of(f, "y.kv") + size_of(f, "w.kv") +
+                         size_of(f, "a.kv.tmp-1.kv"));
 
     /* A clean folder reopens with nothing to repair. */
     open_store(f, FP, 0);
     rep = disk_store_open_report(f->ds);
-    assert_int_equal(rep.files, 3);
+    assert_int_equal(rep.files, 4);
     assert_int_equal(rep.reindexed + rep.rows_updated + rep.rows_dropped + rep.quarantined +
                          rep.temp_removed,
                      0);
