@@ -175,22 +175,16 @@ static ssize_t busy_find(const disk_store *s, const char *key)
     return -1;
 }
 
-/* Marks key busy; with wait, first waits until no other operation holds it.
- * Returns 1 when marked, 0 when busy (try) or out of memory. */
-static int key_mark(disk_store *s, const char *key, int wait)
+/* Marks key busy, first waiting until no other operation holds it.
+ * Returns 1 when marked, 0 when out of memory. */
+static int key_mark(disk_store *s, const char *key)
 {
     char *copy = strdup(key);
     if (!copy)
         return 0;
     pthread_mutex_lock(&s->busy_lock);
-    while (busy_find(s, key) >= 0) {
-        if (!wait) {
-            pthread_mutex_unlock(&s->busy_lock);
-            free(copy);
-            return 0;
-        }
+    while (busy_find(s, key) >= 0)
         pthread_cond_wait(&s->busy_cond, &s->busy_lock);
-    }
     if (s->n_busy == s->cap_busy) {
         size_t cap = s->cap_busy ? s->cap_busy * 2 : 8;
         char **g = realloc(s->busy, cap * sizeof *g);
@@ -224,7 +218,7 @@ static sem_status key_begin(disk_store *s, const char *key, sem_err *err)
 {
     if (!disk_store_key_valid(key, err))
         return SEM_EREQUEST;
-    if (!key_mark(s, key, 1))
+    if (!key_mark(s, key))
         return sem_err_set(err, SEM_ENOMEM, "agent '%s': out of memory", key);
     return SEM_OK;
 }
@@ -298,7 +292,7 @@ static void enforce_budget(disk_store *s, const char *keep)
             const char *key = rows[i].key;
             if (strcmp(key, keep) == 0)
                 continue;
-            if (!key_mark(s, key, 1))
+            if (!key_mark(s, key))
                 break; /* out of memory: try again at the next save */
             agent_row cur;
             if (agent_index_get(s->index, key, &cur, NULL) != SEM_OK ||
