@@ -1,0 +1,85 @@
+/*
+ * disk_store.h - the warm tier on local disk: one cache file per agent in a
+ * folder, an SQLite index beside them (ports/warm_store.h is the contract).
+ *
+ *   <dir>/<key>.kv              an agent's tokens and KV (kv_file.h)
+ *   <dir>/<key>.kv.tmp-<hex>    a save in progress; deleted at open
+ *   <dir>/index.sqlite[-wal,-shm]  the agent index (agent_index.h)
+ *   <dir>/LOCK                  flock'd by the one process using the folder
+ *   <dir>/quarantine/           files that failed a check, kept for a human
+ *
+ * Durability: a save writes a temp file, fsyncs it, renames it over
+ * <key>.kv, fsyncs the folder, then updates the index. After a crash at any
+ * point the folder holds either the old file or the new one, never a mix,
+ * and open() puts the index right (docs/cache-format.md, "Reconcile").
+ *
+ * Files of another model (another fingerprint) are left where they are at
+ * open and never counted, listed or evicted; a load() that meets one
+ * quarantines it like any file it cannot serve.
+ *
+ * Threads: every function may be called from any thread (disk_store.c
+ * names the lock that guards each piece of state). Operations on one key
+ * are serialized; different keys proceed in parallel; no lock is held
+ * while file data is written or read. Call save and load from an I/O
+ * thread, not the engine thread.
+ */
+#ifndef SEM_DISK_STORE_H
+#define SEM_DISK_STORE_H
+
+#include <stdint.h>
+
+#include "adapters/store/kv_file.h"
+#include "domain/status.h"
+#include "ports/warm_store.h"
+
+typedef struct disk_store disk_store;
+
+typedef struct disk_store_opts {
+    const char *dir;        /* created (with its parents) if missing */
+    uint64_t fingerprint;   /* the model's: model_fingerprint() */
+    kv_payload payload;     /* rows on disk; KV_PAYLOAD_DEFAULT (0) is q8_0 */
+    uint64_t budget_bytes;  /* total size of this model's files; 0 = unlimited */
+    uint32_t chunk_tokens;  /* tokens per checksummed chunk; 0 = 256 */
+    /* Tests: called before every write of file data; a nonzero return
+     * (ENOSPC...) fails that write with it. NULL in production. */
+    kv_write_hook write_hook;
+    void *write_hook_ctx;
+    /* Unix time in ms; NULL = the real-time clock. */
+    int64_t (*now_ms)(void *ctx);
+    void *now_ctx;
+    /* Warnings (quarantined files, repairs made at open); NULL = silent.
+     * Called from the thread of the operation, with no store lock held. */
+    void (*log)(void *ctx, const char *message);
+    void *log_ctx;
+} disk_store_opts;
+
+/* What open() found and repaired. */
+typedef struct disk_store_report {
+    uint32_t files;        /* agent files of this model indexed after open */
+    uint32_t foreign;      /* valid files of another model, left alone */
+    uint32_t newer;        /* files of an unknown format version, left alone */
+    uint32_t temp_removed; /* interrupted saves deleted */
+    uint32_t reindexed;    /* files without a row, indexed from their header */
+    uint32_t rows_updated; /* rows that disagreed with their file, re-read */
+    uint32_t rows_dropped; /* rows whose file was missing or unusable */
+    uint32_t quarantined;  /* files whose header or size failed a check */
+} disk_store_report;
+
+/*
+ * Opens the store in o->dir: creates the folder, takes its lock (SEM_EBUSY
+ * when another process holds it), opens the index and reconciles it with
+ * the files. SEM_EINVAL for bad options, SEM_EIO for the operating
+ * system's or SQLite's failures. The caller owns the store.
+ */
+disk_store *disk_store_open(const disk_store_opts *o, sem_err *err);
+
+/* Waits for nothing: the caller ends every operation first. */
+void disk_store_close(disk_store *s);
+
+/* The warm_store port of s (valid until disk_store_close). */
+warm_store disk_store_port(disk_store *s);
+
+/* What the last open found. */
+disk_store_report disk_store_open_report(const disk_store *s);
+
+#endif

@@ -1,0 +1,679 @@
+/*
+ * kv_file.c - encoding and decoding cache files (format in kv_file.h and
+ * docs/cache-format.md).
+ *
+ * The writer builds the whole header in memory (one write), then one chunk
+ * at a time: rows gathered from the pool blocks and converted into a
+ * buffer, the checksum appended, one write. The reader mirrors it: the
+ * fixed header, the rest of the header, every check that needs no payload,
+ * then the table is restored and each chunk is read, verified and only
+ * then scattered into the table's blocks.
+ *
+ * Checks run in an order that gives each kind of damage its status: a
+ * bit flip anywhere in the header fails the preamble check or the header
+ * checksum (SEM_ECORRUPT) before the version, fingerprint or geometry is
+ * believed; only a header that verifies can be SEM_EINCOMPAT.
+ */
+#include "kv_file.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "adapters/model/quant.h"
+#include "adapters/model/tensor_type.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "kv_file: rows are copied as stored in blocks; a little-endian host is assumed"
+#endif
+
+/* Offsets in the fixed header (docs/cache-format.md). */
+enum {
+    OFF_MAGIC = 0,
+    OFF_VERSION = 8,
+    OFF_PREAMBLE_CHECK = 12,
+    OFF_FINGERPRINT = 16,
+    OFF_N_LAYERS = 24,
+    OFF_N_KV_HEADS = 28,
+    OFF_K_HEAD_DIM = 32,
+    OFF_V_HEAD_DIM = 36,
+    OFF_PAYLOAD = 40,
+    OFF_CHUNK_TOKENS = 44,
+    OFF_N_TOKENS = 48,
+    OFF_FLAGS = 52,
+    OFF_FILE_BYTES = 56,
+    PREAMBLE_BYTES = 12, /* magic + version: what the preamble check covers */
+    LAYER_ENTRY_BYTES = 8,
+    CHECKSUM_BYTES = 8,
+};
+
+_Static_assert(sizeof(KV_FILE_MAGIC) - 1 == 8, "the magic is 8 bytes");
+
+/* ------------------------------------------------------------ little-endian */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* ------------------------------------------------------------ payload types */
+
+const char *kv_payload_name(kv_payload p)
+{
+    switch (p) {
+    case KV_PAYLOAD_F16: return "f16";
+    case KV_PAYLOAD_Q8_0: return "q8_0";
+    case KV_PAYLOAD_Q4_0: return "q4_0";
+    case KV_PAYLOAD_DEFAULT: break;
+    }
+    return "unknown";
+}
+
+sem_status kv_payload_parse(const char *name, kv_payload *out, sem_err *err)
+{
+    static const kv_payload all[] = {KV_PAYLOAD_F16, KV_PAYLOAD_Q8_0, KV_PAYLOAD_Q4_0};
+    for (size_t i = 0; name && i < sizeof all / sizeof all[0]; i++) {
+        if (strcmp(name, kv_payload_name(all[i])) == 0) {
+            *out = all[i];
+            return SEM_OK;
+        }
+    }
+    return sem_err_set(err, SEM_EINVAL, "payload type '%s' is not one of: f16, q8_0, q4_0",
+                       name ? name : "(null)");
+}
+
+static int payload_valid(uint32_t p)
+{
+    return p == KV_PAYLOAD_F16 || p == KV_PAYLOAD_Q8_0 || p == KV_PAYLOAD_Q4_0;
+}
+
+size_t kv_payload_row_bytes(kv_payload p, uint32_t dim)
+{
+    switch (p) {
+    case KV_PAYLOAD_Q8_0: return (size_t)(dim / QUANT_QK) * QUANT_Q8_0_BYTES;
+    case KV_PAYLOAD_Q4_0: return (size_t)(dim / QUANT_QK) * QUANT_Q4_0_BYTES;
+    default: return (size_t)dim * 2;
+    }
+}
+
+int kv_payload_fits(kv_payload p, uint32_t k_dim, uint32_t v_dim)
+{
+    if (p == KV_PAYLOAD_F16)
+        return 1;
+    if (p == KV_PAYLOAD_Q8_0 || p == KV_PAYLOAD_Q4_0)
+        return k_dim % QUANT_QK == 0 && v_dim % QUANT_QK == 0;
+    return 0;
+}
+
+static uint32_t payload_tensor(kv_payload p)
+{
+    return p == KV_PAYLOAD_Q8_0 ? TENSOR_Q8_0 : p == KV_PAYLOAD_Q4_0 ? TENSOR_Q4_0 : TENSOR_F16;
+}
+
+static uint32_t kv_tensor(cache_kv_type t)
+{
+    return t == CACHE_KV_Q8_0 ? TENSOR_Q8_0 : TENSOR_F16;
+}
+
+/* One row from type `from` to type `to`; bit-exact copy when they agree. */
+static void convert_row(uint32_t from, const uint8_t *src, uint32_t to, uint8_t *dst,
+                        size_t dst_bytes, uint32_t dim, float *scratch)
+{
+    if (from == to) {
+        memcpy(dst, src, dst_bytes);
+        return;
+    }
+    quant_dequantize_row_unchecked(from, src, scratch, dim);
+    quant_quantize_row(to, scratch, dst, dim, NULL);
+}
+
+/* ------------------------------------------------------------ geometry */
+
+/* Payload bytes of one token of one layer that keeps it. */
+static uint64_t token_bytes(const kv_file_header *h)
+{
+    return (uint64_t)h->n_kv_heads * (kv_payload_row_bytes(h->payload, h->k_head_dim) +
+                                      kv_payload_row_bytes(h->payload, h->v_head_dim));
+}
+
+/* Tokens layer l keeps of h->n_tokens (as cache_spec_kept_tokens). */
+static uint64_t kept_tokens(const kv_file_header *h, uint32_t l)
+{
+    const cache_layer *ly = &h->layers[l];
+    if (ly->kind == CACHE_ATTN_SLIDING && h->n_tokens > ly->window)
+        return ly->window;
+    return h->n_tokens;
+}
+
+static uint64_t header_bytes_for(uint32_t n_layers, uint32_t n_tokens)
+{
+    return KV_FILE_FIXED_BYTES + (uint64_t)n_layers * LAYER_ENTRY_BYTES +
+           (uint64_t)n_tokens * 4 + CHECKSUM_BYTES;
+}
+
+uint64_t kv_file_size_for(const kv_file_header *h)
+{
+    if (h->n_layers > CACHE_SPEC_MAX_LAYERS || h->chunk_tokens == 0)
+        return 0;
+    uint64_t total = header_bytes_for(h->n_layers, h->n_tokens);
+    uint64_t per_token = token_bytes(h);
+    for (uint32_t l = 0; l < h->n_layers; l++) {
+        uint64_t kept = kept_tokens(h, l);
+        uint64_t chunks = (kept + h->chunk_tokens - 1) / h->chunk_tokens;
+        /* kept < 2^32, per_token < 2^32: the product fits; 256 layers of it too. */
+        total += kept * per_token + chunks * CHECKSUM_BYTES;
+    }
+    return total;
+}
+
+static uint64_t chunk_seed(uint64_t header_checksum, uint32_t layer, uint32_t chunk)
+{
+    return header_checksum ^ ((uint64_t)layer << 32 | chunk);
+}
+
+/* ------------------------------------------------------------ writing */
+
+static sem_status write_all(int fd, const char *path, const void *buf, size_t n, uint64_t *off,
+                            const kv_file_write_opts *o, sem_err *err)
+{
+    const uint8_t *p = buf;
+    while (n > 0) {
+        int e = o->hook ? o->hook(o->hook_ctx, path, *off, n) : 0;
+        ssize_t w = -1;
+        if (e == 0) {
+            w = pwrite(fd, p, n, (off_t)*off);
+            e = w < 0 ? errno : 0;
+        }
+        if (e == EINTR)
+            continue;
+        if (e != 0)
+            return sem_err_set(err, SEM_EIO, "write %s at offset %llu: %s", path,
+                               (unsigned long long)*off, strerror(e));
+        if (w == 0)
+            return sem_err_set(err, SEM_EIO, "write %s at offset %llu: wrote nothing", path,
+                               (unsigned long long)*off);
+        p += w;
+        n -= (size_t)w;
+        *off += (uint64_t)w;
+    }
+    return SEM_OK;
+}
+
+/* Encodes h and tokens into buf (h->header_bytes long) and sets h->checksum. */
+static void encode_header(kv_file_header *h, const int32_t *tokens, uint8_t *buf)
+{
+    memset(buf, 0, KV_FILE_FIXED_BYTES);
+    memcpy(buf + OFF_MAGIC, KV_FILE_MAGIC, 8);
+    put32(buf + OFF_VERSION, h->version);
+    put32(buf + OFF_PREAMBLE_CHECK, XXH32(buf, PREAMBLE_BYTES, 0));
+    put64(buf + OFF_FINGERPRINT, h->fingerprint);
+    put32(buf + OFF_N_LAYERS, h->n_layers);
+    put32(buf + OFF_N_KV_HEADS, h->n_kv_heads);
+    put32(buf + OFF_K_HEAD_DIM, h->k_head_dim);
+    put32(buf + OFF_V_HEAD_DIM, h->v_head_dim);
+    put32(buf + OFF_PAYLOAD, (uint32_t)h->payload);
+    put32(buf + OFF_CHUNK_TOKENS, h->chunk_tokens);
+    put32(buf + OFF_N_TOKENS, h->n_tokens);
+    put32(buf + OFF_FLAGS, 0);
+    put64(buf + OFF_FILE_BYTES, h->file_bytes);
+    uint8_t *p = buf + KV_FILE_FIXED_BYTES;
+    for (uint32_t l = 0; l < h->n_layers; l++, p += LAYER_ENTRY_BYTES) {
+        put32(p, (uint32_t)h->layers[l].kind);
+        put32(p + 4, h->layers[l].window);
+    }
+    for (uint32_t i = 0; i < h->n_tokens; i++, p += 4)
+        put32(p, (uint32_t)tokens[i]);
+    h->checksum = XXH64(buf, (size_t)(p - buf), 0);
+    put64(p, h->checksum);
+}
+
+/*
+ * Gathers the rows of tokens [a, b) of layer l from the table's blocks into
+ * buf as K[head][token][row] then V[head][token][row] in the payload type.
+ */
+static void gather_chunk(const block_table *t, const kv_file_header *h, uint32_t l, uint32_t a,
+                         uint32_t b, uint8_t *buf, float *scratch)
+{
+    block_pool *pool = block_table_pool(t);
+    const cache_spec *spec = block_pool_spec(pool);
+    uint32_t from = kv_tensor(spec->kv_type), to = payload_tensor(h->payload);
+    for (int v = 0; v < 2; v++) {
+        uint32_t dim = v ? h->v_head_dim : h->k_head_dim;
+        size_t row = kv_payload_row_bytes(h->payload, dim);
+        for (uint32_t head = 0; head < h->n_kv_heads; head++) {
+            for (uint32_t p = a; p < b; p++, buf += row) {
+                uint32_t blk = block_table_block_for(t, l, p);
+                uint32_t slot = p % spec->block_tokens;
+                size_t off = v ? cache_spec_v_offset(spec, head, slot)
+                               : cache_spec_k_offset(spec, head, slot);
+                convert_row(from, block_pool_data(pool, blk) + off, to, buf, row, dim, scratch);
+            }
+        }
+    }
+}
+
+sem_status kv_file_write(int fd, const char *path, const block_table *t,
+                         const kv_file_write_opts *o, uint64_t *file_bytes,
+                         kv_payload *payload_out, sem_err *err)
+{
+    if (!t || !o || !path)
+        return sem_err_set(err, SEM_EINVAL, "kv_file_write: NULL argument");
+    const cache_spec *spec = block_pool_spec(block_table_pool(t));
+    uint32_t n = block_table_n_tokens(t);
+    if (n == 0)
+        return sem_err_set(err, SEM_EINVAL, "%s: the table holds no tokens; nothing to save",
+                           path);
+    kv_payload payload = o->payload == KV_PAYLOAD_DEFAULT ? KV_PAYLOAD_Q8_0 : o->payload;
+    if (!payload_valid(payload))
+        return sem_err_set(err, SEM_EINVAL, "%s: payload type %d is not f16, q8_0 or q4_0",
+                           path, (int)o->payload);
+    if (!kv_payload_fits(payload, spec->k_head_dim, spec->v_head_dim))
+        payload = KV_PAYLOAD_F16;
+
+    kv_file_header h;
+    memset(&h, 0, sizeof h);
+    h.version = KV_FILE_VERSION;
+    h.fingerprint = o->fingerprint;
+    h.n_layers = spec->n_layers;
+    h.n_kv_heads = spec->n_kv_heads;
+    h.k_head_dim = spec->k_head_dim;
+    h.v_head_dim = spec->v_head_dim;
+    h.payload = payload;
+    h.n_tokens = n;
+    memcpy(h.layers, spec->layers, spec->n_layers * sizeof h.layers[0]);
+    uint64_t per_token = token_bytes(&h);
+    uint64_t chunk = o->chunk_tokens ? o->chunk_tokens : KV_FILE_DEFAULT_CHUNK_TOKENS;
+    if (chunk > KV_FILE_MAX_CHUNK_TOKENS)
+        chunk = KV_FILE_MAX_CHUNK_TOKENS;
+    if (chunk * per_token > KV_FILE_MAX_CHUNK_BYTES)
+        chunk = per_token >= KV_FILE_MAX_CHUNK_BYTES ? 1 : KV_FILE_MAX_CHUNK_BYTES / per_token;
+    h.chunk_tokens = (uint32_t)chunk;
+    h.header_bytes = header_bytes_for(h.n_layers, n);
+    h.file_bytes = kv_file_size_for(&h);
+
+    uint8_t *hbuf = malloc(h.header_bytes);
+    uint8_t *cbuf = malloc(chunk * per_token + CHECKSUM_BYTES);
+    uint32_t max_dim = spec->k_head_dim > spec->v_head_dim ? spec->k_head_dim : spec->v_head_dim;
+    float *scratch = malloc(max_dim * sizeof *scratch);
+    sem_status st = SEM_OK;
+    if (!hbuf || !cbuf || !scratch) {
+        st = sem_err_set(err, SEM_ENOMEM, "%s: out of memory for a chunk of %llu bytes", path,
+                         (unsigned long long)(chunk * per_token));
+        goto done;
+    }
+    encode_header(&h, block_table_tokens(t), hbuf);
+    uint64_t off = 0;
+    st = write_all(fd, path, hbuf, h.header_bytes, &off, o, err);
+    for (uint32_t l = 0; st == SEM_OK && l < h.n_layers; l++) {
+        uint32_t first = (uint32_t)(n - kept_tokens(&h, l));
+        for (uint32_t a = first, c = 0; st == SEM_OK && a < n; a += h.chunk_tokens, c++) {
+            uint32_t b = n - a > h.chunk_tokens ? a + h.chunk_tokens : n;
+            size_t bytes = (size_t)((b - a) * per_token);
+            gather_chunk(t, &h, l, a, b, cbuf, scratch);
+            put64(cbuf + bytes, XXH64(cbuf, bytes, chunk_seed(h.checksum, l, c)));
+            st = write_all(fd, path, cbuf, bytes + CHECKSUM_BYTES, &off, o, err);
+        }
+    }
+    if (st == SEM_OK && off != h.file_bytes)
+        st = sem_err_set(err, SEM_EINTERNAL, "%s: wrote %llu bytes, the header says %llu", path,
+                         (unsigned long long)off, (unsigned long long)h.file_bytes);
+    if (st == SEM_OK) {
+        if (file_bytes)
+            *file_bytes = h.file_bytes;
+        if (payload_out)
+            *payload_out = payload;
+    }
+done:
+    free(hbuf);
+    free(cbuf);
+    free(scratch);
+    return st;
+}
+
+/* ------------------------------------------------------------ reading */
+
+/* Reads exactly n bytes at off; a short read is SEM_ECORRUPT (truncated). */
+static sem_status read_at(int fd, const char *path, void *buf, size_t n, uint64_t off,
+                          const char *what, sem_err *err)
+{
+    uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return sem_err_set(err, SEM_EIO, "read %s at offset %llu: %s", path,
+                               (unsigned long long)off, strerror(errno));
+        if (r == 0)
+            return sem_err_set(err, SEM_ECORRUPT, "%s: truncated: the file ends at offset %llu "
+                               "inside the %s", path, (unsigned long long)off, what);
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return SEM_OK;
+}
+
+/* Field ranges of a header whose checksum verified; ECORRUPT names the field. */
+static sem_status check_fields(const kv_file_header *h, const char *path, uint32_t flags,
+                               sem_err *err)
+{
+#define BAD(off, fmt, ...)                                                               \
+    sem_err_set(err, SEM_ECORRUPT, "%s: corrupt header at offset %d: " fmt, path, (int)(off), \
+                __VA_ARGS__)
+    if (h->n_kv_heads == 0 || h->n_kv_heads > CACHE_SPEC_MAX_KV_HEADS)
+        return BAD(OFF_N_KV_HEADS, "n_kv_heads = %u", h->n_kv_heads);
+    if (h->k_head_dim == 0 || h->k_head_dim > CACHE_SPEC_MAX_HEAD_DIM)
+        return BAD(OFF_K_HEAD_DIM, "k_head_dim = %u", h->k_head_dim);
+    if (h->v_head_dim == 0 || h->v_head_dim > CACHE_SPEC_MAX_HEAD_DIM)
+        return BAD(OFF_V_HEAD_DIM, "v_head_dim = %u", h->v_head_dim);
+    if (!payload_valid(h->payload) || !kv_payload_fits(h->payload, h->k_head_dim, h->v_head_dim))
+        return BAD(OFF_PAYLOAD, "payload type %u for head dims %u/%u", (unsigned)h->payload,
+                   h->k_head_dim, h->v_head_dim);
+    if (h->chunk_tokens == 0 || h->chunk_tokens > KV_FILE_MAX_CHUNK_TOKENS ||
+        (h->chunk_tokens > 1 && h->chunk_tokens * token_bytes(h) > KV_FILE_MAX_CHUNK_BYTES))
+        return BAD(OFF_CHUNK_TOKENS, "chunk_tokens = %u", h->chunk_tokens);
+    if (h->n_tokens == 0)
+        return BAD(OFF_N_TOKENS, "n_tokens = %u", h->n_tokens);
+    if (flags != 0)
+        return BAD(OFF_FLAGS, "flags = 0x%x, version 1 defines none", flags);
+    for (uint32_t l = 0; l < h->n_layers; l++) {
+        const cache_layer *ly = &h->layers[l];
+        int ok = (ly->kind == CACHE_ATTN_GLOBAL && ly->window == 0) ||
+                 (ly->kind == CACHE_ATTN_SLIDING && ly->window != 0);
+        if (!ok)
+            return BAD(KV_FILE_FIXED_BYTES + l * LAYER_ENTRY_BYTES, "layer %u kind %u window %u",
+                       l, (unsigned)ly->kind, ly->window);
+    }
+#undef BAD
+    return SEM_OK;
+}
+
+/* Reads and decodes the fixed header into h and raw; checks the preamble and version. */
+static sem_status read_fixed(int fd, const char *path, kv_file_header *h,
+                             uint8_t fixed[KV_FILE_FIXED_BYTES], sem_err *err)
+{
+    sem_status st = read_at(fd, path, fixed, KV_FILE_FIXED_BYTES, 0, "fixed header", err);
+    if (st != SEM_OK)
+        return st;
+    if (memcmp(fixed + OFF_MAGIC, KV_FILE_MAGIC, 8) != 0)
+        return sem_err_set(err, SEM_ECORRUPT,
+                           "%s: not a semantic KV cache file (bad magic at offset 0)", path);
+    if (get32(fixed + OFF_PREAMBLE_CHECK) != XXH32(fixed, PREAMBLE_BYTES, 0))
+        return sem_err_set(err, SEM_ECORRUPT,
+                           "%s: corrupt header: preamble check at offset %d does not match "
+                           "the magic and version",
+                           path, OFF_PREAMBLE_CHECK);
+    h->version = get32(fixed + OFF_VERSION);
+    if (h->version != KV_FILE_VERSION)
+        return sem_err_set(err, SEM_EINCOMPAT,
+                           "%s: format version %u (offset %d); this build reads version %d",
+                           path, h->version, OFF_VERSION, KV_FILE_VERSION);
+    h->fingerprint = get64(fixed + OFF_FINGERPRINT);
+    h->n_layers = get32(fixed + OFF_N_LAYERS);
+    h->n_kv_heads = get32(fixed + OFF_N_KV_HEADS);
+    h->k_head_dim = get32(fixed + OFF_K_HEAD_DIM);
+    h->v_head_dim = get32(fixed + OFF_V_HEAD_DIM);
+    h->payload = (kv_payload)get32(fixed + OFF_PAYLOAD);
+    h->chunk_tokens = get32(fixed + OFF_CHUNK_TOKENS);
+    h->n_tokens = get32(fixed + OFF_N_TOKENS);
+    h->file_bytes = get64(fixed + OFF_FILE_BYTES);
+    return SEM_OK;
+}
+
+sem_status kv_file_read_fixed(int fd, const char *path, kv_file_header *h, sem_err *err)
+{
+    uint8_t fixed[KV_FILE_FIXED_BYTES];
+    memset(h, 0, sizeof *h);
+    return read_fixed(fd, path, h, fixed, err);
+}
+
+sem_status kv_file_read_header(int fd, const char *path, kv_file_header *h, int32_t **tokens,
+                               sem_err *err)
+{
+    if (tokens)
+        *tokens = NULL;
+    memset(h, 0, sizeof *h);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        return sem_err_set(err, SEM_EIO, "stat %s: %s", path, strerror(errno));
+    uint64_t size = (uint64_t)sb.st_size;
+
+    uint8_t fixed[KV_FILE_FIXED_BYTES];
+    sem_status st = read_fixed(fd, path, h, fixed, err);
+    if (st != SEM_OK)
+        return st;
+    uint32_t flags = get32(fixed + OFF_FLAGS);
+
+    /* Sizes that decide how much more to read, before any allocation. */
+    if (h->n_layers == 0 || h->n_layers > CACHE_SPEC_MAX_LAYERS)
+        return sem_err_set(err, SEM_ECORRUPT, "%s: corrupt header at offset %d: n_layers = %u",
+                           path, OFF_N_LAYERS, h->n_layers);
+    h->header_bytes = header_bytes_for(h->n_layers, h->n_tokens);
+    if (h->header_bytes > size)
+        return sem_err_set(err, SEM_ECORRUPT,
+                           "%s: truncated: the file is %llu bytes, its header alone needs %llu "
+                           "(n_tokens = %u at offset %d)",
+                           path, (unsigned long long)size, (unsigned long long)h->header_bytes,
+                           h->n_tokens, OFF_N_TOKENS);
+
+    uint8_t *buf = malloc(h->header_bytes);
+    int32_t *tok = tokens ? malloc((size_t)h->n_tokens * sizeof *tok + 1) : NULL;
+    if (!buf || (tokens && !tok)) {
+        free(buf);
+        free(tok);
+        return sem_err_set(err, SEM_ENOMEM, "%s: out of memory for a header of %llu bytes",
+                           path, (unsigned long long)h->header_bytes);
+    }
+    memcpy(buf, fixed, sizeof fixed);
+    size_t rest = (size_t)h->header_bytes - sizeof fixed;
+    st = read_at(fd, path, buf + sizeof fixed, rest, sizeof fixed, "header", err);
+    if (st != SEM_OK)
+        goto fail;
+    size_t body = (size_t)h->header_bytes - CHECKSUM_BYTES;
+    h->checksum = get64(buf + body);
+    if (XXH64(buf, body, 0) != h->checksum) {
+        st = sem_err_set(err, SEM_ECORRUPT,
+                         "%s: corrupt header: checksum at offset %zu does not match bytes "
+                         "0..%zu (layer table or tokens damaged)",
+                         path, body, body);
+        goto fail;
+    }
+    const uint8_t *p = buf + KV_FILE_FIXED_BYTES;
+    for (uint32_t l = 0; l < h->n_layers; l++, p += LAYER_ENTRY_BYTES) {
+        h->layers[l].kind = (cache_attn_kind)get32(p);
+        h->layers[l].window = get32(p + 4);
+    }
+    if (tok)
+        for (uint32_t i = 0; i < h->n_tokens; i++, p += 4)
+            tok[i] = (int32_t)get32(p);
+    st = check_fields(h, path, flags, err);
+    if (st != SEM_OK)
+        goto fail;
+    uint64_t expect = kv_file_size_for(h);
+    if (expect != h->file_bytes) {
+        st = sem_err_set(err, SEM_ECORRUPT,
+                         "%s: corrupt header: file_bytes at offset %d is %llu, the geometry "
+                         "gives %llu",
+                         path, OFF_FILE_BYTES, (unsigned long long)h->file_bytes,
+                         (unsigned long long)expect);
+        goto fail;
+    }
+    if (size != expect) {
+        st = sem_err_set(err, SEM_ECORRUPT,
+                         size < expect ? "%s: truncated: the file is %llu bytes, its header "
+                                         "describes %llu (data missing from offset %llu)"
+                                       : "%s: the file is %llu bytes, its header describes "
+                                         "%llu (unexpected data from offset %llu)",
+                         path, (unsigned long long)size, (unsigned long long)expect,
+                         (unsigned long long)(size < expect ? size : expect));
+        goto fail;
+    }
+    free(buf);
+    if (tokens)
+        *tokens = tok;
+    return SEM_OK;
+fail:
+    free(buf);
+    free(tok);
+    return st;
+}
+
+sem_status kv_file_check(const kv_file_header *h, const char *path, uint64_t fingerprint,
+                         const cache_spec *spec, sem_err *err)
+{
+    if (h->fingerprint != fingerprint)
+        return sem_err_set(err, SEM_EINCOMPAT,
+                           "%s: written for another model (fingerprint %016llx, this model's "
+                           "is %016llx)",
+                           path, (unsigned long long)h->fingerprint,
+                           (unsigned long long)fingerprint);
+    if (!spec)
+        return SEM_OK;
+    if (h->n_layers != spec->n_layers || h->n_kv_heads != spec->n_kv_heads ||
+        h->k_head_dim != spec->k_head_dim || h->v_head_dim != spec->v_head_dim)
+        return sem_err_set(err, SEM_EINCOMPAT,
+                           "%s: KV geometry %u layers x %u KV heads x %u/%u dims, the pool "
+                           "has %u x %u x %u/%u",
+                           path, h->n_layers, h->n_kv_heads, h->k_head_dim, h->v_head_dim,
+                           spec->n_layers, spec->n_kv_heads, spec->k_head_dim,
+                           spec->v_head_dim);
+    for (uint32_t l = 0; l < h->n_layers; l++)
+        if (h->layers[l].kind != spec->layers[l].kind ||
+            h->layers[l].window != spec->layers[l].window)
+            return sem_err_set(err, SEM_EINCOMPAT,
+                               "%s: layer %u is %s with window %u, the pool's is %s with "
+                               "window %u",
+                               path, l, h->layers[l].kind == CACHE_ATTN_SLIDING ? "sliding"
+                                                                                 : "global",
+                               h->layers[l].window,
+                               spec->layers[l].kind == CACHE_ATTN_SLIDING ? "sliding" : "global",
+                               spec->layers[l].window);
+    return SEM_OK;
+}
+
+/* Scatters a verified chunk (layout of gather_chunk) into the table's blocks. */
+static void scatter_chunk(block_table *t, const kv_file_header *h, uint32_t l, uint32_t a,
+                          uint32_t b, const uint8_t *buf, float *scratch)
+{
+    block_pool *pool = block_table_pool(t);
+    const cache_spec *spec = block_pool_spec(pool);
+    uint32_t from = payload_tensor(h->payload), to = kv_tensor(spec->kv_type);
+    for (int v = 0; v < 2; v++) {
+        uint32_t dim = v ? h->v_head_dim : h->k_head_dim;
+        size_t row = kv_payload_row_bytes(h->payload, dim);
+        size_t dst_row = cache_spec_row_bytes(spec->kv_type, dim);
+        for (uint32_t head = 0; head < h->n_kv_heads; head++) {
+            for (uint32_t p = a; p < b; p++, buf += row) {
+                uint32_t blk = block_table_block_for(t, l, p);
+                uint32_t slot = p % spec->block_tokens;
+                size_t off = v ? cache_spec_v_offset(spec, head, slot)
+                               : cache_spec_k_offset(spec, head, slot);
+                convert_row(from, buf, to, block_pool_data(pool, blk) + off, dst_row, dim,
+                            scratch);
+            }
+        }
+    }
+}
+
+sem_status kv_file_read(int fd, const char *path, uint64_t fingerprint, block_pool *pool,
+                        const char *owner_name, block_table **out, kv_file_header *hout,
+                        sem_err *err)
+{
+    *out = NULL;
+    if (!pool || !path)
+        return sem_err_set(err, SEM_EINVAL, "kv_file_read: NULL argument");
+    kv_file_header *h = malloc(sizeof *h);
+    if (!h)
+        return sem_err_set(err, SEM_ENOMEM, "%s: out of memory", path);
+    int32_t *tokens = NULL;
+    uint8_t *cbuf = NULL;
+    float *scratch = NULL;
+    block_table *t = NULL;
+    const cache_spec *spec = block_pool_spec(pool);
+    sem_status st = kv_file_read_header(fd, path, h, &tokens, err);
+    if (st == SEM_OK)
+        st = kv_file_check(h, path, fingerprint, spec, err);
+    if (st != SEM_OK)
+        goto done;
+
+    uint64_t per_token = token_bytes(h);
+    uint32_t max_dim = h->k_head_dim > h->v_head_dim ? h->k_head_dim : h->v_head_dim;
+    cbuf = malloc(h->chunk_tokens * per_token + CHECKSUM_BYTES);
+    scratch = malloc(max_dim * sizeof *scratch);
+    if (!cbuf || !scratch) {
+        st = sem_err_set(err, SEM_ENOMEM, "%s: out of memory for a chunk of %llu bytes", path,
+                         (unsigned long long)(h->chunk_tokens * per_token));
+        goto done;
+    }
+    t = block_table_create(pool, owner_name, err);
+    if (!t) {
+        st = err ? err->status : SEM_ENOMEM;
+        goto done;
+    }
+    st = block_table_restore(t, tokens, h->n_tokens, err);
+    uint64_t off = h->header_bytes;
+    uint32_t n = h->n_tokens;
+    for (uint32_t l = 0; st == SEM_OK && l < h->n_layers; l++) {
+        uint32_t first = (uint32_t)(n - kept_tokens(h, l));
+        for (uint32_t a = first, c = 0; st == SEM_OK && a < n; a += h->chunk_tokens, c++) {
+            uint32_t b = n - a > h->chunk_tokens ? a + h->chunk_tokens : n;
+            size_t bytes = (size_t)((b - a) * per_token);
+            st = read_at(fd, path, cbuf, bytes + CHECKSUM_BYTES, off, "payload", err);
+            if (st != SEM_OK)
+                break;
+            uint64_t want = get64(cbuf + bytes);
+            if (XXH64(cbuf, bytes, chunk_seed(h->checksum, l, c)) != want) {
+                st = sem_err_set(err, SEM_ECORRUPT,
+                                 "%s: corrupt payload: layer %u chunk %u (tokens %u..%u) at "
+                                 "offset %llu..%llu fails its checksum",
+                                 path, l, c, a, b - 1, (unsigned long long)off,
+                                 (unsigned long long)(off + bytes + CHECKSUM_BYTES - 1));
+                break;
+            }
+            scatter_chunk(t, h, l, a, b, cbuf, scratch);
+            off += bytes + CHECKSUM_BYTES;
+        }
+    }
+done:
+    if (st == SEM_OK) {
+        *out = t;
+        if (hout)
+            *hout = *h;
+    } else {
+        block_table_destroy(t);
+    }
+    free(h);
+    free(tokens);
+    free(cbuf);
+    free(scratch);
+    return st;
+}
