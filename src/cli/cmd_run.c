@@ -25,9 +25,11 @@
 #include "app/sampler.h"
 #include "app/stop_strings.h"
 #include "app/utf8.h"
+#include "domain/agent_id.h"
 #include "cli.h"
 #include "eval.h"
 #include "session.h"
+#include "stack.h"
 
 typedef struct run_args {
     session_opts so;
@@ -38,6 +40,7 @@ typedef struct run_args {
     size_t n_stops;
     int special, json, echo_logprobs, seed_given, chat;
     const char *system, *chat_template;
+    const char *agent, *cache_dir, *cache_type;
 } run_args;
 
 typedef struct run_state {
@@ -75,12 +78,17 @@ static void usage(void)
             "      --chat-template NAME with --chat: use a built-in template instead\n"
             "      --kv-type TYPE       f16 (default) or q8_0\n"
             "      --isa NAME           kernels: portable, avx2, avx512 (default: best)\n"
+            "      --agent ID           use and keep agent ID's memory (KV reused across runs)\n"
+            "      --cache-dir DIR      with --agent: where agent memory lives on disk\n"
+            "                           (default: $XDG_DATA_HOME/semantic/cache)\n"
+            "      --cache-type TYPE    with --agent: f16, q8_0 (default) or q4_0 on disk\n"
             "      --json               print a JSON summary as the last line\n"
             "      --echo-logprobs      with --json: log-probability of each prompt token\n");
 }
 
 enum { O_TEMP = 256, O_TOPK, O_TOPP, O_MINP, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP,
-       O_SPECIAL, O_JSON, O_ECHO, O_KV, O_ISA, O_CHAT, O_SYSTEM, O_TEMPLATE };
+       O_SPECIAL, O_JSON, O_ECHO, O_KV, O_ISA, O_CHAT, O_SYSTEM, O_TEMPLATE, O_AGENT, O_CDIR,
+       O_CTYPE };
 
 static sem_status parse_args(int argc, char **argv, run_args *a, sem_err *err)
 {
@@ -98,6 +106,8 @@ static sem_status parse_args(int argc, char **argv, run_args *a, sem_err *err)
         {"isa", required_argument, 0, O_ISA},   {"chat", no_argument, 0, O_CHAT},
         {"system", required_argument, 0, O_SYSTEM},
         {"chat-template", required_argument, 0, O_TEMPLATE},
+        {"agent", required_argument, 0, O_AGENT}, {"cache-dir", required_argument, 0, O_CDIR},
+        {"cache-type", required_argument, 0, O_CTYPE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     *a = (run_args){.so = session_defaults(), .n_predict = 128, .sp = sampler_defaults()};
@@ -148,6 +158,9 @@ static sem_status parse_args(int argc, char **argv, run_args *a, sem_err *err)
         case O_CHAT: a->chat = 1; break;
         case O_SYSTEM: a->system = optarg; break;
         case O_TEMPLATE: a->chat_template = optarg; break;
+        case O_AGENT: a->agent = optarg; break;
+        case O_CDIR: a->cache_dir = optarg; break;
+        case O_CTYPE: a->cache_type = optarg; break;
         case 'h': usage(); exit(0);
         default: return sem_err_set(err, SEM_EINVAL, "unknown option (see --help)");
         }
@@ -160,6 +173,12 @@ static sem_status parse_args(int argc, char **argv, run_args *a, sem_err *err)
         return sem_err_set(err, SEM_EINVAL, "--echo-logprobs needs --json");
     if ((a->system || a->chat_template) && !a->chat)
         return sem_err_set(err, SEM_EINVAL, "--system and --chat-template need --chat");
+    if ((a->cache_dir || a->cache_type) && !a->agent)
+        return sem_err_set(err, SEM_EINVAL, "--cache-dir and --cache-type need --agent");
+    if (a->agent && a->echo_logprobs)
+        return sem_err_set(err, SEM_EINVAL, "--echo-logprobs cannot be used with --agent");
+    if (a->agent && agent_id_validate(a->agent, err) != SEM_OK)
+        return SEM_EINVAL;
     if (!a->seed_given)
         a->sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     a->so.progress = isatty(2);
@@ -178,10 +197,11 @@ static void on_prompt_logits(void *user, uint32_t pos, const float *logits)
 }
 
 /* The prompt as one user turn (after an optional system turn). */
-static sem_status chat_tokens(run_state *r, const run_args *a, sem_err *err)
+static sem_status chat_tokens(const model *m, const run_args *a, int32_t **out, size_t *n,
+                              sem_err *err)
 {
     sem_err warning = {0};
-    chat_template *t = chat_prompt_template(r->s.m, a->chat_template, &warning, err);
+    chat_template *t = chat_prompt_template(m, a->chat_template, &warning, err);
     if (!t)
         return err->status;
     if (warning.status != SEM_OK)
@@ -190,19 +210,25 @@ static sem_status chat_tokens(run_state *r, const run_args *a, sem_err *err)
     if (a->system)
         json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", a->system));
     json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", a->prompt));
-    sem_status st = chat_prompt_tokens(r->s.m, t, msgs, NULL, NULL, true, NULL, &r->prompt,
-                                       &r->n_prompt, err);
+    sem_status st = chat_prompt_tokens(m, t, msgs, NULL, NULL, true, NULL, out, n, err);
     json_decref(msgs);
     chat_template_free(t);
     return st;
 }
 
+/* The prompt's tokens: a chat turn, or the text with BOS as the model says. */
+static sem_status prompt_tokens(const model *m, const run_args *a, int32_t **out, size_t *n,
+                                sem_err *err)
+{
+    if (a->chat)
+        return chat_tokens(m, a, out, n, err);
+    return tokenizer_encode(model_tokenizer(m), a->prompt, strlen(a->prompt), 1, a->special, out,
+                            n, err);
+}
+
 static sem_status prefill(run_state *r, const run_args *a, sem_err *err)
 {
-    const tokenizer *tk = model_tokenizer(r->s.m);
-    sem_status st = a->chat ? chat_tokens(r, a, err)
-                            : tokenizer_encode(tk, a->prompt, strlen(a->prompt), 1, a->special,
-                                               &r->prompt, &r->n_prompt, err);
+    sem_status st = prompt_tokens(r->s.m, a, &r->prompt, &r->n_prompt, err);
     if (st != SEM_OK)
         return st;
     if (r->n_prompt == 0)
@@ -354,6 +380,96 @@ static void print_json(const run_state *r, const run_args *a)
     json_decref(o);
 }
 
+/* ---------------------------------------------------------------- agent path */
+
+/*
+ * With --agent the request goes through the batching engine and the
+ * agent's memory: the KV kept from earlier runs (on disk between
+ * processes) is reused up to the first token that differs.
+ */
+static int run_with_agent(const run_args *a)
+{
+    stack_opts so = stack_defaults();
+    so.model_path = a->so.model_path;
+    so.cache_dir = a->cache_dir;
+    so.cache_type = a->cache_type;
+    so.kv_type = a->so.kv_type;
+    so.ctx = a->so.ctx;
+    so.threads = a->so.threads;
+    so.isa = a->so.isa;
+    so.max_batch = 1;
+    so.quiet = !isatty(2);
+    stack st;
+    sem_err err = {0};
+    if (stack_open(&st, &so, &err) != SEM_OK)
+        return cli_fail("run", &err);
+    int32_t *prompt = NULL, *gen = NULL;
+    size_t n_prompt = 0;
+    uint32_t n_gen = 0;
+    gen_request *r = NULL;
+    generation_port gp = engine_generation_port(st.e);
+    double t0 = cli_now_ms();
+    sem_status s = prompt_tokens(st.m, a, &prompt, &n_prompt, &err);
+    if (s == SEM_OK) {
+        gen_params p = {.agent_id = a->agent, .prompt = prompt, .n_prompt = (uint32_t)n_prompt,
+                        .max_tokens = a->n_predict, .stop = a->stops, .n_stop = a->n_stops};
+        p.sampling = (gen_sampling){a->sp.temperature, a->sp.top_p, a->sp.min_p, a->sp.top_k,
+                                    a->sp.repeat_penalty, a->sp.presence_penalty,
+                                    a->sp.frequency_penalty, a->sp.repeat_last_n, a->sp.seed};
+        s = gp.ops->submit(gp.self, &p, &r, &err);
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    while (s == SEM_OK) {
+        if (cap - len < 4096 && !(text = realloc(text, cap = cap * 2 + 8192))) {
+            s = sem_err_set(&err, SEM_ENOMEM, "out of memory");
+            break;
+        }
+        size_t n = 0;
+        int done = gp.ops->read(gp.self, r, text + len, cap - len - 1, &n, -1);
+        fwrite(text + len, 1, n, stdout);
+        fflush(stdout);
+        len += n;
+        if (done)
+            break;
+    }
+    gen_result res = r ? gp.ops->result(gp.self, r) : (gen_result){0};
+    if (s == SEM_OK && res.finish == GEN_ERROR) {
+        err = res.error;
+        s = err.status;
+    }
+    if (s == SEM_OK)
+        s = gp.ops->tokens(gp.self, r, &gen, &n_gen, &err);
+    double total = cli_now_ms() - t0;
+    printf("\n");
+    if (s == SEM_OK && a->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "prompt_tokens", int_array(prompt, n_prompt));
+        json_object_set_new(o, "tokens", int_array(gen, n_gen));
+        json_object_set_new(o, "text", json_stringn(text ? text : "", len));
+        json_object_set_new(o, "finish_reason", json_string(gen_finish_name(res.finish)));
+        json_object_set_new(o, "cached_tokens", json_integer(res.cached_tokens));
+        json_object_set_new(o, "ttft_ms", json_real(res.ttft_ms));
+        double prefill_s = res.ttft_ms / 1e3, decode_s = (res.total_ms - res.ttft_ms) / 1e3;
+        json_object_set_new(o, "prefill_tok_s",
+                            json_real(prefill_s > 0 ? (n_prompt - res.cached_tokens) / prefill_s : 0));
+        json_object_set_new(o, "decode_tok_s",
+                            json_real(decode_s > 0 && n_gen > 1 ? (n_gen - 1) / decode_s : 0));
+        json_object_set_new(o, "total_ms", json_real(total));
+        char *d = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", d ? d : "{}");
+        free(d);
+        json_decref(o);
+    }
+    if (r)
+        gp.ops->release(gp.self, r);
+    free(text);
+    free(gen);
+    free(prompt);
+    stack_close(&st, 10000); /* writes the agent's memory before exiting */
+    return s == SEM_OK ? 0 : cli_fail("run", &err);
+}
+
 int cmd_run(int argc, char **argv)
 {
     run_args a;
@@ -363,6 +479,8 @@ int cmd_run(int argc, char **argv)
         usage();
         return cli_fail("run", &err);
     }
+    if (a.agent)
+        return run_with_agent(&a);
     if (session_open(&r.s, &a.so, &err) != SEM_OK)
         return cli_fail("run", &err);
     r.t_start = cli_now_ms();

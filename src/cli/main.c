@@ -18,6 +18,7 @@ static void usage(FILE *out)
             "  info        describe a GGUF file\n"
             "  bench       prompt-processing and generation speed\n"
             "  mkmodel     write a random-weight model of a real shape\n"
+            "  agents      list, show or remove the agents kept on disk\n"
             "  serve       start the HTTP server (not available yet)\n"
             "  version     print the version\n"
             "  help        show this help\n"
@@ -43,7 +44,8 @@ int main(int argc, char **argv)
                 {"tokenize", cmd_tokenize},
                 {"info", cmd_info},
                 {"bench", cmd_bench},
-                {"mkmodel", cmd_mkmodel}};
+                {"mkmodel", cmd_mkmodel},
+                {"agents", cmd_agents}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0)
             return cmds[i].fn(argc - 1, argv + 1);

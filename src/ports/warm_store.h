@@ -34,7 +34,7 @@ typedef struct warm_info {
     uint64_t bytes;         /* file size */
     int64_t created_ms;     /* unix time of the first save */
     int64_t last_use_ms;    /* unix time of the last save or load */
-    uint64_t hits;          /* loads served, and uses recorded by touch() */
+    uint64_t hits;          /* requests that reused the agent's memory (touch()) */
     uint64_t tokens_saved;  /* prompt tokens not recomputed thanks to this agent's memory */
 } warm_info;
 
@@ -51,7 +51,8 @@ typedef struct warm_store_ops {
      * Reads key's file into a new table whose blocks come from pool (its
      * owner named after the key). SEM_ENOTFOUND without a file; SEM_EPOOL
      * (nothing kept) when the pool has no room; SEM_ECORRUPT /
-     * SEM_EINCOMPAT after quarantining a bad file. Counts a hit.
+     * SEM_EINCOMPAT after quarantining a bad file. Sets the last use; hits
+     * are counted by touch(), which the engine calls for every reuse.
      */
     sem_status (*load)(void *self, const char *key, block_pool *pool, block_table **out,
                        sem_err *err);

@@ -425,11 +425,11 @@ static sem_status ds_load(void *self, const char *key, block_pool *pool, block_t
         } else if (st == SEM_OK) {
             int64_t now = now_ms(s);
             sem_err ierr = {0};
-            sem_status ist = agent_index_touch(s->index, key, s->fingerprint, now, 1, 0, &ierr);
+            sem_status ist = agent_index_touch(s->index, key, s->fingerprint, now, 0, 0, &ierr);
             if (ist == SEM_ENOTFOUND) { /* a file the index lost: describe it again */
                 agent_row r = {.tokens = h->n_tokens, .bytes = h->file_bytes,
                                .fingerprint = h->fingerprint, .payload = h->payload,
-                               .created_ms = now, .last_use_ms = now, .hits = 1};
+                               .created_ms = now, .last_use_ms = now};
                 snprintf(r.key, sizeof r.key, "%s", key);
                 file_name(r.file, sizeof r.file, key);
                 ist = agent_index_put(s->index, &r, &ierr);
