@@ -230,13 +230,14 @@ static void quarantine(disk_store *s, const char *name, const char *key, sem_err
 
 /*
  * Deletes least recently used files of this model, never `keep`, until the
- * total fits the budget or only `keep` is left. Called with no key marked;
+ * total plus `delta` (the growth a save about to happen brings) fits the
+ * budget or only `keep` is left. Called with no key marked;
  * it marks one key at a time (waiting for an operation on it to end), so
  * it cannot deadlock. A candidate whose row changed after the listing was
  * just used (or replaced, or removed) and is skipped; the listing is
  * redone while that leaves the total over budget (a few passes at most).
  */
-static void enforce_budget(disk_store *s, const char *keep)
+static void enforce_budget(disk_store *s, const char *keep, int64_t delta)
 {
     sem_err ierr = {0};
     int deleted = 0;
@@ -246,7 +247,7 @@ static void enforce_budget(disk_store *s, const char *keep)
             logf_(s, "disk budget: %s", ierr.detail);
             break;
         }
-        if (total <= s->budget)
+        if ((int64_t)total + delta <= (int64_t)s->budget)
             break;
         agent_row *rows = NULL;
         size_t n = 0;
@@ -255,7 +256,7 @@ static void enforce_budget(disk_store *s, const char *keep)
             break;
         }
         int skipped = 0;
-        for (size_t i = 0; i < n && total > s->budget; i++) {
+        for (size_t i = 0; i < n && (int64_t)total + delta > (int64_t)s->budget; i++) {
             const char *key = rows[i].key;
             if (strcmp(key, keep) == 0)
                 continue;
@@ -360,13 +361,33 @@ static sem_status ds_save(void *self, const char *key, const block_table *t, sem
         return sem_err_set(err, SEM_EINVAL, "saving agent '%s': NULL table", key);
     if (block_table_n_tokens(t) == 0)
         return sem_err_set(err, SEM_EINVAL, "saving agent '%s': the table holds no tokens", key);
+    if (s->budget) {
+        /* Make room first, so the files never exceed the budget. */
+        kv_file_write_opts wo = {.fingerprint = s->fingerprint, .payload = s->payload,
+                                 .chunk_tokens = s->chunk_tokens};
+        kv_file_header h;
+        sem_status pst = kv_file_plan(t, &wo, &h, err);
+        if (pst != SEM_OK)
+            return pst;
+        if (h.file_bytes > s->budget)
+            return sem_err_set(err, SEM_ETOOLARGE,
+                               "saving agent '%s': its file of %llu bytes exceeds the disk "
+                               "budget of %llu bytes",
+                               key, (unsigned long long)h.file_bytes,
+                               (unsigned long long)s->budget);
+        agent_row old;
+        uint64_t old_bytes = 0;
+        if (agent_index_get(s->index, key, &old, NULL) == SEM_OK && old.fingerprint == s->fingerprint)
+            old_bytes = old.bytes;
+        enforce_budget(s, key, (int64_t)h.file_bytes - (int64_t)old_bytes);
+    }
     sem_status st = key_begin(s, key, err);
     if (st != SEM_OK)
         return st;
     st = save_marked(s, key, t, err);
     key_release(s, key);
     if (st == SEM_OK && s->budget)
-        enforce_budget(s, key);
+        enforce_budget(s, key, 0);
     return st;
 }
 

@@ -280,17 +280,16 @@ static void gather_chunk(const block_table *t, const kv_file_header *h, uint32_t
     }
 }
 
-sem_status kv_file_write(int fd, const char *path, const block_table *t,
-                         const kv_file_write_opts *o, uint64_t *file_bytes,
-                         kv_payload *payload_out, sem_err *err)
+sem_status kv_file_plan(const block_table *t, const kv_file_write_opts *o, kv_file_header *out,
+                        sem_err *err)
 {
-    if (!t || !o || !path)
-        return sem_err_set(err, SEM_EINVAL, "kv_file_write: NULL argument");
+    const char *path = "kv file";
+    if (!t || !o)
+        return sem_err_set(err, SEM_EINVAL, "kv_file_plan: NULL argument");
     const cache_spec *spec = block_pool_spec(block_table_pool(t));
     uint32_t n = block_table_n_tokens(t);
     if (n == 0)
-        return sem_err_set(err, SEM_EINVAL, "%s: the table holds no tokens; nothing to save",
-                           path);
+        return sem_err_set(err, SEM_EINVAL, "the table holds no tokens; nothing to save");
     kv_payload payload = o->payload == KV_PAYLOAD_DEFAULT ? KV_PAYLOAD_Q8_0 : o->payload;
     if (!payload_valid(payload))
         return sem_err_set(err, SEM_EINVAL, "%s: payload type %d is not f16, q8_0 or q4_0",
@@ -318,6 +317,29 @@ sem_status kv_file_write(int fd, const char *path, const block_table *t,
     h.chunk_tokens = (uint32_t)chunk;
     h.header_bytes = header_bytes_for(h.n_layers, n);
     h.file_bytes = kv_file_size_for(&h);
+
+    *out = h;
+    return SEM_OK;
+}
+
+sem_status kv_file_write(int fd, const char *path, const block_table *t,
+                         const kv_file_write_opts *o, uint64_t *file_bytes,
+                         kv_payload *payload_out, sem_err *err)
+{
+    if (!t || !o || !path)
+        return sem_err_set(err, SEM_EINVAL, "kv_file_write: NULL argument");
+    const cache_spec *spec = block_pool_spec(block_table_pool(t));
+    uint32_t n = block_table_n_tokens(t);
+    if (n == 0)
+        return sem_err_set(err, SEM_EINVAL, "%s: the table holds no tokens; nothing to save",
+                           path);
+    kv_file_header h;
+    sem_status pst = kv_file_plan(t, o, &h, err);
+    if (pst != SEM_OK)
+        return pst;
+    kv_payload payload = h.payload;
+    uint64_t per_token = token_bytes(&h);
+    uint64_t chunk = h.chunk_tokens;
 
     uint8_t *hbuf = malloc(h.header_bytes);
     uint8_t *cbuf = malloc(chunk * per_token + CHECKSUM_BYTES);

@@ -116,6 +116,11 @@ typedef struct kv_file_write_opts {
  * *payload_out (may be NULL) the payload type used. SEM_EINVAL for an
  * empty table or bad options, SEM_EIO when a write fails.
  */
+/* The header kv_file_write would write for t (its file_bytes is the size
+ * of the whole file), without writing anything. */
+sem_status kv_file_plan(const block_table *t, const kv_file_write_opts *o, kv_file_header *out,
+                        sem_err *err);
+
 sem_status kv_file_write(int fd, const char *path, const block_table *t,
                          const kv_file_write_opts *o, uint64_t *file_bytes,
                          kv_payload *payload_out, sem_err *err);
