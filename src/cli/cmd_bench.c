@@ -8,6 +8,12 @@
  * Each test runs once to warm up, then R times; the median, min and max
  * tokens/s are reported.
  *
+ * With --memory N1,N2,..., the time to first token of an agent's request of
+ * N tokens is measured cold (nothing cached), hot (the same agent again:
+ * its KV in the pool) and warm (a new engine, pool and store on the same
+ * folder: the KV read from disk), each the median of R runs, with the
+ * bytes per token of the agent's file in --cache-type.
+ *
  * With --parallel N, tg runs N sequences through the batching engine at
  * once (each with a 4-token prompt, generating N_GEN tokens) and reports
  * the aggregate decode rate (all tokens / wall time) and the mean rate
@@ -23,6 +29,7 @@
 #include "app/engine.h"
 #include "cli.h"
 #include "session.h"
+#include "stack.h"
 
 typedef struct stats {
     double median, min, max;
@@ -140,6 +147,148 @@ static sem_status measure_parallel(session *s, uint32_t n_seq, uint32_t n_gen, i
     return st;
 }
 
+/* One request of agent `id`; returns its time to first token. */
+static sem_status agent_ttft(stack *st, const char *id, const int32_t *prompt, uint32_t n,
+                             double *ttft, uint32_t *cached, sem_err *err)
+{
+    generation_port gp = engine_generation_port(st->e);
+    gen_params p = {.agent_id = id, .prompt = prompt, .n_prompt = n, .max_tokens = 1};
+    p.sampling = (gen_sampling){.temperature = 0, .top_p = 1, .repeat_penalty = 1};
+    gen_request *r = NULL;
+    sem_status s = gp.ops->submit(gp.self, &p, &r, err);
+    if (s != SEM_OK)
+        return s;
+    char buf[256];
+    size_t got;
+    while (!gp.ops->read(gp.self, r, buf, sizeof buf, &got, -1)) {
+    }
+    gen_result res = gp.ops->result(gp.self, r);
+    gp.ops->release(gp.self, r);
+    if (res.finish == GEN_ERROR) {
+        *err = res.error;
+        return err->status;
+    }
+    *ttft = res.ttft_ms;
+    *cached = res.cached_tokens;
+    return SEM_OK;
+}
+
+typedef struct memory_row {
+    uint32_t n;
+    stats cold, hot, warm;
+    double bytes_per_token;
+} memory_row;
+
+/* Cold, hot and warm for n tokens, `reps` times (a new agent each time). */
+static sem_status memory_point(const stack_opts *so, uint32_t n, int reps, uint32_t vocab,
+                               memory_row *row, sem_err *err)
+{
+    double cold[64], hot[64], warm[64];
+    int32_t *prompt = malloc(n * sizeof *prompt);
+    if (!prompt)
+        return sem_err_set(err, SEM_ENOMEM, "out of memory");
+    sem_status s = SEM_OK;
+    row->n = n;
+    for (int r = 0; s == SEM_OK && r < reps; r++) {
+        char id[64];
+        snprintf(id, sizeof id, "bench-%u-%d-%lld", n, r, (long long)cli_now_ms());
+        for (uint32_t i = 0; i < n; i++)
+            prompt[i] = (int32_t)((i * 7919u + (uint32_t)r * 104729u + 13u) % vocab);
+        stack st;
+        uint32_t cached = 0;
+        if ((s = stack_open(&st, so, err)) != SEM_OK)
+            break;
+        s = agent_ttft(&st, id, prompt, n, &cold[r], &cached, err);
+        if (s == SEM_OK)
+            s = agent_ttft(&st, id, prompt, n, &hot[r], &cached, err);
+        stack_close(&st, 60000); /* saves the agent */
+        if (s != SEM_OK || (s = stack_open(&st, so, err)) != SEM_OK)
+            break;
+        s = agent_ttft(&st, id, prompt, n, &warm[r], &cached, err);
+        if (s == SEM_OK && cached != n - 1)
+            s = sem_err_set(err, SEM_EINTERNAL, "warm run reused %u of %u tokens", cached, n);
+        agent_info ai;
+        agent_store as = engine_agent_store(st.e);
+        if (s == SEM_OK && as.ops->get(as.self, id, &ai, err) == SEM_OK)
+            row->bytes_per_token = (double)ai.disk_bytes / (n - 1);
+        if (s == SEM_OK)
+            as.ops->remove(as.self, id, NULL);
+        stack_close(&st, 60000);
+    }
+    free(prompt);
+    if (s == SEM_OK) {
+        row->cold = summarize(cold, reps);
+        row->hot = summarize(hot, reps);
+        row->warm = summarize(warm, reps);
+    }
+    return s;
+}
+
+static json_t *stats_json(stats s);
+
+static int bench_memory(const session_opts *so, const char *sizes, const char *cache_dir,
+                        const char *cache_type, int reps, int json)
+{
+    uint32_t n[16];
+    int count = 0;
+    sem_err err = {0};
+    for (const char *p = sizes; *p && count < 16;) {
+        char *end;
+        unsigned long v = strtoul(p, &end, 10);
+        if (end == p || v < 2 || v > 1u << 20) {
+            sem_err_set(&err, SEM_EINVAL, "--memory: '%s' is not a list of token counts", sizes);
+            return cli_fail("bench", &err);
+        }
+        n[count++] = (uint32_t)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    uint32_t max = 0;
+    for (int i = 0; i < count; i++)
+        max = n[i] > max ? n[i] : max;
+    stack_opts st = stack_defaults();
+    st.model_path = so->model_path;
+    st.cache_dir = cache_dir ? cache_dir : "var/bench-cache";
+    st.cache_type = cache_type;
+    st.ctx = max + 1;
+    st.max_batch = 1;
+    st.threads = so->threads;
+    st.isa = so->isa;
+    st.quiet = 1;
+    model *m = model_load(so->model_path, &err);
+    if (!m)
+        return cli_fail("bench", &err);
+    uint32_t vocab = model_hparams_of(m)->n_vocab;
+    model_free(m);
+    memory_row rows[16];
+    for (int i = 0; i < count; i++)
+        if (memory_point(&st, n[i], reps, vocab, &rows[i], &err) != SEM_OK)
+            return cli_fail("bench", &err);
+    printf("agent memory, %s on disk, %d repetitions: time to first token in ms (median, "
+           "min-max)\n", cache_type ? cache_type : "q8_0", reps);
+    printf("%8s %22s %22s %22s %10s %12s\n", "tokens", "cold", "hot", "warm", "cold/warm",
+           "bytes/token");
+    for (int i = 0; i < count; i++) {
+        memory_row *r = &rows[i];
+        printf("%8u %8.1f (%5.0f-%5.0f) %8.2f (%5.1f-%5.1f) %8.1f (%5.1f-%5.1f) %9.0fx %12.0f\n",
+               r->n, r->cold.median, r->cold.min, r->cold.max, r->hot.median, r->hot.min,
+               r->hot.max, r->warm.median, r->warm.min, r->warm.max,
+               r->cold.median / r->warm.median, r->bytes_per_token);
+    }
+    if (json) {
+        json_t *a = json_array();
+        for (int i = 0; i < count; i++)
+            json_array_append_new(a, json_pack("{s:i,s:o,s:o,s:o,s:f}", "tokens", rows[i].n,
+                                               "cold_ttft_ms", stats_json(rows[i].cold),
+                                               "hot_ttft_ms", stats_json(rows[i].hot),
+                                               "warm_ttft_ms", stats_json(rows[i].warm),
+                                               "bytes_per_token", rows[i].bytes_per_token));
+        char *d = json_dumps(json_pack("{s:o}", "memory", a), JSON_COMPACT);
+        printf("%s\n", d);
+        free(d);
+    }
+    return 0;
+}
+
 static json_t *stats_json(stats s)
 {
     return json_pack("{s:f,s:f,s:f}", "median", s.median, "min", s.min, "max", s.max);
@@ -148,10 +297,12 @@ static json_t *stats_json(stats s)
 static void usage(void)
 {
     fprintf(stderr, "usage: semantic bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] "
-                    "[--parallel N] [--isa NAME] [--json]\n");
+                    "[--parallel N] [--isa NAME] [--json]\n"
+                    "       semantic bench -m MODEL --memory N1,N2,... [--cache-dir DIR] "
+                    "[--cache-type TYPE] [-r REPS] [--json]\n");
 }
 
-enum { O_JSON = 256, O_ISA, O_PAR };
+enum { O_JSON = 256, O_ISA, O_PAR, O_MEM, O_CDIR, O_CTYPE };
 
 int cmd_bench(int argc, char **argv)
 {
@@ -160,11 +311,14 @@ int cmd_bench(int argc, char **argv)
         {"n-gen", required_argument, 0, 'n'},   {"threads", required_argument, 0, 't'},
         {"reps", required_argument, 0, 'r'},    {"json", no_argument, 0, O_JSON},
         {"isa", required_argument, 0, O_ISA},   {"parallel", required_argument, 0, O_PAR},
+        {"memory", required_argument, 0, O_MEM}, {"cache-dir", required_argument, 0, O_CDIR},
+        {"cache-type", required_argument, 0, O_CTYPE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     session_opts so = session_defaults();
     uint32_t pp = 512, tg = 128, threads = 0, reps = 5, parallel = 0;
     int json = 0, c;
+    const char *memory = NULL, *cache_dir = NULL, *cache_type = NULL;
     sem_err err = {0};
     sem_status st = SEM_OK;
     optind = 1;
@@ -178,6 +332,9 @@ int cmd_bench(int argc, char **argv)
         case O_JSON: json = 1; break;
         case O_ISA: so.isa = optarg; break;
         case O_PAR: st = cli_parse_u32("--parallel", optarg, 1, 64, &parallel, &err); break;
+        case O_MEM: memory = optarg; break;
+        case O_CDIR: cache_dir = optarg; break;
+        case O_CTYPE: cache_type = optarg; break;
         case 'h': usage(); return 0;
         default: usage(); return 2;
         }
@@ -189,6 +346,8 @@ int cmd_bench(int argc, char **argv)
         return 2;
     }
     so.threads = (int)threads;
+    if (memory)
+        return bench_memory(&so, memory, cache_dir, cache_type, (int)reps, json);
     so.ctx = (pp > tg ? pp : tg) + 1;
     so.chunk = pp > 0 ? pp : 1;
     session s;
