@@ -459,6 +459,77 @@ static void mkmodel_writes_a_runnable_model_and_bench_measures_it(void **state)
     unlink(path);
 }
 
+static void an_agent_continues_in_a_second_process(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sem-cli-agents-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *first[] = {"run", "-m", STORIES, "-p", "Once upon a time", "-n", "8", "--temp",
+                           "0", "--agent", "story-1", "--cache-dir", dir, "--json", NULL};
+    cli_result r = run(first);
+    assert_int_equal(r.code, 0);
+    json_t *j = last_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(j, "cached_tokens")), 0);
+    char text[512];
+    snprintf(text, sizeof text, "Once upon a time%s and",
+             json_string_value(json_object_get(j, "text")));
+    json_decref(j);
+    done(&r);
+    /* A new process: the story so far, plus more. */
+    const char *second[] = {"run", "-m", STORIES, "-p", text, "-n", "8", "--temp", "0",
+                            "--agent", "story-1", "--cache-dir", dir, "--json", NULL};
+    r = run(second);
+    assert_int_equal(r.code, 0);
+    j = last_json(&r);
+    assert_true(json_integer_value(json_object_get(j, "cached_tokens")) >= 10);
+    json_decref(j);
+    done(&r);
+    /* The agents command sees it. */
+    const char *ls[] = {"agents", "ls", "--cache-dir", dir, "--json", NULL};
+    r = run(ls);
+    assert_int_equal(r.code, 0);
+    j = json_loads(r.out, 0, NULL);
+    json_t *agents = json_object_get(j, "agents");
+    assert_int_equal(json_array_size(agents), 1);
+    json_t *a0 = json_array_get(agents, 0);
+    assert_string_equal(json_string_value(json_object_get(a0, "id")), "story-1");
+    assert_int_equal(json_integer_value(json_object_get(a0, "hits")), 1);
+    json_decref(j);
+    done(&r);
+    const char *show[] = {"agents", "show", "--cache-dir", dir, "story-1", NULL};
+    r = run(show);
+    assert_int_equal(r.code, 0);
+    assert_contains(r.out, "\"ok\"");
+    done(&r);
+    /* A damaged file is a miss, not a failure, and is moved aside. */
+    char path[256];
+    snprintf(path, sizeof path, "%s/story-1.kv", dir);
+    FILE *f = fopen(path, "r+b");
+    fseek(f, -20, SEEK_END);
+    fputc(0x5a, f);
+    fclose(f);
+    r = run(second);
+    assert_int_equal(r.code, 0);
+    j = last_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(j, "cached_tokens")), 0);
+    json_decref(j);
+    done(&r);
+    const char *rm[] = {"agents", "rm", "--cache-dir", dir, "story-1", NULL};
+    r = run(rm);
+    assert_int_equal(r.code, 0);
+    done(&r);
+    const char *rm_again[] = {"agents", "rm", "--cache-dir", dir, "story-1", NULL};
+    expect_failure(rm_again, 3, "not found");
+    const char *bad_id[] = {"run", "-m", STORIES, "-p", "x", "--agent", "../../etc/passwd",
+                            NULL};
+    expect_failure(bad_id, 2, "agent id has character");
+    const char *no_agent[] = {"run", "-m", STORIES, "-p", "x", "--cache-dir", dir, NULL};
+    expect_failure(no_agent, 2, "need --agent");
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -473,6 +544,7 @@ int main(void)
         cmocka_unit_test(perplexity_scores_windows),
         cmocka_unit_test(chat_mode_renders_the_template),
         cmocka_unit_test(mkmodel_writes_a_runnable_model_and_bench_measures_it),
+        cmocka_unit_test(an_agent_continues_in_a_second_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
