@@ -29,6 +29,13 @@ char *server_log(const server_proc *s)
     return buf;
 }
 
+void server_discard_log(server_proc *s)
+{
+    if (s->log_path[0])
+        unlink(s->log_path);
+    s->log_path[0] = '\0';
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};

@@ -37,4 +37,7 @@ int server_stop(server_proc *s, int sig, int timeout_ms);
 /* The server's log so far (malloc'd). */
 char *server_log(const server_proc *s);
 
+/* Deletes the log file (a test that passed has no use for it). */
+void server_discard_log(server_proc *s);
+
 #endif

@@ -37,7 +37,10 @@ static int stop_shared(void **state)
 {
     (void)state;
     int code = server_stop(&srv, SIGTERM, 20000);
-    return code == 0 ? 0 : -1;
+    if (code != 0)
+        return -1;
+    server_discard_log(&srv);
+    return 0;
 }
 
 #define CHAT_HELLO "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}]"
@@ -993,6 +996,7 @@ static void keys_guard_routes_and_namespace_agents(void **state)
     assert_int_equal(r.status, 200);
     hc_free(&r);
     assert_int_equal(server_stop(&k, SIGTERM, 20000), 0);
+    server_discard_log(&k);
 
     /* Two keys: each sees only its own agents. */
     static const char *const env2[] = {"SEMANTIC_API_KEY=alpha-key, beta-key", NULL};
@@ -1038,6 +1042,7 @@ static void keys_guard_routes_and_namespace_agents(void **state)
     assert_true(cached_of(&r) > 0);
     hc_free(&r);
     assert_int_equal(server_stop(&k, SIGTERM, 20000), 0);
+    server_discard_log(&k);
 }
 
 /* ---------------------------------------------------------------- queue and drain */
@@ -1108,6 +1113,7 @@ static void a_full_queue_answers_429(void **state)
     hc_free(&b.r);
     e2e_assert_healthy(q.port);
     assert_int_equal(server_stop(&q, SIGTERM, 20000), 0);
+    server_discard_log(&q);
 }
 
 static void sigterm_drains_then_exits_0(void **state)
@@ -1149,6 +1155,7 @@ static void sigterm_drains_then_exits_0(void **state)
     assert_contains(log, "SIGTERM: draining");
     assert_contains(log, "\"stopped\"");
     free(log);
+    server_discard_log(&d);
 }
 
 static void admin_drain_stops_the_server(void **state)
@@ -1161,6 +1168,7 @@ static void admin_drain_stops_the_server(void **state)
     assert_int_equal(r.status, 202);
     hc_free(&r);
     assert_int_equal(server_stop(&d, 0, 30000), 0);
+    server_discard_log(&d);
 }
 
 int main(void)

@@ -234,6 +234,7 @@ static void clients_over_agents_and_apis_are_all_served_and_accounted(void **sta
     assert_true(metric("semantic_pool_blocks_total") > 0);
     free(clients);
     assert_int_equal(server_stop(&s, SIGTERM, 30000), 0);
+    server_discard_log(&s);
 }
 
 int main(void)
