@@ -6,11 +6,13 @@
  */
 #include "e2e_util.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The shared server: no API keys, an admin key, small limits. */
@@ -1158,6 +1160,44 @@ static void sigterm_drains_then_exits_0(void **state)
     server_discard_log(&d);
 }
 
+static void readiness_is_503_while_the_model_loads(void **state)
+{
+    (void)state;
+    /* A FIFO as the model: loading blocks until someone writes to it. */
+    char fifo[256];
+    snprintf(fifo, sizeof fifo, "%s/semantic-e2e-fifo-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    server_proc l;
+    assert_int_equal(server_start(&l, SEMANTIC_BIN, fifo, NULL, NULL, 0), 0);
+    http_response r = e2e_call(l.port, "GET", "/health", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_contains(r.body, "\"loading\"");
+    hc_free(&r);
+    r = e2e_call(l.port, "GET", "/health/ready", NULL, NULL);
+    assert_int_equal(r.status, 503);
+    assert_contains(r.body, "\"status\":\"loading\"");
+    assert_contains(r.body, "reason");
+    hc_free(&r);
+    r = e2e_call(l.port, "POST", CC, NULL, "{" U1 "}");
+    e2e_assert_openai_error(&r, 503, NULL);
+    assert_contains(r.body, "loading");
+    hc_free(&r);
+    r = e2e_call(l.port, "POST", MSG, NULL, "{\"max_tokens\":1," U1 "}");
+    e2e_assert_anthropic_error(&r, 503);
+    hc_free(&r);
+    /* Not a model after all: the server says why and exits non-zero. */
+    int fd = open(fifo, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "not a gguf file", 15), 15);
+    close(fd);
+    int code = server_stop(&l, 0, 20000);
+    assert_true(code > 0 && code < 128);
+    unlink(fifo);
+    server_discard_log(&l);
+}
+
 static void admin_drain_stops_the_server(void **state)
 {
     (void)state;
@@ -1203,6 +1243,7 @@ int main(void)
         cmocka_unit_test(a_full_queue_answers_429),
         cmocka_unit_test(sigterm_drains_then_exits_0),
         cmocka_unit_test(admin_drain_stops_the_server),
+        cmocka_unit_test(readiness_is_503_while_the_model_loads),
     };
     int failed = cmocka_run_group_tests_name("shared server", shared, start_shared, stop_shared);
     failed += cmocka_run_group_tests_name("own servers", own_servers, NULL, NULL);
