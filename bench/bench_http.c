@@ -58,9 +58,9 @@ static double pct(double *v, size_t n, double p)
 
 /* ---------------------------------------------------------------- 1. TTFT */
 
-static const char *words[] = {"the", "little", "dog", "ran", "to", "a", "big", "red", "ball",
-                              "and", "his", "friend", "cat", "was", "happy", "in", "park",
-                              "sun", "day", "tree"};
+static const char *words[] = {"the",   "little", "dog",  "ran", "to",     "a",   "big",
+                              "red",   "ball",   "and",  "his", "friend", "cat", "was",
+                              "happy", "in",     "park", "sun", "day",    "tree"};
 
 static json_t *system_prompt(int agent, int n_words)
 {
@@ -85,8 +85,9 @@ static double turn(uint16_t port, const char *agent, json_t *messages, int max_t
     http_response r;
     int fd = hc_connect(port);
     double ttft = -1;
-    if (fd >= 0 && hc_request(fd, "POST", "/v1/chat/completions", headers, body, strlen(body), 0,
-                              600000, &r) == 0 &&
+    if (fd >= 0 &&
+        hc_request(fd, "POST", "/v1/chat/completions", headers, body, strlen(body), 0, 600000,
+                   &r) == 0 &&
         r.status == 200) {
         ttft = r.t_first_body_ms;
         /* The answer, for the next turn. */
@@ -103,8 +104,8 @@ static double turn(uint16_t port, const char *agent, json_t *messages, int max_t
             json_decref(c);
         }
         hc_sse_free(ev, n);
-        json_array_append_new(messages, json_pack("{s:s,s:s}", "role", "assistant", "content",
-                                                  answer));
+        json_array_append_new(messages,
+                              json_pack("{s:s,s:s}", "role", "assistant", "content", answer));
     } else {
         fprintf(stderr, "bench_http: a streamed turn failed (status %d): %s\n", r.status,
                 r.body ? r.body : "");
@@ -241,15 +242,21 @@ int main(int argc, char **argv)
                     .health_seconds = 3,
                     .health_clients = 2,
                     .overhead_requests = 200};
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"server", required_argument, 0, 's'},
-        {"threads", required_argument, 0, 't'}, {"ctx", required_argument, 0, 'c'},
-        {"port", required_argument, 0, 'p'}, {"agents", required_argument, 0, 'a'},
-        {"turns", required_argument, 0, 'n'}, {"system-words", required_argument, 0, 'w'},
-        {"max-tokens", required_argument, 0, 'k'}, {"health-seconds", required_argument, 0, 'H'},
-        {"health-clients", required_argument, 0, 'C'},
-        {"overhead-requests", required_argument, 0, 'o'}, {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"server", required_argument, 0, 's'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"ctx", required_argument, 0, 'c'},
+                                         {"port", required_argument, 0, 'p'},
+                                         {"agents", required_argument, 0, 'a'},
+                                         {"turns", required_argument, 0, 'n'},
+                                         {"system-words", required_argument, 0, 'w'},
+                                         {"max-tokens", required_argument, 0, 'k'},
+                                         {"health-seconds", required_argument, 0, 'H'},
+                                         {"health-clients", required_argument, 0, 'C'},
+                                         {"overhead-requests", required_argument, 0, 'o'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "m:s:t:c:p:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -338,8 +345,7 @@ int main(int argc, char **argv)
            a.model, a.agents, a.turns, a.system_words, a.max_tokens);
     printf("| measure | p50 | p95 |\n|---|---|---|\n");
     printf("| TTFT, cold agent (first turn) | %.1f ms | %.1f ms |\n", cold50, cold95);
-    printf("| TTFT, returning agent (turns 2-%d) | %.1f ms | %.1f ms |\n", a.turns, warm50,
-           warm95);
+    printf("| TTFT, returning agent (turns 2-%d) | %.1f ms | %.1f ms |\n", a.turns, warm50, warm95);
     printf("| HTTP overhead over the engine (1-token chat, kept alive) | %.3f ms | %.3f ms |\n",
            o50, o95);
     printf("| whole 1-token chat request, client side | %.3f ms | %.3f ms |\n", t50,
@@ -348,10 +354,10 @@ int main(int argc, char **argv)
     printf("GET /health: %.0f requests/s over %d kept-alive connections (%ld failed)\n", hps,
            a.health_clients, health_failed);
     if (a.json) {
-        json_t *o = json_pack("{s:{s:f,s:f},s:{s:f,s:f},s:{s:f,s:f},s:f}", "ttft_cold_ms", "p50",
-                              cold50, "p95", cold95, "ttft_returning_ms", "p50", warm50, "p95",
-                              warm95, "http_overhead_ms", "p50", o50, "p95", o95,
-                              "health_requests_per_s", hps);
+        json_t *o =
+            json_pack("{s:{s:f,s:f},s:{s:f,s:f},s:{s:f,s:f},s:f}", "ttft_cold_ms", "p50", cold50,
+                      "p95", cold95, "ttft_returning_ms", "p50", warm50, "p95", warm95,
+                      "http_overhead_ms", "p50", o50, "p95", o95, "health_requests_per_s", hps);
         char *s = json_dumps(o, JSON_COMPACT);
         printf("%s\n", s);
         free(s);

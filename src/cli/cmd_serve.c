@@ -52,25 +52,45 @@ typedef struct serve_config {
     uint32_t max_connections, read_timeout_s, idle_timeout_s, max_header_bytes;
     uint64_t max_body_bytes;
     cache_kv_type kv_type;
-    char *env_keys;                /* owns the strings of SEMANTIC_API_KEY */
-    char cache_dir_buf[PATH_MAX];  /* the default cache folder */
+    char *env_keys;               /* owns the strings of SEMANTIC_API_KEY */
+    char cache_dir_buf[PATH_MAX]; /* the default cache folder */
     char model_id_buf[256];
 } serve_config;
 
 /* ---------------------------------------------------------------- options */
 
 enum {
-    O_MODEL = 'm', O_THREADS = 't', O_CTX = 'c', O_HELP = 'h',
-    O_HOST = 256, O_PORT, O_API_KEY, O_ADMIN_KEY, O_CACHE_DIR, O_DISK_MB, O_CACHE_TYPE,
-    O_POOL_MB, O_MAX_BATCH, O_MAX_QUEUE, O_KV_TYPE, O_TEMPLATE, O_ISA, O_DRAIN, O_MAX_BODY,
-    O_MAX_HEADER, O_MAX_CONN, O_READ_TIMEOUT, O_IDLE_TIMEOUT, O_MODEL_ID
+    O_MODEL = 'm',
+    O_THREADS = 't',
+    O_CTX = 'c',
+    O_HELP = 'h',
+    O_HOST = 256,
+    O_PORT,
+    O_API_KEY,
+    O_ADMIN_KEY,
+    O_CACHE_DIR,
+    O_DISK_MB,
+    O_CACHE_TYPE,
+    O_POOL_MB,
+    O_MAX_BATCH,
+    O_MAX_QUEUE,
+    O_KV_TYPE,
+    O_TEMPLATE,
+    O_ISA,
+    O_DRAIN,
+    O_MAX_BODY,
+    O_MAX_HEADER,
+    O_MAX_CONN,
+    O_READ_TIMEOUT,
+    O_IDLE_TIMEOUT,
+    O_MODEL_ID
 };
 
 typedef struct serve_option {
     const char *name;
     int id;
-    const char *arg;  /* argument name in --help */
-    const char *def;  /* default in --help */
+    const char *arg; /* argument name in --help */
+    const char *def; /* default in --help */
     const char *help;
 } serve_option;
 
@@ -80,12 +100,15 @@ static const serve_option options[] = {
     {"port", O_PORT, "N", "8000", "port to listen on (0: any free port)"},
     {"api-key", O_API_KEY, "KEY", "none: open access",
      "API key clients must send (repeat; env: comma separated)"},
-    {"admin-key", O_ADMIN_KEY, "KEY", "none: admin routes off", "key for /admin/clear and /admin/drain"},
-    {"cache-dir", O_CACHE_DIR, "DIR", "$XDG_DATA_HOME/semantic/cache or ~/.local/share/semantic/cache",
+    {"admin-key", O_ADMIN_KEY, "KEY", "none: admin routes off",
+     "key for /admin/clear and /admin/drain"},
+    {"cache-dir", O_CACHE_DIR, "DIR",
+     "$XDG_DATA_HOME/semantic/cache or ~/.local/share/semantic/cache",
      "folder of the disk tier of agent memory"},
     {"disk-mb", O_DISK_MB, "N", "10240", "disk budget of agent memory in MiB (0: unlimited)"},
     {"cache-type", O_CACHE_TYPE, "TYPE", "q8_0", "KV element type on disk: f16, q8_0, q4_0"},
-    {"pool-mb", O_POOL_MB, "N", "1024", "KV block pool in RAM, MiB (hot agent memory and running requests)"},
+    {"pool-mb", O_POOL_MB, "N", "1024",
+     "KV block pool in RAM, MiB (hot agent memory and running requests)"},
     {"max-batch", O_MAX_BATCH, "N", "8", "sequences generated at once"},
     {"max-queue", O_MAX_QUEUE, "N", "256", "requests waiting for admission before 429"},
     {"ctx", O_CTX, "N", "model's, at most 4096", "context length per sequence"},
@@ -127,7 +150,8 @@ static void usage(FILE *f)
             fprintf(f, "  %-30s   env %s, default: %s\n", "", env, o->def);
         }
     }
-    fprintf(f, "\nA flag wins over its environment variable. SIGTERM or SIGINT drains and exits 0.\n");
+    fprintf(f,
+            "\nA flag wins over its environment variable. SIGTERM or SIGINT drains and exits 0.\n");
 }
 
 static sem_status add_key(serve_config *c, const char *key, sem_err *err)
@@ -193,16 +217,23 @@ static sem_status apply(serve_config *c, int id, const char *v, int from_env, se
     case O_THREADS: st = cli_parse_u32("--threads", v, 1, 1024, &c->threads, err); break;
     case O_ISA: c->isa = v; break;
     case O_MODEL_ID: c->model_id = v; break;
-    case O_DRAIN: st = cli_parse_u32("--drain-timeout", v, 0, 86400, &c->drain_timeout_s, err); break;
-    case O_MAX_BODY: st = cli_parse_u64("--max-body-bytes", v, &c->max_body_bytes, err);
+    case O_DRAIN:
+        st = cli_parse_u32("--drain-timeout", v, 0, 86400, &c->drain_timeout_s, err);
+        break;
+    case O_MAX_BODY:
+        st = cli_parse_u64("--max-body-bytes", v, &c->max_body_bytes, err);
         if (st == SEM_OK && c->max_body_bytes == 0)
             st = sem_err_set(err, SEM_EINVAL, "--max-body-bytes must be at least 1");
         break;
     case O_MAX_HEADER:
         st = cli_parse_u32("--max-header-bytes", v, 1024, 1u << 24, &c->max_header_bytes, err);
         break;
-    case O_MAX_CONN: st = cli_parse_u32("--max-connections", v, 1, 16384, &c->max_connections, err); break;
-    case O_READ_TIMEOUT: st = cli_parse_u32("--read-timeout", v, 1, 86400, &c->read_timeout_s, err); break;
+    case O_MAX_CONN:
+        st = cli_parse_u32("--max-connections", v, 1, 16384, &c->max_connections, err);
+        break;
+    case O_READ_TIMEOUT:
+        st = cli_parse_u32("--read-timeout", v, 1, 86400, &c->read_timeout_s, err);
+        break;
     case O_IDLE_TIMEOUT:
         st = cli_parse_u32("--idle-timeout", v, 2, 86400, &c->idle_timeout_s, err);
         break;
@@ -217,8 +248,7 @@ static void default_cache_dir(serve_config *c)
     if (xdg && *xdg)
         snprintf(c->cache_dir_buf, sizeof c->cache_dir_buf, "%s/semantic/cache", xdg);
     else if (home && *home)
-        snprintf(c->cache_dir_buf, sizeof c->cache_dir_buf, "%s/.local/share/semantic/cache",
-                 home);
+        snprintf(c->cache_dir_buf, sizeof c->cache_dir_buf, "%s/.local/share/semantic/cache", home);
     else
         snprintf(c->cache_dir_buf, sizeof c->cache_dir_buf, "var/cache");
     c->cache_dir = c->cache_dir_buf;
@@ -227,12 +257,20 @@ static void default_cache_dir(serve_config *c)
 static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *err)
 {
     http_server_opts h = http_server_defaults();
-    *c = (serve_config){.host = h.host, .port = h.port, .pool_mb = 1024, .disk_mb = 10240,
-                        .cache_type = "q8_0", .max_batch = 8, .max_queue = 256,
-                        .drain_timeout_s = 30, .max_connections = h.max_connections,
-                        .read_timeout_s = h.read_timeout_s, .idle_timeout_s = h.idle_timeout_s,
+    *c = (serve_config){.host = h.host,
+                        .port = h.port,
+                        .pool_mb = 1024,
+                        .disk_mb = 10240,
+                        .cache_type = "q8_0",
+                        .max_batch = 8,
+                        .max_queue = 256,
+                        .drain_timeout_s = 30,
+                        .max_connections = h.max_connections,
+                        .read_timeout_s = h.read_timeout_s,
+                        .idle_timeout_s = h.idle_timeout_s,
                         .max_header_bytes = (uint32_t)h.max_header_bytes,
-                        .max_body_bytes = h.max_body_bytes, .kv_type = CACHE_KV_F16};
+                        .max_body_bytes = h.max_body_bytes,
+                        .kv_type = CACHE_KV_F16};
     default_cache_dir(c);
     /* The environment first, then the flags. */
     for (size_t i = 0; i < N_OPTIONS; i++) {
@@ -246,8 +284,8 @@ static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *er
     }
     struct option longs[N_OPTIONS + 1];
     for (size_t i = 0; i < N_OPTIONS; i++)
-        longs[i] = (struct option){options[i].name, options[i].arg ? required_argument : no_argument,
-                                   0, options[i].id};
+        longs[i] = (struct option){
+            options[i].name, options[i].arg ? required_argument : no_argument, 0, options[i].id};
     longs[N_OPTIONS] = (struct option){0, 0, 0, 0};
     optind = 1;
     int ch;
@@ -264,7 +302,8 @@ static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *er
     if (optind != argc)
         return sem_err_set(err, SEM_EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
     if (!c->model_path)
-        return sem_err_set(err, SEM_EINVAL, "-m MODEL (or SEMANTIC_MODEL) is required (see --help)");
+        return sem_err_set(err, SEM_EINVAL,
+                           "-m MODEL (or SEMANTIC_MODEL) is required (see --help)");
     if (!c->model_id) {
         const char *base = strrchr(c->model_path, '/');
         base = base ? base + 1 : c->model_path;
@@ -314,12 +353,18 @@ static void backend_stats(void *user, metrics_engine *out)
 {
     serve_state *s = user;
     engine_stats st = engine_get_stats(s->e);
-    *out = (metrics_engine){.running = st.running, .waiting = st.waiting,
-                            .agents_hot = st.agents_hot, .agents_warm = st.agents_warm,
-                            .pool_used = st.pool_used, .pool_total = st.pool_total,
+    *out = (metrics_engine){.running = st.running,
+                            .waiting = st.waiting,
+                            .agents_hot = st.agents_hot,
+                            .agents_warm = st.agents_warm,
+                            .pool_used = st.pool_used,
+                            .pool_total = st.pool_total,
                             .pool_block_bytes = block_pool_block_bytes(s->pool),
-                            .hits_hot = st.hits_hot, .hits_warm = st.hits_warm,
-                            .misses = st.misses, .evictions = st.evictions, .saves = st.saves,
+                            .hits_hot = st.hits_hot,
+                            .hits_warm = st.hits_warm,
+                            .misses = st.misses,
+                            .evictions = st.evictions,
+                            .saves = st.saves,
                             .save_failures = st.save_failures,
                             .load_failures = st.load_failures};
     if (s->warm)
@@ -381,8 +426,7 @@ static sem_status load(serve_state *s, sem_err *err)
         return sem_err_set(err, SEM_EINVAL,
                            "--pool-mb %u holds %u KV blocks; one sequence of the full context "
                            "(%u tokens) needs %llu: raise --pool-mb or lower --ctx",
-                           c->pool_mb, block_pool_total(s->pool), n_ctx,
-                           (unsigned long long)need);
+                           c->pool_mb, block_pool_total(s->pool), n_ctx, (unsigned long long)need);
     sem_err warning = {0};
     s->prompts = model_prompts_create(s->m, c->chat_template, n_ctx, &warning, err);
     if (!s->prompts)
@@ -459,15 +503,18 @@ int cmd_serve(int argc, char **argv)
 
     s.auth = auth_create(s.cfg.api_keys, s.cfg.n_api_keys, s.cfg.admin_key, &err);
     uint32_t keepalive = s.cfg.idle_timeout_s * 1000 / 3;
-    http_api_opts ao = {.auth = s.auth, .keepalive_ms = keepalive < 15000 ? keepalive : 15000,
-                        .log_fd = 2, .version = "semantic-" SEM_VERSION};
+    http_api_opts ao = {.auth = s.auth,
+                        .keepalive_ms = keepalive < 15000 ? keepalive : 15000,
+                        .log_fd = 2,
+                        .version = "semantic-" SEM_VERSION};
     if (s.auth)
         s.api = http_api_create(&ao, &err);
     if (!s.auth || !s.api) {
         teardown(&s);
         return cli_fail("serve", &err);
     }
-    http_server_opts ho = {.host = s.cfg.host, .port = (uint16_t)s.cfg.port,
+    http_server_opts ho = {.host = s.cfg.host,
+                           .port = (uint16_t)s.cfg.port,
                            .max_body_bytes = s.cfg.max_body_bytes,
                            .max_header_bytes = s.cfg.max_header_bytes,
                            .max_connections = s.cfg.max_connections,
@@ -482,8 +529,7 @@ int cmd_serve(int argc, char **argv)
     snprintf(msg, sizeof msg, "listening on http://%s%s%s:%u (%s; loading %s)",
              strchr(s.cfg.host, ':') ? "[" : "", s.cfg.host, strchr(s.cfg.host, ':') ? "]" : "",
              (unsigned)http_server_port(s.server),
-             auth_has_keys(s.auth) ? "API keys required" : "no API key required",
-             s.cfg.model_path);
+             auth_has_keys(s.auth) ? "API keys required" : "no API key required", s.cfg.model_path);
     log_line("info", "serve", msg);
     if (load(&s, &err) != SEM_OK) {
         teardown(&s);
@@ -494,7 +540,9 @@ int cmd_serve(int argc, char **argv)
 
     int sig = wait_for_shutdown(&s, &set);
     snprintf(msg, sizeof msg, "%s: draining (up to %u s)",
-             sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "admin drain",
+             sig == SIGTERM  ? "SIGTERM"
+             : sig == SIGINT ? "SIGINT"
+                             : "admin drain",
              s.cfg.drain_timeout_s);
     log_line("info", "serve", msg);
     http_api_set_draining(s.api);

@@ -104,15 +104,13 @@ static void append(http_response *r, const char *p, size_t n, double t0)
     r->body[r->body_len] = '\0';
 }
 
-int hc_request(int fd, const char *method, const char *path, const char *headers,
-               const char *body, size_t body_len, int keep_alive, int timeout_ms,
-               http_response *out)
+int hc_request(int fd, const char *method, const char *path, const char *headers, const char *body,
+               size_t body_len, int keep_alive, int timeout_ms, http_response *out)
 {
     memset(out, 0, sizeof *out);
     char head[8192];
-    int hn = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%s\r\n", method, path,
-                      body ? "Content-Type: application/json\r\n" : "",
+    int hn = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%s\r\n", method,
+                      path, body ? "Content-Type: application/json\r\n" : "",
                       keep_alive ? "" : "Connection: close\r\n", headers ? headers : "");
     if (hn < 0 || (size_t)hn >= sizeof head)
         return -1;
@@ -203,7 +201,8 @@ const char *hc_header(const http_response *r, const char *name, char *buf, size_
     if (!r->head)
         return NULL;
     size_t n = strlen(name);
-    for (const char *line = strstr(r->head, "\r\n"); line && line[2]; line = strstr(line + 2, "\r\n")) {
+    for (const char *line = strstr(r->head, "\r\n"); line && line[2];
+         line = strstr(line + 2, "\r\n")) {
         const char *l = line + 2;
         if (strncasecmp(l, name, n) == 0 && l[n] == ':') {
             const char *v = l + n + 1;

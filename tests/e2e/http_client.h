@@ -14,12 +14,12 @@
 #include <stdint.h>
 
 typedef struct http_response {
-    int status;            /* 0 when no response came */
-    char *head;            /* status line and headers, NUL-terminated */
-    char *body;            /* NUL-terminated */
+    int status; /* 0 when no response came */
+    char *head; /* status line and headers, NUL-terminated */
+    char *body; /* NUL-terminated */
     size_t body_len;
     double t_first_body_ms; /* from sending to the first body byte (streams) */
-    double t_total_ms;     /* from sending to the end of the body */
+    double t_total_ms;      /* from sending to the end of the body */
 } http_response;
 
 /* A connected socket to 127.0.0.1:port, or -1. */
@@ -31,9 +31,8 @@ int hc_connect(uint16_t port);
  * keep_alive 0 adds "Connection: close". Returns 0, or -1 on an I/O
  * error or timeout (timeout_ms for the whole exchange).
  */
-int hc_request(int fd, const char *method, const char *path, const char *headers,
-               const char *body, size_t body_len, int keep_alive, int timeout_ms,
-               http_response *out);
+int hc_request(int fd, const char *method, const char *path, const char *headers, const char *body,
+               size_t body_len, int keep_alive, int timeout_ms, http_response *out);
 
 /* Connect, one request with Connection: close, close. 30 s timeout. */
 int hc_call(uint16_t port, const char *method, const char *path, const char *headers,

@@ -109,7 +109,7 @@ int server_start(server_proc *s, const char *bin, const char *model, const char 
             return 0;
         sleep_ms(10);
     }
-fail: {
+fail : {
     char *log = server_log(s);
     fprintf(stderr, "semantic serve did not start; its log:\n%s\n", log);
     free(log);

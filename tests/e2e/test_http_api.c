@@ -19,12 +19,25 @@
 static server_proc srv;
 static uint16_t port;
 
-static const char *const shared_args[] = {
-    "--admin-key",        "admin-secret", "--pool-mb",       "64",
-    "--max-batch",        "4",            "--max-body-bytes", "65536",
-    "--max-header-bytes", "4096",         "--max-connections", "8",
-    "--read-timeout",     "2",            "--idle-timeout",   "6",
-    "--drain-timeout",    "5",            NULL};
+static const char *const shared_args[] = {"--admin-key",
+                                          "admin-secret",
+                                          "--pool-mb",
+                                          "64",
+                                          "--max-batch",
+                                          "4",
+                                          "--max-body-bytes",
+                                          "65536",
+                                          "--max-header-bytes",
+                                          "4096",
+                                          "--max-connections",
+                                          "8",
+                                          "--read-timeout",
+                                          "2",
+                                          "--idle-timeout",
+                                          "6",
+                                          "--drain-timeout",
+                                          "5",
+                                          NULL};
 
 static int start_shared(void **state)
 {
@@ -112,10 +125,12 @@ static void one_json_log_line_per_request(void **state)
 static void metrics_in_prometheus_format(void **state)
 {
     (void)state;
-    double before = e2e_metric(port, "semantic_http_requests_total{route=\"models_list\",status=\"200\"}");
+    double before =
+        e2e_metric(port, "semantic_http_requests_total{route=\"models_list\",status=\"200\"}");
     http_response r = e2e_call(port, "GET", "/v1/models", NULL, NULL);
     hc_free(&r);
-    double after = e2e_metric(port, "semantic_http_requests_total{route=\"models_list\",status=\"200\"}");
+    double after =
+        e2e_metric(port, "semantic_http_requests_total{route=\"models_list\",status=\"200\"}");
     assert_true(after == (before < 0 ? 0 : before) + 1);
     r = e2e_call(port, "GET", "/metrics", NULL, NULL);
     assert_int_equal(r.status, 200);
@@ -126,12 +141,19 @@ static void metrics_in_prometheus_format(void **state)
         "# TYPE semantic_http_request_duration_seconds histogram",
         "semantic_http_request_duration_seconds_bucket{route=\"models_list\",le=\"+Inf\"}",
         "# TYPE semantic_time_to_first_token_seconds histogram",
-        "semantic_prompt_tokens_total ", "semantic_cached_tokens_total ",
-        "semantic_generated_tokens_total ", "semantic_cache_hits_total{tier=\"hot\"} ",
-        "semantic_cache_hits_total{tier=\"warm\"} ", "semantic_cache_misses_total ",
-        "semantic_pool_blocks_used ", "semantic_pool_blocks_total ",
-        "semantic_agents{tier=\"hot\"} ", "semantic_agents{tier=\"warm\"} ",
-        "semantic_disk_bytes ", "semantic_queue_depth ", "semantic_http_connections ",
+        "semantic_prompt_tokens_total ",
+        "semantic_cached_tokens_total ",
+        "semantic_generated_tokens_total ",
+        "semantic_cache_hits_total{tier=\"hot\"} ",
+        "semantic_cache_hits_total{tier=\"warm\"} ",
+        "semantic_cache_misses_total ",
+        "semantic_pool_blocks_used ",
+        "semantic_pool_blocks_total ",
+        "semantic_agents{tier=\"hot\"} ",
+        "semantic_agents{tier=\"warm\"} ",
+        "semantic_disk_bytes ",
+        "semantic_queue_depth ",
+        "semantic_http_connections ",
         "semantic_ready 1"};
     for (size_t i = 0; i < sizeof series / sizeof series[0]; i++)
         assert_contains(r.body, series[i]);
@@ -146,7 +168,7 @@ static void chat_completion_in_openai_shape(void **state)
     (void)state;
     http_response r = e2e_call(port, "POST", "/v1/chat/completions", NULL,
                                CHAT_HELLO ",\"model\":\"whatever\",\"max_tokens\":8,"
-                               "\"temperature\":0}");
+                                          "\"temperature\":0}");
     assert_int_equal(r.status, 200);
     char v[256];
     assert_non_null(hc_header(&r, "Server-Timing", v, sizeof v));
@@ -272,8 +294,8 @@ static void stop_strings_end_the_text(void **state)
     r = e2e_call(port, "POST", "/v1/chat/completions", NULL, body);
     j = e2e_json(&r);
     json_t *c = json_array_get(json_object_get(j, "choices"), 0);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(c, "message"), "content")),
-                        expect);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(c, "message"), "content")), expect);
     assert_string_equal(json_string_value(json_object_get(c, "finish_reason")), "stop");
     json_decref(j);
     hc_free(&r);
@@ -292,16 +314,16 @@ static void completions_take_text_or_tokens(void **state)
     json_t *c = json_array_get(json_object_get(j, "choices"), 0);
     assert_true(json_is_string(json_object_get(c, "text")));
     /* OpenAI's default max_tokens for completions is 16. */
-    assert_true(json_integer_value(json_object_get(json_object_get(j, "usage"),
-                                                   "completion_tokens")) <= 16);
+    assert_true(json_integer_value(
+                    json_object_get(json_object_get(j, "usage"), "completion_tokens")) <= 16);
     json_decref(j);
     hc_free(&r);
     r = e2e_call(port, "POST", "/v1/completions", NULL,
                  "{\"prompt\":[1,400,500],\"max_tokens\":3,\"temperature\":0}");
     assert_int_equal(r.status, 200);
     j = e2e_json(&r);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "usage"),
-                                                        "prompt_tokens")), 3);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, "usage"), "prompt_tokens")), 3);
     json_decref(j);
     hc_free(&r);
     r = e2e_call(port, "POST", "/v1/completions", NULL,
@@ -345,9 +367,8 @@ static void models_list_and_get(void **state)
 static json_int_t cached_of(const http_response *r)
 {
     json_t *j = e2e_json(r);
-    json_int_t c = json_integer_value(
-        json_object_get(json_object_get(json_object_get(j, "usage"), "prompt_tokens_details"),
-                        "cached_tokens"));
+    json_int_t c = json_integer_value(json_object_get(
+        json_object_get(json_object_get(j, "usage"), "prompt_tokens_details"), "cached_tokens"));
     json_decref(j);
     return c;
 }
@@ -371,10 +392,10 @@ static void a_returning_agent_reuses_its_memory(void **state)
     assert_int_equal(cached_of(&r), 0);
     char *answer = content_of(&r);
     hc_free(&r);
-    json_t *turn2 = json_pack("{s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}],s:i,s:i}", "messages", "role",
-                              "user", "content", "Tell me a story", "role", "assistant",
-                              "content", answer, "role", "user", "content", "And then?",
-                              "max_tokens", 5, "temperature", 0);
+    json_t *turn2 =
+        json_pack("{s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}],s:i,s:i}", "messages", "role", "user",
+                  "content", "Tell me a story", "role", "assistant", "content", answer, "role",
+                  "user", "content", "And then?", "max_tokens", 5, "temperature", 0);
     char *body = json_dumps(turn2, JSON_COMPACT);
     r = e2e_call(port, "POST", "/v1/chat/completions", h, body);
     assert_int_equal(r.status, 200);
@@ -403,9 +424,9 @@ static void agents_are_listed_read_evicted_and_deleted(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "object")), "list");
     json_t *found = NULL, *a;
     size_t i;
-    json_array_foreach(json_object_get(j, "data"), i, a)
-        if (strcmp(json_string_value(json_object_get(a, "id")), "lister") == 0)
-            found = a;
+    json_array_foreach(json_object_get(j, "data"), i,
+                       a) if (strcmp(json_string_value(json_object_get(a, "id")), "lister") == 0)
+        found = a;
     assert_non_null(found);
     assert_string_equal(json_string_value(json_object_get(found, "tier")), "hot");
     assert_true(json_integer_value(json_object_get(found, "tokens")) > 0);
@@ -449,15 +470,15 @@ static void identity_precedence(void **state)
     /* Header over agent_id over prompt_cache_key. */
     http_response r = e2e_call(port, "POST", "/v1/chat/completions", "X-Agent-ID: by-header\r\n",
                                CHAT_HELLO ",\"max_tokens\":1,\"agent_id\":\"by-body\","
-                               "\"prompt_cache_key\":\"by-key\"}");
+                                          "\"prompt_cache_key\":\"by-key\"}");
     assert_int_equal(r.status, 200);
     hc_free(&r);
     r = e2e_call(port, "POST", "/v1/chat/completions", NULL,
                  CHAT_HELLO ",\"max_tokens\":1,\"agent_id\":\"by-body2\","
-                 "\"prompt_cache_key\":\"by-key2\"}");
+                            "\"prompt_cache_key\":\"by-key2\"}");
     hc_free(&r);
-    static const char *exist[] = {"by-header", "by-body2"}, *absent[] = {"by-body", "by-key",
-                                                                          "by-key2"};
+    static const char *exist[] = {"by-header", "by-body2"},
+                      *absent[] = {"by-body", "by-key", "by-key2"};
     char path[128];
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "/v1/agents/%s", exist[i]);
@@ -496,8 +517,7 @@ static void prefill_warms_an_agent_without_generating(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "object")), "agent.prefill");
     json_int_t n = json_integer_value(json_object_get(j, "prompt_tokens"));
     assert_true(n > 20);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "agent"), "tokens")),
-                     n);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "agent"), "tokens")), n);
     json_decref(j);
     hc_free(&r);
     snprintf(body, sizeof body, "{%s,\"max_tokens\":3}", msgs);
@@ -639,10 +659,11 @@ static void messages_stream_anthropic_events(void **state)
     assert_true(deltas > 0);
     assert_non_null(strstr(r.body, "event: ping"));
     json_t *md = json_loads(ev[n - 2].data, 0, NULL);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(md, "delta"),
-                                                          "stop_reason")), "max_tokens");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(md, "usage"),
-                                                        "output_tokens")), 10);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(md, "delta"), "stop_reason")),
+        "max_tokens");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(md, "usage"), "output_tokens")), 10);
     json_decref(md);
     json_t *ms = json_loads(ev[0].data, 0, NULL);
     json_t *m = json_object_get(ms, "message");
@@ -715,8 +736,7 @@ static const bad_request bad[] = {
     {"POST", CC, NULL, "{" U1 ",\"max_tokens\":\"10\"}", 400, 0, "max_tokens"},
     {"POST", CC, NULL, "{" U1 ",\"max_tokens\":0}", 400, 0, "max_tokens"},
     {"POST", CC, NULL, "{" U1 ",\"max_tokens\":1000000000}", 400, 0, "max_tokens"},
-    {"POST", CC, NULL, "{" U1 ",\"max_completion_tokens\":1.5}", 400, 0,
-     "max_completion_tokens"},
+    {"POST", CC, NULL, "{" U1 ",\"max_completion_tokens\":1.5}", 400, 0, "max_completion_tokens"},
     {"POST", CC, NULL, "{" U1 ",\"temperature\":3}", 400, 0, "temperature"},
     {"POST", CC, NULL, "{" U1 ",\"temperature\":\"hot\"}", 400, 0, "temperature"},
     {"POST", CC, NULL, "{" U1 ",\"top_p\":0}", 400, 0, "top_p"},
@@ -742,7 +762,8 @@ static const bad_request bad[] = {
     {"POST", CC, NULL, "{" U1 ",\"agent_id\":\"a.b\"}", 400, 0, "agent_id"},
     {"POST", CC, NULL, "{" U1 ",\"agent_id\":5}", 400, 0, "agent_id"},
     {"POST", CC, NULL,
-     "{" U1 ",\"prompt_cache_key\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "{" U1
+     ",\"prompt_cache_key\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
      400, 0, "prompt_cache_key"},
     {"POST", CC, NULL, "{" U1 ",\"response_format\":{\"type\":\"json_schema\"}}", 400, 0,
@@ -845,8 +866,10 @@ static void bodies_over_the_limit_get_413(void **state)
     hc_free(&r);
     /* Chunked, no Content-Length: refused once read. */
     char *raw = malloc(big + 512), *p = raw;
-    p += sprintf(p, "POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                    "Connection: close\r\n\r\n%zx\r\n", CC, big);
+    p += sprintf(p,
+                 "POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                 "Connection: close\r\n\r\n%zx\r\n",
+                 CC, big);
     memcpy(p, body, big);
     p += big;
     p += sprintf(p, "\r\n0\r\n\r\n");
@@ -939,8 +962,8 @@ static void connections_beyond_the_limit_get_503(void **state)
 static void admin_clear_forgets_every_agent(void **state)
 {
     (void)state;
-    http_response r = e2e_call(port, "POST", CC, "X-Agent-ID: to-clear\r\n",
-                               "{" U1 ",\"max_tokens\":1}");
+    http_response r =
+        e2e_call(port, "POST", CC, "X-Agent-ID: to-clear\r\n", "{" U1 ",\"max_tokens\":1}");
     hc_free(&r);
     r = e2e_call(port, "POST", "/admin/clear", "Authorization: Bearer admin-secret\r\n", NULL);
     assert_int_equal(r.status, 200);
@@ -980,9 +1003,15 @@ static void keys_guard_routes_and_namespace_agents(void **state)
     r = e2e_call(kp, "GET", "/v1/agents", NULL, NULL);
     e2e_assert_openai_error(&r, 401, NULL);
     hc_free(&r);
-    /* Health and metrics need no key; admin routes are off without --admin-key. */
+    /* Health needs no key, metrics do; admin routes are off without --admin-key. */
     e2e_assert_healthy(kp);
+    r = e2e_call(kp, "GET", "/health/ready", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    hc_free(&r);
     r = e2e_call(kp, "GET", "/metrics", NULL, NULL);
+    e2e_assert_openai_error(&r, 401, NULL);
+    hc_free(&r);
+    r = e2e_call(kp, "GET", "/metrics", "Authorization: Bearer key-one\r\n", NULL);
     assert_int_equal(r.status, 200);
     hc_free(&r);
     r = e2e_call(kp, "POST", "/admin/clear", "Authorization: Bearer key-one\r\n", NULL);
@@ -1025,9 +1054,9 @@ static void keys_guard_routes_and_namespace_agents(void **state)
     r = e2e_call(kp, "GET", "/v1/agents", B, NULL);
     json_t *j = e2e_json(&r);
     assert_int_equal(json_array_size(json_object_get(j, "data")), 1);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(json_object_get(j, "data"), 0), "id")),
-                        "shared-name");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "id")),
+        "shared-name");
     json_decref(j);
     hc_free(&r);
     /* Beta deletes its agent; alpha's is untouched. */
@@ -1082,8 +1111,8 @@ static void a_full_queue_answers_429(void **state)
 {
     (void)state;
     server_proc q;
-    static const char *const args[] = {"--max-batch", "1", "--max-queue", "1", "--pool-mb", "32",
-                                       NULL};
+    static const char *const args[] = {"--max-batch", "1",  "--max-queue", "1",
+                                       "--pool-mb",   "32", NULL};
     assert_int_equal(server_start(&q, SEMANTIC_BIN, STORIES, args, NULL, 1), 0);
     long_call a = {.port = q.port, .agent = "first"}, b = {.port = q.port, .agent = "second"};
     pthread_t ta, tb;
@@ -1165,8 +1194,8 @@ static void readiness_is_503_while_the_model_loads(void **state)
     (void)state;
     /* A FIFO as the model: loading blocks until someone writes to it. */
     char fifo[256];
-    snprintf(fifo, sizeof fifo, "%s/semantic-e2e-fifo-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
-             (int)getpid());
+    snprintf(fifo, sizeof fifo, "%s/semantic-e2e-fifo-%d",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
     unlink(fifo);
     assert_int_equal(mkfifo(fifo, 0600), 0);
     server_proc l;

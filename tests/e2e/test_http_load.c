@@ -34,7 +34,10 @@ static void fail_once(tally *t, const char *what, const http_response *r)
                  r->status, r->body ? r->body : "(no body)");
 }
 
-static json_int_t geti(const json_t *o, const char *k) { return json_integer_value(json_object_get(o, k)); }
+static json_int_t geti(const json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
 
 /* Usage of an OpenAI response (whole or streamed with include_usage). */
 static int openai_usage(const http_response *r, int stream, tally *t)
@@ -57,7 +60,8 @@ static int openai_usage(const http_response *r, int stream, tally *t)
     int ok = json_is_object(usage);
     if (ok) {
         t->prompt += (uint64_t)geti(usage, "prompt_tokens");
-        t->cached += (uint64_t)geti(json_object_get(usage, "prompt_tokens_details"), "cached_tokens");
+        t->cached +=
+            (uint64_t)geti(json_object_get(usage, "prompt_tokens_details"), "cached_tokens");
         t->generated += (uint64_t)geti(usage, "completion_tokens");
     }
     json_decref(whole);
@@ -89,7 +93,9 @@ static int anthropic_usage(const http_response *r, int stream, tally *t)
     int ok = json_is_object(usage);
     if (ok) {
         uint64_t read = (uint64_t)geti(usage, "cache_read_input_tokens");
-        t->prompt += (uint64_t)(geti(usage, "input_tokens") + geti(usage, "cache_creation_input_tokens")) + read;
+        t->prompt +=
+            (uint64_t)(geti(usage, "input_tokens") + geti(usage, "cache_creation_input_tokens")) +
+            read;
         t->cached += read;
         t->generated += (uint64_t)geti(usage, "output_tokens");
     }
@@ -131,13 +137,14 @@ static void *client_main(void *arg)
                      3 + j % 5, j, stream ? "true" : "false",
                      stream ? ",\"stream_options\":{\"include_usage\":true}" : "", turns);
         http_response r;
-        int rc = hc_call(port, "POST", anthropic ? "/v1/messages" : "/v1/chat/completions",
-                         headers, body, &r);
+        int rc = hc_call(port, "POST", anthropic ? "/v1/messages" : "/v1/chat/completions", headers,
+                         body, &r);
         c->t.requests++;
         c->t.by_kind[kind]++;
         if (rc != 0 || r.status != 200)
             fail_once(&c->t, "request", &r);
-        else if (!(anthropic ? anthropic_usage(&r, stream, &c->t) : openai_usage(&r, stream, &c->t)))
+        else if (!(anthropic ? anthropic_usage(&r, stream, &c->t)
+                             : openai_usage(&r, stream, &c->t)))
             fail_once(&c->t, "usage", &r);
         hc_free(&r);
     }
@@ -159,13 +166,12 @@ static void clients_over_agents_and_apis_are_all_served_and_accounted(void **sta
     if (getenv("SEM_LOAD_REQUESTS"))
         n_requests = atoi(getenv("SEM_LOAD_REQUESTS"));
     server_proc s;
-    static const char *const args[] = {"--pool-mb", "64", "--max-batch", "8",
-                                       "--max-connections", "128", "--drain-timeout", "10",
-                                       NULL};
+    static const char *const args[] = {
+        "--pool-mb",       "64", "--max-batch", "8", "--max-connections", "128",
+        "--drain-timeout", "10", NULL};
     assert_int_equal(server_start(&s, SEMANTIC_BIN, STORIES, args, NULL, 1), 0);
     port = s.port;
-    double p0 = metric("semantic_prompt_tokens_total"),
-           c0 = metric("semantic_cached_tokens_total"),
+    double p0 = metric("semantic_prompt_tokens_total"), c0 = metric("semantic_cached_tokens_total"),
            g0 = metric("semantic_generated_tokens_total");
     double t0 = hc_now_ms();
     client *clients = calloc((size_t)n_clients, sizeof *clients);
@@ -217,8 +223,7 @@ static void clients_over_agents_and_apis_are_all_served_and_accounted(void **sta
     double held = 0;
     size_t i;
     json_t *a;
-    json_array_foreach(json_object_get(j, "data"), i, a)
-        held += (double)geti(a, "hot_bytes");
+    json_array_foreach(json_object_get(j, "data"), i, a) held += (double)geti(a, "hot_bytes");
     assert_int_equal(json_array_size(json_object_get(j, "data")), AGENTS);
     json_decref(j);
     hc_free(&r);

@@ -25,11 +25,10 @@
 static json_t *agent_json(const agent_info *a, const char *id)
 {
     return json_pack("{s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I}", "id", id, "object", "agent",
-                     "tier", a->tier == AGENT_TIER_HOT ? "hot" : "warm", "busy", a->busy,
-                     "tokens", (json_int_t)a->tokens, "hot_bytes", (json_int_t)a->hot_bytes,
-                     "disk_bytes", (json_int_t)a->disk_bytes, "last_used_at",
-                     (json_int_t)(a->last_use_ms / 1000), "hits", (json_int_t)a->hits,
-                     "tokens_saved", (json_int_t)a->tokens_saved);
+                     "tier", a->tier == AGENT_TIER_HOT ? "hot" : "warm", "busy", a->busy, "tokens",
+                     (json_int_t)a->tokens, "hot_bytes", (json_int_t)a->hot_bytes, "disk_bytes",
+                     (json_int_t)a->disk_bytes, "last_used_at", (json_int_t)(a->last_use_ms / 1000),
+                     "hits", (json_int_t)a->hits, "tokens_saved", (json_int_t)a->tokens_saved);
 }
 
 static void reply_status(http_api *api, http_exchange *x, const sem_err *err, const char *param)
@@ -125,9 +124,9 @@ void agents_routes_delete(http_api *api, http_exchange *x)
         reply_status(api, x, &err, "id");
         return;
     }
-    http_exchange_reply_json(x, 200,
-                             json_pack("{s:s,s:s,s:b}", "id", id, "object", "agent",
-                                       evict ? "evicted" : "deleted", 1));
+    http_exchange_reply_json(
+        x, 200,
+        json_pack("{s:s,s:s,s:b}", "id", id, "object", "agent", evict ? "evicted" : "deleted", 1));
 }
 
 void agents_routes_prefill(http_api *api, http_exchange *x)
@@ -152,8 +151,8 @@ void agents_routes_prefill(http_api *api, http_exchange *x)
         else if (!prompt && (st = req_chat_messages(messages, "messages", &e)) == SEM_OK) {
             const json_t *tools = json_object_get(body, "tools");
             st = be->prompts.ops->chat(be->prompts.self, messages,
-                                       json_is_array(tools) ? tools : NULL, NULL, add_gen,
-                                       &tokens, &n, &e.err);
+                                       json_is_array(tools) ? tools : NULL, NULL, add_gen, &tokens,
+                                       &n, &e.err);
             if (st != SEM_OK) {
                 req_param_from_detail(e.err.detail, e.param, sizeof e.param);
                 if (st == SEM_EINVAL)
@@ -191,9 +190,9 @@ void agents_routes_prefill(http_api *api, http_exchange *x)
         http_exchange_reply_error(x, &he);
         return;
     }
-    json_t *o = json_pack("{s:s,s:s,s:I,s:I}", "id", id, "object", "agent.prefill",
-                          "prompt_tokens", (json_int_t)g.n_prompt, "cached_tokens",
-                          (json_int_t)g.result.cached_tokens);
+    json_t *o =
+        json_pack("{s:s,s:s,s:I,s:I}", "id", id, "object", "agent.prefill", "prompt_tokens",
+                  (json_int_t)g.n_prompt, "cached_tokens", (json_int_t)g.result.cached_tokens);
     http_gen_add_timing(&g, x);
     http_gen_release(&g);
     agent_info info;

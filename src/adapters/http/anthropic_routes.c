@@ -158,8 +158,8 @@ static sem_status read_conversation(an_request *r, req_err *e)
                 json_object_set(fn, "description", (json_t *)desc);
             if (json_is_object(schema))
                 json_object_set(fn, "parameters", (json_t *)schema);
-            json_array_append_new(r->tools, json_pack("{s:s,s:o}", "type", "function",
-                                                      "function", fn));
+            json_array_append_new(r->tools,
+                                  json_pack("{s:s,s:o}", "type", "function", "function", fn));
         }
     }
     return SEM_OK;
@@ -195,8 +195,11 @@ static sem_status read_request(http_api *api, const http_backend *be, http_excha
         if (!mt || json_is_null(mt))
             return req_fail(e, SEM_EREQUEST, "max_tokens", "max_tokens is required");
         int seed_given = 0;
-        r->sampling = (gen_sampling){.temperature = 1.0f, .top_p = 1.0f, .min_p = 0.05f,
-                                     .repeat_penalty = 1.0f, .repeat_last_n = 64,
+        r->sampling = (gen_sampling){.temperature = 1.0f,
+                                     .top_p = 1.0f,
+                                     .min_p = 0.05f,
+                                     .repeat_penalty = 1.0f,
+                                     .repeat_last_n = 64,
                                      .seed = http_api_random(api)};
         if ((st = req_uint(b, "max_tokens", 1, n_ctx, &r->max_tokens, e)) ||
             (st = req_bool(b, "stream", &r->stream, e)) ||
@@ -298,7 +301,8 @@ static int stream_finish(an_stream *s, http_buf *out)
     }
     const char *reason, *seq;
     stop_of(&s->g.result, (const char *const *)s->stops, s->n_stop, &reason, &seq);
-    event(out, "content_block_stop", json_pack("{s:s,s:i}", "type", "content_block_stop", "index", 0));
+    event(out, "content_block_stop",
+          json_pack("{s:s,s:i}", "type", "content_block_stop", "index", 0));
     json_t *d = json_pack("{s:s,s:{s:s},s:o}", "type", "message_delta", "delta", "stop_reason",
                           reason, "usage", usage_json(&s->g, &s->g.result, 0));
     json_object_set_new(json_object_get(d, "delta"), "stop_sequence",
@@ -320,7 +324,8 @@ static int stream_next(void *self, http_buf *out)
         json_object_set_new(msg, "stop_reason", json_null());
         json_object_set_new(msg, "stop_sequence", json_null());
         json_object_set_new(msg, "usage", usage_json(&s->g, &now, 0));
-        event(out, "message_start", json_pack("{s:s,s:o}", "type", "message_start", "message", msg));
+        event(out, "message_start",
+              json_pack("{s:s,s:o}", "type", "message_start", "message", msg));
         event(out, "content_block_start",
               json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index", 0,
                         "content_block", "type", "text", "text", ""));
@@ -373,9 +378,9 @@ static void reply_whole(http_exchange *x, an_request *r, http_gen *g, const char
     }
     const char *reason, *seq;
     stop_of(&g->result, r->stop, r->n_stop, &reason, &seq);
-    json_t *o = message(id, model,
-                        json_pack("[{s:s,s:o}]", "type", "text", "text",
-                                  text_value(text.data, text.len)));
+    json_t *o =
+        message(id, model,
+                json_pack("[{s:s,s:o}]", "type", "text", "text", text_value(text.data, text.len)));
     json_object_set_new(o, "stop_reason", json_string(reason));
     json_object_set_new(o, "stop_sequence", seq ? json_string(seq) : json_null());
     json_object_set_new(o, "usage", usage_json(g, &g->result, 0));

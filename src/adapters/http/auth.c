@@ -32,8 +32,7 @@ static void digest(const char *key, size_t len, char ns[AUTH_NS_LEN + 1])
     ns[AUTH_NS_LEN] = '\0';
 }
 
-http_auth *auth_create(const char *const *keys, size_t n_keys, const char *admin_key,
-                       sem_err *err)
+http_auth *auth_create(const char *const *keys, size_t n_keys, const char *admin_key, sem_err *err)
 {
     http_auth *a = calloc(1, sizeof *a);
     if (!a || (n_keys && !(a->keys = calloc(n_keys, sizeof *a->keys)))) {
@@ -163,8 +162,8 @@ sem_status auth_check(const http_auth *a, const char *authorization, const char 
     return SEM_OK;
 }
 
-sem_status auth_check_admin(const http_auth *a, const char *authorization,
-                            const char *x_api_key, sem_err *err)
+sem_status auth_check_admin(const http_auth *a, const char *authorization, const char *x_api_key,
+                            sem_err *err)
 {
     size_t len = 0;
     const char *c = credential(authorization, x_api_key, &len);

@@ -31,8 +31,7 @@ typedef struct http_auth http_auth;
 
 /* Copies the keys; n_keys 0 and admin_key NULL mean open access and no
  * admin routes. SEM_EINVAL for an empty key. */
-http_auth *auth_create(const char *const *keys, size_t n_keys, const char *admin_key,
-                       sem_err *err);
+http_auth *auth_create(const char *const *keys, size_t n_keys, const char *admin_key, sem_err *err);
 void auth_free(http_auth *a);
 
 int auth_has_keys(const http_auth *a);
@@ -47,8 +46,8 @@ sem_status auth_check(const http_auth *a, const char *authorization, const char 
                       char ns[AUTH_NS_LEN + 1], sem_err *err);
 
 /* The same for the admin key; SEM_EAUTH when it is absent or wrong. */
-sem_status auth_check_admin(const http_auth *a, const char *authorization,
-                            const char *x_api_key, sem_err *err);
+sem_status auth_check_admin(const http_auth *a, const char *authorization, const char *x_api_key,
+                            sem_err *err);
 
 /* The engine's key of agent `id` in namespace ns: "ns.id", or "id". */
 void auth_agent_key(const char *ns, const char *id, char out[AGENT_KEY_MAX + 1]);

@@ -41,10 +41,10 @@ typedef struct http_backend {
 typedef enum http_state { HTTP_STATE_LOADING, HTTP_STATE_READY, HTTP_STATE_DRAINING } http_state;
 
 typedef struct http_api_opts {
-    const http_auth *auth;   /* borrowed; must outlive the api */
-    uint32_t keepalive_ms;   /* SSE keep-alive interval (below the idle timeout) */
-    int log_fd;              /* one JSON line per request; -1: none */
-    const char *version;     /* for system_fingerprint */
+    const http_auth *auth; /* borrowed; must outlive the api */
+    uint32_t keepalive_ms; /* SSE keep-alive interval (below the idle timeout) */
+    int log_fd;            /* one JSON line per request; -1: none */
+    const char *version;   /* for system_fingerprint */
 } http_api_opts;
 
 typedef struct http_api {

@@ -70,21 +70,11 @@ http_error http_error_from_status(const sem_err *err, const char *param, int dra
     http_error e;
     switch (st) {
     case SEM_EINVAL:
-    case SEM_EREQUEST:
-        e = make(HTTP_ERR_INVALID_REQUEST, param, NULL);
-        break;
-    case SEM_EUNSUPPORTED:
-        e = make(HTTP_ERR_INVALID_REQUEST, param, "unsupported");
-        break;
-    case SEM_ETOOLARGE:
-        e = make(HTTP_ERR_INVALID_REQUEST, param, "context_length_exceeded");
-        break;
-    case SEM_EAUTH:
-        e = make(HTTP_ERR_AUTHENTICATION, param, "invalid_api_key");
-        break;
-    case SEM_ENOTFOUND:
-        e = make(HTTP_ERR_NOT_FOUND, param, NULL);
-        break;
+    case SEM_EREQUEST: e = make(HTTP_ERR_INVALID_REQUEST, param, NULL); break;
+    case SEM_EUNSUPPORTED: e = make(HTTP_ERR_INVALID_REQUEST, param, "unsupported"); break;
+    case SEM_ETOOLARGE: e = make(HTTP_ERR_INVALID_REQUEST, param, "context_length_exceeded"); break;
+    case SEM_EAUTH: e = make(HTTP_ERR_AUTHENTICATION, param, "invalid_api_key"); break;
+    case SEM_ENOTFOUND: e = make(HTTP_ERR_NOT_FOUND, param, NULL); break;
     case SEM_EBUSY:
         e = draining ? make(HTTP_ERR_UNAVAILABLE, param, "draining")
                      : make(HTTP_ERR_RATE_LIMIT, param, "queue_full");
@@ -94,13 +84,9 @@ http_error http_error_from_status(const sem_err *err, const char *param, int dra
     case SEM_EIO:
     case SEM_ECORRUPT:
     case SEM_EINCOMPAT:
-    case SEM_ECANCELLED:
-        e = make(HTTP_ERR_UNAVAILABLE, param, sem_status_name(st));
-        break;
+    case SEM_ECANCELLED: e = make(HTTP_ERR_UNAVAILABLE, param, sem_status_name(st)); break;
     case SEM_EINTERNAL:
-    default:
-        e = make(HTTP_ERR_INTERNAL, param, "internal_error");
-        break;
+    default: e = make(HTTP_ERR_INTERNAL, param, "internal_error"); break;
     }
     snprintf(e.message, sizeof e.message, "%s", err ? sem_err_text(err) : "internal error");
     return e;

@@ -53,8 +53,7 @@ double http_exchange_age_ms(const http_exchange *x);
 int http_exchange_client_gone(const http_exchange *x);
 
 /* Set by the router before the route runs. */
-void http_exchange_set_route(http_exchange *x, int route_id, http_shape shape,
-                             const char *param);
+void http_exchange_set_route(http_exchange *x, int route_id, http_shape shape, const char *param);
 void http_exchange_set_namespace(http_exchange *x, const char *ns);
 
 /* Facts for the request log and metrics. */

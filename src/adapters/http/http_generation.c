@@ -97,9 +97,9 @@ http_error http_gen_error(const http_gen *g)
     if (g->result.finish == GEN_CANCELLED) {
         sem_err err = {0};
         sem_err_set(&err, SEM_ECANCELLED, "%s",
-                    draining ? "the request was cancelled: the server is shutting down"
-                             : g->client_gone ? "the request was cancelled: the client went away"
-                                              : "the request was cancelled (its agent was deleted)");
+                    draining         ? "the request was cancelled: the server is shutting down"
+                    : g->client_gone ? "the request was cancelled: the client went away"
+                                     : "the request was cancelled (its agent was deleted)");
         return http_error_from_status(&err, NULL, draining);
     }
     sem_err err = g->result.error;
@@ -117,8 +117,8 @@ uint32_t http_gen_cache_creation(const http_gen *g)
 
 void http_gen_note_usage(const http_gen *g, http_exchange *x)
 {
-    http_exchange_note_usage(x, g->n_prompt, g->result.cached_tokens,
-                             g->result.completion_tokens, g->result.ttft_ms);
+    http_exchange_note_usage(x, g->n_prompt, g->result.cached_tokens, g->result.completion_tokens,
+                             g->result.ttft_ms);
 }
 
 void http_gen_add_timing(const http_gen *g, http_exchange *x)

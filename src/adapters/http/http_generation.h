@@ -30,8 +30,8 @@ typedef struct http_gen {
     const http_backend *be;
     gen_request *req;
     uint32_t n_prompt;
-    int has_agent;     /* the request named an agent (its memory is kept) */
-    int done;          /* finished and every byte read */
+    int has_agent; /* the request named an agent (its memory is kept) */
+    int done;      /* finished and every byte read */
     int client_gone;
     gen_result result; /* valid once done */
 } http_gen;

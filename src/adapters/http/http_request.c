@@ -60,8 +60,7 @@ sem_status req_string(const json_t *o, const char *field, const char **out, req_
     if (!v || json_is_null(v))
         return SEM_OK;
     if (!json_is_string(v))
-        return req_fail(e, SEM_EREQUEST, field, "%s must be a string, not %s", field,
-                        type_name(v));
+        return req_fail(e, SEM_EREQUEST, field, "%s must be a string, not %s", field, type_name(v));
     *out = json_string_value(v);
     return SEM_OK;
 }
@@ -78,8 +77,8 @@ sem_status req_bool(const json_t *o, const char *field, int *out, req_err *e)
     return SEM_OK;
 }
 
-sem_status req_uint(const json_t *o, const char *field, uint32_t min, uint32_t max,
-                    uint32_t *out, req_err *e)
+sem_status req_uint(const json_t *o, const char *field, uint32_t min, uint32_t max, uint32_t *out,
+                    req_err *e)
 {
     const json_t *v = json_object_get(o, field);
     if (!v || json_is_null(v))
@@ -95,21 +94,20 @@ sem_status req_uint(const json_t *o, const char *field, uint32_t min, uint32_t m
                         type_name(v));
     }
     if (n < (json_int_t)min || n > (json_int_t)max)
-        return req_fail(e, SEM_EREQUEST, field, "%s is %lld; it must be between %u and %u",
-                        field, (long long)n, min, max);
+        return req_fail(e, SEM_EREQUEST, field, "%s is %lld; it must be between %u and %u", field,
+                        (long long)n, min, max);
     *out = (uint32_t)n;
     return SEM_OK;
 }
 
-sem_status req_number(const json_t *o, const char *field, double min, double max,
-                      int exclusive_min, float *out, req_err *e)
+sem_status req_number(const json_t *o, const char *field, double min, double max, int exclusive_min,
+                      float *out, req_err *e)
 {
     const json_t *v = json_object_get(o, field);
     if (!v || json_is_null(v))
         return SEM_OK;
     if (!json_is_number(v))
-        return req_fail(e, SEM_EREQUEST, field, "%s must be a number, not %s", field,
-                        type_name(v));
+        return req_fail(e, SEM_EREQUEST, field, "%s must be a number, not %s", field, type_name(v));
     double d = json_number_value(v);
     if (!(exclusive_min ? d > min : d >= min) || !(d <= max))
         return req_fail(e, SEM_EREQUEST, field, "%s is %g; it must be in %s%g, %g]", field, d,
@@ -130,8 +128,8 @@ sem_status req_stop(const json_t *o, const char *field, int allow_string,
         if (json_string_length(v) == 0)
             return req_fail(e, SEM_EREQUEST, field, "%s must not be empty", field);
         if (json_string_length(v) > REQ_STOP_BYTES)
-            return req_fail(e, SEM_EREQUEST, field, "%s is %zu bytes; at most %d allowed",
-                            field, json_string_length(v), REQ_STOP_BYTES);
+            return req_fail(e, SEM_EREQUEST, field, "%s is %zu bytes; at most %d allowed", field,
+                            json_string_length(v), REQ_STOP_BYTES);
         out[(*n)++] = json_string_value(v);
         return SEM_OK;
     }
@@ -159,8 +157,8 @@ sem_status req_stop(const json_t *o, const char *field, int allow_string,
     return SEM_OK;
 }
 
-sem_status req_sampling(const json_t *o, float max_temperature, gen_sampling *s,
-                        int *seed_given, req_err *e)
+sem_status req_sampling(const json_t *o, float max_temperature, gen_sampling *s, int *seed_given,
+                        req_err *e)
 {
     sem_status st;
     float rep = s->repeat_penalty;
@@ -212,8 +210,8 @@ static sem_status check_parts(const json_t *content, const char *base, req_err *
             return req_fail(e, SEM_EREQUEST, param, "%s.type must be a string", param);
         if (strcmp(json_string_value(type), "text") != 0)
             return req_fail(e, SEM_EUNSUPPORTED, param,
-                            "%s: content parts of type \"%s\" are not supported (text only)",
-                            param, json_string_value(type));
+                            "%s: content parts of type \"%s\" are not supported (text only)", param,
+                            json_string_value(type));
         if (!json_is_string(json_object_get(p, "text")))
             return req_fail(e, SEM_EREQUEST, param, "%s.text must be a string", param);
     }

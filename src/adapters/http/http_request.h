@@ -44,11 +44,11 @@ sem_status req_body_object(http_exchange *x, json_t **out, req_err *e);
 sem_status req_string(const json_t *o, const char *field, const char **out, req_err *e);
 sem_status req_bool(const json_t *o, const char *field, int *out, req_err *e);
 /* An integer in [min, max]. */
-sem_status req_uint(const json_t *o, const char *field, uint32_t min, uint32_t max,
-                    uint32_t *out, req_err *e);
+sem_status req_uint(const json_t *o, const char *field, uint32_t min, uint32_t max, uint32_t *out,
+                    req_err *e);
 /* A number in [min, max]; exclusive_min makes the lower bound open. */
-sem_status req_number(const json_t *o, const char *field, double min, double max,
-                      int exclusive_min, float *out, req_err *e);
+sem_status req_number(const json_t *o, const char *field, double min, double max, int exclusive_min,
+                      float *out, req_err *e);
 
 #define REQ_STOP_MAX 16
 #define REQ_STOP_BYTES 256
@@ -61,8 +61,8 @@ sem_status req_stop(const json_t *o, const char *field, int allow_string,
 /* The sampling fields shared by the APIs: temperature (0..max_temperature),
  * top_p, top_k, min_p, presence_penalty, frequency_penalty,
  * repetition_penalty, seed. *seed_given says whether "seed" was there. */
-sem_status req_sampling(const json_t *o, float max_temperature, gen_sampling *s,
-                        int *seed_given, req_err *e);
+sem_status req_sampling(const json_t *o, float max_temperature, gen_sampling *s, int *seed_given,
+                        req_err *e);
 
 /* Checks an OpenAI messages list: non-empty; each an object with a known
  * role (system, developer, user, assistant, tool) and content that is a

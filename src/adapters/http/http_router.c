@@ -35,7 +35,8 @@ static const route routes[] = {
      ACCESS_API, NEEDS_ADMISSION},
     {"completions", "POST", "/v1/completions", openai_routes_completions, OPENAI, ACCESS_API,
      NEEDS_ADMISSION},
-    {"models_list", "GET", "/v1/models", openai_routes_models_list, OPENAI, ACCESS_API, NEEDS_BACKEND},
+    {"models_list", "GET", "/v1/models", openai_routes_models_list, OPENAI, ACCESS_API,
+     NEEDS_BACKEND},
     {"models_get", "GET", "/v1/models/{id}", openai_routes_models_get, OPENAI, ACCESS_API,
      NEEDS_BACKEND},
     {"messages", "POST", "/v1/messages", anthropic_routes_messages, ANTHROPIC, ACCESS_API,
@@ -49,8 +50,9 @@ static const route routes[] = {
     {"agents_prefill", "POST", "/v1/agents/{id}/prefill", agents_routes_prefill, OPENAI, ACCESS_API,
      NEEDS_ADMISSION},
     {"health", "GET", "/health", ops_routes_health, OPENAI, ACCESS_PUBLIC, NEEDS_NOTHING},
-    {"health_ready", "GET", "/health/ready", ops_routes_ready, OPENAI, ACCESS_PUBLIC, NEEDS_NOTHING},
-    {"metrics", "GET", "/metrics", ops_routes_metrics, OPENAI, ACCESS_PUBLIC, NEEDS_NOTHING},
+    {"health_ready", "GET", "/health/ready", ops_routes_ready, OPENAI, ACCESS_PUBLIC,
+     NEEDS_NOTHING},
+    {"metrics", "GET", "/metrics", ops_routes_metrics, OPENAI, ACCESS_API, NEEDS_NOTHING},
     {"admin_clear", "POST", "/admin/clear", ops_routes_admin_clear, OPENAI, ACCESS_ADMIN,
      NEEDS_BACKEND},
     {"admin_drain", "POST", "/admin/drain", ops_routes_admin_drain, OPENAI, ACCESS_ADMIN,
@@ -124,11 +126,11 @@ static int check_state(http_api *api, http_exchange *x, const route *r)
     if (r->needs == NEEDS_NOTHING || (st == HTTP_STATE_READY) ||
         (st == HTTP_STATE_DRAINING && r->needs == NEEDS_BACKEND))
         return 1;
-    http_error e = st == HTTP_STATE_LOADING
-                       ? http_error_make(HTTP_ERR_UNAVAILABLE, NULL,
-                                         "the model is loading; retry shortly")
-                       : http_error_make(HTTP_ERR_UNAVAILABLE, NULL,
-                                         "the server is draining and takes no new requests");
+    http_error e =
+        st == HTTP_STATE_LOADING
+            ? http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "the model is loading; retry shortly")
+            : http_error_make(HTTP_ERR_UNAVAILABLE, NULL,
+                              "the server is draining and takes no new requests");
     e.code = st == HTTP_STATE_LOADING ? "loading" : "draining";
     http_exchange_reply_error(x, &e);
     return 0;

@@ -5,8 +5,8 @@
  * method, its path pattern (one "{id}" segment at most), the handler, the
  * API shape its errors take, who may call it and what it needs:
  *
- *   public   /health, /health/ready, /metrics: no credentials
- *   api      every /v1 route: an API key when keys are configured
+ *   public   /health, /health/ready: no credentials
+ *   api      every /v1 route and /metrics: an API key when keys are configured
  *   admin    /admin/...: the admin key; 404 when none is configured
  *
  * Dispatch, in order: match the path (404 when nothing matches, 405 with

@@ -208,8 +208,7 @@ static void record(http_exchange *x, int aborted)
         metrics_stream_aborted(api->metrics);
     request_log_entry e = {.request_id = x->request_id,
                            .method = x->method,
-                           .route = x->route_id >= 0 ? http_router_name((size_t)x->route_id)
-                                                     : NULL,
+                           .route = x->route_id >= 0 ? http_router_name((size_t)x->route_id) : NULL,
                            .path = x->path,
                            .agent = x->agent,
                            .status = x->status,
@@ -272,8 +271,7 @@ void http_exchange_reply_json(http_exchange *x, int status, json_t *body)
     json_decref(body);
     if (!s) {
         /* Out of memory building the body: say so without one. */
-        queue(x, 503, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT),
-              NULL);
+        queue(x, 503, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT), NULL);
         record(x, 0);
         return;
     }
@@ -500,8 +498,8 @@ static int refuse_early(http_server *s, http_exchange *x)
         http_exchange_reply_error(x, &e);
         return 1;
     }
-    const char *cl = MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
         char *end;
         errno = 0;
@@ -509,8 +507,8 @@ static int refuse_early(http_server *s, http_exchange *x)
         if (errno == 0 && *end == '\0' && n > s->o.max_body_bytes) {
             http_exchange_add_header(x, MHD_HTTP_HEADER_CONNECTION, "close");
             http_error e = http_error_make(HTTP_ERR_TOO_LARGE, NULL,
-                                           "the request body is %llu bytes; the limit is %zu",
-                                           n, s->o.max_body_bytes);
+                                           "the request body is %llu bytes; the limit is %zu", n,
+                                           s->o.max_body_bytes);
             http_exchange_reply_error(x, &e);
             return 1;
         }
@@ -564,8 +562,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         http_router_dispatch(s->api, x);
     }
     if (!x->responded) {
-        http_error e = http_error_make(HTTP_ERR_INTERNAL, NULL,
-                                       "bug: route %s %s gave no response", x->method, x->path);
+        http_error e = http_error_make(HTTP_ERR_INTERNAL, NULL, "bug: route %s %s gave no response",
+                                       x->method, x->path);
         http_exchange_reply_error(x, &e);
     }
     return x->queued;
@@ -603,8 +601,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         msg[--n] = '\0';
-    json_t *o = json_pack("{s:s,s:s,s:s}", "level", "warning", "source", "libmicrohttpd",
-                          "message", msg);
+    json_t *o =
+        json_pack("{s:s,s:s,s:s}", "level", "warning", "source", "libmicrohttpd", "message", msg);
     char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (line) {
@@ -620,20 +618,19 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 http_server *http_server_start(const http_server_opts *o, http_api *api, sem_err *err)
 {
-    if (!o->max_connections || !o->max_body_bytes || !o->max_header_bytes ||
-        !o->read_timeout_s || !o->idle_timeout_s) {
+    if (!o->max_connections || !o->max_body_bytes || !o->max_header_bytes || !o->read_timeout_s ||
+        !o->idle_timeout_s) {
         sem_err_set(err, SEM_EINVAL, "HTTP limits must all be at least 1");
         return NULL;
     }
     char port[8];
     snprintf(port, sizeof port, "%u", (unsigned)o->port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
     int gai = getaddrinfo(o->host, port, &hints, &ai);
     if (gai != 0 || !ai) {
-        sem_err_set(err, SEM_EINVAL, "cannot resolve --host '%s': %s", o->host,
-                    gai_strerror(gai));
+        sem_err_set(err, SEM_EINVAL, "cannot resolve --host '%s': %s", o->host, gai_strerror(gai));
         return NULL;
     }
     http_server *s = calloc(1, sizeof *s);
@@ -661,17 +658,16 @@ http_server *http_server_start(const http_server_opts *o, http_api *api, sem_err
     /* Headers live in the connection's pool beside the read and write
      * buffers: give the buffers room beyond the header limit. */
     size_t pool = o->max_header_bytes + 16384;
-    s->d = MHD_start_daemon(
-        flags, o->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)o->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, s, MHD_OPTION_END);
+    s->d = MHD_start_daemon(flags, o->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                            mhd_log, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                            MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)o->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->d) {
-        sem_err_set(err, SEM_EIO, "cannot listen on %s:%u (address in use, or not local?)",
-                    o->host, (unsigned)o->port);
+        sem_err_set(err, SEM_EIO, "cannot listen on %s:%u (address in use, or not local?)", o->host,
+                    (unsigned)o->port);
         http_server_stop(s);
         return NULL;
     }

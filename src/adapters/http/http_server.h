@@ -43,8 +43,8 @@
 #include "http_api.h"
 
 typedef struct http_server_opts {
-    const char *host;        /* address or name to listen on */
-    uint16_t port;           /* 0: any free port (http_server_port says which) */
+    const char *host; /* address or name to listen on */
+    uint16_t port;    /* 0: any free port (http_server_port says which) */
     size_t max_body_bytes;
     size_t max_header_bytes;
     uint32_t max_connections;

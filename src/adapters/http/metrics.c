@@ -14,7 +14,7 @@
 
 /* Histogram bucket upper bounds in seconds (+Inf implied). */
 static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                0.25,   0.5,   1,      2.5,   5,    10,    30,    60};
+                                0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 #define N_BOUNDS (sizeof bounds / sizeof bounds[0])
 
 typedef struct histogram {
@@ -24,7 +24,7 @@ typedef struct histogram {
 } histogram;
 
 struct metrics {
-    size_t n_routes;           /* plus one row for "unmatched" */
+    size_t n_routes;            /* plus one row for "unmatched" */
     const char **names;         /* [n_routes], static strings */
     _Atomic uint64_t *requests; /* [n_routes + 1][STATUS_COUNT] */
     histogram *latency;         /* [n_routes + 1] */
@@ -122,8 +122,7 @@ metrics_totals metrics_read_totals(const metrics *m)
     metrics_totals t = {.prompt_tokens = load(&m->prompt_tokens),
                         .cached_tokens = load(&m->cached_tokens),
                         .generated_tokens = load(&m->generated_tokens),
-                        .connections = atomic_load_explicit(&m->connections,
-                                                            memory_order_relaxed)};
+                        .connections = atomic_load_explicit(&m->connections, memory_order_relaxed)};
     for (size_t i = 0; i < (m->n_routes + 1) * STATUS_COUNT; i++)
         t.requests += load(&m->requests[i]);
     return t;
@@ -136,8 +135,7 @@ static void header(http_buf *b, const char *name, const char *type, const char *
     http_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void histogram_lines(http_buf *b, const char *name, const char *labels,
-                            const histogram *h)
+static void histogram_lines(http_buf *b, const char *name, const char *labels, const histogram *h)
 {
     uint64_t cum = 0;
     const char *sep = labels[0] ? "," : "";
@@ -181,7 +179,8 @@ void metrics_render(const metrics *m, const metrics_engine *e, int ready, http_b
         for (size_t s = 0; s < STATUS_COUNT; s++) {
             uint64_t v = load(&m->requests[r * STATUS_COUNT + s]);
             if (v)
-                http_buf_printf(b, "semantic_http_requests_total{route=\"%s\",status=\"%zu\"} %llu\n",
+                http_buf_printf(b,
+                                "semantic_http_requests_total{route=\"%s\",status=\"%zu\"} %llu\n",
                                 route_label(m, r), s + STATUS_MIN, (unsigned long long)v);
         }
     header(b, "semantic_http_request_duration_seconds", "histogram",
@@ -208,8 +207,7 @@ void metrics_render(const metrics *m, const metrics_engine *e, int ready, http_b
             "Connections answered 503 because the connection limit was reached.",
             load(&m->connections_rejected));
     counter(b, "semantic_http_streams_aborted_total",
-            "Streamed responses whose client went away before the end.",
-            load(&m->streams_aborted));
+            "Streamed responses whose client went away before the end.", load(&m->streams_aborted));
     gauge(b, "semantic_ready", "1 when the server accepts generation requests.",
           (unsigned long long)(ready != 0));
     if (!e || !e->available)
@@ -220,8 +218,7 @@ void metrics_render(const metrics *m, const metrics_engine *e, int ready, http_b
                     (unsigned long long)e->hits_hot);
     http_buf_printf(b, "semantic_cache_hits_total{tier=\"warm\"} %llu\n",
                     (unsigned long long)e->hits_warm);
-    counter(b, "semantic_cache_misses_total", "Generation requests that reused no KV.",
-            e->misses);
+    counter(b, "semantic_cache_misses_total", "Generation requests that reused no KV.", e->misses);
     gauge(b, "semantic_pool_blocks_used", "KV blocks in use.", e->pool_used);
     gauge(b, "semantic_pool_blocks_total", "KV blocks in the pool.", e->pool_total);
     gauge(b, "semantic_pool_block_bytes", "Bytes of one KV block.", e->pool_block_bytes);

@@ -24,7 +24,7 @@ typedef struct metrics metrics;
 
 /* The engine's and stores' figures, read when the page is rendered. */
 typedef struct metrics_engine {
-    int available;           /* 0 while the model loads: the rest is absent */
+    int available; /* 0 while the model loads: the rest is absent */
     uint32_t running, waiting;
     uint32_t agents_hot, agents_warm;
     uint32_t pool_used, pool_total;
@@ -32,7 +32,7 @@ typedef struct metrics_engine {
     uint64_t hits_hot, hits_warm, misses;
     uint64_t evictions, saves, save_failures, load_failures;
     uint64_t disk_bytes;
-    int persistent;          /* a warm store is open */
+    int persistent; /* a warm store is open */
 } metrics_engine;
 
 /* route_names[i] labels route i (the pointers are copied; the strings must be static). */

@@ -65,8 +65,8 @@ static sem_status read_common(http_api *api, const http_backend *be, http_exchan
     uint32_t n = 1, n_ctx = be->prompts.ops->n_ctx(be->prompts.self);
     int logprobs = 0, seed_given = 0;
     r->sampling = default_sampling(api);
-    if ((st = req_string(b, "model", &r->model, e)) ||
-        (st = req_uint(b, "n", 1, 128, &n, e)) || (st = req_bool(b, "stream", &r->stream, e)))
+    if ((st = req_string(b, "model", &r->model, e)) || (st = req_uint(b, "n", 1, 128, &n, e)) ||
+        (st = req_bool(b, "stream", &r->stream, e)))
         return st;
     if (n != 1)
         return req_fail(e, SEM_EUNSUPPORTED, "n", "n is %u; only n = 1 is supported", n);
@@ -131,8 +131,8 @@ static sem_status read_chat(const http_backend *be, oa_request *r, req_err *e)
                         "chat_template_kwargs must be an object");
     sem_err err = {0};
     st = be->prompts.ops->chat(be->prompts.self, messages, json_is_array(tools) ? tools : NULL,
-                               json_is_object(kwargs) ? kwargs : NULL, 1, &r->prompt,
-                               &r->n_prompt, &err);
+                               json_is_object(kwargs) ? kwargs : NULL, 1, &r->prompt, &r->n_prompt,
+                               &err);
     if (st != SEM_OK) {
         e->err = err;
         req_param_from_detail(err.detail, e->param, sizeof e->param);
@@ -194,8 +194,7 @@ static sem_status read_completion(const http_backend *be, oa_request *r, req_err
         return req_fail(e, SEM_EUNSUPPORTED, "prompt",
                         "prompt must be a string, a list of one string or a list of token ids "
                         "(batches of prompts are not supported)");
-    return req_fail(e, SEM_EREQUEST, "prompt",
-                    "prompt must be a string or a list of token ids");
+    return req_fail(e, SEM_EREQUEST, "prompt", "prompt must be a string or a list of token ids");
 }
 
 static void request_free(oa_request *r)
@@ -227,9 +226,8 @@ static json_t *usage_json(const http_gen *g)
     uint32_t p = g->n_prompt, c = g->result.completion_tokens;
     return json_pack("{s:i,s:i,s:i,s:{s:i},s:{s:i}}", "prompt_tokens", (json_int_t)p,
                      "completion_tokens", (json_int_t)c, "total_tokens", (json_int_t)(p + c),
-                     "prompt_tokens_details", "cached_tokens",
-                     (json_int_t)g->result.cached_tokens, "completion_tokens_details",
-                     "reasoning_tokens", (json_int_t)0);
+                     "prompt_tokens_details", "cached_tokens", (json_int_t)g->result.cached_tokens,
+                     "completion_tokens_details", "reasoning_tokens", (json_int_t)0);
 }
 
 static json_t *envelope(http_api *api, const char *id, const char *object, int64_t created,
@@ -343,8 +341,8 @@ static const http_stream_ops oa_stream_ops = {stream_next, stream_close};
 
 /* ---------------------------------------------------------------- handlers */
 
-static void reply_whole(http_api *api, http_exchange *x, oa_request *r, http_gen *g,
-                        const char *id, const char *model)
+static void reply_whole(http_api *api, http_exchange *x, oa_request *r, http_gen *g, const char *id,
+                        const char *model)
 {
     http_buf text = {0};
     http_gen_collect(g, x, &text);
@@ -355,14 +353,14 @@ static void reply_whole(http_api *api, http_exchange *x, oa_request *r, http_gen
         http_exchange_reply_error(x, &he);
         return;
     }
-    json_t *o = envelope(api, id, r->chat ? "chat.completion" : "text_completion",
-                         http_unix_now(), model);
+    json_t *o =
+        envelope(api, id, r->chat ? "chat.completion" : "text_completion", http_unix_now(), model);
     json_t *choice;
     json_t *content = text_value(text.data, text.len);
     if (r->chat)
         choice = json_pack("{s:i,s:{s:s,s:o,s:n},s:n,s:s}", "index", 0, "message", "role",
-                           "assistant", "content", content, "refusal", "logprobs",
-                           "finish_reason", finish_reason(g->result.finish));
+                           "assistant", "content", content, "refusal", "logprobs", "finish_reason",
+                           finish_reason(g->result.finish));
     else
         choice = json_pack("{s:o,s:i,s:n,s:s}", "text", content, "index", 0, "logprobs",
                            "finish_reason", finish_reason(g->result.finish));
@@ -426,8 +424,12 @@ static void generate(http_api *api, http_exchange *x, int chat)
         http_exchange_reply_error(x, &he);
         return;
     }
-    *s = (oa_stream){.api = api, .x = x, .g = g, .chat = chat,
-                     .include_usage = r.include_usage, .model = model_copy,
+    *s = (oa_stream){.api = api,
+                     .x = x,
+                     .g = g,
+                     .chat = chat,
+                     .include_usage = r.include_usage,
+                     .model = model_copy,
                      .created = http_unix_now()};
     snprintf(s->id, sizeof s->id, "%s", id);
     request_free(&r);
@@ -455,9 +457,8 @@ static json_t *model_object(http_api *api, const http_backend *be)
 void openai_routes_models_list(http_api *api, http_exchange *x)
 {
     const http_backend *be = http_api_backend(api);
-    http_exchange_reply_json(x, 200,
-                             json_pack("{s:s,s:[o]}", "object", "list", "data",
-                                       model_object(api, be)));
+    http_exchange_reply_json(
+        x, 200, json_pack("{s:s,s:[o]}", "object", "list", "data", model_object(api, be)));
 }
 
 void openai_routes_models_get(http_api *api, http_exchange *x)

@@ -27,8 +27,8 @@ static const char *state_name(http_state st)
 
 void ops_routes_health(http_api *api, http_exchange *x)
 {
-    http_exchange_reply_json(x, 200, json_pack("{s:s,s:s}", "status", "ok", "state",
-                                               state_name(http_api_state(api))));
+    http_exchange_reply_json(
+        x, 200, json_pack("{s:s,s:s}", "status", "ok", "state", state_name(http_api_state(api))));
 }
 
 void ops_routes_ready(http_api *api, http_exchange *x)
@@ -36,8 +36,9 @@ void ops_routes_ready(http_api *api, http_exchange *x)
     http_state st = http_api_state(api);
     if (st == HTTP_STATE_READY) {
         const http_backend *be = http_api_backend(api);
-        http_exchange_reply_json(x, 200, json_pack("{s:s,s:s,s:b}", "status", "ready", "model",
-                                                   be->model_id, "persistence", be->persistent));
+        http_exchange_reply_json(x, 200,
+                                 json_pack("{s:s,s:s,s:b}", "status", "ready", "model",
+                                           be->model_id, "persistence", be->persistent));
         return;
     }
     const char *reason = st == HTTP_STATE_LOADING
@@ -46,8 +47,8 @@ void ops_routes_ready(http_api *api, http_exchange *x)
                                "stops";
     http_exchange_add_header(x, "Retry-After", "1");
     http_exchange_note_error(x, reason);
-    http_exchange_reply_json(x, 503, json_pack("{s:s,s:s}", "status", state_name(st), "reason",
-                                               reason));
+    http_exchange_reply_json(x, 503,
+                             json_pack("{s:s,s:s}", "status", state_name(st), "reason", reason));
 }
 
 void ops_routes_metrics(http_api *api, http_exchange *x)

@@ -21,13 +21,13 @@
 
 typedef struct request_log_entry {
     const char *request_id, *method, *route, *path;
-    const char *agent;  /* NULL or "" when anonymous */
+    const char *agent; /* NULL or "" when anonymous */
     int status;
     uint32_t prompt_tokens, cached_tokens, completion_tokens;
     int has_usage;
     double ttft_ms, duration_ms;
     int stream, aborted;
-    const char *error;  /* NULL when none */
+    const char *error; /* NULL when none */
 } request_log_entry;
 
 void request_log_write(int fd, const request_log_entry *e);
