@@ -327,7 +327,9 @@ typedef struct serve_state {
     model_backend *mb;
     model_prompts *prompts;
     block_pool *pool;
-    warm_store *warm;
+    warm_store warm_port; /* the warm tier's port, when one is open */
+    void *warm_owner;     /* what open_warm_store opened (close_warm_store closes it) */
+    warm_store *warm;     /* &warm_port, or NULL: not persisted */
     engine *e;
     http_backend backend;
 } serve_state;
@@ -373,25 +375,31 @@ static void backend_stats(void *user, metrics_engine *out)
 
 /*
  * THE WARM TIER GOES HERE. Opens the disk store of agent memory in
- * cfg->cache_dir (created if missing) with a budget of cfg->disk_mb MiB
- * and rows stored as cfg->cache_type, for model m. Until the disk store
- * is built in, it returns NULL: agents keep their memory in RAM (hot
- * reuse) but nothing is persisted, and persistence reports 0.
+ * cfg->cache_dir (created if missing) for model m, with a budget of
+ * cfg->disk_mb MiB (0: unlimited) and rows stored as cfg->cache_type
+ * ("f16", "q8_0", "q4_0"): on success fill *port with its warm_store port
+ * and set *owner to the store, which close_warm_store() closes after the
+ * engine is gone. Until the disk store is built in, there is none: *owner
+ * stays NULL, agents keep their memory in RAM (hot reuse) but nothing is
+ * persisted, and readiness and /metrics report persistence 0.
  */
-static warm_store *open_warm_store(const serve_config *cfg, const model *m, sem_err *err)
+static sem_status open_warm_store(const serve_config *cfg, const model *m, warm_store *port,
+                                  void **owner, sem_err *err)
 {
     (void)m;
+    (void)port;
     (void)err;
+    *owner = NULL;
     char msg[PATH_MAX + 160];
     snprintf(msg, sizeof msg,
              "agent memory is not persisted: the disk tier is not built into this version "
              "(--cache-dir %s unused)",
              cfg->cache_dir);
     log_line("warning", "serve", msg);
-    return NULL;
+    return SEM_OK;
 }
 
-static void close_warm_store(warm_store *w) { (void)w; }
+static void close_warm_store(void *owner) { (void)owner; }
 
 static sem_status load(serve_state *s, sem_err *err)
 {
@@ -433,9 +441,9 @@ static sem_status load(serve_state *s, sem_err *err)
         return err->status;
     if (warning.status != SEM_OK)
         log_line("warning", "serve", sem_err_text(&warning));
-    s->warm = open_warm_store(c, s->m, err);
-    if (!s->warm && err->status != SEM_OK)
+    if (open_warm_store(c, s->m, &s->warm_port, &s->warm_owner, err) != SEM_OK)
         return err->status;
+    s->warm = s->warm_owner ? &s->warm_port : NULL;
     eo.warm = s->warm;
     s->e = engine_create(model_backend_port(s->mb), s->pool, &eo, err);
     if (!s->e)
@@ -461,7 +469,7 @@ static void teardown(serve_state *s)
 {
     http_server_stop(s->server);
     engine_destroy(s->e);
-    close_warm_store(s->warm);
+    close_warm_store(s->warm_owner);
     model_prompts_destroy(s->prompts);
     block_pool_destroy(s->pool);
     model_backend_destroy(s->mb);
