@@ -1216,10 +1216,13 @@ static void readiness_is_503_while_the_model_loads(void **state)
     r = e2e_call(l.port, "POST", MSG, NULL, "{\"max_tokens\":1," U1 "}");
     e2e_assert_anthropic_error(&r, 503);
     hc_free(&r);
-    /* Not a model after all: the server says why and exits non-zero. */
+    /* Not a model after all: the server says why and exits non-zero. (It
+     * may refuse the FIFO before reading it: the write may then fail.) */
+    signal(SIGPIPE, SIG_IGN);
     int fd = open(fifo, O_WRONLY);
     assert_true(fd >= 0);
-    assert_int_equal(write(fd, "not a gguf file", 15), 15);
+    ssize_t w = write(fd, "not a gguf file", 15);
+    (void)w;
     close(fd);
     int code = server_stop(&l, 0, 20000);
     assert_true(code > 0 && code < 128);
