@@ -57,9 +57,12 @@ check-tsan: build/tsan/Makefile
 deps:
 	./tools/install-deps
 
+# The bundled 260K-parameter model, agent memory under var/cache; add
+# options with SERVE_ARGS="--port 8080 --api-key KEY".
+SERVE_MODEL ?= tests/data/models/stories260K.gguf
 serve: deps build
-	@echo "semantic: the HTTP server does not exist yet; this builds the binary and stops." >&2
-	$(BUILD_release)/semantic serve
+	mkdir -p var/cache
+	$(BUILD_release)/semantic serve -m $(SERVE_MODEL) --cache-dir var/cache $(SERVE_ARGS)
 
 # Long-running suites, not part of check.
 fuzz:

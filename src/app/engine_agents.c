@@ -504,7 +504,8 @@ static sem_status as_list(void *self, const char *prefix, agent_info **out, size
         *err = c.err;
         return c.st;
     }
-    qsort(c.list, c.n, sizeof *c.list, by_recent_use);
+    if (c.n > 1) /* qsort wants a list, even of nothing */
+        qsort(c.list, c.n, sizeof *c.list, by_recent_use);
     *out = c.list ? c.list : calloc(1, sizeof **out);
     *n = c.n;
     return *out ? SEM_OK : sem_err_set(err, SEM_ENOMEM, "out of memory");

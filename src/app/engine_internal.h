@@ -64,6 +64,7 @@ struct gen_request {
     char utf8_tail[8];       /* bytes of an incomplete UTF-8 character */
     size_t tail_len;
     size_t scan_from;        /* stop strings cannot begin before this */
+    int32_t stop_index;      /* the stop string that ended the request, or -1 */
     double t_admit, t_first;
     /* Shared with readers, guarded by lock. */
     pthread_mutex_t lock;

@@ -119,6 +119,7 @@ void request_finish(engine *e, gen_request *r, gen_finish why, const sem_err *er
         r->result.error = *error;
     r->result.prompt_tokens = r->n_prompt;
     r->result.completion_tokens = r->n_gen;
+    r->result.stop_index = r->stop_index;
     r->result.total_ms = engine_now_ms() - r->t_submit;
     r->result.queue_ms = r->t_admit ? r->t_admit - r->t_submit : r->result.total_ms;
     r->result.ttft_ms = r->t_first ? r->t_first - r->t_submit : 0;
@@ -204,6 +205,7 @@ void request_take_token(engine *e, gen_request *r, int32_t tok)
         r->text[sr.at] = '\0';
         r->visible = sr.at;
         r->tail_len = 0;
+        r->stop_index = (int32_t)sr.which;
     }
     pthread_mutex_unlock(&r->lock);
     if (sr.found) {
@@ -267,6 +269,7 @@ static gen_request *make_request(engine *e, const gen_params *p, sem_err *err)
     r->notify = p->notify;
     r->notify_user = p->notify_user;
     r->pending = -1;
+    r->stop_index = -1;
     r->sp = (sampler_params){.temperature = p->sampling.temperature,
                              .top_k = p->sampling.top_k,
                              .top_p = p->sampling.top_p,

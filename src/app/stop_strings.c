@@ -26,7 +26,7 @@ sem_status stop_set_init(stop_set *s, const char *const *strings, size_t n, sem_
 
 stop_scan_result stop_set_scan(const stop_set *s, const char *text, size_t len, size_t from)
 {
-    stop_scan_result r = {.found = 0, .at = len, .safe = len};
+    stop_scan_result r = {.found = 0, .at = len, .safe = len, .which = 0};
     for (size_t i = 0; i < s->n; i++) {
         const char *stop = s->text[i];
         size_t sl = s->len[i];
@@ -35,6 +35,7 @@ stop_scan_result stop_set_scan(const stop_set *s, const char *text, size_t len, 
                 if (p < r.at) {
                     r.found = 1;
                     r.at = p;
+                    r.which = i;
                 }
                 break;
             }

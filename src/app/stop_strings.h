@@ -30,6 +30,7 @@ sem_status stop_set_init(stop_set *s, const char *const *strings, size_t n, sem_
 typedef struct stop_scan_result {
     int found;   /* a stop string occurs */
     size_t at;   /* where the first one begins (text to keep is [0, at)) */
+    size_t which; /* when found: the index of that stop string */
     size_t safe; /* when not found: bytes [0, safe) cannot be part of a stop string */
 } stop_scan_result;
 

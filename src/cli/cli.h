@@ -41,5 +41,6 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_agents(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -19,7 +19,7 @@ static void usage(FILE *out)
             "  bench       prompt-processing and generation speed\n"
             "  mkmodel     write a random-weight model of a real shape\n"
             "  agents      list, show or remove the agents kept on disk\n"
-            "  serve       start the HTTP server (not available yet)\n"
+            "  serve       the OpenAI- and Anthropic-compatible HTTP server\n"
             "  version     print the version\n"
             "  help        show this help\n"
             "\n"
@@ -45,14 +45,11 @@ int main(int argc, char **argv)
                 {"info", cmd_info},
                 {"bench", cmd_bench},
                 {"mkmodel", cmd_mkmodel},
-                {"agents", cmd_agents}};
+                {"agents", cmd_agents},
+                {"serve", cmd_serve}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0)
             return cmds[i].fn(argc - 1, argv + 1);
-    if (strcmp(argv[1], "serve") == 0) {
-        fprintf(stderr, "semantic serve: the HTTP server is not implemented in this version\n");
-        return 3;
-    }
     fprintf(stderr, "semantic: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -3,6 +3,7 @@
  */
 #include "stack.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,19 +32,21 @@ sem_status stack_default_cache_dir(char *out, size_t cap, sem_err *err)
     return SEM_OK;
 }
 
+/* One JSON line on stderr, as every log line of semantic. */
 static void log_line(void *user, const char *level, const char *message)
 {
-    (void)user;
-    fprintf(stderr, "{\"level\":\"%s\",\"message\":\"", level);
-    for (const char *p = message; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fputc('\\', stderr);
-        fputc((unsigned char)*p < 0x20 ? ' ' : *p, stderr);
+    json_t *o = json_pack("{s:s,s:s,s:s}", "level", level, "source", (const char *)user,
+                          "message", message);
+    char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (line) {
+        fprintf(stderr, "%s\n", line);
+        free(line);
     }
-    fprintf(stderr, "\"}\n");
 }
 
 static void store_log(void *ctx, const char *message) { log_line(ctx, "warning", message); }
+
 
 static sem_status open_store(stack *s, const stack_opts *o, sem_err *err)
 {
@@ -60,6 +63,7 @@ static sem_status open_store(stack *s, const stack_opts *o, sem_err *err)
                          .payload = payload, .budget_bytes = o->disk_mb << 20};
     if (!o->quiet) {
         d.log = store_log;
+        d.log_ctx = (void *)"store";
     }
     s->store = disk_store_open(&d, err);
     if (!s->store)
@@ -106,8 +110,10 @@ sem_status stack_open(stack *s, const stack_opts *o, sem_err *err)
     eo.max_queue = o->max_queue;
     eo.n_ctx = s->ctx;
     eo.warm = s->store ? &s->warm : NULL;
-    if (!o->quiet)
+    if (!o->quiet) {
         eo.log = log_line;
+        eo.log_user = (void *)"engine";
+    }
     s->e = engine_create(model_backend_port(s->backend), s->pool, &eo, err);
     if (!s->e)
         goto fail_status;
@@ -116,7 +122,7 @@ sem_status stack_open(stack *s, const stack_opts *o, sem_err *err)
     if (!s->prompts)
         goto fail_status;
     if (warning.status != SEM_OK && !o->quiet)
-        log_line(NULL, "warning", sem_err_text(&warning));
+        log_line((void *)"model", "warning", sem_err_text(&warning));
     return SEM_OK;
 fail_status:
     st = err->status ? err->status : SEM_EINTERNAL;

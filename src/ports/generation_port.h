@@ -58,6 +58,8 @@ typedef struct gen_result {
     uint32_t prompt_tokens;
     uint32_t cached_tokens;     /* prompt tokens whose KV was reused */
     uint32_t completion_tokens;
+    int32_t stop_index;         /* GEN_STOP by a stop string: its index in gen_params.stop;
+                                   -1 otherwise (end-of-generation token) */
     double queue_ms;            /* submit to admission */
     double ttft_ms;             /* submit to first token (0 if none) */
     double total_ms;            /* submit to finish */

@@ -446,6 +446,38 @@ static void bad_requests_are_refused_at_submit(void **state)
     close_fixture(&f);
 }
 
+/* ---------------------------------------------------------------- stop strings */
+
+static void the_result_names_the_stop_string_that_ended_it(void **state)
+{
+    (void)state;
+    fixture f;
+    open_fixture(&f, STORIES, 512, opts(4, 64));
+    int32_t p[20];
+    prompt_of(p, 20, 5, 512);
+    gen_params q = greedy(NULL, p, 20, 24);
+    gen_request *r = submit(&f, &q);
+    char *text = read_all(&f, r);
+    gen_result res = f.gp.ops->result(f.gp.self, r);
+    assert_int_equal(res.stop_index, -1); /* max_tokens or end of generation */
+    f.gp.ops->release(f.gp.self, r);
+    assert_true(strlen(text) > 6);
+    char stop[3] = {text[4], text[5], 0};
+    const char *stops[] = {"\x01never", stop};
+    q.stop = stops;
+    q.n_stop = 2;
+    r = submit(&f, &q);
+    char *cut = read_all(&f, r);
+    res = f.gp.ops->result(f.gp.self, r);
+    assert_int_equal(res.finish, GEN_STOP);
+    assert_int_equal(res.stop_index, 1);
+    assert_int_equal(strlen(cut), (size_t)(strstr(text, stop) - text));
+    f.gp.ops->release(f.gp.self, r);
+    free(cut);
+    free(text);
+    close_fixture(&f);
+}
+
 /* ---------------------------------------------------------------- load */
 
 typedef struct submitter {
@@ -528,6 +560,7 @@ int main(void)
         cmocka_unit_test(cancellation_mid_prefill_and_mid_decode),
         cmocka_unit_test(pool_pressure_queues_reclaims_and_refuses),
         cmocka_unit_test(bad_requests_are_refused_at_submit),
+        cmocka_unit_test(the_result_names_the_stop_string_that_ended_it),
         cmocka_unit_test(a_thousand_requests_from_eight_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,7 @@ static void a_stop_string_is_found_and_cut(void **state)
     assert_true(r.found);
     assert_int_equal(r.at, 13);
     assert_int_equal(r.safe, 13);
+    assert_int_equal(r.which, 1); /* "User:" */
 }
 
 static void the_earliest_of_several_wins(void **state)
@@ -31,6 +32,7 @@ static void the_earliest_of_several_wins(void **state)
     stop_scan_result r = stop_set_scan(&set, text, strlen(text), 0);
     assert_true(r.found);
     assert_int_equal(r.at, 3);
+    assert_int_equal(r.which, 1); /* "lo", though listed second */
 }
 
 static void a_possible_beginning_is_held_back(void **state)

@@ -530,6 +530,48 @@ static void an_agent_continues_in_a_second_process(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The server itself is specified by tests/e2e; here, its command line. */
+static void serve_lists_its_options_and_refuses_bad_ones(void **state)
+{
+    (void)state;
+    cli_result r = run((const char *[]){"serve", "--help", NULL});
+    assert_int_equal(r.code, 0);
+    static const char *expect[] = {"--host ADDR", "SEMANTIC_HOST", "default: 127.0.0.1",
+                                   "--port N", "SEMANTIC_PORT", "default: 8000", "--api-key KEY",
+                                   "SEMANTIC_API_KEY", "--admin-key", "--cache-dir", "--disk-mb",
+                                   "--cache-type", "--pool-mb", "--max-batch", "--ctx",
+                                   "--kv-type", "--chat-template", "--threads", "--drain-timeout",
+                                   "--max-body-bytes", "--max-header-bytes", "--max-connections",
+                                   "--read-timeout", "--idle-timeout"};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+        assert_contains(r.out, expect[i]);
+    done(&r);
+    r = run((const char *[]){"serve", NULL});
+    assert_int_equal(r.code, 2);
+    assert_contains(r.err, "-m MODEL");
+    done(&r);
+    r = run((const char *[]){"serve", "-m", STORIES, "--port", "70000", NULL});
+    assert_int_equal(r.code, 2);
+    assert_contains(r.err, "--port");
+    done(&r);
+    r = run((const char *[]){"serve", "-m", STORIES, "--cache-type", "f32", NULL});
+    assert_int_equal(r.code, 2);
+    assert_contains(r.err, "--cache-type");
+    done(&r);
+    /* A bad value from the environment names the variable. */
+    setenv("SEMANTIC_MAX_BATCH", "many", 1);
+    r = run((const char *[]){"serve", "-m", STORIES, NULL});
+    unsetenv("SEMANTIC_MAX_BATCH");
+    assert_int_equal(r.code, 2);
+    assert_contains(r.err, "SEMANTIC_MAX_BATCH");
+    done(&r);
+    /* A model that is not there: the listener was up, loading fails. */
+    r = run((const char *[]){"serve", "-m", "/nonexistent.gguf", "--port", "0", NULL});
+    assert_int_equal(r.code, 3);
+    assert_contains(r.err, "/nonexistent.gguf");
+    done(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -545,6 +587,7 @@ int main(void)
         cmocka_unit_test(chat_mode_renders_the_template),
         cmocka_unit_test(mkmodel_writes_a_runnable_model_and_bench_measures_it),
         cmocka_unit_test(an_agent_continues_in_a_second_process),
+        cmocka_unit_test(serve_lists_its_options_and_refuses_bad_ones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,467 @@
+/*
+ * anthropic_routes.c - the Anthropic Messages API: POST /v1/messages and
+ * POST /v1/messages/count_tokens.
+ *
+ * The conversation (system as a string or text blocks; messages of user
+ * and assistant turns whose content is a string or text blocks) becomes
+ * an OpenAI-shaped message list for the prompt port, so both APIs render
+ * through the same chat template.
+ *
+ * Usage reports agent memory in Anthropic's terms, which add up to the
+ * prompt: cache_read_input_tokens are the prompt tokens whose KV was
+ * reused, cache_creation_input_tokens those newly kept in the agent's
+ * memory (0 for an anonymous request: nothing is kept for it), and
+ * input_tokens the rest.
+ *
+ * Streaming sends Anthropic's events in order: message_start,
+ * content_block_start, ping, content_block_delta..., content_block_stop,
+ * message_delta (stop_reason and the whole usage), message_stop; pings
+ * keep an idle stream alive; a failure after the start ends the stream
+ * with an error event.
+ *
+ * Threads: handlers and streams run on the request's connection thread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_generation.h"
+#include "http_request.h"
+#include "routes.h"
+#include "sse.h"
+
+typedef struct an_request {
+    json_t *body;
+    json_t *messages; /* OpenAI-shaped, new reference */
+    json_t *tools;    /* OpenAI-shaped or NULL */
+    const char *model;
+    int stream;
+    uint32_t max_tokens;
+    gen_sampling sampling;
+    const char *stop[REQ_STOP_MAX];
+    size_t n_stop;
+    char agent[AGENT_ID_MAX + 1];
+    int32_t *prompt;
+    size_t n_prompt;
+} an_request;
+
+static void request_free(an_request *r)
+{
+    json_decref(r->body);
+    json_decref(r->messages);
+    json_decref(r->tools);
+    free(r->prompt);
+    memset(r, 0, sizeof *r);
+}
+
+/* Text blocks as OpenAI text parts (a string stays a string). */
+static sem_status text_content(const json_t *c, const char *field, json_t **out, req_err *e)
+{
+    if (json_is_string(c)) {
+        *out = json_copy((json_t *)c);
+        return SEM_OK;
+    }
+    if (!json_is_array(c))
+        return req_fail(e, SEM_EREQUEST, field, "%s must be a string or a list of content blocks",
+                        field);
+    json_t *parts = json_array();
+    size_t i;
+    const json_t *b;
+    char param[256];
+    json_array_foreach(c, i, b)
+    {
+        snprintf(param, sizeof param, "%s[%zu]", field, i);
+        const json_t *type = json_object_get(b, "type");
+        if (!json_is_object(b) || !json_is_string(type)) {
+            json_decref(parts);
+            return req_fail(e, SEM_EREQUEST, param, "%s must be a block with a string \"type\"",
+                            param);
+        }
+        if (strcmp(json_string_value(type), "text") != 0) {
+            json_decref(parts);
+            return req_fail(e, SEM_EUNSUPPORTED, param,
+                            "%s: content blocks of type \"%s\" are not supported (text only)",
+                            param, json_string_value(type));
+        }
+        const json_t *text = json_object_get(b, "text");
+        if (!json_is_string(text)) {
+            json_decref(parts);
+            return req_fail(e, SEM_EREQUEST, param, "%s.text must be a string", param);
+        }
+        json_array_append_new(parts, json_pack("{s:s,s:O}", "type", "text", "text", text));
+    }
+    *out = parts;
+    return SEM_OK;
+}
+
+static sem_status read_conversation(an_request *r, req_err *e)
+{
+    const json_t *b = r->body;
+    r->messages = json_array();
+    const json_t *system = json_object_get(b, "system");
+    if (system && !json_is_null(system)) {
+        json_t *c;
+        sem_status st = text_content(system, "system", &c, e);
+        if (st != SEM_OK)
+            return st;
+        json_array_append_new(r->messages, json_pack("{s:s,s:o}", "role", "system", "content", c));
+    }
+    const json_t *msgs = json_object_get(b, "messages");
+    if (!msgs || json_is_null(msgs))
+        return req_fail(e, SEM_EREQUEST, "messages", "messages is required");
+    if (!json_is_array(msgs))
+        return req_fail(e, SEM_EREQUEST, "messages", "messages must be a list");
+    if (json_array_size(msgs) == 0)
+        return req_fail(e, SEM_EREQUEST, "messages", "messages must not be empty");
+    size_t i;
+    const json_t *m;
+    char param[64], sub[96];
+    json_array_foreach(msgs, i, m)
+    {
+        snprintf(param, sizeof param, "messages[%zu]", i);
+        if (!json_is_object(m))
+            return req_fail(e, SEM_EREQUEST, param, "%s must be an object", param);
+        const json_t *role = json_object_get(m, "role");
+        snprintf(sub, sizeof sub, "%s.role", param);
+        if (!json_is_string(role))
+            return req_fail(e, SEM_EREQUEST, sub, "%s must be a string", sub);
+        const char *rv = json_string_value(role);
+        if (strcmp(rv, "user") != 0 && strcmp(rv, "assistant") != 0)
+            return req_fail(e, SEM_EREQUEST, sub, "%s is \"%s\"; expected user or assistant", sub,
+                            rv);
+        snprintf(sub, sizeof sub, "%s.content", param);
+        const json_t *content = json_object_get(m, "content");
+        if (!content || json_is_null(content))
+            return req_fail(e, SEM_EREQUEST, sub, "%s is required", sub);
+        json_t *c;
+        sem_status st = text_content(content, sub, &c, e);
+        if (st != SEM_OK)
+            return st;
+        json_array_append_new(r->messages, json_pack("{s:s,s:o}", "role", rv, "content", c));
+    }
+    const json_t *tools = json_object_get(b, "tools");
+    if (tools && !json_is_null(tools)) {
+        if (!json_is_array(tools))
+            return req_fail(e, SEM_EREQUEST, "tools", "tools must be a list");
+        r->tools = json_array();
+        const json_t *t;
+        json_array_foreach(tools, i, t)
+        {
+            snprintf(param, sizeof param, "tools[%zu]", i);
+            const json_t *name = json_object_get(t, "name");
+            if (!json_is_string(name))
+                return req_fail(e, SEM_EREQUEST, param, "%s.name must be a string", param);
+            json_t *fn = json_pack("{s:O}", "name", name);
+            const json_t *desc = json_object_get(t, "description"),
+                         *schema = json_object_get(t, "input_schema");
+            if (json_is_string(desc))
+                json_object_set(fn, "description", (json_t *)desc);
+            if (json_is_object(schema))
+                json_object_set(fn, "parameters", (json_t *)schema);
+            json_array_append_new(r->tools,
+                                  json_pack("{s:s,s:o}", "type", "function", "function", fn));
+        }
+    }
+    return SEM_OK;
+}
+
+static sem_status render(const http_backend *be, an_request *r, req_err *e)
+{
+    sem_err err = {0};
+    sem_status st = be->prompts.ops->chat(be->prompts.self, r->messages, r->tools, NULL, 1,
+                                          &r->prompt, &r->n_prompt, &err);
+    if (st != SEM_OK) {
+        e->err = err;
+        req_param_from_detail(err.detail, e->param, sizeof e->param);
+        if (st == SEM_EINVAL)
+            e->err.status = SEM_EREQUEST;
+        return e->err.status;
+    }
+    return SEM_OK;
+}
+
+static sem_status read_request(http_api *api, const http_backend *be, http_exchange *x,
+                               an_request *r, int count_only, req_err *e)
+{
+    sem_status st = req_body_object(x, &r->body, e);
+    if (st != SEM_OK)
+        return st;
+    const json_t *b = r->body;
+    if ((st = req_string(b, "model", &r->model, e)) != SEM_OK)
+        return st;
+    if (!count_only) {
+        uint32_t n_ctx = be->prompts.ops->n_ctx(be->prompts.self);
+        const json_t *mt = json_object_get(b, "max_tokens");
+        if (!mt || json_is_null(mt))
+            return req_fail(e, SEM_EREQUEST, "max_tokens", "max_tokens is required");
+        int seed_given = 0;
+        r->sampling = (gen_sampling){.temperature = 1.0f,
+                                     .top_p = 1.0f,
+                                     .min_p = 0.05f,
+                                     .repeat_penalty = 1.0f,
+                                     .repeat_last_n = 64,
+                                     .seed = http_api_random(api)};
+        if ((st = req_uint(b, "max_tokens", 1, n_ctx, &r->max_tokens, e)) ||
+            (st = req_bool(b, "stream", &r->stream, e)) ||
+            (st = req_sampling(b, 1.0f, &r->sampling, &seed_given, e)) ||
+            (st = req_stop(b, "stop_sequences", 0, r->stop, &r->n_stop, e)) ||
+            (st = req_agent_id(x, b, "metadata.user_id", r->agent, e)))
+            return st;
+    }
+    if ((st = read_conversation(r, e)) != SEM_OK)
+        return st;
+    return render(be, r, e);
+}
+
+static void reply_req_err(http_api *api, http_exchange *x, const req_err *e)
+{
+    http_error he = http_error_from_status(&e->err, e->param[0] ? e->param : NULL,
+                                           http_api_state(api) == HTTP_STATE_DRAINING);
+    http_exchange_reply_error(x, &he);
+}
+
+/* ---------------------------------------------------------------- responses */
+
+static json_t *text_value(const char *s, size_t n)
+{
+    json_t *v = json_stringn(s ? s : "", n);
+    return v ? v : json_string("\xEF\xBF\xBD");
+}
+
+static json_t *usage_json(const http_gen *g, const gen_result *res, int output_only)
+{
+    uint32_t cached = res->cached_tokens > g->n_prompt ? g->n_prompt : res->cached_tokens;
+    uint32_t creation = g->has_agent ? g->n_prompt - cached : 0;
+    json_t *u = json_pack("{s:i}", "output_tokens", (json_int_t)res->completion_tokens);
+    if (!output_only) {
+        json_object_set_new(u, "input_tokens", json_integer(g->n_prompt - cached - creation));
+        json_object_set_new(u, "cache_creation_input_tokens", json_integer(creation));
+        json_object_set_new(u, "cache_read_input_tokens", json_integer(cached));
+    }
+    return u;
+}
+
+/* stop_reason and stop_sequence of a finished request. */
+static void stop_of(const gen_result *res, const char *const *stops, size_t n_stop,
+                    const char **reason, const char **sequence)
+{
+    *sequence = NULL;
+    if (res->finish == GEN_LENGTH) {
+        *reason = "max_tokens";
+    } else if (res->stop_index >= 0 && (size_t)res->stop_index < n_stop) {
+        *reason = "stop_sequence";
+        *sequence = stops[res->stop_index];
+    } else {
+        *reason = "end_turn";
+    }
+}
+
+static json_t *message(const char *id, const char *model, json_t *content)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", id, "type", "message", "role", "assistant",
+                     "model", model, "content", content);
+}
+
+/* ---------------------------------------------------------------- streams */
+
+typedef struct an_stream {
+    http_api *api;
+    http_exchange *x;
+    http_gen g;
+    int started;
+    char id[64];
+    char *model;
+    char *stops[REQ_STOP_MAX];
+    size_t n_stop;
+    http_buf pending;
+} an_stream;
+
+static void event(http_buf *out, const char *name, json_t *data)
+{
+    sse_json(out, name, data);
+    json_decref(data);
+}
+
+static void delta(http_buf *out, const char *text, size_t n)
+{
+    event(out, "content_block_delta",
+          json_pack("{s:s,s:i,s:{s:s,s:o}}", "type", "content_block_delta", "index", 0, "delta",
+                    "type", "text_delta", "text", text_value(text, n)));
+}
+
+static int stream_finish(an_stream *s, http_buf *out)
+{
+    http_gen_note_usage(&s->g, s->x);
+    if (!http_gen_ok(&s->g)) {
+        http_error he = http_gen_error(&s->g);
+        http_exchange_note_error(s->x, he.message);
+        event(out, "error", http_error_body(&he, HTTP_SHAPE_ANTHROPIC));
+        http_exchange_stream_done(s->x);
+        return 1;
+    }
+    const char *reason, *seq;
+    stop_of(&s->g.result, (const char *const *)s->stops, s->n_stop, &reason, &seq);
+    event(out, "content_block_stop",
+          json_pack("{s:s,s:i}", "type", "content_block_stop", "index", 0));
+    json_t *d = json_pack("{s:s,s:{s:s},s:o}", "type", "message_delta", "delta", "stop_reason",
+                          reason, "usage", usage_json(&s->g, &s->g.result, 0));
+    json_object_set_new(json_object_get(d, "delta"), "stop_sequence",
+                        seq ? json_string(seq) : json_null());
+    event(out, "message_delta", d);
+    event(out, "message_stop", json_pack("{s:s}", "type", "message_stop"));
+    http_exchange_stream_done(s->x);
+    return 1;
+}
+
+static int stream_next(void *self, http_buf *out)
+{
+    an_stream *s = self;
+    if (!s->started) {
+        s->started = 1;
+        gen_result now = http_gen_peek(&s->g);
+        now.completion_tokens = 0;
+        json_t *msg = message(s->id, s->model, json_array());
+        json_object_set_new(msg, "stop_reason", json_null());
+        json_object_set_new(msg, "stop_sequence", json_null());
+        json_object_set_new(msg, "usage", usage_json(&s->g, &now, 0));
+        event(out, "message_start",
+              json_pack("{s:s,s:o}", "type", "message_start", "message", msg));
+        event(out, "content_block_start",
+              json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index", 0,
+                        "content_block", "type", "text", "text", ""));
+        event(out, "ping", json_pack("{s:s}", "type", "ping"));
+        if (s->pending.len)
+            delta(out, s->pending.data, s->pending.len);
+        http_buf_free(&s->pending);
+        if (s->g.done)
+            return stream_finish(s, out);
+        return 0;
+    }
+    http_buf text = {0};
+    http_gen_next(&s->g, &text, (int)s->api->o.keepalive_ms);
+    if (text.len)
+        delta(out, text.data, text.len);
+    http_buf_free(&text);
+    if (s->g.done)
+        return stream_finish(s, out);
+    if (out->len == 0)
+        event(out, "ping", json_pack("{s:s}", "type", "ping"));
+    return 0;
+}
+
+static void stream_close(void *self)
+{
+    an_stream *s = self;
+    http_gen_release(&s->g);
+    http_buf_free(&s->pending);
+    for (size_t i = 0; i < s->n_stop; i++)
+        free(s->stops[i]);
+    free(s->model);
+    free(s);
+}
+
+static const http_stream_ops an_stream_ops = {stream_next, stream_close};
+
+/* ---------------------------------------------------------------- handlers */
+
+static void reply_whole(http_exchange *x, an_request *r, http_gen *g, const char *id,
+                        const char *model)
+{
+    http_buf text = {0};
+    http_gen_collect(g, x, &text);
+    http_gen_note_usage(g, x);
+    if (!http_gen_ok(g)) {
+        http_buf_free(&text);
+        http_error he = http_gen_error(g);
+        http_exchange_reply_error(x, &he);
+        return;
+    }
+    const char *reason, *seq;
+    stop_of(&g->result, r->stop, r->n_stop, &reason, &seq);
+    json_t *o =
+        message(id, model,
+                json_pack("[{s:s,s:o}]", "type", "text", "text", text_value(text.data, text.len)));
+    json_object_set_new(o, "stop_reason", json_string(reason));
+    json_object_set_new(o, "stop_sequence", seq ? json_string(seq) : json_null());
+    json_object_set_new(o, "usage", usage_json(g, &g->result, 0));
+    http_buf_free(&text);
+    http_gen_add_timing(g, x);
+    http_exchange_reply_json(x, 200, o);
+}
+
+void anthropic_routes_messages(http_api *api, http_exchange *x)
+{
+    const http_backend *be = http_api_backend(api);
+    an_request r = {0};
+    req_err e = {0};
+    sem_status st = read_request(api, be, x, &r, 0, &e);
+    http_exchange_note_agent(x, r.agent);
+    if (st != SEM_OK) {
+        reply_req_err(api, x, &e);
+        request_free(&r);
+        return;
+    }
+    gen_params p = {.prompt = r.prompt,
+                    .n_prompt = (uint32_t)r.n_prompt,
+                    .sampling = r.sampling,
+                    .max_tokens = r.max_tokens,
+                    .stop = r.stop,
+                    .n_stop = r.n_stop};
+    http_gen g;
+    if (http_gen_submit(&g, api, be, x, r.agent, &p, &e) != SEM_OK) {
+        reply_req_err(api, x, &e);
+        request_free(&r);
+        return;
+    }
+    char id[64];
+    http_api_new_id(api, "msg_", id, sizeof id);
+    const char *model = r.model ? r.model : be->model_id;
+    if (!r.stream) {
+        reply_whole(x, &r, &g, id, model);
+        http_gen_release(&g);
+        request_free(&r);
+        return;
+    }
+    an_stream *s = calloc(1, sizeof *s);
+    int ok = s != NULL;
+    if (s) {
+        *s = (an_stream){.api = api, .x = x, .g = g};
+        snprintf(s->id, sizeof s->id, "%s", id);
+        ok = (s->model = strdup(model)) != NULL;
+        for (size_t i = 0; ok && i < r.n_stop; i++)
+            ok = (s->stops[s->n_stop++] = strdup(r.stop[i])) != NULL;
+    }
+    request_free(&r);
+    if (!ok) {
+        if (s)
+            stream_close(s);
+        else
+            http_gen_release(&g);
+        http_error he = http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "out of memory");
+        http_exchange_reply_error(x, &he);
+        return;
+    }
+    http_gen_first(&s->g, x, &s->pending);
+    if (s->g.done && !http_gen_ok(&s->g)) {
+        http_gen_note_usage(&s->g, x);
+        http_error he = http_gen_error(&s->g);
+        stream_close(s);
+        http_exchange_reply_error(x, &he);
+        return;
+    }
+    http_exchange_reply_stream(x, &an_stream_ops, s);
+}
+
+void anthropic_routes_count_tokens(http_api *api, http_exchange *x)
+{
+    const http_backend *be = http_api_backend(api);
+    an_request r = {0};
+    req_err e = {0};
+    if (read_request(api, be, x, &r, 1, &e) != SEM_OK) {
+        reply_req_err(api, x, &e);
+        request_free(&r);
+        return;
+    }
+    http_exchange_reply_json(x, 200, json_pack("{s:i}", "input_tokens", (json_int_t)r.n_prompt));
+    request_free(&r);
+}

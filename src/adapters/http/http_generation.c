@@ -1,0 +1,137 @@
+/*
+ * http_generation.c - submit, read, account.
+ */
+#include "http_generation.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "auth.h"
+
+#define READ_CHUNK 4096
+
+sem_status http_gen_submit(http_gen *g, http_api *api, const http_backend *be, http_exchange *x,
+                           const char *agent_id, gen_params *p, req_err *e)
+{
+    memset(g, 0, sizeof *g);
+    g->api = api;
+    g->be = be;
+    g->n_prompt = p->n_prompt;
+    char key[AGENT_KEY_MAX + 1];
+    if (agent_id && *agent_id) {
+        auth_agent_key(http_exchange_namespace(x), agent_id, key);
+        p->agent_id = key;
+        g->has_agent = 1;
+    } else {
+        p->agent_id = NULL;
+    }
+    sem_err err = {0};
+    sem_status st = be->gen.ops->submit(be->gen.self, p, &g->req, &err);
+    p->agent_id = NULL; /* key was local */
+    if (st != SEM_OK) {
+        g->req = NULL;
+        e->err = err;
+        e->param[0] = '\0';
+        if (st == SEM_ETOOLARGE)
+            snprintf(e->param, sizeof e->param, "%s", "max_tokens");
+        return st;
+    }
+    return SEM_OK;
+}
+
+static void finish(http_gen *g)
+{
+    g->done = 1;
+    g->result = g->be->gen.ops->result(g->be->gen.self, g->req);
+}
+
+int http_gen_next(http_gen *g, http_buf *out, int timeout_ms)
+{
+    if (g->done)
+        return 1;
+    char buf[READ_CHUNK];
+    size_t n = 0;
+    int done = g->be->gen.ops->read(g->be->gen.self, g->req, buf, sizeof buf, &n, timeout_ms);
+    http_buf_append(out, buf, n);
+    /* Take whatever else is already there without waiting. */
+    while (!done && n == sizeof buf) {
+        done = g->be->gen.ops->read(g->be->gen.self, g->req, buf, sizeof buf, &n, 0);
+        http_buf_append(out, buf, n);
+    }
+    if (done)
+        finish(g);
+    return g->done;
+}
+
+/* Reads until the predicate holds, cancelling if the client leaves. */
+static void wait_for(http_gen *g, http_exchange *x, http_buf *out, int until_first_text)
+{
+    while (!g->done) {
+        size_t before = out->len;
+        http_gen_next(g, out, HTTP_GEN_POLL_MS);
+        if (until_first_text && out->len > before)
+            return;
+        if (!g->done && !g->client_gone && http_exchange_client_gone(x)) {
+            g->client_gone = 1;
+            g->be->gen.ops->cancel(g->be->gen.self, g->req);
+        }
+    }
+}
+
+void http_gen_collect(http_gen *g, http_exchange *x, http_buf *out) { wait_for(g, x, out, 0); }
+void http_gen_first(http_gen *g, http_exchange *x, http_buf *out) { wait_for(g, x, out, 1); }
+
+gen_result http_gen_peek(const http_gen *g)
+{
+    return g->done ? g->result : g->be->gen.ops->result(g->be->gen.self, g->req);
+}
+
+int http_gen_ok(const http_gen *g)
+{
+    return g->done && (g->result.finish == GEN_STOP || g->result.finish == GEN_LENGTH);
+}
+
+http_error http_gen_error(const http_gen *g)
+{
+    int draining = http_api_state(g->api) == HTTP_STATE_DRAINING;
+    if (g->result.finish == GEN_CANCELLED) {
+        sem_err err = {0};
+        sem_err_set(&err, SEM_ECANCELLED, "%s",
+                    draining         ? "the request was cancelled: the server is shutting down"
+                    : g->client_gone ? "the request was cancelled: the client went away"
+                                     : "the request was cancelled (its agent was deleted)");
+        return http_error_from_status(&err, NULL, draining);
+    }
+    sem_err err = g->result.error;
+    if (err.status == SEM_OK)
+        sem_err_set(&err, SEM_EINTERNAL, "the request ended without a result");
+    return http_error_from_status(&err, NULL, draining);
+}
+
+uint32_t http_gen_cache_creation(const http_gen *g)
+{
+    if (!g->has_agent || g->result.cached_tokens > g->n_prompt)
+        return 0;
+    return g->n_prompt - g->result.cached_tokens;
+}
+
+void http_gen_note_usage(const http_gen *g, http_exchange *x)
+{
+    http_exchange_note_usage(x, g->n_prompt, g->result.cached_tokens, g->result.completion_tokens,
+                             g->result.ttft_ms);
+}
+
+void http_gen_add_timing(const http_gen *g, http_exchange *x)
+{
+    char v[128];
+    snprintf(v, sizeof v, "queue;dur=%.3f, ttft;dur=%.3f, engine;dur=%.3f", g->result.queue_ms,
+             g->result.ttft_ms, g->result.total_ms);
+    http_exchange_add_header(x, "Server-Timing", v);
+}
+
+void http_gen_release(http_gen *g)
+{
+    if (g->req)
+        g->be->gen.ops->release(g->be->gen.self, g->req);
+    g->req = NULL;
+}

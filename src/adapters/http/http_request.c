@@ -1,0 +1,337 @@
+/*
+ * http_request.c - typed reading of API request bodies.
+ */
+#include "http_request.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+sem_status req_fail(req_err *e, sem_status st, const char *param, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sem_err_setv(&e->err, st, fmt, ap);
+    va_end(ap);
+    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+    return st;
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "a list";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+sem_status req_body_object(http_exchange *x, json_t **out, req_err *e)
+{
+    size_t len;
+    const char *body = http_exchange_body(x, &len);
+    if (len == 0)
+        return req_fail(e, SEM_EREQUEST, NULL, "the request body is empty; send a JSON object");
+    json_error_t je;
+    json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!v)
+        return req_fail(e, SEM_EREQUEST, NULL,
+                        "the request body is not valid JSON: %s (line %d, column %d)", je.text,
+                        je.line, je.column);
+    if (!json_is_object(v)) {
+        sem_status st = req_fail(e, SEM_EREQUEST, NULL,
+                                 "the request body must be a JSON object, not %s", type_name(v));
+        json_decref(v);
+        return st;
+    }
+    *out = v;
+    return SEM_OK;
+}
+
+sem_status req_string(const json_t *o, const char *field, const char **out, req_err *e)
+{
+    const json_t *v = json_object_get(o, field);
+    if (!v || json_is_null(v))
+        return SEM_OK;
+    if (!json_is_string(v))
+        return req_fail(e, SEM_EREQUEST, field, "%s must be a string, not %s", field, type_name(v));
+    *out = json_string_value(v);
+    return SEM_OK;
+}
+
+sem_status req_bool(const json_t *o, const char *field, int *out, req_err *e)
+{
+    const json_t *v = json_object_get(o, field);
+    if (!v || json_is_null(v))
+        return SEM_OK;
+    if (!json_is_boolean(v))
+        return req_fail(e, SEM_EREQUEST, field, "%s must be true or false, not %s", field,
+                        type_name(v));
+    *out = json_is_true(v);
+    return SEM_OK;
+}
+
+sem_status req_uint(const json_t *o, const char *field, uint32_t min, uint32_t max, uint32_t *out,
+                    req_err *e)
+{
+    const json_t *v = json_object_get(o, field);
+    if (!v || json_is_null(v))
+        return SEM_OK;
+    json_int_t n;
+    if (json_is_integer(v)) {
+        n = json_integer_value(v);
+    } else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
+               fabs(json_real_value(v)) < 9e15) {
+        n = (json_int_t)json_real_value(v); /* 16.0 is 16 */
+    } else {
+        return req_fail(e, SEM_EREQUEST, field, "%s must be an integer, not %s", field,
+                        type_name(v));
+    }
+    if (n < (json_int_t)min || n > (json_int_t)max)
+        return req_fail(e, SEM_EREQUEST, field, "%s is %lld; it must be between %u and %u", field,
+                        (long long)n, min, max);
+    *out = (uint32_t)n;
+    return SEM_OK;
+}
+
+sem_status req_number(const json_t *o, const char *field, double min, double max, int exclusive_min,
+                      float *out, req_err *e)
+{
+    const json_t *v = json_object_get(o, field);
+    if (!v || json_is_null(v))
+        return SEM_OK;
+    if (!json_is_number(v))
+        return req_fail(e, SEM_EREQUEST, field, "%s must be a number, not %s", field, type_name(v));
+    double d = json_number_value(v);
+    if (!(exclusive_min ? d > min : d >= min) || !(d <= max))
+        return req_fail(e, SEM_EREQUEST, field, "%s is %g; it must be in %s%g, %g]", field, d,
+                        exclusive_min ? "(" : "[", min, max);
+    *out = (float)d;
+    return SEM_OK;
+}
+
+sem_status req_stop(const json_t *o, const char *field, int allow_string,
+                    const char *out[REQ_STOP_MAX], size_t *n, req_err *e)
+{
+    const json_t *v = json_object_get(o, field);
+    *n = 0;
+    if (!v || json_is_null(v))
+        return SEM_OK;
+    char param[HTTP_ERROR_PARAM_MAX + 64];
+    if (json_is_string(v) && allow_string) {
+        if (json_string_length(v) == 0)
+            return req_fail(e, SEM_EREQUEST, field, "%s must not be empty", field);
+        if (json_string_length(v) > REQ_STOP_BYTES)
+            return req_fail(e, SEM_EREQUEST, field, "%s is %zu bytes; at most %d allowed", field,
+                            json_string_length(v), REQ_STOP_BYTES);
+        out[(*n)++] = json_string_value(v);
+        return SEM_OK;
+    }
+    if (!json_is_array(v))
+        return req_fail(e, SEM_EREQUEST, field, "%s must be %sa list of strings, not %s", field,
+                        allow_string ? "a string or " : "", type_name(v));
+    if (json_array_size(v) > REQ_STOP_MAX)
+        return req_fail(e, SEM_EREQUEST, field, "%s has %zu entries; at most %d allowed", field,
+                        json_array_size(v), REQ_STOP_MAX);
+    size_t i;
+    const json_t *s;
+    json_array_foreach(v, i, s)
+    {
+        snprintf(param, sizeof param, "%s[%zu]", field, i);
+        if (!json_is_string(s))
+            return req_fail(e, SEM_EREQUEST, param, "%s must be a string, not %s", param,
+                            type_name(s));
+        if (json_string_length(s) == 0)
+            return req_fail(e, SEM_EREQUEST, param, "%s must not be empty", param);
+        if (json_string_length(s) > REQ_STOP_BYTES)
+            return req_fail(e, SEM_EREQUEST, param, "%s is %zu bytes; at most %d allowed", param,
+                            json_string_length(s), REQ_STOP_BYTES);
+        out[(*n)++] = json_string_value(s);
+    }
+    return SEM_OK;
+}
+
+sem_status req_sampling(const json_t *o, float max_temperature, gen_sampling *s, int *seed_given,
+                        req_err *e)
+{
+    sem_status st;
+    float rep = s->repeat_penalty;
+    if ((st = req_number(o, "temperature", 0, max_temperature, 0, &s->temperature, e)) ||
+        (st = req_number(o, "top_p", 0, 1, 1, &s->top_p, e)) ||
+        (st = req_uint(o, "top_k", 0, 1u << 20, &s->top_k, e)) ||
+        (st = req_number(o, "min_p", 0, 1, 0, &s->min_p, e)) ||
+        (st = req_number(o, "presence_penalty", -2, 2, 0, &s->presence_penalty, e)) ||
+        (st = req_number(o, "frequency_penalty", -2, 2, 0, &s->frequency_penalty, e)) ||
+        (st = req_number(o, "repetition_penalty", 0, 10, 1, &rep, e)))
+        return st;
+    s->repeat_penalty = rep;
+    const json_t *seed = json_object_get(o, "seed");
+    *seed_given = 0;
+    if (seed && !json_is_null(seed)) {
+        if (!json_is_integer(seed))
+            return req_fail(e, SEM_EREQUEST, "seed", "seed must be an integer, not %s",
+                            type_name(seed));
+        s->seed = (uint64_t)json_integer_value(seed);
+        *seed_given = 1;
+    }
+    return SEM_OK;
+}
+
+/* ---------------------------------------------------------------- messages */
+
+static int known_role(const char *r)
+{
+    static const char *roles[] = {"system", "developer", "user", "assistant", "tool"};
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        if (strcmp(r, roles[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static sem_status check_parts(const json_t *content, const char *base, req_err *e)
+{
+    char param[256];
+    size_t j;
+    const json_t *p;
+    json_array_foreach(content, j, p)
+    {
+        snprintf(param, sizeof param, "%s[%zu]", base, j);
+        if (!json_is_object(p))
+            return req_fail(e, SEM_EREQUEST, param, "%s must be an object, not %s", param,
+                            type_name(p));
+        const json_t *type = json_object_get(p, "type");
+        if (!json_is_string(type))
+            return req_fail(e, SEM_EREQUEST, param, "%s.type must be a string", param);
+        if (strcmp(json_string_value(type), "text") != 0)
+            return req_fail(e, SEM_EUNSUPPORTED, param,
+                            "%s: content parts of type \"%s\" are not supported (text only)", param,
+                            json_string_value(type));
+        if (!json_is_string(json_object_get(p, "text")))
+            return req_fail(e, SEM_EREQUEST, param, "%s.text must be a string", param);
+    }
+    return SEM_OK;
+}
+
+sem_status req_chat_messages(const json_t *messages, const char *field, req_err *e)
+{
+    if (!messages || json_is_null(messages))
+        return req_fail(e, SEM_EREQUEST, field, "%s is required", field);
+    if (!json_is_array(messages))
+        return req_fail(e, SEM_EREQUEST, field, "%s must be a list, not %s", field,
+                        type_name(messages));
+    if (json_array_size(messages) == 0)
+        return req_fail(e, SEM_EREQUEST, field, "%s must not be empty", field);
+    char param[HTTP_ERROR_PARAM_MAX + 64];
+    size_t i;
+    const json_t *m;
+    json_array_foreach(messages, i, m)
+    {
+        snprintf(param, sizeof param, "%s[%zu]", field, i);
+        if (!json_is_object(m))
+            return req_fail(e, SEM_EREQUEST, param, "%s must be an object, not %s", param,
+                            type_name(m));
+        const json_t *role = json_object_get(m, "role");
+        char rparam[192];
+        snprintf(rparam, sizeof rparam, "%s.role", param);
+        if (!role)
+            return req_fail(e, SEM_EREQUEST, rparam, "%s is required", rparam);
+        if (!json_is_string(role))
+            return req_fail(e, SEM_EREQUEST, rparam, "%s must be a string, not %s", rparam,
+                            type_name(role));
+        if (!known_role(json_string_value(role)))
+            return req_fail(e, SEM_EREQUEST, rparam,
+                            "%s is \"%s\"; expected system, developer, user, assistant or tool",
+                            rparam, json_string_value(role));
+        const json_t *content = json_object_get(m, "content");
+        char cparam[192];
+        snprintf(cparam, sizeof cparam, "%s.content", param);
+        int assistant = strcmp(json_string_value(role), "assistant") == 0;
+        if (!content || json_is_null(content)) {
+            if (!assistant || !json_array_size(json_object_get(m, "tool_calls")))
+                return req_fail(e, SEM_EREQUEST, cparam, "%s is required", cparam);
+        } else if (json_is_array(content)) {
+            sem_status st = check_parts(content, cparam, e);
+            if (st != SEM_OK)
+                return st;
+        } else if (!json_is_string(content)) {
+            return req_fail(e, SEM_EREQUEST, cparam,
+                            "%s must be a string or a list of text parts, not %s", cparam,
+                            type_name(content));
+        }
+    }
+    return SEM_OK;
+}
+
+/* ---------------------------------------------------------------- identity */
+
+static sem_status check_id(const char *id, const char *source, req_err *e)
+{
+    sem_err err = {0};
+    if (agent_id_validate(id, &err) != SEM_OK)
+        return req_fail(e, SEM_EREQUEST, source, "%s: %s", source, sem_err_text(&err));
+    return SEM_OK;
+}
+
+sem_status req_agent_id(http_exchange *x, const json_t *body, const char *api_field,
+                        char id[AGENT_ID_MAX + 1], req_err *e)
+{
+    id[0] = '\0';
+    const char *h = http_exchange_header(x, "X-Agent-ID");
+    const char *v = NULL, *source = NULL;
+    if (h) {
+        v = h;
+        source = "X-Agent-ID";
+    } else {
+        const json_t *a = json_object_get(body, "agent_id");
+        if (a && !json_is_null(a)) {
+            if (!json_is_string(a))
+                return req_fail(e, SEM_EREQUEST, "agent_id", "agent_id must be a string, not %s",
+                                type_name(a));
+            v = json_string_value(a);
+            source = "agent_id";
+        } else if (api_field) {
+            const json_t *f;
+            if (strcmp(api_field, "metadata.user_id") == 0) {
+                const json_t *md = json_object_get(body, "metadata");
+                if (md && !json_is_null(md) && !json_is_object(md))
+                    return req_fail(e, SEM_EREQUEST, "metadata",
+                                    "metadata must be an object, not %s", type_name(md));
+                f = json_object_get(md, "user_id");
+            } else {
+                f = json_object_get(body, api_field);
+            }
+            if (f && !json_is_null(f)) {
+                if (!json_is_string(f))
+                    return req_fail(e, SEM_EREQUEST, api_field, "%s must be a string, not %s",
+                                    api_field, type_name(f));
+                v = json_string_value(f);
+                source = api_field;
+            }
+        }
+    }
+    if (!v)
+        return SEM_OK;
+    sem_status st = check_id(v, source, e);
+    if (st != SEM_OK)
+        return st;
+    snprintf(id, AGENT_ID_MAX + 1, "%s", v);
+    return SEM_OK;
+}
+
+void req_param_from_detail(const char *detail, char *param, size_t cap)
+{
+    param[0] = '\0';
+    if (strncmp(detail, "messages", 8) != 0 && strncmp(detail, "tools", 5) != 0)
+        return;
+    size_t n = strcspn(detail, " :");
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(param, detail, n);
+    param[n] = '\0';
+}

@@ -1,0 +1,84 @@
+/*
+ * http_request.h - reading API requests: the JSON body, typed fields with
+ * their ranges, stop strings, sampling, chat messages and the agent a
+ * request speaks for.
+ *
+ * Every reader leaves its output untouched when the field is absent or
+ * null (the caller sets defaults first), and on a bad value returns
+ * SEM_EREQUEST (SEM_EUNSUPPORTED for a valid value semantic does not
+ * implement) with a req_err that names the field ("messages[2].role")
+ * and says what was expected.
+ *
+ * Agent identity, first found wins:
+ *   1. the X-Agent-ID header
+ *   2. the body's "agent_id"
+ *   3. OpenAI's "prompt_cache_key" / Anthropic's "metadata.user_id"
+ * An id must be 1..128 of [A-Za-z0-9_-]. Without one the request is
+ * anonymous: it may reuse a recent identical prefix, nothing is kept.
+ *
+ * Threads: pure functions of their arguments; any thread.
+ */
+#ifndef SEM_HTTP_REQUEST_H
+#define SEM_HTTP_REQUEST_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "domain/agent_id.h"
+#include "http_errors.h"
+#include "http_exchange.h"
+#include "ports/generation_port.h"
+
+typedef struct req_err {
+    sem_err err;
+    char param[HTTP_ERROR_PARAM_MAX];
+} req_err;
+
+/* Sets e (status, field, printf detail) and returns st. */
+sem_status req_fail(req_err *e, sem_status st, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The body as a JSON object (new reference). */
+sem_status req_body_object(http_exchange *x, json_t **out, req_err *e);
+
+sem_status req_string(const json_t *o, const char *field, const char **out, req_err *e);
+sem_status req_bool(const json_t *o, const char *field, int *out, req_err *e);
+/* An integer in [min, max]. */
+sem_status req_uint(const json_t *o, const char *field, uint32_t min, uint32_t max, uint32_t *out,
+                    req_err *e);
+/* A number in [min, max]; exclusive_min makes the lower bound open. */
+sem_status req_number(const json_t *o, const char *field, double min, double max, int exclusive_min,
+                      float *out, req_err *e);
+
+#define REQ_STOP_MAX 16
+#define REQ_STOP_BYTES 256
+
+/* A string or a list of strings (OpenAI "stop"; Anthropic "stop_sequences"
+ * is a list). Pointers borrow from o. */
+sem_status req_stop(const json_t *o, const char *field, int allow_string,
+                    const char *out[REQ_STOP_MAX], size_t *n, req_err *e);
+
+/* The sampling fields shared by the APIs: temperature (0..max_temperature),
+ * top_p, top_k, min_p, presence_penalty, frequency_penalty,
+ * repetition_penalty, seed. *seed_given says whether "seed" was there. */
+sem_status req_sampling(const json_t *o, float max_temperature, gen_sampling *s, int *seed_given,
+                        req_err *e);
+
+/* Checks an OpenAI messages list: non-empty; each an object with a known
+ * role (system, developer, user, assistant, tool) and content that is a
+ * string, a list of text parts, or null on an assistant turn with
+ * tool_calls. */
+sem_status req_chat_messages(const json_t *messages, const char *field, req_err *e);
+
+/*
+ * The agent the request speaks for, in the order above. api_field is the
+ * API's own key ("prompt_cache_key", or "metadata.user_id" for the
+ * Anthropic shape); id[0] is '\0' when anonymous.
+ */
+sem_status req_agent_id(http_exchange *x, const json_t *body, const char *api_field,
+                        char id[AGENT_ID_MAX + 1], req_err *e);
+
+/* The field named at the start of a prompt port's error ("messages[2].content"), or NULL. */
+void req_param_from_detail(const char *detail, char *param, size_t cap);
+
+#endif

@@ -1,0 +1,174 @@
+/*
+ * http_router.c - the route table and dispatch.
+ */
+#include "http_router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "domain/agent_id.h"
+#include "routes.h"
+
+typedef enum route_access { ACCESS_PUBLIC, ACCESS_API, ACCESS_ADMIN } route_access;
+
+typedef enum route_needs {
+    NEEDS_NOTHING,  /* answers in any state */
+    NEEDS_BACKEND,  /* 503 while loading */
+    NEEDS_ADMISSION /* 503 while loading or draining */
+} route_needs;
+
+typedef struct route {
+    const char *name; /* metrics label */
+    const char *method;
+    const char *pattern;
+    http_handler handler;
+    http_shape shape;
+    route_access access;
+    route_needs needs;
+} route;
+
+#define OPENAI HTTP_SHAPE_OPENAI
+#define ANTHROPIC HTTP_SHAPE_ANTHROPIC
+
+static const route routes[] = {
+    {"chat_completions", "POST", "/v1/chat/completions", openai_routes_chat_completions, OPENAI,
+     ACCESS_API, NEEDS_ADMISSION},
+    {"completions", "POST", "/v1/completions", openai_routes_completions, OPENAI, ACCESS_API,
+     NEEDS_ADMISSION},
+    {"models_list", "GET", "/v1/models", openai_routes_models_list, OPENAI, ACCESS_API,
+     NEEDS_BACKEND},
+    {"models_get", "GET", "/v1/models/{id}", openai_routes_models_get, OPENAI, ACCESS_API,
+     NEEDS_BACKEND},
+    {"messages", "POST", "/v1/messages", anthropic_routes_messages, ANTHROPIC, ACCESS_API,
+     NEEDS_ADMISSION},
+    {"messages_count_tokens", "POST", "/v1/messages/count_tokens", anthropic_routes_count_tokens,
+     ANTHROPIC, ACCESS_API, NEEDS_BACKEND},
+    {"agents_list", "GET", "/v1/agents", agents_routes_list, OPENAI, ACCESS_API, NEEDS_BACKEND},
+    {"agents_get", "GET", "/v1/agents/{id}", agents_routes_get, OPENAI, ACCESS_API, NEEDS_BACKEND},
+    {"agents_delete", "DELETE", "/v1/agents/{id}", agents_routes_delete, OPENAI, ACCESS_API,
+     NEEDS_BACKEND},
+    {"agents_prefill", "POST", "/v1/agents/{id}/prefill", agents_routes_prefill, OPENAI, ACCESS_API,
+     NEEDS_ADMISSION},
+    {"health", "GET", "/health", ops_routes_health, OPENAI, ACCESS_PUBLIC, NEEDS_NOTHING},
+    {"health_ready", "GET", "/health/ready", ops_routes_ready, OPENAI, ACCESS_PUBLIC,
+     NEEDS_NOTHING},
+    {"metrics", "GET", "/metrics", ops_routes_metrics, OPENAI, ACCESS_API, NEEDS_NOTHING},
+    {"admin_clear", "POST", "/admin/clear", ops_routes_admin_clear, OPENAI, ACCESS_ADMIN,
+     NEEDS_BACKEND},
+    {"admin_drain", "POST", "/admin/drain", ops_routes_admin_drain, OPENAI, ACCESS_ADMIN,
+     NEEDS_NOTHING},
+};
+
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+
+size_t http_router_count(void) { return N_ROUTES; }
+
+const char *http_router_name(size_t i) { return i < N_ROUTES ? routes[i].name : "unmatched"; }
+
+/*
+ * Whether path matches pattern; the "{id}" segment (any non-empty run of
+ * characters other than '/') is copied to param.
+ */
+static int match(const char *pattern, const char *path, char *param, size_t cap)
+{
+    const char *brace = strstr(pattern, "{id}");
+    if (!brace)
+        return strcmp(pattern, path) == 0;
+    size_t head = (size_t)(brace - pattern);
+    if (strncmp(pattern, path, head) != 0)
+        return 0;
+    const char *seg = path + head, *end = strchr(seg, '/');
+    size_t seg_len = end ? (size_t)(end - seg) : strlen(seg);
+    if (seg_len == 0 || strcmp(brace + 4, seg + seg_len) != 0)
+        return 0;
+    snprintf(param, cap, "%.*s", (int)seg_len, seg);
+    return 1;
+}
+
+static http_shape shape_of_path(const char *path)
+{
+    return strncmp(path, "/v1/messages", 12) == 0 ? HTTP_SHAPE_ANTHROPIC : HTTP_SHAPE_OPENAI;
+}
+
+static int check_access(http_api *api, http_exchange *x, const route *r)
+{
+    sem_err err = {0};
+    const char *authz = http_exchange_header(x, "Authorization");
+    const char *xkey = http_exchange_header(x, "x-api-key");
+    if (r->access == ACCESS_API) {
+        char ns[AUTH_NS_LEN + 1];
+        if (auth_check(api->o.auth, authz, xkey, ns, &err) != SEM_OK) {
+            http_error e = http_error_from_status(&err, NULL, 0);
+            http_exchange_reply_error(x, &e);
+            return 0;
+        }
+        http_exchange_set_namespace(x, ns);
+    } else if (r->access == ACCESS_ADMIN) {
+        if (!auth_has_admin(api->o.auth)) {
+            http_error e = http_error_make(HTTP_ERR_NOT_FOUND, NULL,
+                                           "admin routes are disabled: start the server with "
+                                           "--admin-key");
+            http_exchange_reply_error(x, &e);
+            return 0;
+        }
+        if (auth_check_admin(api->o.auth, authz, xkey, &err) != SEM_OK) {
+            http_error e = http_error_from_status(&err, NULL, 0);
+            http_exchange_reply_error(x, &e);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int check_state(http_api *api, http_exchange *x, const route *r)
+{
+    http_state st = http_api_state(api);
+    if (r->needs == NEEDS_NOTHING || (st == HTTP_STATE_READY) ||
+        (st == HTTP_STATE_DRAINING && r->needs == NEEDS_BACKEND))
+        return 1;
+    http_error e =
+        st == HTTP_STATE_LOADING
+            ? http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "the model is loading; retry shortly")
+            : http_error_make(HTTP_ERR_UNAVAILABLE, NULL,
+                              "the server is draining and takes no new requests");
+    e.code = st == HTTP_STATE_LOADING ? "loading" : "draining";
+    http_exchange_reply_error(x, &e);
+    return 0;
+}
+
+void http_router_dispatch(http_api *api, http_exchange *x)
+{
+    const char *method = http_exchange_method(x), *path = http_exchange_path(x);
+    char param[AGENT_KEY_MAX + 64];
+    char allow[64] = "";
+    const route *found = NULL;
+    for (size_t i = 0; i < N_ROUTES && !found; i++) {
+        if (!match(routes[i].pattern, path, param, sizeof param))
+            continue;
+        if (strcmp(routes[i].method, method) == 0 ||
+            (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0)) {
+            found = &routes[i];
+            http_exchange_set_route(x, (int)i, found->shape, param);
+        } else if (!strstr(allow, routes[i].method)) {
+            size_t len = strlen(allow);
+            snprintf(allow + len, sizeof allow - len, "%s%s", len ? ", " : "", routes[i].method);
+        }
+    }
+    if (!found) {
+        http_exchange_set_route(x, -1, shape_of_path(path), "");
+        http_error e;
+        if (allow[0]) {
+            http_exchange_add_header(x, "Allow", allow);
+            e = http_error_make(HTTP_ERR_METHOD_NOT_ALLOWED, NULL,
+                                "method %s is not allowed on %s (allowed: %s)", method, path,
+                                allow);
+        } else {
+            e = http_error_make(HTTP_ERR_NOT_FOUND, NULL, "no route for %s %s", method, path);
+        }
+        http_exchange_reply_error(x, &e);
+        return;
+    }
+    if (!check_access(api, x, found) || !check_state(api, x, found))
+        return;
+    found->handler(api, x);
+}

@@ -1,0 +1,240 @@
+/*
+ * metrics.c - preallocated atomic series and their text rendering.
+ */
+#include "metrics.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATUS_MIN 100
+#define STATUS_COUNT 500
+#define UNMATCHED_LABEL "unmatched"
+
+/* Histogram bucket upper bounds in seconds (+Inf implied). */
+static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
+#define N_BOUNDS (sizeof bounds / sizeof bounds[0])
+
+typedef struct histogram {
+    _Atomic uint64_t buckets[N_BOUNDS + 1]; /* per bucket (not cumulative); last: +Inf */
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_us;
+} histogram;
+
+struct metrics {
+    size_t n_routes;            /* plus one row for "unmatched" */
+    const char **names;         /* [n_routes], static strings */
+    _Atomic uint64_t *requests; /* [n_routes + 1][STATUS_COUNT] */
+    histogram *latency;         /* [n_routes + 1] */
+    histogram ttft;
+    _Atomic uint64_t prompt_tokens, cached_tokens, generated_tokens;
+    _Atomic int64_t connections;
+    _Atomic uint64_t connections_rejected, streams_aborted;
+};
+
+metrics *metrics_create(const char *const *route_names, size_t n_routes)
+{
+    metrics *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->n_routes = n_routes;
+    m->names = calloc(n_routes ? n_routes : 1, sizeof *m->names);
+    if (m->names)
+        memcpy(m->names, route_names, n_routes * sizeof *m->names);
+    m->requests = calloc((n_routes + 1) * STATUS_COUNT, sizeof *m->requests);
+    m->latency = calloc(n_routes + 1, sizeof *m->latency);
+    if (!m->names || !m->requests || !m->latency) {
+        metrics_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void metrics_free(metrics *m)
+{
+    if (!m)
+        return;
+    free(m->names);
+    free(m->requests);
+    free(m->latency);
+    free(m);
+}
+
+static void observe(histogram *h, double seconds)
+{
+    if (seconds < 0)
+        seconds = 0;
+    size_t i = 0;
+    while (i < N_BOUNDS && seconds > bounds[i])
+        i++;
+    atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
+}
+
+static size_t row_of(const metrics *m, int route)
+{
+    return route >= 0 && (size_t)route < m->n_routes ? (size_t)route : m->n_routes;
+}
+
+void metrics_request(metrics *m, int route, int status, double seconds)
+{
+    size_t row = row_of(m, route);
+    if (status >= STATUS_MIN && status < STATUS_MIN + STATUS_COUNT)
+        atomic_fetch_add_explicit(&m->requests[row * STATUS_COUNT + (size_t)(status - STATUS_MIN)],
+                                  1, memory_order_relaxed);
+    observe(&m->latency[row], seconds);
+}
+
+void metrics_ttft(metrics *m, double seconds) { observe(&m->ttft, seconds); }
+
+void metrics_tokens(metrics *m, uint32_t prompt, uint32_t cached, uint32_t generated)
+{
+    atomic_fetch_add_explicit(&m->prompt_tokens, prompt, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->cached_tokens, cached, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->generated_tokens, generated, memory_order_relaxed);
+}
+
+void metrics_connection(metrics *m, int delta)
+{
+    atomic_fetch_add_explicit(&m->connections, delta, memory_order_relaxed);
+}
+
+void metrics_connection_rejected(metrics *m)
+{
+    atomic_fetch_add_explicit(&m->connections_rejected, 1, memory_order_relaxed);
+}
+
+void metrics_stream_aborted(metrics *m)
+{
+    atomic_fetch_add_explicit(&m->streams_aborted, 1, memory_order_relaxed);
+}
+
+static uint64_t load(const _Atomic uint64_t *v)
+{
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+metrics_totals metrics_read_totals(const metrics *m)
+{
+    metrics_totals t = {.prompt_tokens = load(&m->prompt_tokens),
+                        .cached_tokens = load(&m->cached_tokens),
+                        .generated_tokens = load(&m->generated_tokens),
+                        .connections = atomic_load_explicit(&m->connections, memory_order_relaxed)};
+    for (size_t i = 0; i < (m->n_routes + 1) * STATUS_COUNT; i++)
+        t.requests += load(&m->requests[i]);
+    return t;
+}
+
+/* ---------------------------------------------------------------- rendering */
+
+static void header(http_buf *b, const char *name, const char *type, const char *help)
+{
+    http_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void histogram_lines(http_buf *b, const char *name, const char *labels, const histogram *h)
+{
+    uint64_t cum = 0;
+    const char *sep = labels[0] ? "," : "";
+    for (size_t i = 0; i <= N_BOUNDS; i++) {
+        cum += load(&h->buckets[i]);
+        if (i < N_BOUNDS)
+            http_buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i],
+                            (unsigned long long)cum);
+        else
+            http_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+                            (unsigned long long)cum);
+    }
+    const char *open = labels[0] ? "{" : "", *close = labels[0] ? "}" : "";
+    http_buf_printf(b, "%s_sum%s%s%s %.6f\n", name, open, labels, close,
+                    (double)load(&h->sum_us) / 1e6);
+    http_buf_printf(b, "%s_count%s%s%s %llu\n", name, open, labels, close,
+                    (unsigned long long)load(&h->count));
+}
+
+static const char *route_label(const metrics *m, size_t row)
+{
+    return row < m->n_routes ? m->names[row] : UNMATCHED_LABEL;
+}
+
+static void gauge(http_buf *b, const char *name, const char *help, unsigned long long v)
+{
+    header(b, name, "gauge", help);
+    http_buf_printf(b, "%s %llu\n", name, v);
+}
+
+static void counter(http_buf *b, const char *name, const char *help, unsigned long long v)
+{
+    header(b, name, "counter", help);
+    http_buf_printf(b, "%s %llu\n", name, v);
+}
+
+void metrics_render(const metrics *m, const metrics_engine *e, int ready, http_buf *b)
+{
+    header(b, "semantic_http_requests_total", "counter", "HTTP requests by route and status.");
+    for (size_t r = 0; r <= m->n_routes; r++)
+        for (size_t s = 0; s < STATUS_COUNT; s++) {
+            uint64_t v = load(&m->requests[r * STATUS_COUNT + s]);
+            if (v)
+                http_buf_printf(b,
+                                "semantic_http_requests_total{route=\"%s\",status=\"%zu\"} %llu\n",
+                                route_label(m, r), s + STATUS_MIN, (unsigned long long)v);
+        }
+    header(b, "semantic_http_request_duration_seconds", "histogram",
+           "Time from a request's arrival to its last response byte being produced.");
+    for (size_t r = 0; r <= m->n_routes; r++) {
+        if (!load(&m->latency[r].count))
+            continue;
+        char labels[160];
+        snprintf(labels, sizeof labels, "route=\"%s\"", route_label(m, r));
+        histogram_lines(b, "semantic_http_request_duration_seconds", labels, &m->latency[r]);
+    }
+    header(b, "semantic_time_to_first_token_seconds", "histogram",
+           "Time from a generation request's submission to its first token.");
+    histogram_lines(b, "semantic_time_to_first_token_seconds", "", &m->ttft);
+    counter(b, "semantic_prompt_tokens_total", "Prompt tokens of finished requests.",
+            load(&m->prompt_tokens));
+    counter(b, "semantic_cached_tokens_total",
+            "Prompt tokens whose KV came from memory instead of being computed.",
+            load(&m->cached_tokens));
+    counter(b, "semantic_generated_tokens_total", "Tokens generated.", load(&m->generated_tokens));
+    gauge(b, "semantic_http_connections", "Open HTTP connections.",
+          (unsigned long long)atomic_load_explicit(&m->connections, memory_order_relaxed));
+    counter(b, "semantic_http_connections_rejected_total",
+            "Connections answered 503 because the connection limit was reached.",
+            load(&m->connections_rejected));
+    counter(b, "semantic_http_streams_aborted_total",
+            "Streamed responses whose client went away before the end.", load(&m->streams_aborted));
+    gauge(b, "semantic_ready", "1 when the server accepts generation requests.",
+          (unsigned long long)(ready != 0));
+    if (!e || !e->available)
+        return;
+    header(b, "semantic_cache_hits_total", "counter",
+           "Generation requests that reused KV, by the tier it came from.");
+    http_buf_printf(b, "semantic_cache_hits_total{tier=\"hot\"} %llu\n",
+                    (unsigned long long)e->hits_hot);
+    http_buf_printf(b, "semantic_cache_hits_total{tier=\"warm\"} %llu\n",
+                    (unsigned long long)e->hits_warm);
+    counter(b, "semantic_cache_misses_total", "Generation requests that reused no KV.", e->misses);
+    gauge(b, "semantic_pool_blocks_used", "KV blocks in use.", e->pool_used);
+    gauge(b, "semantic_pool_blocks_total", "KV blocks in the pool.", e->pool_total);
+    gauge(b, "semantic_pool_block_bytes", "Bytes of one KV block.", e->pool_block_bytes);
+    header(b, "semantic_agents", "gauge", "Agents by memory tier.");
+    http_buf_printf(b, "semantic_agents{tier=\"hot\"} %u\nsemantic_agents{tier=\"warm\"} %u\n",
+                    e->agents_hot, e->agents_warm);
+    gauge(b, "semantic_disk_bytes", "Bytes of agent files in the warm store.", e->disk_bytes);
+    gauge(b, "semantic_persistence_enabled", "1 when agent memory is persisted to disk.",
+          (unsigned long long)(e->persistent != 0));
+    gauge(b, "semantic_queue_depth", "Requests waiting for admission.", e->waiting);
+    gauge(b, "semantic_running_requests", "Requests being generated.", e->running);
+    counter(b, "semantic_evictions_total", "Sequences whose KV blocks were reclaimed.",
+            e->evictions);
+    counter(b, "semantic_agent_saves_total", "Agent memory writes to the warm store.", e->saves);
+    counter(b, "semantic_agent_save_failures_total", "Failed agent memory writes.",
+            e->save_failures);
+    counter(b, "semantic_agent_load_failures_total", "Failed agent memory loads.",
+            e->load_failures);
+}

@@ -1,0 +1,62 @@
+/*
+ * metrics.h - the registry behind GET /metrics: request counts by route and
+ * status, latency and time-to-first-token histograms, token counters and
+ * connection counts, rendered in the Prometheus text format (0.0.4)
+ * together with the engine's figures of the moment.
+ *
+ * Every series is a fixed, preallocated atomic counter: recording is a
+ * few relaxed atomic adds, never a lock or an allocation, so the hot path
+ * of a request pays nothing measurable. Routes are numbered by the router
+ * (0 .. n_routes-1); statuses 100..599 each have their own counter.
+ *
+ * Threads: any thread may record and render at once. A rendered page is
+ * not a snapshot across series (each value is read once, atomically).
+ */
+#ifndef SEM_HTTP_METRICS_H
+#define SEM_HTTP_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http_buf.h"
+
+typedef struct metrics metrics;
+
+/* The engine's and stores' figures, read when the page is rendered. */
+typedef struct metrics_engine {
+    int available; /* 0 while the model loads: the rest is absent */
+    uint32_t running, waiting;
+    uint32_t agents_hot, agents_warm;
+    uint32_t pool_used, pool_total;
+    uint64_t pool_block_bytes;
+    uint64_t hits_hot, hits_warm, misses;
+    uint64_t evictions, saves, save_failures, load_failures;
+    uint64_t disk_bytes;
+    int persistent; /* a warm store is open */
+} metrics_engine;
+
+/* route_names[i] labels route i (the pointers are copied; the strings must be static). */
+metrics *metrics_create(const char *const *route_names, size_t n_routes);
+void metrics_free(metrics *m);
+
+/* One finished request: its route (or -1: no route matched), status, duration. */
+void metrics_request(metrics *m, int route, int status, double seconds);
+/* Time from arrival to the first generated token. */
+void metrics_ttft(metrics *m, double seconds);
+void metrics_tokens(metrics *m, uint32_t prompt, uint32_t cached, uint32_t generated);
+/* Open connections: +1 when one opens, -1 when it closes. */
+void metrics_connection(metrics *m, int delta);
+void metrics_connection_rejected(metrics *m);
+void metrics_stream_aborted(metrics *m);
+
+/* Sums of the token counters (tests and readiness use them). */
+typedef struct metrics_totals {
+    uint64_t prompt_tokens, cached_tokens, generated_tokens, requests;
+    int64_t connections;
+} metrics_totals;
+metrics_totals metrics_read_totals(const metrics *m);
+
+/* Appends the page to out; ready: 1 ready, 0 not. */
+void metrics_render(const metrics *m, const metrics_engine *e, int ready, http_buf *out);
+
+#endif

@@ -1,0 +1,498 @@
+/*
+ * cmd_serve.c - `semantic serve`: the OpenAI- and Anthropic-compatible
+ * HTTP server over one model, with agent memory.
+ *
+ *   semantic serve -m MODEL [--host 127.0.0.1] [--port 8000] [--api-key KEY]...
+ *                  [--admin-key KEY] [--cache-dir DIR] [--pool-mb N] ... (see --help)
+ *
+ * Every option can also come from the environment: --max-batch is
+ * SEMANTIC_MAX_BATCH, --api-key is SEMANTIC_API_KEY (several keys comma
+ * separated). A flag on the command line wins over the variable.
+ *
+ * The order of things: the listener starts first (readiness answers 503
+ * "loading"), then the model, the KV pool, the prompt port, the warm store
+ * and the engine are built and published to the routes (ready). SIGTERM,
+ * SIGINT or POST /admin/drain start the shutdown: readiness and new
+ * generation requests answer 503, running requests get --drain-timeout
+ * seconds to finish (then they are cancelled), agent memory is written to
+ * the warm store, the listener stops, and the process exits 0.
+ *
+ * Signals are blocked in every thread and taken synchronously by the main
+ * thread (sigtimedwait), so no handler and no global flag is needed.
+ */
+#include <ctype.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapters/http/auth.h"
+#include "adapters/http/http_api.h"
+#include "adapters/http/http_server.h"
+#include "adapters/model/cpu.h"
+#include "adapters/model/model.h"
+#include "adapters/model/model_backend.h"
+#include "adapters/model/model_prompts.h"
+#include "app/engine.h"
+#include "cli.h"
+#include "stack.h"
+
+#define SERVE_MAX_KEYS 64
+
+typedef struct serve_config {
+    const char *model_path, *host, *admin_key, *chat_template, *isa, *model_id;
+    const char *cache_dir, *cache_type;
+    const char *api_keys[SERVE_MAX_KEYS];
+    size_t n_api_keys;
+    int api_keys_from_flags;
+    uint32_t port, pool_mb, disk_mb, max_batch, max_queue, ctx, threads, drain_timeout_s;
+    uint32_t max_connections, read_timeout_s, idle_timeout_s, max_header_bytes;
+    uint64_t max_body_bytes;
+    cache_kv_type kv_type;
+    char *env_keys;               /* owns the strings of SEMANTIC_API_KEY */
+    char cache_dir_buf[PATH_MAX]; /* the default cache folder */
+    char model_id_buf[256];
+} serve_config;
+
+/* ---------------------------------------------------------------- options */
+
+enum {
+    O_MODEL = 'm',
+    O_THREADS = 't',
+    O_CTX = 'c',
+    O_HELP = 'h',
+    O_HOST = 256,
+    O_PORT,
+    O_API_KEY,
+    O_ADMIN_KEY,
+    O_CACHE_DIR,
+    O_DISK_MB,
+    O_CACHE_TYPE,
+    O_POOL_MB,
+    O_MAX_BATCH,
+    O_MAX_QUEUE,
+    O_KV_TYPE,
+    O_TEMPLATE,
+    O_ISA,
+    O_DRAIN,
+    O_MAX_BODY,
+    O_MAX_HEADER,
+    O_MAX_CONN,
+    O_READ_TIMEOUT,
+    O_IDLE_TIMEOUT,
+    O_MODEL_ID
+};
+
+typedef struct serve_option {
+    const char *name;
+    int id;
+    const char *arg; /* argument name in --help */
+    const char *def; /* default in --help */
+    const char *help;
+} serve_option;
+
+static const serve_option options[] = {
+    {"model", O_MODEL, "PATH", "(required)", "GGUF model file"},
+    {"host", O_HOST, "ADDR", "127.0.0.1", "address to listen on"},
+    {"port", O_PORT, "N", "8000", "port to listen on (0: any free port)"},
+    {"api-key", O_API_KEY, "KEY", "none: open access",
+     "API key clients must send (repeat; env: comma separated)"},
+    {"admin-key", O_ADMIN_KEY, "KEY", "none: admin routes off",
+     "key for /admin/clear and /admin/drain"},
+    {"cache-dir", O_CACHE_DIR, "DIR",
+     "$XDG_DATA_HOME/semantic/cache or ~/.local/share/semantic/cache",
+     "folder of the disk tier of agent memory"},
+    {"disk-mb", O_DISK_MB, "N", "10240", "disk budget of agent memory in MiB (0: unlimited)"},
+    {"cache-type", O_CACHE_TYPE, "TYPE", "q8_0", "KV element type on disk: f16, q8_0, q4_0"},
+    {"pool-mb", O_POOL_MB, "N", "1024",
+     "KV block pool in RAM, MiB (hot agent memory and running requests)"},
+    {"max-batch", O_MAX_BATCH, "N", "8", "sequences generated at once"},
+    {"max-queue", O_MAX_QUEUE, "N", "256", "requests waiting for admission before 429"},
+    {"ctx", O_CTX, "N", "model's, at most 4096", "context length per sequence"},
+    {"kv-type", O_KV_TYPE, "TYPE", "f16", "KV element type in RAM: f16 or q8_0"},
+    {"chat-template", O_TEMPLATE, "NAME", "the model's", "built-in chat template to use instead"},
+    {"threads", O_THREADS, "N", "all cores", "compute threads"},
+    {"isa", O_ISA, "NAME", "best available", "kernels: portable, avx2, avx512"},
+    {"model-id", O_MODEL_ID, "NAME", "file name without .gguf", "model name in /v1/models"},
+    {"drain-timeout", O_DRAIN, "SECONDS", "30", "time running requests get to finish at shutdown"},
+    {"max-body-bytes", O_MAX_BODY, "N", "8388608", "largest request body (413 beyond)"},
+    {"max-header-bytes", O_MAX_HEADER, "N", "16384", "largest request head, about (431 beyond)"},
+    {"max-connections", O_MAX_CONN, "N", "64", "connections served at once (503 beyond)"},
+    {"read-timeout", O_READ_TIMEOUT, "SECONDS", "30", "time a request may take to arrive whole"},
+    {"idle-timeout", O_IDLE_TIMEOUT, "SECONDS", "60", "a silent connection is closed after this"},
+    {"help", O_HELP, NULL, NULL, "show this help"},
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+static void env_name(const char *opt, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "SEMANTIC_");
+    for (; *opt && n + 1 < cap; opt++)
+        out[n++] = *opt == '-' ? '_' : (char)toupper((unsigned char)*opt);
+    out[n] = '\0';
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: semantic serve -m MODEL [options]\n\n");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const serve_option *o = &options[i];
+        char flag[64], env[64], short_flag[8] = "    ";
+        if (o->id < 256 && o->id != O_HELP)
+            snprintf(short_flag, sizeof short_flag, "-%c, ", o->id);
+        snprintf(flag, sizeof flag, "%s--%s %s", short_flag, o->name, o->arg ? o->arg : "");
+        fprintf(f, "  %-30s %s\n", flag, o->help);
+        if (o->arg) {
+            env_name(o->name, env, sizeof env);
+            fprintf(f, "  %-30s   env %s, default: %s\n", "", env, o->def);
+        }
+    }
+    fprintf(f,
+            "\nA flag wins over its environment variable. SIGTERM or SIGINT drains and exits 0.\n");
+}
+
+static sem_status add_key(serve_config *c, const char *key, sem_err *err)
+{
+    if (c->n_api_keys == SERVE_MAX_KEYS)
+        return sem_err_set(err, SEM_EINVAL, "at most %d API keys", SERVE_MAX_KEYS);
+    if (!*key)
+        return sem_err_set(err, SEM_EINVAL, "--api-key: an API key is empty");
+    c->api_keys[c->n_api_keys++] = key;
+    return SEM_OK;
+}
+
+static sem_status parse_env_keys(serve_config *c, const char *v, sem_err *err)
+{
+    free(c->env_keys);
+    c->env_keys = strdup(v);
+    if (!c->env_keys)
+        return sem_err_set(err, SEM_ENOMEM, "out of memory");
+    c->n_api_keys = 0;
+    char *save = NULL;
+    for (char *k = strtok_r(c->env_keys, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+        while (*k == ' ')
+            k++;
+        size_t n = strlen(k);
+        while (n && k[n - 1] == ' ')
+            k[--n] = '\0';
+        if (n && add_key(c, k, err) != SEM_OK)
+            return err->status;
+    }
+    return SEM_OK;
+}
+
+/* One option's value, from the command line (from_env 0) or the environment. */
+static sem_status apply(serve_config *c, int id, const char *v, int from_env, sem_err *err)
+{
+    sem_status st = SEM_OK;
+    switch (id) {
+    case O_MODEL: c->model_path = v; break;
+    case O_HOST: c->host = v; break;
+    case O_PORT: st = cli_parse_u32("--port", v, 0, 65535, &c->port, err); break;
+    case O_API_KEY:
+        if (from_env)
+            return parse_env_keys(c, v, err);
+        if (!c->api_keys_from_flags) {
+            c->api_keys_from_flags = 1;
+            c->n_api_keys = 0; /* flags replace the environment's keys */
+        }
+        return add_key(c, v, err);
+    case O_ADMIN_KEY: c->admin_key = v; break;
+    case O_CACHE_DIR: c->cache_dir = v; break;
+    case O_DISK_MB: st = cli_parse_u32("--disk-mb", v, 0, UINT32_MAX, &c->disk_mb, err); break;
+    case O_CACHE_TYPE:
+        if (strcmp(v, "f16") != 0 && strcmp(v, "q8_0") != 0 && strcmp(v, "q4_0") != 0)
+            return sem_err_set(err, SEM_EINVAL, "--cache-type: '%s' is not f16, q8_0 or q4_0", v);
+        c->cache_type = v;
+        break;
+    case O_POOL_MB: st = cli_parse_u32("--pool-mb", v, 1, 1u << 24, &c->pool_mb, err); break;
+    case O_MAX_BATCH: st = cli_parse_u32("--max-batch", v, 1, 256, &c->max_batch, err); break;
+    case O_MAX_QUEUE: st = cli_parse_u32("--max-queue", v, 1, 1u << 20, &c->max_queue, err); break;
+    case O_CTX: st = cli_parse_u32("--ctx", v, 16, 1u << 24, &c->ctx, err); break;
+    case O_KV_TYPE: st = cache_kv_type_parse(v, &c->kv_type, err); break;
+    case O_TEMPLATE: c->chat_template = v; break;
+    case O_THREADS: st = cli_parse_u32("--threads", v, 1, 1024, &c->threads, err); break;
+    case O_ISA: c->isa = v; break;
+    case O_MODEL_ID: c->model_id = v; break;
+    case O_DRAIN:
+        st = cli_parse_u32("--drain-timeout", v, 0, 86400, &c->drain_timeout_s, err);
+        break;
+    case O_MAX_BODY:
+        st = cli_parse_u64("--max-body-bytes", v, &c->max_body_bytes, err);
+        if (st == SEM_OK && c->max_body_bytes == 0)
+            st = sem_err_set(err, SEM_EINVAL, "--max-body-bytes must be at least 1");
+        break;
+    case O_MAX_HEADER:
+        st = cli_parse_u32("--max-header-bytes", v, 1024, 1u << 24, &c->max_header_bytes, err);
+        break;
+    case O_MAX_CONN:
+        st = cli_parse_u32("--max-connections", v, 1, 16384, &c->max_connections, err);
+        break;
+    case O_READ_TIMEOUT:
+        st = cli_parse_u32("--read-timeout", v, 1, 86400, &c->read_timeout_s, err);
+        break;
+    case O_IDLE_TIMEOUT:
+        st = cli_parse_u32("--idle-timeout", v, 2, 86400, &c->idle_timeout_s, err);
+        break;
+    default: return sem_err_set(err, SEM_EINVAL, "unknown option (see --help)");
+    }
+    return st;
+}
+
+static void default_cache_dir(serve_config *c)
+{
+    if (stack_default_cache_dir(c->cache_dir_buf, sizeof c->cache_dir_buf, NULL) != SEM_OK)
+        snprintf(c->cache_dir_buf, sizeof c->cache_dir_buf, "var/cache");
+    c->cache_dir = c->cache_dir_buf;
+}
+
+static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *err)
+{
+    http_server_opts h = http_server_defaults();
+    *c = (serve_config){.host = h.host,
+                        .port = h.port,
+                        .pool_mb = 1024,
+                        .disk_mb = 10240,
+                        .cache_type = "q8_0",
+                        .max_batch = 8,
+                        .max_queue = 256,
+                        .drain_timeout_s = 30,
+                        .max_connections = h.max_connections,
+                        .read_timeout_s = h.read_timeout_s,
+                        .idle_timeout_s = h.idle_timeout_s,
+                        .max_header_bytes = (uint32_t)h.max_header_bytes,
+                        .max_body_bytes = h.max_body_bytes,
+                        .kv_type = CACHE_KV_F16};
+    default_cache_dir(c);
+    /* The environment first, then the flags. */
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (!options[i].arg)
+            continue;
+        char env[64];
+        env_name(options[i].name, env, sizeof env);
+        const char *v = getenv(env);
+        if (v && *v && apply(c, options[i].id, v, 1, err) != SEM_OK)
+            return sem_err_wrap(err, "%s", env);
+    }
+    struct option longs[N_OPTIONS + 1];
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        longs[i] = (struct option){
+            options[i].name, options[i].arg ? required_argument : no_argument, 0, options[i].id};
+    longs[N_OPTIONS] = (struct option){0, 0, 0, 0};
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "m:t:c:h", longs, NULL)) != -1) {
+        if (ch == 'h') {
+            usage(stdout);
+            exit(0);
+        }
+        if (ch == '?')
+            return sem_err_set(err, SEM_EINVAL, "unknown option (see --help)");
+        if (apply(c, ch, optarg, 0, err) != SEM_OK)
+            return err->status;
+    }
+    if (optind != argc)
+        return sem_err_set(err, SEM_EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (!c->model_path)
+        return sem_err_set(err, SEM_EINVAL,
+                           "-m MODEL (or SEMANTIC_MODEL) is required (see --help)");
+    if (!c->model_id) {
+        const char *base = strrchr(c->model_path, '/');
+        base = base ? base + 1 : c->model_path;
+        size_t n = strlen(base);
+        if (n > 5 && strcmp(base + n - 5, ".gguf") == 0)
+            n -= 5;
+        snprintf(c->model_id_buf, sizeof c->model_id_buf, "%.*s", (int)n, base);
+        c->model_id = c->model_id_buf;
+    }
+    return SEM_OK;
+}
+
+/* ---------------------------------------------------------------- the running server */
+
+typedef struct serve_state {
+    serve_config cfg;
+    http_auth *auth;
+    http_api *api;
+    http_server *server;
+    stack st; /* model, backend, pool, disk store, engine, prompts */
+    http_backend backend;
+} serve_state;
+
+static void log_line(const char *level, const char *source, const char *message)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s}", "level", level, "source", source, "message", message);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (s) {
+        fprintf(stderr, "%s\n", s);
+        free(s);
+    }
+}
+
+static void backend_stats(void *user, metrics_engine *out)
+{
+    serve_state *s = user;
+    engine_stats st = engine_get_stats(s->st.e);
+    *out = (metrics_engine){.running = st.running,
+                            .waiting = st.waiting,
+                            .agents_hot = st.agents_hot,
+                            .agents_warm = st.agents_warm,
+                            .pool_used = st.pool_used,
+                            .pool_total = st.pool_total,
+                            .pool_block_bytes = block_pool_block_bytes(s->st.pool),
+                            .hits_hot = st.hits_hot,
+                            .hits_warm = st.hits_warm,
+                            .misses = st.misses,
+                            .evictions = st.evictions,
+                            .saves = st.saves,
+                            .save_failures = st.save_failures,
+                            .load_failures = st.load_failures};
+    if (s->st.store)
+        out->disk_bytes = s->st.warm.ops->disk_bytes(s->st.warm.self);
+}
+
+/* Loads the model and builds the serving stack (cli/stack.h) behind HTTP. */
+static sem_status load(serve_state *s, sem_err *err)
+{
+    const serve_config *c = &s->cfg;
+    double t0 = cli_now_ms();
+    stack_opts o = stack_defaults();
+    o.model_path = c->model_path;
+    o.cache_dir = c->cache_dir;
+    o.pool_mb = c->pool_mb;
+    o.disk_mb = c->disk_mb;
+    o.cache_type = c->cache_type;
+    o.kv_type = c->kv_type;
+    o.ctx = c->ctx;
+    o.max_batch = c->max_batch;
+    o.max_queue = c->max_queue;
+    o.threads = (int)c->threads;
+    o.isa = c->isa;
+    o.chat_template = c->chat_template;
+    if (stack_open(&s->st, &o, err) != SEM_OK)
+        return err->status;
+    const cache_spec *spec = block_pool_spec(s->st.pool);
+    uint64_t need = cache_spec_peak_blocks(spec, s->st.ctx, o.chunk);
+    if (need > block_pool_total(s->st.pool))
+        return sem_err_set(err, SEM_EINVAL,
+                           "--pool-mb %u holds %u KV blocks; one sequence of the full context "
+                           "(%u tokens) needs %llu: raise --pool-mb or lower --ctx",
+                           c->pool_mb, block_pool_total(s->st.pool), s->st.ctx,
+                           (unsigned long long)need);
+    s->backend = (http_backend){.model_id = c->model_id,
+                                .gen = engine_generation_port(s->st.e),
+                                .agents = engine_agent_store(s->st.e),
+                                .prompts = model_prompts_port(s->st.prompts),
+                                .stats = backend_stats,
+                                .stats_user = s,
+                                .persistent = s->st.store != NULL};
+    char msg[PATH_MAX + 512];
+    snprintf(msg, sizeof msg,
+             "loaded %s in %.0f ms: context %u, pool %u blocks of %zu bytes, batch %u, agent "
+             "memory in %s",
+             c->model_id, cli_now_ms() - t0, s->st.ctx, block_pool_total(s->st.pool),
+             block_pool_block_bytes(s->st.pool), c->max_batch, s->st.cache_dir);
+    log_line("info", "serve", msg);
+    return SEM_OK;
+}
+
+static void teardown(serve_state *s)
+{
+    http_server_stop(s->server);
+    stack_close(&s->st, 0);
+    http_api_free(s->api);
+    auth_free(s->auth);
+    free(s->cfg.env_keys);
+}
+
+/* Waits for SIGTERM/SIGINT (blocked in every thread) or an admin drain. */
+static int wait_for_shutdown(serve_state *s, const sigset_t *set)
+{
+    for (;;) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig > 0)
+            return sig;
+        if (http_api_shutdown_requested(s->api))
+            return 0;
+    }
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    serve_state s;
+    memset(&s, 0, sizeof s);
+    sem_err err = {0};
+    if (parse_args(argc, argv, &s.cfg, &err) != SEM_OK) {
+        free(s.cfg.env_keys);
+        return cli_fail("serve", &err);
+    }
+    /* Every thread created from here on inherits the blocked signals. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    s.auth = auth_create(s.cfg.api_keys, s.cfg.n_api_keys, s.cfg.admin_key, &err);
+    uint32_t keepalive = s.cfg.idle_timeout_s * 1000 / 3;
+    http_api_opts ao = {.auth = s.auth,
+                        .keepalive_ms = keepalive < 15000 ? keepalive : 15000,
+                        .log_fd = 2,
+                        .version = "semantic-" SEM_VERSION};
+    if (s.auth)
+        s.api = http_api_create(&ao, &err);
+    if (!s.auth || !s.api) {
+        teardown(&s);
+        return cli_fail("serve", &err);
+    }
+    http_server_opts ho = {.host = s.cfg.host,
+                           .port = (uint16_t)s.cfg.port,
+                           .max_body_bytes = s.cfg.max_body_bytes,
+                           .max_header_bytes = s.cfg.max_header_bytes,
+                           .max_connections = s.cfg.max_connections,
+                           .read_timeout_s = s.cfg.read_timeout_s,
+                           .idle_timeout_s = s.cfg.idle_timeout_s};
+    s.server = http_server_start(&ho, s.api, &err);
+    if (!s.server) {
+        teardown(&s);
+        return cli_fail("serve", &err);
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "listening on http://%s%s%s:%u (%s; loading %s)",
+             strchr(s.cfg.host, ':') ? "[" : "", s.cfg.host, strchr(s.cfg.host, ':') ? "]" : "",
+             (unsigned)http_server_port(s.server),
+             auth_has_keys(s.auth) ? "API keys required" : "no API key required", s.cfg.model_path);
+    log_line("info", "serve", msg);
+    if (load(&s, &err) != SEM_OK) {
+        teardown(&s);
+        return cli_fail("serve", &err);
+    }
+    http_api_set_backend(s.api, &s.backend);
+    log_line("info", "serve", "ready");
+
+    int sig = wait_for_shutdown(&s, &set);
+    snprintf(msg, sizeof msg, "%s: draining (up to %u s)",
+             sig == SIGTERM  ? "SIGTERM"
+             : sig == SIGINT ? "SIGINT"
+                             : "admin drain",
+             s.cfg.drain_timeout_s);
+    log_line("info", "serve", msg);
+    http_api_set_draining(s.api);
+    uint32_t failed = engine_drain(s.st.e, s.cfg.drain_timeout_s * 1000);
+    if (failed) {
+        snprintf(msg, sizeof msg, "%u agents could not be saved", failed);
+        log_line("error", "serve", msg);
+    }
+    http_server_stop(s.server);
+    s.server = NULL;
+    teardown(&s);
+    log_line("info", "serve", "stopped");
+    return 0;
+}

@@ -1,0 +1,43 @@
+/*
+ * server_process.h - `semantic serve` as a child process for end-to-end
+ * tests and benchmarks: started on a free port of 127.0.0.1 (--port 0;
+ * the port is read from its "listening on" log line), waited for until
+ * ready, stopped with a signal.
+ *
+ * The server's stderr (its JSON log) goes to a file the test can read.
+ *
+ * Threads: one thread drives a server process.
+ */
+#ifndef SEM_TEST_SERVER_PROCESS_H
+#define SEM_TEST_SERVER_PROCESS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct server_proc {
+    pid_t pid;
+    uint16_t port;
+    char log_path[512];
+} server_proc;
+
+/*
+ * Starts bin serve -m model --host 127.0.0.1 --port 0 plus args
+ * (NULL-terminated, may be NULL) with extra environment entries env
+ * ("NAME=value", NULL-terminated, may be NULL), and waits up to 30 s for
+ * /health/ready to answer 200 (ready 0: only for the port). Returns 0 or
+ * -1 with the log printed to stderr.
+ */
+int server_start(server_proc *s, const char *bin, const char *model, const char *const *args,
+                 const char *const *env, int wait_ready);
+
+/* Sends sig and waits up to timeout_ms; returns the exit status (or
+ * 128 + signal), -1 if it did not exit in time (it is then killed). */
+int server_stop(server_proc *s, int sig, int timeout_ms);
+
+/* The server's log so far (malloc'd). */
+char *server_log(const server_proc *s);
+
+/* Deletes the log file (a test that passed has no use for it). */
+void server_discard_log(server_proc *s);
+
+#endif
