@@ -449,7 +449,7 @@ static void fill_info(const agent *a, agent_info *o, size_t block_bytes)
 {
     memset(o, 0, sizeof *o);
     snprintf(o->key, sizeof o->key, "%s", a->key);
-    int hot = a->kv && block_table_total_blocks(a->kv) > 0;
+    int hot = a->kv && block_table_total_blocks(a->kv) > 0 && !a->evict_after_save;
     o->tier = hot ? AGENT_TIER_HOT : AGENT_TIER_WARM;
     o->busy = a->state == AGENT_RUNNING || a->state == AGENT_LOADING;
     o->tokens = hot ? block_table_n_tokens(a->kv) : a->warm_tokens;
@@ -569,8 +569,10 @@ static void call_evict(engine *e, void *arg)
 {
     call_args *c = arg;
     agent *a = agents_find(e, c->key);
-    if (!a || !a->kv || block_table_total_blocks(a->kv) == 0) {
+    if (!a || !a->kv || block_table_total_blocks(a->kv) == 0 || a->evict_after_save) {
         c->st = sem_err_set(&c->err, SEM_ENOTFOUND, "agent '%s' has no KV in memory", c->key);
+    } else if (a->state == AGENT_SAVING) {
+        a->evict_after_save = 1; /* its write is under way: free it when done */
     } else if (a->state != AGENT_IDLE) {
         c->st = sem_err_set(&c->err, SEM_EBUSY, "agent '%s' is busy", c->key);
     } else if (a->dirty && e->o.warm) {

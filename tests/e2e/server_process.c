@@ -62,8 +62,20 @@ int server_start(server_proc *s, const char *bin, const char *model, const char 
     argv[n++] = "127.0.0.1";
     argv[n++] = "--port";
     argv[n++] = "0";
-    for (int i = 0; args && args[i] && n < 62; i++)
+    int own_dir = 1;
+    for (int i = 0; args && args[i] && n < 60; i++) {
+        own_dir &= strcmp(args[i], "--cache-dir") != 0;
         argv[n++] = args[i];
+    }
+    if (own_dir) { /* agent memory of this server only, never the user's */
+        snprintf(s->cache_dir, sizeof s->cache_dir, "%s/semantic-e2e-cache-XXXXXX", tmp);
+        if (!mkdtemp(s->cache_dir)) {
+            close(lfd);
+            return -1;
+        }
+        argv[n++] = "--cache-dir";
+        argv[n++] = s->cache_dir;
+    }
     argv[n] = NULL;
     pid_t pid = fork();
     if (pid < 0) {
@@ -119,7 +131,25 @@ fail : {
 }
 }
 
+static void remove_cache_dir(server_proc *s)
+{
+    if (!s->cache_dir[0])
+        return;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->cache_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", s->cache_dir);
+    s->cache_dir[0] = '\0';
+}
+
 int server_stop(server_proc *s, int sig, int timeout_ms)
+{
+    int rc = server_stop_keep(s, sig, timeout_ms);
+    remove_cache_dir(s);
+    return rc;
+}
+
+int server_stop_keep(server_proc *s, int sig, int timeout_ms)
 {
     if (!s->pid)
         return -1;

@@ -18,10 +18,13 @@ typedef struct server_proc {
     pid_t pid;
     uint16_t port;
     char log_path[512];
+    char cache_dir[512]; /* a fresh --cache-dir made for this server, removed at stop; "" if
+                            the caller passed its own */
 } server_proc;
 
 /*
- * Starts bin serve -m model --host 127.0.0.1 --port 0 plus args
+ * Starts bin serve -m model --host 127.0.0.1 --port 0 plus args (and a
+ * fresh temporary --cache-dir unless args name one)
  * (NULL-terminated, may be NULL) with extra environment entries env
  * ("NAME=value", NULL-terminated, may be NULL), and waits up to 30 s for
  * /health/ready to answer 200 (ready 0: only for the port). Returns 0 or
@@ -33,6 +36,8 @@ int server_start(server_proc *s, const char *bin, const char *model, const char 
 /* Sends sig and waits up to timeout_ms; returns the exit status (or
  * 128 + signal), -1 if it did not exit in time (it is then killed). */
 int server_stop(server_proc *s, int sig, int timeout_ms);
+/* The same, keeping the server's own cache directory. */
+int server_stop_keep(server_proc *s, int sig, int timeout_ms);
 
 /* The server's log so far (malloc'd). */
 char *server_log(const server_proc *s);

@@ -36,15 +36,8 @@
 
 #include "domain/status.h"
 
-/*
- * How long an idle thread spins before it sleeps (nanoseconds). Waking a
- * sleeping thread through the futex costs tens of microseconds on bare
- * metal but milliseconds on a virtual machine whose idle vCPU has halted;
- * with 100 us a one-token step on a small model measured 9 ms on the 2-vCPU
- * development VM, with 300 us or more 0.07 ms. 1 ms of spinning after a
- * burst of work is cheap next to that.
- */
-#define THREAD_POOL_SPIN_NS 1000000L
+/* How long an idle thread spins before it sleeps (nanoseconds). */
+#define THREAD_POOL_SPIN_NS 100000L
 
 /* Upper bound on n_threads accepted by create. */
 #define THREAD_POOL_MAX_THREADS 512

@@ -6,8 +6,7 @@
 # Installs the npm packages (pinned below) into SCRATCH_DIR once (never in
 # the source tree), then runs sdk_test.mjs, which starts its own servers.
 # Fails at once, saying what is missing, without Node.js 18+, npm or the
-# npm registry. "persistence" exits 77 (a CTest skip) while the server has
-# no disk tier.
+# npm registry.
 set -eu
 
 BIN=$1

@@ -5,7 +5,7 @@
 //   node sdk_test.mjs SEMANTIC_BIN MODEL SDK_DIR api|persistence
 //
 // SDK_DIR holds node_modules (run.sh installs it). Exit 0: all passed;
-// 1: a failure; 77: skipped (persistence without a disk tier).
+// 1: a failure.
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,6 +23,12 @@ const Anthropic = anthropicModule.default ?? anthropicModule.Anthropic ?? anthro
 // ---------------------------------------------------------------- the server
 
 async function startServer(args) {
+  // Agent memory of this server only: a fresh folder unless the test names one.
+  let ownDir = null;
+  if (!args.includes('--cache-dir')) {
+    ownDir = mkdtempSync(join(tmpdir(), 'semantic-sdk-'));
+    args = [...args, '--cache-dir', ownDir];
+  }
   const child = spawn(bin, ['serve', '-m', model, '--host', '127.0.0.1', '--port', '0',
                             '--pool-mb', '64', ...args],
                       { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -49,7 +55,11 @@ async function startServer(args) {
     log: () => log,
     stop: () => new Promise((resolve) => {
       child.removeAllListeners('exit');
-      child.on('exit', (code) => resolve(code));
+      child.on('exit', (code) => {
+        if (ownDir)
+          rmSync(ownDir, { recursive: true, force: true });
+        resolve(code);
+      });
       child.kill('SIGTERM');
     }),
   };
@@ -59,29 +69,23 @@ async function startServer(args) {
 
 const tests = [];
 const test = (name, fn) => tests.push({ name, fn });
-class Skip extends Error {}
 
 async function run(setup) {
   const ctx = await setup();
-  let failed = 0, skipped = 0;
+  let failed = 0;
   for (const t of tests) {
     const t0 = Date.now();
     try {
       await t.fn(ctx);
       console.log(`ok    ${t.name} (${Date.now() - t0} ms)`);
     } catch (e) {
-      if (e instanceof Skip) {
-        skipped++;
-        console.log(`skip  ${t.name}: ${e.message}`);
-      } else {
-        failed++;
-        console.log(`FAIL  ${t.name}: ${e.stack ?? e}`);
-      }
+      failed++;
+      console.log(`FAIL  ${t.name}: ${e.stack ?? e}`);
     }
   }
   if (ctx.teardown) await ctx.teardown();
-  console.log(`${tests.length - failed - skipped} passed, ${failed} failed, ${skipped} skipped`);
-  process.exit(failed ? 1 : skipped === tests.length ? 77 : 0);
+  console.log(`${tests.length - failed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
 }
 
 const KEY_A = 'sdk-key-alpha', KEY_B = 'sdk-key-beta';
@@ -282,9 +286,7 @@ if (suite === 'api') {
     let server = await startServer(['--cache-dir', dir]);
     ctx.server = server;
     const ready = await (await fetch(`${server.url}/health/ready`)).json();
-    if (!ready.persistence)
-      throw new Skip('this server has no disk tier yet (semantic serve --cache-dir is not wired ' +
-                     'to a warm store): expected to skip until it is');
+    assert.ok(ready.persistence, 'the server reports no disk tier for --cache-dir');
     const messages = [...story];
     let client = openai({ url: server.url });
     const r1 = await client.chat.completions.create({
