@@ -203,7 +203,7 @@ static void budgets_hold_under_two_hundred_agents(void **state)
     start(&f, f.dir, KV_PAYLOAD_DEFAULT, budget, 60); /* 12 blocks per layer */
     int32_t p[64];
     for (int i = 0; i < 200; i++) {
-        char id[16];
+        char id[24];
         snprintf(id, sizeof id, "agent-%03d", i);
         prompt_of(p, 40 + (uint32_t)(i % 20), (uint32_t)i, 512);
         gen_result r = generate(&f, id, p, 40 + (uint32_t)(i % 20), 8, NULL, NULL);
