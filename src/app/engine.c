@@ -88,33 +88,6 @@ void engine_call(engine *e, void (*fn)(engine *e, void *arg), void *arg)
 
 /* ---------------------------------------------------------------- admission */
 
-static uint32_t common_prefix(const int32_t *a, uint32_t na, const int32_t *b, uint32_t nb)
-{
-    uint32_t n = na < nb ? na : nb, i = 0;
-    while (i < n && a[i] == b[i])
-        i++;
-    return i;
-}
-
-/*
- * Keeps in the agent's table the longest prefix of the prompt it can reuse
- * (up to the first differing token; never the whole prompt, whose last
- * token must be evaluated for its logits). Idempotent: a request that must
- * wait can be attached again later.
- */
-static sem_status reuse_prefix(gen_request *r, block_table *t, sem_err *err)
-{
-    uint32_t lcp = common_prefix(block_table_tokens(t), block_table_n_tokens(t), r->prompt,
-                                 r->n_prompt);
-    if (lcp >= r->n_prompt && !r->prefill_only)
-        lcp = r->n_prompt - 1;
-    uint32_t keep = block_table_reusable(t, lcp);
-    if (block_table_truncate(t, keep, err) != SEM_OK)
-        return SEM_EINTERNAL;
-    r->n_evaluated = keep;
-    return SEM_OK;
-}
-
 static void count_reuse(engine *e, uint32_t cached)
 {
     pthread_mutex_lock(&e->inbox);
@@ -145,7 +118,7 @@ static int admit_agent(engine *e, gen_request *r, uint64_t *need, sem_err *err)
     if (a->state != AGENT_IDLE)
         return 0; /* same-agent requests run in arrival order */
     int hot = a->kv && block_table_n_tokens(a->kv) > 0;
-    if (hot && reuse_prefix(r, a->kv, err) != SEM_OK)
+    if (hot && agents_reuse_prefix(r, a->kv, err) != SEM_OK)
         return -1;
     uint64_t held = a->kv ? block_table_total_blocks(a->kv) : 0;
     *need = r->peak_blocks > held ? r->peak_blocks - held : 0;

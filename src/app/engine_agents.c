@@ -142,6 +142,19 @@ static uint32_t common_prefix(const int32_t *a, uint32_t na, const int32_t *b, u
     return i;
 }
 
+sem_status agents_reuse_prefix(gen_request *r, block_table *t, sem_err *err)
+{
+    uint32_t lcp = common_prefix(block_table_tokens(t), block_table_n_tokens(t), r->prompt,
+                                 r->n_prompt);
+    if (lcp >= r->n_prompt && !r->prefill_only)
+        lcp = r->n_prompt - 1; /* the last prompt token is evaluated for its logits */
+    uint32_t keep = block_table_reusable(t, lcp);
+    if (block_table_truncate(t, keep, err) != SEM_OK)
+        return SEM_EINTERNAL;
+    r->n_evaluated = keep;
+    return SEM_OK;
+}
+
 block_table *anon_take(engine *e, const int32_t *prompt, uint32_t n, sem_err *err)
 {
     uint32_t best = UINT32_MAX, best_keep = 0;
@@ -383,20 +396,12 @@ static void load_done(engine *e, agent *a, engine_msg *m)
         request_fail(e, r, err.status, &err);
         return;
     }
-    uint32_t lcp = 0;
-    const int32_t *have = block_table_tokens(a->kv);
-    uint32_t n_have = block_table_n_tokens(a->kv);
-    while (lcp < n_have && lcp < r->n_prompt && have[lcp] == r->prompt[lcp])
-        lcp++;
-    if (lcp >= r->n_prompt && !r->prefill_only)
-        lcp = r->n_prompt - 1;
-    uint32_t keep = block_table_reusable(a->kv, lcp);
-    if (block_table_truncate(a->kv, keep, &err) != SEM_OK) {
+    if (agents_reuse_prefix(r, a->kv, &err) != SEM_OK) {
         request_fail(e, r, SEM_EINTERNAL, &err);
         return;
     }
+    uint32_t keep = r->n_evaluated;
     r->kv = a->kv;
-    r->n_evaluated = keep;
     r->phase = PHASE_PREFILL;
     pthread_mutex_lock(&r->lock);
     r->result.cached_tokens = keep;

@@ -188,6 +188,10 @@ void request_fail(engine *e, gen_request *r, sem_status st, const sem_err *err);
 void request_take_token(engine *e, gen_request *r, int32_t tok);
 
 /* engine_agents.c */
+/* Keeps in t the longest reusable prefix of r's prompt (up to the first
+ * differing token, never the last prompt token unless prefill_only) and
+ * sets r->n_evaluated; idempotent. */
+sem_status agents_reuse_prefix(gen_request *r, block_table *t, sem_err *err);
 agent *agents_find(engine *e, const char *key);
 agent *agents_get(engine *e, const char *key, sem_err *err);
 void agents_load_warm(engine *e);

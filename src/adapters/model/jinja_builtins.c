@@ -13,6 +13,7 @@
  * list.append() and friends are refused, so templates do not use them.
  */
 #include "jinja_eval.h"
+#include "unicode.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -186,29 +187,7 @@ static uint32_t uc_upper(uint32_t c)
 
 static bool uc_cased(uint32_t c) { return uc_lower(c) != c || uc_upper(c) != c; }
 
-static size_t put_cp(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
+static size_t put_cp(char *o, uint32_t cp) { return unicode_encode(cp, (uint8_t *)o); }
 
 enum { CASE_UPPER, CASE_LOWER, CASE_CAPITALIZE, CASE_TITLE, CASE_TITLE_WORDS };
 

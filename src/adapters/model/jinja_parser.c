@@ -22,6 +22,7 @@
  * at the first one. All memory goes to the tree's arena (freed on error).
  */
 #include "jinja_ast.h"
+#include "unicode.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -142,28 +143,9 @@ static int push_simple(parser *P, ttype t, size_t pos)
 /* Appends the UTF-8 form of cp. */
 static size_t put_utf8(char *o, uint32_t cp)
 {
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        cp = 0xFFFD;
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
+    if (cp >= 0xD800 && cp <= 0xDFFF)
+        cp = 0xFFFD; /* a lone surrogate escape has no UTF-8 form */
+    return unicode_encode(cp, (uint8_t *)o);
 }
 
 static int hexval(char c)
