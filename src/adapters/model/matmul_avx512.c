@@ -684,7 +684,7 @@ DEFINE_NT_DISPATCH(dot_q6_K)
 
 /* ================================================================ table */
 
-#define AVX512_TABLE(bf16_dot, prefill_fn)                                                              \
+#define AVX512_TABLE(bf16_dot, batch_fn, prefill_fn)                                          \
     {                                                                                          \
         .isa = CPU_ISA_AVX512,                                                                 \
         .dot =                                                                                 \
@@ -699,15 +699,17 @@ DEFINE_NT_DISPATCH(dot_q6_K)
                 [TENSOR_Q6_K] = dot_q6_K,                                                      \
             },                                                                                 \
         .quant_q8_0 = quant_q8_0, .quant_q8_K = quant_q8_K, .round_f16 = round_f16,            \
-        .round_bf16 = round_bf16, .q4_0_x4 = true, .prefill = prefill_fn,                        \
+        .round_bf16 = round_bf16, .q4_0_x4 = true, .batch = batch_fn,                          \
+        .batch_act = mm_avx512_batch_act, .prefill = prefill_fn,                               \
         .prefill_min_tokens = 24,                                                              \
     }
 
 /* prefill_min_tokens: packing costs about as much as 24 tokens of decode
  * kernel work (measured with bench_matmul on Zen 5), so below that the
  * decode kernels win. */
-static const mm_kernels avx512_plain = AVX512_TABLE(dot_bf16_convert, mm_avx512_prefill);
-static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native, mm_avx512_prefill_bf16);
+static const mm_kernels avx512_plain = AVX512_TABLE(dot_bf16_convert, mm_avx512_batch, mm_avx512_prefill);
+static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native, mm_avx512_batch_bf16,
+                                                    mm_avx512_prefill_bf16);
 
 const mm_kernels *mm_kernels_avx512_variant(bool native_bf16)
 {

@@ -253,6 +253,22 @@ static void long_rows_many_rows_and_split_calls(void **state)
     }
 }
 
+/* The decode steps of 2 to 16 sequences (the small-batch kernel on avx512):
+ * every token count, rows of whole kernel groups and a partial one
+ * (Q8_0/Q4_0: 4 sets of 16 blocks + 8 blocks; K-quants: 9 super-blocks),
+ * and a row with less than one group. */
+static void every_type_and_tier_matches_for_2_to_16_tokens(void **state)
+{
+    (void)state;
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        uint32_t type = all_types[ti];
+        size_t n_in = tensor_type_block_size(type) == 1 ? 2300 : 2304;
+        for (size_t n_tok = 2; n_tok <= 16; n_tok++)
+            check_shape(type, n_in, 19, n_tok, 16, 3, 9000 + 100 * ti + n_tok);
+        check_shape(type, small_n_in(type), 21, 8, 8, 0, 9900 + ti);
+    }
+}
+
 static const mm_kernels *tier_kernels(cpu_isa isa)
 {
     return isa == CPU_ISA_AVX512 ? mm_kernels_avx512()
@@ -406,6 +422,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_type_and_tier_matches_the_reference),
         cmocka_unit_test(long_rows_many_rows_and_split_calls),
+        cmocka_unit_test(every_type_and_tier_matches_for_2_to_16_tokens),
         cmocka_unit_test(activation_conversion_is_bit_exact_on_every_tier),
         cmocka_unit_test(bf16_native_and_converting_kernels_agree),
         cmocka_unit_test(weight_rows_dequantize),

@@ -1,0 +1,715 @@
+/*
+ * matmul_avx512_batch.c - the AVX-512 small-batch kernel: calls of 2 to 23
+ * tokens, the decode steps of several sequences at once. Compiled with the
+ * AVX-512 tier's flags; nothing here may run unless
+ * cpu_isa_check(CPU_ISA_AVX512) passed, and mm_avx512_batch_bf16 only where
+ * the CPU also has AVX512_BF16.
+ *
+ * Why a third kernel. The decode dots (matmul_avx512.c) keep one row's
+ * vector lanes on consecutive values, so every block of 32 (or 256) values
+ * ends in a convert, a scale and an add per token, and every row in a
+ * horizontal sum per token: at 8 tokens that is more work than the
+ * multiplications and the call is compute bound. The prefill kernel puts
+ * one row per lane, which needs the weights transposed across rows (packed)
+ * at about half a cycle per weight: too slow for a few tokens.
+ *
+ * Here one lane holds one *unit* of a row (a block of 32 for Q8_0/Q4_0, a
+ * sub-block of 32 for Q4_K/Q5_K, of 16 for Q6_K): a set of 16 units is
+ * transposed from the row's blocks in registers, which only moves 4-byte
+ * pieces within one row (a few dozen shuffles per 512 weights, shared by
+ * every token), into 8 (Q6_K: 4) vectors of unsigned weight bytes where
+ * lane l of vector v holds values 4v..4v+3 of unit l. Per token and set:
+ *
+ *     p   = vpdpbusd x 8 (the token's quants in the same order; p starts
+ *           at -offset * sum(a) per unit for the types with a fixed offset)
+ *     acc = fma(cvt(p) * da, S, acc)        S = the unit's weight scale
+ *     acc = acc - O * (da * sum(a))         Q4_K/Q5_K only: O = dmin * m
+ *
+ * so 8 multiply instructions share one float step (vs. 1-2 in the decode
+ * dots), and a row ends in one horizontal sum for all tokens of a tile at
+ * once. Tiles hold up to 8 tokens (a compile-time count, so accumulators
+ * stay in registers); more tokens run as balanced tiles over the same rows.
+ * matmul.c re-lays out each token's quantized activations once per call
+ * (mm_avx512_batch_act) into the lane order of the weights.
+ *
+ * Float weights (F32, F16, BF16) keep the decode dots' layout, for up to 8
+ * tokens per pass and one horizontal sum for all of them.
+ *
+ * Threads: reentrant; the only memory written is the caller's y.
+ */
+#include <immintrin.h>
+
+#include "fp16.h"
+#include "matmul_kernels.h"
+#include "quant.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+#define BT 8 /* most tokens per tile */
+
+ALWAYS_INLINE float h2f(const uint8_t *p)
+{
+    return _cvtsh_ss(mm_ld16(p));
+}
+
+ALWAYS_INLINE __m512 bf16x16_to_f32(__m256i h)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* ================================================================ lane order */
+
+/*
+ * Which unit of the row lane l of set `set` holds (the order the weight
+ * transposes below produce):
+ *   Q4_0   block 16 set + 4 (l % 4) + l / 4  (4x4 dword transpose of 4 groups of 4 blocks)
+ *   Q8_0   block 16 set + l                  (16x8 dword transpose)
+ *   Q4_K,  set 2G (low nibbles) / 2G+1 (high) of super-blocks 4G..4G+3:
+ *   Q5_K   super-block sb = (l % 8) / 2, 32-byte chunk c = 2 (l % 2) + l / 8,
+ *          sub-block 2c (low) or 2c + 1 (high)
+ *   Q6_K   sub-block 16 set + l
+ */
+static size_t lane_unit(uint32_t type, size_t set, size_t l)
+{
+    switch (type) {
+    case TENSOR_Q4_0:
+        return 16 * set + 4 * (l % 4) + l / 4;
+    case TENSOR_Q4_K:
+    case TENSOR_Q5_K: {
+        size_t sb = (l % 8) / 2, c = 2 * (l % 2) + l / 8;
+        return 32 * (set / 2) + 8 * sb + 2 * c + set % 2;
+    }
+    default:
+        return 16 * set + l;
+    }
+}
+
+void mm_avx512_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx)
+{
+    size_t n = a->n_in, unit = mm_batch_unit(type), units = n / unit;
+    size_t sets = mm_batch_sets(type, n), rec = mm_batch_rec_bytes(type);
+    const int8_t *q = a->q + t * n;
+    int q8_0 = a->format == MM_ACT_Q8_0;
+    int32_t offset = type == TENSOR_Q8_0 ? 128 : type == TENSOR_Q4_0 ? 8 : 32; /* Q6_K: 32 */
+    int asym = type == TENSOR_Q4_K || type == TENSOR_Q5_K;
+    for (size_t s = 0; s < sets; s++) {
+        uint8_t *dst = bx + (s * a->n_tok + t) * rec;
+        float *bd = (float *)(void *)(dst + 16 * unit);
+        int32_t *bo = (int32_t *)(void *)(bd + 16);
+        for (size_t l = 0; l < 16; l++) {
+            size_t u = lane_unit(type, s, l);
+            float d = 0.0f;
+            int32_t sum = 0;
+            if (u < units) {
+                for (size_t v = 0; v < unit / 4; v++)
+                    memcpy(dst + 64 * v + 4 * l, q + unit * u + 4 * v, 4);
+                if (q8_0) {
+                    d = a->d[t * (n / 32) + u];
+                    sum = a->sum32[t * (n / 32) + u];
+                } else {
+                    const int16_t *bs = a->bsums + t * (n / 16);
+                    d = a->d[t * (n / 256) + u * unit / 256];
+                    sum = unit == 16 ? bs[u] : bs[2 * u] + bs[2 * u + 1];
+                }
+            } else {
+                for (size_t v = 0; v < unit / 4; v++)
+                    memset(dst + 64 * v + 4 * l, 0, 4);
+            }
+            bd[l] = d;
+            if (asym) {
+                float ds = d * (float)sum;
+                memcpy(&bo[l], &ds, sizeof ds);
+            } else {
+                bo[l] = -offset * sum;
+            }
+        }
+    }
+}
+
+/* ================================================================ weight sets */
+
+/* 16 rows of 8 dwords, z[r] = [row r | row r + 8] -> out[v] = dword v of
+ * rows 0..15 (lane i = row i). */
+ALWAYS_INLINE void transpose_16x8(const __m512i z[8], __m512i out[8])
+{
+    __m512i t[8], s[8];
+    #pragma GCC unroll 16
+    for (int r = 0; r < 8; r += 2) {
+        t[r] = _mm512_unpacklo_epi32(z[r], z[r + 1]);
+        t[r + 1] = _mm512_unpackhi_epi32(z[r], z[r + 1]);
+    }
+    #pragma GCC unroll 16
+    for (int q = 0; q < 8; q += 4) {
+        s[q] = _mm512_unpacklo_epi64(t[q], t[q + 2]);
+        s[q + 1] = _mm512_unpackhi_epi64(t[q], t[q + 2]);
+        s[q + 2] = _mm512_unpacklo_epi64(t[q + 1], t[q + 3]);
+        s[q + 3] = _mm512_unpackhi_epi64(t[q + 1], t[q + 3]);
+    }
+    const __m512i lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+    const __m512i hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    #pragma GCC unroll 16
+    for (int k = 0; k < 4; k++) {
+        out[k] = _mm512_permutex2var_epi64(s[k], lo, s[4 + k]);
+        out[k + 4] = _mm512_permutex2var_epi64(s[k], hi, s[4 + k]);
+    }
+}
+
+/*
+ * Q4_0, 16 blocks (288 bytes): per group of 4 blocks a word permute of two
+ * loads gives [qs A | qs B | qs C | qs D] (as the decode kernel does); a 4x4
+ * dword transpose within each 128-bit lane across the 4 groups puts dword s
+ * of block 4g + j in lane 4j + g of r[s]. Low nibbles of r[s] are values
+ * 4s..4s+3 of the block, high nibbles 16+4s..; scales by two word permutes.
+ */
+ALWAYS_INLINE void q4_0_set(const uint8_t *p, __m512i w[8], __m512 *s)
+{
+    const __m512i qi = _mm512_set_epi16(63, 62, 61, 60, 59, 58, 57, 56, 26, 25, 24, 23, 22, 21, 20,
+                                        19, 17, 16, 15, 14, 13, 12, 11, 10, 8, 7, 6, 5, 4, 3, 2, 1);
+    /* scales: word lane 4j + g <- word 9j of group g's first load */
+    const __m512i d01 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* */
+                                         0, 0, 59, 27, 0, 0, 50, 18, 0, 0, 41, 9, 0, 0, 32, 0);
+    const __m512i d23 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* */
+                                         59, 27, 0, 0, 50, 18, 0, 0, 41, 9, 0, 0, 32, 0, 0, 0);
+    __m512i l0[4], q[4];
+    #pragma GCC unroll 16
+    for (int g = 0; g < 4; g++) {
+        l0[g] = _mm512_loadu_si512(p + 72 * g);
+        q[g] = _mm512_permutex2var_epi16(l0[g], qi, _mm512_loadu_si512(p + 72 * g + 8));
+    }
+    __m512i t0 = _mm512_unpacklo_epi32(q[0], q[1]), t1 = _mm512_unpackhi_epi32(q[0], q[1]);
+    __m512i t2 = _mm512_unpacklo_epi32(q[2], q[3]), t3 = _mm512_unpackhi_epi32(q[2], q[3]);
+    __m512i r[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
+                    _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+    const __m512i m0f = _mm512_set1_epi8(15);
+    #pragma GCC unroll 16
+    for (int v = 0; v < 4; v++) {
+        w[v] = _mm512_and_si512(r[v], m0f);
+        w[v + 4] = _mm512_and_si512(_mm512_srli_epi16(r[v], 4), m0f);
+    }
+    __m512i s01 = _mm512_permutex2var_epi16(l0[0], d01, l0[1]);
+    __m512i s23 = _mm512_permutex2var_epi16(l0[2], d23, l0[3]);
+    __m512i sd = _mm512_mask_blend_epi16(0xcccc, s01, s23);
+    *s = _mm512_cvtph_ps(_mm512_castsi512_si256(sd));
+}
+
+/* Q8_0, 16 blocks (544 bytes): a 16x8 dword transpose of the quants (+128:
+ * unsigned), scales by four word permutes of 64-byte loads. */
+ALWAYS_INLINE void q8_0_set(const uint8_t *p, __m512i w[8], __m512 *s)
+{
+    __m512i z[8];
+    #pragma GCC unroll 16
+    for (int r = 0; r < 8; r++)
+        z[r] = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 34 * r + 2))),
+            _mm256_loadu_si256((const __m256i *)(p + 34 * (r + 8) + 2)), 1);
+    transpose_16x8(z, w);
+    const __m512i x80 = _mm512_set1_epi8((char)0x80);
+    #pragma GCC unroll 16
+    for (int v = 0; v < 8; v++)
+        w[v] = _mm512_xor_si512(w[v], x80);
+    /* d of block k = 4m + i is word 4m + 17i of the loads at 128m and
+     * 128m + 64: one index vector (lane L = L + 16 (L % 4)) serves every m,
+     * each permute keeping only its lanes 4m..4m+3. */
+    const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* */
+                                         63, 46, 29, 12, 59, 42, 25, 8, 55, 38, 21, 4, 51, 34,
+                                         17, 0);
+    __m512i sd = _mm512_setzero_si512();
+    #pragma GCC unroll 16
+    for (int m = 0; m < 4; m++) {
+        __m512i src = _mm512_permutex2var_epi16(_mm512_loadu_si512(p + 128 * m), idx,
+                                                _mm512_loadu_si512(p + 128 * m + 64));
+        sd = _mm512_mask_mov_epi16(sd, (__mmask32)(0xfu << (4 * m)), src);
+    }
+    *s = _mm512_cvtph_ps(_mm512_castsi512_si256(sd));
+}
+
+/* Index vectors in lane order (lane 0 first); see lane_unit for the
+ * K-quant lane i: super-block sb(i) = (i % 8) / 2, chunk c(i) = 2 (i % 2) + i / 8. */
+#define LANES8(a, b, c, d, e, f, g, h) a, b, c, d, e, f, g, h
+/* words of the unpacked scales [sb][sc0..7 m0..7]: (sc 2c, sc 2c+1) then (m 2c, m 2c+1) */
+static const _Alignas(64) uint16_t k_scale_words[32] = {
+    LANES8(0, 2, 8, 10, 16, 18, 24, 26), LANES8(1, 3, 9, 11, 17, 19, 25, 27),
+    LANES8(4, 6, 12, 14, 20, 22, 28, 30), LANES8(5, 7, 13, 15, 21, 23, 29, 31)};
+/* words of the 16-byte block heads [sb][d, dmin, scales]: d, then dmin */
+static const _Alignas(64) uint16_t k_head_words[32] = {
+    LANES8(0, 0, 8, 8, 16, 16, 24, 24), LANES8(0, 0, 8, 8, 16, 16, 24, 24),
+    LANES8(1, 1, 9, 9, 17, 17, 25, 25), LANES8(1, 1, 9, 9, 17, 17, 25, 25)};
+/* Q5_K: qh dword 8 sb(i) (+ v); rotations taking qh bit 2c / 2c+1 of each byte to bit 4 */
+static const _Alignas(64) uint32_t k_qh_dword[16] = {LANES8(0, 0, 8, 8, 16, 16, 24, 24),
+                                                     LANES8(0, 0, 8, 8, 16, 16, 24, 24)};
+static const _Alignas(64) uint32_t k_rot_lo[16] = {LANES8(4, 0, 4, 0, 4, 0, 4, 0),
+                                                   LANES8(2, 30, 2, 30, 2, 30, 2, 30)};
+static const _Alignas(64) uint32_t k_rot_hi[16] = {LANES8(3, 31, 3, 31, 3, 31, 3, 31),
+                                                   LANES8(1, 29, 1, 29, 1, 29, 1, 29)};
+/* Q6_K lane j = sub-block 8h + 2k + e: ql dword 16h + 8 (k & 1) + 4e (+ v),
+ * nibble shift 4 (k >> 1); qh dword 8h + 4e (+ v), rotation of bits 2k, 2k+1
+ * to bits 4, 5 */
+static const _Alignas(64) uint32_t q6_ql_dword[16] = {LANES8(0, 4, 8, 12, 0, 4, 8, 12),
+                                                      LANES8(16, 20, 24, 28, 16, 20, 24, 28)};
+static const _Alignas(64) uint32_t q6_ql_shift[16] = {LANES8(0, 0, 0, 0, 4, 4, 4, 4),
+                                                      LANES8(0, 0, 0, 0, 4, 4, 4, 4)};
+static const _Alignas(64) uint32_t q6_qh_dword[16] = {LANES8(0, 4, 0, 4, 0, 4, 0, 4),
+                                                      LANES8(8, 12, 8, 12, 8, 12, 8, 12)};
+static const _Alignas(64) uint32_t q6_qh_rot[16] = {LANES8(4, 4, 2, 2, 0, 0, 30, 30),
+                                                    LANES8(4, 4, 2, 2, 0, 0, 30, 30)};
+
+ALWAYS_INLINE __m512i ld_idx(const void *p)
+{
+    return _mm512_load_si512(p);
+}
+
+/*
+ * The scales of 4 Q4_K/Q5_K super-blocks (`bytes` apart) per lane: S = d sc
+ * and O = dmin m for the low-nibble set (sub-block 2c) and the high one
+ * (2c + 1). The 6-bit scales are unpacked as mm_kquant_scales_packed does,
+ * 4 super-blocks at once (one per 128-bit lane).
+ */
+ALWAYS_INLINE void kasym_scales(const uint8_t *p, size_t bytes, __m512 *s_lo, __m512 *s_hi,
+                                __m512 *o_lo, __m512 *o_hi)
+{
+    __m512i x = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p));
+    x = _mm512_inserti32x4(x, _mm_loadu_si128((const __m128i *)(p + bytes)), 1);
+    x = _mm512_inserti32x4(x, _mm_loadu_si128((const __m128i *)(p + 2 * bytes)), 2);
+    x = _mm512_inserti32x4(x, _mm_loadu_si128((const __m128i *)(p + 3 * bytes)), 3);
+    /* dwords per 128-bit lane: [d dmin | s0-3 | s4-7 | s8-11] = [h, v0, v1, v2] */
+    __m512i a = _mm512_shuffle_epi32(x, _MM_SHUFFLE(2, 2, 1, 1)); /* v0 v0 v1 v1 */
+    __m512i b = _mm512_shuffle_epi32(x, _MM_SHUFFLE(3, 3, 3, 3)); /* v2 */
+    __m512i lo = _mm512_and_si512(a, _mm512_set1_epi8(0x3f));     /* sc0-3 _ m0-3 _ */
+    __m512i hi = _mm512_or_si512(
+        _mm512_and_si512(_mm512_srlv_epi32(b, _mm512_set_epi32(4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0,
+                                                               4, 0, 0, 0)),
+                         _mm512_set1_epi8(0x0f)),
+        _mm512_and_si512(_mm512_srli_epi32(a, 2), _mm512_set1_epi8(0x30))); /* _ sc4-7 _ m4-7 */
+    __m512i scm = _mm512_mask_blend_epi32(0xaaaa, lo, hi);
+    __m512i sw = _mm512_permutexvar_epi16(ld_idx(k_scale_words), scm);
+    __m512i hw = _mm512_permutexvar_epi16(ld_idx(k_head_words), x);
+    __m512 d = _mm512_cvtph_ps(_mm512_castsi512_si256(hw));
+    __m512 dmin = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(hw, 1));
+    __m512i sc = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(sw));
+    __m512i mn = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(sw, 1));
+    const __m512i ff = _mm512_set1_epi32(0xff);
+    *s_lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(sc, ff)), d);
+    *s_hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(sc, 8)), d);
+    *o_lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(mn, ff)), dmin);
+    *o_hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(mn, 8)), dmin);
+}
+
+/* Q4_K / Q5_K, 4 super-blocks: r[v] lane i = dword v of the 32 quant bytes
+ * of chunk c(i) of super-block sb(i) (a 16x8 transpose of the 8 64-byte
+ * halves); Q5_K's fifth bits come per lane in qh (dword v of the
+ * super-block's qh, which holds the bits of values 4v..4v+3 of every
+ * chunk). */
+ALWAYS_INLINE void kasym_quants(int five, const uint8_t *p, __m512i r[8], __m512i qh[8])
+{
+    size_t bytes = five ? QUANT_Q5_K_BYTES : QUANT_Q4_K_BYTES, qs = five ? 48 : 16;
+    __m512i z[8];
+    #pragma GCC unroll 16
+    for (int k = 0; k < 8; k++)
+        z[k] = _mm512_loadu_si512(p + bytes * (size_t)(k / 2) + qs + 64 * (size_t)(k % 2));
+    transpose_16x8(z, r);
+    if (!five)
+        return;
+    __m512i h01 = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 16))),
+        _mm256_loadu_si256((const __m256i *)(p + bytes + 16)), 1);
+    __m512i h23 = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2 * bytes + 16))),
+        _mm256_loadu_si256((const __m256i *)(p + 3 * bytes + 16)), 1);
+    __m512i idx = ld_idx(k_qh_dword);
+    #pragma GCC unroll 16
+    for (int v = 0; v < 8; v++)
+        qh[v] = _mm512_permutex2var_epi32(h01, _mm512_add_epi32(idx, _mm512_set1_epi32(v)), h23);
+}
+
+/* The low (hi = 0) or high nibbles of r as unsigned quants, Q5_K's fifth
+ * bit added: A | (B & C) is ternary-logic function 0xf8. */
+ALWAYS_INLINE void kasym_set(int five, int hi, const __m512i r[8], const __m512i qh[8],
+                             __m512i w[8])
+{
+    const __m512i m0f = _mm512_set1_epi8(15);
+    #pragma GCC unroll 16
+    for (int v = 0; v < 8; v++) {
+        __m512i x = hi ? _mm512_srli_epi16(r[v], 4) : r[v];
+        w[v] = _mm512_and_si512(x, m0f);
+        if (five) {
+            __m512i b = _mm512_rolv_epi32(qh[v], ld_idx(hi ? k_rot_hi : k_rot_lo));
+            w[v] = _mm512_ternarylogic_epi32(w[v], b, _mm512_set1_epi8(0x10), 0xf8);
+        }
+    }
+}
+
+/* Q6_K, one super-block: lane j = sub-block j; ql and qh dwords picked per
+ * lane, nibble and 2 high bits moved in place per lane. */
+ALWAYS_INLINE void q6_K_set(const uint8_t *p, __m512i w[4], __m512 *s)
+{
+    __m512i ql0 = _mm512_loadu_si512(p), ql1 = _mm512_loadu_si512(p + 64);
+    __m512i qh = _mm512_loadu_si512(p + 128);
+    __m512i li = ld_idx(q6_ql_dword), hi = ld_idx(q6_qh_dword);
+    __m512i lsh = ld_idx(q6_ql_shift), hrot = ld_idx(q6_qh_rot);
+    #pragma GCC unroll 16
+    for (int v = 0; v < 4; v++) {
+        __m512i vv = _mm512_set1_epi32(v);
+        __m512i l = _mm512_permutex2var_epi32(ql0, _mm512_add_epi32(li, vv), ql1);
+        __m512i h = _mm512_permutexvar_epi32(_mm512_add_epi32(hi, vv), qh);
+        l = _mm512_and_si512(_mm512_srlv_epi32(l, lsh), _mm512_set1_epi8(15));
+        w[v] = _mm512_ternarylogic_epi32(l, _mm512_rolv_epi32(h, hrot), _mm512_set1_epi8(0x30), 0xf8);
+    }
+    __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192))));
+    *s = _mm512_mul_ps(sc, _mm512_set1_ps(h2f(p + 208)));
+}
+
+/* ================================================================ tiles */
+
+/* Where a tile's activations are: the records of its first token, set by
+ * set (mm_act.bx). */
+typedef struct tile_act {
+    const mm_act *a;
+    const uint8_t *x; /* set 0's record of the tile's first token */
+    size_t set_stride; /* bytes from one set's records to the next */
+    size_t t0;
+} tile_act;
+
+/* One set of unsigned weights w[nv] (nv = 8 or 4) times T tokens. */
+ALWAYS_INLINE void set_tokens(const __m512i *w, int nv, __m512 s, __m512 o, int asym,
+                              const tile_act *ta, size_t set, int T, __m512 *acc)
+{
+    const size_t rec = (size_t)nv * 64 + 128;
+    const uint8_t *x = ta->x + set * ta->set_stride;
+#pragma GCC unroll 16
+    for (int i = 0; i < T; i++, x += rec) {
+        const float *d = (const float *)(const void *)(x + nv * 64);
+        /* two chains: vpdpbusd's latency is 3x its issue interval */
+        __m512i p0 = asym ? _mm512_setzero_si512() : _mm512_load_si512(d + 16);
+        __m512i p1 = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v += 2) {
+            p0 = _mm512_dpbusd_epi32(p0, w[v], _mm512_load_si512(x + 64 * v));
+            p1 = _mm512_dpbusd_epi32(p1, w[v + 1], _mm512_load_si512(x + 64 * v + 64));
+        }
+        __m512i p = _mm512_add_epi32(p0, p1);
+        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(p), _mm512_load_ps(d));
+        acc[i] = _mm512_fmadd_ps(f, s, acc[i]);
+        if (asym)
+            acc[i] = _mm512_fnmadd_ps(o, _mm512_load_ps(d + 16), acc[i]);
+    }
+}
+
+/* One group of the row at p (its sets from `set` on) for T tokens. */
+ALWAYS_INLINE void group_tokens(uint32_t type, const uint8_t *p, const tile_act *ta, size_t set,
+                                int T, __m512 *acc)
+{
+    __m512i w[8];
+    __m512 s, z = _mm512_setzero_ps();
+    switch (type) {
+    case TENSOR_Q4_0:
+        q4_0_set(p, w, &s);
+        set_tokens(w, 8, s, z, 0, ta, set, T, acc);
+        break;
+    case TENSOR_Q8_0:
+        q8_0_set(p, w, &s);
+        set_tokens(w, 8, s, z, 0, ta, set, T, acc);
+        break;
+    case TENSOR_Q6_K:
+        q6_K_set(p, w, &s);
+        set_tokens(w, 4, s, z, 0, ta, set, T, acc);
+        break;
+    case TENSOR_Q4_K:
+    case TENSOR_Q5_K: {
+        int five = type == TENSOR_Q5_K;
+        __m512i r[8], qh[8];
+        __m512 s_lo, s_hi, o_lo, o_hi;
+        kasym_scales(p, five ? QUANT_Q5_K_BYTES : QUANT_Q4_K_BYTES, &s_lo, &s_hi, &o_lo, &o_hi);
+        kasym_quants(five, p, r, qh);
+        kasym_set(five, 0, r, qh, w);
+        set_tokens(w, 8, s_lo, o_lo, 1, ta, set, T, acc);
+        kasym_set(five, 1, r, qh, w);
+        set_tokens(w, 8, s_hi, o_hi, 1, ta, set + 1, T, acc);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* The T sums of acc[0..T) (T <= 8) into out: 16 -> 8 -> 4 lanes per token by
+ * 128-bit lane shuffles, two tokens per vector, then within 128-bit lanes. */
+ALWAYS_INLINE void reduce_tokens(const __m512 *acc, int T, float *out)
+{
+    if (T <= 2) {
+        #pragma GCC unroll 16
+        for (int i = 0; i < T; i++)
+            out[i] = _mm512_reduce_add_ps(acc[i]);
+        return;
+    }
+    __m512 v[8], u[4];
+    #pragma GCC unroll 16
+    for (int i = 0; i < 8; i++)
+        v[i] = i < T ? acc[i] : _mm512_setzero_ps();
+    #pragma GCC unroll 16
+    for (int k = 0; k < 4; k++) /* [v2k: lanes 0+2, 1+3 | v2k+1: same] */
+        u[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xee));
+    /* 128-bit lane j of w0: token j (4 partial sums); of w1: token 4 + j */
+    __m512 w0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88),
+                              _mm512_shuffle_f32x4(u[0], u[1], 0xdd));
+    __m512 w1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x88),
+                              _mm512_shuffle_f32x4(u[2], u[3], 0xdd));
+    __m512 x = _mm512_add_ps(_mm512_unpacklo_ps(w0, w1), _mm512_unpackhi_ps(w0, w1));
+    x = _mm512_add_ps(x, _mm512_shuffle_ps(x, x, _MM_SHUFFLE(1, 0, 3, 2)));
+    float tmp[16]; /* token j at 4j, token 4 + j at 4j + 1 */
+    _mm512_storeu_ps(tmp, x);
+    #pragma GCC unroll 16
+    for (int i = 0; i < T; i++)
+        out[i] = tmp[4 * (i % 4) + i / 4];
+}
+
+/* One quantized row for T tokens. A last partial group is copied into a
+ * zeroed buffer (its missing blocks count as zero, as do the activations'
+ * lanes past n_in), so no load leaves the row. */
+ALWAYS_INLINE void row_quant(uint32_t type, const uint8_t *row, const tile_act *ta, int T,
+                             float *out)
+{
+    size_t n = ta->a->n_in, group = mm_batch_group(type);
+    size_t bs = tensor_type_block_size(type), bb = tensor_type_block_bytes(type);
+    size_t gbytes = group / bs * bb, sets_per_group = group / (16 * mm_batch_unit(type));
+    size_t full = n / group;
+    __m512 acc[BT];
+    #pragma GCC unroll 16
+    for (int i = 0; i < T; i++)
+        acc[i] = _mm512_setzero_ps();
+    for (size_t g = 0; g < full; g++)
+        group_tokens(type, row + g * gbytes, ta, g * sets_per_group, T, acc);
+    if (full * group < n) {
+        _Alignas(64) uint8_t buf[4 * QUANT_Q5_K_BYTES];
+        memset(buf, 0, sizeof buf);
+        memcpy(buf, row + full * gbytes, (n - full * group) / bs * bb);
+        group_tokens(type, buf, ta, full * sets_per_group, T, acc);
+    }
+    reduce_tokens(acc, T, out);
+}
+
+/* ---------------------------------------------------------------- float types */
+
+/* 16 weights at value index k (masked: zeros past the row). */
+ALWAYS_INLINE __m512 wload(uint32_t type, const uint8_t *w, size_t k, __mmask16 m)
+{
+    if (type == TENSOR_F32)
+        return _mm512_maskz_loadu_ps(m, w + 4 * k);
+    __m256i h = _mm256_maskz_loadu_epi16(m, w + 2 * k);
+    return type == TENSOR_F16 ? _mm512_cvtph_ps(h) : bf16x16_to_f32(h);
+}
+
+ALWAYS_INLINE __m512 aload(int bf16, const void *row, size_t k, __mmask16 m)
+{
+    if (bf16)
+        return bf16x16_to_f32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k));
+    return _mm512_maskz_loadu_ps(m, (const float *)row + k);
+}
+
+/* Each weight vector is loaded once for the T tokens; two accumulators per
+ * token while T <= 4 so enough FMA chains are in flight. */
+ALWAYS_INLINE void row_float(uint32_t type, const uint8_t *w, const tile_act *ta, int T,
+                             float *out)
+{
+    const mm_act *a = ta->a;
+    const int bf16 = a->format == MM_ACT_BF16, two = T <= 4;
+    size_t n = a->n_in;
+    const void *x[BT];
+    __m512 acc0[BT], acc1[BT];
+    #pragma GCC unroll 16
+    for (int i = 0; i < T; i++) {
+        acc0[i] = acc1[i] = _mm512_setzero_ps();
+        x[i] = bf16 ? (const void *)(a->h + (ta->t0 + (size_t)i) * n)
+                    : (const void *)(a->f + (ta->t0 + (size_t)i) * n);
+    }
+    size_t k = 0;
+    for (; k + 32 <= n; k += 32) {
+        __m512 w0 = wload(type, w, k, 0xffff), w1 = wload(type, w, k + 16, 0xffff);
+#pragma GCC unroll 8
+        for (int i = 0; i < T; i++) {
+            acc0[i] = _mm512_fmadd_ps(w0, aload(bf16, x[i], k, 0xffff), acc0[i]);
+            if (two)
+                acc1[i] = _mm512_fmadd_ps(w1, aload(bf16, x[i], k + 16, 0xffff), acc1[i]);
+            else
+                acc0[i] = _mm512_fmadd_ps(w1, aload(bf16, x[i], k + 16, 0xffff), acc0[i]);
+        }
+    }
+    for (; k < n; k += 16) {
+        __mmask16 m = n - k >= 16 ? 0xffff : (__mmask16)((1u << (n - k)) - 1);
+        __m512 w0 = wload(type, w, k, m);
+#pragma GCC unroll 8
+        for (int i = 0; i < T; i++)
+            acc0[i] = _mm512_fmadd_ps(w0, aload(bf16, x[i], k, m), acc0[i]);
+    }
+    if (two)
+        #pragma GCC unroll 16
+        for (int i = 0; i < T; i++)
+            acc0[i] = _mm512_add_ps(acc0[i], acc1[i]);
+    reduce_tokens(acc0, T, out);
+}
+
+/* BF16 weights with AVX512_BF16: vdpbf16ps on bf16 pairs, 32 per vector. */
+__attribute__((target("avx512bf16"))) ALWAYS_INLINE void
+row_bf16_native(const uint8_t *w, const tile_act *ta, int T, float *out)
+{
+    const mm_act *a = ta->a;
+    const int two = T <= 4;
+    size_t n = a->n_in;
+    const uint16_t *x[BT];
+    __m512 acc0[BT], acc1[BT];
+    #pragma GCC unroll 16
+    for (int i = 0; i < T; i++) {
+        acc0[i] = acc1[i] = _mm512_setzero_ps();
+        x[i] = a->h + (ta->t0 + (size_t)i) * n;
+    }
+    size_t k = 0;
+    for (; k + 64 <= n; k += 64) {
+        __m512i w0 = _mm512_loadu_si512(w + 2 * k), w1 = _mm512_loadu_si512(w + 2 * k + 64);
+#pragma GCC unroll 8
+        for (int i = 0; i < T; i++) {
+            __m512bh h0 = (__m512bh)_mm512_loadu_si512(x[i] + k);
+            __m512bh h1 = (__m512bh)_mm512_loadu_si512(x[i] + k + 32);
+            acc0[i] = _mm512_dpbf16_ps(acc0[i], h0, (__m512bh)w0);
+            if (two)
+                acc1[i] = _mm512_dpbf16_ps(acc1[i], h1, (__m512bh)w1);
+            else
+                acc0[i] = _mm512_dpbf16_ps(acc0[i], h1, (__m512bh)w1);
+        }
+    }
+    for (; k < n; k += 32) {
+        __mmask32 m = n - k >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - k)) - 1);
+        __m512i w0 = _mm512_maskz_loadu_epi16(m, w + 2 * k);
+#pragma GCC unroll 8
+        for (int i = 0; i < T; i++)
+            acc0[i] = _mm512_dpbf16_ps(acc0[i], (__m512bh)_mm512_maskz_loadu_epi16(m, x[i] + k),
+                                       (__m512bh)w0);
+    }
+    if (two)
+        #pragma GCC unroll 16
+        for (int i = 0; i < T; i++)
+            acc0[i] = _mm512_add_ps(acc0[i], acc1[i]);
+    reduce_tokens(acc0, T, out);
+}
+
+/* ================================================================ entry */
+
+/* Rows [r0, r1) for the T tokens of one tile, T a compile-time constant in
+ * each instantiation. */
+ALWAYS_INLINE void rows_T(uint32_t type, const matmul_weight *w, const tile_act *ta, size_t r0,
+                          size_t r1, int T, float *y, size_t ld_y)
+{
+    const uint8_t *data = w->data;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *row = data + r * w->row_bytes;
+        float out[BT];
+        if (type == TENSOR_F32 || type == TENSOR_F16 || type == TENSOR_BF16)
+            row_float(type, row, ta, T, out);
+        else
+            row_quant(type, row, ta, T, out);
+        #pragma GCC unroll 16
+        for (int i = 0; i < T; i++)
+            y[(ta->t0 + (size_t)i) * ld_y + r] = out[i];
+    }
+}
+
+__attribute__((target("avx512bf16"))) ALWAYS_INLINE void
+rows_bf16_T(const matmul_weight *w, const tile_act *ta, size_t r0, size_t r1, int T, float *y,
+            size_t ld_y)
+{
+    const uint8_t *data = w->data;
+    for (size_t r = r0; r < r1; r++) {
+        float out[BT];
+        row_bf16_native(data + r * w->row_bytes, ta, T, out);
+        #pragma GCC unroll 16
+        for (int i = 0; i < T; i++)
+            y[(ta->t0 + (size_t)i) * ld_y + r] = out[i];
+    }
+}
+
+#define DEFINE_ROWS(name, type)                                                                \
+    static void name(const matmul_weight *w, const tile_act *ta, size_t r0, size_t r1, int T, \
+                     float *y, size_t ld_y)                                                    \
+    {                                                                                          \
+        switch (T) {                                                                           \
+        case 2: rows_T(type, w, ta, r0, r1, 2, y, ld_y); break;                                \
+        case 3: rows_T(type, w, ta, r0, r1, 3, y, ld_y); break;                                \
+        case 4: rows_T(type, w, ta, r0, r1, 4, y, ld_y); break;                                \
+        case 5: rows_T(type, w, ta, r0, r1, 5, y, ld_y); break;                                \
+        case 6: rows_T(type, w, ta, r0, r1, 6, y, ld_y); break;                                \
+        case 7: rows_T(type, w, ta, r0, r1, 7, y, ld_y); break;                                \
+        case 8: rows_T(type, w, ta, r0, r1, 8, y, ld_y); break;                                \
+        default: rows_T(type, w, ta, r0, r1, 1, y, ld_y); break;                               \
+        }                                                                                      \
+    }
+
+DEFINE_ROWS(rows_f32, TENSOR_F32)
+DEFINE_ROWS(rows_f16, TENSOR_F16)
+DEFINE_ROWS(rows_bf16, TENSOR_BF16)
+DEFINE_ROWS(rows_q8_0, TENSOR_Q8_0)
+DEFINE_ROWS(rows_q4_0, TENSOR_Q4_0)
+DEFINE_ROWS(rows_q4_K, TENSOR_Q4_K)
+DEFINE_ROWS(rows_q5_K, TENSOR_Q5_K)
+DEFINE_ROWS(rows_q6_K, TENSOR_Q6_K)
+
+__attribute__((target("avx512bf16"))) static void rows_bf16_native(const matmul_weight *w,
+                                                                     const tile_act *ta, size_t r0,
+                                                                     size_t r1, int T, float *y,
+                                                                     size_t ld_y)
+{
+    switch (T) {
+    case 2: rows_bf16_T(w, ta, r0, r1, 2, y, ld_y); break;
+    case 3: rows_bf16_T(w, ta, r0, r1, 3, y, ld_y); break;
+    case 4: rows_bf16_T(w, ta, r0, r1, 4, y, ld_y); break;
+    case 5: rows_bf16_T(w, ta, r0, r1, 5, y, ld_y); break;
+    case 6: rows_bf16_T(w, ta, r0, r1, 6, y, ld_y); break;
+    case 7: rows_bf16_T(w, ta, r0, r1, 7, y, ld_y); break;
+    case 8: rows_bf16_T(w, ta, r0, r1, 8, y, ld_y); break;
+    default: rows_bf16_T(w, ta, r0, r1, 1, y, ld_y); break;
+    }
+}
+
+typedef void (*rows_fn)(const matmul_weight *w, const tile_act *ta, size_t r0, size_t r1, int T,
+                        float *y, size_t ld_y);
+
+/* Balanced tiles of at most BT tokens (9 tokens: 5 + 4, not 8 + 1), each
+ * over all the rows of the work item, which stay in L2 between tiles. */
+static void batch_with(rows_fn fn, const matmul_weight *w, const mm_act *a, size_t r0, size_t r1,
+                       float *y, size_t ld_y)
+{
+    size_t n_tok = a->n_tok, tiles = (n_tok + BT - 1) / BT;
+    for (size_t k = 0; k < tiles; k++) {
+        size_t t0 = n_tok * k / tiles, t1 = n_tok * (k + 1) / tiles;
+        size_t rec = mm_batch_rec_bytes(w->type);
+        tile_act ta = {a, a->bx ? a->bx + t0 * rec : NULL, n_tok * rec, t0};
+        fn(w, &ta, r0, r1, (int)(t1 - t0), y, ld_y);
+    }
+}
+
+static rows_fn rows_for(uint32_t type)
+{
+    switch (type) {
+    case TENSOR_F32: return rows_f32;
+    case TENSOR_F16: return rows_f16;
+    case TENSOR_BF16: return rows_bf16;
+    case TENSOR_Q8_0: return rows_q8_0;
+    case TENSOR_Q4_0: return rows_q4_0;
+    case TENSOR_Q4_K: return rows_q4_K;
+    case TENSOR_Q5_K: return rows_q5_K;
+    default: return rows_q6_K;
+    }
+}
+
+void mm_avx512_batch(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
+                     size_t ld_y, void *scratch)
+{
+    (void)scratch;
+    batch_with(rows_for(w->type), w, a, r0, r1, y, ld_y);
+}
+
+void mm_avx512_batch_bf16(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
+                          size_t ld_y, void *scratch)
+{
+    (void)scratch;
+    batch_with(w->type == TENSOR_BF16 ? rows_bf16_native : rows_for(w->type), w, a, r0, r1, y,
+               ld_y);
+}
