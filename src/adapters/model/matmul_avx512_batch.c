@@ -463,32 +463,54 @@ ALWAYS_INLINE void reduce_tokens(const __m512 *acc, int T, float *out)
         out[i] = tmp[4 * (i % 4) + i / 4];
 }
 
-/* One quantized row for T tokens. A last partial group is copied into a
- * zeroed buffer (its missing blocks count as zero, as do the activations'
- * lanes past n_in), so no load leaves the row. */
-ALWAYS_INLINE void row_quant(uint32_t type, const uint8_t *row, const tile_act *ta, int T,
-                             float *out)
+/* Block geometry as constants (type is a compile-time constant wherever
+ * these are inlined). */
+ALWAYS_INLINE size_t blk_values(uint32_t type)
 {
-    size_t n = ta->a->n_in, group = mm_batch_group(type);
-    size_t bs = tensor_type_block_size(type), bb = tensor_type_block_bytes(type);
-    size_t gbytes = group / bs * bb, sets_per_group = group / (16 * mm_batch_unit(type));
-    size_t full = n / group;
-    __m512 acc[BT];
-    #pragma GCC unroll 16
-    for (int i = 0; i < T; i++)
-        acc[i] = _mm512_setzero_ps();
-    for (size_t g = 0; g < full; g++)
-        group_tokens(type, row + g * gbytes, ta, g * sets_per_group, T, acc);
-    if (full * group < n) {
-        _Alignas(64) uint8_t buf[4 * QUANT_Q5_K_BYTES];
-        memset(buf, 0, sizeof buf);
-        memcpy(buf, row + full * gbytes, (n - full * group) / bs * bb);
-        group_tokens(type, buf, ta, full * sets_per_group, T, acc);
-    }
-    reduce_tokens(acc, T, out);
+    return type == TENSOR_Q8_0 || type == TENSOR_Q4_0 ? 32
+           : type == TENSOR_F32 || type == TENSOR_F16 || type == TENSOR_BF16 ? 1
+                                                                            : QUANT_QK_K;
 }
 
-/* ---------------------------------------------------------------- float types */
+ALWAYS_INLINE size_t blk_bytes(uint32_t type)
+{
+    switch (type) {
+    case TENSOR_F32: return 4;
+    case TENSOR_F16:
+    case TENSOR_BF16: return 2;
+    case TENSOR_Q8_0: return QUANT_Q8_0_BYTES;
+    case TENSOR_Q4_0: return QUANT_Q4_0_BYTES;
+    case TENSOR_Q4_K: return QUANT_Q4_K_BYTES;
+    case TENSOR_Q5_K: return QUANT_Q5_K_BYTES;
+    default: return QUANT_Q6_K_BYTES;
+    }
+}
+
+ALWAYS_INLINE int is_float(uint32_t type)
+{
+    return type == TENSOR_F32 || type == TENSOR_F16 || type == TENSOR_BF16;
+}
+
+/* Groups [g0, g1) of a quantized row for T tokens, added to acc. The row's
+ * last group, when partial, is copied into a zeroed buffer (its missing
+ * blocks count as zero, as do the activations' lanes past n_in), so no
+ * load leaves the row. */
+ALWAYS_INLINE void quant_chunk(uint32_t type, const uint8_t *row, const tile_act *ta, size_t g0,
+                               size_t g1, int T, __m512 *acc)
+{
+    size_t n = ta->a->n_in, group = mm_batch_group(type);
+    size_t gbytes = group / blk_values(type) * blk_bytes(type);
+    size_t sets = group / (16 * mm_batch_unit(type)), full = n / group;
+    size_t g = g0;
+    for (; g < g1 && g < full; g++)
+        group_tokens(type, row + g * gbytes, ta, g * sets, T, acc);
+    if (g < g1) {
+        _Alignas(64) uint8_t buf[4 * QUANT_Q5_K_BYTES];
+        memset(buf, 0, sizeof buf);
+        memcpy(buf, row + g * gbytes, (n - g * group) / blk_values(type) * blk_bytes(type));
+        group_tokens(type, buf, ta, g * sets, T, acc);
+    }
+}
 
 /* 16 weights at value index k (masked: zeros past the row). */
 ALWAYS_INLINE __m512 wload(uint32_t type, const uint8_t *w, size_t k, __mmask16 m)
@@ -506,167 +528,240 @@ ALWAYS_INLINE __m512 aload(int bf16, const void *row, size_t k, __mmask16 m)
     return _mm512_maskz_loadu_ps(m, (const float *)row + k);
 }
 
-/* Each weight vector is loaded once for the T tokens; two accumulators per
- * token while T <= 4 so enough FMA chains are in flight. */
-ALWAYS_INLINE void row_float(uint32_t type, const uint8_t *w, const tile_act *ta, int T,
-                             float *out)
+/* Values [k0, k1) of a float row (F32, F16, BF16 converted) for T tokens,
+ * added to acc: each weight vector is loaded once for the T tokens; a
+ * second accumulator per token while T <= 4, so that enough FMA chains are
+ * in flight. */
+ALWAYS_INLINE void float_chunk(uint32_t type, const uint8_t *w, const tile_act *ta, size_t k0,
+                               size_t k1, int T, __m512 *acc)
 {
     const mm_act *a = ta->a;
     const int bf16 = a->format == MM_ACT_BF16, two = T <= 4;
     size_t n = a->n_in;
     const void *x[BT];
-    __m512 acc0[BT], acc1[BT];
-    #pragma GCC unroll 16
+    __m512 acc1[BT];
+#pragma GCC unroll 16
     for (int i = 0; i < T; i++) {
-        acc0[i] = acc1[i] = _mm512_setzero_ps();
+        acc1[i] = _mm512_setzero_ps();
         x[i] = bf16 ? (const void *)(a->h + (ta->t0 + (size_t)i) * n)
                     : (const void *)(a->f + (ta->t0 + (size_t)i) * n);
     }
-    size_t k = 0;
-    for (; k + 32 <= n; k += 32) {
+    size_t k = k0;
+    for (; k + 32 <= k1; k += 32) {
         __m512 w0 = wload(type, w, k, 0xffff), w1 = wload(type, w, k + 16, 0xffff);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int i = 0; i < T; i++) {
-            acc0[i] = _mm512_fmadd_ps(w0, aload(bf16, x[i], k, 0xffff), acc0[i]);
+            acc[i] = _mm512_fmadd_ps(w0, aload(bf16, x[i], k, 0xffff), acc[i]);
             if (two)
                 acc1[i] = _mm512_fmadd_ps(w1, aload(bf16, x[i], k + 16, 0xffff), acc1[i]);
             else
-                acc0[i] = _mm512_fmadd_ps(w1, aload(bf16, x[i], k + 16, 0xffff), acc0[i]);
+                acc[i] = _mm512_fmadd_ps(w1, aload(bf16, x[i], k + 16, 0xffff), acc[i]);
         }
     }
-    for (; k < n; k += 16) {
-        __mmask16 m = n - k >= 16 ? 0xffff : (__mmask16)((1u << (n - k)) - 1);
+    for (; k < k1; k += 16) {
+        __mmask16 m = k1 - k >= 16 ? 0xffff : (__mmask16)((1u << (k1 - k)) - 1);
         __m512 w0 = wload(type, w, k, m);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int i = 0; i < T; i++)
-            acc0[i] = _mm512_fmadd_ps(w0, aload(bf16, x[i], k, m), acc0[i]);
+            acc[i] = _mm512_fmadd_ps(w0, aload(bf16, x[i], k, m), acc[i]);
     }
     if (two)
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int i = 0; i < T; i++)
-            acc0[i] = _mm512_add_ps(acc0[i], acc1[i]);
-    reduce_tokens(acc0, T, out);
+            acc[i] = _mm512_add_ps(acc[i], acc1[i]);
 }
 
-/* BF16 weights with AVX512_BF16: vdpbf16ps on bf16 pairs, 32 per vector. */
+/* The same for BF16 weights with AVX512_BF16: vdpbf16ps on bf16 pairs, 32
+ * values per vector. acc_io is copied in and out, so the loop's
+ * accumulators are registers. */
 __attribute__((target("avx512bf16"))) ALWAYS_INLINE void
-row_bf16_native(const uint8_t *w, const tile_act *ta, int T, float *out)
+bf16_chunk_T(const uint8_t *w, const tile_act *ta, size_t k0, size_t k1, int T, __m512 *acc_io)
 {
+    __m512 acc[BT];
+#pragma GCC unroll 16
+    for (int i = 0; i < T; i++)
+        acc[i] = acc_io[i];
     const mm_act *a = ta->a;
     const int two = T <= 4;
     size_t n = a->n_in;
     const uint16_t *x[BT];
-    __m512 acc0[BT], acc1[BT];
-    #pragma GCC unroll 16
+    __m512 acc1[BT];
+#pragma GCC unroll 16
     for (int i = 0; i < T; i++) {
-        acc0[i] = acc1[i] = _mm512_setzero_ps();
+        acc1[i] = _mm512_setzero_ps();
         x[i] = a->h + (ta->t0 + (size_t)i) * n;
     }
-    size_t k = 0;
-    for (; k + 64 <= n; k += 64) {
+    size_t k = k0;
+    for (; k + 64 <= k1; k += 64) {
         __m512i w0 = _mm512_loadu_si512(w + 2 * k), w1 = _mm512_loadu_si512(w + 2 * k + 64);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int i = 0; i < T; i++) {
             __m512bh h0 = (__m512bh)_mm512_loadu_si512(x[i] + k);
             __m512bh h1 = (__m512bh)_mm512_loadu_si512(x[i] + k + 32);
-            acc0[i] = _mm512_dpbf16_ps(acc0[i], h0, (__m512bh)w0);
+            acc[i] = _mm512_dpbf16_ps(acc[i], h0, (__m512bh)w0);
             if (two)
                 acc1[i] = _mm512_dpbf16_ps(acc1[i], h1, (__m512bh)w1);
             else
-                acc0[i] = _mm512_dpbf16_ps(acc0[i], h1, (__m512bh)w1);
+                acc[i] = _mm512_dpbf16_ps(acc[i], h1, (__m512bh)w1);
         }
     }
-    for (; k < n; k += 32) {
-        __mmask32 m = n - k >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - k)) - 1);
+    for (; k < k1; k += 32) {
+        __mmask32 m = k1 - k >= 32 ? 0xffffffffu : (__mmask32)((1u << (k1 - k)) - 1);
         __m512i w0 = _mm512_maskz_loadu_epi16(m, w + 2 * k);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int i = 0; i < T; i++)
-            acc0[i] = _mm512_dpbf16_ps(acc0[i], (__m512bh)_mm512_maskz_loadu_epi16(m, x[i] + k),
-                                       (__m512bh)w0);
+            acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh)_mm512_maskz_loadu_epi16(m, x[i] + k),
+                                      (__m512bh)w0);
     }
-    if (two)
-        #pragma GCC unroll 16
-        for (int i = 0; i < T; i++)
-            acc0[i] = _mm512_add_ps(acc0[i], acc1[i]);
-    reduce_tokens(acc0, T, out);
+#pragma GCC unroll 16
+    for (int i = 0; i < T; i++)
+        acc_io[i] = two ? _mm512_add_ps(acc[i], acc1[i]) : acc[i];
+}
+
+/* bf16_chunk_T for a run-time T: a call of its own, since code for
+ * AVX512_BF16 cannot be inlined into the other kernels. */
+__attribute__((target("avx512bf16"))) static void bf16_chunk(const uint8_t *w,
+                                                               const tile_act *ta, size_t k0,
+                                                               size_t k1, int T, __m512 *acc)
+{
+    switch (T) {
+    case 2: bf16_chunk_T(w, ta, k0, k1, 2, acc); break;
+    case 3: bf16_chunk_T(w, ta, k0, k1, 3, acc); break;
+    case 4: bf16_chunk_T(w, ta, k0, k1, 4, acc); break;
+    case 5: bf16_chunk_T(w, ta, k0, k1, 5, acc); break;
+    case 6: bf16_chunk_T(w, ta, k0, k1, 6, acc); break;
+    case 7: bf16_chunk_T(w, ta, k0, k1, 7, acc); break;
+    case 8: bf16_chunk_T(w, ta, k0, k1, 8, acc); break;
+    default: bf16_chunk_T(w, ta, k0, k1, 1, acc); break;
+    }
 }
 
 /* ================================================================ entry */
 
-/* Rows [r0, r1) for the T tokens of one tile, T a compile-time constant in
- * each instantiation. */
-ALWAYS_INLINE void rows_T(uint32_t type, const matmul_weight *w, const tile_act *ta, size_t r0,
-                          size_t r1, int T, float *y, size_t ld_y)
+/*
+ * Order of work: rows in blocks of RB; within a block, K chunk by K chunk,
+ * every row of the block, its partial sums kept between chunks. A chunk
+ * of a tile's activations (8 tokens x 2048 values: about 20 KB as records,
+ * 8 x 512 f32 for float types) then stays in L1 while the block's rows pass
+ * over it; a whole row of 8192 would not. Rows of one chunk (n_in <= 2048
+ * for quantized types) simply run one after the other.
+ *
+ * Weights come from DRAM at a rate the hardware prefetchers do not keep up
+ * with while the cores are this busy, so each visit (row, chunk) asks for
+ * the weight bytes of the visit PF_NEAR ahead into L1 and PF_FAR ahead into
+ * L2.
+ */
+#define RB 16       /* rows per block */
+#define PF_NEAR 2   /* visits ahead prefetched into L1 */
+#define PF_FAR 16   /* visits ahead prefetched into L2 */
+
+typedef struct visit_order {
+    const uint8_t *data;
+    size_t row_bytes, r1;
+    size_t chunks, chunk_bytes, packed; /* weight bytes per chunk and per row */
+} visit_order;
+
+/* Prefetches the weight bytes of the visit d after (row r of the block at
+ * rb, chunk c), if it is in the work item. */
+static inline void prefetch_visit(const visit_order *vo, size_t rb, size_t c, size_t r, size_t d,
+                                  int far)
 {
-    const uint8_t *data = w->data;
-    for (size_t r = r0; r < r1; r++) {
-        const uint8_t *row = data + r * w->row_bytes;
-        float out[BT];
-        if (type == TENSOR_F32 || type == TENSOR_F16 || type == TENSOR_BF16)
-            row_float(type, row, ta, T, out);
+    size_t re = rb + RB < vo->r1 ? rb + RB : vo->r1, i = r - rb + d;
+    while (i >= re - rb) {
+        i -= re - rb;
+        if (++c == vo->chunks) {
+            c = 0;
+            rb += RB;
+            if (rb >= vo->r1)
+                return;
+            re = rb + RB < vo->r1 ? rb + RB : vo->r1;
+        }
+    }
+    size_t off = c * vo->chunk_bytes;
+    size_t len = vo->packed - off < vo->chunk_bytes ? vo->packed - off : vo->chunk_bytes;
+    const char *p = (const char *)(vo->data + (rb + i) * vo->row_bytes + off);
+    for (size_t o = 0; o < len; o += 64) {
+        if (far)
+            _mm_prefetch(p + o, _MM_HINT_T1);
         else
-            row_quant(type, row, ta, T, out);
-        #pragma GCC unroll 16
-        for (int i = 0; i < T; i++)
-            y[(ta->t0 + (size_t)i) * ld_y + r] = out[i];
+            _mm_prefetch(p + o, _MM_HINT_T0);
     }
 }
 
-__attribute__((target("avx512bf16"))) ALWAYS_INLINE void
-rows_bf16_T(const matmul_weight *w, const tile_act *ta, size_t r0, size_t r1, int T, float *y,
-            size_t ld_y)
+/* Rows [r0, r1) for the T tokens of one tile, T a compile-time constant in
+ * each instantiation; bf16 selects the vdpbf16ps chunk for BF16 weights. */
+ALWAYS_INLINE void rows_T(uint32_t type, int bf16, const matmul_weight *w, const tile_act *ta,
+                          size_t r0, size_t r1, int T, float *y, size_t ld_y)
 {
-    const uint8_t *data = w->data;
-    for (size_t r = r0; r < r1; r++) {
-        float out[BT];
-        row_bf16_native(data + r * w->row_bytes, ta, T, out);
-        #pragma GCC unroll 16
-        for (int i = 0; i < T; i++)
-            y[(ta->t0 + (size_t)i) * ld_y + r] = out[i];
+    size_t n = ta->a->n_in, group = mm_batch_group(type);
+    size_t cv = is_float(type) ? 512 : 2048; /* values per chunk, whole groups */
+    size_t chunks = (n + cv - 1) / cv;
+    visit_order vo = {w->data, w->row_bytes, r1, chunks, cv / blk_values(type) * blk_bytes(type),
+                      n / blk_values(type) * blk_bytes(type)};
+    float *yt[BT];
+#pragma GCC unroll 16
+    for (int i = 0; i < T; i++)
+        yt[i] = y + (ta->t0 + (size_t)i) * ld_y;
+    _Alignas(64) __m512 part[RB][BT];
+    for (size_t rb = r0; rb < r1; rb += RB) {
+        size_t re = rb + RB < r1 ? rb + RB : r1;
+        for (size_t c = 0; c < chunks; c++) {
+            size_t k0 = c * cv, k1 = k0 + cv < n ? k0 + cv : n;
+            for (size_t r = rb; r < re; r++) {
+                prefetch_visit(&vo, rb, c, r, PF_NEAR, 0);
+                prefetch_visit(&vo, rb, c, r, PF_FAR, 1);
+                const uint8_t *row = vo.data + r * w->row_bytes;
+                __m512 acc[BT];
+#pragma GCC unroll 16
+                for (int i = 0; i < T; i++)
+                    acc[i] = c ? part[r - rb][i] : _mm512_setzero_ps();
+                if (!is_float(type))
+                    quant_chunk(type, row, ta, k0 / group, (k1 + group - 1) / group, T, acc);
+                else if (bf16)
+                    bf16_chunk(row, ta, k0, k1, T, acc);
+                else
+                    float_chunk(type, row, ta, k0, k1, T, acc);
+                if (c + 1 < chunks) {
+#pragma GCC unroll 16
+                    for (int i = 0; i < T; i++)
+                        part[r - rb][i] = acc[i];
+                    continue;
+                }
+                float out[BT];
+                reduce_tokens(acc, T, out);
+#pragma GCC unroll 16
+                for (int i = 0; i < T; i++)
+                    yt[i][r] = out[i];
+            }
+        }
     }
 }
 
-#define DEFINE_ROWS(name, type)                                                                \
+#define DEFINE_ROWS(name, type, bf16)                                                              \
     static void name(const matmul_weight *w, const tile_act *ta, size_t r0, size_t r1, int T, \
                      float *y, size_t ld_y)                                                    \
     {                                                                                          \
         switch (T) {                                                                           \
-        case 2: rows_T(type, w, ta, r0, r1, 2, y, ld_y); break;                                \
-        case 3: rows_T(type, w, ta, r0, r1, 3, y, ld_y); break;                                \
-        case 4: rows_T(type, w, ta, r0, r1, 4, y, ld_y); break;                                \
-        case 5: rows_T(type, w, ta, r0, r1, 5, y, ld_y); break;                                \
-        case 6: rows_T(type, w, ta, r0, r1, 6, y, ld_y); break;                                \
-        case 7: rows_T(type, w, ta, r0, r1, 7, y, ld_y); break;                                \
-        case 8: rows_T(type, w, ta, r0, r1, 8, y, ld_y); break;                                \
-        default: rows_T(type, w, ta, r0, r1, 1, y, ld_y); break;                               \
+        case 2: rows_T(type, bf16, w, ta, r0, r1, 2, y, ld_y); break;                                \
+        case 3: rows_T(type, bf16, w, ta, r0, r1, 3, y, ld_y); break;                                \
+        case 4: rows_T(type, bf16, w, ta, r0, r1, 4, y, ld_y); break;                                \
+        case 5: rows_T(type, bf16, w, ta, r0, r1, 5, y, ld_y); break;                                \
+        case 6: rows_T(type, bf16, w, ta, r0, r1, 6, y, ld_y); break;                                \
+        case 7: rows_T(type, bf16, w, ta, r0, r1, 7, y, ld_y); break;                                \
+        case 8: rows_T(type, bf16, w, ta, r0, r1, 8, y, ld_y); break;                                \
+        default: rows_T(type, bf16, w, ta, r0, r1, 1, y, ld_y); break;                               \
         }                                                                                      \
     }
 
-DEFINE_ROWS(rows_f32, TENSOR_F32)
-DEFINE_ROWS(rows_f16, TENSOR_F16)
-DEFINE_ROWS(rows_bf16, TENSOR_BF16)
-DEFINE_ROWS(rows_q8_0, TENSOR_Q8_0)
-DEFINE_ROWS(rows_q4_0, TENSOR_Q4_0)
-DEFINE_ROWS(rows_q4_K, TENSOR_Q4_K)
-DEFINE_ROWS(rows_q5_K, TENSOR_Q5_K)
-DEFINE_ROWS(rows_q6_K, TENSOR_Q6_K)
-
-__attribute__((target("avx512bf16"))) static void rows_bf16_native(const matmul_weight *w,
-                                                                     const tile_act *ta, size_t r0,
-                                                                     size_t r1, int T, float *y,
-                                                                     size_t ld_y)
-{
-    switch (T) {
-    case 2: rows_bf16_T(w, ta, r0, r1, 2, y, ld_y); break;
-    case 3: rows_bf16_T(w, ta, r0, r1, 3, y, ld_y); break;
-    case 4: rows_bf16_T(w, ta, r0, r1, 4, y, ld_y); break;
-    case 5: rows_bf16_T(w, ta, r0, r1, 5, y, ld_y); break;
-    case 6: rows_bf16_T(w, ta, r0, r1, 6, y, ld_y); break;
-    case 7: rows_bf16_T(w, ta, r0, r1, 7, y, ld_y); break;
-    case 8: rows_bf16_T(w, ta, r0, r1, 8, y, ld_y); break;
-    default: rows_bf16_T(w, ta, r0, r1, 1, y, ld_y); break;
-    }
-}
+DEFINE_ROWS(rows_f32, TENSOR_F32, 0)
+DEFINE_ROWS(rows_f16, TENSOR_F16, 0)
+DEFINE_ROWS(rows_bf16, TENSOR_BF16, 0)
+DEFINE_ROWS(rows_q8_0, TENSOR_Q8_0, 0)
+DEFINE_ROWS(rows_q4_0, TENSOR_Q4_0, 0)
+DEFINE_ROWS(rows_q4_K, TENSOR_Q4_K, 0)
+DEFINE_ROWS(rows_q5_K, TENSOR_Q5_K, 0)
+DEFINE_ROWS(rows_q6_K, TENSOR_Q6_K, 0)
+DEFINE_ROWS(rows_bf16_native, TENSOR_BF16, 1)
 
 typedef void (*rows_fn)(const matmul_weight *w, const tile_act *ta, size_t r0, size_t r1, int T,
                         float *y, size_t ld_y);
