@@ -60,7 +60,7 @@ ALWAYS_INLINE __m512 bf16x16_to_f32(__m256i h)
 /* ================================================================ lane order */
 
 /*
- * Which unit of the row lane l of set `set` holds (the order the weight
+ * Which unit of the row lane l of set s holds (the order the weight
  * transposes below produce):
  *   Q4_0   block 16 set + 4 (l % 4) + l / 4  (4x4 dword transpose of 4 groups of 4 blocks)
  *   Q8_0   block 16 set + l                  (16x8 dword transpose)
@@ -69,20 +69,15 @@ ALWAYS_INLINE __m512 bf16x16_to_f32(__m256i h)
  *          sub-block 2c (low) or 2c + 1 (high)
  *   Q6_K   sub-block 16 set + l
  */
-static size_t lane_unit(uint32_t type, size_t set, size_t l)
-{
-    switch (type) {
-    case TENSOR_Q4_0:
-        return 16 * set + 4 * (l % 4) + l / 4;
-    case TENSOR_Q4_K:
-    case TENSOR_Q5_K: {
-        size_t sb = (l % 8) / 2, c = 2 * (l % 2) + l / 8;
-        return 32 * (set / 2) + 8 * sb + 2 * c + set % 2;
-    }
-    default:
-        return 16 * set + l;
-    }
-}
+/* The same as index vectors: Q4_K/Q5_K sets come in pairs (low, high
+ * nibbles) per group of 32 sub-blocks, the others are groups of 16 units. */
+static const _Alignas(64) int32_t units_q4_0[16] = {0, 4, 8, 12, 1, 5, 9, 13,
+                                                    2, 6, 10, 14, 3, 7, 11, 15};
+static const _Alignas(64) int32_t units_seq[16] = {0, 1, 2, 3, 4, 5, 6, 7,
+                                                   8, 9, 10, 11, 12, 13, 14, 15};
+static const _Alignas(64) int32_t units_kasym[2][16] = {
+    {0, 4, 8, 12, 16, 20, 24, 28, 2, 6, 10, 14, 18, 22, 26, 30},
+    {1, 5, 9, 13, 17, 21, 25, 29, 3, 7, 11, 15, 19, 23, 27, 31}};
 
 void mm_avx512_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx)
 {
@@ -94,26 +89,35 @@ void mm_avx512_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx)
     int asym = type == TENSOR_Q4_K || type == TENSOR_Q5_K;
     for (size_t s = 0; s < sets; s++) {
         uint8_t *dst = bx + (s * a->n_tok + t) * rec;
+        const int32_t *map = type == TENSOR_Q4_0 ? units_q4_0
+                             : asym              ? units_kasym[s % 2]
+                                                 : units_seq;
+        size_t base = asym ? 32 * (s / 2) : 16 * s;
+        __m512i u = _mm512_add_epi32(_mm512_load_si512(map), _mm512_set1_epi32((int)base));
+        __mmask16 valid = _mm512_cmplt_epi32_mask(u, _mm512_set1_epi32((int)units));
+        __m512i off = _mm512_mullo_epi32(u, _mm512_set1_epi32((int)unit));
+        for (size_t v = 0; v < unit / 4; v++) {
+            __m512i o = _mm512_add_epi32(off, _mm512_set1_epi32((int)(4 * v)));
+            _mm512_store_si512(dst + 64 * v, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(),
+                                                                         valid, o, q, 1));
+        }
         float *bd = (float *)(void *)(dst + 16 * unit);
         int32_t *bo = (int32_t *)(void *)(bd + 16);
+        _Alignas(64) int32_t ui[16];
+        _mm512_store_si512(ui, u);
         for (size_t l = 0; l < 16; l++) {
-            size_t u = lane_unit(type, s, l);
+            size_t k = (size_t)ui[l];
             float d = 0.0f;
             int32_t sum = 0;
-            if (u < units) {
-                for (size_t v = 0; v < unit / 4; v++)
-                    memcpy(dst + 64 * v + 4 * l, q + unit * u + 4 * v, 4);
+            if (k < units) {
                 if (q8_0) {
-                    d = a->d[t * (n / 32) + u];
-                    sum = a->sum32[t * (n / 32) + u];
+                    d = a->d[t * (n / 32) + k];
+                    sum = a->sum32[t * (n / 32) + k];
                 } else {
                     const int16_t *bs = a->bsums + t * (n / 16);
-                    d = a->d[t * (n / 256) + u * unit / 256];
-                    sum = unit == 16 ? bs[u] : bs[2 * u] + bs[2 * u + 1];
+                    d = a->d[t * (n / 256) + k * unit / 256];
+                    sum = unit == 16 ? bs[k] : bs[2 * k] + bs[2 * k + 1];
                 }
-            } else {
-                for (size_t v = 0; v < unit / 4; v++)
-                    memset(dst + 64 * v + 4 * l, 0, 4);
             }
             bd[l] = d;
             if (asym) {
