@@ -701,12 +701,13 @@ DEFINE_NT_DISPATCH(dot_q6_K)
         .quant_q8_0 = quant_q8_0, .quant_q8_K = quant_q8_K, .round_f16 = round_f16,            \
         .round_bf16 = round_bf16, .q4_0_x4 = true, .batch = batch_fn,                          \
         .batch_act = mm_avx512_batch_act, .prefill = prefill_fn,                               \
-        .prefill_min_tokens = 24,                                                              \
+        .prefill_min_tokens = 64,                                                              \
     }
 
-/* prefill_min_tokens: packing costs about as much as 24 tokens of decode
- * kernel work (measured with bench_matmul on Zen 5), so below that the
- * decode kernels win. */
+/* prefill_min_tokens: the prefill kernel packs weight panels per call;
+ * below about 64 tokens the small-batch kernel, which does not, is as fast
+ * or faster (bench_matmul, 2 threads, weights from DRAM, Zen 5: at 48
+ * tokens 0.85-0.92 TFLOP/s against 0.56-0.81; at 64 about even). */
 static const mm_kernels avx512_plain = AVX512_TABLE(dot_bf16_convert, mm_avx512_batch, mm_avx512_prefill);
 static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native, mm_avx512_batch_bf16,
                                                     mm_avx512_prefill_bf16);

@@ -233,7 +233,8 @@ static size_t small_n_in(uint32_t type)
 static void every_type_and_tier_matches_the_reference(void **state)
 {
     (void)state;
-    static const size_t toks[] = {1, 3, 17, 26, 64 + 5}; /* decode; prefill tiles + 2, + 1 */
+    /* decode dots; small batch: 1, 3 and 8 tiles; prefill: 4-token tiles + 2, + 1 */
+    static const size_t toks[] = {1, 3, 17, 63, 64 + 2, 64 + 5};
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         uint32_t type = all_types[ti];
         for (size_t k = 0; k < sizeof toks / sizeof toks[0]; k++)
@@ -241,15 +242,17 @@ static void every_type_and_tier_matches_the_reference(void **state)
     }
 }
 
-/* Longer rows than the prefill kernel's K chunk, more rows than one work
- * item, padded rows, and calls split because n_tok > max_tokens. */
+/* Longer rows than the prefill and batch kernels' K chunks, more rows than
+ * one work item, padded rows, and calls split because n_tok > max_tokens
+ * (into two prefill calls, and into two small-batch calls). */
 static void long_rows_many_rows_and_split_calls(void **state)
 {
     (void)state;
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         uint32_t type = all_types[ti];
         size_t n_in = tensor_type_block_size(type) == 1 ? 2300 : 2304;
-        check_shape(type, n_in, 70, 59, 32, 5, 7000 + ti); /* 32 + 27 tokens */
+        check_shape(type, n_in, 70, 150, 80, 5, 7000 + ti); /* 80 + 70 tokens */
+        check_shape(type, n_in, 40, 59, 32, 5, 7100 + ti);  /* 32 + 27 tokens */
     }
 }
 
