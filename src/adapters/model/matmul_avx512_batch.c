@@ -467,6 +467,31 @@ ALWAYS_INLINE void reduce_tokens(const __m512 *acc, int T, float *out)
         out[i] = tmp[4 * (i % 4) + i / 4];
 }
 
+/* v[0..n) -> lane j = the sum of v[j]'s lanes (j < n; the others 0): pairs
+ * within 128-bit lanes, then quads, then a 4x4 transpose of 128-bit lanes. */
+ALWAYS_INLINE __m512 reduce_16(const __m512 *v, size_t n)
+{
+    __m512 t[8], c[4];
+#pragma GCC unroll 16
+    for (int k = 0; k < 8; k++) {
+        __m512 a = (size_t)(2 * k) < n ? v[2 * k] : _mm512_setzero_ps();
+        __m512 b = (size_t)(2 * k + 1) < n ? v[2 * k + 1] : _mm512_setzero_ps();
+        t[k] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < 4; k++) { /* 128-bit lane L: rows 4k..4k+3 */
+        __m512d x = _mm512_castps_pd(t[2 * k]), y = _mm512_castps_pd(t[2 * k + 1]);
+        c[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    __m512 e01 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x44),
+                               _mm512_shuffle_f32x4(c[0], c[1], 0xee));
+    __m512 e23 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x44),
+                               _mm512_shuffle_f32x4(c[2], c[3], 0xee));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(e01, e23, 0x88),
+                         _mm512_shuffle_f32x4(e01, e23, 0xdd));
+}
+
 /* Block geometry as constants (type is a compile-time constant wherever
  * these are inlined). */
 ALWAYS_INLINE size_t blk_values(uint32_t type)
@@ -655,7 +680,7 @@ __attribute__((target("avx512bf16"))) static void bf16_chunk(const uint8_t *w,
  * the weight bytes of the visit PF_NEAR ahead into L1 and PF_FAR ahead into
  * L2.
  */
-#define RB 16       /* rows per block */
+#define RB 16       /* rows per block: one vector of outputs per token */
 #define PF_NEAR 2   /* visits ahead prefetched into L1 */
 #define PF_FAR 16   /* visits ahead prefetched into L2 */
 
@@ -702,11 +727,7 @@ ALWAYS_INLINE void rows_T(uint32_t type, int bf16, const matmul_weight *w, const
     size_t chunks = (n + cv - 1) / cv;
     visit_order vo = {w->data, w->row_bytes, r1, chunks, cv / blk_values(type) * blk_bytes(type),
                       n / blk_values(type) * blk_bytes(type)};
-    float *yt[BT];
-#pragma GCC unroll 16
-    for (int i = 0; i < T; i++)
-        yt[i] = y + (ta->t0 + (size_t)i) * ld_y;
-    _Alignas(64) __m512 part[RB][BT];
+    _Alignas(64) __m512 part[BT][RB]; /* per token, per row of the block */
     for (size_t rb = r0; rb < r1; rb += RB) {
         size_t re = rb + RB < r1 ? rb + RB : r1;
         for (size_t c = 0; c < chunks; c++) {
@@ -718,26 +739,23 @@ ALWAYS_INLINE void rows_T(uint32_t type, int bf16, const matmul_weight *w, const
                 __m512 acc[BT];
 #pragma GCC unroll 16
                 for (int i = 0; i < T; i++)
-                    acc[i] = c ? part[r - rb][i] : _mm512_setzero_ps();
+                    acc[i] = c ? part[i][r - rb] : _mm512_setzero_ps();
                 if (!is_float(type))
                     quant_chunk(type, row, ta, k0 / group, (k1 + group - 1) / group, T, acc);
                 else if (bf16)
                     bf16_chunk(row, ta, k0, k1, T, acc);
                 else
                     float_chunk(type, row, ta, k0, k1, T, acc);
-                if (c + 1 < chunks) {
-#pragma GCC unroll 16
-                    for (int i = 0; i < T; i++)
-                        part[r - rb][i] = acc[i];
-                    continue;
-                }
-                float out[BT];
-                reduce_tokens(acc, T, out);
 #pragma GCC unroll 16
                 for (int i = 0; i < T; i++)
-                    yt[i][r] = out[i];
+                    part[i][r - rb] = acc[i];
             }
         }
+        /* the block's sums: 16 consecutive outputs per token */
+        __mmask16 m = (__mmask16)((1u << (re - rb)) - 1);
+        for (int i = 0; i < T; i++)
+            _mm512_mask_storeu_ps(y + (ta->t0 + (size_t)i) * ld_y + rb, m,
+                                  reduce_16(part[i], re - rb));
     }
 }
 
