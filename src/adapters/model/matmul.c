@@ -22,11 +22,11 @@
  * for a few tokens, the prefill kernel from prefill_min_tokens on. */
 typedef enum mm_path { MM_PATH_DOT, MM_PATH_BATCH, MM_PATH_PREFILL } mm_path;
 
-static mm_path path_for(const mm_kernels *k, size_t n_tok)
+static mm_path path_for(const mm_kernels *k, uint32_t type, size_t n_tok)
 {
     if (k->prefill && n_tok >= k->prefill_min_tokens)
         return MM_PATH_PREFILL;
-    if (k->batch && n_tok >= 2)
+    if (k->batch[type] && n_tok >= 2)
         return MM_PATH_BATCH;
     return MM_PATH_DOT;
 }
@@ -374,7 +374,7 @@ static void compute_worker(void *arg, int ith, int nth)
             j->k->prefill(j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
             break;
         case MM_PATH_BATCH:
-            j->k->batch(j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
+            j->k->batch[j->w->type](j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
             break;
         case MM_PATH_DOT:
             decode_rows(j, r0, r1);
@@ -413,7 +413,7 @@ static void matmul_part(matmul_ctx *ctx, const matmul_weight *w, const float *x,
                         float *y, size_t ld_y)
 {
     const mm_kernels *k = ctx->k;
-    mm_path path = path_for(k, n_tok);
+    mm_path path = path_for(k, w->type, n_tok);
     mm_act a;
     act_buffers bufs;
     act_layout(ctx, w, x, n_tok, path, &a, &bufs);

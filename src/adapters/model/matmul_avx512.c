@@ -699,8 +699,19 @@ DEFINE_NT_DISPATCH(dot_q6_K)
                 [TENSOR_Q6_K] = dot_q6_K,                                                      \
             },                                                                                 \
         .quant_q8_0 = quant_q8_0, .quant_q8_K = quant_q8_K, .round_f16 = round_f16,            \
-        .round_bf16 = round_bf16, .q4_0_x4 = true, .batch = batch_fn,                          \
-        .batch_act = mm_avx512_batch_act, .prefill = prefill_fn,                               \
+        .round_bf16 = round_bf16, .q4_0_x4 = true,                                             \
+        .batch =                                                                               \
+            {                                                                                  \
+                [TENSOR_F32] = mm_avx512_batch,                                                \
+                [TENSOR_F16] = mm_avx512_batch,                                                \
+                [TENSOR_BF16] = batch_fn,                                                      \
+                [TENSOR_Q8_0] = mm_avx512_batch,                                               \
+                [TENSOR_Q4_0] = mm_avx512_batch,                                               \
+                [TENSOR_Q4_K] = mm_avx512_batch,                                               \
+                [TENSOR_Q5_K] = mm_avx512_batch,                                               \
+                [TENSOR_Q6_K] = mm_avx512_batch,                                               \
+            },                                                                                 \
+        .batch_act = mm_avx512_batch_act, .batch_lanes = 16, .prefill = prefill_fn,            \
         .prefill_min_tokens = 64,                                                              \
     }
 

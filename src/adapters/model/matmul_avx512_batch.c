@@ -45,7 +45,8 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-#define BT 8 /* most tokens per tile */
+#define BT 8     /* most tokens per tile */
+#define LANES 16 /* units per set: one per 32-bit lane */
 
 ALWAYS_INLINE float h2f(const uint8_t *p)
 {
@@ -82,7 +83,7 @@ static const _Alignas(64) int32_t units_kasym[2][16] = {
 void mm_avx512_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx)
 {
     size_t n = a->n_in, unit = mm_batch_unit(type), units = n / unit;
-    size_t sets = mm_batch_sets(type, n), rec = mm_batch_rec_bytes(type);
+    size_t sets = mm_batch_sets(type, LANES, n), rec = mm_batch_rec_bytes(type, LANES);
     const int8_t *q = a->q + t * n;
     int q8_0 = a->format == MM_ACT_Q8_0;
     int32_t offset = type == TENSOR_Q8_0 ? 128 : type == TENSOR_Q4_0 ? 8 : 32; /* Q6_K: 32 */
@@ -527,9 +528,9 @@ ALWAYS_INLINE int is_float(uint32_t type)
 ALWAYS_INLINE void quant_chunk(uint32_t type, const uint8_t *row, const tile_act *ta, size_t g0,
                                size_t g1, int T, __m512 *acc)
 {
-    size_t n = ta->a->n_in, group = mm_batch_group(type);
+    size_t n = ta->a->n_in, group = mm_batch_group(type, LANES);
     size_t gbytes = group / blk_values(type) * blk_bytes(type);
-    size_t sets = group / (16 * mm_batch_unit(type)), full = n / group;
+    size_t sets = group / (LANES * mm_batch_unit(type)), full = n / group;
     size_t g = g0;
     for (; g < g1 && g < full; g++)
         group_tokens(type, row + g * gbytes, ta, g * sets, T, acc);
@@ -722,7 +723,7 @@ static inline void prefetch_visit(const visit_order *vo, size_t rb, size_t c, si
 ALWAYS_INLINE void rows_T(uint32_t type, int bf16, const matmul_weight *w, const tile_act *ta,
                           size_t r0, size_t r1, int T, float *y, size_t ld_y)
 {
-    size_t n = ta->a->n_in, group = mm_batch_group(type);
+    size_t n = ta->a->n_in, group = mm_batch_group(type, LANES);
     size_t cv = is_float(type) ? 512 : 2048; /* values per chunk, whole groups */
     size_t chunks = (n + cv - 1) / cv;
     visit_order vo = {w->data, w->row_bytes, r1, chunks, cv / blk_values(type) * blk_bytes(type),
@@ -796,7 +797,7 @@ static void batch_with(rows_fn fn, const matmul_weight *w, const mm_act *a, size
     size_t n_tok = a->n_tok, tiles = (n_tok + BT - 1) / BT;
     for (size_t k = 0; k < tiles; k++) {
         size_t t0 = n_tok * k / tiles, t1 = n_tok * (k + 1) / tiles;
-        size_t rec = mm_batch_rec_bytes(w->type);
+        size_t rec = mm_batch_rec_bytes(w->type, LANES);
         tile_act ta = {a, a->bx ? a->bx + t0 * rec : NULL, n_tok * rec, t0};
         fn(w, &ta, r0, r1, (int)(t1 - t0), y, ld_y);
     }
