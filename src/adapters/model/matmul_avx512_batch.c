@@ -493,6 +493,14 @@ ALWAYS_INLINE __m512 reduce_16(const __m512 *v, size_t n)
                          _mm512_shuffle_f32x4(e01, e23, 0xdd));
 }
 
+/* Weight bytes to ask for ahead of their use: [0] into L1, [1] into L2. */
+typedef struct pf_span {
+    const char *p;
+    size_t len;
+} pf_span;
+
+static inline void prefetch_part(const pf_span pf[2], size_t k, size_t n);
+
 /* Block geometry as constants (type is a compile-time constant wherever
  * these are inlined). */
 ALWAYS_INLINE size_t blk_values(uint32_t type)
@@ -526,15 +534,18 @@ ALWAYS_INLINE int is_float(uint32_t type)
  * blocks count as zero, as do the activations' lanes past n_in), so no
  * load leaves the row. */
 ALWAYS_INLINE void quant_chunk(uint32_t type, const uint8_t *row, const tile_act *ta, size_t g0,
-                               size_t g1, int T, __m512 *acc)
+                               size_t g1, const pf_span pf[2], int T, __m512 *acc)
 {
     size_t n = ta->a->n_in, group = mm_batch_group(type, LANES);
     size_t gbytes = group / blk_values(type) * blk_bytes(type);
     size_t sets = group / (LANES * mm_batch_unit(type)), full = n / group;
     size_t g = g0;
-    for (; g < g1 && g < full; g++)
+    for (; g < g1 && g < full; g++) {
+        prefetch_part(pf, g - g0, g1 - g0);
         group_tokens(type, row + g * gbytes, ta, g * sets, T, acc);
+    }
     if (g < g1) {
+        prefetch_part(pf, g - g0, g1 - g0);
         _Alignas(64) uint8_t buf[4 * QUANT_Q5_K_BYTES];
         memset(buf, 0, sizeof buf);
         memcpy(buf, row + g * gbytes, (n - g * group) / blk_values(type) * blk_bytes(type));
@@ -679,7 +690,8 @@ __attribute__((target("avx512bf16"))) static void bf16_chunk(const uint8_t *w,
  * Weights come from DRAM at a rate the hardware prefetchers do not keep up
  * with while the cores are this busy, so each visit (row, chunk) asks for
  * the weight bytes of the visit PF_NEAR ahead into L1 and PF_FAR ahead into
- * L2.
+ * L2, a share of them with each group (a burst per row fills the miss
+ * buffers and holds up the loads that compute).
  */
 #define RB 16       /* rows per block: one vector of outputs per token */
 #define PF_NEAR 2   /* visits ahead prefetched into L1 */
@@ -691,11 +703,11 @@ typedef struct visit_order {
     size_t chunks, chunk_bytes, packed; /* weight bytes per chunk and per row */
 } visit_order;
 
-/* Prefetches the weight bytes of the visit d after (row r of the block at
- * rb, chunk c), if it is in the work item. */
-static inline void prefetch_visit(const visit_order *vo, size_t rb, size_t c, size_t r, size_t d,
-                                  int far)
+/* The weight bytes of the visit d after (row r of the block at rb, chunk
+ * c): len 0 past the work item. */
+static inline pf_span visit_ahead(const visit_order *vo, size_t rb, size_t c, size_t r, size_t d)
 {
+    pf_span none = {NULL, 0};
     size_t re = rb + RB < vo->r1 ? rb + RB : vo->r1, i = r - rb + d;
     while (i >= re - rb) {
         i -= re - rb;
@@ -703,18 +715,28 @@ static inline void prefetch_visit(const visit_order *vo, size_t rb, size_t c, si
             c = 0;
             rb += RB;
             if (rb >= vo->r1)
-                return;
+                return none;
             re = rb + RB < vo->r1 ? rb + RB : vo->r1;
         }
     }
     size_t off = c * vo->chunk_bytes;
     size_t len = vo->packed - off < vo->chunk_bytes ? vo->packed - off : vo->chunk_bytes;
-    const char *p = (const char *)(vo->data + (rb + i) * vo->row_bytes + off);
-    for (size_t o = 0; o < len; o += 64) {
-        if (far)
-            _mm_prefetch(p + o, _MM_HINT_T1);
-        else
-            _mm_prefetch(p + o, _MM_HINT_T0);
+    pf_span sp = {(const char *)(vo->data + (rb + i) * vo->row_bytes + off), len};
+    return sp;
+}
+
+/* Part k of n of both spans: the prefetches of one visit spread over its
+ * groups, so they do not arrive at the memory system in one burst. */
+static inline void prefetch_part(const pf_span pf[2], size_t k, size_t n)
+{
+    for (int far = 0; far < 2; far++) {
+        size_t lo = pf[far].len * k / n & ~(size_t)63, hi = pf[far].len * (k + 1) / n;
+        for (size_t o = lo; o < hi; o += 64) {
+            if (far)
+                _mm_prefetch(pf[far].p + o, _MM_HINT_T1);
+            else
+                _mm_prefetch(pf[far].p + o, _MM_HINT_T0);
+        }
     }
 }
 
@@ -734,15 +756,17 @@ ALWAYS_INLINE void rows_T(uint32_t type, int bf16, const matmul_weight *w, const
         for (size_t c = 0; c < chunks; c++) {
             size_t k0 = c * cv, k1 = k0 + cv < n ? k0 + cv : n;
             for (size_t r = rb; r < re; r++) {
-                prefetch_visit(&vo, rb, c, r, PF_NEAR, 0);
-                prefetch_visit(&vo, rb, c, r, PF_FAR, 1);
+                pf_span pf[2] = {visit_ahead(&vo, rb, c, r, PF_NEAR),
+                                 visit_ahead(&vo, rb, c, r, PF_FAR)};
+                if (is_float(type)) /* all at once */
+                    prefetch_part(pf, 0, 1);
                 const uint8_t *row = vo.data + r * w->row_bytes;
                 __m512 acc[BT];
 #pragma GCC unroll 16
                 for (int i = 0; i < T; i++)
                     acc[i] = c ? part[i][r - rb] : _mm512_setzero_ps();
                 if (!is_float(type))
-                    quant_chunk(type, row, ta, k0 / group, (k1 + group - 1) / group, T, acc);
+                    quant_chunk(type, row, ta, k0 / group, (k1 + group - 1) / group, pf, T, acc);
                 else if (bf16)
                     bf16_chunk(row, ta, k0, k1, T, acc);
                 else
