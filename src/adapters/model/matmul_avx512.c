@@ -18,10 +18,8 @@
 #include <immintrin.h>
 
 #include "fp16.h"
-#include "matmul_kernels.h"
+#include "matmul_avx512_util.h"
 #include "quant.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* ================================================================ activations */
 
@@ -129,34 +127,7 @@ static void round_bf16(const float *x, size_t n, uint16_t *out)
         }                                                                                      \
     }
 
-ALWAYS_INLINE float h2f(const uint8_t *p)
-{
-    return _cvtsh_ss(mm_ld16(p));
-}
-
 /* ---------------------------------------------------------------- float types */
-
-ALWAYS_INLINE __m512 bf16x16_to_f32(__m256i h)
-{
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-/* 16 weights at value index k (masked: zeros past the row). */
-ALWAYS_INLINE __m512 wload(uint32_t type, const uint8_t *w, size_t k, __mmask16 m)
-{
-    if (type == TENSOR_F32)
-        return _mm512_maskz_loadu_ps(m, w + 4 * k);
-    __m256i h = _mm256_maskz_loadu_epi16(m, w + 2 * k);
-    return type == TENSOR_F16 ? _mm512_cvtph_ps(h) : bf16x16_to_f32(h);
-}
-
-/* 16 activations at x (f32) or h (bf16), masked. */
-ALWAYS_INLINE __m512 aload(int bf16, const void *row, size_t k, __mmask16 m)
-{
-    if (bf16)
-        return bf16x16_to_f32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k));
-    return _mm512_maskz_loadu_ps(m, (const float *)row + k);
-}
 
 /* Two accumulators per token: FMA latency would otherwise bound the loop.
  * Row pointers are set up front so the loop only adds offsets. */

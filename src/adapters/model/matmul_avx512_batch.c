@@ -40,23 +40,11 @@
 #include <immintrin.h>
 
 #include "fp16.h"
-#include "matmul_kernels.h"
+#include "matmul_avx512_util.h"
 #include "quant.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 #define BT 8     /* most tokens per tile */
 #define LANES 16 /* units per set: one per 32-bit lane */
-
-ALWAYS_INLINE float h2f(const uint8_t *p)
-{
-    return _cvtsh_ss(mm_ld16(p));
-}
-
-ALWAYS_INLINE __m512 bf16x16_to_f32(__m256i h)
-{
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
 
 /* ================================================================ lane order */
 
@@ -132,32 +120,6 @@ void mm_avx512_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx)
 }
 
 /* ================================================================ weight sets */
-
-/* 16 rows of 8 dwords, z[r] = [row r | row r + 8] -> out[v] = dword v of
- * rows 0..15 (lane i = row i). */
-ALWAYS_INLINE void transpose_16x8(const __m512i z[8], __m512i out[8])
-{
-    __m512i t[8], s[8];
-    #pragma GCC unroll 16
-    for (int r = 0; r < 8; r += 2) {
-        t[r] = _mm512_unpacklo_epi32(z[r], z[r + 1]);
-        t[r + 1] = _mm512_unpackhi_epi32(z[r], z[r + 1]);
-    }
-    #pragma GCC unroll 16
-    for (int q = 0; q < 8; q += 4) {
-        s[q] = _mm512_unpacklo_epi64(t[q], t[q + 2]);
-        s[q + 1] = _mm512_unpackhi_epi64(t[q], t[q + 2]);
-        s[q + 2] = _mm512_unpacklo_epi64(t[q + 1], t[q + 3]);
-        s[q + 3] = _mm512_unpackhi_epi64(t[q + 1], t[q + 3]);
-    }
-    const __m512i lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
-    const __m512i hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
-    #pragma GCC unroll 16
-    for (int k = 0; k < 4; k++) {
-        out[k] = _mm512_permutex2var_epi64(s[k], lo, s[4 + k]);
-        out[k + 4] = _mm512_permutex2var_epi64(s[k], hi, s[4 + k]);
-    }
-}
 
 /*
  * Q4_0, 16 blocks (288 bytes): per group of 4 blocks a word permute of two
@@ -436,38 +398,6 @@ ALWAYS_INLINE void group_tokens(uint32_t type, const uint8_t *p, const tile_act 
     }
 }
 
-/* The T sums of acc[0..T) (T <= 8) into out: 16 -> 8 -> 4 lanes per token by
- * 128-bit lane shuffles, two tokens per vector, then within 128-bit lanes. */
-ALWAYS_INLINE void reduce_tokens(const __m512 *acc, int T, float *out)
-{
-    if (T <= 2) {
-        #pragma GCC unroll 16
-        for (int i = 0; i < T; i++)
-            out[i] = _mm512_reduce_add_ps(acc[i]);
-        return;
-    }
-    __m512 v[8], u[4];
-    #pragma GCC unroll 16
-    for (int i = 0; i < 8; i++)
-        v[i] = i < T ? acc[i] : _mm512_setzero_ps();
-    #pragma GCC unroll 16
-    for (int k = 0; k < 4; k++) /* [v2k: lanes 0+2, 1+3 | v2k+1: same] */
-        u[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
-                             _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xee));
-    /* 128-bit lane j of w0: token j (4 partial sums); of w1: token 4 + j */
-    __m512 w0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88),
-                              _mm512_shuffle_f32x4(u[0], u[1], 0xdd));
-    __m512 w1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x88),
-                              _mm512_shuffle_f32x4(u[2], u[3], 0xdd));
-    __m512 x = _mm512_add_ps(_mm512_unpacklo_ps(w0, w1), _mm512_unpackhi_ps(w0, w1));
-    x = _mm512_add_ps(x, _mm512_shuffle_ps(x, x, _MM_SHUFFLE(1, 0, 3, 2)));
-    float tmp[16]; /* token j at 4j, token 4 + j at 4j + 1 */
-    _mm512_storeu_ps(tmp, x);
-    #pragma GCC unroll 16
-    for (int i = 0; i < T; i++)
-        out[i] = tmp[4 * (i % 4) + i / 4];
-}
-
 /* v[0..n) -> lane j = the sum of v[j]'s lanes (j < n; the others 0): pairs
  * within 128-bit lanes, then quads, then a 4x4 transpose of 128-bit lanes. */
 ALWAYS_INLINE __m512 reduce_16(const __m512 *v, size_t n)
@@ -551,22 +481,6 @@ ALWAYS_INLINE void quant_chunk(uint32_t type, const uint8_t *row, const tile_act
         memcpy(buf, row + g * gbytes, (n - g * group) / blk_values(type) * blk_bytes(type));
         group_tokens(type, buf, ta, g * sets, T, acc);
     }
-}
-
-/* 16 weights at value index k (masked: zeros past the row). */
-ALWAYS_INLINE __m512 wload(uint32_t type, const uint8_t *w, size_t k, __mmask16 m)
-{
-    if (type == TENSOR_F32)
-        return _mm512_maskz_loadu_ps(m, w + 4 * k);
-    __m256i h = _mm256_maskz_loadu_epi16(m, w + 2 * k);
-    return type == TENSOR_F16 ? _mm512_cvtph_ps(h) : bf16x16_to_f32(h);
-}
-
-ALWAYS_INLINE __m512 aload(int bf16, const void *row, size_t k, __mmask16 m)
-{
-    if (bf16)
-        return bf16x16_to_f32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k));
-    return _mm512_maskz_loadu_ps(m, (const float *)row + k);
 }
 
 /* Values [k0, k1) of a float row (F32, F16, BF16 converted) for T tokens,
