@@ -1,7 +1,8 @@
 /*
  * matmul.c - the matmul context: activation conversion, work split over
- * the thread pool, and the choice between the decode and prefill kernels
- * (design in matmul.h, kernel interface in matmul_kernels.h).
+ * the thread pool, and the choice between the decode, small-batch and
+ * prefill kernels (design in matmul.h, kernel interface in
+ * matmul_kernels.h).
  */
 #include "matmul.h"
 

@@ -1,7 +1,7 @@
 /*
- * matmul_avx512_batch.c - the AVX-512 small-batch kernel: calls of 2 to 23
- * tokens, the decode steps of several sequences at once. Compiled with the
- * AVX-512 tier's flags; nothing here may run unless
+ * matmul_avx512_batch.c - the AVX-512 small-batch kernel: calls of 2 to 63
+ * tokens, such as the decode steps of several sequences at once. Compiled
+ * with the AVX-512 tier's flags; nothing here may run unless
  * cpu_isa_check(CPU_ISA_AVX512) passed, and mm_avx512_batch_bf16 only where
  * the CPU also has AVX512_BF16.
  *
@@ -26,14 +26,20 @@
  *     acc = acc - O * (da * sum(a))         Q4_K/Q5_K only: O = dmin * m
  *
  * so 8 multiply instructions share one float step (vs. 1-2 in the decode
- * dots), and a row ends in one horizontal sum for all tokens of a tile at
- * once. Tiles hold up to 8 tokens (a compile-time count, so accumulators
+ * dots). Tiles hold up to 8 tokens (a compile-time count, so accumulators
  * stay in registers); more tokens run as balanced tiles over the same rows.
  * matmul.c re-lays out each token's quantized activations once per call
  * (mm_avx512_batch_act) into the lane order of the weights.
  *
+ * Rows go in blocks of 16 and, for rows longer than 2048 values, in K
+ * chunks, so a tile's activations stay in L1; the 16 rows' sums leave as
+ * one vector per token (a transpose-reduce), and the weights of the rows
+ * ahead are prefetched (see "entry"). At 8 tokens the kernel is bound by
+ * vpdpbusd and the float step (about 2 of them issue per cycle on Zen 5)
+ * more than by memory: see docs/performance.md.
+ *
  * Float weights (F32, F16, BF16) keep the decode dots' layout, for up to 8
- * tokens per pass and one horizontal sum for all of them.
+ * tokens per pass.
  *
  * Threads: reentrant; the only memory written is the caller's y.
  */
