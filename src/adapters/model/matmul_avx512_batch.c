@@ -602,10 +602,10 @@ __attribute__((target("avx512bf16"))) static void bf16_chunk(const uint8_t *w,
 /*
  * Order of work: rows in blocks of RB; within a block, K chunk by K chunk,
  * every row of the block, its partial sums kept between chunks. A chunk
- * of a tile's activations (8 tokens x 2048 values: about 20 KB as records,
- * 8 x 512 f32 for float types) then stays in L1 while the block's rows pass
- * over it; a whole row of 8192 would not. Rows of one chunk (n_in <= 2048
- * for quantized types) simply run one after the other.
+ * holds ACT_L1 bytes of the tile's activation records (8 tokens x 2048
+ * values of Q4_0; float types: 512 values), which then stay in L1 while the block's rows
+ * pass over them; 8 tokens' whole rows of 8192 would not. Rows of one
+ * chunk simply run one after the other.
  *
  * Weights come from DRAM at a rate the hardware prefetchers do not keep up
  * with while the cores are this busy, so each visit (row, chunk) asks for
@@ -614,6 +614,19 @@ __attribute__((target("avx512bf16"))) static void bf16_chunk(const uint8_t *w,
  * buffers and holds up the loads that compute).
  */
 #define RB 16       /* rows per block: one vector of outputs per token */
+#define ACT_L1 24576 /* bytes of a tile's activations per K chunk */
+
+/* Values per K chunk for a tile of T quantized tokens: whole groups, at
+ * least one. Float types use 512 (measured: longer chunks of f32
+ * activations run slower at 4 and 8 tokens). */
+ALWAYS_INLINE size_t chunk_values(uint32_t type, int T)
+{
+    if (is_float(type))
+        return 512;
+    size_t group = mm_batch_group(type, LANES);
+    size_t v = ACT_L1 * LANES * mm_batch_unit(type) / ((size_t)T * mm_batch_rec_bytes(type, LANES));
+    return v < group ? group : v / group * group;
+}
 #define PF_NEAR 2   /* visits ahead prefetched into L1 */
 #define PF_FAR 16   /* visits ahead prefetched into L2 */
 
@@ -666,7 +679,7 @@ ALWAYS_INLINE void rows_T(uint32_t type, int bf16, const matmul_weight *w, const
                           size_t r0, size_t r1, int T, float *y, size_t ld_y)
 {
     size_t n = ta->a->n_in, group = mm_batch_group(type, LANES);
-    size_t cv = is_float(type) ? 512 : 2048; /* values per chunk, whole groups */
+    size_t cv = chunk_values(type, T);
     size_t chunks = (n + cv - 1) / cv;
     visit_order vo = {w->data, w->row_bytes, r1, chunks, cv / blk_values(type) * blk_bytes(type),
                       n / blk_values(type) * blk_bytes(type)};
