@@ -27,7 +27,7 @@ static mm_path path_for(const mm_kernels *k, uint32_t type, size_t n_tok)
 {
     if (k->prefill && n_tok >= k->prefill_min_tokens)
         return MM_PATH_PREFILL;
-    if (k->batch[type] && n_tok >= 2)
+    if (k->batch[type].fn && n_tok >= k->batch[type].min_tokens)
         return MM_PATH_BATCH;
     return MM_PATH_DOT;
 }
@@ -375,7 +375,7 @@ static void compute_worker(void *arg, int ith, int nth)
             j->k->prefill(j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
             break;
         case MM_PATH_BATCH:
-            j->k->batch[j->w->type](j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
+            j->k->batch[j->w->type].fn(j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
             break;
         case MM_PATH_DOT:
             decode_rows(j, r0, r1);

@@ -655,7 +655,7 @@ DEFINE_NT_DISPATCH(dot_q6_K)
 
 /* ================================================================ table */
 
-#define AVX512_TABLE(bf16_dot, batch_fn, prefill_fn)                                          \
+#define AVX512_TABLE(bf16_dot, bf16_batch, prefill_fn)                                        \
     {                                                                                          \
         .isa = CPU_ISA_AVX512,                                                                 \
         .dot =                                                                                 \
@@ -673,26 +673,29 @@ DEFINE_NT_DISPATCH(dot_q6_K)
         .round_bf16 = round_bf16, .q4_0_x4 = true,                                             \
         .batch =                                                                               \
             {                                                                                  \
-                [TENSOR_F32] = mm_avx512_batch,                                                \
-                [TENSOR_F16] = mm_avx512_batch,                                                \
-                [TENSOR_BF16] = batch_fn,                                                      \
-                [TENSOR_Q8_0] = mm_avx512_batch,                                               \
-                [TENSOR_Q4_0] = mm_avx512_batch,                                               \
-                [TENSOR_Q4_K] = mm_avx512_batch,                                               \
-                [TENSOR_Q5_K] = mm_avx512_batch,                                               \
-                [TENSOR_Q6_K] = mm_avx512_batch,                                               \
+                [TENSOR_F32] = {mm_avx512_batch, 2},                                           \
+                [TENSOR_F16] = {mm_avx512_batch, 3},                                           \
+                [TENSOR_BF16] = {bf16_batch, 3},                                               \
+                [TENSOR_Q8_0] = {mm_avx512_batch, 2},                                          \
+                [TENSOR_Q4_0] = {mm_avx512_batch, 2},                                          \
+                [TENSOR_Q4_K] = {mm_avx512_batch, 2},                                          \
+                [TENSOR_Q5_K] = {mm_avx512_batch, 2},                                          \
+                [TENSOR_Q6_K] = {mm_avx512_batch, 2},                                          \
             },                                                                                 \
         .batch_act = mm_avx512_batch_act, .batch_lanes = 16, .prefill = prefill_fn,            \
         .prefill_min_tokens = 64,                                                              \
     }
 
-/* prefill_min_tokens: the prefill kernel packs weight panels per call;
+/* batch min_tokens: F16 (and BF16 converted) activations are f32, which
+ * the decode dots handle as well at 2 tokens.
+ * prefill_min_tokens: the prefill kernel packs weight panels per call;
  * below about 64 tokens the small-batch kernel, which does not, is as fast
  * or faster (bench_matmul, 2 threads, weights from DRAM, Zen 5: at 48
  * tokens 0.85-0.92 TFLOP/s against 0.56-0.81; at 64 about even). */
+/* BF16 with AVX512_BF16: the vdpbf16ps dots are as fast as the
+ * small-batch kernel at every token count (bench_matmul, Zen 5). */
 static const mm_kernels avx512_plain = AVX512_TABLE(dot_bf16_convert, mm_avx512_batch, mm_avx512_prefill);
-static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native, mm_avx512_batch_bf16,
-                                                    mm_avx512_prefill_bf16);
+static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native, NULL, mm_avx512_prefill_bf16);
 
 const mm_kernels *mm_kernels_avx512_variant(bool native_bf16)
 {

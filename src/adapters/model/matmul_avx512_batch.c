@@ -2,8 +2,7 @@
  * matmul_avx512_batch.c - the AVX-512 small-batch kernel: calls of 2 to 63
  * tokens, such as the decode steps of several sequences at once. Compiled
  * with the AVX-512 tier's flags; nothing here may run unless
- * cpu_isa_check(CPU_ISA_AVX512) passed, and mm_avx512_batch_bf16 only where
- * the CPU also has AVX512_BF16.
+ * cpu_isa_check(CPU_ISA_AVX512) passed.
  *
  * Why a third kernel. The decode dots (matmul_avx512.c) keep one row's
  * vector lanes on consecutive values, so every block of 32 (or 256) values
@@ -38,8 +37,8 @@
  * vpdpbusd and the float step (about 2 of them issue per cycle on Zen 5)
  * more than by memory: see docs/performance.md.
  *
- * Float weights (F32, F16, BF16) keep the decode dots' layout, for up to 8
- * tokens per pass.
+ * Float weights (F32, F16, BF16 without AVX512_BF16) keep the decode dots'
+ * layout, for up to 8 tokens per pass.
  *
  * Threads: reentrant; the only memory written is the caller's y.
  */
@@ -532,71 +531,6 @@ ALWAYS_INLINE void float_chunk(uint32_t type, const uint8_t *w, const tile_act *
             acc[i] = _mm512_add_ps(acc[i], acc1[i]);
 }
 
-/* The same for BF16 weights with AVX512_BF16: vdpbf16ps on bf16 pairs, 32
- * values per vector. acc_io is copied in and out, so the loop's
- * accumulators are registers. */
-__attribute__((target("avx512bf16"))) ALWAYS_INLINE void
-bf16_chunk_T(const uint8_t *w, const tile_act *ta, size_t k0, size_t k1, int T, __m512 *acc_io)
-{
-    __m512 acc[BT];
-#pragma GCC unroll 16
-    for (int i = 0; i < T; i++)
-        acc[i] = acc_io[i];
-    const mm_act *a = ta->a;
-    const int two = T <= 4;
-    size_t n = a->n_in;
-    const uint16_t *x[BT];
-    __m512 acc1[BT];
-#pragma GCC unroll 16
-    for (int i = 0; i < T; i++) {
-        acc1[i] = _mm512_setzero_ps();
-        x[i] = a->h + (ta->t0 + (size_t)i) * n;
-    }
-    size_t k = k0;
-    for (; k + 64 <= k1; k += 64) {
-        __m512i w0 = _mm512_loadu_si512(w + 2 * k), w1 = _mm512_loadu_si512(w + 2 * k + 64);
-#pragma GCC unroll 16
-        for (int i = 0; i < T; i++) {
-            __m512bh h0 = (__m512bh)_mm512_loadu_si512(x[i] + k);
-            __m512bh h1 = (__m512bh)_mm512_loadu_si512(x[i] + k + 32);
-            acc[i] = _mm512_dpbf16_ps(acc[i], h0, (__m512bh)w0);
-            if (two)
-                acc1[i] = _mm512_dpbf16_ps(acc1[i], h1, (__m512bh)w1);
-            else
-                acc[i] = _mm512_dpbf16_ps(acc[i], h1, (__m512bh)w1);
-        }
-    }
-    for (; k < k1; k += 32) {
-        __mmask32 m = k1 - k >= 32 ? 0xffffffffu : (__mmask32)((1u << (k1 - k)) - 1);
-        __m512i w0 = _mm512_maskz_loadu_epi16(m, w + 2 * k);
-#pragma GCC unroll 16
-        for (int i = 0; i < T; i++)
-            acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh)_mm512_maskz_loadu_epi16(m, x[i] + k),
-                                      (__m512bh)w0);
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < T; i++)
-        acc_io[i] = two ? _mm512_add_ps(acc[i], acc1[i]) : acc[i];
-}
-
-/* bf16_chunk_T for a run-time T: a call of its own, since code for
- * AVX512_BF16 cannot be inlined into the other kernels. */
-__attribute__((target("avx512bf16"))) static void bf16_chunk(const uint8_t *w,
-                                                               const tile_act *ta, size_t k0,
-                                                               size_t k1, int T, __m512 *acc)
-{
-    switch (T) {
-    case 2: bf16_chunk_T(w, ta, k0, k1, 2, acc); break;
-    case 3: bf16_chunk_T(w, ta, k0, k1, 3, acc); break;
-    case 4: bf16_chunk_T(w, ta, k0, k1, 4, acc); break;
-    case 5: bf16_chunk_T(w, ta, k0, k1, 5, acc); break;
-    case 6: bf16_chunk_T(w, ta, k0, k1, 6, acc); break;
-    case 7: bf16_chunk_T(w, ta, k0, k1, 7, acc); break;
-    case 8: bf16_chunk_T(w, ta, k0, k1, 8, acc); break;
-    default: bf16_chunk_T(w, ta, k0, k1, 1, acc); break;
-    }
-}
-
 /* ================================================================ entry */
 
 /*
@@ -674,8 +608,8 @@ static inline void prefetch_part(const pf_span pf[2], size_t k, size_t n)
 }
 
 /* Rows [r0, r1) for the T tokens of one tile, T a compile-time constant in
- * each instantiation; bf16 selects the vdpbf16ps chunk for BF16 weights. */
-ALWAYS_INLINE void rows_T(uint32_t type, int bf16, const matmul_weight *w, const tile_act *ta,
+ * each instantiation. */
+ALWAYS_INLINE void rows_T(uint32_t type, const matmul_weight *w, const tile_act *ta,
                           size_t r0, size_t r1, int T, float *y, size_t ld_y)
 {
     size_t n = ta->a->n_in, group = mm_batch_group(type, LANES);
@@ -700,8 +634,6 @@ ALWAYS_INLINE void rows_T(uint32_t type, int bf16, const matmul_weight *w, const
                     acc[i] = c ? part[i][r - rb] : _mm512_setzero_ps();
                 if (!is_float(type))
                     quant_chunk(type, row, ta, k0 / group, (k1 + group - 1) / group, pf, T, acc);
-                else if (bf16)
-                    bf16_chunk(row, ta, k0, k1, T, acc);
                 else
                     float_chunk(type, row, ta, k0, k1, T, acc);
 #pragma GCC unroll 16
@@ -717,31 +649,30 @@ ALWAYS_INLINE void rows_T(uint32_t type, int bf16, const matmul_weight *w, const
     }
 }
 
-#define DEFINE_ROWS(name, type, bf16)                                                              \
+#define DEFINE_ROWS(name, type)                                                                    \
     static void name(const matmul_weight *w, const tile_act *ta, size_t r0, size_t r1, int T, \
                      float *y, size_t ld_y)                                                    \
     {                                                                                          \
         switch (T) {                                                                           \
-        case 2: rows_T(type, bf16, w, ta, r0, r1, 2, y, ld_y); break;                                \
-        case 3: rows_T(type, bf16, w, ta, r0, r1, 3, y, ld_y); break;                                \
-        case 4: rows_T(type, bf16, w, ta, r0, r1, 4, y, ld_y); break;                                \
-        case 5: rows_T(type, bf16, w, ta, r0, r1, 5, y, ld_y); break;                                \
-        case 6: rows_T(type, bf16, w, ta, r0, r1, 6, y, ld_y); break;                                \
-        case 7: rows_T(type, bf16, w, ta, r0, r1, 7, y, ld_y); break;                                \
-        case 8: rows_T(type, bf16, w, ta, r0, r1, 8, y, ld_y); break;                                \
-        default: rows_T(type, bf16, w, ta, r0, r1, 1, y, ld_y); break;                               \
+        case 2: rows_T(type, w, ta, r0, r1, 2, y, ld_y); break;                                \
+        case 3: rows_T(type, w, ta, r0, r1, 3, y, ld_y); break;                                \
+        case 4: rows_T(type, w, ta, r0, r1, 4, y, ld_y); break;                                \
+        case 5: rows_T(type, w, ta, r0, r1, 5, y, ld_y); break;                                \
+        case 6: rows_T(type, w, ta, r0, r1, 6, y, ld_y); break;                                \
+        case 7: rows_T(type, w, ta, r0, r1, 7, y, ld_y); break;                                \
+        case 8: rows_T(type, w, ta, r0, r1, 8, y, ld_y); break;                                \
+        default: rows_T(type, w, ta, r0, r1, 1, y, ld_y); break;                               \
         }                                                                                      \
     }
 
-DEFINE_ROWS(rows_f32, TENSOR_F32, 0)
-DEFINE_ROWS(rows_f16, TENSOR_F16, 0)
-DEFINE_ROWS(rows_bf16, TENSOR_BF16, 0)
-DEFINE_ROWS(rows_q8_0, TENSOR_Q8_0, 0)
-DEFINE_ROWS(rows_q4_0, TENSOR_Q4_0, 0)
-DEFINE_ROWS(rows_q4_K, TENSOR_Q4_K, 0)
-DEFINE_ROWS(rows_q5_K, TENSOR_Q5_K, 0)
-DEFINE_ROWS(rows_q6_K, TENSOR_Q6_K, 0)
-DEFINE_ROWS(rows_bf16_native, TENSOR_BF16, 1)
+DEFINE_ROWS(rows_f32, TENSOR_F32)
+DEFINE_ROWS(rows_f16, TENSOR_F16)
+DEFINE_ROWS(rows_bf16, TENSOR_BF16)
+DEFINE_ROWS(rows_q8_0, TENSOR_Q8_0)
+DEFINE_ROWS(rows_q4_0, TENSOR_Q4_0)
+DEFINE_ROWS(rows_q4_K, TENSOR_Q4_K)
+DEFINE_ROWS(rows_q5_K, TENSOR_Q5_K)
+DEFINE_ROWS(rows_q6_K, TENSOR_Q6_K)
 
 typedef void (*rows_fn)(const matmul_weight *w, const tile_act *ta, size_t r0, size_t r1, int T,
                         float *y, size_t ld_y);
@@ -779,12 +710,4 @@ void mm_avx512_batch(const matmul_weight *w, const mm_act *a, size_t r0, size_t 
 {
     (void)scratch;
     batch_with(rows_for(w->type), w, a, r0, r1, y, ld_y);
-}
-
-void mm_avx512_batch_bf16(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
-                          size_t ld_y, void *scratch)
-{
-    (void)scratch;
-    batch_with(w->type == TENSOR_BF16 ? rows_bf16_native : rows_for(w->type), w, a, r0, r1, y,
-               ld_y);
 }

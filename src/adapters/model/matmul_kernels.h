@@ -114,15 +114,17 @@ typedef struct mm_kernels {
     /* The decode kernel of Q4_0 reads mm_act.qx / qx_init. */
     bool q4_0_x4;
 
-    /* The small-batch kernel per weight type, NULL where the tier has none
-     * (the dots then serve every call below prefill_min_tokens): calls of
-     * 2 tokens up to prefill_min_tokens. Each weight row is decoded once
-     * per tile of up to 8 tokens, in sets of batch_lanes units (blocks or
-     * sub-blocks) with one vector lane per unit, so a token's integer sums
-     * of a whole unit build up in one lane and one float step serves every
-     * unit of the set. batch_act re-lays out the quantized activations to
-     * match. */
-    mm_rows_fn batch[TENSOR_TYPE_MAX];
+    /* The small-batch kernel per weight type, for calls of min_tokens up
+     * to prefill_min_tokens (fn NULL: the dots serve every call below
+     * prefill_min_tokens). Each weight row is decoded once per tile of up
+     * to 8 tokens, in sets of batch_lanes units (blocks or sub-blocks)
+     * with one vector lane per unit, so a token's integer sums of a whole
+     * unit build up in one lane and one float step serves every unit of
+     * the set. batch_act re-lays out the quantized activations to match. */
+    struct {
+        mm_rows_fn fn;
+        size_t min_tokens; /* below it the dots are as fast (measured) */
+    } batch[TENSOR_TYPE_MAX];
     mm_batch_act_fn batch_act;
     size_t batch_lanes; /* 16 (avx512) or 8 (avx2) */
 
@@ -139,12 +141,9 @@ const mm_kernels *mm_kernels_avx512(void);
  * (mm_kernels_avx512 picks by the CPU; tests compare both). */
 const mm_kernels *mm_kernels_avx512_variant(bool native_bf16);
 
-/* The AVX-512 small-batch kernel (matmul_avx512_batch.c); the _bf16 one
- * multiplies BF16 weights with vdpbf16ps and needs AVX512_BF16. */
+/* The AVX-512 small-batch kernel (matmul_avx512_batch.c). */
 void mm_avx512_batch(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
                      size_t ld_y, void *scratch);
-void mm_avx512_batch_bf16(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
-                          size_t ld_y, void *scratch);
 void mm_avx512_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx);
 
 /* The AVX2 small-batch kernel (matmul_avx2_batch.c): Q8_0, Q4_0, Q4_K,

@@ -327,7 +327,9 @@ static void activation_conversion_is_bit_exact_on_every_tier(void **state)
 }
 
 /* Where the CPU has AVX512_BF16, BF16 weights use vdpbf16ps; the converting
- * AVX-512 kernel must agree with it (and both with the reference above). */
+ * AVX-512 kernels must agree with it (and both with the reference above),
+ * including the converting table's small-batch kernel, which only CPUs
+ * without AVX512_BF16 select. */
 static void bf16_native_and_converting_kernels_agree(void **state)
 {
     (void)state;
@@ -360,6 +362,29 @@ static void bf16_native_and_converting_kernels_agree(void **state)
         }
     }
     free_weight(&tw);
+
+    enum { TB = 9, ROWS = 19 }; /* two tiles (5 + 4 tokens), a partial block of rows */
+    assert_null(native->batch[TENSOR_BF16].fn);
+    assert_non_null(plain->batch[TENSOR_BF16].fn);
+    test_weight tb = make_weight(TENSOR_BF16, N, ROWS, 3, 78);
+    static uint16_t hb[TB * N];
+    static float yb[TB * ROWS];
+    for (size_t i = 0; i < TB * N; i++)
+        hb[i] = bf16_from_f32(frand(&rng));
+    mm_act ab = {.format = MM_ACT_BF16, .n_tok = TB, .n_in = N, .h = hb};
+    plain->batch[TENSOR_BF16].fn(&tb.w, &ab, 0, ROWS, yb, ROWS, NULL);
+    for (size_t t = 0; t < TB; t++) {
+        for (size_t j = 0; j < ROWS; j++) {
+            double want = 0.0, mag = 0.0;
+            for (size_t k = 0; k < N; k++) {
+                double p = tb.deq[j * N + k] * bf16_to_f32(hb[t * N + k]);
+                want += p;
+                mag += fabs(p);
+            }
+            assert_true(close_enough(yb[t * ROWS + j], want, mag));
+        }
+    }
+    free_weight(&tb);
 }
 
 static void weight_rows_dequantize(void **state)
