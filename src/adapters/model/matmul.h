@@ -17,7 +17,8 @@
  *        not take on a tier or type without them): each weight row is
  *        streamed once and its blocks are decoded once for up to 4 tokens;
  *        integer dot products (vpdpbusd on AVX-512, pmaddubsw on AVX2).
- *      - small batch (2 to 63 tokens on AVX-512; Q4_0 and Q4_K on AVX2):
+ *      - small batch (2 to 63 tokens on AVX-512, but not for BF16 where
+ *        vdpbf16ps serves the dots; Q4_0 and Q4_K on AVX2):
  *        the decode steps of several sequences. Each row is decoded once
  *        per tile of up to 8 tokens (AVX2: 4) into sets of 16 (AVX2: 8)
  *        blocks or sub-blocks, one vector lane per block, so that the
