@@ -7,7 +7,10 @@
  * Two shapes by default, both a Llama-3.2-1B FFN up projection (2048 ->
  * 8192): decode (1 token: memory bound, reported as GB/s of weights read)
  * and prefill (512 tokens: compute bound, reported as GFLOP/s, 2 flops per
- * multiply-add). Each number is the median of R timed runs after a warm-up
+ * multiply-add). --tokens T measures one shape instead: 2 to 63 tokens
+ * run the small-batch kernel (the decode step of T sequences), where
+ * GB/s against the plain read printed first says how close to memory
+ * bound it is. Each number is the median of R timed runs after a warm-up
  * run. The weights are random, quantized with quant_quantize_row; each run
  * uses the next of enough copies to fill 256 MiB, so decode reads weights
  * from DRAM as a real model does (one matrix alone would sit in L3);

@@ -363,12 +363,37 @@ static void attention_block(forward_ctx *c, uint32_t l, uint32_t T)
         c->x[i] += c->out[i];
 }
 
+typedef struct gate_job {
+    const forward_ctx *c;
+    float *g;
+    const float *u;
+    size_t n;
+} gate_job;
+
+/* Thread body: an equal slice of the elements each (elementwise, so the
+ * results do not depend on the split). */
+static void gate_worker(void *arg, int ith, int nth)
+{
+    const gate_job *j = arg;
+    size_t i0 = j->n * (size_t)ith / (size_t)nth, i1 = j->n * ((size_t)ith + 1) / (size_t)nth;
+    if (j->c->arch->act == FFN_GELU)
+        ops_gelu_mul(j->g + i0, j->u + i0, i1 - i0);
+    else
+        ops_silu_mul(j->g + i0, j->u + i0, i1 - i0);
+}
+
+/* The gate's expf/tanhf dominate the work outside the matmuls when a step
+ * carries several tokens: shared by the pool from GATE_PARALLEL_MIN
+ * elements on (below it waking the pool costs more). */
+#define GATE_PARALLEL_MIN 16384
+
 static void gated_act(const forward_ctx *c, float *g, const float *u, size_t n)
 {
-    if (c->arch->act == FFN_GELU)
-        ops_gelu_mul(g, u, n);
+    gate_job job = {c, g, u, n};
+    if (n >= GATE_PARALLEL_MIN)
+        thread_pool_run(c->tp, gate_worker, &job);
     else
-        ops_silu_mul(g, u, n);
+        gate_worker(&job, 0, 1);
 }
 
 /* out[T][E] = down(act(gate x) * up x) for a dense FFN or one expert. */

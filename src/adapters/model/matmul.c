@@ -1,7 +1,8 @@
 /*
  * matmul.c - the matmul context: activation conversion, work split over
- * the thread pool, and the choice between the decode and prefill kernels
- * (design in matmul.h, kernel interface in matmul_kernels.h).
+ * the thread pool, and the choice between the decode, small-batch and
+ * prefill kernels (design in matmul.h, kernel interface in
+ * matmul_kernels.h).
  */
 #include "matmul.h"
 
@@ -16,6 +17,20 @@
 #include "matmul_kernels.h"
 #include "quant.h"
 #include "tensor_type.h"
+
+/* Which kernel family runs a call (matmul.h): decode dots for one token
+ * (or every call on a tier without the others), the small-batch kernel
+ * for a few tokens, the prefill kernel from prefill_min_tokens on. */
+typedef enum mm_path { MM_PATH_DOT, MM_PATH_BATCH, MM_PATH_PREFILL } mm_path;
+
+static mm_path path_for(const mm_kernels *k, uint32_t type, size_t n_tok)
+{
+    if (k->prefill && n_tok >= k->prefill_min_tokens)
+        return MM_PATH_PREFILL;
+    if (k->batch[type].fn && n_tok >= k->batch[type].min_tokens)
+        return MM_PATH_BATCH;
+    return MM_PATH_DOT;
+}
 
 /* Below this many activation values a call converts them on the calling
  * thread: waking the pool costs more than the work. */
@@ -108,9 +123,12 @@ matmul_ctx *matmul_ctx_create(cpu_isa isa, size_t max_tokens, size_t max_n_in, t
     ctx->n_threads = tp ? thread_pool_size(tp) : 1;
     ctx->max_tokens = max_tokens;
     ctx->max_n_in = max_n_in;
-    /* f32 is the largest format: 4 bytes per value (quantized formats take
-     * 1 + 1/8 + 1/8 + 1/2 with their scales and sums; see act_layout). */
-    ctx->act_bytes = round_up(max_tokens * round_up(max_n_in, 256) * 4 + 4096, 64);
+    /* f32 takes 4 bytes per value. Quantized formats take 1 + 1/8 + 1/8
+     * with their scales and sums, plus the re-layout of one kernel: Q4_0's
+     * x4 order (1 + 1/8) or the small-batch records (1 + 1/2 per value of
+     * a whole group, 1024 at most), or the prefill units (1/4); see
+     * act_layout. 64-byte rounding of each array adds at most 512 bytes. */
+    ctx->act_bytes = round_up(max_tokens * round_up(max_n_in, 1024) * 4 + 4096, 64);
     ctx->act = aligned_alloc(64, ctx->act_bytes);
     ctx->scratch_bytes = round_up(mm_scratch_bytes(max_tokens), 64);
     ctx->scratch = aligned_alloc(64, (size_t)ctx->n_threads * ctx->scratch_bytes);
@@ -162,15 +180,18 @@ typedef struct act_buffers {
     size_t unit; /* values per prefill unit, when du/ds are set */
     int8_t *qx;
     int32_t *qx_init;
+    uint8_t *bx;   /* small-batch records */
+    uint32_t type; /* the weight type */
 } act_buffers;
 
 /* Lays out the arrays of w's activation format in the context's arena. */
 static void act_layout(matmul_ctx *ctx, const matmul_weight *w, const float *x, size_t n_tok,
-                       bool prefill, mm_act *a, act_buffers *b)
+                       mm_path path, mm_act *a, act_buffers *b)
 {
     size_t n = (size_t)w->n_in;
     memset(a, 0, sizeof *a);
     memset(b, 0, sizeof *b);
+    b->type = w->type;
     a->format = mm_act_format_of(w->type);
     a->n_tok = n_tok;
     a->n_in = n;
@@ -198,13 +219,17 @@ static void act_layout(matmul_ctx *ctx, const matmul_weight *w, const float *x, 
     else
         a->bsums = b->bsums = (int16_t *)(p + off);
     off += round_up(n_tok * (n / 16) * sizeof(int16_t), 64); /* = n/32 int32 */
-    if (!prefill && w->type == TENSOR_Q4_0 && ctx->k->q4_0_x4) {
+    if (path == MM_PATH_DOT && w->type == TENSOR_Q4_0 && ctx->k->q4_0_x4) {
         a->qx = b->qx = (int8_t *)(p + off);
         off += round_up(n_tok * n, 64);
         a->qx_init = b->qx_init = (int32_t *)(p + off);
         return;
     }
-    if (!prefill)
+    if (path == MM_PATH_BATCH) {
+        a->bx = b->bx = p + off;
+        return;
+    }
+    if (path != MM_PATH_PREFILL)
         return;
     b->unit = mm_prefill_unit(w->type);
     size_t units = n / b->unit;
@@ -270,6 +295,8 @@ static void convert_token(const mm_kernels *k, const mm_act *a, const act_buffer
         k->quant_q8_K(xt, n, b->q + t * n, b->d + t * (n / 256), b->bsums + t * (n / 16));
         break;
     }
+    if (b->bx)
+        k->batch_act(b->type, a, t, b->bx);
     if (!b->du)
         return;
     size_t units = n / b->unit;
@@ -307,7 +334,7 @@ typedef struct compute_job {
     const mm_act *a;
     float *y;
     size_t ld_y;
-    bool prefill;
+    mm_path path;
     size_t chunk_rows;
     uint8_t *scratch; /* [n_threads][scratch_bytes] */
     size_t scratch_bytes;
@@ -343,21 +370,29 @@ static void compute_worker(void *arg, int ith, int nth)
         if (r0 >= n_out)
             return;
         size_t r1 = r0 + j->chunk_rows < n_out ? r0 + j->chunk_rows : n_out;
-        if (j->prefill)
+        switch (j->path) {
+        case MM_PATH_PREFILL:
             j->k->prefill(j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
-        else
+            break;
+        case MM_PATH_BATCH:
+            j->k->batch[j->w->type].fn(j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
+            break;
+        case MM_PATH_DOT:
             decode_rows(j, r0, r1);
+            break;
+        }
     }
 }
 
 /* Rows per work item: about four items per thread, so a late thread finds
  * work left, but not so small that items cost more than they do. */
-static size_t chunk_rows_for(size_t n_out, int n_threads, bool prefill, size_t row_bytes)
+static size_t chunk_rows_for(size_t n_out, int n_threads, mm_path path, size_t row_bytes)
 {
     size_t c = (n_out + 4 * (size_t)n_threads - 1) / (4 * (size_t)n_threads);
-    if (prefill) /* whole 32-row panels; at most 256 rows so the work spreads */
+    if (path == MM_PATH_PREFILL) /* whole 32-row panels; at most 256 rows so the work spreads */
         return c > 256 ? 256 : round_up(c, MM_PREFILL_ROWS);
-    /* Decode with several token tiles re-reads the chunk: keep it in L2. */
+    /* Decode and batch with several token tiles re-read the chunk: keep it
+     * in L2. */
     size_t max_rows = (256u * 1024u) / (row_bytes ? row_bytes : 1);
     if (max_rows < 8)
         max_rows = 8;
@@ -379,10 +414,10 @@ static void matmul_part(matmul_ctx *ctx, const matmul_weight *w, const float *x,
                         float *y, size_t ld_y)
 {
     const mm_kernels *k = ctx->k;
-    bool prefill = k->prefill && n_tok >= k->prefill_min_tokens;
+    mm_path path = path_for(k, w->type, n_tok);
     mm_act a;
     act_buffers bufs;
-    act_layout(ctx, w, x, n_tok, prefill, &a, &bufs);
+    act_layout(ctx, w, x, n_tok, path, &a, &bufs);
 
     prep_job pj = {k, &a, &bufs, x};
     if (n_tok * (size_t)w->n_in >= MM_PARALLEL_PREP_MIN && ctx->n_threads > 1)
@@ -396,8 +431,8 @@ static void matmul_part(matmul_ctx *ctx, const matmul_weight *w, const float *x,
     cj.a = &a;
     cj.y = y;
     cj.ld_y = ld_y;
-    cj.prefill = prefill;
-    cj.chunk_rows = chunk_rows_for((size_t)w->n_out, ctx->n_threads, prefill, w->row_bytes);
+    cj.path = path;
+    cj.chunk_rows = chunk_rows_for((size_t)w->n_out, ctx->n_threads, path, w->row_bytes);
     cj.scratch = ctx->scratch;
     cj.scratch_bytes = ctx->scratch_bytes;
     atomic_init(&cj.next_row, 0);

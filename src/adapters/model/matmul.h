@@ -12,11 +12,20 @@
  *     K-quants -> Q8_K blocks, F32 -> unchanged.
  *  2. The output rows are cut into chunks that the threads of the context's
  *     pool take from a shared counter (so a thread slowed by another process
- *     does not hold the others up), and each chunk runs one of two kernels:
- *      - decode (few tokens, memory bound): each weight row is streamed once
- *        and its blocks are decoded once for up to 4 tokens; integer dot
- *        products (vpdpbusd on AVX-512, pmaddubsw on AVX2) on the quants.
- *      - prefill (24 tokens or more, compute bound; AVX-512 only): 32
+ *     does not hold the others up), and each chunk runs one of three kernels:
+ *      - decode (1 token, memory bound; also the calls the other two do
+ *        not take on a tier or type without them): each weight row is
+ *        streamed once and its blocks are decoded once for up to 4 tokens;
+ *        integer dot products (vpdpbusd on AVX-512, pmaddubsw on AVX2).
+ *      - small batch (2 to 63 tokens on AVX-512, but not for BF16 where
+ *        vdpbf16ps serves the dots; Q4_0 and Q4_K on AVX2):
+ *        the decode steps of several sequences. Each row is decoded once
+ *        per tile of up to 8 tokens (AVX2: 4) into sets of 16 (AVX2: 8)
+ *        blocks or sub-blocks, one vector lane per block, so that the
+ *        integer products of a whole block build up in one lane and one
+ *        float step (convert, scale, add) serves 16 blocks; the
+ *        activations are re-laid out once per call to match.
+ *      - prefill (64 tokens or more, compute bound; AVX-512 only): 32
  *        weight rows at a time are unpacked into a panel of unsigned bytes
  *        with a scale and an offset term per block, one K chunk at a time so
  *        the panel stays in L1, and a register tile of 32 rows (one vector

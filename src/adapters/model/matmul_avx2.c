@@ -515,6 +515,13 @@ static const mm_kernels avx2 = {
     .quant_q8_K = quant_q8_K,
     .round_f16 = round_f16,
     .round_bf16 = round_bf16,
+    .batch =
+        {
+            [TENSOR_Q4_0] = {mm_avx2_batch, 2},
+            [TENSOR_Q4_K] = {mm_avx2_batch, 2},
+        },
+    .batch_act = mm_avx2_batch_act,
+    .batch_lanes = 8,
     .prefill = NULL,
     .prefill_min_tokens = 0,
 };

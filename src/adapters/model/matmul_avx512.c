@@ -18,10 +18,8 @@
 #include <immintrin.h>
 
 #include "fp16.h"
-#include "matmul_kernels.h"
+#include "matmul_avx512_util.h"
 #include "quant.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* ================================================================ activations */
 
@@ -129,34 +127,7 @@ static void round_bf16(const float *x, size_t n, uint16_t *out)
         }                                                                                      \
     }
 
-ALWAYS_INLINE float h2f(const uint8_t *p)
-{
-    return _cvtsh_ss(mm_ld16(p));
-}
-
 /* ---------------------------------------------------------------- float types */
-
-ALWAYS_INLINE __m512 bf16x16_to_f32(__m256i h)
-{
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-/* 16 weights at value index k (masked: zeros past the row). */
-ALWAYS_INLINE __m512 wload(uint32_t type, const uint8_t *w, size_t k, __mmask16 m)
-{
-    if (type == TENSOR_F32)
-        return _mm512_maskz_loadu_ps(m, w + 4 * k);
-    __m256i h = _mm256_maskz_loadu_epi16(m, w + 2 * k);
-    return type == TENSOR_F16 ? _mm512_cvtph_ps(h) : bf16x16_to_f32(h);
-}
-
-/* 16 activations at x (f32) or h (bf16), masked. */
-ALWAYS_INLINE __m512 aload(int bf16, const void *row, size_t k, __mmask16 m)
-{
-    if (bf16)
-        return bf16x16_to_f32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k));
-    return _mm512_maskz_loadu_ps(m, (const float *)row + k);
-}
 
 /* Two accumulators per token: FMA latency would otherwise bound the loop.
  * Row pointers are set up front so the loop only adds offsets. */
@@ -684,7 +655,7 @@ DEFINE_NT_DISPATCH(dot_q6_K)
 
 /* ================================================================ table */
 
-#define AVX512_TABLE(bf16_dot, prefill_fn)                                                              \
+#define AVX512_TABLE(bf16_dot, bf16_batch, prefill_fn)                                        \
     {                                                                                          \
         .isa = CPU_ISA_AVX512,                                                                 \
         .dot =                                                                                 \
@@ -699,15 +670,32 @@ DEFINE_NT_DISPATCH(dot_q6_K)
                 [TENSOR_Q6_K] = dot_q6_K,                                                      \
             },                                                                                 \
         .quant_q8_0 = quant_q8_0, .quant_q8_K = quant_q8_K, .round_f16 = round_f16,            \
-        .round_bf16 = round_bf16, .q4_0_x4 = true, .prefill = prefill_fn,                        \
-        .prefill_min_tokens = 24,                                                              \
+        .round_bf16 = round_bf16, .q4_0_x4 = true,                                             \
+        .batch =                                                                               \
+            {                                                                                  \
+                [TENSOR_F32] = {mm_avx512_batch, 2},                                           \
+                [TENSOR_F16] = {mm_avx512_batch, 3},                                           \
+                [TENSOR_BF16] = {bf16_batch, 3},                                               \
+                [TENSOR_Q8_0] = {mm_avx512_batch, 2},                                          \
+                [TENSOR_Q4_0] = {mm_avx512_batch, 2},                                          \
+                [TENSOR_Q4_K] = {mm_avx512_batch, 2},                                          \
+                [TENSOR_Q5_K] = {mm_avx512_batch, 2},                                          \
+                [TENSOR_Q6_K] = {mm_avx512_batch, 2},                                          \
+            },                                                                                 \
+        .batch_act = mm_avx512_batch_act, .batch_lanes = 16, .prefill = prefill_fn,            \
+        .prefill_min_tokens = 64,                                                              \
     }
 
-/* prefill_min_tokens: packing costs about as much as 24 tokens of decode
- * kernel work (measured with bench_matmul on Zen 5), so below that the
- * decode kernels win. */
-static const mm_kernels avx512_plain = AVX512_TABLE(dot_bf16_convert, mm_avx512_prefill);
-static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native, mm_avx512_prefill_bf16);
+/* batch min_tokens: F16 (and BF16 converted) activations are f32, which
+ * the decode dots handle as well at 2 tokens.
+ * prefill_min_tokens: the prefill kernel packs weight panels per call;
+ * below about 64 tokens the small-batch kernel, which does not, is as fast
+ * or faster (bench_matmul, 2 threads, weights from DRAM, Zen 5: at 48
+ * tokens 0.85-0.92 TFLOP/s against 0.56-0.81; at 64 about even). */
+/* BF16 with AVX512_BF16: the vdpbf16ps dots are as fast as the
+ * small-batch kernel at every token count (bench_matmul, Zen 5). */
+static const mm_kernels avx512_plain = AVX512_TABLE(dot_bf16_convert, mm_avx512_batch, mm_avx512_prefill);
+static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native, NULL, mm_avx512_prefill_bf16);
 
 const mm_kernels *mm_kernels_avx512_variant(bool native_bf16)
 {

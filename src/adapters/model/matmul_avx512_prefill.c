@@ -11,21 +11,8 @@
 #include <immintrin.h>
 
 #include "fp16.h"
-#include "matmul_kernels.h"
+#include "matmul_avx512_util.h"
 #include "quant.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
-/* (Same two helpers as the decode kernels.) */
-ALWAYS_INLINE float h2f(const uint8_t *p)
-{
-    return _cvtsh_ss(mm_ld16(p));
-}
-
-ALWAYS_INLINE __m512 bf16x16_to_f32(__m256i h)
-{
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
 
 /*
  * The prefill kernel computes 32 weight rows (two vectors of 16 lanes, one
@@ -158,34 +145,17 @@ static void decode_run(uint32_t type, const uint8_t *row, size_t v0, size_t nv, 
 }
 
 /* 16 rows x 8 dwords (row r at u + r * stride) -> 8 vectors of 16 rows,
- * stored at dst + step * 128 (the panel's 32-row stride) for steps 0..7.
- * Rows r and r+8 share a vector so one 8x8 transpose serves both halves. */
-static void transpose_16x8(const uint8_t *u, size_t stride, uint8_t *dst)
+ * stored at dst + step * 128 (the panel's 32-row stride) for steps 0..7. */
+static void transpose_rows_16x8(const uint8_t *u, size_t stride, uint8_t *dst)
 {
-    __m512i z[8], t[8], s[8];
+    __m512i z[8], out[8];
     for (int r = 0; r < 8; r++)
         z[r] = _mm512_inserti64x4(
             _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(u + (size_t)r * stride))),
             _mm256_loadu_si256((const __m256i *)(u + (size_t)(r + 8) * stride)), 1);
-    for (int r = 0; r < 8; r += 2) {
-        t[r] = _mm512_unpacklo_epi32(z[r], z[r + 1]);
-        t[r + 1] = _mm512_unpackhi_epi32(z[r], z[r + 1]);
-    }
-    for (int q = 0; q < 8; q += 4) { /* rows q..q+3 */
-        s[q] = _mm512_unpacklo_epi64(t[q], t[q + 2]);     /* dwords 0 | 4 */
-        s[q + 1] = _mm512_unpackhi_epi64(t[q], t[q + 2]); /* 1 | 5 */
-        s[q + 2] = _mm512_unpacklo_epi64(t[q + 1], t[q + 3]); /* 2 | 6 */
-        s[q + 3] = _mm512_unpackhi_epi64(t[q + 1], t[q + 3]); /* 3 | 7 */
-    }
-    /* per 256-bit half: [rows 0-3 | rows 4-7] of dword k from lanes 0 (k<4) or 1 */
-    const __m512i lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
-    const __m512i hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
-    for (int k = 0; k < 4; k++) {
-        __m512i d0 = _mm512_permutex2var_epi64(s[k], lo, s[4 + k]); /* dword k */
-        __m512i d1 = _mm512_permutex2var_epi64(s[k], hi, s[4 + k]); /* dword k + 4 */
-        _mm512_storeu_si512(dst + (size_t)k * 128, d0);
-        _mm512_storeu_si512(dst + (size_t)(k + 4) * 128, d1);
-    }
+    transpose_16x8(z, out);
+    for (int k = 0; k < 8; k++)
+        _mm512_storeu_si512(dst + (size_t)k * 128, out[k]);
 }
 
 /* Packs values [k0, k0 + klen) of the panel's rows (rows[r] NULL: zero). */
@@ -213,7 +183,7 @@ static void pack_panel(uint32_t type, const uint8_t *const rows[MM_PREFILL_ROWS]
                 }
             }
             for (size_t q = 0; q < nv / 32; q++)
-                transpose_16x8(u[0] + 32 * q, 256,
+                transpose_rows_16x8(u[0] + 32 * q, 256,
                                p->q + ((v / 32 + q) * 8 * MM_PREFILL_ROWS + 16 * (size_t)g) * 4);
         }
     }

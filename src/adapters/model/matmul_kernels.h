@@ -64,6 +64,21 @@ typedef struct mm_act {
     const int8_t *qx;       /* [n_tok][n_in/128][128] */
     const int32_t *qx_init; /* [n_tok][n_in/128][16]: lane 4j = -8 * sum of block j's quants */
 
+    /* For the small-batch kernel (set only when it runs), Q8_0 and Q8_K:
+     * one record per set of L units (L = the tier's batch_lanes) and
+     * token (mm_batch_rec_bytes), the tokens of a set adjacent so a tile
+     * walks them with one pointer:
+     *   int8  q[L * unit]  the token's quants of the set's units, in the
+     *                      tier's lane order (mm_batch_act_fn)
+     *   f32   d[L]         each lane's unit scale
+     *   i32   off[L]       -offset * sum of the unit's quants (Q8_0, Q4_0,
+     *                      Q6_K: weights with a fixed offset; Q8_0 on avx2:
+     *                      0), or
+     *   f32   ds[L]        unit scale * sum of its quants (Q4_K, Q5_K,
+     *                      whose mins are per row)
+     * Lanes whose unit lies past n_in are zero. */
+    const uint8_t *bx; /* [n_sets][n_tok][rec] */
+
     /* For the prefill kernel (set only when it runs), Q8_0 and Q8_K: per
      * unit of mm_prefill_unit(type) values of each token, so that every
      * weight type sees one scale per unit. */
@@ -76,11 +91,15 @@ typedef struct mm_act {
 typedef void (*mm_dot_fn)(const uint8_t *w, size_t n_in, const mm_act *a, size_t t0, size_t nt,
                           float *out);
 
-/* y[t*ld_y + r] for r in [r0, r1) and every token. r0 is a multiple of
- * MM_PREFILL_ROWS. scratch: mm_scratch_bytes(n_tok), 64-byte aligned,
- * private to the calling thread. */
-typedef void (*mm_prefill_fn)(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1,
-                              float *y, size_t ld_y, void *scratch);
+/* y[t*ld_y + r] for r in [r0, r1) and every token. For the prefill
+ * kernel r0 is a multiple of MM_PREFILL_ROWS. scratch: mm_scratch_bytes(n_tok),
+ * 64-byte aligned, private to the calling thread. */
+typedef void (*mm_rows_fn)(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1,
+                           float *y, size_t ld_y, void *scratch);
+
+/* Fills token t's small-batch records in bx ([n_sets][a->n_tok][rec], see
+ * mm_act.bx) from a->q, d, sum32 / bsums, for weight `type`. */
+typedef void (*mm_batch_act_fn)(uint32_t type, const mm_act *a, size_t t, uint8_t *bx);
 
 typedef struct mm_kernels {
     cpu_isa isa;
@@ -95,9 +114,23 @@ typedef struct mm_kernels {
     /* The decode kernel of Q4_0 reads mm_act.qx / qx_init. */
     bool q4_0_x4;
 
+    /* The small-batch kernel per weight type, for calls of min_tokens up
+     * to prefill_min_tokens (fn NULL: the dots serve every call below
+     * prefill_min_tokens). Each weight row is decoded once per tile of up
+     * to 8 tokens, in sets of batch_lanes units (blocks or sub-blocks)
+     * with one vector lane per unit, so a token's integer sums of a whole
+     * unit build up in one lane and one float step serves every unit of
+     * the set. batch_act re-lays out the quantized activations to match. */
+    struct {
+        mm_rows_fn fn;
+        size_t min_tokens; /* below it the dots are as fast (measured) */
+    } batch[TENSOR_TYPE_MAX];
+    mm_batch_act_fn batch_act;
+    size_t batch_lanes; /* 16 (avx512) or 8 (avx2) */
+
     /* The compute-bound kernel, or NULL when the tier has none; used for
      * calls of at least prefill_min_tokens tokens. */
-    mm_prefill_fn prefill;
+    mm_rows_fn prefill;
     size_t prefill_min_tokens;
 } mm_kernels;
 
@@ -107,6 +140,17 @@ const mm_kernels *mm_kernels_avx512(void);
 /* The AVX-512 table with or without the AVX512_BF16 dot for BF16 weights
  * (mm_kernels_avx512 picks by the CPU; tests compare both). */
 const mm_kernels *mm_kernels_avx512_variant(bool native_bf16);
+
+/* The AVX-512 small-batch kernel (matmul_avx512_batch.c). */
+void mm_avx512_batch(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
+                     size_t ld_y, void *scratch);
+void mm_avx512_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx);
+
+/* The AVX2 small-batch kernel (matmul_avx2_batch.c): Q8_0, Q4_0, Q4_K,
+ * Q6_K. */
+void mm_avx2_batch(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
+                   size_t ld_y, void *scratch);
+void mm_avx2_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx);
 
 /* The AVX-512 prefill kernel (matmul_avx512_prefill.c); the _bf16 one
  * multiplies BF16 weights with vdpbf16ps and needs AVX512_BF16. */
@@ -132,6 +176,45 @@ static inline mm_act_format mm_act_format_of(uint32_t type)
     default:
         return MM_ACT_F32;
     }
+}
+
+/* Small-batch geometry for sets of `lanes` units: values per lane (the
+ * unit whose quants one lane sums), and values per group, the kernel's
+ * step along a row: Q8_0/Q4_0 `lanes` blocks, Q4_K/Q5_K lanes/4
+ * super-blocks (two sets: the low and the high nibbles), Q6_K lanes/16
+ * super-blocks. 0: float types, whose activations are used as converted. */
+static inline size_t mm_batch_unit(uint32_t type)
+{
+    return type == TENSOR_Q6_K ? 16 : 32;
+}
+
+static inline size_t mm_batch_group(uint32_t type, size_t lanes)
+{
+    switch (type) {
+    case TENSOR_Q8_0:
+    case TENSOR_Q4_0:
+        return 32 * lanes;
+    case TENSOR_Q4_K:
+    case TENSOR_Q5_K:
+        return 64 * lanes;
+    case TENSOR_Q6_K:
+        return 16 * lanes;
+    default:
+        return 0;
+    }
+}
+
+/* Bytes of one small-batch record (mm_act.bx): quants, scales, offsets. */
+static inline size_t mm_batch_rec_bytes(uint32_t type, size_t lanes)
+{
+    return lanes * mm_batch_unit(type) + 2 * lanes * 4;
+}
+
+/* Sets in a row of n values (rounded up to whole groups). */
+static inline size_t mm_batch_sets(uint32_t type, size_t lanes, size_t n)
+{
+    size_t g = mm_batch_group(type, lanes);
+    return g ? (n + g - 1) / g * g / (lanes * mm_batch_unit(type)) : 0;
 }
 
 /* Values per scale in the prefill kernel: Q6_K has a scale per 16 values,

@@ -233,7 +233,8 @@ static size_t small_n_in(uint32_t type)
 static void every_type_and_tier_matches_the_reference(void **state)
 {
     (void)state;
-    static const size_t toks[] = {1, 3, 17, 26, 64 + 5}; /* decode; prefill tiles + 2, + 1 */
+    /* decode dots; small batch: 1, 3 and 8 tiles; prefill: 4-token tiles + 2, + 1 */
+    static const size_t toks[] = {1, 3, 17, 63, 64 + 2, 64 + 5};
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         uint32_t type = all_types[ti];
         for (size_t k = 0; k < sizeof toks / sizeof toks[0]; k++)
@@ -241,15 +242,33 @@ static void every_type_and_tier_matches_the_reference(void **state)
     }
 }
 
-/* Longer rows than the prefill kernel's K chunk, more rows than one work
- * item, padded rows, and calls split because n_tok > max_tokens. */
+/* Longer rows than the prefill and batch kernels' K chunks, more rows than
+ * one work item, padded rows, and calls split because n_tok > max_tokens
+ * (into two prefill calls, and into two small-batch calls). */
 static void long_rows_many_rows_and_split_calls(void **state)
 {
     (void)state;
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         uint32_t type = all_types[ti];
         size_t n_in = tensor_type_block_size(type) == 1 ? 2300 : 2304;
-        check_shape(type, n_in, 70, 59, 32, 5, 7000 + ti); /* 32 + 27 tokens */
+        check_shape(type, n_in, 70, 150, 80, 5, 7000 + ti); /* 80 + 70 tokens */
+        check_shape(type, n_in, 40, 59, 32, 5, 7100 + ti);  /* 32 + 27 tokens */
+    }
+}
+
+/* The decode steps of 2 to 16 sequences (the small-batch kernel on avx512):
+ * every token count, rows of whole kernel groups and a partial one
+ * (Q8_0/Q4_0: 4 sets of 16 blocks + 8 blocks; K-quants: 9 super-blocks),
+ * and a row with less than one group. */
+static void every_type_and_tier_matches_for_2_to_16_tokens(void **state)
+{
+    (void)state;
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        uint32_t type = all_types[ti];
+        size_t n_in = tensor_type_block_size(type) == 1 ? 2300 : 2304;
+        for (size_t n_tok = 2; n_tok <= 16; n_tok++)
+            check_shape(type, n_in, 19, n_tok, 16, 3, 9000 + 100 * ti + n_tok);
+        check_shape(type, small_n_in(type), 21, 8, 8, 0, 9900 + ti);
     }
 }
 
@@ -308,7 +327,9 @@ static void activation_conversion_is_bit_exact_on_every_tier(void **state)
 }
 
 /* Where the CPU has AVX512_BF16, BF16 weights use vdpbf16ps; the converting
- * AVX-512 kernel must agree with it (and both with the reference above). */
+ * AVX-512 kernels must agree with it (and both with the reference above),
+ * including the converting table's small-batch kernel, which only CPUs
+ * without AVX512_BF16 select. */
 static void bf16_native_and_converting_kernels_agree(void **state)
 {
     (void)state;
@@ -341,6 +362,29 @@ static void bf16_native_and_converting_kernels_agree(void **state)
         }
     }
     free_weight(&tw);
+
+    enum { TB = 9, ROWS = 19 }; /* two tiles (5 + 4 tokens), a partial block of rows */
+    assert_null(native->batch[TENSOR_BF16].fn);
+    assert_non_null(plain->batch[TENSOR_BF16].fn);
+    test_weight tb = make_weight(TENSOR_BF16, N, ROWS, 3, 78);
+    static uint16_t hb[TB * N];
+    static float yb[TB * ROWS];
+    for (size_t i = 0; i < TB * N; i++)
+        hb[i] = bf16_from_f32(frand(&rng));
+    mm_act ab = {.format = MM_ACT_BF16, .n_tok = TB, .n_in = N, .h = hb};
+    plain->batch[TENSOR_BF16].fn(&tb.w, &ab, 0, ROWS, yb, ROWS, NULL);
+    for (size_t t = 0; t < TB; t++) {
+        for (size_t j = 0; j < ROWS; j++) {
+            double want = 0.0, mag = 0.0;
+            for (size_t k = 0; k < N; k++) {
+                double p = tb.deq[j * N + k] * bf16_to_f32(hb[t * N + k]);
+                want += p;
+                mag += fabs(p);
+            }
+            assert_true(close_enough(yb[t * ROWS + j], want, mag));
+        }
+    }
+    free_weight(&tb);
 }
 
 static void weight_rows_dequantize(void **state)
@@ -406,6 +450,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_type_and_tier_matches_the_reference),
         cmocka_unit_test(long_rows_many_rows_and_split_calls),
+        cmocka_unit_test(every_type_and_tier_matches_for_2_to_16_tokens),
         cmocka_unit_test(activation_conversion_is_bit_exact_on_every_tier),
         cmocka_unit_test(bf16_native_and_converting_kernels_agree),
         cmocka_unit_test(weight_rows_dequantize),

@@ -1,0 +1,397 @@
+/*
+ * matmul_avx2_batch.c - the AVX2 small-batch kernel for Q4_0 and Q4_K: the
+ * layout of matmul_avx512_batch.c (read its header first) with 8 lanes per
+ * set. Compiled with the AVX2 tier's flags (CMake, this file only): nothing
+ * here may run unless cpu_isa_check(CPU_ISA_AVX2) passed.
+ *
+ * A set is 8 units (Q4_0 blocks, Q4_K sub-blocks) with one 32-bit lane
+ * each; lane l of vector v holds values 4v..4v+3 of its unit, as unsigned
+ * nibbles. Per token and set, the 8 vpmaddubsw products (pairs of int16)
+ * add up in int16, which is exact for nibbles (8 x 2 x 15 x 127 = 30480),
+ * and one vpmaddwd turns them into the unit's sum; then one float step
+ * (convert, times the activation scale, FMA with the weight scale) serves
+ * the 8 units. The AVX2 dots need a convert and a scale per block.
+ *
+ * Not here, because it is not cheap on AVX2: Q8_0 (signed quants, whose
+ * int16 pair sums cannot accumulate), Q5_K and Q6_K (whose dots already
+ * apply the integer sub-block scales with vpmaddwd, one float step per
+ * super-block), float types. Those keep the dots. With 16 vector registers
+ * a tile holds at most 4 tokens: 8 weight vectors stay in registers while
+ * the tile's tokens pass.
+ *
+ * Threads: reentrant; the only memory written is the caller's y.
+ */
+#include <immintrin.h>
+
+#include "fp16.h"
+#include "matmul_kernels.h"
+#include "quant.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+#define BT 4    /* most tokens per tile */
+#define LANES 8 /* units per set */
+
+/* ================================================================ lane order */
+
+/*
+ * Which unit lane l of set s holds:
+ *   Q4_0  block 8s + l
+ *   Q4_K  set 2G (low nibbles) / 2G+1 (high) of super-blocks 2G, 2G+1: the
+ *         32-byte chunk c = l % 4 of super-block l / 4 (an 8x8 dword
+ *         transpose of the 8 chunks), sub-block 2c (low) or 2c + 1 (high)
+ */
+static const _Alignas(32) int32_t units_seq[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+static const _Alignas(32) int32_t units_q4_K[2][8] = {{0, 2, 4, 6, 8, 10, 12, 14},
+                                                      {1, 3, 5, 7, 9, 11, 13, 15}};
+
+void mm_avx2_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx)
+{
+    size_t n = a->n_in, unit = mm_batch_unit(type), units = n / unit;
+    size_t sets = mm_batch_sets(type, LANES, n), rec = mm_batch_rec_bytes(type, LANES);
+    const int8_t *q = a->q + t * n;
+    int q4_K = type == TENSOR_Q4_K;
+    for (size_t s = 0; s < sets; s++) {
+        uint8_t *dst = bx + (s * a->n_tok + t) * rec;
+        const int32_t *map = q4_K ? units_q4_K[s % 2] : units_seq;
+        size_t base = q4_K ? 16 * (s / 2) : LANES * s;
+        __m256i u = _mm256_add_epi32(_mm256_load_si256((const __m256i *)map),
+                                     _mm256_set1_epi32((int)base));
+        __m256i valid = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)units), u);
+        __m256i off = _mm256_mullo_epi32(u, _mm256_set1_epi32((int)unit));
+        for (size_t v = 0; v < unit / 4; v++) {
+            __m256i o = _mm256_add_epi32(off, _mm256_set1_epi32((int)(4 * v)));
+            __m256i g = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int *)q, o,
+                                                    valid, 1);
+            _mm256_store_si256((__m256i *)(dst + 32 * v), g);
+        }
+        float *bd = (float *)(void *)(dst + LANES * unit);
+        int32_t *bo = (int32_t *)(void *)(bd + LANES);
+        _Alignas(32) int32_t ui[8];
+        _mm256_store_si256((__m256i *)ui, u);
+        for (size_t l = 0; l < LANES; l++) {
+            size_t k = (size_t)ui[l];
+            float d = 0.0f;
+            int32_t sum = 0;
+            if (k < units && !q4_K) {
+                d = a->d[t * (n / 32) + k];
+                sum = a->sum32[t * (n / 32) + k];
+            } else if (k < units) {
+                const int16_t *bs = a->bsums + t * (n / 16);
+                d = a->d[t * (n / 256) + k / 8];
+                sum = bs[2 * k] + bs[2 * k + 1];
+            }
+            bd[l] = d;
+            if (q4_K) {
+                float ds = d * (float)sum;
+                memcpy(&bo[l], &ds, sizeof ds);
+            } else {
+                bo[l] = -8 * sum;
+            }
+        }
+    }
+}
+
+/* ================================================================ weight sets */
+
+/* The unsigned weights of one set, its scales S and (Q4_K) its mins O,
+ * in memory: a group is unpacked once per row, then its sets are loaded
+ * back set by set (16 registers do not hold two sets and a tile). */
+typedef struct set_w {
+    __m256i w[8];
+    __m256 s, o;
+} set_w;
+
+/* 8 rows of 8 dwords -> out[v] = dword v of rows 0..7 (lane i = row i). */
+ALWAYS_INLINE void transpose_8x8(const __m256i z[8], __m256i out[8])
+{
+    __m256i t[8], u[8];
+    #pragma GCC unroll 8
+    for (int r = 0; r < 8; r += 2) {
+        t[r] = _mm256_unpacklo_epi32(z[r], z[r + 1]);
+        t[r + 1] = _mm256_unpackhi_epi32(z[r], z[r + 1]);
+    }
+    #pragma GCC unroll 8
+    for (int q = 0; q < 8; q += 4) {
+        u[q] = _mm256_unpacklo_epi64(t[q], t[q + 2]);         /* dwords 0 | 4 */
+        u[q + 1] = _mm256_unpackhi_epi64(t[q], t[q + 2]);     /* 1 | 5 */
+        u[q + 2] = _mm256_unpacklo_epi64(t[q + 1], t[q + 3]); /* 2 | 6 */
+        u[q + 3] = _mm256_unpackhi_epi64(t[q + 1], t[q + 3]); /* 3 | 7 */
+    }
+    #pragma GCC unroll 8
+    for (int k = 0; k < 4; k++) {
+        out[k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x20);
+        out[k + 4] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x31);
+    }
+}
+
+/* Q4_0, 8 blocks (144 bytes): the 16 quant bytes of blocks i and i + 4 in
+ * one register, a 4x4 dword transpose within the 128-bit halves puts dword
+ * s of block l in lane l of r[s]; its low nibbles are values 4s..4s+3 of the
+ * block, the high ones 16+4s... Scales by one gather. */
+ALWAYS_INLINE void q4_0_set(const uint8_t *p, set_w *sw)
+{
+    __m256i z[4];
+    #pragma GCC unroll 8
+    for (int i = 0; i < 4; i++)
+        z[i] = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + 18 * i + 2))),
+            _mm_loadu_si128((const __m128i *)(p + 18 * (i + 4) + 2)), 1);
+    __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
+    __m256i r[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
+                    _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+    const __m256i m0f = _mm256_set1_epi8(15);
+    #pragma GCC unroll 8
+    for (int v = 0; v < 4; v++) {
+        sw->w[v] = _mm256_and_si256(r[v], m0f);
+        sw->w[v + 4] = _mm256_and_si256(_mm256_srli_epi16(r[v], 4), m0f);
+    }
+    const __m256i at = _mm256_setr_epi32(0, 18, 36, 54, 72, 90, 108, 126);
+    __m256i d = _mm256_and_si256(_mm256_i32gather_epi32((const int *)p, at, 1),
+                                 _mm256_set1_epi32(0xffff));
+    sw->s = _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(d),
+                                             _mm256_extracti128_si256(d, 1)));
+    sw->o = _mm256_setzero_ps();
+}
+
+/* Q4_K, 2 super-blocks (288 bytes) = two sets: chunk c of super-block b is
+ * row 4b + c of an 8x8 dword transpose; low nibbles are sub-block 2c, high
+ * nibbles 2c + 1. Scales and mins unpacked by mm_kquant_scales_packed, then
+ * picked per lane by byte shuffles within each super-block's 128-bit half. */
+ALWAYS_INLINE void q4_K_group(const uint8_t *p, set_w sw[2])
+{
+    __m256i z[8], r[8];
+    #pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        z[i] = _mm256_loadu_si256(
+            (const __m256i *)(p + QUANT_Q4_K_BYTES * (size_t)(i / 4) + 16 + 32 * (size_t)(i % 4)));
+    transpose_8x8(z, r);
+    const __m256i m0f = _mm256_set1_epi8(15);
+    #pragma GCC unroll 8
+    for (int v = 0; v < 8; v++) {
+        sw[0].w[v] = _mm256_and_si256(r[v], m0f);
+        sw[1].w[v] = _mm256_and_si256(_mm256_srli_epi16(r[v], 4), m0f);
+    }
+    _Alignas(32) uint8_t scm[32]; /* [b][sc0..7 m0..7] */
+    mm_kquant_scales_packed(p + 4, scm);
+    mm_kquant_scales_packed(p + QUANT_Q4_K_BYTES + 4, scm + 16);
+    __m256i x = _mm256_load_si256((const __m256i *)scm);
+    /* dword c of each half <- byte 2c (+1: high set; +8: mins) */
+    const __m256i pick = _mm256_setr_epi8(0, -1, -1, -1, 2, -1, -1, -1, 4, -1, -1, -1, 6, -1, -1,
+                                          -1, 0, -1, -1, -1, 2, -1, -1, -1, 4, -1, -1, -1, 6, -1,
+                                          -1, -1);
+    __m256 d = _mm256_setr_m128(_mm_set1_ps(_cvtsh_ss(mm_ld16(p))),
+                                _mm_set1_ps(_cvtsh_ss(mm_ld16(p + QUANT_Q4_K_BYTES))));
+    __m256 dmin = _mm256_setr_m128(_mm_set1_ps(_cvtsh_ss(mm_ld16(p + 2))),
+                                   _mm_set1_ps(_cvtsh_ss(mm_ld16(p + QUANT_Q4_K_BYTES + 2))));
+    #pragma GCC unroll 8
+    for (int h = 0; h < 2; h++) {
+        __m256i sc = _mm256_shuffle_epi8(x, _mm256_add_epi8(pick, _mm256_set1_epi32(h)));
+        __m256i mn = _mm256_shuffle_epi8(x, _mm256_add_epi8(pick, _mm256_set1_epi32(8 + h)));
+        sw[h].s = _mm256_mul_ps(_mm256_cvtepi32_ps(sc), d);
+        sw[h].o = _mm256_mul_ps(_mm256_cvtepi32_ps(mn), dmin);
+    }
+}
+
+/* ================================================================ tiles */
+
+typedef struct tile_act {
+    const mm_act *a;
+    const uint8_t *x;  /* set 0's record of the tile's first token */
+    size_t set_stride; /* bytes from one set's records to the next */
+} tile_act;
+
+#define REC (LANES * 32 + 2 * LANES * 4) /* record bytes: units of 32 */
+
+/* One set times T tokens; asym: Q4_K (mins per row) instead of Q4_0 (the
+ * -8 offset in the record's integer term). */
+ALWAYS_INLINE void set_tokens(const set_w *sw, int asym, const tile_act *ta, size_t set, int T,
+                              __m256 *acc)
+{
+    __m256i w[8];
+    #pragma GCC unroll 8
+    for (int v = 0; v < 8; v++)
+        w[v] = _mm256_load_si256(&sw->w[v]);
+    const uint8_t *x = ta->x + set * ta->set_stride;
+    const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+    for (int i = 0; i < T; i++, x += REC) {
+        __m256i p = _mm256_maddubs_epi16(w[0], _mm256_load_si256((const __m256i *)x));
+#pragma GCC unroll 8
+        for (int v = 1; v < 8; v++)
+            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[v], _mm256_load_si256(
+                                                                   (const __m256i *)(x + 32 * v))));
+        __m256i s32 = _mm256_madd_epi16(p, ones);
+        const float *d = (const float *)(const void *)(x + LANES * 32);
+        if (!asym)
+            s32 = _mm256_add_epi32(s32, _mm256_load_si256((const __m256i *)(d + LANES)));
+        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s32), _mm256_load_ps(d));
+        acc[i] = _mm256_fmadd_ps(f, sw->s, acc[i]);
+        if (asym)
+            acc[i] = _mm256_fnmadd_ps(sw->o, _mm256_load_ps(d + LANES), acc[i]);
+    }
+}
+
+/* Groups [g0, g1) of a row for T tokens, added to acc; a partial last
+ * group is copied into a zeroed buffer first. */
+ALWAYS_INLINE void quant_chunk(uint32_t type, const uint8_t *row, const tile_act *ta, size_t g0,
+                               size_t g1, int T, __m256 *acc)
+{
+    const int q4_K = type == TENSOR_Q4_K;
+    size_t n = ta->a->n_in, group = mm_batch_group(type, LANES);
+    size_t gbytes = q4_K ? 2 * QUANT_Q4_K_BYTES : LANES * QUANT_Q4_0_BYTES;
+    size_t full = n / group;
+    _Alignas(32) set_w sw[2];
+    _Alignas(32) uint8_t buf[2 * QUANT_Q4_K_BYTES];
+    for (size_t g = g0; g < g1; g++) {
+        const uint8_t *p = row + g * gbytes;
+        if (g >= full) {
+            memset(buf, 0, sizeof buf);
+            memcpy(buf, p, q4_K ? (n - g * group) / 256 * QUANT_Q4_K_BYTES
+                                : (n - g * group) / 32 * QUANT_Q4_0_BYTES);
+            p = buf;
+        }
+        if (q4_K) {
+            q4_K_group(p, sw);
+            set_tokens(&sw[0], 1, ta, 2 * g, T, acc);
+            set_tokens(&sw[1], 1, ta, 2 * g + 1, T, acc);
+        } else {
+            q4_0_set(p, sw);
+            set_tokens(&sw[0], 0, ta, g, T, acc);
+        }
+    }
+}
+
+/* v[0..n) -> lane j = the sum of v[j]'s lanes (j < n, n <= 8). */
+ALWAYS_INLINE __m256 reduce_8(const __m256 *v, size_t n)
+{
+    __m256 x[8], t[4], c[2];
+    #pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+        x[k] = (size_t)k < n ? v[k] : _mm256_setzero_ps();
+    #pragma GCC unroll 8
+    for (int k = 0; k < 4; k++) /* per 128-bit half: rows 2k, 2k+1 */
+        t[k] = _mm256_add_ps(_mm256_unpacklo_ps(x[2 * k], x[2 * k + 1]),
+                             _mm256_unpackhi_ps(x[2 * k], x[2 * k + 1]));
+    #pragma GCC unroll 8
+    for (int k = 0; k < 2; k++) { /* per half: rows 4k..4k+3 */
+        __m256d a = _mm256_castps_pd(t[2 * k]), b = _mm256_castps_pd(t[2 * k + 1]);
+        c[k] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(a, b)),
+                             _mm256_castpd_ps(_mm256_unpackhi_pd(a, b)));
+    }
+    return _mm256_add_ps(_mm256_permute2f128_ps(c[0], c[1], 0x20),
+                         _mm256_permute2f128_ps(c[0], c[1], 0x31));
+}
+
+/* ================================================================ entry */
+
+/* The order of matmul_avx512_batch.c: blocks of RB rows, K chunks of 2048
+ * values within a block, the weights of the visit PF_FAR ahead asked for
+ * into L2 and of the next one into L1. */
+#define RB 8
+#define PF_NEAR 1
+#define PF_FAR 16
+#define CHUNK 2048
+
+static inline void prefetch_visit(const uint8_t *data, size_t row_bytes, size_t r1, size_t chunks,
+                                  size_t chunk_bytes, size_t packed, size_t rb, size_t c, size_t r,
+                                  size_t d, int far)
+{
+    size_t re = rb + RB < r1 ? rb + RB : r1, i = r - rb + d;
+    while (i >= re - rb) {
+        i -= re - rb;
+        if (++c == chunks) {
+            c = 0;
+            rb += RB;
+            if (rb >= r1)
+                return;
+            re = rb + RB < r1 ? rb + RB : r1;
+        }
+    }
+    size_t off = c * chunk_bytes, len = packed - off < chunk_bytes ? packed - off : chunk_bytes;
+    const char *p = (const char *)(data + (rb + i) * row_bytes + off);
+    for (size_t o = 0; o < len; o += 64) {
+        if (far)
+            _mm_prefetch(p + o, _MM_HINT_T1);
+        else
+            _mm_prefetch(p + o, _MM_HINT_T0);
+    }
+}
+
+ALWAYS_INLINE void rows_T(uint32_t type, const matmul_weight *w, const tile_act *ta, size_t t0,
+                          size_t r0, size_t r1, int T, float *y, size_t ld_y)
+{
+    size_t n = ta->a->n_in, group = mm_batch_group(type, LANES);
+    size_t chunks = (n + CHUNK - 1) / CHUNK;
+    size_t bv = type == TENSOR_Q4_K ? 256 : 32;
+    size_t bb = type == TENSOR_Q4_K ? QUANT_Q4_K_BYTES : QUANT_Q4_0_BYTES;
+    size_t cbytes = CHUNK / bv * bb, packed = n / bv * bb;
+    _Alignas(32) __m256 part[BT][RB];
+    for (size_t rb = r0; rb < r1; rb += RB) {
+        size_t re = rb + RB < r1 ? rb + RB : r1;
+        for (size_t c = 0; c < chunks; c++) {
+            size_t k0 = c * CHUNK, k1 = k0 + CHUNK < n ? k0 + CHUNK : n;
+            for (size_t r = rb; r < re; r++) {
+                prefetch_visit(w->data, w->row_bytes, r1, chunks, cbytes, packed, rb, c, r,
+                               PF_NEAR, 0);
+                prefetch_visit(w->data, w->row_bytes, r1, chunks, cbytes, packed, rb, c, r,
+                               PF_FAR, 1);
+                __m256 acc[BT];
+                #pragma GCC unroll 8
+                for (int i = 0; i < T; i++)
+                    acc[i] = c ? part[i][r - rb] : _mm256_setzero_ps();
+                quant_chunk(type, (const uint8_t *)w->data + r * w->row_bytes, ta, k0 / group,
+                            (k1 + group - 1) / group, T, acc);
+                #pragma GCC unroll 8
+                for (int i = 0; i < T; i++)
+                    part[i][r - rb] = acc[i];
+            }
+        }
+        #pragma GCC unroll 8
+        for (int i = 0; i < T; i++) {
+            __m256 out = reduce_8(part[i], re - rb);
+            float *yt = y + (t0 + (size_t)i) * ld_y + rb;
+            if (re - rb == RB) {
+                _mm256_storeu_ps(yt, out);
+            } else {
+                _Alignas(32) float tmp[8];
+                _mm256_store_ps(tmp, out);
+                memcpy(yt, tmp, (re - rb) * sizeof(float));
+            }
+        }
+    }
+}
+
+#define DEFINE_ROWS(name, type)                                                                \
+    static void name(const matmul_weight *w, const tile_act *ta, size_t t0, size_t r0,        \
+                     size_t r1, int T, float *y, size_t ld_y)                                  \
+    {                                                                                          \
+        switch (T) {                                                                           \
+        case 1: rows_T(type, w, ta, t0, r0, r1, 1, y, ld_y); break;                            \
+        case 2: rows_T(type, w, ta, t0, r0, r1, 2, y, ld_y); break;                            \
+        case 3: rows_T(type, w, ta, t0, r0, r1, 3, y, ld_y); break;                            \
+        default: rows_T(type, w, ta, t0, r0, r1, 4, y, ld_y); break;                           \
+        }                                                                                      \
+    }
+
+DEFINE_ROWS(rows_q4_0, TENSOR_Q4_0)
+DEFINE_ROWS(rows_q4_K, TENSOR_Q4_K)
+
+/* Balanced tiles of at most BT tokens, each over all rows of the work item
+ * (which stay in L2 between tiles). */
+void mm_avx2_batch(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
+                   size_t ld_y, void *scratch)
+{
+    (void)scratch;
+    size_t n_tok = a->n_tok, tiles = (n_tok + BT - 1) / BT;
+    size_t rec = mm_batch_rec_bytes(w->type, LANES);
+    for (size_t k = 0; k < tiles; k++) {
+        size_t t0 = n_tok * k / tiles, t1 = n_tok * (k + 1) / tiles;
+        tile_act ta = {a, a->bx + t0 * rec, n_tok * rec};
+        if (w->type == TENSOR_Q4_K)
+            rows_q4_K(w, &ta, t0, r0, r1, (int)(t1 - t0), y, ld_y);
+        else
+            rows_q4_0(w, &ta, t0, r0, r1, (int)(t1 - t0), y, ld_y);
+    }
+}
