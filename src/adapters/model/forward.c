@@ -56,7 +56,8 @@ struct forward_ctx {
     float *inv_freq_g;          /* [n_rot / 2] */
     float *inv_freq_s;          /* [n_rot / 2] */
     /* Per thread. */
-    float *scores; /* [n_threads][CACHE_SPEC_MAX_BLOCK_TOKENS] */
+    float *scores; /* [n_threads][scores_per_thread]: attention scratch */
+    size_t scores_per_thread;
     /* Logits. */
     float *hid;    /* [LOGIT_CHUNK][n_embd] */
     float *logit;  /* [LOGIT_CHUNK][n_vocab] */
@@ -141,7 +142,9 @@ forward_ctx *forward_ctx_create(const model *m, const forward_opts *opts, sem_er
     c->rope_s = scratch(T * hp->n_rot, sizeof *c->rope_s, &ok);
     c->inv_freq_g = scratch(hp->n_rot / 2 + 1, sizeof *c->inv_freq_g, &ok);
     c->inv_freq_s = scratch(hp->n_rot / 2 + 1, sizeof *c->inv_freq_s, &ok);
-    c->scores = scratch((size_t)opts->n_threads * CACHE_SPEC_MAX_BLOCK_TOKENS, sizeof *c->scores, &ok);
+    c->scores_per_thread = attention_scratch_floats(hp->n_head / hp->n_head_kv, hp->head_dim_k,
+                                                    hp->head_dim_v);
+    c->scores = scratch((size_t)opts->n_threads * c->scores_per_thread, sizeof *c->scores, &ok);
     c->hid = scratch((size_t)LOGIT_CHUNK * E, sizeof *c->hid, &ok);
     c->logit = scratch((size_t)LOGIT_CHUNK * hp->n_vocab, sizeof *c->logit, &ok);
     if (!ok || !c->seq_kv) {
@@ -316,23 +319,29 @@ static void store_kv(forward_ctx *c, uint32_t layer, uint32_t T)
 typedef struct attn_job {
     forward_ctx *c;
     uint32_t layer, window, T;
+    uint32_t split; /* parts each KV head's group of query heads is cut into */
 } attn_job;
 
-/* Thread body: query heads (t, h) are dealt round-robin to threads. */
+/* Thread body: items (token, KV head, part of its query heads) are dealt
+ * round-robin to threads. */
 static void attn_worker(void *arg, int ith, int nth)
 {
     const attn_job *j = arg;
     forward_ctx *c = j->c;
     const model_hparams *hp = c->hp;
     const uint32_t group = hp->n_head / hp->n_head_kv;
-    float *scratch = c->scores + (size_t)ith * CACHE_SPEC_MAX_BLOCK_TOKENS;
-    uint64_t n_items = (uint64_t)j->T * hp->n_head;
+    float *scratch = c->scores + (size_t)ith * c->scores_per_thread;
+    uint64_t n_items = (uint64_t)j->T * hp->n_head_kv * j->split;
     for (uint64_t i = (uint64_t)ith; i < n_items; i += (uint64_t)nth) {
-        uint32_t t = (uint32_t)(i / hp->n_head), h = (uint32_t)(i % hp->n_head);
+        uint32_t part = (uint32_t)(i % j->split);
+        uint64_t th = i / j->split;
+        uint32_t t = (uint32_t)(th / hp->n_head_kv), kvh = (uint32_t)(th % hp->n_head_kv);
+        uint32_t h0 = kvh * group + group * part / j->split;
+        uint32_t h1 = kvh * group + group * (part + 1) / j->split;
         attention_args a = {.vo = c->vo, .kv = c->seq_kv[t], .layer = j->layer,
-                            .window = j->window, .kv_head = h / group, .pos = c->pos[t]};
-        attention_head(&a, c->q + ((size_t)t * hp->n_head + h) * hp->head_dim_k,
-                       c->att + ((size_t)t * hp->n_head + h) * hp->head_dim_v, scratch);
+                            .window = j->window, .kv_head = kvh, .pos = c->pos[t]};
+        attention_heads(&a, h1 - h0, c->q + ((size_t)t * hp->n_head + h0) * hp->head_dim_k,
+                        c->att + ((size_t)t * hp->n_head + h0) * hp->head_dim_v, scratch);
     }
 }
 
@@ -353,7 +362,15 @@ static void attention_block(forward_ctx *c, uint32_t l, uint32_t T)
     position_qk(c, w, sliding, T);
     store_kv(c, l, T);
 
-    attn_job job = {.c = c, .layer = l, .window = sliding ? hp->sliding_window : 0, .T = T};
+    /* Whole groups share each K/V row read; cut them only when there are
+     * fewer (token, KV head) items than threads, as in a one-sequence
+     * decode of a model with one KV head. */
+    uint32_t group = hp->n_head / hp->n_head_kv, items = T * hp->n_head_kv;
+    uint32_t nth = (uint32_t)thread_pool_size(c->tp), split = 1;
+    if (items < nth)
+        split = (nth + items - 1) / items < group ? (nth + items - 1) / items : group;
+    attn_job job = {.c = c, .layer = l, .window = sliding ? hp->sliding_window : 0, .T = T,
+                    .split = split};
     thread_pool_run(c->tp, attn_worker, &job);
 
     matmul(c->mm, &w->wo, c->att, T, c->out, E);

@@ -33,19 +33,10 @@ static float dot_f32(const float *a, const float *b, size_t n)
     return s;
 }
 
-static float dot_f16_f32(const uint16_t *a, const float *b, size_t n)
+static void dot_rows_f32(float *s, const float *x, const float *q, size_t n_rows, size_t n)
 {
-    float lane[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++)
-            lane[l] += fp16_to_f32(a[i + l]) * b[i + l];
-    float s = 0.0f;
-    for (int l = 0; l < 8; l++)
-        s += lane[l];
-    for (; i < n; i++)
-        s += fp16_to_f32(a[i]) * b[i];
-    return s;
+    for (size_t r = 0; r < n_rows; r++)
+        s[r] = dot_f32(x + r * n, q, n);
 }
 
 static void axpy_f32(float *y, float s, const float *x, size_t n)
@@ -54,10 +45,10 @@ static void axpy_f32(float *y, float s, const float *x, size_t n)
         y[i] += s * x[i];
 }
 
-static void axpy_f16(float *y, float s, const uint16_t *x, size_t n)
+static void axpy_rows_f32(float *y, const float *w, const float *x, size_t n_rows, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        y[i] += s * fp16_to_f32(x[i]);
+    for (size_t r = 0; r < n_rows; r++)
+        axpy_f32(y, w[r], x + r * n, n);
 }
 
 static void f32_to_f16(uint16_t *dst, const float *src, size_t n)
@@ -77,42 +68,27 @@ static void quantize_q8_0(void *dst, const float *src, size_t n)
     quant_q8_0_row(src, dst, n);
 }
 
-static float dot_q8_0_f32(const void *q, const float *b, size_t n)
-{
-    const uint8_t *blk = q;
-    float s = 0.0f;
-    for (size_t k = 0; k < n; k += 32, blk += QUANT_Q8_0_BYTES) {
-        const int8_t *qs = (const int8_t *)(blk + 2);
-        float part = 0.0f;
-        for (int j = 0; j < 32; j++)
-            part += (float)qs[j] * b[k + (size_t)j];
-        s += fp16_to_f32(ld16(blk)) * part;
-    }
-    return s;
-}
-
-static void axpy_q8_0(float *y, float s, const void *q, size_t n)
+static void q8_0_to_f32(float *dst, const void *q, size_t n)
 {
     const uint8_t *blk = q;
     for (size_t k = 0; k < n; k += 32, blk += QUANT_Q8_0_BYTES) {
         const int8_t *qs = (const int8_t *)(blk + 2);
-        float sd = s * fp16_to_f32(ld16(blk));
+        float d = fp16_to_f32(ld16(blk));
         for (int j = 0; j < 32; j++)
-            y[k + (size_t)j] += sd * (float)qs[j];
+            dst[k + (size_t)j] = d * (float)qs[j];
     }
 }
 
 static const vec_ops portable = {
     .isa = CPU_ISA_PORTABLE,
     .dot_f32 = dot_f32,
-    .dot_f16_f32 = dot_f16_f32,
+    .dot_rows_f32 = dot_rows_f32,
     .axpy_f32 = axpy_f32,
-    .axpy_f16 = axpy_f16,
+    .axpy_rows_f32 = axpy_rows_f32,
     .f32_to_f16 = f32_to_f16,
     .f16_to_f32 = f16_to_f32,
     .quantize_q8_0 = quantize_q8_0,
-    .dot_q8_0_f32 = dot_q8_0_f32,
-    .axpy_q8_0 = axpy_q8_0,
+    .q8_0_to_f32 = q8_0_to_f32,
 };
 
 const vec_ops *vec_ops_portable(void)

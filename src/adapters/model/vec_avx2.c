@@ -51,18 +51,36 @@ static float dot_f32(const float *a, const float *b, size_t n)
     return s;
 }
 
-static float dot_f16_f32(const uint16_t *a, const float *b, size_t n)
+/* Four rows at a time share each load of q. */
+static void dot_rows_f32(float *s, const float *x, const float *q, size_t n_rows, size_t n)
 {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        acc0 = _mm256_fmadd_ps(load_h8(a + i), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(load_h8(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    size_t r = 0;
+    for (; r + 4 <= n_rows; r += 4) {
+        const float *x0 = x + r * n, *x1 = x0 + n, *x2 = x1 + n, *x3 = x2 + n;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __m256 qv = _mm256_loadu_ps(q + i);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + i), qv, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + i), qv, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + i), qv, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + i), qv, a3);
+        }
+        float t0 = hsum8(a0), t1 = hsum8(a1), t2 = hsum8(a2), t3 = hsum8(a3);
+        for (; i < n; i++) {
+            t0 += x0[i] * q[i];
+            t1 += x1[i] * q[i];
+            t2 += x2[i] * q[i];
+            t3 += x3[i] * q[i];
+        }
+        s[r] = t0;
+        s[r + 1] = t1;
+        s[r + 2] = t2;
+        s[r + 3] = t3;
     }
-    float s = hsum8(_mm256_add_ps(acc0, acc1));
-    for (; i < n; i++)
-        s += fp16_to_f32(a[i]) * b[i];
-    return s;
+    for (; r < n_rows; r++)
+        s[r] = dot_f32(x + r * n, q, n);
 }
 
 static void axpy_f32(float *y, float s, const float *x, size_t n)
@@ -75,14 +93,29 @@ static void axpy_f32(float *y, float s, const float *x, size_t n)
         y[i] += s * x[i];
 }
 
-static void axpy_f16(float *y, float s, const uint16_t *x, size_t n)
+/* 32 outputs at a time stay in registers across all the rows. */
+static void axpy_rows_f32(float *y, const float *w, const float *x, size_t n_rows, size_t n)
 {
-    __m256 vs = _mm256_set1_ps(s);
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vs, load_h8(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++)
-        y[i] += s * fp16_to_f32(x[i]);
+    for (; i + 32 <= n; i += 32) {
+        __m256 a0 = _mm256_loadu_ps(y + i), a1 = _mm256_loadu_ps(y + i + 8);
+        __m256 a2 = _mm256_loadu_ps(y + i + 16), a3 = _mm256_loadu_ps(y + i + 24);
+        for (size_t r = 0; r < n_rows; r++) {
+            const float *xr = x + r * n + i;
+            __m256 s = _mm256_set1_ps(w[r]);
+            a0 = _mm256_fmadd_ps(s, _mm256_loadu_ps(xr), a0);
+            a1 = _mm256_fmadd_ps(s, _mm256_loadu_ps(xr + 8), a1);
+            a2 = _mm256_fmadd_ps(s, _mm256_loadu_ps(xr + 16), a2);
+            a3 = _mm256_fmadd_ps(s, _mm256_loadu_ps(xr + 24), a3);
+        }
+        _mm256_storeu_ps(y + i, a0);
+        _mm256_storeu_ps(y + i + 8, a1);
+        _mm256_storeu_ps(y + i + 16, a2);
+        _mm256_storeu_ps(y + i + 24, a3);
+    }
+    if (i < n)
+        for (size_t r = 0; r < n_rows; r++)
+            axpy_f32(y + i, w[r], x + r * n + i, n - i);
 }
 
 static void f32_to_f16(uint16_t *dst, const float *src, size_t n)
@@ -132,42 +165,26 @@ static void quantize_q8_0(void *dst, const float *src, size_t n)
     }
 }
 
-static float dot_q8_0_f32(const void *q, const float *b, size_t n)
-{
-    const uint8_t *blk = q;
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t k = 0; k < n; k += 32, blk += QUANT_Q8_0_BYTES) {
-        __m256 part = _mm256_mul_ps(load_q8(blk + 2), _mm256_loadu_ps(b + k));
-        part = _mm256_fmadd_ps(load_q8(blk + 10), _mm256_loadu_ps(b + k + 8), part);
-        part = _mm256_fmadd_ps(load_q8(blk + 18), _mm256_loadu_ps(b + k + 16), part);
-        part = _mm256_fmadd_ps(load_q8(blk + 26), _mm256_loadu_ps(b + k + 24), part);
-        acc = _mm256_fmadd_ps(part, _mm256_set1_ps(ldh(blk)), acc);
-    }
-    return hsum8(acc);
-}
-
-static void axpy_q8_0(float *y, float s, const void *q, size_t n)
+static void q8_0_to_f32(float *dst, const void *q, size_t n)
 {
     const uint8_t *blk = q;
     for (size_t k = 0; k < n; k += 32, blk += QUANT_Q8_0_BYTES) {
-        __m256 sd = _mm256_set1_ps(s * ldh(blk));
+        __m256 d = _mm256_set1_ps(ldh(blk));
         for (size_t j = 0; j < 32; j += 8)
-            _mm256_storeu_ps(y + k + j, _mm256_fmadd_ps(sd, load_q8(blk + 2 + j),
-                                                        _mm256_loadu_ps(y + k + j)));
+            _mm256_storeu_ps(dst + k + j, _mm256_mul_ps(d, load_q8(blk + 2 + j)));
     }
 }
 
 static const vec_ops avx2 = {
     .isa = CPU_ISA_AVX2,
     .dot_f32 = dot_f32,
-    .dot_f16_f32 = dot_f16_f32,
+    .dot_rows_f32 = dot_rows_f32,
     .axpy_f32 = axpy_f32,
-    .axpy_f16 = axpy_f16,
+    .axpy_rows_f32 = axpy_rows_f32,
     .f32_to_f16 = f32_to_f16,
     .f16_to_f32 = f16_to_f32,
     .quantize_q8_0 = quantize_q8_0,
-    .dot_q8_0_f32 = dot_q8_0_f32,
-    .axpy_q8_0 = axpy_q8_0,
+    .q8_0_to_f32 = q8_0_to_f32,
 };
 
 const vec_ops *vec_ops_avx2(void)

@@ -38,22 +38,29 @@ static float dot_f32(const float *a, const float *b, size_t n)
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
-static float dot_f16_f32(const uint16_t *a, const float *b, size_t n)
+/* Four rows at a time share each load of q. */
+static void dot_rows_f32(float *s, const float *x, const float *q, size_t n_rows, size_t n)
 {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m512 a0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + i)));
-        __m512 a1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + i + 16)));
-        acc0 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + i), acc0);
-        acc1 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(b + i + 16), acc1);
+    size_t r = 0;
+    for (; r + 4 <= n_rows; r += 4) {
+        const float *x0 = x + r * n, *x1 = x0 + n, *x2 = x1 + n, *x3 = x2 + n;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+        for (size_t i = 0; i < n; i += 16) {
+            __mmask16 m = tail16(n - i);
+            __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x0 + i), qv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x1 + i), qv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x2 + i), qv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x3 + i), qv, a3);
+        }
+        s[r] = _mm512_reduce_add_ps(a0);
+        s[r + 1] = _mm512_reduce_add_ps(a1);
+        s[r + 2] = _mm512_reduce_add_ps(a2);
+        s[r + 3] = _mm512_reduce_add_ps(a3);
     }
-    for (; i < n; i += 16) {
-        __mmask16 m = tail16(n - i);
-        __m512 a0 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + i));
-        acc0 = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(m, b + i), acc0);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for (; r < n_rows; r++)
+        s[r] = dot_f32(x + r * n, q, n);
 }
 
 static void axpy_f32(float *y, float s, const float *x, size_t n)
@@ -66,13 +73,32 @@ static void axpy_f32(float *y, float s, const float *x, size_t n)
     }
 }
 
-static void axpy_f16(float *y, float s, const uint16_t *x, size_t n)
+/* 64 outputs at a time stay in registers across all the rows. */
+static void axpy_rows_f32(float *y, const float *w, const float *x, size_t n_rows, size_t n)
 {
-    __m512 vs = _mm512_set1_ps(s);
-    for (size_t i = 0; i < n; i += 16) {
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512 a0 = _mm512_loadu_ps(y + i), a1 = _mm512_loadu_ps(y + i + 16);
+        __m512 a2 = _mm512_loadu_ps(y + i + 32), a3 = _mm512_loadu_ps(y + i + 48);
+        for (size_t r = 0; r < n_rows; r++) {
+            const float *xr = x + r * n + i;
+            __m512 s = _mm512_set1_ps(w[r]);
+            a0 = _mm512_fmadd_ps(s, _mm512_loadu_ps(xr), a0);
+            a1 = _mm512_fmadd_ps(s, _mm512_loadu_ps(xr + 16), a1);
+            a2 = _mm512_fmadd_ps(s, _mm512_loadu_ps(xr + 32), a2);
+            a3 = _mm512_fmadd_ps(s, _mm512_loadu_ps(xr + 48), a3);
+        }
+        _mm512_storeu_ps(y + i, a0);
+        _mm512_storeu_ps(y + i + 16, a1);
+        _mm512_storeu_ps(y + i + 32, a2);
+        _mm512_storeu_ps(y + i + 48, a3);
+    }
+    for (; i < n; i += 16) {
         __mmask16 m = tail16(n - i);
-        __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i));
-        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(vs, xv, _mm512_maskz_loadu_ps(m, y + i)));
+        __m512 a = _mm512_maskz_loadu_ps(m, y + i);
+        for (size_t r = 0; r < n_rows; r++)
+            a = _mm512_fmadd_ps(_mm512_set1_ps(w[r]), _mm512_maskz_loadu_ps(m, x + r * n + i), a);
+        _mm512_mask_storeu_ps(y + i, m, a);
     }
 }
 
@@ -111,43 +137,28 @@ static void quantize_q8_0(void *dst, const float *src, size_t n)
     }
 }
 
-static float dot_q8_0_f32(const void *q, const float *b, size_t n)
-{
-    const uint8_t *blk = q;
-    __m512 acc = _mm512_setzero_ps();
-    for (size_t k = 0; k < n; k += 32, blk += QUANT_Q8_0_BYTES) {
-        __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
-        __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
-        __m512 part = _mm512_fmadd_ps(q1, _mm512_loadu_ps(b + k + 16),
-                                      _mm512_mul_ps(q0, _mm512_loadu_ps(b + k)));
-        acc = _mm512_fmadd_ps(part, _mm512_set1_ps(ldh(blk)), acc);
-    }
-    return _mm512_reduce_add_ps(acc);
-}
-
-static void axpy_q8_0(float *y, float s, const void *q, size_t n)
+static void q8_0_to_f32(float *dst, const void *q, size_t n)
 {
     const uint8_t *blk = q;
     for (size_t k = 0; k < n; k += 32, blk += QUANT_Q8_0_BYTES) {
-        __m512 sd = _mm512_set1_ps(s * ldh(blk));
+        __m512 d = _mm512_set1_ps(ldh(blk));
         __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
         __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
-        _mm512_storeu_ps(y + k, _mm512_fmadd_ps(sd, q0, _mm512_loadu_ps(y + k)));
-        _mm512_storeu_ps(y + k + 16, _mm512_fmadd_ps(sd, q1, _mm512_loadu_ps(y + k + 16)));
+        _mm512_storeu_ps(dst + k, _mm512_mul_ps(d, q0));
+        _mm512_storeu_ps(dst + k + 16, _mm512_mul_ps(d, q1));
     }
 }
 
 static const vec_ops avx512 = {
     .isa = CPU_ISA_AVX512,
     .dot_f32 = dot_f32,
-    .dot_f16_f32 = dot_f16_f32,
+    .dot_rows_f32 = dot_rows_f32,
     .axpy_f32 = axpy_f32,
-    .axpy_f16 = axpy_f16,
+    .axpy_rows_f32 = axpy_rows_f32,
     .f32_to_f16 = f32_to_f16,
     .f16_to_f32 = f16_to_f32,
     .quantize_q8_0 = quantize_q8_0,
-    .dot_q8_0_f32 = dot_q8_0_f32,
-    .axpy_q8_0 = axpy_q8_0,
+    .q8_0_to_f32 = q8_0_to_f32,
 };
 
 const vec_ops *vec_ops_avx512(void)
