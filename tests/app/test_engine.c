@@ -297,8 +297,16 @@ static void an_agent_runs_in_order_and_reuses_its_kv(void **state)
     gen_request *r6 = submit(&f, &d);
     free(read_all(&f, r6));
     assert_int_equal(f.gp.ops->result(f.gp.self, r6).cached_tokens, 20);
-    gen_request *all[] = {r1, r2, r3, r4, r5, r6};
-    for (int i = 0; i < 6; i++)
+    /* ... and still gives what a fresh sequence gives for the edited prompt. */
+    gen_params e = greedy(NULL, p2, n2, 4);
+    gen_request *r7 = submit(&f, &e);
+    free(read_all(&f, r7));
+    nr = tokens_of(&f, r6, reused);
+    nf = tokens_of(&f, r7, fresh);
+    assert_int_equal(nr, nf);
+    assert_memory_equal(reused, fresh, nf * sizeof(int32_t));
+    gen_request *all[] = {r1, r2, r3, r4, r5, r6, r7};
+    for (int i = 0; i < 7; i++)
         f.gp.ops->release(f.gp.self, all[i]);
     close_fixture(&f);
 }
