@@ -155,7 +155,7 @@ static int admit_one(engine *e, gen_request *r)
             return 0;
     } else if (!agents_make_room(e, need)) {
         return 0;
-    } else if (!(r->kv = anon_take(e, r->prompt, r->n_prompt, &err))) {
+    } else if (!(r->kv = anon_take(e, r, &err))) {
         how = -1;
     } else {
         r->n_evaluated = block_table_n_tokens(r->kv);

@@ -17,7 +17,7 @@
  * behind, on the engine's I/O thread), and an agent whose KV is not in the
  * pool is loaded from disk when its next request is admitted. Anonymous
  * requests reuse the KV of recent anonymous sequences with the same prefix
- * (hot only, never persisted).
+ * and the same scope (gen_params.scope; hot only, never persisted).
  *
  * Admission reserves, for every request, the blocks its sequence can reach
  * (prompt + max_tokens, bounded by the context), so a running sequence

@@ -155,10 +155,13 @@ sem_status agents_reuse_prefix(gen_request *r, block_table *t, sem_err *err)
     return SEM_OK;
 }
 
-block_table *anon_take(engine *e, const int32_t *prompt, uint32_t n, sem_err *err)
+block_table *anon_take(engine *e, const gen_request *r, sem_err *err)
 {
-    uint32_t best = UINT32_MAX, best_keep = 0;
+    const int32_t *prompt = r->prompt;
+    uint32_t n = r->n_prompt, best = UINT32_MAX, best_keep = 0;
     for (uint32_t i = 0; i < e->n_anon; i++) {
+        if (strcmp(e->anon[i].scope, r->scope) != 0)
+            continue;
         block_table *t = e->anon[i].kv;
         uint32_t lcp = common_prefix(block_table_tokens(t), block_table_n_tokens(t), prompt, n);
         if (lcp >= n)
@@ -180,7 +183,7 @@ block_table *anon_take(engine *e, const int32_t *prompt, uint32_t n, sem_err *er
     return t;
 }
 
-void anon_put(engine *e, block_table *t)
+void anon_put(engine *e, block_table *t, const char *scope)
 {
     if (e->o.anon_keep == 0 || block_table_n_tokens(t) == 0) {
         block_table_destroy(t);
@@ -194,7 +197,9 @@ void anon_put(engine *e, block_table *t)
         block_table_destroy(e->anon[lru].kv);
         e->anon[lru] = e->anon[--e->n_anon];
     }
-    e->anon[e->n_anon++] = (anon_seq){.kv = t, .last_step = e->step};
+    anon_seq *a = &e->anon[e->n_anon++];
+    *a = (anon_seq){.kv = t, .last_step = e->step};
+    snprintf(a->scope, sizeof a->scope, "%s", scope);
 }
 
 /* ---------------------------------------------------------------- reclaiming */

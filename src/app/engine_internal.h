@@ -40,6 +40,7 @@ struct gen_request {
     atomic_int cancel;
     /* Immutable after submit. */
     char agent_id[WARM_KEY_MAX + 1]; /* "" for anonymous */
+    char scope[GEN_SCOPE_MAX + 1];   /* anonymous prefix reuse happens within it */
     int32_t *prompt;         /* [n_prompt] */
     uint32_t n_prompt;
     sampler_params sp;
@@ -104,6 +105,7 @@ struct agent {
 /* An anonymous sequence kept for prefix reuse. */
 typedef struct anon_seq {
     block_table *kv;
+    char scope[GEN_SCOPE_MAX + 1]; /* of the request that left it */
     uint64_t last_step;
 } anon_seq;
 
@@ -198,8 +200,8 @@ void agents_load_warm(engine *e);
 void agents_free_all(engine *e);
 int agents_make_room(engine *e, uint64_t need);
 uint64_t agents_outstanding(const engine *e);
-block_table *anon_take(engine *e, const int32_t *prompt, uint32_t n, sem_err *err);
-void anon_put(engine *e, block_table *t);
+block_table *anon_take(engine *e, const gen_request *r, sem_err *err);
+void anon_put(engine *e, block_table *t, const char *scope);
 void agents_request_done(engine *e, agent *a, uint32_t cached);
 void agents_due_saves(engine *e, int all);
 double agents_next_due(engine *e);

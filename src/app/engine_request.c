@@ -101,7 +101,7 @@ void request_finish(engine *e, gen_request *r, gen_finish why, const sem_err *er
     if (r->ag)
         agents_request_done(e, r->ag, r->result.cached_tokens);
     else if (r->kv)
-        anon_put(e, r->kv);
+        anon_put(e, r->kv, r->scope);
     r->kv = NULL;
     r->ag = NULL;
     sampler_free(r->smp);
@@ -229,6 +229,9 @@ static sem_status validate(engine *e, const gen_params *p, sem_err *err)
         return sem_err_set(err, SEM_EREQUEST, "the prompt is empty");
     if (p->agent_id && agent_key_validate(p->agent_id, err) != SEM_OK)
         return SEM_EREQUEST;
+    if (p->scope && strlen(p->scope) > GEN_SCOPE_MAX)
+        return sem_err_set(err, SEM_EREQUEST, "the scope is %zu bytes; at most %d",
+                           strlen(p->scope), GEN_SCOPE_MAX);
     if (p->n_prompt >= e->o.n_ctx)
         return sem_err_set(err, SEM_ETOOLARGE,
                            "the prompt is %u tokens; the context holds %u (prompt plus at least "
@@ -263,6 +266,7 @@ static gen_request *make_request(engine *e, const gen_params *p, sem_err *err)
     atomic_init(&r->refs, 2);
     atomic_init(&r->cancel, 0);
     snprintf(r->agent_id, sizeof r->agent_id, "%s", p->agent_id ? p->agent_id : "");
+    snprintf(r->scope, sizeof r->scope, "%s", p->scope ? p->scope : "");
     r->n_prompt = p->n_prompt;
     r->max_tokens = p->prefill_only ? 0 : p->max_tokens;
     r->prefill_only = p->prefill_only;

@@ -47,7 +47,6 @@ static void log_line(void *user, const char *level, const char *message)
 
 static void store_log(void *ctx, const char *message) { log_line(ctx, "warning", message); }
 
-
 static sem_status open_store(stack *s, const stack_opts *o, sem_err *err)
 {
     if (o->cache_dir && !*o->cache_dir)

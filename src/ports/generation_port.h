@@ -28,9 +28,16 @@ typedef struct gen_sampling {
 } gen_sampling;
 
 #define GEN_AGENT_ID_MAX 128
+#define GEN_SCOPE_MAX 32
+
 
 typedef struct gen_params {
     const char *agent_id;         /* NULL: anonymous (never persisted) */
+    /* Anonymous requests reuse the KV of earlier anonymous requests of the
+     * same scope only (the HTTP server passes the API key's namespace, so
+     * one key's prompts are never reused, nor their reuse observable, by
+     * another). NULL is the empty scope; at most GEN_SCOPE_MAX bytes. */
+    const char *scope;
     const int32_t *prompt;        /* copied at submit */
     uint32_t n_prompt;
     gen_sampling sampling;

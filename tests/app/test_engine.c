@@ -428,6 +428,10 @@ static void bad_requests_are_refused_at_submit(void **state)
     q = greedy(NULL, p, 10, 0);
     assert_int_equal(f.gp.ops->submit(f.gp.self, &q, &r, &err), SEM_EREQUEST);
     q = greedy(NULL, p, 10, 4);
+    q.scope = "0123456789abcdef0123456789abcdef!"; /* 33 bytes */
+    assert_int_equal(f.gp.ops->submit(f.gp.self, &q, &r, &err), SEM_EREQUEST);
+    assert_contains(err.detail, "scope");
+    q = greedy(NULL, p, 10, 4);
     q.sampling.top_p = 0;
     assert_int_equal(f.gp.ops->submit(f.gp.self, &q, &r, &err), SEM_EREQUEST);
     assert_contains(err.detail, "top_p");

@@ -113,11 +113,11 @@ typedef struct outcome {
     uint32_t n;
 } outcome;
 
-static outcome generate(fixture *f, const char *agent, const int32_t *p, uint32_t n, uint32_t max,
-                        int prefill_only)
+static outcome generate_in(fixture *f, const char *scope, const char *agent, const int32_t *p,
+                           uint32_t n, uint32_t max, int prefill_only)
 {
-    gen_params q = {.agent_id = agent, .prompt = p, .n_prompt = n, .max_tokens = max,
-                    .prefill_only = prefill_only};
+    gen_params q = {.agent_id = agent, .scope = scope, .prompt = p, .n_prompt = n,
+                    .max_tokens = max, .prefill_only = prefill_only};
     q.sampling = (gen_sampling){.temperature = 0, .top_p = 1, .repeat_penalty = 1};
     gen_request *r = NULL;
     sem_err err = {0};
@@ -134,6 +134,12 @@ static outcome generate(fixture *f, const char *agent, const int32_t *p, uint32_
     free(t);
     f->gp.ops->release(f->gp.self, r);
     return o;
+}
+
+static outcome generate(fixture *f, const char *agent, const int32_t *p, uint32_t n, uint32_t max,
+                        int prefill_only)
+{
+    return generate_in(f, NULL, agent, p, n, max, prefill_only);
 }
 
 static void prompt_of(int32_t *p, uint32_t n, uint32_t salt)
@@ -373,8 +379,15 @@ static void anonymous_requests_reuse_hot_prefixes(void **state)
     b[50] = 7; /* same first 50 tokens */
     outcome oa = generate(&f, NULL, a, 60, 4, 0);
     assert_int_equal(oa.res.cached_tokens, 0);
+    /* Another scope (another API key) neither reuses nor sees a's KV. */
+    outcome other = generate_in(&f, "0123456789ab", NULL, a, 60, 4, 0);
+    assert_int_equal(other.res.cached_tokens, 0);
+    assert_int_equal(other.n, oa.n);
+    assert_memory_equal(other.tokens, oa.tokens, oa.n * sizeof(int32_t));
     outcome ob = generate(&f, NULL, b, 60, 4, 0);
     assert_int_equal(ob.res.cached_tokens, 50);
+    outcome other_b = generate_in(&f, "0123456789ab", NULL, b, 60, 4, 0);
+    assert_int_equal(other_b.res.cached_tokens, 50); /* from its own scope's a */
     outcome fresh_b;
     {
         /* Same prompt in an engine without the anonymous cache: same tokens. */

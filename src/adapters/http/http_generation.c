@@ -24,6 +24,7 @@ sem_status http_gen_submit(http_gen *g, http_api *api, const http_backend *be, h
         g->has_agent = 1;
     } else {
         p->agent_id = NULL;
+        p->scope = http_exchange_namespace(x); /* hot prefix reuse within the key */
     }
     sem_err err = {0};
     sem_status st = be->gen.ops->submit(be->gen.self, p, &g->req, &err);
