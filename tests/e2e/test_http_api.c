@@ -1072,6 +1072,19 @@ static void keys_guard_routes_and_namespace_agents(void **state)
     r = e2e_call(kp, "POST", CC, ha, req);
     assert_true(cached_of(&r) > 0);
     hc_free(&r);
+    /* Anonymous prefix reuse stays within a key as well. */
+    const char *anon = "{\"messages\":[{\"role\":\"user\",\"content\":\"A dog and a ball in "
+                       "the park\"}],\"max_tokens\":4,\"temperature\":0}";
+    r = e2e_call(kp, "POST", CC, A, anon);
+    assert_int_equal(cached_of(&r), 0);
+    hc_free(&r);
+    r = e2e_call(kp, "POST", CC, B, anon);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(cached_of(&r), 0);
+    hc_free(&r);
+    r = e2e_call(kp, "POST", CC, A, anon);
+    assert_true(cached_of(&r) > 0);
+    hc_free(&r);
     assert_int_equal(server_stop(&k, SIGTERM, 20000), 0);
     server_discard_log(&k);
 }
