@@ -209,6 +209,8 @@ static void admit(engine *e)
         if (e->n_running == e->o.max_batch)
             break;
         agent *a = r->agent_id[0] ? agents_find(e, r->agent_id) : NULL;
+        if (a && a->state == AGENT_SAVING) /* stop the write: r needs the table */
+            atomic_store_explicit(&a->save_stop, 1, memory_order_relaxed);
         if (a && a->state != AGENT_IDLE) {
             prev = r; /* its agent is busy: others behind it may go */
             link = &r->next;

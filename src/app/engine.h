@@ -115,6 +115,7 @@ typedef struct engine_stats {
     uint64_t hits_warm;     /* requests that reused KV loaded from disk */
     uint64_t misses;        /* requests that reused nothing */
     uint64_t saves, save_failures, load_failures;
+    uint64_t saves_stopped; /* writes given up because a request wanted the agent */
     int draining;
 } engine_stats;
 

@@ -226,6 +226,7 @@ static void dispatch_save(engine *e, agent *a)
 {
     a->state = AGENT_SAVING;
     a->save_due = 0;
+    atomic_store_explicit(&a->save_stop, 0, memory_order_relaxed);
     io_push(e, IO_SAVE, a, a->key, 0);
 }
 
@@ -345,6 +346,17 @@ static gen_request *loading_request(engine *e, agent *a)
 static void save_done(engine *e, agent *a, engine_msg *m)
 {
     a->state = AGENT_IDLE;
+    if (m->status == SEM_ECANCELLED) {
+        /* A request took the agent back: it stays hot and dirty, and is
+         * saved again after that request. */
+        a->evict_after_save = 0;
+        pthread_mutex_lock(&e->inbox);
+        e->stats.saves_stopped++;
+        pthread_mutex_unlock(&e->inbox);
+        if (a->doomed)
+            destroy_doomed(e, a);
+        return;
+    }
     pthread_mutex_lock(&e->inbox);
     if (m->status == SEM_OK)
         e->stats.saves++;

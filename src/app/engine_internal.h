@@ -93,6 +93,9 @@ struct agent {
     int warm;                /* a file exists */
     int doomed;              /* removed: free when the current operation ends */
     int evict_after_save;    /* drop the hot KV once the save succeeds */
+    atomic_int save_stop;    /* set by the engine thread when a request wants
+                                the agent back while it is SAVING; read by
+                                the I/O thread's save */
     double save_due;         /* monotonic ms when a write-behind save is due; 0: none */
     uint32_t warm_tokens;
     uint64_t warm_bytes;

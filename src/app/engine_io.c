@@ -3,7 +3,8 @@
  * that touches the disk runs here, one job at a time in the order queued,
  * so the engine thread never waits for the disk.
  *
- * Saves and loads report back through the engine's inbox (MSG_IO_DONE);
+ * Loads go ahead of queued saves (see queue_job). Saves and loads report
+ * back through the engine's inbox (MSG_IO_DONE);
  * removals and touches do not. A save reads the agent's table, which the
  * engine leaves alone while the agent is SAVING; a load builds a new table
  * from the pool (blocks reserved by the engine at admission). Jobs still
@@ -50,7 +51,7 @@ static void run_job(engine *e, io_job *j)
     block_table *t = NULL;
     switch (j->kind) {
     case IO_SAVE:
-        st = w->ops->save(w->self, j->key, j->ag->kv, &err);
+        st = w->ops->save(w->self, j->key, j->ag->kv, &j->ag->save_stop, &err);
         post_done(e, j, st, &err, NULL);
         break;
     case IO_LOAD:
@@ -95,6 +96,33 @@ static void *io_main(void *arg)
     return NULL;
 }
 
+/*
+ * Appends j to the queue (under io_lock). A load goes ahead of queued
+ * saves, removals and touches, since a request waits for it and nobody
+ * waits for those, but never ahead of a job on its own key (a removal or
+ * save of the same file must happen first).
+ */
+static void queue_job(engine *e, io_job *j)
+{
+    io_job *after = NULL;
+    if (j->kind == IO_LOAD) {
+        for (io_job *q = e->io_head; q; q = q->next)
+            if (q->kind == IO_LOAD || strcmp(q->key, j->key) == 0)
+                after = q;
+    } else {
+        after = e->io_tail;
+    }
+    if (after) {
+        j->next = after->next;
+        after->next = j;
+    } else {
+        j->next = e->io_head;
+        e->io_head = j;
+    }
+    if (!j->next)
+        e->io_tail = j;
+}
+
 void io_push(engine *e, io_kind kind, agent *a, const char *key, uint32_t saved)
 {
     if (!e->o.warm)
@@ -119,11 +147,7 @@ void io_push(engine *e, io_kind kind, agent *a, const char *key, uint32_t saved)
         free(j);
         return;
     }
-    if (e->io_tail)
-        e->io_tail->next = j;
-    else
-        e->io_head = j;
-    e->io_tail = j;
+    queue_job(e, j);
     e->io_busy++;
     pthread_cond_signal(&e->io_wake);
     pthread_mutex_unlock(&e->io_lock);

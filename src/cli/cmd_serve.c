@@ -351,6 +351,7 @@ static void backend_stats(void *user, metrics_engine *out)
                             .evictions = st.evictions,
                             .saves = st.saves,
                             .save_failures = st.save_failures,
+                            .saves_stopped = st.saves_stopped,
                             .load_failures = st.load_failures};
     if (s->st.store)
         out->disk_bytes = s->st.warm.ops->disk_bytes(s->st.warm.self);

@@ -19,6 +19,7 @@
 #ifndef SEM_WARM_STORE_H
 #define SEM_WARM_STORE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,8 +46,14 @@ typedef struct warm_store_ops {
      * and enforces the disk budget. Only reads the table and its blocks;
      * the caller keeps them unchanged until save returns. On failure
      * (disk full...) the old file, if any, is untouched.
+     *
+     * stop (may be NULL) is polled while the file is written and before
+     * its fsync: once it is nonzero the save gives up with SEM_ECANCELLED,
+     * removes its temp file and leaves the old file as it was, so a caller
+     * that needs the table back does not wait for the whole write.
      */
-    sem_status (*save)(void *self, const char *key, const block_table *t, sem_err *err);
+    sem_status (*save)(void *self, const char *key, const block_table *t, const atomic_int *stop,
+                       sem_err *err);
     /*
      * Reads key's file into a new table whose blocks come from pool (its
      * owner named after the key). SEM_ENOTFOUND without a file; SEM_EPOOL

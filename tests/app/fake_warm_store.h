@@ -8,6 +8,7 @@
 #define SEM_FAKE_WARM_STORE_H
 
 #include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +28,9 @@ typedef struct fake_store {
     int n;
     int fail_saves;   /* save returns SEM_EIO */
     int corrupt_next; /* the next load returns SEM_ECORRUPT and drops the entry */
-    int saves, loads;
+    int save_ms;      /* a save takes this long (polling stop every ms) */
+    int saves, loads, stopped, started;
+    char order[512];  /* "S:key L:key ...": saves and loads as they began */
 } fake_store;
 
 static fake_entry *fake_find(fake_store *f, const char *key)
@@ -88,11 +91,27 @@ static size_t fake_total_rows(const cache_spec *s, uint32_t n)
     return rows;
 }
 
-static sem_status fake_save(void *self, const char *key, const block_table *t, sem_err *err)
+static sem_status fake_save(void *self, const char *key, const block_table *t,
+                            const atomic_int *stop, sem_err *err)
 {
     fake_store *f = self;
     const cache_spec *s = block_pool_spec(block_table_pool(t));
     uint32_t n = block_table_n_tokens(t);
+    pthread_mutex_lock(&f->lock);
+    int save_ms = f->save_ms;
+    f->started++;
+    size_t used = strlen(f->order);
+    snprintf(f->order + used, sizeof f->order - used, "S:%s ", key);
+    pthread_mutex_unlock(&f->lock);
+    for (int ms = 0; ms < save_ms; ms++) {
+        if (stop && atomic_load(stop)) {
+            pthread_mutex_lock(&f->lock);
+            f->stopped++;
+            pthread_mutex_unlock(&f->lock);
+            return sem_err_set(err, SEM_ECANCELLED, "saving %s was stopped", key);
+        }
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    }
     pthread_mutex_lock(&f->lock);
     if (f->fail_saves) {
         pthread_mutex_unlock(&f->lock);
@@ -123,6 +142,8 @@ static sem_status fake_load(void *self, const char *key, block_pool *pool, block
 {
     fake_store *f = self;
     pthread_mutex_lock(&f->lock);
+    size_t used = strlen(f->order);
+    snprintf(f->order + used, sizeof f->order - used, "L:%s ", key);
     fake_entry *x = fake_find(f, key);
     sem_status st = SEM_OK;
     if (!x) {

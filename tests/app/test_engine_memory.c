@@ -404,6 +404,74 @@ static void anonymous_requests_reuse_hot_prefixes(void **state)
     fake_free(&fs);
 }
 
+static int fake_count(fake_store *fs, const int *field)
+{
+    pthread_mutex_lock(&fs->lock);
+    int v = *field;
+    pthread_mutex_unlock(&fs->lock);
+    return v;
+}
+
+/* A request of an agent whose write is under way stops the write instead of
+ * waiting for it; the agent is written again after the request. */
+static void a_request_stops_its_agents_save(void **state)
+{
+    (void)state;
+    fake_store fs;
+    fake_init(&fs);
+    fixture f;
+    open_fixture(&f, &fs, 256);
+    set_fault(&fs, &fs.save_ms, 60000); /* a save that would hold it for a minute */
+    int32_t p[60];
+    prompt_of(p, 60, 10);
+    outcome first = generate(&f, "zed", p, 40, 8, 0);
+    for (int i = 0; i < 2000 && fake_count(&fs, &fs.started) == 0; i++)
+        usleep(1000);
+    assert_int_equal(fake_count(&fs, &fs.started), 1);
+    /* The next turn reuses the hot KV and finishes (the write is stopped). */
+    memcpy(p + 40, first.tokens, first.n * sizeof(int32_t));
+    outcome second = generate(&f, "zed", p, 40 + first.n, 4, 0);
+    assert_int_equal(second.res.cached_tokens, 40 + first.n - 1);
+    assert_int_equal(fake_count(&fs, &fs.stopped), 1);
+    assert_int_equal(fake_count(&fs, &fs.saves), 0);
+    set_fault(&fs, &fs.save_ms, 0);
+    wait_saved(&fs, "zed");
+    engine_stats st = engine_get_stats(f.e);
+    assert_int_equal(st.saves_stopped, 1);
+    assert_int_equal(st.save_failures, 0);
+    close_fixture(&f);
+    fake_free(&fs);
+}
+
+/* A load, which a request waits for, goes ahead of queued saves. */
+static void loads_go_ahead_of_queued_saves(void **state)
+{
+    (void)state;
+    fake_store fs;
+    fake_init(&fs);
+    fixture f;
+    open_fixture(&f, &fs, 256);
+    int32_t p[40];
+    prompt_of(p, 40, 11);
+    generate(&f, "b", p, 40, 4, 0);
+    wait_saved(&fs, "b");
+    assert_int_equal(f.as.ops->evict(f.as.self, "b", NULL), SEM_OK); /* b is on disk only */
+    set_fault(&fs, &fs.save_ms, 300);
+    generate(&f, "a", p, 40, 4, 0); /* a's save runs for 300 ms... */
+    for (int i = 0; i < 2000 && fake_count(&fs, &fs.started) < 2; i++)
+        usleep(1000);
+    generate(&f, "c", p, 40, 4, 0); /* ... c's is queued behind it ... */
+    outcome b = generate(&f, "b", p, 40, 4, 0); /* ... and b's load goes before c's save */
+    assert_int_equal(b.res.cached_tokens, 39);
+    pthread_mutex_lock(&fs.lock);
+    if (strncmp(fs.order, "S:b S:a L:b ", 12) != 0) /* then c's save, when it is done */
+        fail_msg("disk operations in the order '%s'", fs.order);
+    pthread_mutex_unlock(&fs.lock);
+    set_fault(&fs, &fs.save_ms, 0);
+    close_fixture(&f);
+    fake_free(&fs);
+}
+
 static void drain_finishes_work_and_saves_everything(void **state)
 {
     (void)state;
@@ -441,6 +509,8 @@ int main(void)
         cmocka_unit_test(the_agent_store_lists_evicts_and_removes),
         cmocka_unit_test(removing_a_running_agent_cancels_it),
         cmocka_unit_test(anonymous_requests_reuse_hot_prefixes),
+        cmocka_unit_test(a_request_stops_its_agents_save),
+        cmocka_unit_test(loads_go_ahead_of_queued_saves),
         cmocka_unit_test(drain_finishes_work_and_saves_everything),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -235,6 +235,9 @@ void metrics_render(const metrics *m, const metrics_engine *e, int ready, http_b
     counter(b, "semantic_agent_saves_total", "Agent memory writes to the warm store.", e->saves);
     counter(b, "semantic_agent_save_failures_total", "Failed agent memory writes.",
             e->save_failures);
+    counter(b, "semantic_agent_saves_stopped_total",
+            "Agent memory writes given up because a request of the agent arrived.",
+            e->saves_stopped);
     counter(b, "semantic_agent_load_failures_total", "Failed agent memory loads.",
             e->load_failures);
 }

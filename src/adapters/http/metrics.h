@@ -30,7 +30,7 @@ typedef struct metrics_engine {
     uint32_t pool_used, pool_total;
     uint64_t pool_block_bytes;
     uint64_t hits_hot, hits_warm, misses;
-    uint64_t evictions, saves, save_failures, load_failures;
+    uint64_t evictions, saves, save_failures, saves_stopped, load_failures;
     uint64_t disk_bytes;
     int persistent; /* a warm store is open */
 } metrics_engine;

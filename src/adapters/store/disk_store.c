@@ -292,7 +292,8 @@ static void enforce_budget(disk_store *s, const char *keep, int64_t delta)
 
 /* ------------------------------------------------------------ save */
 
-static sem_status save_marked(disk_store *s, const char *key, const block_table *t, sem_err *err)
+static sem_status save_marked(disk_store *s, const char *key, const block_table *t,
+                              const atomic_int *stop, sem_err *err)
 {
     char tmp[NAME_CAP], final[NAME_CAP], tmp_path[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s" TEMP_INFIX "%016llx", key, (unsigned long long)random64(s));
@@ -309,10 +310,13 @@ static sem_status save_marked(disk_store *s, const char *key, const block_table 
         .chunk_tokens = s->chunk_tokens,
         .hook = s->write_hook,
         .hook_ctx = s->write_hook_ctx,
+        .stop = stop,
     };
     uint64_t bytes = 0;
     kv_payload payload = s->payload;
     sem_status st = kv_file_write(fd, tmp_path, t, &wo, &bytes, &payload, err);
+    if (st == SEM_OK && stop && atomic_load_explicit(stop, memory_order_relaxed))
+        st = sem_err_set(err, SEM_ECANCELLED, "%s: the write was stopped", tmp_path);
     if (st == SEM_OK && fsync(fd) != 0)
         st = sem_err_set(err, SEM_EIO, "fsync %s: %s", tmp_path, strerror(errno));
     if (close(fd) != 0 && st == SEM_OK)
@@ -352,7 +356,8 @@ static sem_status save_marked(disk_store *s, const char *key, const block_table 
     return SEM_OK;
 }
 
-static sem_status ds_save(void *self, const char *key, const block_table *t, sem_err *err)
+static sem_status ds_save(void *self, const char *key, const block_table *t,
+                          const atomic_int *stop, sem_err *err)
 {
     disk_store *s = self;
     if (agent_key_validate(key, err) != SEM_OK)
@@ -384,7 +389,7 @@ static sem_status ds_save(void *self, const char *key, const block_table *t, sem
     sem_status st = key_begin(s, key, err);
     if (st != SEM_OK)
         return st;
-    st = save_marked(s, key, t, err);
+    st = save_marked(s, key, t, stop, err);
     key_release(s, key);
     if (st == SEM_OK && s->budget)
         enforce_budget(s, key, 0);

@@ -377,6 +377,10 @@ sem_status kv_file_write(int fd, const char *path, const block_table *t,
         for (uint32_t a = first, c = 0; st == SEM_OK && a < n; a += h.chunk_tokens, c++) {
             uint32_t b = n - a > h.chunk_tokens ? a + h.chunk_tokens : n;
             size_t bytes = (size_t)((b - a) * per_token);
+            if (o->stop && atomic_load_explicit(o->stop, memory_order_relaxed)) {
+                st = sem_err_set(err, SEM_ECANCELLED, "%s: the write was stopped", path);
+                break;
+            }
             gather_chunk(t, &h, l, a, b, cbuf, scratch);
             put64(cbuf + bytes, XXH64(cbuf, bytes, chunk_seed(h.checksum, l, c)));
             st = write_all(fd, path, cbuf, bytes + CHECKSUM_BYTES, &off, o, err);

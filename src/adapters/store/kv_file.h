@@ -42,6 +42,7 @@
 #define SEM_KV_FILE_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "domain/block_pool.h"
@@ -107,6 +108,8 @@ typedef struct kv_file_write_opts {
                               chunk stays within KV_FILE_MAX_CHUNK_BYTES */
     kv_write_hook hook;    /* optional */
     void *hook_ctx;
+    const atomic_int *stop; /* optional: nonzero stops the write before the next
+                               chunk with SEM_ECANCELLED */
 } kv_file_write_opts;
 
 /*

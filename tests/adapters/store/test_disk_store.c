@@ -16,7 +16,9 @@ typedef struct fixture {
     block_pool *pool; /* loads land here: f16, blocks of 16 */
     int64_t clock;    /* ms; every reading advances it by one */
     int fail_at;      /* fail the fail_at-th write from now with ENOSPC; 0 never */
+    int stop_at;      /* set stop at the stop_at-th write from now; 0 never */
     int writes;
+    atomic_int stop;
     int n_log;
     char last_log[1024];
 } fixture;
@@ -33,7 +35,10 @@ static int fault(void *ctx, const char *path, uint64_t offset, size_t bytes)
     (void)offset;
     (void)bytes;
     fixture *f = ctx;
-    return f->fail_at && ++f->writes == f->fail_at ? ENOSPC : 0;
+    ++f->writes;
+    if (f->stop_at && f->writes == f->stop_at)
+        atomic_store(&f->stop, 1);
+    return f->fail_at && f->writes == f->fail_at ? ENOSPC : 0;
 }
 
 static void logger(void *ctx, const char *msg)
@@ -105,7 +110,7 @@ static void save(fixture *f, const char *key, uint64_t seed, uint32_t n)
     block_pool *p = store_pool(16, CACHE_KV_F16, 64);
     block_table *t = make_table(p, seed, n, 1);
     sem_err err = {0};
-    if (f->ws.ops->save(f->ws.self, key, t, &err) != SEM_OK)
+    if (f->ws.ops->save(f->ws.self, key, t, NULL, &err) != SEM_OK)
         fail_msg("save %s: %s", key, err.detail);
     block_table_destroy(t);
     block_pool_destroy(p);
@@ -352,7 +357,7 @@ static void bad_keys_are_refused(void **state)
         int32_t *tok = NULL;
         uint32_t n = 0;
         warm_info info;
-        assert_int_equal(ops->save(self, bad[i], t, &err), SEM_EREQUEST);
+        assert_int_equal(ops->save(self, bad[i], t, NULL, &err), SEM_EREQUEST);
         assert_contains(err.detail, "agent key");
         assert_int_equal(ops->load(self, bad[i], f->pool, &out, NULL), SEM_EREQUEST);
         assert_int_equal(ops->peek(self, bad[i], &tok, &n, NULL), SEM_EREQUEST);
@@ -360,7 +365,7 @@ static void bad_keys_are_refused(void **state)
         assert_int_equal(ops->get(self, bad[i], &info, NULL), SEM_EREQUEST);
         assert_int_equal(ops->touch(self, bad[i], 1, NULL), SEM_EREQUEST);
     }
-    assert_int_equal(ops->save(self, NULL, t, NULL), SEM_EREQUEST);
+    assert_int_equal(ops->save(self, NULL, t, NULL, NULL), SEM_EREQUEST);
     /* Nothing was written anywhere, in the folder or beside it. */
     assert_int_equal(count_files(f, NULL, ".kv"), 0);
     char parent_x[700];
@@ -369,8 +374,8 @@ static void bad_keys_are_refused(void **state)
     assert_int_not_equal(stat(parent_x, &sb), 0);
     /* The longest key and every allowed character work. */
     long_key[WARM_KEY_MAX] = '\0';
-    assert_int_equal(ops->save(self, long_key, t, NULL), SEM_OK);
-    assert_int_equal(ops->save(self, "Az09_.-x", t, NULL), SEM_OK);
+    assert_int_equal(ops->save(self, long_key, t, NULL, NULL), SEM_OK);
+    assert_int_equal(ops->save(self, "Az09_.-x", t, NULL, NULL), SEM_OK);
     block_table *out = NULL;
     assert_int_equal(ops->load(self, long_key, f->pool, &out, NULL), SEM_OK);
     block_table_destroy(out);
@@ -384,7 +389,7 @@ static void an_empty_table_is_not_saved(void **state)
     fixture *f = *state;
     block_table *t = block_table_create(f->pool, "empty", NULL);
     sem_err err = {0};
-    assert_int_equal(f->ws.ops->save(f->ws.self, "e", t, &err), SEM_EINVAL);
+    assert_int_equal(f->ws.ops->save(f->ws.self, "e", t, NULL, &err), SEM_EINVAL);
     assert_contains(err.detail, "no tokens");
     assert_false(exists(f, "e.kv"));
     block_table_destroy(t);
@@ -707,7 +712,7 @@ static void a_full_disk_changes_nothing(void **state)
         block_pool *p = store_pool(16, CACHE_KV_F16, 64);
         block_table *t = make_table(p, 2, 60, 1);
         sem_err err = {0};
-        assert_int_equal(f->ws.ops->save(f->ws.self, "a", t, &err), SEM_EIO);
+        assert_int_equal(f->ws.ops->save(f->ws.self, "a", t, NULL, &err), SEM_EIO);
         assert_contains(err.detail, "saving agent 'a'");
         assert_contains(err.detail, "No space left on device");
         block_table_destroy(t);
@@ -723,7 +728,7 @@ static void a_full_disk_changes_nothing(void **state)
     f->fail_at = 1;
     block_pool *p = store_pool(16, CACHE_KV_F16, 64);
     block_table *t = make_table(p, 3, 10, 0);
-    assert_int_equal(f->ws.ops->save(f->ws.self, "b", t, NULL), SEM_EIO);
+    assert_int_equal(f->ws.ops->save(f->ws.self, "b", t, NULL, NULL), SEM_EIO);
     block_table_destroy(t);
     block_pool_destroy(p);
     assert_false(exists(f, "b.kv"));
@@ -735,6 +740,47 @@ static void a_full_disk_changes_nothing(void **state)
     load_is(f, "a", 2, 60);
     save(f, "b", 3, 10);
     load_is(f, "b", 3, 10);
+}
+
+/* ------------------------------------------------------------ stop */
+
+static void a_stopped_save_changes_nothing(void **state)
+{
+    fixture *f = *state;
+    f->writes = 0;
+    save(f, "a", 1, 100);
+    int n_writes = f->writes;
+    assert_true(n_writes > 2);
+    warm_info before, after;
+    assert_int_equal(f->ws.ops->get(f->ws.self, "a", &before, NULL), SEM_OK);
+    /* Stopped before it starts, at the header, at the first chunk, at the last write (seen
+     * by the check before fsync). */
+    const int at[] = {0, 1, 2, n_writes};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        f->writes = 0;
+        f->stop_at = at[i];
+        atomic_store(&f->stop, at[i] == 0);
+        block_pool *p = store_pool(16, CACHE_KV_F16, 64);
+        block_table *t = make_table(p, 2, 100, 1);
+        sem_err err = {0};
+        assert_int_equal(f->ws.ops->save(f->ws.self, "a", t, &f->stop, &err), SEM_ECANCELLED);
+        assert_contains(err.detail, "stopped");
+        block_table_destroy(t);
+        block_pool_destroy(p);
+        assert_int_equal(count_files(f, NULL, ".tmp-"), 0);
+        assert_int_equal(f->ws.ops->get(f->ws.self, "a", &after, NULL), SEM_OK);
+        assert_memory_equal(&before, &after, sizeof before);
+    }
+    f->stop_at = 0;
+    atomic_store(&f->stop, 0);
+    load_is(f, "a", 1, 100);
+    /* Not stopped: the save goes through. */
+    block_pool *p = store_pool(16, CACHE_KV_F16, 64);
+    block_table *t = make_table(p, 2, 100, 1);
+    assert_int_equal(f->ws.ops->save(f->ws.self, "a", t, &f->stop, NULL), SEM_OK);
+    block_table_destroy(t);
+    block_pool_destroy(p);
+    load_is(f, "a", 2, 100);
 }
 
 /* ------------------------------------------------------------ budget */
@@ -822,7 +868,7 @@ static void the_budget_evicts_least_recently_used_first(void **state)
     sem_err err = {0};
     block_pool *hp = store_pool(16, CACHE_KV_F16, 64);
     block_table *huge = make_table(hp, 7, 40, 1);
-    assert_int_equal(f->ws.ops->save(f->ws.self, "huge", huge, &err), SEM_ETOOLARGE);
+    assert_int_equal(f->ws.ops->save(f->ws.self, "huge", huge, NULL, &err), SEM_ETOOLARGE);
     assert_contains(err.detail, "exceeds the disk budget");
     block_table_destroy(huge);
     block_pool_destroy(hp);
@@ -869,6 +915,7 @@ int main(void)
         T(open_refuses_bad_options),
         T(open_creates_the_folder),
         T(a_full_disk_changes_nothing),
+        T(a_stopped_save_changes_nothing),
         T(the_budget_evicts_least_recently_used_first),
         T(the_index_survives_a_restart),
     };

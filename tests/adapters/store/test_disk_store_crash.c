@@ -51,7 +51,7 @@ static void child(const char *dir, uint64_t first_seed)
             continue;
         }
         block_table *t = make_table(p, seed, length_of(seed), 1);
-        if (ws.ops->save(ws.self, key, t, NULL) != SEM_OK)
+        if (ws.ops->save(ws.self, key, t, NULL, NULL) != SEM_OK)
             _exit(3);
         block_table_destroy(t);
     }

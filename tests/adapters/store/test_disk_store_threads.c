@@ -123,7 +123,7 @@ static void *own_keys(void *arg)
                 FAIL(w, "build failed");
                 break;
             }
-            if (ops->save(self, key, t, &err) != SEM_OK)
+            if (ops->save(self, key, t, NULL, &err) != SEM_OK)
                 FAIL(w, "save %s: %s", key, err.detail);
             saved[k] = seed;
             has[k] = 1;
@@ -205,7 +205,7 @@ static void *shared_keys(void *arg)
         case 1: {
             uint64_t seed = 10000 + (uint64_t)w->id * 1000 + (uint64_t)i;
             block_table *t = build(w->src, seed, length_of(seed));
-            if (!t || ops->save(self, key, t, &err) != SEM_OK)
+            if (!t || ops->save(self, key, t, NULL, &err) != SEM_OK)
                 FAIL(w, "save %s: %s", key, err.detail);
             block_table_destroy(t);
             break;
@@ -280,7 +280,7 @@ static void run_workers(void *(*fn)(void *), uint64_t budget, int iterations)
     if (budget) { /* one quiet save: afterwards the budget holds */
         warm_store ws = disk_store_port(s);
         block_table *t = build(src, 1, 50);
-        assert_int_equal(ws.ops->save(ws.self, "last", t, NULL), SEM_OK);
+        assert_int_equal(ws.ops->save(ws.self, "last", t, NULL, NULL), SEM_OK);
         block_table_destroy(t);
         assert_true(ws.ops->disk_bytes(ws.self) <= budget);
     }
