@@ -1,15 +1,20 @@
 /*
- * attention.c - online-softmax attention over KV blocks, the query heads of
- * one KV head together (attention.h).
+ * attention.c - online-softmax attention of a tile of queries over KV
+ * blocks (attention.h).
  *
- * Per block: K rows are widened to f32 ATT_TILE at a time and dotted with
- * every query of the group (scores[n_q][block_tokens]); each head's maximum
- * and sum are updated and its scores turned into weights; then the V rows
- * are widened the same way and added into every head's output. Scratch:
+ * The keys from the first query's window start to the last query's
+ * position are visited in tiles of ATT_TILE that never cross a block. Per
+ * tile: the K rows are widened to f32 and transposed ([dk][16]), so a
+ * query row's 16 scores come out as one vector; keys a query must not see
+ * (after its position, before its window) are masked to -inf; each row's
+ * maximum and sum are updated (its output rescaled when the maximum
+ * rises) and its scores turned into weights; then the V rows are widened
+ * and added into every row's output with those weights. Scratch:
  *
- *     scores [n_q][CACHE_SPEC_MAX_BLOCK_TOKENS]
- *     max    [n_q], sum [n_q]
- *     rows   [ATT_TILE][max(k_head_dim, v_head_dim)]
+ *     scores [ATTENTION_MAX_ROWS][ATT_TILE]   weights of the current tile
+ *     max, sum [ATTENTION_MAX_ROWS]
+ *     rows   [ATT_TILE][max(dk, dv)]          the tile's K, then V, in f32
+ *     kt     [dk][ATT_TILE]                   the K tile transposed
  */
 #include "attention.h"
 
@@ -17,13 +22,13 @@
 #include <math.h>
 #include <string.h>
 
+#define ATT_TILE 16 /* keys per tile; the width of scores16_f32 */
 
-#define ATT_TILE 16 /* K or V rows widened to f32 at a time */
-
-size_t attention_scratch_floats(uint32_t n_q, uint32_t k_head_dim, uint32_t v_head_dim)
+size_t attention_scratch_floats(uint32_t k_head_dim, uint32_t v_head_dim)
 {
     uint32_t d = k_head_dim > v_head_dim ? k_head_dim : v_head_dim;
-    return (size_t)n_q * (CACHE_SPEC_MAX_BLOCK_TOKENS + 2) + (size_t)ATT_TILE * d;
+    return (size_t)ATTENTION_MAX_ROWS * (ATT_TILE + 2) + (size_t)ATT_TILE * d +
+           (size_t)k_head_dim * ATT_TILE;
 }
 
 /* n consecutive cache rows of d values each, as f32 (rows of one head are
@@ -37,95 +42,105 @@ static void widen_rows(const attention_args *a, const cache_spec *spec, const ui
         a->vo->f16_to_f32(dst, (const uint16_t *)(const void *)src, (size_t)n * d);
 }
 
-/* Scores of keys [start, start + n) of one block for every head. */
-static void block_scores(const attention_args *a, const cache_spec *spec, const uint8_t *kd,
-                         uint32_t n, uint32_t n_q, const float *q, float *scores, float *rows)
+/* The first key query position p sees. */
+static uint32_t first_key(const attention_args *a, uint32_t p)
 {
-    const uint32_t dk = spec->k_head_dim;
-    const size_t krow = cache_spec_row_bytes(spec->kv_type, dk);
-    for (uint32_t j0 = 0; j0 < n; j0 += ATT_TILE) {
-        uint32_t nt = n - j0 < ATT_TILE ? n - j0 : ATT_TILE;
-        widen_rows(a, spec, kd + j0 * krow, nt, dk, rows);
-        for (uint32_t g = 0; g < n_q; g++)
-            a->vo->dot_rows_f32(scores + (size_t)g * CACHE_SPEC_MAX_BLOCK_TOKENS + j0, rows,
-                                q + (size_t)g * dk, nt, dk);
+    return (a->window && p + 1 > a->window) ? p + 1 - a->window : 0;
+}
+
+typedef struct tile_state {
+    const attention_args *a;
+    uint32_t n_pos, n_q, dk, dv;
+    const float *q;
+    size_t q_stride;
+    float *out;
+    size_t out_stride;
+    float *scores, *max, *sum, *rows, *kt;
+} tile_state;
+
+/* Scores and softmax step of the keys [k0, k0 + n) for every row; marks in
+ * live[] the rows that see at least one of them. */
+static void tile_weights(tile_state *s, uint32_t k0, uint32_t n, uint8_t *live)
+{
+    const vec_ops *vo = s->a->vo;
+    for (uint32_t i = 0; i < s->n_pos; i++) {
+        uint32_t p = s->a->pos + i, lo = first_key(s->a, p);
+        int sees = k0 <= p && k0 + n > lo;
+        for (uint32_t g = 0; g < s->n_q; g++) {
+            uint32_t r = i * s->n_q + g;
+            live[r] = (uint8_t)sees;
+            if (!sees)
+                continue;
+            float *sc = s->scores + (size_t)r * ATT_TILE;
+            vo->scores16_f32(sc, s->q + i * s->q_stride + (size_t)g * s->dk, s->kt, s->dk);
+            float tmax = -INFINITY;
+            for (uint32_t j = 0; j < ATT_TILE; j++) {
+                uint32_t k = k0 + j;
+                if (j >= n || k > p || k < lo)
+                    sc[j] = -INFINITY;
+                tmax = sc[j] > tmax ? sc[j] : tmax;
+            }
+            if (tmax > s->max[r]) {
+                float f = expf(s->max[r] - tmax); /* 0 on the row's first keys */
+                float *o = s->out + i * s->out_stride + (size_t)g * s->dv;
+                for (uint32_t d = 0; d < s->dv; d++)
+                    o[d] *= f;
+                s->sum[r] *= f;
+                s->max[r] = tmax;
+            }
+            s->sum[r] += vo->exp_shift_f32(sc, ATT_TILE, s->max[r]);
+        }
     }
 }
 
-/* Weighted sum of the block's V rows into every head's output. */
-static void block_values(const attention_args *a, const cache_spec *spec, const uint8_t *vd,
-                         uint32_t n, uint32_t n_q, const float *weights, float *out, float *rows)
+void attention_tile(const attention_args *a, uint32_t n_pos, uint32_t n_q, const float *q,
+                    size_t q_stride, float *out, size_t out_stride, float *scratch)
 {
-    const uint32_t dv = spec->v_head_dim;
-    const size_t vrow = cache_spec_row_bytes(spec->kv_type, dv);
-    for (uint32_t j0 = 0; j0 < n; j0 += ATT_TILE) {
-        uint32_t nt = n - j0 < ATT_TILE ? n - j0 : ATT_TILE;
-        widen_rows(a, spec, vd + j0 * vrow, nt, dv, rows);
-        for (uint32_t g = 0; g < n_q; g++)
-            a->vo->axpy_rows_f32(out + (size_t)g * dv,
-                                 weights + (size_t)g * CACHE_SPEC_MAX_BLOCK_TOKENS + j0, rows, nt,
-                                 dv);
-    }
-}
-
-/* Online softmax step for head g: rescale what it has so far when the
- * block raises its maximum, then turn its scores into weights. */
-static void block_softmax(float *s, uint32_t n, float *max, float *sum, float *out, uint32_t dv)
-{
-    float bmax = -INFINITY;
-    for (uint32_t j = 0; j < n; j++)
-        bmax = s[j] > bmax ? s[j] : bmax;
-    if (bmax > *max) {
-        float r = expf(*max - bmax); /* 0 on the first block */
-        for (uint32_t d = 0; d < dv; d++)
-            out[d] *= r;
-        *sum *= r;
-        *max = bmax;
-    }
-    for (uint32_t j = 0; j < n; j++) {
-        s[j] = expf(s[j] - *max);
-        *sum += s[j];
-    }
-}
-
-void attention_heads(const attention_args *a, uint32_t n_q, const float *q, float *out,
-                     float *scratch)
-{
+    assert(n_pos * n_q <= ATTENTION_MAX_ROWS);
     block_pool *pool = block_table_pool(a->kv);
     const cache_spec *spec = block_pool_spec(pool);
-    const uint32_t bt = spec->block_tokens, dv = spec->v_head_dim;
-    uint32_t lo = (a->window && a->pos + 1 > a->window) ? a->pos + 1 - a->window : 0;
-    float *scores = scratch, *max = scores + (size_t)n_q * CACHE_SPEC_MAX_BLOCK_TOKENS;
-    float *sum = max + n_q, *rows = sum + n_q;
+    const uint32_t bt = spec->block_tokens, dk = spec->k_head_dim, dv = spec->v_head_dim;
+    const uint32_t n_rows = n_pos * n_q, last = a->pos + n_pos - 1;
+    tile_state s = {.a = a, .n_pos = n_pos, .n_q = n_q, .dk = dk, .dv = dv, .q = q,
+                    .q_stride = q_stride, .out = out, .out_stride = out_stride};
+    s.scores = scratch;
+    s.max = s.scores + (size_t)ATTENTION_MAX_ROWS * ATT_TILE;
+    s.sum = s.max + ATTENTION_MAX_ROWS;
+    s.rows = s.sum + ATTENTION_MAX_ROWS;
+    s.kt = s.rows + (size_t)ATT_TILE * (dk > dv ? dk : dv);
+    uint8_t live[ATTENTION_MAX_ROWS];
 
-    for (uint32_t g = 0; g < n_q; g++) {
-        max[g] = -INFINITY;
-        sum[g] = 0.0f;
+    for (uint32_t r = 0; r < n_rows; r++) {
+        s.max[r] = -INFINITY;
+        s.sum[r] = 0.0f;
     }
-    memset(out, 0, (size_t)n_q * dv * sizeof *out);
+    for (uint32_t i = 0; i < n_pos; i++)
+        memset(out + i * out_stride, 0, (size_t)n_q * dv * sizeof *out);
 
-    for (uint32_t start = lo; start <= a->pos;) {
-        uint32_t slot0 = start % bt;
-        uint32_t end = start - slot0 + bt - 1; /* last position in this block */
-        if (end > a->pos)
-            end = a->pos;
-        uint32_t n = end - start + 1;
-        uint32_t b = block_table_block_for(a->kv, a->layer, start);
+    for (uint32_t k0 = first_key(a, a->pos); k0 <= last;) {
+        uint32_t slot0 = k0 % bt, n = bt - slot0;
+        if (n > ATT_TILE)
+            n = ATT_TILE;
+        if (n > last - k0 + 1)
+            n = last - k0 + 1;
+        uint32_t b = block_table_block_for(a->kv, a->layer, k0);
         assert(b != UINT32_MAX); /* the forward pass checked the table covers the window */
         const uint8_t *blk = block_pool_data(pool, b);
 
-        block_scores(a, spec, blk + cache_spec_k_offset(spec, a->kv_head, slot0), n, n_q, q,
-                     scores, rows);
-        for (uint32_t g = 0; g < n_q; g++)
-            block_softmax(scores + (size_t)g * CACHE_SPEC_MAX_BLOCK_TOKENS, n, &max[g], &sum[g],
-                          out + (size_t)g * dv, dv);
-        block_values(a, spec, blk + cache_spec_v_offset(spec, a->kv_head, slot0), n, n_q, scores,
-                     out, rows);
-        start = end + 1;
+        widen_rows(a, spec, blk + cache_spec_k_offset(spec, a->kv_head, slot0), n, dk, s.rows);
+        a->vo->transpose16_f32(s.kt, s.rows, n, dk);
+        tile_weights(&s, k0, n, live);
+        widen_rows(a, spec, blk + cache_spec_v_offset(spec, a->kv_head, slot0), n, dv, s.rows);
+        for (uint32_t r = 0; r < n_rows; r++)
+            if (live[r])
+                a->vo->axpy_rows_f32(out + (r / n_q) * out_stride + (size_t)(r % n_q) * dv,
+                                     s.scores + (size_t)r * ATT_TILE, s.rows, n, dv);
+        k0 += n;
     }
-    for (uint32_t g = 0; g < n_q; g++) {
-        float inv = 1.0f / sum[g];
+    for (uint32_t r = 0; r < n_rows; r++) {
+        float inv = 1.0f / s.sum[r];
+        float *o = out + (r / n_q) * out_stride + (size_t)(r % n_q) * dv;
         for (uint32_t d = 0; d < dv; d++)
-            out[(size_t)g * dv + d] *= inv;
+            o[d] *= inv;
     }
 }

@@ -58,6 +58,7 @@ struct forward_ctx {
     /* Per thread. */
     float *scores; /* [n_threads][scores_per_thread]: attention scratch */
     size_t scores_per_thread;
+    uint32_t *tile_t0, *tile_n; /* [n_tiles]: attention's query tiles (first token, length) */
     /* Logits. */
     float *hid;    /* [LOGIT_CHUNK][n_embd] */
     float *logit;  /* [LOGIT_CHUNK][n_vocab] */
@@ -142,8 +143,9 @@ forward_ctx *forward_ctx_create(const model *m, const forward_opts *opts, sem_er
     c->rope_s = scratch(T * hp->n_rot, sizeof *c->rope_s, &ok);
     c->inv_freq_g = scratch(hp->n_rot / 2 + 1, sizeof *c->inv_freq_g, &ok);
     c->inv_freq_s = scratch(hp->n_rot / 2 + 1, sizeof *c->inv_freq_s, &ok);
-    c->scores_per_thread = attention_scratch_floats(hp->n_head / hp->n_head_kv, hp->head_dim_k,
-                                                    hp->head_dim_v);
+    c->scores_per_thread = attention_scratch_floats(hp->head_dim_k, hp->head_dim_v);
+    c->tile_t0 = scratch(T, sizeof *c->tile_t0, &ok);
+    c->tile_n = scratch(T, sizeof *c->tile_n, &ok);
     c->scores = scratch((size_t)opts->n_threads * c->scores_per_thread, sizeof *c->scores, &ok);
     c->hid = scratch((size_t)LOGIT_CHUNK * E, sizeof *c->hid, &ok);
     c->logit = scratch((size_t)LOGIT_CHUNK * hp->n_vocab, sizeof *c->logit, &ok);
@@ -172,6 +174,8 @@ void forward_ctx_destroy(forward_ctx *c)
     free(c->sel);
     free(c->rows);
     free(c->pos);
+    free(c->tile_t0);
+    free(c->tile_n);
     free((void *)c->seq_kv);
     matmul_ctx_destroy(c->mm);
     thread_pool_destroy(c->tp);
@@ -318,31 +322,55 @@ static void store_kv(forward_ctx *c, uint32_t layer, uint32_t T)
 
 typedef struct attn_job {
     forward_ctx *c;
-    uint32_t layer, window, T;
+    uint32_t layer, window, n_tiles;
     uint32_t split; /* parts each KV head's group of query heads is cut into */
 } attn_job;
 
-/* Thread body: items (token, KV head, part of its query heads) are dealt
- * round-robin to threads. */
+/* Thread body: items (query tile, KV head, part of its query heads) are
+ * dealt round-robin to threads. */
 static void attn_worker(void *arg, int ith, int nth)
 {
     const attn_job *j = arg;
     forward_ctx *c = j->c;
     const model_hparams *hp = c->hp;
     const uint32_t group = hp->n_head / hp->n_head_kv;
+    const size_t q_stride = (size_t)hp->n_head * hp->head_dim_k;
+    const size_t o_stride = (size_t)hp->n_head * hp->head_dim_v;
     float *scratch = c->scores + (size_t)ith * c->scores_per_thread;
-    uint64_t n_items = (uint64_t)j->T * hp->n_head_kv * j->split;
+    uint64_t n_items = (uint64_t)j->n_tiles * hp->n_head_kv * j->split;
     for (uint64_t i = (uint64_t)ith; i < n_items; i += (uint64_t)nth) {
         uint32_t part = (uint32_t)(i % j->split);
         uint64_t th = i / j->split;
-        uint32_t t = (uint32_t)(th / hp->n_head_kv), kvh = (uint32_t)(th % hp->n_head_kv);
+        uint32_t tile = (uint32_t)(th / hp->n_head_kv), kvh = (uint32_t)(th % hp->n_head_kv);
+        uint32_t t = c->tile_t0[tile];
         uint32_t h0 = kvh * group + group * part / j->split;
         uint32_t h1 = kvh * group + group * (part + 1) / j->split;
         attention_args a = {.vo = c->vo, .kv = c->seq_kv[t], .layer = j->layer,
                             .window = j->window, .kv_head = kvh, .pos = c->pos[t]};
-        attention_heads(&a, h1 - h0, c->q + ((size_t)t * hp->n_head + h0) * hp->head_dim_k,
-                        c->att + ((size_t)t * hp->n_head + h0) * hp->head_dim_v, scratch);
+        attention_tile(&a, c->tile_n[tile], h1 - h0,
+                       c->q + (size_t)t * q_stride + (size_t)h0 * hp->head_dim_k, q_stride,
+                       c->att + (size_t)t * o_stride + (size_t)h0 * hp->head_dim_v, o_stride,
+                       scratch);
     }
+}
+
+/* Cuts the batch into query tiles: runs of consecutive positions of one
+ * sequence (a prefill chunk), at most max_pos long; a decode token is a
+ * tile of its own. Returns the number of tiles. */
+static uint32_t query_tiles(forward_ctx *c, uint32_t T, uint32_t max_pos)
+{
+    uint32_t n = 0;
+    for (uint32_t t = 0; t < T;) {
+        uint32_t len = 1;
+        while (t + len < T && len < max_pos && c->seq_kv[t + len] == c->seq_kv[t] &&
+               c->pos[t + len] == c->pos[t] + len)
+            len++;
+        c->tile_t0[n] = t;
+        c->tile_n[n] = len;
+        n++;
+        t += len;
+    }
+    return n;
 }
 
 static void attention_block(forward_ctx *c, uint32_t l, uint32_t T)
@@ -362,15 +390,21 @@ static void attention_block(forward_ctx *c, uint32_t l, uint32_t T)
     position_qk(c, w, sliding, T);
     store_kv(c, l, T);
 
-    /* Whole groups share each K/V row read; cut them only when there are
-     * fewer (token, KV head) items than threads, as in a one-sequence
-     * decode of a model with one KV head. */
-    uint32_t group = hp->n_head / hp->n_head_kv, items = T * hp->n_head_kv;
+    /* Whole groups of query heads, over as many positions as fit a tile,
+     * share each K/V row read; groups are cut only when there are fewer
+     * (tile, KV head) items than threads, as in a one-sequence decode of a
+     * model with one KV head. */
+    uint32_t group = hp->n_head / hp->n_head_kv;
+    uint32_t max_pos = group >= ATTENTION_MAX_ROWS ? 1 : ATTENTION_MAX_ROWS / group;
+    uint32_t n_tiles = query_tiles(c, T, max_pos), items = n_tiles * hp->n_head_kv;
     uint32_t nth = (uint32_t)thread_pool_size(c->tp), split = 1;
     if (items < nth)
         split = (nth + items - 1) / items < group ? (nth + items - 1) / items : group;
-    attn_job job = {.c = c, .layer = l, .window = sliding ? hp->sliding_window : 0, .T = T,
-                    .split = split};
+    /* a group larger than a tile holds is always cut */
+    while ((group + split - 1) / split > ATTENTION_MAX_ROWS)
+        split++;
+    attn_job job = {.c = c, .layer = l, .window = sliding ? hp->sliding_window : 0,
+                    .n_tiles = n_tiles, .split = split};
     thread_pool_run(c->tp, attn_worker, &job);
 
     matmul(c->mm, &w->wo, c->att, T, c->out, E);

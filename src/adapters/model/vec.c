@@ -3,6 +3,7 @@
  */
 #include "vec.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "fp16.h"
@@ -33,10 +34,30 @@ static float dot_f32(const float *a, const float *b, size_t n)
     return s;
 }
 
-static void dot_rows_f32(float *s, const float *x, const float *q, size_t n_rows, size_t n)
+static void transpose16_f32(float *dst, const float *src, size_t n_rows, size_t n)
 {
-    for (size_t r = 0; r < n_rows; r++)
-        s[r] = dot_f32(x + r * n, q, n);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < 16; j++)
+            dst[i * 16 + j] = j < n_rows ? src[j * n + i] : 0.0f;
+}
+
+static void scores16_f32(float *s, const float *q, const float *kt, size_t n)
+{
+    float acc[16] = {0};
+    for (size_t i = 0; i < n; i++)
+        for (int j = 0; j < 16; j++)
+            acc[j] += q[i] * kt[i * 16 + (size_t)j];
+    memcpy(s, acc, sizeof acc);
+}
+
+static float exp_shift_f32(float *s, size_t n, float shift)
+{
+    float sum = 0.0f;
+    for (size_t j = 0; j < n; j++) {
+        s[j] = expf(s[j] - shift);
+        sum += s[j];
+    }
+    return sum;
 }
 
 static void axpy_f32(float *y, float s, const float *x, size_t n)
@@ -82,7 +103,9 @@ static void q8_0_to_f32(float *dst, const void *q, size_t n)
 static const vec_ops portable = {
     .isa = CPU_ISA_PORTABLE,
     .dot_f32 = dot_f32,
-    .dot_rows_f32 = dot_rows_f32,
+    .transpose16_f32 = transpose16_f32,
+    .scores16_f32 = scores16_f32,
+    .exp_shift_f32 = exp_shift_f32,
     .axpy_f32 = axpy_f32,
     .axpy_rows_f32 = axpy_rows_f32,
     .f32_to_f16 = f32_to_f16,

@@ -2,15 +2,18 @@
  * vec.h - vector primitives for attention and normalisation, per SIMD tier.
  *
  * The KV cache stores K and V rows as f16 or q8_0 (n/32 blocks of {f16 d,
- * int8 q[32]}, 34 bytes each, the GGUF Q8_0 layout); attention widens a few
- * rows at a time to f32, dots the queries with the K rows and accumulates
- * the V rows weighted by the softmax. These are the loops it needs, in one
- * table per tier, chosen once:
+ * int8 q[32]}, 34 bytes each, the GGUF Q8_0 layout); attention widens a
+ * tile of 16 rows at a time to f32, transposes the K tile so that a query
+ * gets its 16 scores as one vector, takes the exponentials of the scores
+ * and accumulates the V rows weighted by them. These are the loops it
+ * needs, in one table per tier, chosen once:
  *
  *     const vec_ops *v = vec_ops_for(isa);
  *     v->f16_to_f32(rows, k_rows, n_rows * head_dim);
- *     v->dot_rows_f32(scores, rows, q, n_rows, head_dim);
- *     v->axpy_rows_f32(out, weights, rows, n_rows, head_dim);
+ *     v->transpose16_f32(kt, rows, n_rows, head_dim);
+ *     v->scores16_f32(scores, q, kt, head_dim);
+ *     sum += v->exp_shift_f32(scores, 16, max);
+ *     v->axpy_rows_f32(out, scores, v_rows, n_rows, head_dim);
  *
  * Lengths are arbitrary for f32/f16 operations and a multiple of 32 for
  * q8_0 ones. Pointers need no alignment. Conversions to f16 round to
@@ -34,9 +37,15 @@ typedef struct vec_ops {
     cpu_isa isa;
     /* sum_i a[i] * b[i] */
     float (*dot_f32)(const float *a, const float *b, size_t n);
-    /* s[r] = sum_i x[r][i] * q[i] for r < n_rows, x [n_rows][n] (K rows
-     * against a query) */
-    void (*dot_rows_f32)(float *s, const float *x, const float *q, size_t n_rows, size_t n);
+    /* dst[n][16] = src[16][n] transposed, rows of src from n_rows on read
+     * as zeros (n_rows <= 16): a tile of K rows, key-minor */
+    void (*transpose16_f32)(float *dst, const float *src, size_t n_rows, size_t n);
+    /* s[j] = sum_i q[i] * kt[i][j] for j < 16, kt [n][16]: one query's
+     * scores against a transposed tile of 16 keys */
+    void (*scores16_f32)(float *s, const float *q, const float *kt, size_t n);
+    /* s[j] = exp(s[j] - shift) for j < n, returning their sum; -inf gives 0
+     * (within 2 ulp of expf) */
+    float (*exp_shift_f32)(float *s, size_t n, float shift);
     /* y[i] += s * x[i] */
     void (*axpy_f32)(float *y, float s, const float *x, size_t n);
     /* y[i] += sum_r w[r] * x[r][i], x [n_rows][n] (V rows into an attention

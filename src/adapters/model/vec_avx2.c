@@ -4,6 +4,7 @@
  * which checks the CPU. Tails of fewer than 8 values run in scalar code.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "fp16.h"
@@ -51,36 +52,67 @@ static float dot_f32(const float *a, const float *b, size_t n)
     return s;
 }
 
-/* Four rows at a time share each load of q. */
-static void dot_rows_f32(float *s, const float *x, const float *q, size_t n_rows, size_t n)
+static void transpose16_f32(float *dst, const float *src, size_t n_rows, size_t n)
 {
-    size_t r = 0;
-    for (; r + 4 <= n_rows; r += 4) {
-        const float *x0 = x + r * n, *x1 = x0 + n, *x2 = x1 + n, *x3 = x2 + n;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-        size_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            __m256 qv = _mm256_loadu_ps(q + i);
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + i), qv, a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + i), qv, a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + i), qv, a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + i), qv, a3);
-        }
-        float t0 = hsum8(a0), t1 = hsum8(a1), t2 = hsum8(a2), t3 = hsum8(a3);
-        for (; i < n; i++) {
-            t0 += x0[i] * q[i];
-            t1 += x1[i] * q[i];
-            t2 += x2[i] * q[i];
-            t3 += x3[i] * q[i];
-        }
-        s[r] = t0;
-        s[r + 1] = t1;
-        s[r + 2] = t2;
-        s[r + 3] = t3;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < 16; j++)
+            dst[i * 16 + j] = j < n_rows ? src[j * n + i] : 0.0f;
+}
+
+static void scores16_f32(float *s, const float *q, const float *kt, size_t n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (size_t i = 0; i < n; i++) {
+        __m256 qi = _mm256_set1_ps(q[i]);
+        a0 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kt + i * 16), a0);
+        a1 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kt + i * 16 + 8), a1);
     }
-    for (; r < n_rows; r++)
-        s[r] = dot_f32(x + r * n, q, n);
+    _mm256_storeu_ps(s, a0);
+    _mm256_storeu_ps(s + 8, a1);
+}
+
+/* exp as in vec_avx512.c (Cephes expf polynomial), 8 lanes; 2^k through
+ * the exponent bits. */
+ALWAYS_INLINE __m256 exp8(__m256 x)
+{
+    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* k in [-126, 128]: 2^k as k + 127 in the exponent field, in two
+     * halves so that k = 128 (x near 88.3) does not overflow the field */
+    __m256i ki = _mm256_cvtps_epi32(k);
+    __m256i h = _mm256_srai_epi32(ki, 1);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, _mm256_set1_epi32(127)), 23));
+    __m256 s2 = _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ki, h), _mm256_set1_epi32(127)), 23));
+    return _mm256_andnot_ps(tiny, _mm256_mul_ps(_mm256_mul_ps(p, s1), s2));
+}
+
+static float exp_shift_f32(float *s, size_t n, float shift)
+{
+    __m256 sum = _mm256_setzero_ps(), sh = _mm256_set1_ps(shift);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), sh));
+        _mm256_storeu_ps(s + j, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float t = hsum8(sum);
+    for (; j < n; j++) {
+        s[j] = expf(s[j] - shift);
+        t += s[j];
+    }
+    return t;
 }
 
 static void axpy_f32(float *y, float s, const float *x, size_t n)
@@ -178,7 +210,9 @@ static void q8_0_to_f32(float *dst, const void *q, size_t n)
 static const vec_ops avx2 = {
     .isa = CPU_ISA_AVX2,
     .dot_f32 = dot_f32,
-    .dot_rows_f32 = dot_rows_f32,
+    .transpose16_f32 = transpose16_f32,
+    .scores16_f32 = scores16_f32,
+    .exp_shift_f32 = exp_shift_f32,
     .axpy_f32 = axpy_f32,
     .axpy_rows_f32 = axpy_rows_f32,
     .f32_to_f16 = f32_to_f16,

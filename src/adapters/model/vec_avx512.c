@@ -38,29 +38,85 @@ static float dot_f32(const float *a, const float *b, size_t n)
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
-/* Four rows at a time share each load of q. */
-static void dot_rows_f32(float *s, const float *x, const float *q, size_t n_rows, size_t n)
+/* 16x16 blocks: unpack pairs, then quads, then 128-bit lanes. */
+static void transpose16_f32(float *dst, const float *src, size_t n_rows, size_t n)
 {
-    size_t r = 0;
-    for (; r + 4 <= n_rows; r += 4) {
-        const float *x0 = x + r * n, *x1 = x0 + n, *x2 = x1 + n, *x3 = x2 + n;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-        for (size_t i = 0; i < n; i += 16) {
-            __mmask16 m = tail16(n - i);
-            __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
-            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x0 + i), qv, a0);
-            a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x1 + i), qv, a1);
-            a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x2 + i), qv, a2);
-            a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x3 + i), qv, a3);
+    for (size_t c = 0; c < n; c += 16) {
+        __mmask16 m = tail16(n - c);
+        __m512 r[16], t[16];
+        for (size_t j = 0; j < 16; j++)
+            r[j] = j < n_rows ? _mm512_maskz_loadu_ps(m, src + j * n + c) : _mm512_setzero_ps();
+        for (int j = 0; j < 16; j += 2) {
+            t[j] = _mm512_unpacklo_ps(r[j], r[j + 1]);
+            t[j + 1] = _mm512_unpackhi_ps(r[j], r[j + 1]);
         }
-        s[r] = _mm512_reduce_add_ps(a0);
-        s[r + 1] = _mm512_reduce_add_ps(a1);
-        s[r + 2] = _mm512_reduce_add_ps(a2);
-        s[r + 3] = _mm512_reduce_add_ps(a3);
+        for (int j = 0; j < 16; j += 4) {
+            __m512d a = _mm512_castps_pd(t[j]), b = _mm512_castps_pd(t[j + 2]);
+            __m512d e = _mm512_castps_pd(t[j + 1]), f = _mm512_castps_pd(t[j + 3]);
+            r[j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            r[j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+            r[j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(e, f));
+            r[j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(e, f));
+        }
+        /* r[4k + i] holds, in 128-bit lane L, column 4L + i of rows 4k..4k+3 */
+        for (int i = 0; i < 4; i++) {
+            __m512 a = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);      /* lanes 0,2 | 0,2 */
+            __m512 b = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);      /* lanes 1,3 | 1,3 */
+            __m512 e = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+            __m512 f = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
+            t[i] = _mm512_shuffle_f32x4(a, e, 0x88);      /* column i */
+            t[8 + i] = _mm512_shuffle_f32x4(a, e, 0xdd);  /* column 8 + i */
+            t[4 + i] = _mm512_shuffle_f32x4(b, f, 0x88);  /* column 4 + i */
+            t[12 + i] = _mm512_shuffle_f32x4(b, f, 0xdd); /* column 12 + i */
+        }
+        for (size_t i = 0; i < 16 && c + i < n; i++)
+            _mm512_storeu_ps(dst + (c + i) * 16, t[i]);
     }
-    for (; r < n_rows; r++)
-        s[r] = dot_f32(x + r * n, q, n);
+}
+
+static void scores16_f32(float *s, const float *q, const float *kt, size_t n)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_loadu_ps(kt + i * 16), a0);
+        a1 = _mm512_fmadd_ps(_mm512_set1_ps(q[i + 1]), _mm512_loadu_ps(kt + i * 16 + 16), a1);
+    }
+    if (i < n)
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_loadu_ps(kt + i * 16), a0);
+    _mm512_storeu_ps(s, _mm512_add_ps(a0, a1));
+}
+
+/* exp(x) = 2^k exp(r), k = round(x log2 e), r = x - k ln 2 in two parts,
+ * exp(r) by the Cephes expf polynomial; below -87.3 (and -inf) it is 0. */
+ALWAYS_INLINE __m512 exp16(__m512 x)
+{
+    __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_maskz_mov_ps((__mmask16)~tiny, _mm512_scalef_ps(p, k));
+}
+
+static float exp_shift_f32(float *s, size_t n, float shift)
+{
+    __m512 sum = _mm512_setzero_ps(), sh = _mm512_set1_ps(shift);
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 m = tail16(n - j);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), sh));
+        _mm512_mask_storeu_ps(s + j, m, e);
+        sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(m, e));
+    }
+    return _mm512_reduce_add_ps(sum);
 }
 
 static void axpy_f32(float *y, float s, const float *x, size_t n)
@@ -152,7 +208,9 @@ static void q8_0_to_f32(float *dst, const void *q, size_t n)
 static const vec_ops avx512 = {
     .isa = CPU_ISA_AVX512,
     .dot_f32 = dot_f32,
-    .dot_rows_f32 = dot_rows_f32,
+    .transpose16_f32 = transpose16_f32,
+    .scores16_f32 = scores16_f32,
+    .exp_shift_f32 = exp_shift_f32,
     .axpy_f32 = axpy_f32,
     .axpy_rows_f32 = axpy_rows_f32,
     .f32_to_f16 = f32_to_f16,

@@ -145,12 +145,13 @@ static uint32_t kv_tensor(cache_kv_type t)
     return t == CACHE_KV_Q8_0 ? TENSOR_Q8_0 : TENSOR_F16;
 }
 
-/* The SIMD conversions of this CPU (f16 <-> f32, f32 -> q8_0). */
+/* The SIMD conversions of this CPU (f16 <-> f32, f32 <-> q8_0). */
 static const vec_ops *fast_ops(void) { return vec_ops_for(cpu_isa_best()); }
 
 /*
  * One row from type `from` to type `to`; bit-exact copy when they agree.
- * Through f32 in scratch[dim]; the f16 and q8_0 steps use SIMD (a 4096-token
+ * Through f32 in scratch[dim]; the f16 and q8_0 steps use SIMD, q4_0 is
+ * scalar (a 4096-token
  * 1B-shape agent converts 67 M values on every save and load).
  */
 static void convert_row(const vec_ops *vo, uint32_t from, const uint8_t *src, uint32_t to,
@@ -162,6 +163,8 @@ static void convert_row(const vec_ops *vo, uint32_t from, const uint8_t *src, ui
     }
     if (from == TENSOR_F16)
         vo->f16_to_f32(scratch, (const uint16_t *)src, dim);
+    else if (from == TENSOR_Q8_0)
+        vo->q8_0_to_f32(scratch, src, dim);
     else
         quant_dequantize_row_unchecked(from, src, scratch, dim);
     if (to == TENSOR_F16)

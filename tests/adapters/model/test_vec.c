@@ -47,34 +47,105 @@ static void dots_match_the_reference(void **state)
 {
     (void)state;
     uint64_t rng = 3;
-    enum { ROWS = 7 }; /* a group of 4 and a tail of 3 */
-    static float a[ROWS * 133 + 1], b[160], s[ROWS + GUARD];
+    float a[160], b[160];
     FOR_EACH_TIER(v)
     {
         for (size_t li = 0; li < N_LENGTHS; li++) {
             size_t n = lengths[li];
             float *pa = a + 1, *pb = b + 3; /* misaligned */
-            double want[ROWS], mag[ROWS];
-            for (size_t i = 0; i < n; i++)
+            double want = 0, mag = 0;
+            for (size_t i = 0; i < n; i++) {
+                pa[i] = frand(&rng);
                 pb[i] = frand(&rng);
-            for (size_t r = 0; r < ROWS; r++) {
-                want[r] = mag[r] = 0;
-                for (size_t i = 0; i < n; i++) {
-                    pa[r * n + i] = frand(&rng);
-                    want[r] += (double)pa[r * n + i] * pb[i];
-                    mag[r] += fabs((double)pa[r * n + i] * pb[i]);
+                want += (double)pa[i] * pb[i];
+                mag += fabs((double)pa[i] * pb[i]);
+            }
+            assert_true(close_enough(v->dot_f32(pa, pb, n), want, mag));
+        }
+    }
+}
+
+/* A K tile of 1..16 rows transposed, and a query's 16 scores against it,
+ * as the dots of the query with each row (zeros past the rows). */
+static void a_transposed_tile_gives_the_scores(void **state)
+{
+    (void)state;
+    uint64_t rng = 8;
+    static float rows[16 * 133 + 1], kt[133 * 16 + GUARD], q[133 + 1];
+    float s[16 + GUARD];
+    FOR_EACH_TIER(v)
+    {
+        for (size_t li = 0; li < N_LENGTHS; li++) {
+            size_t n = lengths[li];
+            for (size_t n_rows = 1; n_rows <= 16; n_rows += 5) {
+                float *pr = rows + 1, *pq = q + 1; /* misaligned */
+                for (size_t i = 0; i < n_rows * n; i++)
+                    pr[i] = frand(&rng);
+                for (size_t i = 0; i < n; i++)
+                    pq[i] = frand(&rng);
+                for (size_t i = 0; i < n * 16 + GUARD; i++)
+                    kt[i] = SENTINEL;
+                v->transpose16_f32(kt, pr, n_rows, n);
+                for (size_t i = 0; i < n; i++)
+                    for (size_t j = 0; j < 16; j++)
+                        assert_true(kt[i * 16 + j] == (j < n_rows ? pr[j * n + i] : 0.0f));
+                for (size_t i = n * 16; i < n * 16 + GUARD; i++)
+                    assert_true(kt[i] == SENTINEL);
+                for (size_t j = 0; j < 16 + GUARD; j++)
+                    s[j] = SENTINEL;
+                v->scores16_f32(s, pq, kt, n);
+                for (size_t j = 0; j < 16; j++) {
+                    double want = 0, mag = 0;
+                    for (size_t i = 0; j < n_rows && i < n; i++) {
+                        want += (double)pr[j * n + i] * pq[i];
+                        mag += fabs((double)pr[j * n + i] * pq[i]);
+                    }
+                    assert_true(close_enough(s[j], want, mag));
                 }
+                for (size_t j = 16; j < 16 + GUARD; j++)
+                    assert_true(s[j] == SENTINEL);
             }
-            assert_true(close_enough(v->dot_f32(pa, pb, n), want[0], mag[0]));
-            for (size_t rows = 1; rows <= ROWS; rows += 3) {
-                for (size_t r = 0; r < ROWS + GUARD; r++)
-                    s[r] = SENTINEL;
-                v->dot_rows_f32(s, pa, pb, rows, n);
-                for (size_t r = 0; r < rows; r++)
-                    assert_true(close_enough(s[r], want[r], mag[r]));
-                for (size_t r = rows; r < ROWS + GUARD; r++)
-                    assert_true(s[r] == SENTINEL);
+        }
+    }
+}
+
+/* exp_shift_f32 is expf within 2 ulp over the range softmax uses, 0 for
+ * -inf and far below, and its sum is the sum of what it wrote. */
+static void shifted_exponentials_match_expf(void **state)
+{
+    (void)state;
+    uint64_t rng = 9;
+    float s[160 + GUARD], x[160];
+    FOR_EACH_TIER(v)
+    {
+        for (size_t li = 0; li < N_LENGTHS; li++) {
+            size_t n = lengths[li];
+            float shift = frand(&rng) * 20.0f;
+            for (size_t i = 0; i < n; i++)
+                x[i] = shift + frand(&rng) * 90.0f - 80.0f; /* x - shift in [-170, 10) */
+            x[0] = -INFINITY;
+            if (n > 2)
+                x[2] = shift; /* exp(0) */
+            for (size_t i = 0; i < n + GUARD; i++)
+                s[i] = i < n ? x[i] : SENTINEL;
+            float sum = v->exp_shift_f32(s, n, shift);
+            double want_sum = 0;
+            for (size_t i = 0; i < n; i++) {
+                float want = expf(x[i] - shift);
+                if (x[i] - shift < -87.3f) {
+                    assert_true(s[i] <= 1e-37f); /* flushed, or expf's tiny value */
+                } else if (fabsf(s[i] - want) > 2.5e-7f * want) {
+                    fail_msg("%s: exp(%a) = %a, want %a", cpu_isa_name(v->isa),
+                             (double)(x[i] - shift), (double)s[i], (double)want);
+                }
+                want_sum += s[i];
             }
+            assert_true(s[0] == 0.0f);
+            if (n > 2)
+                assert_true(fabsf(s[2] - 1.0f) <= 2.5e-7f);
+            assert_true(fabs(sum - want_sum) <= 1e-5 * want_sum + 1e-30);
+            for (size_t i = n; i < n + GUARD; i++)
+                assert_true(s[i] == SENTINEL);
         }
     }
 }
@@ -213,6 +284,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_tier_is_available_up_to_the_best),
         cmocka_unit_test(dots_match_the_reference),
+        cmocka_unit_test(a_transposed_tile_gives_the_scores),
+        cmocka_unit_test(shifted_exponentials_match_expf),
         cmocka_unit_test(axpys_update_exactly_n_values),
         cmocka_unit_test(f16_conversions_match_fp16_h_bit_for_bit),
         cmocka_unit_test(q8_0_rows_round_like_llama_cpp),
