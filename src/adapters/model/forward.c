@@ -430,7 +430,7 @@ static void gate_worker(void *arg, int ith, int nth)
     if (j->c->arch->act == FFN_GELU)
         ops_gelu_mul(j->g + i0, j->u + i0, i1 - i0);
     else
-        ops_silu_mul(j->g + i0, j->u + i0, i1 - i0);
+        j->c->vo->silu_mul_f32(j->g + i0, j->u + i0, i1 - i0);
 }
 
 /* The gate's expf/tanhf dominate the work outside the matmuls when a step

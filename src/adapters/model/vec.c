@@ -60,6 +60,12 @@ static float exp_shift_f32(float *s, size_t n, float shift)
     return sum;
 }
 
+static void silu_mul_f32(float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 static void axpy_f32(float *y, float s, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -106,6 +112,7 @@ static const vec_ops portable = {
     .transpose16_f32 = transpose16_f32,
     .scores16_f32 = scores16_f32,
     .exp_shift_f32 = exp_shift_f32,
+    .silu_mul_f32 = silu_mul_f32,
     .axpy_f32 = axpy_f32,
     .axpy_rows_f32 = axpy_rows_f32,
     .f32_to_f16 = f32_to_f16,

@@ -46,6 +46,9 @@ typedef struct vec_ops {
     /* s[j] = exp(s[j] - shift) for j < n, returning their sum; -inf gives 0
      * (within 2 ulp of expf) */
     float (*exp_shift_f32)(float *s, size_t n, float shift);
+    /* g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + exp(-x)): the gated FFN
+     * (as ops_silu_mul, with the exp of exp_shift_f32) */
+    void (*silu_mul_f32)(float *g, const float *u, size_t n);
     /* y[i] += s * x[i] */
     void (*axpy_f32)(float *y, float s, const float *x, size_t n);
     /* y[i] += sum_r w[r] * x[r][i], x [n_rows][n] (V rows into an attention

@@ -115,6 +115,29 @@ static float exp_shift_f32(float *s, size_t n, float shift)
     return t;
 }
 
+ALWAYS_INLINE __m256 silu_mul8(__m256 x, __m256 u)
+{
+    __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    return _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+
+/* The tail goes through the same vector code (from a buffer), so every
+ * element's result is the same wherever it sits: a sequence's FFN does not
+ * depend on what else is in the batch. */
+static void silu_mul_f32(float *g, const float *u, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(g + i, silu_mul8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i)));
+    if (i < n) {
+        float x[8] = {0}, y[8] = {0};
+        memcpy(x, g + i, (n - i) * sizeof *x);
+        memcpy(y, u + i, (n - i) * sizeof *y);
+        _mm256_storeu_ps(x, silu_mul8(_mm256_loadu_ps(x), _mm256_loadu_ps(y)));
+        memcpy(g + i, x, (n - i) * sizeof *x);
+    }
+}
+
 static void axpy_f32(float *y, float s, const float *x, size_t n)
 {
     __m256 vs = _mm256_set1_ps(s);
@@ -213,6 +236,7 @@ static const vec_ops avx2 = {
     .transpose16_f32 = transpose16_f32,
     .scores16_f32 = scores16_f32,
     .exp_shift_f32 = exp_shift_f32,
+    .silu_mul_f32 = silu_mul_f32,
     .axpy_f32 = axpy_f32,
     .axpy_rows_f32 = axpy_rows_f32,
     .f32_to_f16 = f32_to_f16,

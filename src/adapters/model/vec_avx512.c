@@ -119,6 +119,19 @@ static float exp_shift_f32(float *s, size_t n, float shift)
     return _mm512_reduce_add_ps(sum);
 }
 
+static void silu_mul_f32(float *g, const float *u, size_t n)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = tail16(n - i);
+        __m512 x = _mm512_maskz_loadu_ps(m, g + i);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        __m512 y = _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)),
+                                 _mm512_maskz_loadu_ps(m, u + i));
+        _mm512_mask_storeu_ps(g + i, m, y);
+    }
+}
+
 static void axpy_f32(float *y, float s, const float *x, size_t n)
 {
     __m512 vs = _mm512_set1_ps(s);
@@ -211,6 +224,7 @@ static const vec_ops avx512 = {
     .transpose16_f32 = transpose16_f32,
     .scores16_f32 = scores16_f32,
     .exp_shift_f32 = exp_shift_f32,
+    .silu_mul_f32 = silu_mul_f32,
     .axpy_f32 = axpy_f32,
     .axpy_rows_f32 = axpy_rows_f32,
     .f32_to_f16 = f32_to_f16,

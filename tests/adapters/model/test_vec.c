@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "adapters/model/fp16.h"
+#include "adapters/model/ops.h"
 #include "adapters/model/quant.h"
 #include "adapters/model/tensor_type.h"
 #include "adapters/model/vec.h"
@@ -150,6 +151,44 @@ static void shifted_exponentials_match_expf(void **state)
     }
 }
 
+/* silu(g) * u as ops_silu_mul within a few ulp, over the range FFN gates
+ * take and far beyond, writing exactly n values; an element's result does
+ * not depend on where it sits (batch invariance). */
+static void silu_matches_the_scalar_gate(void **state)
+{
+    (void)state;
+    uint64_t rng = 10;
+    float g[160 + GUARD], u[160], want[160], at1[161];
+    FOR_EACH_TIER(v)
+    {
+        for (size_t li = 0; li < N_LENGTHS; li++) {
+            size_t n = lengths[li];
+            for (size_t i = 0; i < n; i++) {
+                g[i] = frand(&rng) * (i % 7 == 0 ? 120.0f : 12.0f);
+                u[i] = frand(&rng) * 2.0f;
+                want[i] = g[i];
+                at1[i + 1] = g[i];
+            }
+            for (size_t i = n; i < n + GUARD; i++)
+                g[i] = SENTINEL;
+            ops_silu_mul(want, u, n);
+            float shifted_u[161];
+            memcpy(shifted_u + 1, u, n * sizeof *u);
+            at1[0] = shifted_u[0] = 0.5f;
+            v->silu_mul_f32(g, u, n);
+            v->silu_mul_f32(at1, shifted_u, n + 1);
+            for (size_t i = 0; i < n; i++) {
+                if (fabsf(g[i] - want[i]) > 1e-6f * fabsf(want[i]) + 1e-30f)
+                    fail_msg("%s: silu(.)*u at %zu = %a, want %a", cpu_isa_name(v->isa), i,
+                             (double)g[i], (double)want[i]);
+                assert_true(at1[i + 1] == g[i]);
+            }
+            for (size_t i = n; i < n + GUARD; i++)
+                assert_true(g[i] == SENTINEL);
+        }
+    }
+}
+
 static void axpys_update_exactly_n_values(void **state)
 {
     (void)state;
@@ -286,6 +325,7 @@ int main(void)
         cmocka_unit_test(dots_match_the_reference),
         cmocka_unit_test(a_transposed_tile_gives_the_scores),
         cmocka_unit_test(shifted_exponentials_match_expf),
+        cmocka_unit_test(silu_matches_the_scalar_gate),
         cmocka_unit_test(axpys_update_exactly_n_values),
         cmocka_unit_test(f16_conversions_match_fp16_h_bit_for_bit),
         cmocka_unit_test(q8_0_rows_round_like_llama_cpp),
