@@ -142,11 +142,13 @@ sem_status block_pool_owner_remove(block_pool *pool, block_owner owner, sem_err 
 /* ---------------------------------------------------------------- life */
 
 /*
- * The arena: aligned to 2 MiB and, where the kernel leaves transparent huge
- * pages to madvise, asked for in huge pages. A pool is touched for the
- * first time when an agent is loaded from disk after a restart; with 4 KiB
- * pages, faulting in the 134 MB of a 4096-token 1B-shape agent cost about
- * as much as reading and converting its file.
+ * The arena: aligned to 2 MiB, asked for in transparent huge pages (where
+ * the kernel leaves them to madvise) and touched once here, so the pool's
+ * RAM is committed at start and no request pays for first-touch page
+ * faults. Left untouched, the first load of a 4096-token 1B-shape agent
+ * after a restart spent as long faulting in its 134 MB (4 KiB pages) as
+ * reading and converting its file, and huge pages faulted on demand made
+ * small loads erratic (synchronous compaction).
  */
 #define ARENA_HUGE (2u << 20)
 
@@ -154,8 +156,10 @@ static void *arena_alloc(size_t bytes)
 {
     size_t len = (bytes + ARENA_HUGE - 1) / ARENA_HUGE * ARENA_HUGE;
     void *p = aligned_alloc(ARENA_HUGE, len);
-    if (p)
+    if (p) {
         madvise(p, len, MADV_HUGEPAGE); /* a hint: failure changes nothing */
+        memset(p, 0, len);
+    }
     return p;
 }
 
