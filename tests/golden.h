@@ -1,6 +1,6 @@
 /*
  * golden.h - locating and reading the reference outputs in ../shared/golden
- * (or SEM_TESTDATA) and the subset copied into tests/data.
+ * (or SEMANTIC_TESTDATA) and the subset copied into tests/data.
  */
 #ifndef SEM_TEST_GOLDEN_H
 #define SEM_TEST_GOLDEN_H
@@ -16,11 +16,11 @@ static inline int golden_exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
-/* The full reference data: $SEM_TESTDATA, else <source>/../shared/golden; NULL if absent. */
+/* The full reference data: $SEMANTIC_TESTDATA, else <source>/../shared/golden; NULL if absent. */
 static inline const char *golden_full_root(void)
 {
     static char buf[4096]; /* test-process configuration, set once */
-    const char *env = getenv("SEM_TESTDATA");
+    const char *env = getenv("SEMANTIC_TESTDATA");
     if (env && *env)
         return golden_exists(env) ? env : NULL;
     snprintf(buf, sizeof buf, "%s/../../../shared/golden", SEM_TEST_DATA);

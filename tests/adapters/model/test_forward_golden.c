@@ -6,7 +6,7 @@
  * the reference's top-1/top-2 margin exceeds that tolerance.
  *
  * The models and cases copied into tests/data always run; the others run
- * when ../shared/golden (or $SEM_TESTDATA) is present. Each runs with the
+ * when ../shared/golden (or $SEMANTIC_TESTDATA) is present. Each runs with the
  * portable kernels and with the best kernels of this CPU, through 16-token
  * KV blocks and 7-token prefill chunks so paging and chunking are exercised.
  */
@@ -195,14 +195,14 @@ static void check_model(void **state)
     if (!have_model || !have_dir) {
         if (gm->local)
             fail_msg("%s: test data missing from tests/data", gm->name);
-        printf("  %s: skipped (no ../shared/golden; set SEM_TESTDATA)\n", gm->name);
+        printf("  %s: skipped (no ../shared/golden; set SEMANTIC_TESTDATA)\n", gm->name);
         skip();
     }
-    cpu_isa isas[2] = {CPU_ISA_PORTABLE, cpu_isa_best()};
-    for (int i = 0; i < (isas[1] == CPU_ISA_PORTABLE ? 1 : 2); i++) {
-        printf("  [%s kernels]\n", cpu_isa_name(isas[i]));
+    /* Every tier this CPU runs: portable, AVX2, AVX-512. */
+    for (int isa = CPU_ISA_PORTABLE; isa <= (int)cpu_isa_best(); isa++) {
+        printf("  [%s kernels]\n", cpu_isa_name((cpu_isa)isa));
         runner r;
-        runner_open(&r, model_path, isas[i]);
+        runner_open(&r, model_path, (cpu_isa)isa);
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
             check_case(&r, gm, dir, cases[c]);
         runner_close(&r);

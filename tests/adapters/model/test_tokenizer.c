@@ -9,7 +9,7 @@
  * tests/data/tokenizer holds the small vocabularies (SPM: llama-spm, phi-3;
  * BPE: gpt-2, deepseek-coder; the model vocabularies as vocab-only files),
  * so the default run is self-contained; the full suite (10 vocabularies,
- * every model file) runs when $SEM_TESTDATA or ../shared/golden exists.
+ * every model file) runs when $SEMANTIC_TESTDATA or ../shared/golden exists.
  * The streaming detokenizer is checked against decode on every case.
  */
 #include "tokenizer_test_util.h"
@@ -245,7 +245,7 @@ static void golden_vocab_vectors(void **state)
     (void)state;
     const char *g = tt_golden_dir();
     if (!g) {
-        print_message("skipped: no golden data (set SEM_TESTDATA to shared/golden)\n");
+        print_message("skipped: no golden data (set SEMANTIC_TESTDATA to shared/golden)\n");
         skip();
     }
     static const char *const names[] = {
@@ -328,7 +328,7 @@ static void golden_model_vocabs(void **state)
     (void)state;
     const char *g = tt_golden_dir();
     if (!g) {
-        print_message("skipped: no golden data (set SEM_TESTDATA to shared/golden)\n");
+        print_message("skipped: no golden data (set SEMANTIC_TESTDATA to shared/golden)\n");
         skip();
     }
     static const char *const pairs[][2] = {

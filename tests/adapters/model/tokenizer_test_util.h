@@ -50,12 +50,12 @@ static inline int tt_is_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The full golden suite: $SEM_TESTDATA, else ../shared/golden beside the
+/* The full golden suite: $SEMANTIC_TESTDATA, else ../shared/golden beside the
  * project root. NULL when neither has a tokenizer/ folder. */
 static inline const char *tt_golden_dir(void)
 {
     static char dir[1024];
-    const char *env = getenv("SEM_TESTDATA");
+    const char *env = getenv("SEMANTIC_TESTDATA");
     snprintf(dir, sizeof dir, "%s", env && *env ? env : SEM_GOLDEN_DEFAULT);
     char probe[1100];
     snprintf(probe, sizeof probe, "%s/tokenizer", dir);
