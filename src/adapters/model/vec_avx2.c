@@ -52,11 +52,39 @@ static float dot_f32(const float *a, const float *b, size_t n)
     return s;
 }
 
+/* 8x8 blocks in registers: unpack pairs, shuffle quads, swap 128-bit
+ * halves. Rows past n_rows read as zeros; a column tail (n % 8) is scalar. */
 static void transpose16_f32(float *dst, const float *src, size_t n_rows, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+        for (size_t h = 0; h < 16; h += 8) { /* rows h..h+7 -> dst columns h..h+7 */
+            __m256 r[8], t[8];
+            for (size_t j = 0; j < 8; j++)
+                r[j] = h + j < n_rows ? _mm256_loadu_ps(src + (h + j) * n + c) : _mm256_setzero_ps();
+            for (int j = 0; j < 8; j += 2) {
+                t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
+                t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
+            }
+            for (int j = 0; j < 8; j += 4) {
+                r[j] = _mm256_shuffle_ps(t[j], t[j + 2], 0x44);
+                r[j + 1] = _mm256_shuffle_ps(t[j], t[j + 2], 0xee);
+                r[j + 2] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+                r[j + 3] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0xee);
+            }
+            /* r[i] (i < 4) holds columns i (low half) and 4 + i (high half) of rows 0..3,
+             * r[4 + i] the same of rows 4..7 */
+            for (int i = 0; i < 4; i++) {
+                _mm256_storeu_ps(dst + (c + (size_t)i) * 16 + h,
+                                 _mm256_permute2f128_ps(r[i], r[4 + i], 0x20));
+                _mm256_storeu_ps(dst + (c + 4 + (size_t)i) * 16 + h,
+                                 _mm256_permute2f128_ps(r[i], r[4 + i], 0x31));
+            }
+        }
+    }
+    for (; c < n; c++)
         for (size_t j = 0; j < 16; j++)
-            dst[i * 16 + j] = j < n_rows ? src[j * n + i] : 0.0f;
+            dst[c * 16 + j] = j < n_rows ? src[j * n + c] : 0.0f;
 }
 
 static void scores16_f32(float *s, const float *q, const float *kt, size_t n)
