@@ -287,8 +287,11 @@ ALWAYS_INLINE void tile_store(__m512 acc[2][TT], int T, size_t t0, const tile_ou
             if ((size_t)v * 16 >= o->n_rows)
                 continue;
             size_t left = o->n_rows - (size_t)v * 16;
-            __mmask16 m = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-            _mm512_mask_storeu_ps(o->y + (t0 + (size_t)t) * o->ld_y + o->row0 + 16 * (size_t)v, m, r);
+            float *y = o->y + (t0 + (size_t)t) * o->ld_y + o->row0 + 16 * (size_t)v;
+            if (left >= 16) /* masked stores are slow here: only for a tail */
+                _mm512_storeu_ps(y, r);
+            else
+                _mm512_mask_storeu_ps(y, (__mmask16)((1u << left) - 1), r);
         }
     }
 }
