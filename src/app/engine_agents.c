@@ -516,14 +516,23 @@ static int by_recent_use(const void *x, const void *y)
     return strcmp(a->key, b->key);
 }
 
+/* Runs fn on the engine thread with c; its status, and its error in err
+ * (may be NULL). */
+static sem_status on_engine(void *self, void (*fn)(engine *e, void *arg), call_args *c,
+                            sem_err *err)
+{
+    engine_call(self, fn, c);
+    if (c->st != SEM_OK && err)
+        *err = c->err;
+    return c->st;
+}
+
 static sem_status as_list(void *self, const char *prefix, agent_info **out, size_t *n,
                           sem_err *err)
 {
     call_args c = {.prefix = prefix ? prefix : ""};
-    engine_call(self, call_list, &c);
-    if (c.st != SEM_OK) {
+    if (on_engine(self, call_list, &c, err) != SEM_OK) {
         free(c.list);
-        *err = c.err;
         return c.st;
     }
     if (c.n > 1) /* qsort wants a list, even of nothing */
@@ -546,10 +555,7 @@ static void call_get(engine *e, void *arg)
 static sem_status as_get(void *self, const char *key, agent_info *out, sem_err *err)
 {
     call_args c = {.key = key, .out = out};
-    engine_call(self, call_get, &c);
-    if (c.st != SEM_OK && err)
-        *err = c.err;
-    return c.st;
+    return on_engine(self, call_get, &c, err);
 }
 
 static void call_remove(engine *e, void *arg)
@@ -581,10 +587,7 @@ static void call_remove(engine *e, void *arg)
 static sem_status as_remove(void *self, const char *key, sem_err *err)
 {
     call_args c = {.key = key};
-    engine_call(self, call_remove, &c);
-    if (c.st != SEM_OK && err)
-        *err = c.err;
-    return c.st;
+    return on_engine(self, call_remove, &c, err);
 }
 
 static void call_evict(engine *e, void *arg)
@@ -608,10 +611,7 @@ static void call_evict(engine *e, void *arg)
 static sem_status as_evict(void *self, const char *key, sem_err *err)
 {
     call_args c = {.key = key};
-    engine_call(self, call_evict, &c);
-    if (c.st != SEM_OK && err)
-        *err = c.err;
-    return c.st;
+    return on_engine(self, call_evict, &c, err);
 }
 
 static const agent_store_ops engine_store_ops = {
