@@ -276,26 +276,32 @@ static void encode_header(kv_file_header *h, const int32_t *tokens, uint8_t *buf
 }
 
 /*
- * Gathers the rows of tokens [a, b) of layer l from the table's blocks into
- * buf as K[head][token][row] then V[head][token][row] in the payload type.
+ * Moves the rows of tokens [a, b) of layer l between the table's blocks and
+ * buf, which holds them as K[head][token][row] then V[head][token][row] in
+ * the payload type: into buf when saving (to_file), out of it (a verified
+ * chunk) when loading.
  */
-static void gather_chunk(const block_table *t, const kv_file_header *h, uint32_t l, uint32_t a,
-                         uint32_t b, uint8_t *buf, float *scratch)
+static void move_chunk(const block_table *t, const kv_file_header *h, uint32_t l, uint32_t a,
+                       uint32_t b, uint8_t *buf, float *scratch, int to_file)
 {
     const vec_ops *vo = fast_ops();
     block_pool *pool = block_table_pool(t);
     const cache_spec *spec = block_pool_spec(pool);
-    uint32_t from = kv_tensor(spec->kv_type), to = payload_tensor(h->payload);
+    uint32_t kv = kv_tensor(spec->kv_type), file = payload_tensor(h->payload);
     for (int v = 0; v < 2; v++) {
         uint32_t dim = v ? h->v_head_dim : h->k_head_dim;
         size_t row = kv_payload_row_bytes(h->payload, dim);
+        size_t kv_row = cache_spec_row_bytes(spec->kv_type, dim);
         for (uint32_t head = 0; head < h->n_kv_heads; head++) {
             for (uint32_t p = a; p < b; p++, buf += row) {
-                uint32_t blk = block_table_block_for(t, l, p);
                 uint32_t slot = p % spec->block_tokens;
                 size_t off = v ? cache_spec_v_offset(spec, head, slot)
                                : cache_spec_k_offset(spec, head, slot);
-                convert_row(vo, from, block_pool_data(pool, blk) + off, to, buf, row, dim, scratch);
+                uint8_t *cell = block_pool_data(pool, block_table_block_for(t, l, p)) + off;
+                if (to_file)
+                    convert_row(vo, kv, cell, file, buf, row, dim, scratch);
+                else
+                    convert_row(vo, file, buf, kv, cell, kv_row, dim, scratch);
             }
         }
     }
@@ -384,7 +390,7 @@ sem_status kv_file_write(int fd, const char *path, const block_table *t,
                 st = sem_err_set(err, SEM_ECANCELLED, "%s: the write was stopped", path);
                 break;
             }
-            gather_chunk(t, &h, l, a, b, cbuf, scratch);
+            move_chunk(t, &h, l, a, b, cbuf, scratch, 1);
             put64(cbuf + bytes, XXH64(cbuf, bytes, chunk_seed(h.checksum, l, c)));
             st = write_all(fd, path, cbuf, bytes + CHECKSUM_BYTES, &off, o, err);
         }
@@ -627,31 +633,6 @@ sem_status kv_file_check(const kv_file_header *h, const char *path, uint64_t fin
     return SEM_OK;
 }
 
-/* Scatters a verified chunk (layout of gather_chunk) into the table's blocks. */
-static void scatter_chunk(block_table *t, const kv_file_header *h, uint32_t l, uint32_t a,
-                          uint32_t b, const uint8_t *buf, float *scratch)
-{
-    const vec_ops *vo = fast_ops();
-    block_pool *pool = block_table_pool(t);
-    const cache_spec *spec = block_pool_spec(pool);
-    uint32_t from = payload_tensor(h->payload), to = kv_tensor(spec->kv_type);
-    for (int v = 0; v < 2; v++) {
-        uint32_t dim = v ? h->v_head_dim : h->k_head_dim;
-        size_t row = kv_payload_row_bytes(h->payload, dim);
-        size_t dst_row = cache_spec_row_bytes(spec->kv_type, dim);
-        for (uint32_t head = 0; head < h->n_kv_heads; head++) {
-            for (uint32_t p = a; p < b; p++, buf += row) {
-                uint32_t blk = block_table_block_for(t, l, p);
-                uint32_t slot = p % spec->block_tokens;
-                size_t off = v ? cache_spec_v_offset(spec, head, slot)
-                               : cache_spec_k_offset(spec, head, slot);
-                convert_row(vo, from, buf, to, block_pool_data(pool, blk) + off, dst_row, dim,
-                            scratch);
-            }
-        }
-    }
-}
-
 sem_status kv_file_read(int fd, const char *path, uint64_t fingerprint, block_pool *pool,
                         const char *owner_name, block_table **out, kv_file_header *hout,
                         sem_err *err)
@@ -707,7 +688,7 @@ sem_status kv_file_read(int fd, const char *path, uint64_t fingerprint, block_po
                                  (unsigned long long)(off + bytes + CHECKSUM_BYTES - 1));
                 break;
             }
-            scatter_chunk(t, h, l, a, b, cbuf, scratch);
+            move_chunk(t, h, l, a, b, cbuf, scratch, 0);
             off += bytes + CHECKSUM_BYTES;
         }
     }
