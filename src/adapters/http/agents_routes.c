@@ -31,12 +31,6 @@ static json_t *agent_json(const agent_info *a, const char *id)
                      "hits", (json_int_t)a->hits, "tokens_saved", (json_int_t)a->tokens_saved);
 }
 
-static void reply_status(http_api *api, http_exchange *x, const sem_err *err, const char *param)
-{
-    http_error he = http_error_from_status(err, param, http_api_state(api) == HTTP_STATE_DRAINING);
-    http_exchange_reply_error(x, &he);
-}
-
 /* The {id} of the path, checked, and its key in the caller's namespace. */
 static int path_agent(http_api *api, http_exchange *x, char key[AGENT_KEY_MAX + 1])
 {
@@ -44,7 +38,7 @@ static int path_agent(http_api *api, http_exchange *x, char key[AGENT_KEY_MAX + 
     sem_err err = {0};
     if (agent_id_validate(id, &err) != SEM_OK) {
         sem_err_wrap(&err, "agent id in the path");
-        reply_status(api, x, &err, "id");
+        http_api_reply_error(api, x, &err, "id");
         return 0;
     }
     http_exchange_note_agent(x, id);
@@ -62,7 +56,7 @@ void agents_routes_list(http_api *api, http_exchange *x)
     size_t n = 0;
     sem_err err = {0};
     if (be->agents.ops->list(be->agents.self, prefix, &list, &n, &err) != SEM_OK) {
-        reply_status(api, x, &err, NULL);
+        http_api_reply_error(api, x, &err, NULL);
         return;
     }
     json_t *data = json_array();
@@ -87,7 +81,7 @@ void agents_routes_get(http_api *api, http_exchange *x)
     sem_err err = {0};
     if (be->agents.ops->get(be->agents.self, key, &info, &err) != SEM_OK) {
         sem_err_set(&err, err.status, "agent '%s' not found", http_exchange_param(x));
-        reply_status(api, x, &err, "id");
+        http_api_reply_error(api, x, &err, "id");
         return;
     }
     http_exchange_reply_json(x, 200, agent_json(&info, http_exchange_param(x)));
@@ -107,7 +101,7 @@ void agents_routes_delete(http_api *api, http_exchange *x)
         } else if (strcmp(eo, "false") != 0 && strcmp(eo, "0") != 0) {
             sem_err err = {0};
             sem_err_set(&err, SEM_EREQUEST, "evict_only is '%s'; expected true or false", eo);
-            reply_status(api, x, &err, "evict_only");
+            http_api_reply_error(api, x, &err, "evict_only");
             return;
         }
     }
@@ -121,7 +115,7 @@ void agents_routes_delete(http_api *api, http_exchange *x)
                         evict ? "has no memory in RAM" : "not found");
         else if (st == SEM_EBUSY)
             sem_err_set(&err, st, "agent '%s' is generating; retry when it is done", id);
-        reply_status(api, x, &err, "id");
+        http_api_reply_error(api, x, &err, "id");
         return;
     }
     http_exchange_reply_json(
@@ -168,7 +162,7 @@ void agents_routes_prefill(http_api *api, http_exchange *x)
     json_decref(body);
     if (st != SEM_OK) {
         free(tokens);
-        reply_status(api, x, &e.err, e.param[0] ? e.param : NULL);
+        http_api_reply_error(api, x, &e.err, e.param);
         return;
     }
     gen_params p = {.prompt = tokens, .n_prompt = (uint32_t)n, .prefill_only = 1};
@@ -177,7 +171,7 @@ void agents_routes_prefill(http_api *api, http_exchange *x)
     st = http_gen_submit(&g, api, be, x, id, &p, &e);
     free(tokens);
     if (st != SEM_OK) {
-        reply_status(api, x, &e.err, NULL);
+        http_api_reply_error(api, x, &e.err, NULL);
         return;
     }
     http_buf ignored = {0};

@@ -213,20 +213,7 @@ static sem_status read_request(http_api *api, const http_backend *be, http_excha
     return render(be, r, e);
 }
 
-static void reply_req_err(http_api *api, http_exchange *x, const req_err *e)
-{
-    http_error he = http_error_from_status(&e->err, e->param[0] ? e->param : NULL,
-                                           http_api_state(api) == HTTP_STATE_DRAINING);
-    http_exchange_reply_error(x, &he);
-}
-
 /* ---------------------------------------------------------------- responses */
-
-static json_t *text_value(const char *s, size_t n)
-{
-    json_t *v = json_stringn(s ? s : "", n);
-    return v ? v : json_string("\xEF\xBF\xBD");
-}
 
 static json_t *usage_json(const http_gen *g, const gen_result *res, int output_only)
 {
@@ -286,7 +273,7 @@ static void delta(http_buf *out, const char *text, size_t n)
 {
     event(out, "content_block_delta",
           json_pack("{s:s,s:i,s:{s:s,s:o}}", "type", "content_block_delta", "index", 0, "delta",
-                    "type", "text_delta", "text", text_value(text, n)));
+                    "type", "text_delta", "text", http_gen_text(text, n)));
 }
 
 static int stream_finish(an_stream *s, http_buf *out)
@@ -380,7 +367,7 @@ static void reply_whole(http_exchange *x, an_request *r, http_gen *g, const char
     stop_of(&g->result, r->stop, r->n_stop, &reason, &seq);
     json_t *o =
         message(id, model,
-                json_pack("[{s:s,s:o}]", "type", "text", "text", text_value(text.data, text.len)));
+                json_pack("[{s:s,s:o}]", "type", "text", "text", http_gen_text(text.data, text.len)));
     json_object_set_new(o, "stop_reason", json_string(reason));
     json_object_set_new(o, "stop_sequence", seq ? json_string(seq) : json_null());
     json_object_set_new(o, "usage", usage_json(g, &g->result, 0));
@@ -397,7 +384,7 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
     sem_status st = read_request(api, be, x, &r, 0, &e);
     http_exchange_note_agent(x, r.agent);
     if (st != SEM_OK) {
-        reply_req_err(api, x, &e);
+        http_api_reply_error(api, x, &e.err, e.param);
         request_free(&r);
         return;
     }
@@ -409,7 +396,7 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
                     .n_stop = r.n_stop};
     http_gen g;
     if (http_gen_submit(&g, api, be, x, r.agent, &p, &e) != SEM_OK) {
-        reply_req_err(api, x, &e);
+        http_api_reply_error(api, x, &e.err, e.param);
         request_free(&r);
         return;
     }
@@ -458,7 +445,7 @@ void anthropic_routes_count_tokens(http_api *api, http_exchange *x)
     an_request r = {0};
     req_err e = {0};
     if (read_request(api, be, x, &r, 1, &e) != SEM_OK) {
-        reply_req_err(api, x, &e);
+        http_api_reply_error(api, x, &e.err, e.param);
         request_free(&r);
         return;
     }

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "http_errors.h"
 #include "http_router.h"
 
 http_api *http_api_create(const http_api_opts *o, sem_err *err)
@@ -108,4 +109,11 @@ double http_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void http_api_reply_error(http_api *api, http_exchange *x, const sem_err *err, const char *param)
+{
+    http_error he = http_error_from_status(err, param && *param ? param : NULL,
+                                           http_api_state(api) == HTTP_STATE_DRAINING);
+    http_exchange_reply_error(x, &he);
 }

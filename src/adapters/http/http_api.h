@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "http_exchange.h"
 #include "metrics.h"
 #include "ports/agent_store.h"
 #include "ports/generation_port.h"
@@ -65,6 +66,9 @@ void http_api_free(http_api *api);
 void http_api_set_backend(http_api *api, const http_backend *be);
 void http_api_set_draining(http_api *api);
 http_state http_api_state(const http_api *api);
+/* Replies err in the route's error shape (param: the field at fault; NULL
+ * or "" for none); the status comes from err, 503 while draining. */
+void http_api_reply_error(http_api *api, http_exchange *x, const sem_err *err, const char *param);
 /* The backend once published (NULL while loading). */
 const http_backend *http_api_backend(const http_api *api);
 

@@ -136,3 +136,9 @@ void http_gen_release(http_gen *g)
         g->be->gen.ops->release(g->be->gen.self, g->req);
     g->req = NULL;
 }
+
+json_t *http_gen_text(const char *s, size_t n)
+{
+    json_t *v = json_stringn(s ? s : "", n);
+    return v ? v : json_string("\xEF\xBF\xBD");
+}

@@ -17,6 +17,8 @@
 #ifndef SEM_HTTP_GENERATION_H
 #define SEM_HTTP_GENERATION_H
 
+#include <jansson.h>
+
 #include "http_api.h"
 #include "http_buf.h"
 #include "http_errors.h"
@@ -45,6 +47,10 @@ sem_status http_gen_submit(http_gen *g, http_api *api, const http_backend *be, h
                            const char *agent_id, gen_params *p, req_err *e);
 
 /* Reads until the request ends (or the client leaves): all text into out. */
+/* Generated text as a JSON string (U+FFFD should jansson refuse it; the
+ * engine only sends whole UTF-8 characters). */
+json_t *http_gen_text(const char *s, size_t n);
+
 void http_gen_collect(http_gen *g, http_exchange *x, http_buf *out);
 
 /* Waits for the first text or the end, polling the client. */

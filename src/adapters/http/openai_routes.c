@@ -204,22 +204,9 @@ static void request_free(oa_request *r)
     memset(r, 0, sizeof *r);
 }
 
-static void reply_req_err(http_api *api, http_exchange *x, const req_err *e)
-{
-    http_error he = http_error_from_status(&e->err, e->param[0] ? e->param : NULL,
-                                           http_api_state(api) == HTTP_STATE_DRAINING);
-    http_exchange_reply_error(x, &he);
-}
-
 /* ---------------------------------------------------------------- responses */
 
 static const char *finish_reason(gen_finish f) { return f == GEN_LENGTH ? "length" : "stop"; }
-
-static json_t *text_value(const char *s, size_t n)
-{
-    json_t *v = json_stringn(s ? s : "", n);
-    return v ? v : json_string("\xEF\xBF\xBD"); /* the engine sends UTF-8; be safe */
-}
 
 static json_t *usage_json(const http_gen *g)
 {
@@ -272,7 +259,7 @@ static void emit(http_buf *out, json_t *o)
 
 static void emit_text(oa_stream *s, http_buf *out, const char *text, size_t n)
 {
-    json_t *v = text_value(text, n);
+    json_t *v = http_gen_text(text, n);
     emit(out, chunk(s, s->chat ? json_pack("{s:o}", "content", v) : v, NULL));
 }
 
@@ -356,7 +343,7 @@ static void reply_whole(http_api *api, http_exchange *x, oa_request *r, http_gen
     json_t *o =
         envelope(api, id, r->chat ? "chat.completion" : "text_completion", http_unix_now(), model);
     json_t *choice;
-    json_t *content = text_value(text.data, text.len);
+    json_t *content = http_gen_text(text.data, text.len);
     if (r->chat)
         choice = json_pack("{s:i,s:{s:s,s:o,s:n},s:n,s:s}", "index", 0, "message", "role",
                            "assistant", "content", content, "refusal", "logprobs", "finish_reason",
@@ -383,7 +370,7 @@ static void generate(http_api *api, http_exchange *x, int chat)
         st = chat ? read_chat(be, &r, &e) : read_completion(be, &r, &e);
     http_exchange_note_agent(x, r.agent);
     if (st != SEM_OK) {
-        reply_req_err(api, x, &e);
+        http_api_reply_error(api, x, &e.err, e.param);
         request_free(&r);
         return;
     }
@@ -400,7 +387,7 @@ static void generate(http_api *api, http_exchange *x, int chat)
     if (http_gen_submit(&g, api, be, x, r.agent, &p, &e) != SEM_OK) {
         if (e.err.status == SEM_ETOOLARGE && !r.max_tokens_given)
             e.param[0] = '\0';
-        reply_req_err(api, x, &e);
+        http_api_reply_error(api, x, &e.err, e.param);
         request_free(&r);
         return;
     }
