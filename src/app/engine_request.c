@@ -152,12 +152,15 @@ static sem_status emit_piece(engine *e, gen_request *r, int32_t tok)
     if (!p)
         len = 0;
     size_t n = r->tail_len + len;
-    char small[512], *buf = n <= sizeof small ? small : malloc(n);
-    char *out = malloc(3 * n + 1);
+    /* on the stack for any ordinary piece: this runs for every token */
+    char small[512], small_out[3 * sizeof small + 1];
+    char *buf = n <= sizeof small ? small : malloc(n);
+    char *out = n <= sizeof small ? small_out : malloc(3 * n + 1);
     if (!buf || !out) {
         if (buf != small)
             free(buf);
-        free(out);
+        if (out != small_out)
+            free(out);
         return SEM_ENOMEM;
     }
     memcpy(buf, r->utf8_tail, r->tail_len);
@@ -176,7 +179,8 @@ static sem_status emit_piece(engine *e, gen_request *r, int32_t tok)
     sem_status st = append_text(r, out, m);
     if (buf != small)
         free(buf);
-    free(out);
+    if (out != small_out)
+        free(out);
     return st;
 }
 
