@@ -145,7 +145,8 @@ static uint32_t kv_tensor(cache_kv_type t)
     return t == CACHE_KV_Q8_0 ? TENSOR_Q8_0 : TENSOR_F16;
 }
 
-/* The SIMD conversions of this CPU (f16 <-> f32, f32 <-> q8_0). */
+/* The SIMD conversions of this CPU (f16 <-> f32, f32 <-> q8_0); looked up
+ * once per file (the check reads CPUID, which traps in a VM). */
 static const vec_ops *fast_ops(void) { return vec_ops_for(cpu_isa_best()); }
 
 /*
@@ -281,10 +282,10 @@ static void encode_header(kv_file_header *h, const int32_t *tokens, uint8_t *buf
  * the payload type: into buf when saving (to_file), out of it (a verified
  * chunk) when loading.
  */
-static void move_chunk(const block_table *t, const kv_file_header *h, uint32_t l, uint32_t a,
-                       uint32_t b, uint8_t *buf, float *scratch, int to_file)
+static void move_chunk(const vec_ops *vo, const block_table *t, const kv_file_header *h,
+                       uint32_t l, uint32_t a, uint32_t b, uint8_t *buf, float *scratch,
+                       int to_file)
 {
-    const vec_ops *vo = fast_ops();
     block_pool *pool = block_table_pool(t);
     const cache_spec *spec = block_pool_spec(pool);
     uint32_t kv = kv_tensor(spec->kv_type), file = payload_tensor(h->payload);
@@ -380,6 +381,7 @@ sem_status kv_file_write(int fd, const char *path, const block_table *t,
     }
     encode_header(&h, block_table_tokens(t), hbuf);
     uint64_t off = 0;
+    const vec_ops *vo = fast_ops();
     st = write_all(fd, path, hbuf, h.header_bytes, &off, o, err);
     for (uint32_t l = 0; st == SEM_OK && l < h.n_layers; l++) {
         uint32_t first = (uint32_t)(n - kept_tokens(&h, l));
@@ -390,7 +392,7 @@ sem_status kv_file_write(int fd, const char *path, const block_table *t,
                 st = sem_err_set(err, SEM_ECANCELLED, "%s: the write was stopped", path);
                 break;
             }
-            move_chunk(t, &h, l, a, b, cbuf, scratch, 1);
+            move_chunk(vo, t, &h, l, a, b, cbuf, scratch, 1);
             put64(cbuf + bytes, XXH64(cbuf, bytes, chunk_seed(h.checksum, l, c)));
             st = write_all(fd, path, cbuf, bytes + CHECKSUM_BYTES, &off, o, err);
         }
@@ -670,6 +672,7 @@ sem_status kv_file_read(int fd, const char *path, uint64_t fingerprint, block_po
     }
     st = block_table_restore(t, tokens, h->n_tokens, err);
     uint64_t off = h->header_bytes;
+    const vec_ops *vo = fast_ops();
     uint32_t n = h->n_tokens;
     for (uint32_t l = 0; st == SEM_OK && l < h->n_layers; l++) {
         uint32_t first = (uint32_t)(n - kept_tokens(h, l));
@@ -688,7 +691,7 @@ sem_status kv_file_read(int fd, const char *path, uint64_t fingerprint, block_po
                                  (unsigned long long)(off + bytes + CHECKSUM_BYTES - 1));
                 break;
             }
-            move_chunk(t, h, l, a, b, cbuf, scratch, 0);
+            move_chunk(vo, t, h, l, a, b, cbuf, scratch, 0);
             off += bytes + CHECKSUM_BYTES;
         }
     }
