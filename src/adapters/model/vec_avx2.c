@@ -99,22 +99,22 @@ static void scores16_f32(float *s, const float *q, const float *kt, size_t n)
     _mm256_storeu_ps(s + 8, a1);
 }
 
-/* exp as in vec_avx512.c (Cephes expf polynomial), 8 lanes; 2^k through
- * the exponent bits. */
+/* exp as described in vec_tiers.h, 8 lanes; 2^k through the exponent
+ * bits. */
 ALWAYS_INLINE __m256 exp8(__m256 x)
 {
-    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(VEC_EXP_MIN), _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(VEC_EXP_MIN)), _mm256_set1_ps(VEC_EXP_MAX));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(VEC_EXP_LOG2E)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(VEC_EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(VEC_EXP_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(VEC_EXP_P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(VEC_EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(VEC_EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(VEC_EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(VEC_EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(VEC_EXP_P5));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     /* k in [-126, 128]: 2^k as k + 127 in the exponent field, in two
      * halves so that k = 128 (x near 88.3) does not overflow the field */

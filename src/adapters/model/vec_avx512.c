@@ -91,22 +91,21 @@ static void scores16_f32(float *s, const float *q, const float *kt, size_t n)
     _mm512_storeu_ps(s, _mm512_add_ps(a0, a1));
 }
 
-/* exp(x) = 2^k exp(r), k = round(x log2 e), r = x - k ln 2 in two parts,
- * exp(r) by the Cephes expf polynomial; below -87.3 (and -inf) it is 0. */
+/* exp as described in vec_tiers.h; 2^k by scalef. */
 ALWAYS_INLINE __m512 exp16(__m512 x)
 {
-    __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
-    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+    __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(VEC_EXP_MIN), _CMP_LT_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(VEC_EXP_MIN)), _mm512_set1_ps(VEC_EXP_MAX));
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(VEC_EXP_LOG2E)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(VEC_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(VEC_EXP_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(VEC_EXP_P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(VEC_EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(VEC_EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(VEC_EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(VEC_EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(VEC_EXP_P5));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_maskz_mov_ps((__mmask16)~tiny, _mm512_scalef_ps(p, k));
 }
