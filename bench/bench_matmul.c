@@ -23,11 +23,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "adapters/model/cpu.h"
-#include "adapters/model/matmul.h"
-#include "adapters/model/quant.h"
-#include "adapters/model/tensor_type.h"
-#include "adapters/model/thread_pool.h"
+#include "adapters/kernels/cpu.h"
+#include "adapters/kernels/matmul.h"
+#include "adapters/kernels/quant.h"
+#include "adapters/kernels/tensor_type.h"
+#include "adapters/kernels/thread_pool.h"
 
 typedef struct options {
     cpu_isa isa;

@@ -15,9 +15,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "app/engine.h"
-#include "app/sampler.h"
-#include "app/stop_strings.h"
+#include "engine.h"
+#include "sampler.h"
+#include "stop_strings.h"
 #include "domain/block_table.h"
 
 #define AGENT_BUCKETS 1024

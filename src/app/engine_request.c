@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "app/utf8.h"
+#include "base/utf8.h"
 #include "domain/agent_id.h"
 #include "engine_internal.h"
 

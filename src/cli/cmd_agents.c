@@ -22,12 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "adapters/model/gguf.h"
+#include "adapters/gguf/gguf.h"
 #include "adapters/store/agent_index.h"
 #include "adapters/store/kv_file.h"
 #include "cli.h"
 #include "domain/agent_id.h"
-#include "stack.h"
+#include "serving_stack.h"
 
 typedef struct agents_args {
     char dir[4096];
@@ -247,7 +247,7 @@ int cmd_agents(int argc, char **argv)
     sem_err err = {0};
     if (dir)
         snprintf(a.dir, sizeof a.dir, "%s", dir);
-    else if (stack_default_cache_dir(a.dir, sizeof a.dir, &err) != SEM_OK)
+    else if (serving_stack_default_cache_dir(a.dir, sizeof a.dir, &err) != SEM_OK)
         return cli_fail("agents", &err);
     int rest = argc - optind;
     if (strcmp(verb, "ls") == 0 && rest == 0)

@@ -29,7 +29,7 @@
 #include "app/engine.h"
 #include "cli.h"
 #include "session.h"
-#include "stack.h"
+#include "serving_stack.h"
 
 typedef struct stats {
     double median, min, max;
@@ -148,7 +148,7 @@ static sem_status measure_parallel(session *s, uint32_t n_seq, uint32_t n_gen, i
 }
 
 /* One request of agent `id`; returns its time to first token. */
-static sem_status agent_ttft(stack *st, const char *id, const int32_t *prompt, uint32_t n,
+static sem_status agent_ttft(serving_stack *st, const char *id, const int32_t *prompt, uint32_t n,
                              double *ttft, uint32_t *cached, sem_err *err)
 {
     generation_port gp = engine_generation_port(st->e);
@@ -180,7 +180,7 @@ typedef struct memory_row {
 } memory_row;
 
 /* Cold, hot and warm for n tokens, `reps` times (a new agent each time). */
-static sem_status memory_point(const stack_opts *so, uint32_t n, int reps, uint32_t vocab,
+static sem_status memory_point(const serving_stack_opts *so, uint32_t n, int reps, uint32_t vocab,
                                memory_row *row, sem_err *err)
 {
     double cold[64], hot[64], warm[64];
@@ -194,15 +194,15 @@ static sem_status memory_point(const stack_opts *so, uint32_t n, int reps, uint3
         snprintf(id, sizeof id, "bench-%u-%d-%lld", n, r, (long long)cli_now_ms());
         for (uint32_t i = 0; i < n; i++)
             prompt[i] = (int32_t)((i * 7919u + (uint32_t)r * 104729u + 13u) % vocab);
-        stack st;
+        serving_stack st;
         uint32_t cached = 0;
-        if ((s = stack_open(&st, so, err)) != SEM_OK)
+        if ((s = serving_stack_open(&st, so, err)) != SEM_OK)
             break;
         s = agent_ttft(&st, id, prompt, n, &cold[r], &cached, err);
         if (s == SEM_OK)
             s = agent_ttft(&st, id, prompt, n, &hot[r], &cached, err);
-        stack_close(&st, 60000); /* saves the agent */
-        if (s != SEM_OK || (s = stack_open(&st, so, err)) != SEM_OK)
+        serving_stack_close(&st, 60000); /* saves the agent */
+        if (s != SEM_OK || (s = serving_stack_open(&st, so, err)) != SEM_OK)
             break;
         s = agent_ttft(&st, id, prompt, n, &warm[r], &cached, err);
         if (s == SEM_OK && cached != n - 1)
@@ -213,7 +213,7 @@ static sem_status memory_point(const stack_opts *so, uint32_t n, int reps, uint3
             row->bytes_per_token = (double)ai.disk_bytes / (n - 1);
         if (s == SEM_OK)
             as.ops->remove(as.self, id, NULL);
-        stack_close(&st, 60000);
+        serving_stack_close(&st, 60000);
     }
     free(prompt);
     if (s == SEM_OK) {
@@ -245,7 +245,7 @@ static int bench_memory(const session_opts *so, const char *sizes, const char *c
     uint32_t max = 0;
     for (int i = 0; i < count; i++)
         max = n[i] > max ? n[i] : max;
-    stack_opts st = stack_defaults();
+    serving_stack_opts st = serving_stack_defaults();
     st.model_path = so->model_path;
     st.cache_dir = cache_dir ? cache_dir : "var/bench-cache";
     st.cache_type = cache_type;

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapters/model/gguf.h"
+#include "adapters/gguf/gguf.h"
 #include "adapters/model/model.h"
-#include "adapters/model/tensor_type.h"
-#include "adapters/model/tokenizer.h"
+#include "adapters/kernels/tensor_type.h"
+#include "adapters/text/tokenizer.h"
 #include "cli.h"
 
 #define INFO_CTX 4096

@@ -8,7 +8,7 @@
 #include <strings.h>
 
 #include "adapters/model/model_maker.h"
-#include "adapters/model/tensor_type.h"
+#include "adapters/kernels/tensor_type.h"
 #include "cli.h"
 
 static void usage(void)

@@ -21,15 +21,15 @@
 #include <unistd.h>
 
 #include "adapters/model/chat_prompt.h"
-#include "adapters/model/detok_stream.h"
+#include "adapters/text/detok_stream.h"
 #include "app/sampler.h"
 #include "app/stop_strings.h"
-#include "app/utf8.h"
+#include "base/utf8.h"
 #include "domain/agent_id.h"
 #include "cli.h"
 #include "eval.h"
 #include "session.h"
-#include "stack.h"
+#include "serving_stack.h"
 
 typedef struct run_args {
     session_opts so;
@@ -389,7 +389,7 @@ static void print_json(const run_state *r, const run_args *a)
  */
 static int run_with_agent(const run_args *a)
 {
-    stack_opts so = stack_defaults();
+    serving_stack_opts so = serving_stack_defaults();
     so.model_path = a->so.model_path;
     so.cache_dir = a->cache_dir;
     so.cache_type = a->cache_type;
@@ -399,9 +399,9 @@ static int run_with_agent(const run_args *a)
     so.isa = a->so.isa;
     so.max_batch = 1;
     so.quiet = !isatty(2);
-    stack st;
+    serving_stack st;
     sem_err err = {0};
-    if (stack_open(&st, &so, &err) != SEM_OK)
+    if (serving_stack_open(&st, &so, &err) != SEM_OK)
         return cli_fail("run", &err);
     int32_t *prompt = NULL, *gen = NULL;
     size_t n_prompt = 0;
@@ -466,7 +466,7 @@ static int run_with_agent(const run_args *a)
     free(text);
     free(gen);
     free(prompt);
-    stack_close(&st, 10000); /* writes the agent's memory before exiting */
+    serving_stack_close(&st, 10000); /* writes the agent's memory before exiting */
     return s == SEM_OK ? 0 : cli_fail("run", &err);
 }
 

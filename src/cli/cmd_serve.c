@@ -33,13 +33,13 @@
 #include "adapters/http/auth.h"
 #include "adapters/http/http_api.h"
 #include "adapters/http/http_server.h"
-#include "adapters/model/cpu.h"
+#include "adapters/kernels/cpu.h"
 #include "adapters/model/model.h"
 #include "adapters/model/model_backend.h"
 #include "adapters/model/model_prompts.h"
 #include "app/engine.h"
 #include "cli.h"
-#include "stack.h"
+#include "serving_stack.h"
 
 #define SERVE_MAX_KEYS 64
 
@@ -245,7 +245,7 @@ static sem_status apply(serve_config *c, int id, const char *v, int from_env, se
 
 static void default_cache_dir(serve_config *c)
 {
-    if (stack_default_cache_dir(c->cache_dir_buf, sizeof c->cache_dir_buf, NULL) != SEM_OK)
+    if (serving_stack_default_cache_dir(c->cache_dir_buf, sizeof c->cache_dir_buf, NULL) != SEM_OK)
         snprintf(c->cache_dir_buf, sizeof c->cache_dir_buf, "var/cache");
     c->cache_dir = c->cache_dir_buf;
 }
@@ -319,7 +319,7 @@ typedef struct serve_state {
     http_auth *auth;
     http_api *api;
     http_server *server;
-    stack st; /* model, backend, pool, disk store, engine, prompts */
+    serving_stack st; /* model, backend, pool, disk store, engine, prompts */
     http_backend backend;
 } serve_state;
 
@@ -357,12 +357,12 @@ static void backend_stats(void *user, metrics_engine *out)
         out->disk_bytes = s->st.warm.ops->disk_bytes(s->st.warm.self);
 }
 
-/* Loads the model and builds the serving stack (cli/stack.h) behind HTTP. */
+/* Loads the model and builds the serving stack (cli/serving_stack.h) behind HTTP. */
 static sem_status load(serve_state *s, sem_err *err)
 {
     const serve_config *c = &s->cfg;
     double t0 = cli_now_ms();
-    stack_opts o = stack_defaults();
+    serving_stack_opts o = serving_stack_defaults();
     o.model_path = c->model_path;
     o.cache_dir = c->cache_dir;
     o.pool_mb = c->pool_mb;
@@ -375,7 +375,7 @@ static sem_status load(serve_state *s, sem_err *err)
     o.threads = (int)c->threads;
     o.isa = c->isa;
     o.chat_template = c->chat_template;
-    if (stack_open(&s->st, &o, err) != SEM_OK)
+    if (serving_stack_open(&s->st, &o, err) != SEM_OK)
         return err->status;
     const cache_spec *spec = block_pool_spec(s->st.pool);
     uint64_t need = cache_spec_peak_blocks(spec, s->st.ctx, o.chunk);
@@ -405,7 +405,7 @@ static sem_status load(serve_state *s, sem_err *err)
 static void teardown(serve_state *s)
 {
     http_server_stop(s->server);
-    stack_close(&s->st, 0);
+    serving_stack_close(&s->st, 0);
     http_api_free(s->api);
     auth_free(s->auth);
     free(s->cfg.env_keys);

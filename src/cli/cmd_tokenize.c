@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapters/model/gguf.h"
-#include "adapters/model/tokenizer.h"
+#include "adapters/gguf/gguf.h"
+#include "adapters/text/tokenizer.h"
 #include "cli.h"
 
 static void usage(void)

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "adapters/model/cpu.h"
+#include "adapters/kernels/cpu.h"
 #include "adapters/model/forward.h"
 #include "adapters/model/model.h"
 #include "domain/block_table.h"

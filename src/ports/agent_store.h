@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "domain/status.h"
-#include "ports/warm_store.h"
+#include "warm_store.h"
 
 typedef enum agent_tier { AGENT_TIER_HOT, AGENT_TIER_WARM } agent_tier;
 

@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "../golden.h"
-#include "adapters/model/gguf.h"
-#include "adapters/model/gguf_writer.h"
-#include "adapters/model/tensor_type.h"
+#include "adapters/gguf/gguf.h"
+#include "adapters/gguf/gguf_writer.h"
+#include "adapters/kernels/tensor_type.h"
 
 #define STORIES SEM_TEST_DATA "/models/stories260K.gguf"
 #define LLAMA_VOCAB SEM_TEST_DATA "/tokenizer/tiny-llama.vocab.gguf"

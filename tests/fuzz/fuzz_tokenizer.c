@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "adapters/model/gguf.h"
-#include "adapters/model/tokenizer.h"
+#include "adapters/gguf/gguf.h"
+#include "adapters/text/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -174,9 +174,9 @@ void agents_routes_prefill(http_api *api, http_exchange *x)
         http_api_reply_error(api, x, &e.err, NULL);
         return;
     }
-    http_buf ignored = {0};
+    strbuf ignored = {0};
     http_gen_collect(&g, x, &ignored);
-    http_buf_free(&ignored);
+    strbuf_free(&ignored);
     http_gen_note_usage(&g, x);
     if (!http_gen_ok(&g)) {
         http_error he = http_gen_error(&g);

@@ -260,23 +260,23 @@ typedef struct an_stream {
     char *model;
     char *stops[REQ_STOP_MAX];
     size_t n_stop;
-    http_buf pending;
+    strbuf pending;
 } an_stream;
 
-static void event(http_buf *out, const char *name, json_t *data)
+static void event(strbuf *out, const char *name, json_t *data)
 {
     sse_json(out, name, data);
     json_decref(data);
 }
 
-static void delta(http_buf *out, const char *text, size_t n)
+static void delta(strbuf *out, const char *text, size_t n)
 {
     event(out, "content_block_delta",
           json_pack("{s:s,s:i,s:{s:s,s:o}}", "type", "content_block_delta", "index", 0, "delta",
                     "type", "text_delta", "text", http_gen_text(text, n)));
 }
 
-static int stream_finish(an_stream *s, http_buf *out)
+static int stream_finish(an_stream *s, strbuf *out)
 {
     http_gen_note_usage(&s->g, s->x);
     if (!http_gen_ok(&s->g)) {
@@ -300,7 +300,7 @@ static int stream_finish(an_stream *s, http_buf *out)
     return 1;
 }
 
-static int stream_next(void *self, http_buf *out)
+static int stream_next(void *self, strbuf *out)
 {
     an_stream *s = self;
     if (!s->started) {
@@ -319,16 +319,16 @@ static int stream_next(void *self, http_buf *out)
         event(out, "ping", json_pack("{s:s}", "type", "ping"));
         if (s->pending.len)
             delta(out, s->pending.data, s->pending.len);
-        http_buf_free(&s->pending);
+        strbuf_free(&s->pending);
         if (s->g.done)
             return stream_finish(s, out);
         return 0;
     }
-    http_buf text = {0};
+    strbuf text = {0};
     http_gen_next(&s->g, &text, (int)s->api->o.keepalive_ms);
     if (text.len)
         delta(out, text.data, text.len);
-    http_buf_free(&text);
+    strbuf_free(&text);
     if (s->g.done)
         return stream_finish(s, out);
     if (out->len == 0)
@@ -340,7 +340,7 @@ static void stream_close(void *self)
 {
     an_stream *s = self;
     http_gen_release(&s->g);
-    http_buf_free(&s->pending);
+    strbuf_free(&s->pending);
     for (size_t i = 0; i < s->n_stop; i++)
         free(s->stops[i]);
     free(s->model);
@@ -354,11 +354,11 @@ static const http_stream_ops an_stream_ops = {stream_next, stream_close};
 static void reply_whole(http_exchange *x, an_request *r, http_gen *g, const char *id,
                         const char *model)
 {
-    http_buf text = {0};
+    strbuf text = {0};
     http_gen_collect(g, x, &text);
     http_gen_note_usage(g, x);
     if (!http_gen_ok(g)) {
-        http_buf_free(&text);
+        strbuf_free(&text);
         http_error he = http_gen_error(g);
         http_exchange_reply_error(x, &he);
         return;
@@ -371,7 +371,7 @@ static void reply_whole(http_exchange *x, an_request *r, http_gen *g, const char
     json_object_set_new(o, "stop_reason", json_string(reason));
     json_object_set_new(o, "stop_sequence", seq ? json_string(seq) : json_null());
     json_object_set_new(o, "usage", usage_json(g, &g->result, 0));
-    http_buf_free(&text);
+    strbuf_free(&text);
     http_gen_add_timing(g, x);
     http_exchange_reply_json(x, 200, o);
 }

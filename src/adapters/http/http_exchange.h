@@ -26,13 +26,13 @@
 #include <stdint.h>
 
 #include "auth.h"
-#include "http_buf.h"
+#include "base/strbuf.h"
 #include "http_errors.h"
 
 typedef struct http_exchange http_exchange;
 
 typedef struct http_stream_ops {
-    int (*next)(void *self, http_buf *out);
+    int (*next)(void *self, strbuf *out);
     void (*close)(void *self);
 } http_stream_ops;
 

@@ -46,18 +46,18 @@ static void finish(http_gen *g)
     g->result = g->be->gen.ops->result(g->be->gen.self, g->req);
 }
 
-int http_gen_next(http_gen *g, http_buf *out, int timeout_ms)
+int http_gen_next(http_gen *g, strbuf *out, int timeout_ms)
 {
     if (g->done)
         return 1;
     char buf[READ_CHUNK];
     size_t n = 0;
     int done = g->be->gen.ops->read(g->be->gen.self, g->req, buf, sizeof buf, &n, timeout_ms);
-    http_buf_append(out, buf, n);
+    strbuf_append(out, buf, n);
     /* Take whatever else is already there without waiting. */
     while (!done && n == sizeof buf) {
         done = g->be->gen.ops->read(g->be->gen.self, g->req, buf, sizeof buf, &n, 0);
-        http_buf_append(out, buf, n);
+        strbuf_append(out, buf, n);
     }
     if (done)
         finish(g);
@@ -65,7 +65,7 @@ int http_gen_next(http_gen *g, http_buf *out, int timeout_ms)
 }
 
 /* Reads until the predicate holds, cancelling if the client leaves. */
-static void wait_for(http_gen *g, http_exchange *x, http_buf *out, int until_first_text)
+static void wait_for(http_gen *g, http_exchange *x, strbuf *out, int until_first_text)
 {
     while (!g->done) {
         size_t before = out->len;
@@ -79,8 +79,8 @@ static void wait_for(http_gen *g, http_exchange *x, http_buf *out, int until_fir
     }
 }
 
-void http_gen_collect(http_gen *g, http_exchange *x, http_buf *out) { wait_for(g, x, out, 0); }
-void http_gen_first(http_gen *g, http_exchange *x, http_buf *out) { wait_for(g, x, out, 1); }
+void http_gen_collect(http_gen *g, http_exchange *x, strbuf *out) { wait_for(g, x, out, 0); }
+void http_gen_first(http_gen *g, http_exchange *x, strbuf *out) { wait_for(g, x, out, 1); }
 
 gen_result http_gen_peek(const http_gen *g)
 {

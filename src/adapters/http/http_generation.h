@@ -20,7 +20,7 @@
 #include <jansson.h>
 
 #include "http_api.h"
-#include "http_buf.h"
+#include "base/strbuf.h"
 #include "http_errors.h"
 #include "http_exchange.h"
 #include "http_request.h"
@@ -51,13 +51,13 @@ sem_status http_gen_submit(http_gen *g, http_api *api, const http_backend *be, h
  * engine only sends whole UTF-8 characters). */
 json_t *http_gen_text(const char *s, size_t n);
 
-void http_gen_collect(http_gen *g, http_exchange *x, http_buf *out);
+void http_gen_collect(http_gen *g, http_exchange *x, strbuf *out);
 
 /* Waits for the first text or the end, polling the client. */
-void http_gen_first(http_gen *g, http_exchange *x, http_buf *out);
+void http_gen_first(http_gen *g, http_exchange *x, strbuf *out);
 
 /* Reads what comes within timeout_ms into out; returns g->done. */
-int http_gen_next(http_gen *g, http_buf *out, int timeout_ms);
+int http_gen_next(http_gen *g, strbuf *out, int timeout_ms);
 
 /* The result so far: cached_tokens is known once the request was admitted. */
 gen_result http_gen_peek(const http_gen *g);

@@ -65,7 +65,7 @@ struct http_exchange {
     char *method, *path;
     char request_id[REQUEST_ID_MAX + 1];
     double t_start;
-    http_buf body;
+    strbuf body;
     int too_large;
     /* set by the router */
     int route_id;
@@ -88,7 +88,7 @@ struct http_exchange {
 typedef struct mhd_stream {
     const http_stream_ops *ops;
     void *self;
-    http_buf out;
+    strbuf out;
     int ended;
 } mhd_stream;
 
@@ -306,7 +306,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     }
     size_t n = m->out.len < max ? m->out.len : max;
     memcpy(buf, m->out.data, n);
-    http_buf_consume(&m->out, n);
+    strbuf_consume(&m->out, n);
     return (ssize_t)n;
 }
 
@@ -314,7 +314,7 @@ static void stream_free(void *cls)
 {
     mhd_stream *m = cls;
     m->ops->close(m->self);
-    http_buf_free(&m->out);
+    strbuf_free(&m->out);
     free(m);
 }
 
@@ -444,7 +444,7 @@ static void exchange_free(http_exchange *x)
         free(x->extra[i][0]);
         free(x->extra[i][1]);
     }
-    http_buf_free(&x->body);
+    strbuf_free(&x->body);
     free(x->error);
     free(x->method);
     free(x->path);
@@ -536,9 +536,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!x->responded && !x->too_large) {
             if (x->body.len + *upload_size > s->o.max_body_bytes) {
                 x->too_large = 1;
-                http_buf_free(&x->body);
+                strbuf_free(&x->body);
             } else {
-                http_buf_append(&x->body, upload, *upload_size);
+                strbuf_append(&x->body, upload, *upload_size);
             }
         }
         *upload_size = 0;

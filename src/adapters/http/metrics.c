@@ -130,28 +130,28 @@ metrics_totals metrics_read_totals(const metrics *m)
 
 /* ---------------------------------------------------------------- rendering */
 
-static void header(http_buf *b, const char *name, const char *type, const char *help)
+static void header(strbuf *b, const char *name, const char *type, const char *help)
 {
-    http_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void histogram_lines(http_buf *b, const char *name, const char *labels, const histogram *h)
+static void histogram_lines(strbuf *b, const char *name, const char *labels, const histogram *h)
 {
     uint64_t cum = 0;
     const char *sep = labels[0] ? "," : "";
     for (size_t i = 0; i <= N_BOUNDS; i++) {
         cum += load(&h->buckets[i]);
         if (i < N_BOUNDS)
-            http_buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i],
+            strbuf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i],
                             (unsigned long long)cum);
         else
-            http_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+            strbuf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
                             (unsigned long long)cum);
     }
     const char *open = labels[0] ? "{" : "", *close = labels[0] ? "}" : "";
-    http_buf_printf(b, "%s_sum%s%s%s %.6f\n", name, open, labels, close,
+    strbuf_printf(b, "%s_sum%s%s%s %.6f\n", name, open, labels, close,
                     (double)load(&h->sum_us) / 1e6);
-    http_buf_printf(b, "%s_count%s%s%s %llu\n", name, open, labels, close,
+    strbuf_printf(b, "%s_count%s%s%s %llu\n", name, open, labels, close,
                     (unsigned long long)load(&h->count));
 }
 
@@ -160,26 +160,26 @@ static const char *route_label(const metrics *m, size_t row)
     return row < m->n_routes ? m->names[row] : UNMATCHED_LABEL;
 }
 
-static void gauge(http_buf *b, const char *name, const char *help, unsigned long long v)
+static void gauge(strbuf *b, const char *name, const char *help, unsigned long long v)
 {
     header(b, name, "gauge", help);
-    http_buf_printf(b, "%s %llu\n", name, v);
+    strbuf_printf(b, "%s %llu\n", name, v);
 }
 
-static void counter(http_buf *b, const char *name, const char *help, unsigned long long v)
+static void counter(strbuf *b, const char *name, const char *help, unsigned long long v)
 {
     header(b, name, "counter", help);
-    http_buf_printf(b, "%s %llu\n", name, v);
+    strbuf_printf(b, "%s %llu\n", name, v);
 }
 
-void metrics_render(const metrics *m, const metrics_engine *e, int ready, http_buf *b)
+void metrics_render(const metrics *m, const metrics_engine *e, int ready, strbuf *b)
 {
     header(b, "semantic_http_requests_total", "counter", "HTTP requests by route and status.");
     for (size_t r = 0; r <= m->n_routes; r++)
         for (size_t s = 0; s < STATUS_COUNT; s++) {
             uint64_t v = load(&m->requests[r * STATUS_COUNT + s]);
             if (v)
-                http_buf_printf(b,
+                strbuf_printf(b,
                                 "semantic_http_requests_total{route=\"%s\",status=\"%zu\"} %llu\n",
                                 route_label(m, r), s + STATUS_MIN, (unsigned long long)v);
         }
@@ -214,16 +214,16 @@ void metrics_render(const metrics *m, const metrics_engine *e, int ready, http_b
         return;
     header(b, "semantic_cache_hits_total", "counter",
            "Generation requests that reused KV, by the tier it came from.");
-    http_buf_printf(b, "semantic_cache_hits_total{tier=\"hot\"} %llu\n",
+    strbuf_printf(b, "semantic_cache_hits_total{tier=\"hot\"} %llu\n",
                     (unsigned long long)e->hits_hot);
-    http_buf_printf(b, "semantic_cache_hits_total{tier=\"warm\"} %llu\n",
+    strbuf_printf(b, "semantic_cache_hits_total{tier=\"warm\"} %llu\n",
                     (unsigned long long)e->hits_warm);
     counter(b, "semantic_cache_misses_total", "Generation requests that reused no KV.", e->misses);
     gauge(b, "semantic_pool_blocks_used", "KV blocks in use.", e->pool_used);
     gauge(b, "semantic_pool_blocks_total", "KV blocks in the pool.", e->pool_total);
     gauge(b, "semantic_pool_block_bytes", "Bytes of one KV block.", e->pool_block_bytes);
     header(b, "semantic_agents", "gauge", "Agents by memory tier.");
-    http_buf_printf(b, "semantic_agents{tier=\"hot\"} %u\nsemantic_agents{tier=\"warm\"} %u\n",
+    strbuf_printf(b, "semantic_agents{tier=\"hot\"} %u\nsemantic_agents{tier=\"warm\"} %u\n",
                     e->agents_hot, e->agents_warm);
     gauge(b, "semantic_disk_bytes", "Bytes of agent files in the warm store.", e->disk_bytes);
     gauge(b, "semantic_persistence_enabled", "1 when agent memory is persisted to disk.",

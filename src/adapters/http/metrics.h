@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http_buf.h"
+#include "base/strbuf.h"
 
 typedef struct metrics metrics;
 
@@ -57,6 +57,6 @@ typedef struct metrics_totals {
 metrics_totals metrics_read_totals(const metrics *m);
 
 /* Appends the page to out; ready: 1 ready, 0 not. */
-void metrics_render(const metrics *m, const metrics_engine *e, int ready, http_buf *out);
+void metrics_render(const metrics *m, const metrics_engine *e, int ready, strbuf *out);
 
 #endif

@@ -235,7 +235,7 @@ typedef struct oa_stream {
     char id[64];
     char *model;
     int64_t created;
-    http_buf pending; /* text read before the stream opened */
+    strbuf pending; /* text read before the stream opened */
 } oa_stream;
 
 static json_t *chunk(oa_stream *s, json_t *delta_or_text, const char *finish)
@@ -251,19 +251,19 @@ static json_t *chunk(oa_stream *s, json_t *delta_or_text, const char *finish)
     return o;
 }
 
-static void emit(http_buf *out, json_t *o)
+static void emit(strbuf *out, json_t *o)
 {
     sse_json(out, NULL, o);
     json_decref(o);
 }
 
-static void emit_text(oa_stream *s, http_buf *out, const char *text, size_t n)
+static void emit_text(oa_stream *s, strbuf *out, const char *text, size_t n)
 {
     json_t *v = http_gen_text(text, n);
     emit(out, chunk(s, s->chat ? json_pack("{s:o}", "content", v) : v, NULL));
 }
 
-static int stream_finish(oa_stream *s, http_buf *out)
+static int stream_finish(oa_stream *s, strbuf *out)
 {
     http_gen_note_usage(&s->g, s->x);
     if (!http_gen_ok(&s->g)) {
@@ -287,7 +287,7 @@ static int stream_finish(oa_stream *s, http_buf *out)
     return 1;
 }
 
-static int stream_next(void *self, http_buf *out)
+static int stream_next(void *self, strbuf *out)
 {
     oa_stream *s = self;
     if (!s->started) {
@@ -296,18 +296,18 @@ static int stream_next(void *self, http_buf *out)
             emit(out, chunk(s, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL));
         if (s->pending.len)
             emit_text(s, out, s->pending.data, s->pending.len);
-        http_buf_free(&s->pending);
+        strbuf_free(&s->pending);
         if (s->g.done)
             return stream_finish(s, out);
         if (out->len == 0)
             sse_comment(out, "keep-alive");
         return 0;
     }
-    http_buf text = {0};
+    strbuf text = {0};
     http_gen_next(&s->g, &text, (int)s->api->o.keepalive_ms);
     if (text.len)
         emit_text(s, out, text.data, text.len);
-    http_buf_free(&text);
+    strbuf_free(&text);
     if (s->g.done)
         return stream_finish(s, out);
     if (out->len == 0)
@@ -319,7 +319,7 @@ static void stream_close(void *self)
 {
     oa_stream *s = self;
     http_gen_release(&s->g);
-    http_buf_free(&s->pending);
+    strbuf_free(&s->pending);
     free(s->model);
     free(s);
 }
@@ -331,11 +331,11 @@ static const http_stream_ops oa_stream_ops = {stream_next, stream_close};
 static void reply_whole(http_api *api, http_exchange *x, oa_request *r, http_gen *g, const char *id,
                         const char *model)
 {
-    http_buf text = {0};
+    strbuf text = {0};
     http_gen_collect(g, x, &text);
     http_gen_note_usage(g, x);
     if (!http_gen_ok(g)) {
-        http_buf_free(&text);
+        strbuf_free(&text);
         http_error he = http_gen_error(g);
         http_exchange_reply_error(x, &he);
         return;
@@ -353,7 +353,7 @@ static void reply_whole(http_api *api, http_exchange *x, oa_request *r, http_gen
                            "finish_reason", finish_reason(g->result.finish));
     json_object_set_new(o, "choices", json_pack("[o]", choice));
     json_object_set_new(o, "usage", usage_json(g));
-    http_buf_free(&text);
+    strbuf_free(&text);
     http_gen_add_timing(g, x);
     http_exchange_reply_json(x, 200, o);
 }

@@ -60,17 +60,17 @@ void ops_routes_metrics(http_api *api, http_exchange *x)
         e.available = 1;
         e.persistent = be->persistent;
     }
-    http_buf page = {0};
+    strbuf page = {0};
     metrics_render(api->metrics, &e, http_api_state(api) == HTTP_STATE_READY, &page);
     if (page.oom) {
-        http_buf_free(&page);
+        strbuf_free(&page);
         http_error he = http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "out of memory");
         http_exchange_reply_error(x, &he);
         return;
     }
     http_exchange_reply_text(x, 200, "text/plain; version=0.0.4; charset=utf-8",
                              page.data ? page.data : "", page.len);
-    http_buf_free(&page);
+    strbuf_free(&page);
 }
 
 void ops_routes_admin_clear(http_api *api, http_exchange *x)

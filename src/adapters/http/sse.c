@@ -6,28 +6,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sse_event(http_buf *b, const char *event, const char *data, size_t len)
+void sse_event(strbuf *b, const char *event, const char *data, size_t len)
 {
     if (event) {
-        http_buf_puts(b, "event: ");
-        http_buf_puts(b, event);
-        http_buf_puts(b, "\n");
+        strbuf_puts(b, "event: ");
+        strbuf_puts(b, event);
+        strbuf_puts(b, "\n");
     }
     size_t at = 0;
     for (;;) {
         const char *nl = len > at ? memchr(data + at, '\n', len - at) : NULL;
         size_t end = nl ? (size_t)(nl - data) : len;
-        http_buf_puts(b, "data: ");
-        http_buf_append(b, data + at, end - at);
-        http_buf_puts(b, "\n");
+        strbuf_puts(b, "data: ");
+        strbuf_append(b, data + at, end - at);
+        strbuf_puts(b, "\n");
         if (!nl)
             break;
         at = end + 1;
     }
-    http_buf_puts(b, "\n");
+    strbuf_puts(b, "\n");
 }
 
-void sse_json(http_buf *b, const char *event, const json_t *data)
+void sse_json(strbuf *b, const char *event, const json_t *data)
 {
     char *s = json_dumps(data, JSON_COMPACT);
     if (!s) {
@@ -38,9 +38,9 @@ void sse_json(http_buf *b, const char *event, const json_t *data)
     free(s);
 }
 
-void sse_comment(http_buf *b, const char *text)
+void sse_comment(strbuf *b, const char *text)
 {
-    http_buf_puts(b, ": ");
-    http_buf_puts(b, text);
-    http_buf_puts(b, "\n\n");
+    strbuf_puts(b, ": ");
+    strbuf_puts(b, text);
+    strbuf_puts(b, "\n\n");
 }

@@ -17,15 +17,15 @@
 
 #include <jansson.h>
 
-#include "http_buf.h"
+#include "base/strbuf.h"
 
 #define SSE_CONTENT_TYPE "text/event-stream"
 
 /* An event: "event: NAME" when event is not NULL, then the data lines. */
-void sse_event(http_buf *b, const char *event, const char *data, size_t len);
+void sse_event(strbuf *b, const char *event, const char *data, size_t len);
 /* The same with compact JSON as the data. */
-void sse_json(http_buf *b, const char *event, const json_t *data);
+void sse_json(strbuf *b, const char *event, const json_t *data);
 /* ": text" and a blank line. */
-void sse_comment(http_buf *b, const char *text);
+void sse_comment(strbuf *b, const char *text);
 
 #endif

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "adapters/model/chat_template.h"
-#include "adapters/model/model.h"
+#include "adapters/template/chat_template.h"
+#include "model.h"
 
 /*
  * Picks the template: a built-in NAME when name is not NULL (SEM_EINVAL

@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attention.h"
-#include "ops.h"
-#include "thread_pool.h"
-#include "vec.h"
+#include "adapters/kernels/attention.h"
+#include "adapters/kernels/ops.h"
+#include "adapters/kernels/thread_pool.h"
+#include "adapters/kernels/vec.h"
 
 #define LOGIT_CHUNK 32 /* rows of logits computed per output matmul */
 

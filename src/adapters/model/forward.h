@@ -22,8 +22,8 @@
 
 #include <stdint.h>
 
-#include "adapters/model/cpu.h"
-#include "adapters/model/model.h"
+#include "adapters/kernels/cpu.h"
+#include "model.h"
 #include "domain/block_table.h"
 #include "ports/model_port.h"
 

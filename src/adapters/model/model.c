@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tensor_type.h"
+#include "adapters/kernels/tensor_type.h"
 
 static const model_arch_info arch_table[MODEL_ARCH_COUNT] = {
     [MODEL_ARCH_LLAMA] = {.name = "llama", .rope = ROPE_ADJACENT, .act = FFN_SILU},

@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "adapters/model/gguf.h"
-#include "adapters/model/matmul.h"
-#include "adapters/model/tokenizer.h"
+#include "adapters/gguf/gguf.h"
+#include "adapters/kernels/matmul.h"
+#include "adapters/text/tokenizer.h"
 #include "domain/cache_spec.h"
 #include "domain/status.h"
 

@@ -9,8 +9,8 @@
 #ifndef SEM_MODEL_BACKEND_H
 #define SEM_MODEL_BACKEND_H
 
-#include "adapters/model/forward.h"
-#include "adapters/model/model.h"
+#include "forward.h"
+#include "model.h"
 #include "ports/model_port.h"
 
 typedef struct model_backend model_backend;

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf_writer.h"
-#include "quant.h"
-#include "tensor_type.h"
+#include "adapters/gguf/gguf_writer.h"
+#include "adapters/kernels/quant.h"
+#include "adapters/kernels/tensor_type.h"
 
 #define PROJ_STD 0.02f
 #define EMBD_STD 0.02f

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#include "adapters/model/model.h"
+#include "model.h"
 #include "domain/status.h"
 
 typedef struct model_maker_spec {

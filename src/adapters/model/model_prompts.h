@@ -7,7 +7,7 @@
 #ifndef SEM_MODEL_PROMPTS_H
 #define SEM_MODEL_PROMPTS_H
 
-#include "adapters/model/model.h"
+#include "model.h"
 #include "ports/prompt_port.h"
 
 typedef struct model_prompts model_prompts;

@@ -44,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "adapters/store/agent_index.h"
+#include "agent_index.h"
 #include "domain/agent_id.h"
 
 #define INDEX_NAME "index.sqlite"

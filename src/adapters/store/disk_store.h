@@ -28,7 +28,7 @@
 
 #include <stdint.h>
 
-#include "adapters/store/kv_file.h"
+#include "kv_file.h"
 #include "domain/status.h"
 #include "ports/warm_store.h"
 

@@ -25,10 +25,10 @@
 
 #include <xxhash.h>
 
-#include "adapters/model/cpu.h"
-#include "adapters/model/quant.h"
-#include "adapters/model/tensor_type.h"
-#include "adapters/model/vec.h"
+#include "adapters/kernels/cpu.h"
+#include "adapters/kernels/quant.h"
+#include "adapters/kernels/tensor_type.h"
+#include "adapters/kernels/vec.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "kv_file: rows are copied as stored in blocks; a little-endian host is assumed"

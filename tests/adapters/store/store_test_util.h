@@ -24,8 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "adapters/model/quant.h"
-#include "adapters/model/tensor_type.h"
+#include "adapters/kernels/quant.h"
+#include "adapters/kernels/tensor_type.h"
 #include "adapters/store/kv_file.h"
 #include "domain/block_table.h"
 

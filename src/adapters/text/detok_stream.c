@@ -1,0 +1,253 @@
+/*
+ * detok_stream.c - incremental detokenization.
+ *
+ * Bytes move through three buffers:
+ *   raw    pieces as fed, not yet cleaned (clean_spaces vocabularies only
+ *          keep bytes here; others pass straight through);
+ *   ready  cleaned bytes whose UTF-8 is not yet checked;
+ *   out    what the last call returns.
+ *
+ * Why cutting raw is safe: llama.cpp's three clean_spaces passes only ever
+ * remove spaces, and each decision looks at most one byte back and two
+ * bytes ahead of an apostrophe or space. If raw[k-2], raw[k-1] and raw[k]
+ * are neither ' ' nor '\'', no decision on either side of k depends on the
+ * other side and none of the three bytes is removed, so
+ * clean(raw) == clean(raw[0..k)) + clean(raw[k..]). We clean up to the last
+ * such k and keep the rest; at the end everything left is cleaned with the
+ * end-of-text rules, as decode does.
+ */
+#include "detok_stream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "unicode.h"
+
+typedef struct buf {
+    char *v;
+    size_t n, cap;
+} buf;
+
+struct detok_stream {
+    const tokenizer *tk;
+    int remove_special, unparse_special, continuation;
+    int started;      /* a token was fed since the start */
+    int strip;        /* the next token loses one leading space */
+    int held_eos;     /* an EOS that decode would drop if it were last */
+    buf raw, ready, out;
+    size_t raw_checked; /* cut positions below this were already rejected */
+};
+
+static int reserve(buf *b, size_t extra)
+{
+    if (b->n + extra <= b->cap)
+        return 1;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->n + extra)
+        cap *= 2;
+    char *v = realloc(b->v, cap);
+    if (!v)
+        return 0;
+    b->v = v;
+    b->cap = cap;
+    return 1;
+}
+
+static int append(buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 1;
+    if (!reserve(b, n))
+        return 0;
+    memcpy(b->v + b->n, p, n);
+    b->n += n;
+    return 1;
+}
+
+static detok_stream *create(const tokenizer *tk, int remove_special, int unparse_special,
+                            int continuation, sem_err *err)
+{
+    if (!tk) {
+        sem_err_set(err, SEM_EINVAL, "detok_stream: the tokenizer is NULL");
+        return NULL;
+    }
+    detok_stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        sem_err_set(err, SEM_ENOMEM, "detok_stream: out of memory");
+        return NULL;
+    }
+    s->tk = tk;
+    s->remove_special = remove_special;
+    s->unparse_special = unparse_special;
+    s->continuation = continuation;
+    detok_stream_reset(s);
+    return s;
+}
+
+detok_stream *detok_stream_new(const tokenizer *tk, int remove_special, int unparse_special,
+                               sem_err *err)
+{
+    return create(tk, remove_special, unparse_special, 0, err);
+}
+
+detok_stream *detok_stream_new_continuation(const tokenizer *tk, int remove_special,
+                                            int unparse_special, sem_err *err)
+{
+    return create(tk, remove_special, unparse_special, 1, err);
+}
+
+void detok_stream_free(detok_stream *s)
+{
+    if (!s)
+        return;
+    free(s->raw.v);
+    free(s->ready.v);
+    free(s->out.v);
+    free(s);
+}
+
+void detok_stream_reset(detok_stream *s)
+{
+    s->started = 0;
+    s->strip = !s->continuation && tokenizer_add_space_prefix(s->tk);
+    s->held_eos = 0;
+    s->raw.n = s->ready.n = 0;
+    s->raw_checked = 0;
+}
+
+size_t detok_stream_pending(const detok_stream *s) { return s->raw.n + s->ready.n; }
+
+static int plain(char c) { return c != ' ' && c != '\''; }
+
+/* Appends one token's piece to raw, with decode's per-token rules. */
+static int add_piece(detok_stream *s, int32_t id)
+{
+    int strip = s->strip;
+    s->strip = 0;
+    uint32_t attr = tokenizer_token_attr(s->tk, id);
+    if (!s->unparse_special && (attr & (TOKEN_ATTR_UNKNOWN | TOKEN_ATTR_CONTROL)))
+        return 1;
+    size_t len = 0;
+    const char *p = tokenizer_piece(s->tk, id, &len);
+    if (strip && len && p[0] == ' ') {
+        p++;
+        len--;
+    }
+    return append(&s->raw, p, len);
+}
+
+/* Moves the cleanable prefix of raw (all of it when `all`) to ready. */
+static int settle(detok_stream *s, int all)
+{
+    buf *r = &s->raw;
+    size_t cut = 0;
+    if (all || !tokenizer_clean_spaces(s->tk)) {
+        cut = r->n;
+    } else {
+        size_t lo = s->raw_checked > 2 ? s->raw_checked : 2;
+        for (size_t k = r->n; k-- > lo;) {
+            if (plain(r->v[k]) && plain(r->v[k - 1]) && plain(r->v[k - 2])) {
+                cut = k;
+                break;
+            }
+        }
+    }
+    if (!cut) {
+        s->raw_checked = r->n; /* every cut position so far is unsafe */
+        return 1;
+    }
+    if (!reserve(&s->ready, cut))
+        return 0;
+    memcpy(s->ready.v + s->ready.n, r->v, cut);
+    size_t n = cut;
+    if (tokenizer_clean_spaces(s->tk))
+        n = tokenizer_clean_text(s->ready.v + s->ready.n, cut);
+    s->ready.n += n;
+    memmove(r->v, r->v + cut, r->n - cut);
+    r->n -= cut;
+    s->raw_checked = r->n; /* the rest lies after the last safe position */
+    return 1;
+}
+
+/* Moves the complete UTF-8 of ready to out (ill-formed parts as U+FFFD);
+ * an incomplete tail stays unless `all`, when it becomes U+FFFD. */
+static int emit(detok_stream *s, int all)
+{
+    buf *rd = &s->ready;
+    size_t pos = 0;
+    s->out.n = 0;
+    if (!reserve(&s->out, rd->n + 3))
+        return 0;
+    while (pos < rd->n) {
+        size_t len = 0;
+        utf8_check c = unicode_utf8_check((const uint8_t *)rd->v + pos, rd->n - pos, &len);
+        if (c == UTF8_OK) {
+            if (!append(&s->out, rd->v + pos, len))
+                return 0;
+            pos += len;
+        } else if (c == UTF8_INVALID || all) {
+            if (!append(&s->out, "\xef\xbf\xbd", 3))
+                return 0;
+            pos += c == UTF8_INVALID ? len : rd->n - pos;
+        } else {
+            break; /* incomplete: wait for more bytes */
+        }
+    }
+    if (pos) {
+        memmove(rd->v, rd->v + pos, rd->n - pos);
+        rd->n -= pos;
+    }
+    if (!reserve(&s->out, 1))
+        return 0;
+    s->out.v[s->out.n] = '\0';
+    return 1;
+}
+
+sem_status detok_stream_feed(detok_stream *s, int32_t id, const char **text, size_t *len,
+                             sem_err *err)
+{
+    *text = "";
+    *len = 0;
+    if (id < 0 || (size_t)id >= tokenizer_n_vocab(s->tk))
+        return sem_err_set(err, SEM_EINVAL,
+                           "detok_stream: token id %d is not in the vocabulary of %zu tokens", id,
+                           tokenizer_n_vocab(s->tk));
+    const tokenizer *tk = s->tk;
+    int ok = 1;
+    if (!s->started) {
+        s->started = 1;
+        if (!s->continuation && s->remove_special && tokenizer_add_bos(tk) &&
+            id == tokenizer_bos(tk)) {
+            s->strip = 0; /* decode drops the BOS and keeps the next space */
+            return SEM_OK;
+        }
+    }
+    if (s->held_eos) {
+        s->held_eos = 0;
+        ok = add_piece(s, tokenizer_eos(tk));
+    }
+    if (ok && s->remove_special && tokenizer_add_eos(tk) && id == tokenizer_eos(tk))
+        s->held_eos = 1; /* dropped if it turns out to be the last token */
+    else if (ok)
+        ok = add_piece(s, id);
+    if (ok)
+        ok = settle(s, 0) && emit(s, 0);
+    if (!ok)
+        return sem_err_set(err, SEM_ENOMEM, "detok_stream: out of memory");
+    *text = s->out.v;
+    *len = s->out.n;
+    return SEM_OK;
+}
+
+sem_status detok_stream_finish(detok_stream *s, const char **text, size_t *len, sem_err *err)
+{
+    *text = "";
+    *len = 0;
+    s->held_eos = 0;
+    if (!settle(s, 1) || !emit(s, 1))
+        return sem_err_set(err, SEM_ENOMEM, "detok_stream: out of memory");
+    *text = s->out.v;
+    *len = s->out.n;
+    detok_stream_reset(s);
+    return SEM_OK;
+}

@@ -1,0 +1,144 @@
+/*
+ * serving_stack.c - assembling and tearing down the serving stack.
+ */
+#include "serving_stack.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STACK_MAX_CTX 8192
+
+serving_stack_opts serving_stack_defaults(void)
+{
+    return (serving_stack_opts){.kv_type = CACHE_KV_F16, .max_batch = 8, .chunk = 512, .max_queue = 256};
+}
+
+sem_status serving_stack_default_cache_dir(char *out, size_t cap, sem_err *err)
+{
+    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    int n;
+    if (xdg && *xdg)
+        n = snprintf(out, cap, "%s/semantic/cache", xdg);
+    else if (home && *home)
+        n = snprintf(out, cap, "%s/.local/share/semantic/cache", home);
+    else
+        return sem_err_set(err, SEM_EINVAL, "no cache directory: set --cache-dir, "
+                                            "XDG_DATA_HOME or HOME");
+    if (n < 0 || (size_t)n >= cap)
+        return sem_err_set(err, SEM_EINVAL, "the cache directory path is too long");
+    return SEM_OK;
+}
+
+/* One JSON line on stderr, as every log line of semantic. */
+static void log_line(void *user, const char *level, const char *message)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s}", "level", level, "source", (const char *)user,
+                          "message", message);
+    char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (line) {
+        fprintf(stderr, "%s\n", line);
+        free(line);
+    }
+}
+
+static void store_log(void *ctx, const char *message) { log_line(ctx, "warning", message); }
+
+static sem_status open_store(serving_stack *s, const serving_stack_opts *o, sem_err *err)
+{
+    if (o->cache_dir && !*o->cache_dir)
+        return SEM_OK; /* persistence off */
+    if (o->cache_dir)
+        snprintf(s->cache_dir, sizeof s->cache_dir, "%s", o->cache_dir);
+    else if (serving_stack_default_cache_dir(s->cache_dir, sizeof s->cache_dir, err) != SEM_OK)
+        return err->status;
+    kv_payload payload = KV_PAYLOAD_DEFAULT;
+    if (o->cache_type && kv_payload_parse(o->cache_type, &payload, err) != SEM_OK)
+        return err->status;
+    disk_store_opts d = {.dir = s->cache_dir, .fingerprint = model_fingerprint(s->m),
+                         .payload = payload, .budget_bytes = o->disk_mb << 20};
+    if (!o->quiet) {
+        d.log = store_log;
+        d.log_ctx = (void *)"store";
+    }
+    s->store = disk_store_open(&d, err);
+    if (!s->store)
+        return err->status;
+    s->warm = disk_store_port(s->store);
+    return SEM_OK;
+}
+
+static sem_status open_pool(serving_stack *s, const serving_stack_opts *o, sem_err *err)
+{
+    cache_spec spec = model_cache_spec(s->m, CACHE_SPEC_DEFAULT_BLOCK_TOKENS, o->kv_type);
+    if (cache_spec_validate(&spec, err) != SEM_OK)
+        return err->status;
+    uint64_t bytes = o->pool_mb << 20;
+    if (bytes == 0) {
+        uint64_t blocks = cache_spec_peak_blocks(&spec, s->ctx, o->chunk) * o->max_batch;
+        bytes = blocks * ((cache_spec_block_bytes(&spec) + 63) / 64 * 64);
+    }
+    s->pool = block_pool_create(&spec, bytes, err);
+    return s->pool ? SEM_OK : err->status;
+}
+
+sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem_err *err)
+{
+    memset(s, 0, sizeof *s);
+    sem_status st = SEM_EINVAL;
+    s->m = model_load(o->model_path, err);
+    if (!s->m)
+        return err->status;
+    const model_hparams *hp = model_hparams_of(s->m);
+    s->ctx = o->ctx ? o->ctx : (hp->n_ctx_train < STACK_MAX_CTX ? hp->n_ctx_train : STACK_MAX_CTX);
+    cpu_isa isa = cpu_isa_best();
+    if (o->isa && (st = cpu_isa_parse(o->isa, &isa, err)) != SEM_OK)
+        goto fail;
+    forward_opts fo = {.n_threads = o->threads > 0 ? o->threads
+                                                    : (int)sysconf(_SC_NPROCESSORS_ONLN),
+                       .isa = isa, .max_tokens = o->chunk + o->max_batch};
+    s->backend = model_backend_create(s->m, &fo, s->ctx, err);
+    if (!s->backend || (st = open_pool(s, o, err)) != SEM_OK || (st = open_store(s, o, err)) != SEM_OK)
+        goto fail_status;
+    engine_opts eo = engine_defaults();
+    eo.max_batch = o->max_batch;
+    eo.chunk = o->chunk;
+    eo.max_queue = o->max_queue;
+    eo.n_ctx = s->ctx;
+    eo.warm = s->store ? &s->warm : NULL;
+    if (!o->quiet) {
+        eo.log = log_line;
+        eo.log_user = (void *)"engine";
+    }
+    s->e = engine_create(model_backend_port(s->backend), s->pool, &eo, err);
+    if (!s->e)
+        goto fail_status;
+    sem_err warning = {0};
+    s->prompts = model_prompts_create(s->m, o->chat_template, s->ctx, &warning, err);
+    if (!s->prompts)
+        goto fail_status;
+    if (warning.status != SEM_OK && !o->quiet)
+        log_line((void *)"model", "warning", sem_err_text(&warning));
+    return SEM_OK;
+fail_status:
+    st = err->status ? err->status : SEM_EINTERNAL;
+fail:
+    serving_stack_close(s, 0);
+    return st;
+}
+
+void serving_stack_close(serving_stack *s, uint32_t drain_ms)
+{
+    if (s->e && drain_ms)
+        engine_drain(s->e, drain_ms);
+    model_prompts_destroy(s->prompts);
+    engine_destroy(s->e);
+    disk_store_close(s->store);
+    block_pool_destroy(s->pool);
+    model_backend_destroy(s->backend);
+    model_free(s->m);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,57 @@
+/*
+ * serving_stack.h - the serving stack the long-lived commands share: a model, its
+ * backend (forward pass), the block pool, the warm store on disk, the
+ * batching engine and the prompt port. `serve` puts HTTP in front of it;
+ * `run --agent` submits one request to it.
+ *
+ * Threads: built and torn down on the caller's thread; the engine and the
+ * store then run their own threads (see their headers).
+ */
+#ifndef SEM_CLI_SERVING_STACK_H
+#define SEM_CLI_SERVING_STACK_H
+
+#include <stdint.h>
+
+#include "adapters/model/model.h"
+#include "adapters/model/model_backend.h"
+#include "adapters/model/model_prompts.h"
+#include "adapters/store/disk_store.h"
+#include "app/engine.h"
+
+typedef struct serving_stack_opts {
+    const char *model_path;
+    const char *cache_dir;     /* NULL: the default (serving_stack_default_cache_dir); "" = no persistence */
+    uint64_t pool_mb;          /* KV pool; 0: enough for max_batch sequences of ctx tokens */
+    uint64_t disk_mb;          /* 0: unlimited */
+    const char *cache_type;    /* on disk: f16, q8_0 (default), q4_0 */
+    cache_kv_type kv_type;     /* in memory */
+    uint32_t ctx;              /* tokens per sequence; 0: the model's, at most 8192 */
+    uint32_t max_batch, chunk, max_queue;
+    int threads;               /* 0: all cores */
+    const char *isa;           /* NULL: best */
+    const char *chat_template; /* NULL: the model's */
+    int quiet;                 /* no log lines on stderr */
+} serving_stack_opts;
+
+serving_stack_opts serving_stack_defaults(void);
+
+typedef struct serving_stack {
+    model *m;
+    model_backend *backend;
+    block_pool *pool;
+    disk_store *store;
+    warm_store warm;
+    engine *e;
+    model_prompts *prompts;
+    uint32_t ctx;
+    char cache_dir[4096];
+} serving_stack;
+
+sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem_err *err);
+/* Drains (writing unsaved agent memory) and frees everything. */
+void serving_stack_close(serving_stack *s, uint32_t drain_ms);
+
+/* $XDG_DATA_HOME/semantic/cache, else $HOME/.local/share/semantic/cache. */
+sem_status serving_stack_default_cache_dir(char *out, size_t cap, sem_err *err);
+
+#endif
