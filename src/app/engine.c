@@ -26,20 +26,9 @@
 #include <time.h>
 
 #include "engine_internal.h"
+#include "base/deadline.h"
 
-double engine_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
-int64_t engine_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void engine_log(engine *e, const char *level, const char *fmt, ...)
 {
@@ -101,7 +90,7 @@ static void count_reuse(engine *e, uint32_t cached)
 /* Moves an admitted request into the running set. */
 static void start(engine *e, gen_request *r, req_phase phase)
 {
-    r->t_admit = engine_now_ms();
+    r->t_admit = deadline_now_ms();
     r->phase = phase;
     pthread_mutex_lock(&r->lock);
     r->result.cached_tokens = r->n_evaluated;
@@ -411,17 +400,11 @@ static void idle_wait(engine *e)
         if (!timed) {
             pthread_cond_wait(&e->wake, &e->inbox);
         } else {
-            double wait_ms = due > 0 ? due - engine_now_ms() : 10;
+            double wait_ms = due > 0 ? due - deadline_now_ms() : 10;
             if (e->wait_head && wait_ms > 10)
                 wait_ms = 10;
-            if (wait_ms > 0) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                long ns = ts.tv_nsec + (long)(wait_ms * 1e6);
-                ts.tv_sec += ns / 1000000000L;
-                ts.tv_nsec = ns % 1000000000L;
-                pthread_cond_timedwait(&e->wake, &e->inbox, &ts);
-            }
+            if (wait_ms > 0)
+                deadline_wait_ms(&e->wake, &e->inbox, wait_ms);
         }
     }
     pthread_mutex_unlock(&e->inbox);
@@ -493,7 +476,7 @@ engine *engine_create(model_port mp, block_pool *pool, const engine_opts *o, sem
         return NULL;
     }
     pthread_mutex_init(&e->inbox, NULL);
-    pthread_cond_init(&e->wake, NULL);
+    deadline_cond_init(&e->wake);
     pthread_cond_init(&e->called, NULL);
     agents_load_warm(e);
     if (io_start(e, err) != SEM_OK)
@@ -559,8 +542,8 @@ uint32_t engine_drain(engine *e, uint32_t timeout_ms)
     e->stats.draining = 1;
     uint64_t failures_before = e->stats.save_failures;
     pthread_mutex_unlock(&e->inbox);
-    double deadline = engine_now_ms() + timeout_ms;
-    while (!quiet(e) && engine_now_ms() < deadline)
+    double deadline = deadline_now_ms() + timeout_ms;
+    while (!quiet(e) && deadline_now_ms() < deadline)
         sleep_ms(5);
     if (!quiet(e)) {
         engine_call(e, cancel_everything, NULL);

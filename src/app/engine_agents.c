@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "domain/agent_id.h"
+#include "base/deadline.h"
 #include "engine_internal.h"
 
 /* ---------------------------------------------------------------- lookup */
@@ -290,7 +291,7 @@ void agents_request_done(engine *e, agent *a, uint32_t cached)
 {
     a->state = AGENT_IDLE;
     a->last_step = e->step;
-    a->last_use_ms = engine_wall_ms();
+    a->last_use_ms = deadline_wall_ms();
     if (cached > 0) {
         a->hits++;
         a->tokens_saved += cached;
@@ -304,7 +305,7 @@ void agents_request_done(engine *e, agent *a, uint32_t cached)
     if (a->kv && block_table_n_tokens(a->kv) > 0) {
         a->dirty = 1;
         if (e->o.warm)
-            a->save_due = engine_now_ms() + e->o.save_delay_ms;
+            a->save_due = deadline_now_ms() + e->o.save_delay_ms;
     }
 }
 
@@ -312,7 +313,7 @@ void agents_due_saves(engine *e, int all)
 {
     if (!e->o.warm)
         return;
-    double now = engine_now_ms();
+    double now = deadline_now_ms();
     for (uint32_t b = 0; b < AGENT_BUCKETS; b++)
         for (agent *a = e->agents[b]; a; a = a->next)
             if (a->state == AGENT_IDLE && a->dirty && a->kv &&

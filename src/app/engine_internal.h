@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 
 #include "engine.h"
+#include "base/deadline.h"
 #include "sampler.h"
 #include "stop_strings.h"
 #include "domain/block_table.h"
@@ -178,8 +179,6 @@ struct engine {
 };
 
 /* engine.c */
-double engine_now_ms(void);
-int64_t engine_wall_ms(void);
 void engine_log(engine *e, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void engine_wake(engine *e);

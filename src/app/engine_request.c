@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "base/utf8.h"
+#include "base/deadline.h"
 #include "domain/agent_id.h"
 #include "engine_internal.h"
 
@@ -120,7 +121,7 @@ void request_finish(engine *e, gen_request *r, gen_finish why, const sem_err *er
     r->result.prompt_tokens = r->n_prompt;
     r->result.completion_tokens = r->n_gen;
     r->result.stop_index = r->stop_index;
-    r->result.total_ms = engine_now_ms() - r->t_submit;
+    r->result.total_ms = deadline_now_ms() - r->t_submit;
     r->result.queue_ms = r->t_admit ? r->t_admit - r->t_submit : r->result.total_ms;
     r->result.ttft_ms = r->t_first ? r->t_first - r->t_submit : 0;
     r->finished = 1;
@@ -188,7 +189,7 @@ static sem_status emit_piece(engine *e, gen_request *r, int32_t tok)
 void request_take_token(engine *e, gen_request *r, int32_t tok)
 {
     if (r->n_gen == 0)
-        r->t_first = engine_now_ms();
+        r->t_first = deadline_now_ms();
     if (e->mp.ops->is_eog(e->mp.self, tok)) {
         request_finish(e, r, GEN_STOP, NULL);
         return;
@@ -293,7 +294,7 @@ static gen_request *make_request(engine *e, const gen_params *p, sem_err *err)
     r->prompt = malloc(p->n_prompt * sizeof *r->prompt);
     r->gen = malloc((r->max_tokens ? r->max_tokens : 1) * sizeof *r->gen);
     pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cond, NULL);
+    deadline_cond_init(&r->cond);
     if (!r->prompt || !r->gen) {
         sem_err_set(err, SEM_ENOMEM, "engine: out of memory for a prompt of %u tokens",
                     p->n_prompt);
@@ -327,7 +328,7 @@ static sem_status gp_submit(void *self, const gen_params *p, gen_request **out, 
                     p->prefill_only ? 0 : p->max_tokens, block_pool_total(e->pool));
         return discard(r, SEM_ETOOLARGE);
     }
-    r->t_submit = engine_now_ms();
+    r->t_submit = deadline_now_ms();
     pthread_mutex_lock(&e->inbox);
     if (e->stop || e->draining) {
         st = sem_err_set(err, SEM_EBUSY, "the server is draining: no new requests");
@@ -359,13 +360,9 @@ static int gp_read(void *self, gen_request *r, char *buf, size_t cap, size_t *n,
             while (r->read_pos == r->visible && !r->finished)
                 pthread_cond_wait(&r->cond, &r->lock);
         } else {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            long ns = ts.tv_nsec + (long)(timeout_ms % 1000) * 1000000L;
-            ts.tv_sec += timeout_ms / 1000 + ns / 1000000000L;
-            ts.tv_nsec = ns % 1000000000L;
+            double until = deadline_now_ms() + (double)timeout_ms;
             while (r->read_pos == r->visible && !r->finished &&
-                   pthread_cond_timedwait(&r->cond, &r->lock, &ts) == 0) {
+                   deadline_wait_until(&r->cond, &r->lock, until) == 0) {
             }
         }
     }

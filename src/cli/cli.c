@@ -2,6 +2,7 @@
  * cli.c - exit codes, error printing and strict number parsing.
  */
 #include "cli.h"
+#include "base/deadline.h"
 
 #include <errno.h>
 #include <math.h>
@@ -111,9 +112,3 @@ sem_status cli_read_file(const char *path, char **out, size_t *len, sem_err *err
     return SEM_OK;
 }
 
-double cli_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}

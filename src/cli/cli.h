@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "domain/status.h"
+#include "base/deadline.h"
 
 int cli_exit_code(sem_status st);
 
@@ -28,7 +29,6 @@ sem_status cli_parse_f32(const char *opt, const char *s, float min, float max, f
                          sem_err *err);
 
 /* Monotonic clock in milliseconds. */
-double cli_now_ms(void);
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 sem_status cli_read_file(const char *path, char **out, size_t *len, sem_err *err);

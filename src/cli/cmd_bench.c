@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "adapters/model/model_backend.h"
+#include "base/deadline.h"
 #include "app/engine.h"
 #include "cli.h"
 #include "session.h"
@@ -53,7 +54,7 @@ static sem_status timed_eval(session *s, const int32_t *toks, uint32_t n, uint32
                              double *ms, sem_err *err)
 {
     block_table_clear(s->seq);
-    double t0 = cli_now_ms();
+    double t0 = deadline_now_ms();
     for (uint32_t done = 0; done < n; done += batch) {
         uint32_t k = n - done < batch ? n - done : batch;
         sem_status st = block_table_append(s->seq, toks + done, k, err);
@@ -65,7 +66,7 @@ static sem_status timed_eval(session *s, const int32_t *toks, uint32_t n, uint32
         if (st != SEM_OK)
             return st;
     }
-    *ms = cli_now_ms() - t0;
+    *ms = deadline_now_ms() - t0;
     return SEM_OK;
 }
 
@@ -102,7 +103,7 @@ static sem_status parallel_once(session *s, uint32_t n_seq, uint32_t n_gen, doub
     sem_status st = e ? SEM_OK : err->status;
     generation_port gp = e ? engine_generation_port(e) : (generation_port){0};
     gen_request *r[64] = {0};
-    double t0 = cli_now_ms(), rate_sum = 0;
+    double t0 = deadline_now_ms(), rate_sum = 0;
     for (uint32_t i = 0; st == SEM_OK && i < n_seq; i++) {
         int32_t prompt[4] = {1, (int32_t)(10 + i), (int32_t)(20 + i), (int32_t)(30 + i)};
         gen_params p = {.prompt = prompt, .n_prompt = 4, .max_tokens = n_gen};
@@ -114,7 +115,7 @@ static sem_status parallel_once(session *s, uint32_t n_seq, uint32_t n_gen, doub
     for (uint32_t i = 0; st == SEM_OK && i < n_seq; i++)
         while (!gp.ops->read(gp.self, r[i], buf, sizeof buf, &got, -1)) {
         }
-    double wall = cli_now_ms() - t0;
+    double wall = deadline_now_ms() - t0;
     uint64_t tokens = 0;
     for (uint32_t i = 0; st == SEM_OK && i < n_seq; i++) {
         gen_result res = gp.ops->result(gp.self, r[i]);
@@ -191,7 +192,7 @@ static sem_status memory_point(const serving_stack_opts *so, uint32_t n, int rep
     row->n = n;
     for (int r = 0; s == SEM_OK && r < reps; r++) {
         char id[64];
-        snprintf(id, sizeof id, "bench-%u-%d-%lld", n, r, (long long)cli_now_ms());
+        snprintf(id, sizeof id, "bench-%u-%d-%lld", n, r, (long long)deadline_now_ms());
         for (uint32_t i = 0; i < n; i++)
             prompt[i] = (int32_t)((i * 7919u + (uint32_t)r * 104729u + 13u) % vocab);
         serving_stack st;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "adapters/model/chat_prompt.h"
+#include "base/deadline.h"
 #include "adapters/text/detok_stream.h"
 #include "app/sampler.h"
 #include "app/stop_strings.h"
@@ -297,7 +298,7 @@ static sem_status decode(run_state *r, const run_args *a, sem_err *err)
     while (r->n_gen < a->n_predict) {
         int32_t tok = sampler_sample(smp, logits);
         if (r->n_gen == 0)
-            r->t_first = cli_now_ms();
+            r->t_first = deadline_now_ms();
         if (tokenizer_is_eog(tk, tok)) {
             r->finish = "stop";
             break;
@@ -408,7 +409,7 @@ static int run_with_agent(const run_args *a)
     uint32_t n_gen = 0;
     gen_request *r = NULL;
     generation_port gp = engine_generation_port(st.e);
-    double t0 = cli_now_ms();
+    double t0 = deadline_now_ms();
     sem_status s = prompt_tokens(st.m, a, &prompt, &n_prompt, &err);
     if (s == SEM_OK) {
         gen_params p = {.agent_id = a->agent, .prompt = prompt, .n_prompt = (uint32_t)n_prompt,
@@ -440,7 +441,7 @@ static int run_with_agent(const run_args *a)
     }
     if (s == SEM_OK)
         s = gp.ops->tokens(gp.self, r, &gen, &n_gen, &err);
-    double total = cli_now_ms() - t0;
+    double total = deadline_now_ms() - t0;
     printf("\n");
     if (s == SEM_OK && a->json) {
         json_t *o = json_object();
@@ -483,13 +484,13 @@ int cmd_run(int argc, char **argv)
         return run_with_agent(&a);
     if (session_open(&r.s, &a.so, &err) != SEM_OK)
         return cli_fail("run", &err);
-    r.t_start = cli_now_ms();
+    r.t_start = deadline_now_ms();
     r.finish = "length";
     sem_status st = prefill(&r, &a, &err);
-    r.t_first = cli_now_ms();
+    r.t_first = deadline_now_ms();
     if (st == SEM_OK)
         st = decode(&r, &a, &err);
-    r.t_end = cli_now_ms();
+    r.t_end = deadline_now_ms();
     if (st == SEM_OK && a.json)
         print_json(&r, &a);
     else if (st == SEM_OK)

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "adapters/http/auth.h"
+#include "base/deadline.h"
 #include "adapters/http/http_api.h"
 #include "adapters/http/http_server.h"
 #include "adapters/kernels/cpu.h"
@@ -361,7 +362,7 @@ static void backend_stats(void *user, metrics_engine *out)
 static sem_status load(serve_state *s, sem_err *err)
 {
     const serve_config *c = &s->cfg;
-    double t0 = cli_now_ms();
+    double t0 = deadline_now_ms();
     serving_stack_opts o = serving_stack_defaults();
     o.model_path = c->model_path;
     o.cache_dir = c->cache_dir;
@@ -396,7 +397,7 @@ static sem_status load(serve_state *s, sem_err *err)
     snprintf(msg, sizeof msg,
              "loaded %s in %.0f ms: context %u, pool %u blocks of %zu bytes, batch %u, agent "
              "memory in %s",
-             c->model_id, cli_now_ms() - t0, s->st.ctx, block_pool_total(s->st.pool),
+             c->model_id, deadline_now_ms() - t0, s->st.ctx, block_pool_total(s->st.pool),
              block_pool_block_bytes(s->st.pool), c->max_batch, s->st.cache_dir);
     log_line("info", "serve", msg);
     return SEM_OK;

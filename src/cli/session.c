@@ -2,6 +2,7 @@
  * session.c - model, pool, sequence and forward context for one sequence.
  */
 #include "cli.h"
+#include "base/deadline.h"
 #include "session.h"
 
 #include <stdio.h>
@@ -19,7 +20,7 @@ session_opts session_defaults(void)
 sem_status session_open(session *s, const session_opts *o, sem_err *err)
 {
     *s = (session){0};
-    double t0 = cli_now_ms();
+    double t0 = deadline_now_ms();
     if (o->progress)
         fprintf(stderr, "loading %s ...\n", o->model_path);
     s->m = model_load(o->model_path, err);
@@ -61,7 +62,7 @@ sem_status session_open(session *s, const session_opts *o, sem_err *err)
     }
     if (o->progress)
         fprintf(stderr, "loaded %s in %.0f ms (%s, %d threads, %s kernels)\n", model_name(s->m),
-                cli_now_ms() - t0, model_arch_of(s->m)->name, threads, cpu_isa_name(isa));
+                deadline_now_ms() - t0, model_arch_of(s->m)->name, threads, cpu_isa_name(isa));
     return SEM_OK;
 fail_status:
     st = err->status;

@@ -2,6 +2,7 @@
  * http_api.c - the routes' shared state.
  */
 #include "http_api.h"
+#include "base/deadline.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,12 +105,6 @@ uint64_t http_api_random(http_api *api)
 
 int64_t http_unix_now(void) { return (int64_t)time(NULL); }
 
-double http_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 void http_api_reply_error(http_api *api, http_exchange *x, const sem_err *err, const char *param)
 {

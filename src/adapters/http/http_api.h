@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "base/deadline.h"
 #include "http_exchange.h"
 #include "metrics.h"
 #include "ports/agent_store.h"
@@ -85,6 +86,5 @@ uint64_t http_api_random(http_api *api);
 
 /* Current unix time in seconds, and a monotonic clock in ms. */
 int64_t http_unix_now(void);
-double http_now_ms(void);
 
 #endif

@@ -12,6 +12,7 @@
  * client left, or timed out) and frees the exchange.
  */
 #include "http_server.h"
+#include "base/deadline.h"
 
 #include <errno.h>
 #include <microhttpd.h>
@@ -111,7 +112,7 @@ const char *http_exchange_param(const http_exchange *x) { return x->param; }
 const char *http_exchange_request_id(const http_exchange *x) { return x->request_id; }
 const char *http_exchange_namespace(const http_exchange *x) { return x->ns; }
 http_shape http_exchange_shape(const http_exchange *x) { return x->shape; }
-double http_exchange_age_ms(const http_exchange *x) { return http_now_ms() - x->t_start; }
+double http_exchange_age_ms(const http_exchange *x) { return deadline_now_ms() - x->t_start; }
 
 const char *http_exchange_query(const http_exchange *x, const char *name)
 {
@@ -197,7 +198,7 @@ static void record(http_exchange *x, int aborted)
         return;
     x->recorded = 1;
     http_api *api = x->srv->api;
-    double ms = http_now_ms() - x->t_start;
+    double ms = deadline_now_ms() - x->t_start;
     metrics_request(api->metrics, x->route_id, x->status, ms / 1e3);
     if (x->has_usage) {
         metrics_tokens(api->metrics, x->prompt_tokens, x->cached_tokens, x->completion_tokens);
@@ -353,7 +354,7 @@ static void slot_reading(http_server *s, conn_slot *slot, int reading)
         return;
     pthread_mutex_lock(&s->conns_lock);
     slot->reading = reading;
-    slot->since_ms = http_now_ms();
+    slot->since_ms = deadline_now_ms();
     pthread_mutex_unlock(&s->conns_lock);
 }
 
@@ -370,7 +371,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         slot->fd = ci ? ci->connect_fd : -1;
         slot->reading = 1;
-        slot->since_ms = http_now_ms();
+        slot->since_ms = deadline_now_ms();
         pthread_mutex_lock(&s->conns_lock);
         slot->next = s->conns;
         if (s->conns)
@@ -404,21 +405,14 @@ static void *watchdog_main(void *arg)
     http_server *s = arg;
     pthread_mutex_lock(&s->conns_lock);
     while (!s->stopping) {
-        double now = http_now_ms(), limit = s->o.read_timeout_s * 1e3;
+        double now = deadline_now_ms(), limit = s->o.read_timeout_s * 1e3;
         for (conn_slot *c = s->conns; c; c = c->next) {
             if (c->reading && c->fd >= 0 && now - c->since_ms > limit) {
                 shutdown(c->fd, SHUT_RDWR); /* MHD sees the end and closes it */
                 c->reading = 0;
             }
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->watchdog_wake, &s->conns_lock, &ts);
+        deadline_wait_ms(&s->watchdog_wake, &s->conns_lock, 200);
     }
     pthread_mutex_unlock(&s->conns_lock);
     return NULL;
@@ -459,7 +453,7 @@ static http_exchange *exchange_new(http_server *s, struct MHD_Connection *c, con
         return NULL;
     x->srv = s;
     x->conn = c;
-    x->t_start = http_now_ms();
+    x->t_start = deadline_now_ms();
     x->route_id = -1;
     x->method = strdup(method);
     x->path = strdup(url);
@@ -642,7 +636,7 @@ http_server *http_server_start(const http_server_opts *o, http_api *api, sem_err
     s->o = *o;
     s->api = api;
     pthread_mutex_init(&s->conns_lock, NULL);
-    pthread_cond_init(&s->watchdog_wake, NULL);
+    deadline_cond_init(&s->watchdog_wake);
     if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
         freeaddrinfo(ai);
         sem_err_set(err, SEM_ENOMEM, "cannot start the HTTP watchdog thread");

@@ -27,6 +27,7 @@
  * changes nothing else.
  */
 #include "disk_store.h"
+#include "base/deadline.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -87,9 +88,7 @@ static int64_t now_ms(const disk_store *s)
 {
     if (s->now_ms)
         return s->now_ms(s->now_ctx);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return deadline_wall_ms();
 }
 
 static void logf_(const disk_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
