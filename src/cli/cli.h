@@ -28,8 +28,6 @@ sem_status cli_parse_u64(const char *opt, const char *s, uint64_t *out, sem_err 
 sem_status cli_parse_f32(const char *opt, const char *s, float min, float max, float *out,
                          sem_err *err);
 
-/* Monotonic clock in milliseconds. */
-
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 sem_status cli_read_file(const char *path, char **out, size_t *len, sem_err *err);
 
