@@ -116,12 +116,11 @@ sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem
     s->e = engine_create(model_backend_port(s->backend), s->pool, &eo, err);
     if (!s->e)
         goto fail_status;
-    sem_err warning = {0};
-    s->prompts = model_prompts_create(s->m, o->chat_template, s->ctx, &warning, err);
+    s->prompts = model_prompts_create(s->m, o->chat_template, s->ctx, &s->template_warning, err);
     if (!s->prompts)
         goto fail_status;
-    if (warning.status != SEM_OK && !o->quiet)
-        log_line((void *)"model", "warning", sem_err_text(&warning));
+    if (s->template_warning.status != SEM_OK && !o->quiet)
+        log_line((void *)"model", "warning", sem_err_text(&s->template_warning));
     return SEM_OK;
 fail_status:
     st = err->status ? err->status : SEM_EINTERNAL;

@@ -44,6 +44,7 @@ typedef struct serving_stack {
     engine *e;
     model_prompts *prompts;
     uint32_t ctx;
+    sem_err template_warning; /* why the chat template is a fallback (status SEM_OK: it is not) */
     char cache_dir[4096];
 } serving_stack;
 

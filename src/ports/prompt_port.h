@@ -3,16 +3,19 @@
  * see it: chat messages rendered with the model's chat template, plain
  * text tokenized, and the model's identity.
  *
- * Messages, tools and template arguments are OpenAI-shaped JSON (jansson):
- * [{"role": "system"|"user"|"assistant"|"tool", "content": "..." or
- * [{"type":"text","text":"..."}], "tool_calls": [...]}].
+ * A conversation crosses the port as JSON text, so that neither side names
+ * the other's JSON library: an object
+ *   {"messages": [{"role": "system"|"user"|"assistant"|"tool",
+ *                  "content": "..." or [{"type":"text","text":"..."}],
+ *                  "tool_calls": [...]}, ...],
+ *    "tools": [...],                     (optional, OpenAI-shaped)
+ *    "chat_template_kwargs": {...}}      (optional)
  *
  * Threads: every operation may be called from any thread at once.
  */
 #ifndef SEM_PROMPT_PORT_H
 #define SEM_PROMPT_PORT_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,9 +28,9 @@ typedef struct prompt_port_ops {
      * and BOS as the vocabulary says. SEM_EREQUEST names a bad message
      * field; SEM_EINVAL carries a template error. *tokens malloc'd.
      */
-    sem_status (*chat)(void *self, const json_t *messages, const json_t *tools,
-                       const json_t *kwargs, int add_generation_prompt, int32_t **tokens,
-                       size_t *n_tokens, sem_err *err);
+    sem_status (*chat)(void *self, const char *conversation, size_t len,
+                       int add_generation_prompt, int32_t **tokens, size_t *n_tokens,
+                       sem_err *err);
     /* Plain text: BOS as the vocabulary says, special-token text literal. */
     sem_status (*text)(void *self, const char *text, size_t len, int32_t **tokens,
                        size_t *n_tokens, sem_err *err);

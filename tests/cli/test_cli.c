@@ -166,6 +166,34 @@ static void echo_logprobs_follow_the_reference_logits(void **state)
     done(&r);
 }
 
+/* The prompt's scores do not depend on how much is generated after it. */
+static void echo_logprobs_do_not_depend_on_n(void **state)
+{
+    (void)state;
+    json_t *lp[2];
+    const char *n[2] = {"1", "24"};
+    for (int k = 0; k < 2; k++) {
+        const char *args[] = {"run", "-m", STORIES, "-p", "Q: What is 17 * 23? A:", "-n", n[k],
+                              "--temp", "0", "--json", "--echo-logprobs", NULL};
+        cli_result r = run(args);
+        assert_int_equal(r.code, 0);
+        json_t *j = last_json(&r);
+        lp[k] = json_incref(json_object_get(j, "prompt_logprobs"));
+        json_decref(j);
+        done(&r);
+    }
+    assert_true(json_array_size(lp[0]) > 5);
+    assert_int_equal(json_array_size(lp[0]), json_array_size(lp[1]));
+    for (size_t i = 1; i < json_array_size(lp[0]); i++) {
+        double a = json_real_value(json_array_get(lp[0], i));
+        double b = json_real_value(json_array_get(lp[1], i));
+        if (fabs(a - b) > 1e-9)
+            fail_msg("prompt logprob %zu: %f with -n 1, %f with -n 24", i, a, b);
+    }
+    json_decref(lp[0]);
+    json_decref(lp[1]);
+}
+
 static void stop_strings_end_the_text_before_them(void **state)
 {
     (void)state;
@@ -215,7 +243,7 @@ static void run_rejects_bad_input(void **state)
     const char *long_prompt[] = {"run", "-m", STORIES, "-p",
                                  "Once upon a time there was a very long prompt", "-c", "8",
                                  NULL};
-    expect_failure(long_prompt, 6, "longer than the context of 8");
+    expect_failure(long_prompt, 6, "the context holds 8");
     const char *vocab_only[] = {"run", "-m", LLAMA_VOCAB, "-p", "x", NULL};
     expect_failure(vocab_only, 2, "no tensors");
     const char *echo_alone[] = {"run", "-m", STORIES, "-p", "x", "--echo-logprobs", NULL};
@@ -577,6 +605,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stories_greedy_matches_the_reference_story),
         cmocka_unit_test(echo_logprobs_follow_the_reference_logits),
+        cmocka_unit_test(echo_logprobs_do_not_depend_on_n),
         cmocka_unit_test(stop_strings_end_the_text_before_them),
         cmocka_unit_test(seeded_sampling_is_reproducible),
         cmocka_unit_test(run_rejects_bad_input),

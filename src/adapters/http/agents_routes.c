@@ -144,14 +144,8 @@ void agents_routes_prefill(http_api *api, http_exchange *x)
             st = req_fail(&e, SEM_EREQUEST, "messages", "send either messages or prompt, not both");
         else if (!prompt && (st = req_chat_messages(messages, "messages", &e)) == SEM_OK) {
             const json_t *tools = json_object_get(body, "tools");
-            st = be->prompts.ops->chat(be->prompts.self, messages,
-                                       json_is_array(tools) ? tools : NULL, NULL, add_gen, &tokens,
-                                       &n, &e.err);
-            if (st != SEM_OK) {
-                req_param_from_detail(e.err.detail, e.param, sizeof e.param);
-                if (st == SEM_EINVAL)
-                    st = e.err.status = SEM_EREQUEST;
-            }
+            st = req_render_chat(be->prompts, messages, json_is_array(tools) ? tools : NULL,
+                                 NULL, add_gen, &tokens, &n, &e);
         } else if (prompt) {
             st = be->prompts.ops->text(be->prompts.self, prompt, strlen(prompt), &tokens, &n,
                                        &e.err);

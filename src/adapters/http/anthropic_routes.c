@@ -167,17 +167,8 @@ static sem_status read_conversation(an_request *r, req_err *e)
 
 static sem_status render(const http_backend *be, an_request *r, req_err *e)
 {
-    sem_err err = {0};
-    sem_status st = be->prompts.ops->chat(be->prompts.self, r->messages, r->tools, NULL, 1,
-                                          &r->prompt, &r->n_prompt, &err);
-    if (st != SEM_OK) {
-        e->err = err;
-        req_param_from_detail(err.detail, e->param, sizeof e->param);
-        if (st == SEM_EINVAL)
-            e->err.status = SEM_EREQUEST;
-        return e->err.status;
-    }
-    return SEM_OK;
+    return req_render_chat(be->prompts, r->messages, r->tools, NULL, 1, &r->prompt, &r->n_prompt,
+                           e);
 }
 
 static sem_status read_request(http_api *api, const http_backend *be, http_exchange *x,

@@ -324,7 +324,8 @@ sem_status req_agent_id(http_exchange *x, const json_t *body, const char *api_fi
     return SEM_OK;
 }
 
-void req_param_from_detail(const char *detail, char *param, size_t cap)
+/* The field named at the start of a prompt port's error, or "". */
+static void param_from_detail(const char *detail, char *param, size_t cap)
 {
     param[0] = '\0';
     if (strncmp(detail, "messages", 8) != 0 && strncmp(detail, "tools", 5) != 0)
@@ -334,4 +335,28 @@ void req_param_from_detail(const char *detail, char *param, size_t cap)
         n = cap - 1;
     memcpy(param, detail, n);
     param[n] = '\0';
+}
+
+sem_status req_render_chat(prompt_port pp, const json_t *messages, const json_t *tools,
+                           const json_t *kwargs, int add_generation_prompt, int32_t **tokens,
+                           size_t *n_tokens, req_err *e)
+{
+    json_t *c = json_object();
+    char *text = NULL;
+    if (c && json_object_set(c, "messages", (json_t *)messages) == 0 &&
+        (!tools || json_object_set(c, "tools", (json_t *)tools) == 0) &&
+        (!kwargs || json_object_set(c, "chat_template_kwargs", (json_t *)kwargs) == 0))
+        text = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    if (!text)
+        return req_fail(e, SEM_ENOMEM, "", "out of memory for the conversation");
+    sem_status st = pp.ops->chat(pp.self, text, strlen(text), add_generation_prompt, tokens,
+                                 n_tokens, &e->err);
+    free(text);
+    if (st != SEM_OK) {
+        param_from_detail(e->err.detail, e->param, sizeof e->param);
+        if (st == SEM_EINVAL)
+            st = e->err.status = SEM_EREQUEST; /* the template refused this conversation */
+    }
+    return st;
 }

@@ -28,6 +28,7 @@
 #include "http_errors.h"
 #include "http_exchange.h"
 #include "ports/generation_port.h"
+#include "ports/prompt_port.h"
 
 typedef struct req_err {
     sem_err err;
@@ -78,7 +79,13 @@ sem_status req_chat_messages(const json_t *messages, const char *field, req_err 
 sem_status req_agent_id(http_exchange *x, const json_t *body, const char *api_field,
                         char id[AGENT_ID_MAX + 1], req_err *e);
 
-/* The field named at the start of a prompt port's error ("messages[2].content"), or NULL. */
-void req_param_from_detail(const char *detail, char *param, size_t cap);
+/*
+ * Renders a conversation through the prompt port (tools and kwargs may be
+ * NULL) into *tokens (malloc'd). A template's refusal is a request error
+ * naming the field it names ("messages[2].content").
+ */
+sem_status req_render_chat(prompt_port pp, const json_t *messages, const json_t *tools,
+                           const json_t *kwargs, int add_generation_prompt, int32_t **tokens,
+                           size_t *n_tokens, req_err *e);
 
 #endif

@@ -129,18 +129,8 @@ static sem_status read_chat(const http_backend *be, oa_request *r, req_err *e)
     if (kwargs && !json_is_null(kwargs) && !json_is_object(kwargs))
         return req_fail(e, SEM_EREQUEST, "chat_template_kwargs",
                         "chat_template_kwargs must be an object");
-    sem_err err = {0};
-    st = be->prompts.ops->chat(be->prompts.self, messages, json_is_array(tools) ? tools : NULL,
-                               json_is_object(kwargs) ? kwargs : NULL, 1, &r->prompt, &r->n_prompt,
-                               &err);
-    if (st != SEM_OK) {
-        e->err = err;
-        req_param_from_detail(err.detail, e->param, sizeof e->param);
-        if (st == SEM_EINVAL)
-            e->err.status = SEM_EREQUEST; /* the template refused this conversation */
-        return e->err.status;
-    }
-    return SEM_OK;
+    return req_render_chat(be->prompts, messages, json_is_array(tools) ? tools : NULL,
+                           json_is_object(kwargs) ? kwargs : NULL, 1, &r->prompt, &r->n_prompt, e);
 }
 
 static sem_status read_completion(const http_backend *be, oa_request *r, req_err *e)

@@ -1,25 +1,106 @@
 /*
- * model_prompts.c - prompt_port over a model's template and tokenizer.
+ * model_prompts.c - prompt_port over a model's chat template and tokenizer:
+ * template choice, rendering with the model's BOS/EOS texts, and
+ * tokenization with special tokens parsed and BOS added as the vocabulary
+ * says (what llama.cpp's server does with a chat request).
  */
 #include "model_prompts.h"
 
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "chat_prompt.h"
+#include "adapters/template/chat_template.h"
 
 struct model_prompts {
     const model *m;
-    chat_template *tmpl;
+    chat_template *tmpl; /* parsed once; rendering only reads it */
     uint32_t n_ctx;
 };
 
-static sem_status mp_chat(void *self, const json_t *messages, const json_t *tools,
-                          const json_t *kwargs, int add_generation_prompt, int32_t **tokens,
-                          size_t *n, sem_err *err)
+/*
+ * A built-in NAME when name is not NULL (SEM_EINVAL listing the names when
+ * unknown), else the model's own, else chatml with *warning set to why
+ * (see chat_template_for_model).
+ */
+static chat_template *pick_template(const model *m, const char *name, sem_err *warning,
+                                    sem_err *err)
 {
-    model_prompts *p = self;
-    return chat_prompt_tokens(p->m, p->tmpl, messages, tools, kwargs, add_generation_prompt != 0,
-                              NULL, tokens, n, err);
+    if (warning)
+        sem_err_clear(warning);
+    if (!name)
+        return chat_template_for_model(model_chat_template(m), warning, err);
+    const char *src = chat_template_builtin(name);
+    if (!src) {
+        char names[256] = "";
+        for (const char *const *n = chat_template_builtin_names(); *n; n++) {
+            strncat(names, *n, sizeof names - strlen(names) - 1);
+            if (n[1])
+                strncat(names, ", ", sizeof names - strlen(names) - 1);
+        }
+        sem_err_set(err, SEM_EINVAL, "chat template '%s' is not one of: %s", name, names);
+        return NULL;
+    }
+    return chat_template_parse(src, err);
+}
+
+/* The text of a special token, NUL-terminated in buf, or NULL. */
+static const char *token_text(const tokenizer *tk, int32_t id, char *buf, size_t cap)
+{
+    size_t len;
+    const char *t = id >= 0 ? tokenizer_token_text(tk, id, &len) : NULL;
+    if (!t || len >= cap)
+        return NULL;
+    memcpy(buf, t, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+static sem_status render_tokens(const model_prompts *p, const json_t *messages,
+                                const json_t *tools, const json_t *kwargs,
+                                int add_generation_prompt, int32_t **tokens, size_t *n_tokens,
+                                sem_err *err)
+{
+    const tokenizer *tk = model_tokenizer(p->m);
+    char bos[128], eos[128];
+    chat_render_opts o = {
+        .add_generation_prompt = add_generation_prompt != 0,
+        .bos_token = token_text(tk, tokenizer_bos(tk), bos, sizeof bos),
+        .eos_token = token_text(tk, tokenizer_eos(tk), eos, sizeof eos),
+        .add_bos = tokenizer_add_bos(tk) != 0,
+        .add_eos = tokenizer_add_eos(tk) != 0,
+    };
+    char *prompt = NULL;
+    sem_status st = chat_template_render(p->tmpl, messages, tools, kwargs, &o, &prompt, err);
+    if (st != SEM_OK)
+        return st;
+    st = tokenizer_encode(tk, prompt, strlen(prompt), 1, 1, tokens, n_tokens, err);
+    free(prompt);
+    return st;
+}
+
+static sem_status mp_chat(void *self, const char *conversation, size_t len,
+                          int add_generation_prompt, int32_t **tokens, size_t *n, sem_err *err)
+{
+    json_error_t je;
+    json_t *c = json_loadb(conversation, len, 0, &je);
+    if (!json_is_object(c)) {
+        json_decref(c);
+        return sem_err_set(err, SEM_EREQUEST, "conversation: not a JSON object (%s)", je.text);
+    }
+    const json_t *messages = json_object_get(c, "messages");
+    const json_t *tools = json_object_get(c, "tools");
+    const json_t *kwargs = json_object_get(c, "chat_template_kwargs");
+    sem_status st;
+    if (!json_is_array(messages))
+        st = sem_err_set(err, SEM_EREQUEST, "messages: must be an array");
+    else
+        st = render_tokens(self, messages, json_is_array(tools) ? tools : NULL,
+                           json_is_object(kwargs) ? kwargs : NULL, add_generation_prompt, tokens,
+                           n, err);
+    json_decref(c);
+    return st;
 }
 
 static sem_status mp_text(void *self, const char *text, size_t len, int32_t **tokens, size_t *n,
@@ -44,7 +125,7 @@ model_prompts *model_prompts_create(const model *m, const char *template_name, u
     }
     p->m = m;
     p->n_ctx = n_ctx;
-    p->tmpl = chat_prompt_template(m, template_name, warning, err);
+    p->tmpl = pick_template(m, template_name, warning, err);
     if (!p->tmpl) {
         free(p);
         return NULL;
