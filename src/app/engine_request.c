@@ -142,7 +142,7 @@ void request_fail(engine *e, gen_request *r, sem_status st, const sem_err *err)
 /* ---------------------------------------------------------------- tokens */
 
 /*
- * Adds a token's text. Complete characters (invalid bytes as U+FFFD) go to
+ * Adds a token's text. Complete characters (ill-formed bytes as U+FFFD) go to
  * the request's text; an incomplete character at the end waits in
  * utf8_tail for the next token.
  */
@@ -167,13 +167,7 @@ static sem_status emit_piece(engine *e, gen_request *r, int32_t tok)
     memcpy(buf, r->utf8_tail, r->tail_len);
     if (len)
         memcpy(buf + r->tail_len, p, len);
-    size_t whole = 0;
-    while (whole < n) {
-        int k = utf8_char_len((const unsigned char *)buf + whole, n - whole);
-        if (k < 0)
-            break; /* incomplete: keep for the next token */
-        whole += k > 0 ? (size_t)k : 1;
-    }
+    size_t whole = utf8_whole_prefix(buf, n); /* an incomplete end waits for the next token */
     size_t m = utf8_sanitize(buf, whole, out);
     r->tail_len = n - whole;
     memcpy(r->utf8_tail, buf + whole, r->tail_len);

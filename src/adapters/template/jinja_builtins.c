@@ -14,6 +14,7 @@
  */
 #include "jinja_eval.h"
 #include "adapters/text/unicode.h"
+#include "base/utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -187,7 +188,7 @@ static uint32_t uc_upper(uint32_t c)
 
 static bool uc_cased(uint32_t c) { return uc_lower(c) != c || uc_upper(c) != c; }
 
-static size_t put_cp(char *o, uint32_t cp) { return unicode_encode(cp, (uint8_t *)o); }
+static size_t put_cp(char *o, uint32_t cp) { return utf8_encode(cp, (uint8_t *)o); }
 
 enum { CASE_UPPER, CASE_LOWER, CASE_CAPITALIZE, CASE_TITLE, CASE_TITLE_WORDS };
 

@@ -23,6 +23,7 @@
  */
 #include "jinja_ast.h"
 #include "adapters/text/unicode.h"
+#include "base/utf8.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -145,7 +146,7 @@ static size_t put_utf8(char *o, uint32_t cp)
 {
     if (cp >= 0xD800 && cp <= 0xDFFF)
         cp = 0xFFFD; /* a lone surrogate escape has no UTF-8 form */
-    return unicode_encode(cp, (uint8_t *)o);
+    return utf8_encode(cp, (uint8_t *)o);
 }
 
 static int hexval(char c)

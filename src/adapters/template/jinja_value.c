@@ -524,74 +524,7 @@ const char *jv_type_name(jv v)
     return "unknown";
 }
 
-/* ---------------------------------------------------------------- UTF-8 */
-
-size_t utf8_seq_len(const char *s, size_t avail)
-{
-    size_t used;
-    (void)utf8_decode(s, avail, &used);
-    return used;
-}
-
-uint32_t utf8_decode(const char *s, size_t avail, size_t *used)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    *used = 1;
-    if (avail == 0)
-        return 0;
-    uint32_t c = p[0];
-    if (c < 0x80)
-        return c;
-    size_t n;
-    uint32_t min;
-    if ((c & 0xE0) == 0xC0) {
-        n = 2;
-        c &= 0x1F;
-        min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        n = 3;
-        c &= 0x0F;
-        min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        n = 4;
-        c &= 0x07;
-        min = 0x10000;
-    } else {
-        return p[0];
-    }
-    if (avail < n)
-        return p[0];
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return p[0];
-        c = (c << 6) | (p[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-        return p[0];
-    *used = n;
-    return c;
-}
-
-size_t utf8_count(const char *s, size_t n)
-{
-    size_t count = 0;
-    for (size_t i = 0; i < n; count++) {
-        unsigned char c = (unsigned char)s[i];
-        i += c < 0x80 ? 1 : utf8_seq_len(s + i, n - i);
-    }
-    return count;
-}
-
-size_t utf8_offset(const char *s, size_t n, size_t idx)
-{
-    size_t i = 0;
-    while (idx > 0 && i < n) {
-        unsigned char c = (unsigned char)s[i];
-        i += c < 0x80 ? 1 : utf8_seq_len(s + i, n - i);
-        idx--;
-    }
-    return i;
-}
+/* ---------------------------------------------------------------- text */
 
 bool unicode_is_space(uint32_t cp)
 {

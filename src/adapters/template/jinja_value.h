@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "domain/status.h"
+#include "base/utf8.h"
 
 /* ---------------------------------------------------------------- arena */
 
@@ -208,16 +209,11 @@ int jv_write_json(jbuf *b, jv v, const jv_json_opts *o, sem_err *err);
  * values). Nesting deeper than max_depth fails. */
 int jv_from_json(jarena *a, const json_t *j, int max_depth, jv *out, sem_err *err);
 
-/* ---------------------------------------------------------------- UTF-8 */
+/* ---------------------------------------------------------------- text */
 
-/* Length of the UTF-8 sequence starting at s (1 for an invalid byte). */
-size_t utf8_seq_len(const char *s, size_t avail);
-/* Decodes one code point; invalid bytes decode as themselves (0x80..0xFF). */
-uint32_t utf8_decode(const char *s, size_t avail, size_t *used);
-/* Number of code points (each invalid byte counts as one). */
-size_t utf8_count(const char *s, size_t n);
-/* Byte offset of code point index idx (n if idx is past the end). */
-size_t utf8_offset(const char *s, size_t n, size_t idx);
+/* Strings are UTF-8 (JSON input is validated, template source is cleaned
+ * by the parser); characters are counted with base/utf8.h. */
+
 /* Python str.isspace() for one code point. */
 bool unicode_is_space(uint32_t cp);
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "unicode.h"
+#include "base/utf8.h"
 
 typedef struct buf {
     char *v;
@@ -180,7 +181,7 @@ static int emit(detok_stream *s, int all)
         return 0;
     while (pos < rd->n) {
         size_t len = 0;
-        utf8_check c = unicode_utf8_check((const uint8_t *)rd->v + pos, rd->n - pos, &len);
+        utf8_check c = utf8_check_at((const uint8_t *)rd->v + pos, rd->n - pos, &len);
         if (c == UTF8_OK) {
             if (!append(&s->out, rd->v + pos, len))
                 return 0;

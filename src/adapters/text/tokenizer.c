@@ -40,6 +40,7 @@
 
 #include "pretokenizer.h"
 #include "unicode.h"
+#include "base/utf8.h"
 
 #define KEY_PREFIX "tokenizer.ggml."
 
@@ -427,7 +428,7 @@ static void bpe_word(const tokenizer *tk, bpe_work *w, size_t nb, tokvec *out)
         size_t el = 0;
         for (size_t i = 0; i < nb; i++) {
             uint8_t u[4];
-            size_t k = unicode_encode(unicode_byte_to_cp(w->bytes[i]), u);
+            size_t k = utf8_encode(unicode_byte_to_cp(w->bytes[i]), u);
             memcpy(w->enc + el, u, k);
             el += k;
         }
@@ -465,7 +466,7 @@ static void bpe_word(const tokenizer *tk, bpe_work *w, size_t nb, tokvec *out)
         /* A byte whose byte-level character is not a token: llama.cpp then
          * looks up each byte of that character's UTF-8 as a token text. */
         uint8_t u[4];
-        size_t k = unicode_encode(unicode_byte_to_cp(w->bytes[sym[i].start]), u);
+        size_t k = utf8_encode(unicode_byte_to_cp(w->bytes[sym[i].start]), u);
         for (size_t j = 0; j < k; j++) {
             int32_t id = lookup(tk, (const char *)&u[j], 1);
             if (id >= 0)
@@ -510,7 +511,7 @@ static sem_status bpe_fragment(const tokenizer *tk, const char *s, size_t n, tok
         }
         size_t nb = 0;
         for (size_t i = 0; i < wl; i++)
-            nb += unicode_encode(cpts[at + i], w.bytes + nb);
+            nb += utf8_encode(cpts[at + i], w.bytes + nb);
         at += wl;
         bpe_word(tk, &w, nb, out);
         if (w.h.oom)
@@ -1506,7 +1507,7 @@ static sem_status build_pieces(tokenizer *tk, const gguf_file *f, sem_err *err)
                     }
                     /* llama_decode_text's marker for a character outside the map */
                     uint8_t u[4];
-                    size_t k = unicode_encode(cp, u);
+                    size_t k = utf8_encode(cp, u);
                     char hex[16];
                     put(&b, "[UNK_BYTE_0x", 12);
                     for (size_t j = 0; j < k; j++) {
@@ -1616,7 +1617,7 @@ tokenizer *tokenizer_load(const gguf_file *f, sem_err *err)
     for (int b = 0; b < 256; b++) {
         if (tk->is_bpe) {
             uint8_t u[4];
-            size_t k = unicode_encode(unicode_byte_to_cp((uint8_t)b), u);
+            size_t k = utf8_encode(unicode_byte_to_cp((uint8_t)b), u);
             tk->byte_token[b] = lookup(tk, (const char *)u, k);
         } else {
             char hex[8];

@@ -76,32 +76,6 @@ uint32_t unicode_decode_lenient(const uint8_t *s, size_t n, size_t *pos)
     return UNICODE_REPLACEMENT;
 }
 
-size_t unicode_encode(uint32_t cp, uint8_t out[4])
-{
-    if (cp > UNICODE_MAX_CODEPOINT)
-        cp = UNICODE_REPLACEMENT;
-    if (cp < 0x80) {
-        out[0] = (uint8_t)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (uint8_t)(0xC0 | (cp >> 6));
-        out[1] = (uint8_t)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (uint8_t)(0xE0 | (cp >> 12));
-        out[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (uint8_t)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (uint8_t)(0xF0 | (cp >> 18));
-    out[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (uint8_t)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* GPT-2's bytes_to_unicode(): the printable bytes '!'..'~', 0xA1..0xAC and
  * 0xAE..0xFF stand for themselves; the other 68 bytes, in increasing order,
  * take the code points 256, 257, ... */
@@ -135,44 +109,3 @@ int unicode_cp_to_byte(uint32_t cp)
     return -1;
 }
 
-utf8_check unicode_utf8_check(const uint8_t *s, size_t n, size_t *len)
-{
-    uint8_t b0 = s[0];
-    size_t need;
-    uint8_t lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (b0 < 0x80) {
-        *len = 1;
-        return UTF8_OK;
-    } else if (b0 >= 0xC2 && b0 <= 0xDF) {
-        need = 2;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        need = 3;
-        if (b0 == 0xE0)
-            lo = 0xA0;
-        else if (b0 == 0xED)
-            hi = 0x9F;
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        need = 4;
-        if (b0 == 0xF0)
-            lo = 0x90;
-        else if (b0 == 0xF4)
-            hi = 0x8F;
-    } else {
-        *len = 1;
-        return UTF8_INVALID;
-    }
-    for (size_t i = 1; i < need; i++) {
-        if (i >= n) {
-            *len = n;
-            return UTF8_INCOMPLETE;
-        }
-        uint8_t b = s[i];
-        int ok = i == 1 ? (b >= lo && b <= hi) : is_cont(b);
-        if (!ok) {
-            *len = i;
-            return UTF8_INVALID;
-        }
-    }
-    *len = need;
-    return UTF8_OK;
-}

@@ -8,7 +8,7 @@
  *   15.1 like llama.cpp) and the White_Space property.
  * - GPT-2's byte <-> printable-character mapping used by byte-level BPE.
  *
- * Internal to src/adapters/model. Every function is pure and reentrant.
+ * Strict UTF-8 for everyone else is base/utf8.h. Every function is pure and reentrant.
  */
 #ifndef SEM_UNICODE_H
 #define SEM_UNICODE_H
@@ -53,24 +53,10 @@ size_t unicode_len_utf8(uint8_t lead);
  */
 uint32_t unicode_decode_lenient(const uint8_t *s, size_t n, size_t *pos);
 
-/* Writes cp as UTF-8 into out[4] and returns the byte count. Code points
- * above U+10FFFF are written as U+FFFD. */
-size_t unicode_encode(uint32_t cp, uint8_t out[4]);
-
 /* GPT-2 byte-level BPE: the code point standing for byte b. */
 uint32_t unicode_byte_to_cp(uint8_t b);
 /* The byte a code point stands for, or -1 when cp is not one of the 256. */
 int unicode_cp_to_byte(uint32_t cp);
 
-/*
- * Strict UTF-8 (RFC 3629, Unicode table 3-7) for the n > 0 bytes at s:
- *   UTF8_OK          a well-formed sequence of *len bytes starts s;
- *   UTF8_INCOMPLETE  all n bytes are a proper prefix of a well-formed
- *                    sequence (more bytes may complete it);
- *   UTF8_INVALID     s starts an ill-formed sequence whose maximal subpart
- *                    is *len bytes (replace those with one U+FFFD).
- */
-typedef enum utf8_check { UTF8_OK, UTF8_INCOMPLETE, UTF8_INVALID } utf8_check;
-utf8_check unicode_utf8_check(const uint8_t *s, size_t n, size_t *len);
 
 #endif

@@ -7,12 +7,13 @@
 
 #include "adapters/text/detok_stream.h"
 #include "adapters/text/unicode.h"
+#include "base/utf8.h"
 
 static int valid_utf8(const char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
         size_t len = 0;
-        if (unicode_utf8_check((const uint8_t *)s + i, n - i, &len) != UTF8_OK)
+        if (utf8_check_at((const uint8_t *)s + i, n - i, &len) != UTF8_OK)
             return 0;
         i += len;
     }

@@ -9,6 +9,7 @@
 
 #include "adapters/text/pretokenizer.h"
 #include "adapters/text/unicode.h"
+#include "base/utf8.h"
 
 /* Splits text with scheme `name` and joins the words with '|'. */
 static void split(const char *name, const char *text, char *out, size_t cap)
@@ -28,7 +29,7 @@ static void split(const char *name, const char *text, char *out, size_t cap)
         if (w)
             out[used++] = '|';
         for (size_t i = 0; i < lens[w]; i++)
-            used += unicode_encode(cpts[at + i], (uint8_t *)out + used);
+            used += utf8_encode(cpts[at + i], (uint8_t *)out + used);
         at += lens[w];
         assert_true(used + 8 < cap);
     }
