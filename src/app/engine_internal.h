@@ -20,6 +20,7 @@
 #include "sampler.h"
 #include "stop_strings.h"
 #include "domain/block_table.h"
+#include "base/strbuf.h"
 
 #define AGENT_BUCKETS 1024
 
@@ -71,8 +72,7 @@ struct gen_request {
     /* Shared with readers, guarded by lock. */
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    char *text;              /* generated text, [text_len] */
-    size_t text_len, text_cap;
+    strbuf text;             /* generated text */
     size_t visible;          /* bytes readers may see */
     size_t read_pos;         /* bytes the reader has taken */
     int finished;

@@ -26,7 +26,7 @@ void request_unref(gen_request *r)
     pthread_cond_destroy(&r->cond);
     free(r->prompt);
     free(r->gen);
-    free(r->text);
+    strbuf_free(&r->text);
     free(r);
 }
 
@@ -42,24 +42,8 @@ static sem_status append_text(gen_request *r, const char *s, size_t n)
     if (n == 0)
         return SEM_OK;
     pthread_mutex_lock(&r->lock);
-    sem_status st = SEM_OK;
-    if (r->text_len + n + 1 > r->text_cap) {
-        size_t cap = r->text_cap ? r->text_cap : 256;
-        while (cap < r->text_len + n + 1)
-            cap *= 2;
-        char *t = realloc(r->text, cap);
-        if (t) {
-            r->text = t;
-            r->text_cap = cap;
-        } else {
-            st = SEM_ENOMEM;
-        }
-    }
-    if (st == SEM_OK) {
-        memcpy(r->text + r->text_len, s, n);
-        r->text_len += n;
-        r->text[r->text_len] = '\0';
-    }
+    strbuf_append(&r->text, s, n);
+    sem_status st = r->text.oom ? SEM_ENOMEM : SEM_OK;
     pthread_mutex_unlock(&r->lock);
     return st;
 }
@@ -114,7 +98,7 @@ void request_finish(engine *e, gen_request *r, gen_finish why, const sem_err *er
         r->tail_len = 0;
     }
     pthread_mutex_lock(&r->lock);
-    r->visible = r->text_len; /* nothing is held back any more */
+    r->visible = r->text.len; /* nothing is held back any more */
     r->result.finish = why;
     if (error)
         r->result.error = *error;
@@ -197,11 +181,10 @@ void request_take_token(engine *e, gen_request *r, int32_t tok)
         return;
     }
     pthread_mutex_lock(&r->lock);
-    stop_scan_result sr = stop_set_scan(&r->stops, r->text ? r->text : "", r->text_len,
+    stop_scan_result sr = stop_set_scan(&r->stops, r->text.data ? r->text.data : "", r->text.len,
                                         r->scan_from);
     if (sr.found) {
-        r->text_len = sr.at;
-        r->text[sr.at] = '\0';
+        strbuf_truncate(&r->text, sr.at);
         r->visible = sr.at;
         r->tail_len = 0;
         r->stop_index = (int32_t)sr.which;
@@ -364,7 +347,7 @@ static int gp_read(void *self, gen_request *r, char *buf, size_t cap, size_t *n,
     if (k > cap)
         k = cap;
     if (k)
-        memcpy(buf, r->text + r->read_pos, k);
+        memcpy(buf, r->text.data + r->read_pos, k);
     r->read_pos += k;
     *n = k;
     int done = r->finished && r->read_pos == r->visible;

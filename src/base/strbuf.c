@@ -4,14 +4,17 @@
 #include "strbuf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int reserve(strbuf *b, size_t more)
+int strbuf_reserve(strbuf *b, size_t more)
 {
-    if (b->oom)
+    if (b->oom || more > SIZE_MAX / 2 - b->len) {
+        b->oom = 1;
         return 0;
+    }
     if (b->len + more + 1 <= b->cap)
         return 1;
     size_t cap = b->cap ? b->cap : 256;
@@ -27,9 +30,15 @@ static int reserve(strbuf *b, size_t more)
     return 1;
 }
 
+void strbuf_commit(strbuf *b, size_t n)
+{
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
 void strbuf_append(strbuf *b, const char *s, size_t n)
 {
-    if (!reserve(b, n))
+    if (!strbuf_reserve(b, n))
         return;
     memcpy(b->data + b->len, s, n);
     b->len += n;
@@ -51,12 +60,20 @@ void strbuf_printf(strbuf *b, const char *fmt, ...)
         strbuf_append(b, small, (size_t)n);
         return;
     }
-    if (!reserve(b, (size_t)n))
+    if (!strbuf_reserve(b, (size_t)n))
         return;
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+}
+
+void strbuf_truncate(strbuf *b, size_t n)
+{
+    if (n < b->len) {
+        b->len = n;
+        b->data[n] = '\0';
+    }
 }
 
 void strbuf_consume(strbuf *b, size_t n)

@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 #include "base/deadline.h"
+#include "base/strbuf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -80,35 +81,22 @@ sem_status cli_read_file(const char *path, char **out, size_t *len, sem_err *err
     if (!f)
         return sem_err_set(err, errno == ENOENT ? SEM_ENOTFOUND : SEM_EIO, "cannot open %s: %s",
                            path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-        if (cap - n - 1 == 0) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
+    strbuf b = {0};
+    char chunk[1 << 16];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        strbuf_append(&b, chunk, got);
     int bad = ferror(f);
     fclose(f);
-    if (!buf)
-        return sem_err_set(err, SEM_ENOMEM, "out of memory reading %s", path);
-    if (bad) {
-        free(buf);
-        return sem_err_set(err, SEM_EIO, "error reading %s", path);
+    if (!bad && !b.oom && !b.data && !(b.data = calloc(1, 1))) /* empty: still a string */
+        b.oom = 1;
+    if (b.oom || bad) {
+        strbuf_free(&b);
+        return bad ? sem_err_set(err, SEM_EIO, "error reading %s", path)
+                   : sem_err_set(err, SEM_ENOMEM, "out of memory reading %s", path);
     }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
+    *out = b.data;
+    *len = b.len;
     return SEM_OK;
 }
 

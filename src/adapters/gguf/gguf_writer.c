@@ -14,13 +14,9 @@
 #include <unistd.h>
 
 #include "adapters/kernels/tensor_type.h"
+#include "base/strbuf.h"
 
 #define ALIGNMENT 32
-
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-} buf;
 
 typedef struct wtensor {
     char *name;
@@ -31,37 +27,25 @@ typedef struct wtensor {
 } wtensor;
 
 struct gguf_writer {
-    buf kv;
+    strbuf kv;
     uint64_t n_kv;
     wtensor *tensors;
     size_t n_tensors, cap_tensors;
     int failed;
 };
 
-static void put(gguf_writer *w, buf *b, const void *p, size_t n)
+static void put(gguf_writer *w, strbuf *b, const void *p, size_t n)
 {
     if (w->failed || n == 0)
         return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *q = realloc(b->p, cap);
-        if (!q) {
-            w->failed = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
+    strbuf_append(b, p, n);
+    w->failed = b->oom;
 }
 
-static void put_u32(gguf_writer *w, buf *b, uint32_t v) { put(w, b, &v, 4); }
-static void put_u64(gguf_writer *w, buf *b, uint64_t v) { put(w, b, &v, 8); }
+static void put_u32(gguf_writer *w, strbuf *b, uint32_t v) { put(w, b, &v, 4); }
+static void put_u64(gguf_writer *w, strbuf *b, uint64_t v) { put(w, b, &v, 8); }
 
-static void put_str(gguf_writer *w, buf *b, const char *s, uint64_t len)
+static void put_str(gguf_writer *w, strbuf *b, const char *s, uint64_t len)
 {
     put_u64(w, b, len);
     put(w, b, s, len);
@@ -89,7 +73,7 @@ void gguf_writer_free(gguf_writer *w)
     for (size_t i = 0; i < w->n_tensors; i++)
         free(w->tensors[i].name);
     free(w->tensors);
-    free(w->kv.p);
+    strbuf_free(&w->kv);
     free(w);
 }
 
@@ -222,13 +206,13 @@ void gguf_writer_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_
 static uint64_t align_up(uint64_t x) { return (x + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT; }
 
 /* Header + metadata + tensor infos + padding, as one buffer. */
-static sem_status build_head(gguf_writer *w, buf *h, sem_err *err)
+static sem_status build_head(gguf_writer *w, strbuf *h, sem_err *err)
 {
     put(w, h, "GGUF", 4);
     put_u32(w, h, 3);
     put_u64(w, h, w->n_tensors);
     put_u64(w, h, w->n_kv);
-    put(w, h, w->kv.p, w->kv.len);
+    put(w, h, w->kv.data, w->kv.len);
     uint64_t off = 0;
     for (size_t i = 0; i < w->n_tensors; i++) {
         wtensor *t = &w->tensors[i];
@@ -249,7 +233,7 @@ static sem_status build_head(gguf_writer *w, buf *h, sem_err *err)
 
 sem_status gguf_writer_to_memory(gguf_writer *w, uint8_t **out, size_t *len, sem_err *err)
 {
-    buf h = {0};
+    strbuf h = {0};
     sem_status st = build_head(w, &h, err);
     static const uint8_t zeros[ALIGNMENT] = {0};
     for (size_t i = 0; st == SEM_OK && i < w->n_tensors; i++) {
@@ -259,33 +243,33 @@ sem_status gguf_writer_to_memory(gguf_writer *w, uint8_t **out, size_t *len, sem
     if (st == SEM_OK && w->failed)
         st = sem_err_set(err, SEM_ENOMEM, "gguf writer: out of memory");
     if (st != SEM_OK) {
-        free(h.p);
+        strbuf_free(&h);
         return st;
     }
-    *out = h.p;
+    *out = (uint8_t *)h.data;
     *len = h.len;
     return SEM_OK;
 }
 
 sem_status gguf_writer_write(gguf_writer *w, const char *path, sem_err *err)
 {
-    buf h = {0};
+    strbuf h = {0};
     sem_status st = build_head(w, &h, err);
     if (st != SEM_OK) {
-        free(h.p);
+        strbuf_free(&h);
         return st;
     }
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        free(h.p);
+        strbuf_free(&h);
         return sem_err_set(err, SEM_EIO, "cannot create %s: %s", tmp, strerror(errno));
     }
     static const uint8_t zeros[ALIGNMENT] = {0};
-    int ok = fwrite(h.p, 1, h.len, f) == h.len;
+    int ok = fwrite(h.data, 1, h.len, f) == h.len;
     uint64_t pos = h.len;
-    free(h.p);
+    strbuf_free(&h);
     for (size_t i = 0; ok && i < w->n_tensors; i++) {
         const wtensor *t = &w->tensors[i];
         ok = fwrite(t->data, 1, t->size, f) == t->size;

@@ -23,11 +23,7 @@
 
 #include "unicode.h"
 #include "base/utf8.h"
-
-typedef struct buf {
-    char *v;
-    size_t n, cap;
-} buf;
+#include "base/strbuf.h"
 
 struct detok_stream {
     const tokenizer *tk;
@@ -35,35 +31,9 @@ struct detok_stream {
     int started;      /* a token was fed since the start */
     int strip;        /* the next token loses one leading space */
     int held_eos;     /* an EOS that decode would drop if it were last */
-    buf raw, ready, out;
+    strbuf raw, ready, out;
     size_t raw_checked; /* cut positions below this were already rejected */
 };
-
-static int reserve(buf *b, size_t extra)
-{
-    if (b->n + extra <= b->cap)
-        return 1;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->n + extra)
-        cap *= 2;
-    char *v = realloc(b->v, cap);
-    if (!v)
-        return 0;
-    b->v = v;
-    b->cap = cap;
-    return 1;
-}
-
-static int append(buf *b, const void *p, size_t n)
-{
-    if (n == 0)
-        return 1;
-    if (!reserve(b, n))
-        return 0;
-    memcpy(b->v + b->n, p, n);
-    b->n += n;
-    return 1;
-}
 
 static detok_stream *create(const tokenizer *tk, int remove_special, int unparse_special,
                             int continuation, sem_err *err)
@@ -101,9 +71,9 @@ void detok_stream_free(detok_stream *s)
 {
     if (!s)
         return;
-    free(s->raw.v);
-    free(s->ready.v);
-    free(s->out.v);
+    strbuf_free(&s->raw);
+    strbuf_free(&s->ready);
+    strbuf_free(&s->out);
     free(s);
 }
 
@@ -112,11 +82,12 @@ void detok_stream_reset(detok_stream *s)
     s->started = 0;
     s->strip = !s->continuation && tokenizer_add_space_prefix(s->tk);
     s->held_eos = 0;
-    s->raw.n = s->ready.n = 0;
+    strbuf_truncate(&s->raw, 0);
+    strbuf_truncate(&s->ready, 0);
     s->raw_checked = 0;
 }
 
-size_t detok_stream_pending(const detok_stream *s) { return s->raw.n + s->ready.n; }
+size_t detok_stream_pending(const detok_stream *s) { return s->raw.len + s->ready.len; }
 
 static int plain(char c) { return c != ' ' && c != '\''; }
 
@@ -134,39 +105,37 @@ static int add_piece(detok_stream *s, int32_t id)
         p++;
         len--;
     }
-    return append(&s->raw, p, len);
+    strbuf_append(&s->raw, p, len);
+    return !s->raw.oom;
 }
 
 /* Moves the cleanable prefix of raw (all of it when `all`) to ready. */
 static int settle(detok_stream *s, int all)
 {
-    buf *r = &s->raw;
+    strbuf *r = &s->raw;
     size_t cut = 0;
     if (all || !tokenizer_clean_spaces(s->tk)) {
-        cut = r->n;
+        cut = r->len;
     } else {
         size_t lo = s->raw_checked > 2 ? s->raw_checked : 2;
-        for (size_t k = r->n; k-- > lo;) {
-            if (plain(r->v[k]) && plain(r->v[k - 1]) && plain(r->v[k - 2])) {
+        for (size_t k = r->len; k-- > lo;) {
+            if (plain(r->data[k]) && plain(r->data[k - 1]) && plain(r->data[k - 2])) {
                 cut = k;
                 break;
             }
         }
     }
     if (!cut) {
-        s->raw_checked = r->n; /* every cut position so far is unsafe */
+        s->raw_checked = r->len; /* every cut position so far is unsafe */
         return 1;
     }
-    if (!reserve(&s->ready, cut))
+    if (!strbuf_reserve(&s->ready, cut))
         return 0;
-    memcpy(s->ready.v + s->ready.n, r->v, cut);
-    size_t n = cut;
-    if (tokenizer_clean_spaces(s->tk))
-        n = tokenizer_clean_text(s->ready.v + s->ready.n, cut);
-    s->ready.n += n;
-    memmove(r->v, r->v + cut, r->n - cut);
-    r->n -= cut;
-    s->raw_checked = r->n; /* the rest lies after the last safe position */
+    char *dst = s->ready.data + s->ready.len;
+    memcpy(dst, r->data, cut);
+    strbuf_commit(&s->ready, tokenizer_clean_spaces(s->tk) ? tokenizer_clean_text(dst, cut) : cut);
+    strbuf_consume(r, cut);
+    s->raw_checked = r->len; /* the rest lies after the last safe position */
     return 1;
 }
 
@@ -174,33 +143,13 @@ static int settle(detok_stream *s, int all)
  * an incomplete tail stays unless `all`, when it becomes U+FFFD. */
 static int emit(detok_stream *s, int all)
 {
-    buf *rd = &s->ready;
-    size_t pos = 0;
-    s->out.n = 0;
-    if (!reserve(&s->out, rd->n + 3))
+    strbuf *rd = &s->ready;
+    size_t whole = all ? rd->len : utf8_whole_prefix(rd->data, rd->len);
+    strbuf_truncate(&s->out, 0);
+    if (!strbuf_reserve(&s->out, 3 * whole))
         return 0;
-    while (pos < rd->n) {
-        size_t len = 0;
-        utf8_check c = utf8_check_at((const uint8_t *)rd->v + pos, rd->n - pos, &len);
-        if (c == UTF8_OK) {
-            if (!append(&s->out, rd->v + pos, len))
-                return 0;
-            pos += len;
-        } else if (c == UTF8_INVALID || all) {
-            if (!append(&s->out, "\xef\xbf\xbd", 3))
-                return 0;
-            pos += c == UTF8_INVALID ? len : rd->n - pos;
-        } else {
-            break; /* incomplete: wait for more bytes */
-        }
-    }
-    if (pos) {
-        memmove(rd->v, rd->v + pos, rd->n - pos);
-        rd->n -= pos;
-    }
-    if (!reserve(&s->out, 1))
-        return 0;
-    s->out.v[s->out.n] = '\0';
+    strbuf_commit(&s->out, utf8_sanitize(rd->data, whole, s->out.data));
+    strbuf_consume(rd, whole);
     return 1;
 }
 
@@ -235,8 +184,8 @@ sem_status detok_stream_feed(detok_stream *s, int32_t id, const char **text, siz
         ok = settle(s, 0) && emit(s, 0);
     if (!ok)
         return sem_err_set(err, SEM_ENOMEM, "detok_stream: out of memory");
-    *text = s->out.v;
-    *len = s->out.n;
+    *text = s->out.data;
+    *len = s->out.len;
     return SEM_OK;
 }
 
@@ -247,8 +196,8 @@ sem_status detok_stream_finish(detok_stream *s, const char **text, size_t *len, 
     s->held_eos = 0;
     if (!settle(s, 1) || !emit(s, 1))
         return sem_err_set(err, SEM_ENOMEM, "detok_stream: out of memory");
-    *text = s->out.v;
-    *len = s->out.n;
+    *text = s->out.data;
+    *len = s->out.len;
     detok_stream_reset(s);
     return SEM_OK;
 }

@@ -41,6 +41,7 @@
 #include "pretokenizer.h"
 #include "unicode.h"
 #include "base/utf8.h"
+#include "base/strbuf.h"
 
 #define KEY_PREFIX "tokenizer.ggml."
 
@@ -1433,31 +1434,6 @@ static sem_status build_trie(tokenizer *tk)
     return SEM_OK;
 }
 
-/* A growable byte buffer for the pieces. */
-typedef struct bytebuf {
-    char *v;
-    size_t n, cap;
-    int oom;
-} bytebuf;
-
-static void put(bytebuf *b, const void *p, size_t n)
-{
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n)
-            cap *= 2;
-        char *v = realloc(b->v, cap);
-        if (!v) {
-            b->oom = 1;
-            return;
-        }
-        b->v = v;
-        b->cap = cap;
-    }
-    memcpy(b->v + b->n, p, n);
-    b->n += n;
-}
-
 /* llama.cpp's token_to_byte: the hex digits at text[3..5) ("<0xAB>"). */
 static uint8_t byte_of_text(const char *t, size_t len)
 {
@@ -1478,21 +1454,21 @@ static uint8_t byte_of_text(const char *t, size_t len)
 /* Every token's piece, llama_token_to_piece(special = true). */
 static sem_status build_pieces(tokenizer *tk, const gguf_file *f, sem_err *err)
 {
-    bytebuf b = {0};
+    strbuf b = {0};
     for (size_t id = 0; id < tk->n_vocab; id++) {
         token_info *t = &tk->tok[id];
         const char *text = text_of(tk, (int32_t)id);
-        size_t start = b.n;
+        size_t start = b.len;
         if (t->attr & (TOKEN_ATTR_UNKNOWN | TOKEN_ATTR_CONTROL | TOKEN_ATTR_USER_DEFINED)) {
-            put(&b, text, t->text_len);
+            strbuf_append(&b, text, t->text_len);
         } else if (t->attr & TOKEN_ATTR_NORMAL) {
             if (!tk->is_bpe) { /* U+2581 -> space */
                 for (size_t i = 0; i < t->text_len;) {
                     if (i + 3 <= t->text_len && memcmp(text + i, "\xe2\x96\x81", 3) == 0) {
-                        put(&b, " ", 1);
+                        strbuf_append(&b, " ", 1);
                         i += 3;
                     } else {
-                        put(&b, text + i, 1);
+                        strbuf_append(&b, text + i, 1);
                         i++;
                     }
                 }
@@ -1502,47 +1478,47 @@ static sem_status build_pieces(tokenizer *tk, const gguf_file *f, sem_err *err)
                     int byte = unicode_cp_to_byte(cp);
                     if (byte >= 0) {
                         uint8_t c = (uint8_t)byte;
-                        put(&b, &c, 1);
+                        strbuf_append(&b, (const char *)&c, 1);
                         continue;
                     }
                     /* llama_decode_text's marker for a character outside the map */
                     uint8_t u[4];
                     size_t k = utf8_encode(cp, u);
                     char hex[16];
-                    put(&b, "[UNK_BYTE_0x", 12);
+                    strbuf_append(&b, "[UNK_BYTE_0x", 12);
                     for (size_t j = 0; j < k; j++) {
                         snprintf(hex, sizeof hex, "%02x", u[j]);
-                        put(&b, hex, 2);
+                        strbuf_append(&b, hex, 2);
                     }
-                    put(&b, text, t->text_len);
-                    put(&b, "]", 1);
+                    strbuf_append(&b, text, t->text_len);
+                    strbuf_append(&b, "]", 1);
                 }
             }
         } else if (t->attr & TOKEN_ATTR_BYTE) {
             if (t->text_len < 3) {
-                free(b.v);
+                strbuf_free(&b);
                 return sem_err_set(err, SEM_ECORRUPT,
                                    "tokenizer: %s: key '" KEY_PREFIX "token_type' makes token %zu "
                                    "('%.*s') a byte token, but its text is not <0xXX>",
                                    gguf_name(f), id, (int)t->text_len, text);
             }
             uint8_t c = byte_of_text(text, t->text_len);
-            put(&b, &c, 1);
+            strbuf_append(&b, (const char *)&c, 1);
         }
         /* unused and undefined tokens have an empty piece */
         t->piece_off = (uint32_t)start;
-        t->piece_len = (uint32_t)(b.n - start);
-        if (b.n > UINT32_MAX) {
-            free(b.v);
+        t->piece_len = (uint32_t)(b.len - start);
+        if (b.len > UINT32_MAX) {
+            strbuf_free(&b);
             return sem_err_set(err, SEM_ECORRUPT, "tokenizer: %s: the pieces exceed 4 GiB",
                                gguf_name(f));
         }
     }
     if (b.oom) {
-        free(b.v);
+        strbuf_free(&b);
         return sem_err_set(err, SEM_ENOMEM, "tokenizer: out of memory building pieces");
     }
-    tk->pieces = b.v ? b.v : malloc(1);
+    tk->pieces = b.data ? b.data : malloc(1);
     if (!tk->pieces)
         return sem_err_set(err, SEM_ENOMEM, "tokenizer: out of memory building pieces");
     return SEM_OK;
