@@ -50,17 +50,17 @@ engine_opts engine_defaults(void)
 
 void engine_wake(engine *e)
 {
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     pthread_cond_signal(&e->wake);
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
 }
 
 void engine_call(engine *e, void (*fn)(engine *e, void *arg), void *arg)
 {
     engine_msg m = {.kind = MSG_CALL, .fn = fn, .arg = arg};
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     if (e->stop) { /* the engine thread is gone: nothing else touches its state */
-        pthread_mutex_unlock(&e->inbox);
+        sem_mutex_unlock(&e->inbox);
         fn(e, arg);
         return;
     }
@@ -71,20 +71,20 @@ void engine_call(engine *e, void (*fn)(engine *e, void *arg), void *arg)
     e->msg_tail = &m;
     pthread_cond_signal(&e->wake);
     while (!m.done)
-        pthread_cond_wait(&e->called, &e->inbox);
-    pthread_mutex_unlock(&e->inbox);
+        sem_mutex_wait(&e->inbox, &e->called);
+    sem_mutex_unlock(&e->inbox);
 }
 
 /* ---------------------------------------------------------------- admission */
 
 static void count_reuse(engine *e, uint32_t cached)
 {
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     if (cached > 0)
         e->stats.hits_hot++;
     else
         e->stats.misses++;
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
 }
 
 /* Moves an admitted request into the running set. */
@@ -111,20 +111,20 @@ static int admit_agent(engine *e, gen_request *r, uint64_t *need, sem_err *err)
         return -1;
     uint64_t held = a->kv ? block_table_total_blocks(a->kv) : 0;
     *need = r->peak_blocks > held ? r->peak_blocks - held : 0;
-    a->state = AGENT_RUNNING; /* its own blocks are not reclaimed for it */
+    agent_set_state(a, AGENT_IDLE, AGENT_RUNNING); /* its own blocks are not reclaimed for it */
     int room = agents_make_room(e, *need);
-    a->state = AGENT_IDLE;
-    if (!room)
+    if (!room) {
+        agent_set_state(a, AGENT_RUNNING, AGENT_IDLE);
         return 0;
+    }
     r->ag = a;
-    a->state = AGENT_RUNNING;
     if (!hot && a->warm && e->o.warm) {
-        a->state = AGENT_LOADING;
+        agent_set_state(a, AGENT_RUNNING, AGENT_LOADING);
         io_push(e, IO_LOAD, a, a->key, 0);
         return 2;
     }
     if (!a->kv && !(a->kv = block_table_create(e->pool, a->key, err))) {
-        a->state = AGENT_IDLE;
+        agent_set_state(a, AGENT_RUNNING, AGENT_IDLE);
         r->ag = NULL;
         return -1;
     }
@@ -135,6 +135,7 @@ static int admit_agent(engine *e, gen_request *r, uint64_t *need, sem_err *err)
 /* Tries to admit r: 1 admitted (or finished with an error), 0 to wait. */
 static int admit_one(engine *e, gen_request *r)
 {
+    ENGINE_THREAD_ONLY(e);
     sem_err err = {0};
     uint64_t need = r->peak_blocks;
     int how = 1;
@@ -153,9 +154,10 @@ static int admit_one(engine *e, gen_request *r)
     if (how > 0 && !(r->smp = sampler_create(&sp, e->n_vocab, &err)))
         how = -1;
     if (how < 0) {
-        if (r->ag)
-            r->ag->state = AGENT_IDLE;
-        else
+        /* A LOADING agent stays so: its load finds no request and ends it. */
+        if (r->ag && r->ag->state == AGENT_RUNNING)
+            agent_set_state(r->ag, AGENT_RUNNING, AGENT_IDLE);
+        else if (!r->ag)
             block_table_destroy(r->kv);
         r->kv = NULL;
         r->ag = NULL;
@@ -180,13 +182,14 @@ static void dequeue(engine *e, gen_request **link, gen_request *prev)
     if (e->wait_tail == r)
         e->wait_tail = prev;
     r->next = NULL;
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     e->n_pending--;
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
 }
 
 static void admit(engine *e)
 {
+    ENGINE_THREAD_ONLY(e);
     gen_request **link = &e->wait_head, *prev = NULL;
     while (*link) {
         gen_request *r = *link;
@@ -215,12 +218,12 @@ static void admit(engine *e)
 
 static void drain_inbox(engine *e)
 {
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     gen_request *list = e->inbox_head;
     engine_msg *msgs = e->msg_head;
     e->inbox_head = e->inbox_tail = NULL;
     e->msg_head = e->msg_tail = NULL;
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
     while (list) {
         gen_request *r = list;
         list = r->next;
@@ -239,10 +242,10 @@ static void drain_inbox(engine *e)
             free(m);
         } else {
             m->fn(e, m->arg);
-            pthread_mutex_lock(&e->inbox);
+            sem_mutex_lock(&e->inbox);
             m->done = 1; /* m lives on the caller's stack: not touched after this */
             pthread_cond_broadcast(&e->called);
-            pthread_mutex_unlock(&e->inbox);
+            sem_mutex_unlock(&e->inbox);
         }
     }
 }
@@ -349,23 +352,24 @@ static void fail_batch(engine *e, uint32_t n, const sem_err *err)
 static void publish_stats(engine *e)
 {
     engine_stats s;
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     s = e->stats;
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
     agents_publish(e, &s);
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     e->stats.agents = s.agents;
     e->stats.agents_hot = s.agents_hot;
     e->stats.agents_warm = s.agents_warm;
     e->stats.running = e->n_running;
     e->stats.waiting = e->n_pending;
     e->stats.steps = e->step;
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
 }
 
 /* One scheduler step; 0 when there was nothing to compute. */
 static int step(engine *e)
 {
+    ENGINE_THREAD_ONLY(e);
     drain_inbox(e);
     reap_cancelled(e);
     admit(e);
@@ -394,29 +398,30 @@ static int step(engine *e)
 static void idle_wait(engine *e)
 {
     double due = agents_next_due(e);
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     if (!e->stop && !e->inbox_head && !e->msg_head) {
         int timed = due > 0 || e->wait_head;
         if (!timed) {
-            pthread_cond_wait(&e->wake, &e->inbox);
+            sem_mutex_wait(&e->inbox, &e->wake);
         } else {
             double wait_ms = due > 0 ? due - deadline_now_ms() : 10;
             if (e->wait_head && wait_ms > 10)
                 wait_ms = 10;
             if (wait_ms > 0)
-                deadline_wait_ms(&e->wake, &e->inbox, wait_ms);
+                sem_mutex_wait_ms(&e->inbox, &e->wake, wait_ms);
         }
     }
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
 }
 
 static void *engine_main(void *arg)
 {
     engine *e = arg;
+    thread_mark_set(&e->owner);
     for (;;) {
-        pthread_mutex_lock(&e->inbox);
+        sem_mutex_lock(&e->inbox);
         int stop = e->stop;
-        pthread_mutex_unlock(&e->inbox);
+        sem_mutex_unlock(&e->inbox);
         if (stop)
             break;
         if (!step(e))
@@ -475,7 +480,7 @@ engine *engine_create(model_port mp, block_pool *pool, const engine_opts *o, sem
         free(e);
         return NULL;
     }
-    pthread_mutex_init(&e->inbox, NULL);
+    sem_mutex_init(&e->inbox);
     deadline_cond_init(&e->wake);
     pthread_cond_init(&e->called, NULL);
     agents_load_warm(e);
@@ -490,7 +495,7 @@ engine *engine_create(model_port mp, block_pool *pool, const engine_opts *o, sem
     return e;
 fail:
     agents_free_all(e);
-    pthread_mutex_destroy(&e->inbox);
+    sem_mutex_destroy(&e->inbox);
     pthread_cond_destroy(&e->wake);
     pthread_cond_destroy(&e->called);
     free_buffers(e);
@@ -515,9 +520,9 @@ static void save_everything(engine *e, void *arg)
 
 static void check_quiet(engine *e, void *arg)
 {
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     int inbox_empty = e->inbox_head == NULL;
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
     *(int *)arg = inbox_empty && e->n_running == 0 && e->wait_head == NULL;
 }
 
@@ -537,11 +542,11 @@ static void sleep_ms(int ms)
 
 uint32_t engine_drain(engine *e, uint32_t timeout_ms)
 {
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     e->draining = 1;
     e->stats.draining = 1;
     uint64_t failures_before = e->stats.save_failures;
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
     double deadline = deadline_now_ms() + timeout_ms;
     while (!quiet(e) && deadline_now_ms() < deadline)
         sleep_ms(5);
@@ -568,11 +573,12 @@ void engine_destroy(engine *e)
 {
     if (!e)
         return;
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     e->stop = 1;
     pthread_cond_signal(&e->wake);
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
     pthread_join(e->thread, NULL);
+    thread_mark_set(&e->owner);
     /* The engine thread is gone; this thread owns its state now. Queued
      * disk jobs run to the end; their results are applied, then whatever
      * still runs or waits is cancelled. */
@@ -588,7 +594,7 @@ void engine_destroy(engine *e)
     drain_inbox(e);
     agents_free_all(e);
     io_free(e);
-    pthread_mutex_destroy(&e->inbox);
+    sem_mutex_destroy(&e->inbox);
     pthread_cond_destroy(&e->wake);
     pthread_cond_destroy(&e->called);
     free_buffers(e);
@@ -597,9 +603,9 @@ void engine_destroy(engine *e)
 
 engine_stats engine_get_stats(engine *e)
 {
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     engine_stats s = e->stats;
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
     s.pool_used = block_pool_used(e->pool);
     return s;
 }

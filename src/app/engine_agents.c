@@ -14,6 +14,7 @@
  * key starts a new agent) and is freed when its current operation ends.
  */
 #include <stdio.h>
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,9 +72,9 @@ static void unlink_agent(engine *e, agent *a)
 static void drop_hot(engine *e, agent *a)
 {
     if (a->kv && block_table_total_blocks(a->kv) > 0) {
-        pthread_mutex_lock(&e->inbox);
+        sem_mutex_lock(&e->inbox);
         e->stats.evictions++;
-        pthread_mutex_unlock(&e->inbox);
+        sem_mutex_unlock(&e->inbox);
     }
     block_table_destroy(a->kv);
     a->kv = NULL;
@@ -223,9 +224,24 @@ static int room_for(engine *e, uint64_t need)
     return free_blocks >= owed && free_blocks - owed >= need;
 }
 
+void agent_set_state(agent *a, agent_state from, agent_state to)
+{
+    static const unsigned char allowed[4][4] = { /* [from][to], the diagram */
+        [AGENT_IDLE] = {[AGENT_RUNNING] = 1, [AGENT_SAVING] = 1},
+        [AGENT_RUNNING] = {[AGENT_IDLE] = 1, [AGENT_LOADING] = 1},
+        [AGENT_SAVING] = {[AGENT_IDLE] = 1},
+        [AGENT_LOADING] = {[AGENT_RUNNING] = 1},
+    };
+    assert(a->state == from);
+    assert(allowed[from][to]);
+    (void)allowed;
+    a->state = to;
+}
+
 static void dispatch_save(engine *e, agent *a)
 {
-    a->state = AGENT_SAVING;
+    ENGINE_THREAD_ONLY(e);
+    agent_set_state(a, AGENT_IDLE, AGENT_SAVING);
     a->save_due = 0;
     atomic_store_explicit(&a->save_stop, 0, memory_order_relaxed);
     io_push(e, IO_SAVE, a, a->key, 0);
@@ -257,6 +273,7 @@ static agent *lru_idle(engine *e, int want_clean)
  */
 int agents_make_room(engine *e, uint64_t need)
 {
+    ENGINE_THREAD_ONLY(e);
     while (!room_for(e, need)) {
         if (e->n_anon > 0) {
             uint32_t lru = 0;
@@ -265,9 +282,9 @@ int agents_make_room(engine *e, uint64_t need)
                     lru = i;
             block_table_destroy(e->anon[lru].kv);
             e->anon[lru] = e->anon[--e->n_anon];
-            pthread_mutex_lock(&e->inbox);
+            sem_mutex_lock(&e->inbox);
             e->stats.evictions++;
-            pthread_mutex_unlock(&e->inbox);
+            sem_mutex_unlock(&e->inbox);
             continue;
         }
         agent *a = lru_idle(e, 1);
@@ -289,7 +306,8 @@ int agents_make_room(engine *e, uint64_t need)
 
 void agents_request_done(engine *e, agent *a, uint32_t cached)
 {
-    a->state = AGENT_IDLE;
+    ENGINE_THREAD_ONLY(e);
+    agent_set_state(a, AGENT_RUNNING, AGENT_IDLE);
     a->last_step = e->step;
     a->last_use_ms = deadline_wall_ms();
     if (cached > 0) {
@@ -346,24 +364,25 @@ static gen_request *loading_request(engine *e, agent *a)
 
 static void save_done(engine *e, agent *a, engine_msg *m)
 {
-    a->state = AGENT_IDLE;
+    ENGINE_THREAD_ONLY(e);
+    agent_set_state(a, AGENT_SAVING, AGENT_IDLE);
     if (m->status == SEM_ECANCELLED) {
         /* A request took the agent back: it stays hot and dirty, and is
          * saved again after that request. */
         a->evict_after_save = 0;
-        pthread_mutex_lock(&e->inbox);
+        sem_mutex_lock(&e->inbox);
         e->stats.saves_stopped++;
-        pthread_mutex_unlock(&e->inbox);
+        sem_mutex_unlock(&e->inbox);
         if (a->doomed)
             destroy_doomed(e, a);
         return;
     }
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     if (m->status == SEM_OK)
         e->stats.saves++;
     else
         e->stats.save_failures++;
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
     if (m->status == SEM_OK) {
         a->dirty = 0;
         a->warm = 1;
@@ -386,6 +405,7 @@ static void save_done(engine *e, agent *a, engine_msg *m)
 /* The load finished: the waiting request continues with what was read. */
 static void load_done(engine *e, agent *a, engine_msg *m)
 {
+    ENGINE_THREAD_ONLY(e);
     gen_request *r = loading_request(e, a);
     sem_err err = {0};
     if (m->status == SEM_OK) {
@@ -400,14 +420,11 @@ static void load_done(engine *e, agent *a, engine_msg *m)
         if (!a->kv)
             a->kv = block_table_create(e->pool, a->key, &err);
     }
-    a->state = AGENT_RUNNING;
-    if (a->doomed && !r) {
-        a->state = AGENT_IDLE;
-        destroy_doomed(e, a);
-        return;
-    }
-    if (!r) { /* cannot happen: a LOADING agent has its request */
-        a->state = AGENT_IDLE;
+    agent_set_state(a, AGENT_LOADING, AGENT_RUNNING);
+    if (!r) { /* its request failed or was removed while the load ran */
+        agent_set_state(a, AGENT_RUNNING, AGENT_IDLE);
+        if (a->doomed)
+            destroy_doomed(e, a);
         return;
     }
     if (!a->kv) {
@@ -424,14 +441,14 @@ static void load_done(engine *e, agent *a, engine_msg *m)
     pthread_mutex_lock(&r->lock);
     r->result.cached_tokens = keep;
     pthread_mutex_unlock(&r->lock);
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     if (keep > 0)
         e->stats.hits_warm++;
     else
         e->stats.misses++;
     if (m->status != SEM_OK && m->status != SEM_ENOTFOUND)
         e->stats.load_failures++;
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
 }
 
 void agents_io_done(engine *e, engine_msg *m)
@@ -488,6 +505,7 @@ static int known(const agent *a) { return (a->kv && block_table_n_tokens(a->kv) 
 
 static void call_list(engine *e, void *arg)
 {
+    ENGINE_THREAD_ONLY(e);
     call_args *c = arg;
     size_t plen = strlen(c->prefix);
     for (uint32_t b = 0; b < AGENT_BUCKETS; b++) {
@@ -561,6 +579,7 @@ static sem_status as_get(void *self, const char *key, agent_info *out, sem_err *
 
 static void call_remove(engine *e, void *arg)
 {
+    ENGINE_THREAD_ONLY(e);
     call_args *c = arg;
     agent *a = agents_find(e, c->key);
     if (!a || !known(a)) {
@@ -593,6 +612,7 @@ static sem_status as_remove(void *self, const char *key, sem_err *err)
 
 static void call_evict(engine *e, void *arg)
 {
+    ENGINE_THREAD_ONLY(e);
     call_args *c = arg;
     agent *a = agents_find(e, c->key);
     if (!a || !a->kv || block_table_total_blocks(a->kv) == 0 || a->evict_after_save) {

@@ -20,7 +20,9 @@
 #include "sampler.h"
 #include "stop_strings.h"
 #include "domain/block_table.h"
+#include "base/sem_mutex.h"
 #include "base/strbuf.h"
+#include "base/thread_mark.h"
 
 #define AGENT_BUCKETS 1024
 
@@ -79,6 +81,24 @@ struct gen_request {
     gen_result result;
 };
 
+/*
+ * An agent's states and the moves between them (engine thread only):
+ *
+ *            admit                      load needed
+ *   IDLE ────────────▶ RUNNING ──────────────────────▶ LOADING
+ *    ▲ │  ◀────────────   │ ▲  ◀──────────────────────    │
+ *    │ │  request done,   │ │        load done            │
+ *    │ │  failed, or no   │ └─────────────────────────────┘
+ *    │ │  room after all  │
+ *    │ │ save dispatched (write-behind, LRU reclaim, evict)
+ *    │ └──────────────────▶ SAVING
+ *    └──────────────────────┘ save done, failed or stopped
+ *
+ * Only an IDLE agent is saved, reclaimed or freed at once. A removal in
+ * another state marks it doomed; the end of that state frees it. A
+ * request of the agent that arrives while it is SAVING sets save_stop and
+ * waits for IDLE. agent_set_state() asserts every move (debug builds).
+ */
 typedef enum agent_state {
     AGENT_IDLE,
     AGENT_RUNNING,           /* a request of the agent is admitted */
@@ -149,7 +169,7 @@ struct engine {
     uint32_t n_vocab;
     pthread_t thread, io_thread;
 
-    pthread_mutex_t inbox;   /* guards the fields up to `stats`, and msg->done */
+    sem_mutex inbox;         /* guards the fields up to `stats`, and msg->done */
     pthread_cond_t wake;     /* the engine thread waits on it */
     pthread_cond_t called;   /* callers of engine_call wait on it */
     gen_request *inbox_head, *inbox_tail;
@@ -164,7 +184,9 @@ struct engine {
     int io_stop;
     uint32_t io_busy;        /* jobs queued or running */
 
-    /* Engine thread only. */
+    /* The engine thread (the creator until it starts, the destroyer after
+     * it ends); fields below are its alone. */
+    thread_mark owner;
     gen_request *wait_head, *wait_tail;
     gen_request **running;   /* [max_batch] in admission order */
     uint32_t n_running;
@@ -191,7 +213,12 @@ void request_finish(engine *e, gen_request *r, gen_finish why, const sem_err *er
 void request_fail(engine *e, gen_request *r, sem_status st, const sem_err *err);
 void request_take_token(engine *e, gen_request *r, int32_t tok);
 
+/* Asserts (debug builds) that the caller is the engine's owner thread. */
+#define ENGINE_THREAD_ONLY(e) THREAD_MARK_ASSERT(&(e)->owner)
+
 /* engine_agents.c */
+/* Moves a from `from` (asserted) to `to`, a move the diagram above allows. */
+void agent_set_state(agent *a, agent_state from, agent_state to);
 /* Keeps in t the longest reusable prefix of r's prompt (up to the first
  * differing token, never the last prompt token unless prefill_only) and
  * sets r->n_evaluated; idempotent. */

@@ -33,14 +33,14 @@ static void post_done(engine *e, io_job *j, sem_status st, const sem_err *err, b
     if (err)
         m->err = *err;
     m->loaded = t;
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     if (e->msg_tail)
         e->msg_tail->next = m;
     else
         e->msg_head = m;
     e->msg_tail = m;
     pthread_cond_signal(&e->wake);
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
 }
 
 static void run_job(engine *e, io_job *j)

@@ -82,6 +82,7 @@ static void leave_running(engine *e, gen_request *r)
  */
 void request_finish(engine *e, gen_request *r, gen_finish why, const sem_err *error)
 {
+    ENGINE_THREAD_ONLY(e);
     leave_running(e, r);
     if (r->ag)
         agents_request_done(e, r->ag, r->result.cached_tokens);
@@ -166,6 +167,7 @@ static sem_status emit_piece(engine *e, gen_request *r, int32_t tok)
 /* Handles one sampled token; may finish the request. */
 void request_take_token(engine *e, gen_request *r, int32_t tok)
 {
+    ENGINE_THREAD_ONLY(e);
     if (r->n_gen == 0)
         r->t_first = deadline_now_ms();
     if (e->mp.ops->is_eog(e->mp.self, tok)) {
@@ -306,7 +308,7 @@ static sem_status gp_submit(void *self, const gen_params *p, gen_request **out, 
         return discard(r, SEM_ETOOLARGE);
     }
     r->t_submit = deadline_now_ms();
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     if (e->stop || e->draining) {
         st = sem_err_set(err, SEM_EBUSY, "the server is draining: no new requests");
     } else if (e->n_pending >= e->o.max_queue) {
@@ -321,7 +323,7 @@ static sem_status gp_submit(void *self, const gen_params *p, gen_request **out, 
         e->n_pending++;
         pthread_cond_signal(&e->wake);
     }
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
     if (st != SEM_OK)
         return discard(r, st);
     *out = r;

@@ -10,6 +10,7 @@
  * owner bumps the slot's generation, so an old handle no longer matches.
  */
 #include "block_pool.h"
+#include "base/sem_mutex.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -38,7 +39,7 @@ struct block_pool {
     uint32_t total;
     uint8_t *arena; /* [total][block_bytes] */
 
-    pthread_mutex_t lock; /* guards everything below */
+    sem_mutex lock; /* guards everything below */
     uint32_t *free_stack; /* [total] */
     uint32_t n_free;
     block_owner *owner_of; /* [total] */
@@ -59,6 +60,7 @@ static block_owner handle_of(uint32_t slot, uint32_t gen)
 /* Slot of a live owner handle, or NULL. Caller holds the lock. */
 static owner_slot *slot_of(block_pool *pool, block_owner owner)
 {
+    SEM_MUTEX_ASSERT_HELD(&pool->lock);
     uint32_t s = owner & SLOT_MASK;
     if (s == 0 || s > pool->n_slots)
         return NULL;
@@ -78,14 +80,14 @@ sem_status block_pool_owner_add(block_pool *pool, const char *name, block_owner 
 {
     if (!pool || !out)
         return sem_err_set(err, SEM_EINVAL, "block_pool_owner_add: NULL argument");
-    pthread_mutex_lock(&pool->lock);
+    sem_mutex_lock(&pool->lock);
     uint32_t s;
     if (pool->n_free_slots > 0) {
         s = pool->free_slots[--pool->n_free_slots];
     } else {
         if (pool->n_slots == pool->cap_slots) {
             if (pool->cap_slots >= MAX_SLOTS) {
-                pthread_mutex_unlock(&pool->lock);
+                sem_mutex_unlock(&pool->lock);
                 return sem_err_set(err, SEM_EPOOL, "block pool: owner table is full (%u owners)",
                                    pool->n_owners);
             }
@@ -97,7 +99,7 @@ sem_status block_pool_owner_add(block_pool *pool, const char *name, block_owner 
                 pool->slots = slots;
             uint32_t *fs = slots ? realloc(pool->free_slots, cap * sizeof *fs) : NULL;
             if (!fs) {
-                pthread_mutex_unlock(&pool->lock);
+                sem_mutex_unlock(&pool->lock);
                 return sem_err_set(err, SEM_ENOMEM, "block pool: cannot grow owner table to %u",
                                    cap);
             }
@@ -113,7 +115,7 @@ sem_status block_pool_owner_add(block_pool *pool, const char *name, block_owner 
     snprintf(os->name, sizeof os->name, "%s", name ? name : "");
     pool->n_owners++;
     *out = handle_of(s, os->gen);
-    pthread_mutex_unlock(&pool->lock);
+    sem_mutex_unlock(&pool->lock);
     return SEM_OK;
 }
 
@@ -121,7 +123,7 @@ sem_status block_pool_owner_remove(block_pool *pool, block_owner owner, sem_err 
 {
     if (!pool)
         return sem_err_set(err, SEM_EINVAL, "block_pool_owner_remove: NULL pool");
-    pthread_mutex_lock(&pool->lock);
+    sem_mutex_lock(&pool->lock);
     owner_slot *os = slot_of(pool, owner);
     sem_status st = SEM_OK;
     if (!os) {
@@ -135,7 +137,7 @@ sem_status block_pool_owner_remove(block_pool *pool, block_owner owner, sem_err 
         pool->free_slots[pool->n_free_slots++] = (owner & SLOT_MASK) - 1;
         pool->n_owners--;
     }
-    pthread_mutex_unlock(&pool->lock);
+    sem_mutex_unlock(&pool->lock);
     return st;
 }
 
@@ -203,7 +205,7 @@ block_pool *block_pool_create(const cache_spec *spec, size_t budget_bytes, sem_e
     for (uint32_t i = 0; i < pool->total; i++)
         pool->free_stack[i] = pool->total - 1 - i;
     pool->n_free = pool->total;
-    pthread_mutex_init(&pool->lock, NULL);
+    sem_mutex_init(&pool->lock);
     return pool;
 }
 
@@ -211,7 +213,7 @@ void block_pool_destroy(block_pool *pool)
 {
     if (!pool)
         return;
-    pthread_mutex_destroy(&pool->lock);
+    sem_mutex_destroy(&pool->lock);
     free(pool->arena);
     free(pool->free_stack);
     free(pool->owner_of);
@@ -229,7 +231,7 @@ sem_status block_pool_alloc(block_pool *pool, uint32_t n, block_owner owner, uin
         return sem_err_set(err, SEM_EINVAL, "block_pool_alloc: NULL argument");
     if (n == 0)
         return sem_err_set(err, SEM_EINVAL, "block pool: allocation of 0 blocks");
-    pthread_mutex_lock(&pool->lock);
+    sem_mutex_lock(&pool->lock);
     owner_slot *os = slot_of(pool, owner);
     sem_status st = SEM_OK;
     if (!os) {
@@ -247,7 +249,7 @@ sem_status block_pool_alloc(block_pool *pool, uint32_t n, block_owner owner, uin
         }
         os->blocks += n;
     }
-    pthread_mutex_unlock(&pool->lock);
+    sem_mutex_unlock(&pool->lock);
     return st;
 }
 
@@ -258,6 +260,7 @@ sem_status block_pool_alloc(block_pool *pool, uint32_t n, block_owner owner, uin
 static sem_status claim_blocks(block_pool *pool, uint32_t n, const uint32_t *blocks,
                                block_owner owner, sem_err *err)
 {
+    SEM_MUTEX_ASSERT_HELD(&pool->lock);
     sem_status st = SEM_OK;
     uint32_t i;
     for (i = 0; i < n; i++) {
@@ -298,7 +301,7 @@ sem_status block_pool_free(block_pool *pool, uint32_t n, const uint32_t *blocks,
         return sem_err_set(err, SEM_EINVAL, "block_pool_free: NULL argument");
     if (n == 0)
         return sem_err_set(err, SEM_EINVAL, "block pool: free of 0 blocks");
-    pthread_mutex_lock(&pool->lock);
+    sem_mutex_lock(&pool->lock);
     owner_slot *os = slot_of(pool, owner);
     sem_status st;
     if (!os)
@@ -312,7 +315,7 @@ sem_status block_pool_free(block_pool *pool, uint32_t n, const uint32_t *blocks,
         }
         os->blocks -= n;
     }
-    pthread_mutex_unlock(&pool->lock);
+    sem_mutex_unlock(&pool->lock);
     return st;
 }
 
@@ -323,7 +326,7 @@ sem_status block_pool_transfer(block_pool *pool, uint32_t n, const uint32_t *blo
         return sem_err_set(err, SEM_EINVAL, "block_pool_transfer: NULL argument");
     if (n == 0)
         return sem_err_set(err, SEM_EINVAL, "block pool: transfer of 0 blocks");
-    pthread_mutex_lock(&pool->lock);
+    sem_mutex_lock(&pool->lock);
     owner_slot *src = slot_of(pool, from);
     owner_slot *dst = slot_of(pool, to);
     sem_status st;
@@ -338,7 +341,7 @@ sem_status block_pool_transfer(block_pool *pool, uint32_t n, const uint32_t *blo
         src->blocks -= n;
         dst->blocks += n;
     }
-    pthread_mutex_unlock(&pool->lock);
+    sem_mutex_unlock(&pool->lock);
     return st;
 }
 
@@ -355,9 +358,9 @@ uint32_t block_pool_total(const block_pool *pool) { return pool->total; }
 
 uint32_t block_pool_free_count(block_pool *pool)
 {
-    pthread_mutex_lock(&pool->lock);
+    sem_mutex_lock(&pool->lock);
     uint32_t n = pool->n_free;
-    pthread_mutex_unlock(&pool->lock);
+    sem_mutex_unlock(&pool->lock);
     return n;
 }
 
@@ -370,16 +373,16 @@ block_owner block_pool_owner_of(block_pool *pool, uint32_t block)
 {
     if (block >= pool->total)
         return BLOCK_OWNER_NONE;
-    pthread_mutex_lock(&pool->lock);
+    sem_mutex_lock(&pool->lock);
     block_owner o = pool->owner_of[block];
-    pthread_mutex_unlock(&pool->lock);
+    sem_mutex_unlock(&pool->lock);
     return o;
 }
 
 sem_status block_pool_usage_of(block_pool *pool, block_owner owner, block_pool_usage *out,
                                sem_err *err)
 {
-    pthread_mutex_lock(&pool->lock);
+    sem_mutex_lock(&pool->lock);
     owner_slot *os = slot_of(pool, owner);
     sem_status st = SEM_OK;
     if (!os) {
@@ -388,20 +391,21 @@ sem_status block_pool_usage_of(block_pool *pool, block_owner owner, block_pool_u
         out->blocks = os->blocks;
         out->bytes = (size_t)os->blocks * pool->block_bytes;
     }
-    pthread_mutex_unlock(&pool->lock);
+    sem_mutex_unlock(&pool->lock);
     return st;
 }
 
 uint32_t block_pool_owner_count(block_pool *pool)
 {
-    pthread_mutex_lock(&pool->lock);
+    sem_mutex_lock(&pool->lock);
     uint32_t n = pool->n_owners;
-    pthread_mutex_unlock(&pool->lock);
+    sem_mutex_unlock(&pool->lock);
     return n;
 }
 
 static sem_status check_locked(block_pool *pool, sem_err *err)
 {
+    SEM_MUTEX_ASSERT_HELD(&pool->lock);
     uint32_t used = 0;
     for (uint32_t b = 0; b < pool->total; b++) {
         block_owner o = pool->owner_of[b];
@@ -449,8 +453,8 @@ static sem_status check_locked(block_pool *pool, sem_err *err)
 
 sem_status block_pool_check(block_pool *pool, sem_err *err)
 {
-    pthread_mutex_lock(&pool->lock);
+    sem_mutex_lock(&pool->lock);
     sem_status st = check_locked(pool, err);
-    pthread_mutex_unlock(&pool->lock);
+    sem_mutex_unlock(&pool->lock);
     return st;
 }
