@@ -7,7 +7,7 @@
  * an obvious place for them) and the generation prompt exactly as the
  * family's published template does for those messages; tool definitions and
  * tool calls are not rendered (use the model's own template for tools).
- * tests/adapters/model/test_chat_template.c checks each one against the
+ * tests/adapters/template/test_chat_template.c checks each one against the
  * golden renderings of the real templates.
  */
 #include "chat_template.h"

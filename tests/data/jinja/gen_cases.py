@@ -4,7 +4,7 @@
 The environment is the one HF transformers renders chat templates in
 (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols,
 json.dumps-based tojson, raise_exception, strftime_now at a fixed time), so
-tests/adapters/model/test_jinja.c checks semantic's interpreter against the
+tests/adapters/template/test_jinja.c checks semantic's interpreter against the
 real thing. Each case: name, template, context (JSON object), and either
 "expected" (the output) or "error" (Jinja2 raised; the C side must fail too).
 
