@@ -353,7 +353,8 @@ static void backend_stats(void *user, metrics_engine *out)
                             .saves = st.saves,
                             .save_failures = st.save_failures,
                             .saves_stopped = st.saves_stopped,
-                            .load_failures = st.load_failures};
+                            .load_failures = st.load_failures,
+                            .io_in_flight = st.io_in_flight};
     if (s->st.store)
         out->disk_bytes = s->st.warm.ops->disk_bytes(s->st.warm.self);
 }
