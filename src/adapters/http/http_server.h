@@ -8,7 +8,8 @@
  * keep-alive connection hold no thread. The first two park their
  * connection (MHD_suspend_connection) and are resumed by the engine's
  * notification (http_exchange.h); the last is just a socket in epoll. So
- * thousands of open connections cost a few KiB each, not a thread each.
+ * an open connection costs a descriptor and its memory pool (the header
+ * limit plus 16 KiB: 32 KiB by default), not a thread.
  * Routes that wait on the engine thread (the agent store's operations,
  * the engine's figures) run on two blocking threads instead, their
  * connection parked meanwhile. Everything a client can make the server
