@@ -1112,8 +1112,6 @@ http_server *http_server_start(const http_server_opts *o, http_api *api, sem_err
 
 uint16_t http_server_port(const http_server *s) { return s->port; }
 
-uint32_t http_server_max_connections(const http_server *s) { return s->o.max_connections; }
-
 void http_server_stop(http_server *s)
 {
     if (!s)

@@ -23,7 +23,7 @@
  *                     raised (up to the hard limit) to fit the limit and its
  *                     margin plus 256; if the hard limit is too low the
  *                     connection limit is lowered to fit, with a warning in
- *                     the log (http_server_max_connections says which)
+ *                     the log
  *   max_body_bytes    a larger body is answered 413: at once when
  *                     Content-Length says so, else once it has been read
  *                     (and dropped)
@@ -84,9 +84,6 @@ typedef struct http_server http_server;
 /* Listens and serves at once. SEM_EIO when the address cannot be bound. */
 http_server *http_server_start(const http_server_opts *o, http_api *api, sem_err *err);
 uint16_t http_server_port(const http_server *s);
-/* The connection limit in force (lower than asked when file descriptors
- * are short). */
-uint32_t http_server_max_connections(const http_server *s);
 /* Closes the listener and every connection (a request still waiting is
  * answered 503, a stream is cut), waits for their threads. */
 void http_server_stop(http_server *s);
