@@ -21,10 +21,10 @@
  *       stream it replied with).
  *
  *   http_exchange_run_blocking(x, ops, self)
- *       parks the exchange and runs ops->step(self, x) once on the server's
- *       blocking thread, for calls that wait on another thread (the agent
- *       store's operations wait for an engine step). The step replies or
- *       calls http_exchange_wait; it owns self from then on.
+ *       parks the exchange and runs ops->step(self, x) once on one of the
+ *       server's blocking threads, for calls that wait on another thread
+ *       (the agent store's operations wait for an engine step). The step
+ *       replies or calls http_exchange_wait; it owns self from then on.
  *
  *   ops->close(self) is called instead, once, when the exchange ends before
  *   a step replied (the client went away, the server is stopping); it must
@@ -45,7 +45,7 @@
  * generation, which cancels it).
  *
  * Threads: an exchange belongs to the worker serving its connection, or,
- * while a blocking step runs, to the blocking thread; only
+ * while a blocking step runs, to that step's thread; only
  * http_exchange_wake may be called from any thread. Ownership: strings
  * returned live as long as the exchange.
  */
