@@ -32,6 +32,7 @@
 #define CALL_TIMEOUT_MS 120000
 
 static uint16_t port;
+static server_proc srv; /* the test's server; stopped by stop_server even when a check fails */
 
 typedef struct tally {
     uint64_t requests, prompt, cached, generated;
@@ -227,15 +228,14 @@ static void many_clients_at_the_default_limit_are_all_served_and_accounted(void 
     int n_kept = stress ? 64 : 16, per_kept = stress ? 40 : 8, n_idle = stress ? 512 : 128;
     if (stress && !getenv("SEM_LOAD_REQUESTS"))
         per_fresh = 20;
-    server_proc s;
     /* The connection limit is the default; the timeouts leave the idle
      * connections alone however long a sanitizer build takes. */
     static const char *const args[] = {"--pool-mb",     "64",  "--max-batch",    "8",
                                        "--max-queue",   "2048", "--read-timeout", "600",
                                        "--idle-timeout", "600", "--drain-timeout", "10",
                                        NULL};
-    assert_int_equal(server_start(&s, SEMANTIC_BIN, STORIES, args, NULL, 1), 0);
-    port = s.port;
+    assert_int_equal(server_start(&srv, SEMANTIC_BIN, STORIES, args, NULL, 1), 0);
+    port = srv.port;
     int *idle = calloc((size_t)n_idle, sizeof *idle);
     for (int i = 0; i < n_idle; i++) {
         idle[i] = hc_connect(port);
@@ -328,8 +328,8 @@ static void many_clients_at_the_default_limit_are_all_served_and_accounted(void 
     assert_true(metric("semantic_pool_blocks_used") == 0);
     assert_true(metric("semantic_pool_blocks_total") > 0);
     free(clients);
-    assert_int_equal(server_stop(&s, SIGTERM, 30000), 0);
-    server_discard_log(&s);
+    assert_int_equal(server_stop(&srv, SIGTERM, 30000), 0);
+    server_discard_log(&srv);
 }
 
 /* Sends a long generation request on a new connection and, for a stream,
@@ -367,10 +367,9 @@ static int leave_after_start(int stream, int i)
 static void clients_that_leave_have_their_requests_cancelled(void **state)
 {
     (void)state;
-    server_proc s;
     static const char *const args[] = {"--pool-mb", "64", "--max-batch", "2", NULL};
-    assert_int_equal(server_start(&s, SEMANTIC_BIN, STORIES, args, NULL, 1), 0);
-    port = s.port;
+    assert_int_equal(server_start(&srv, SEMANTIC_BIN, STORIES, args, NULL, 1), 0);
+    port = srv.port;
     /* 2 streams (running: each has sent its first text) and 6 whole
      * answers queued behind them, 1900 tokens each. */
     int fds[8];
@@ -400,15 +399,26 @@ static void clients_that_leave_have_their_requests_cancelled(void **state)
     assert_true(metric("semantic_http_streams_aborted_total") == 2);
     assert_true(took < 5000);
     e2e_assert_healthy(port);
-    assert_int_equal(server_stop(&s, SIGTERM, 30000), 0);
-    server_discard_log(&s);
+    assert_int_equal(server_stop(&srv, SIGTERM, 30000), 0);
+    server_discard_log(&srv);
+}
+
+/* After a failed check the server is still running: kill it (its log
+ * stays for the post-mortem). */
+static int stop_server(void **state)
+{
+    (void)state;
+    if (srv.pid)
+        server_stop(&srv, SIGKILL, 5000);
+    return 0;
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(many_clients_at_the_default_limit_are_all_served_and_accounted),
-        cmocka_unit_test(clients_that_leave_have_their_requests_cancelled),
+        cmocka_unit_test_teardown(many_clients_at_the_default_limit_are_all_served_and_accounted,
+                                  stop_server),
+        cmocka_unit_test_teardown(clients_that_leave_have_their_requests_cancelled, stop_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
