@@ -116,6 +116,10 @@ typedef struct engine_stats {
     uint64_t misses;        /* requests that reused nothing */
     uint64_t saves, save_failures, load_failures;
     uint64_t saves_stopped; /* writes given up because a request wanted the agent */
+    uint32_t io_in_flight;  /* agent saves and loads whose outcome the engine has not
+                               applied yet; a deleted or evicted agent that was being
+                               written frees its blocks when its save ends, so the pool
+                               figures are settled when this is 0 */
     int draining;
 } engine_stats;
 

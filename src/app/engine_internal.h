@@ -51,8 +51,6 @@ struct gen_request {
     uint32_t max_tokens;
     int prefill_only;
     stop_set stops;
-    void (*notify)(void *user);
-    void *notify_user;
     double t_submit;
     /* Engine thread only. */
     gen_request *next;       /* inbox / waiting list */
@@ -79,6 +77,8 @@ struct gen_request {
     size_t read_pos;         /* bytes the reader has taken */
     int finished;
     gen_result result;
+    void (*notify)(void *user); /* called under lock; cleared by release */
+    void *notify_user;
 };
 
 /*

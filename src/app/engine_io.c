@@ -123,6 +123,14 @@ static void queue_job(engine *e, io_job *j)
         e->io_tail = j;
 }
 
+/* A save or load whose outcome will come back through the inbox. */
+static void count_in_flight(engine *e)
+{
+    pthread_mutex_lock(&e->inbox);
+    e->stats.io_in_flight++;
+    pthread_mutex_unlock(&e->inbox);
+}
+
 void io_push(engine *e, io_kind kind, agent *a, const char *key, uint32_t saved)
 {
     if (!e->o.warm)
@@ -130,10 +138,14 @@ void io_push(engine *e, io_kind kind, agent *a, const char *key, uint32_t saved)
     io_job *j = calloc(1, sizeof *j);
     if (!j) {
         engine_log(e, "error", "agent '%s': out of memory queueing disk I/O", key);
-        if (a && kind == IO_SAVE) /* report the save as failed so the agent leaves SAVING */
+        if (a && kind == IO_SAVE) { /* report the save as failed so the agent leaves SAVING */
+            count_in_flight(e);
             post_done(e, &(io_job){.kind = kind, .ag = a}, SEM_ENOMEM, NULL, NULL);
+        }
         return;
     }
+    if (kind == IO_SAVE || kind == IO_LOAD) /* agents_io_done counts it out */
+        count_in_flight(e);
     j->kind = kind;
     j->ag = a;
     j->saved = saved;

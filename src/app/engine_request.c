@@ -5,6 +5,11 @@
  * Text reaches readers in whole UTF-8 characters (an invalid byte becomes
  * U+FFFD), with anything that could still become a stop string held back
  * until it cannot.
+ *
+ * Notifications: a request's notify hook (gen_params.notify) is called on
+ * the engine thread under the request's lock, each time more text becomes
+ * visible and once when the request finishes; release clears the hook under
+ * the same lock, so after release returns it is never called again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +35,9 @@ void request_unref(gen_request *r)
     free(r);
 }
 
-static void notify(gen_request *r)
+/* The caller's notification hook; called with r->lock held, so that once
+ * gp_release has cleared the hook no call is in flight or to come. */
+static void notify_locked(gen_request *r)
 {
     if (r->notify)
         r->notify(r->notify_user);
@@ -56,10 +63,9 @@ static void show(gen_request *r, size_t upto)
     if (changed) {
         r->visible = upto;
         pthread_cond_broadcast(&r->cond);
+        notify_locked(r);
     }
     pthread_mutex_unlock(&r->lock);
-    if (changed)
-        notify(r);
 }
 
 /* ---------------------------------------------------------------- finishing */
@@ -111,8 +117,8 @@ void request_finish(engine *e, gen_request *r, gen_finish why, const sem_err *er
     r->result.ttft_ms = r->t_first ? r->t_first - r->t_submit : 0;
     r->finished = 1;
     pthread_cond_broadcast(&r->cond);
+    notify_locked(r);
     pthread_mutex_unlock(&r->lock);
-    notify(r);
     request_unref(r);
 }
 
@@ -395,6 +401,9 @@ static void gp_release(void *self, gen_request *r)
 {
     if (!r)
         return;
+    pthread_mutex_lock(&r->lock); /* waits for a notification in flight */
+    r->notify = NULL;
+    pthread_mutex_unlock(&r->lock);
     gp_cancel(self, r); /* no effect once finished */
     request_unref(r);
 }

@@ -122,7 +122,7 @@ static const serve_option options[] = {
     {"drain-timeout", O_DRAIN, "SECONDS", "30", "time running requests get to finish at shutdown"},
     {"max-body-bytes", O_MAX_BODY, "N", "8388608", "largest request body (413 beyond)"},
     {"max-header-bytes", O_MAX_HEADER, "N", "16384", "largest request head, about (431 beyond)"},
-    {"max-connections", O_MAX_CONN, "N", "64", "connections served at once (503 beyond)"},
+    {"max-connections", O_MAX_CONN, "N", "1024", "connections open at once (503 beyond)"},
     {"read-timeout", O_READ_TIMEOUT, "SECONDS", "30", "time a request may take to arrive whole"},
     {"idle-timeout", O_IDLE_TIMEOUT, "SECONDS", "60", "a silent connection is closed after this"},
     {"help", O_HELP, NULL, NULL, "show this help"},
@@ -353,7 +353,8 @@ static void backend_stats(void *user, metrics_engine *out)
                             .saves = st.saves,
                             .save_failures = st.save_failures,
                             .saves_stopped = st.saves_stopped,
-                            .load_failures = st.load_failures};
+                            .load_failures = st.load_failures,
+                            .io_in_flight = st.io_in_flight};
     if (s->st.store)
         out->disk_bytes = s->st.warm.ops->disk_bytes(s->st.warm.self);
 }

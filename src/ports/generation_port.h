@@ -45,8 +45,16 @@ typedef struct gen_params {
     const char *const *stop;      /* copied at submit */
     size_t n_stop;
     int prefill_only;             /* compute the prompt's KV, generate nothing */
-    /* Called on the generator's thread whenever new text is readable or the
-     * request finished. Must not block. May be NULL. */
+    /*
+     * Called on the generator's thread whenever new text is readable and
+     * once when the request finishes, so that a reader need not wait in
+     * read(): it reads what is there and sleeps until notified. It runs
+     * under the request's lock: it must be cheap, must not block and must
+     * not call this port (it may only wake the reader, which then reads).
+     * A notification may find nothing new to read. After release() returns
+     * it is never called again, so notify_user may be freed then. May be
+     * NULL.
+     */
     void (*notify)(void *user);
     void *notify_user;
 } gen_params;

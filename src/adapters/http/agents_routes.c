@@ -12,7 +12,11 @@
  * Every id is looked up in the caller's namespace (auth.h): an id of
  * another key's namespace is simply not found.
  *
- * Threads: handlers run on the request's connection thread.
+ * Threads: the agent store's operations wait for an engine step, so the
+ * router runs list, get and delete on the server's blocking thread
+ * (http_exchange_run_blocking). Prefill runs on an event-loop worker: it
+ * submits, waits for the end in an exchange step, then describes the
+ * agent from the blocking thread.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +127,65 @@ void agents_routes_delete(http_api *api, http_exchange *x)
         json_pack("{s:s,s:s,s:b}", "id", id, "object", "agent", evict ? "evicted" : "deleted", 1));
 }
 
+/* A prefill after its submit: waits for the end on a worker, then
+ * describes the agent from the blocking thread. */
+typedef struct prefill_call {
+    http_api *api;
+    http_gen g;
+    char id[AGENT_ID_MAX + 1];
+    char key[AGENT_KEY_MAX + 1];
+    json_t *reply; /* built once the prefill succeeded */
+} prefill_call;
+
+static void prefill_free(void *self)
+{
+    prefill_call *c = self;
+    http_gen_release(&c->g);
+    json_decref(c->reply);
+    free(c);
+}
+
+/* On the blocking thread: the reply, with the agent as it is now. */
+static void prefill_describe(void *self, http_exchange *x)
+{
+    prefill_call *c = self;
+    const http_backend *be = http_api_backend(c->api);
+    agent_info info;
+    sem_err err = {0};
+    if (be->agents.ops->get(be->agents.self, c->key, &info, &err) == SEM_OK)
+        json_object_set_new(c->reply, "agent", agent_json(&info, c->id));
+    http_exchange_reply_json(x, 200, c->reply);
+    c->reply = NULL;
+    prefill_free(c);
+}
+
+static const http_wait_ops prefill_describe_ops = {prefill_describe, prefill_free};
+
+static void prefill_step(void *self, http_exchange *x)
+{
+    prefill_call *c = self;
+    strbuf ignored = {0};
+    int done = http_gen_read(&c->g, &ignored);
+    strbuf_free(&ignored);
+    if (!done)
+        return;
+    http_gen_note_usage(&c->g, x);
+    if (!http_gen_ok(&c->g)) {
+        http_error he = http_gen_error(&c->g);
+        prefill_free(c);
+        http_exchange_reply_error(x, &he);
+        return;
+    }
+    c->reply = json_pack("{s:s,s:s,s:I,s:I}", "id", c->id, "object", "agent.prefill",
+                         "prompt_tokens", (json_int_t)c->g.n_prompt, "cached_tokens",
+                         (json_int_t)c->g.result.cached_tokens);
+    http_gen_add_timing(&c->g, x);
+    http_gen_release(&c->g);
+    http_exchange_run_blocking(x, &prefill_describe_ops, c);
+}
+
+static const http_wait_ops prefill_wait_ops = {prefill_step, prefill_free};
+
 void agents_routes_prefill(http_api *api, http_exchange *x)
 {
     const http_backend *be = http_api_backend(api);
@@ -159,33 +222,24 @@ void agents_routes_prefill(http_api *api, http_exchange *x)
         http_api_reply_error(api, x, &e.err, e.param);
         return;
     }
-    gen_params p = {.prompt = tokens, .n_prompt = (uint32_t)n, .prefill_only = 1};
-    p.sampling = (gen_sampling){.temperature = 0, .top_p = 1, .repeat_penalty = 1};
-    http_gen g;
-    st = http_gen_submit(&g, api, be, x, id, &p, &e);
-    free(tokens);
-    if (st != SEM_OK) {
-        http_api_reply_error(api, x, &e.err, NULL);
-        return;
-    }
-    strbuf ignored = {0};
-    http_gen_collect(&g, x, &ignored);
-    strbuf_free(&ignored);
-    http_gen_note_usage(&g, x);
-    if (!http_gen_ok(&g)) {
-        http_error he = http_gen_error(&g);
-        http_gen_release(&g);
+    prefill_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        free(tokens);
+        http_error he = http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "out of memory");
         http_exchange_reply_error(x, &he);
         return;
     }
-    json_t *o =
-        json_pack("{s:s,s:s,s:I,s:I}", "id", id, "object", "agent.prefill", "prompt_tokens",
-                  (json_int_t)g.n_prompt, "cached_tokens", (json_int_t)g.result.cached_tokens);
-    http_gen_add_timing(&g, x);
-    http_gen_release(&g);
-    agent_info info;
-    sem_err err = {0};
-    if (be->agents.ops->get(be->agents.self, key, &info, &err) == SEM_OK)
-        json_object_set_new(o, "agent", agent_json(&info, id));
-    http_exchange_reply_json(x, 200, o);
+    c->api = api;
+    snprintf(c->id, sizeof c->id, "%s", id);
+    memcpy(c->key, key, sizeof c->key);
+    gen_params p = {.prompt = tokens, .n_prompt = (uint32_t)n, .prefill_only = 1};
+    p.sampling = (gen_sampling){.temperature = 0, .top_p = 1, .repeat_penalty = 1};
+    st = http_gen_submit(&c->g, api, be, x, id, &p, &e);
+    free(tokens);
+    if (st != SEM_OK) {
+        free(c);
+        http_api_reply_error(api, x, &e.err, NULL);
+        return;
+    }
+    http_exchange_wait(x, &prefill_wait_ops, c);
 }

@@ -19,7 +19,13 @@
  * keep an idle stream alive; a failure after the start ends the stream
  * with an error event.
  *
- * Threads: handlers and streams run on the request's connection thread.
+ * After the submit, one an_call carries the request: the exchange's wait
+ * step reads the text as the engine makes it readable (whole: until the
+ * end, then one JSON reply; stream: until the first text, then the same
+ * object becomes the stream).
+ *
+ * Threads: handlers, steps and streams run on an event-loop worker and
+ * never block (http_exchange.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,19 +246,30 @@ static json_t *message(const char *id, const char *model, json_t *content)
                      "model", model, "content", content);
 }
 
-/* ---------------------------------------------------------------- streams */
+/* ---------------------------------------------------------------- one generation */
 
-typedef struct an_stream {
+typedef struct an_call {
     http_api *api;
     http_exchange *x;
     http_gen g;
-    int started;
+    int stream, started;
     char id[64];
     char *model;
     char *stops[REQ_STOP_MAX];
     size_t n_stop;
-    strbuf pending;
-} an_stream;
+    strbuf text; /* whole: the text so far; stream: text read before the stream opened */
+} an_call;
+
+static void call_free(void *self)
+{
+    an_call *c = self;
+    http_gen_release(&c->g);
+    strbuf_free(&c->text);
+    for (size_t i = 0; i < c->n_stop; i++)
+        free(c->stops[i]);
+    free(c->model);
+    free(c);
+}
 
 static void event(strbuf *out, const char *name, json_t *data)
 {
@@ -267,105 +284,119 @@ static void delta(strbuf *out, const char *text, size_t n)
                     "type", "text_delta", "text", http_gen_text(text, n)));
 }
 
-static int stream_finish(an_stream *s, strbuf *out)
+static int stream_finish(an_call *c, strbuf *out)
 {
-    http_gen_note_usage(&s->g, s->x);
-    if (!http_gen_ok(&s->g)) {
-        http_error he = http_gen_error(&s->g);
-        http_exchange_note_error(s->x, he.message);
+    http_gen_note_usage(&c->g, c->x);
+    if (!http_gen_ok(&c->g)) {
+        http_error he = http_gen_error(&c->g);
+        http_exchange_note_error(c->x, he.message);
         event(out, "error", http_error_body(&he, HTTP_SHAPE_ANTHROPIC));
-        http_exchange_stream_done(s->x);
+        http_exchange_stream_done(c->x);
         return 1;
     }
     const char *reason, *seq;
-    stop_of(&s->g.result, (const char *const *)s->stops, s->n_stop, &reason, &seq);
+    stop_of(&c->g.result, (const char *const *)c->stops, c->n_stop, &reason, &seq);
     event(out, "content_block_stop",
           json_pack("{s:s,s:i}", "type", "content_block_stop", "index", 0));
     json_t *d = json_pack("{s:s,s:{s:s},s:o}", "type", "message_delta", "delta", "stop_reason",
-                          reason, "usage", usage_json(&s->g, &s->g.result, 0));
+                          reason, "usage", usage_json(&c->g, &c->g.result, 0));
     json_object_set_new(json_object_get(d, "delta"), "stop_sequence",
                         seq ? json_string(seq) : json_null());
     event(out, "message_delta", d);
     event(out, "message_stop", json_pack("{s:s}", "type", "message_stop"));
-    http_exchange_stream_done(s->x);
+    http_exchange_stream_done(c->x);
     return 1;
 }
 
-static int stream_next(void *self, strbuf *out)
+static int stream_next(void *self, strbuf *out, int idle)
 {
-    an_stream *s = self;
-    if (!s->started) {
-        s->started = 1;
-        gen_result now = http_gen_peek(&s->g);
+    an_call *c = self;
+    if (!c->started) {
+        c->started = 1;
+        gen_result now = http_gen_peek(&c->g);
         now.completion_tokens = 0;
-        json_t *msg = message(s->id, s->model, json_array());
+        json_t *msg = message(c->id, c->model, json_array());
         json_object_set_new(msg, "stop_reason", json_null());
         json_object_set_new(msg, "stop_sequence", json_null());
-        json_object_set_new(msg, "usage", usage_json(&s->g, &now, 0));
+        json_object_set_new(msg, "usage", usage_json(&c->g, &now, 0));
         event(out, "message_start",
               json_pack("{s:s,s:o}", "type", "message_start", "message", msg));
         event(out, "content_block_start",
               json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index", 0,
                         "content_block", "type", "text", "text", ""));
         event(out, "ping", json_pack("{s:s}", "type", "ping"));
-        if (s->pending.len)
-            delta(out, s->pending.data, s->pending.len);
-        strbuf_free(&s->pending);
-        if (s->g.done)
-            return stream_finish(s, out);
+        if (c->text.len)
+            delta(out, c->text.data, c->text.len);
+        strbuf_free(&c->text);
+        if (c->g.done)
+            return stream_finish(c, out);
         return 0;
     }
     strbuf text = {0};
-    http_gen_next(&s->g, &text, (int)s->api->o.keepalive_ms);
+    http_gen_read(&c->g, &text);
     if (text.len)
         delta(out, text.data, text.len);
     strbuf_free(&text);
-    if (s->g.done)
-        return stream_finish(s, out);
-    if (out->len == 0)
+    if (c->g.done)
+        return stream_finish(c, out);
+    if (out->len == 0 && idle)
         event(out, "ping", json_pack("{s:s}", "type", "ping"));
     return 0;
 }
 
-static void stream_close(void *self)
+static const http_stream_ops an_stream_ops = {stream_next, call_free};
+
+static void reply_whole(an_call *c)
 {
-    an_stream *s = self;
-    http_gen_release(&s->g);
-    strbuf_free(&s->pending);
-    for (size_t i = 0; i < s->n_stop; i++)
-        free(s->stops[i]);
-    free(s->model);
-    free(s);
-}
-
-static const http_stream_ops an_stream_ops = {stream_next, stream_close};
-
-/* ---------------------------------------------------------------- handlers */
-
-static void reply_whole(http_exchange *x, an_request *r, http_gen *g, const char *id,
-                        const char *model)
-{
-    strbuf text = {0};
-    http_gen_collect(g, x, &text);
+    http_exchange *x = c->x;
+    http_gen *g = &c->g;
     http_gen_note_usage(g, x);
     if (!http_gen_ok(g)) {
-        strbuf_free(&text);
         http_error he = http_gen_error(g);
         http_exchange_reply_error(x, &he);
         return;
     }
     const char *reason, *seq;
-    stop_of(&g->result, r->stop, r->n_stop, &reason, &seq);
-    json_t *o =
-        message(id, model,
-                json_pack("[{s:s,s:o}]", "type", "text", "text", http_gen_text(text.data, text.len)));
+    stop_of(&g->result, (const char *const *)c->stops, c->n_stop, &reason, &seq);
+    json_t *o = message(
+        c->id, c->model,
+        json_pack("[{s:s,s:o}]", "type", "text", "text", http_gen_text(c->text.data, c->text.len)));
     json_object_set_new(o, "stop_reason", json_string(reason));
     json_object_set_new(o, "stop_sequence", seq ? json_string(seq) : json_null());
     json_object_set_new(o, "usage", usage_json(g, &g->result, 0));
-    strbuf_free(&text);
     http_gen_add_timing(g, x);
     http_exchange_reply_json(x, 200, o);
 }
+
+/* Whole: waits for the end. Stream: waits for the first text (or the end),
+ * then answers 200 with the stream, or an ordinary error when the request
+ * failed before producing anything. */
+static void call_step(void *self, http_exchange *x)
+{
+    an_call *c = self;
+    int done = http_gen_read(&c->g, &c->text);
+    if (!c->stream) {
+        if (!done)
+            return;
+        reply_whole(c);
+        call_free(c);
+        return;
+    }
+    if (!done && c->text.len == 0)
+        return;
+    if (done && !http_gen_ok(&c->g)) {
+        http_gen_note_usage(&c->g, x);
+        http_error he = http_gen_error(&c->g);
+        call_free(c);
+        http_exchange_reply_error(x, &he);
+        return;
+    }
+    http_exchange_reply_stream(x, &an_stream_ops, c);
+}
+
+static const http_wait_ops an_wait_ops = {call_step, call_free};
+
+/* ---------------------------------------------------------------- handlers */
 
 void anthropic_routes_messages(http_api *api, http_exchange *x)
 {
@@ -379,55 +410,37 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
         request_free(&r);
         return;
     }
+    an_call *c = calloc(1, sizeof *c);
+    int ok = c != NULL;
+    if (c) {
+        *c = (an_call){.api = api, .x = x, .stream = r.stream};
+        ok = (c->model = strdup(r.model ? r.model : be->model_id)) != NULL;
+        for (size_t i = 0; ok && i < r.n_stop; i++)
+            ok = (c->stops[c->n_stop++] = strdup(r.stop[i])) != NULL;
+    }
+    if (!ok) {
+        if (c)
+            call_free(c);
+        request_free(&r);
+        http_error he = http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "out of memory");
+        http_exchange_reply_error(x, &he);
+        return;
+    }
     gen_params p = {.prompt = r.prompt,
                     .n_prompt = (uint32_t)r.n_prompt,
                     .sampling = r.sampling,
                     .max_tokens = r.max_tokens,
                     .stop = r.stop,
                     .n_stop = r.n_stop};
-    http_gen g;
-    if (http_gen_submit(&g, api, be, x, r.agent, &p, &e) != SEM_OK) {
+    if (http_gen_submit(&c->g, api, be, x, r.agent, &p, &e) != SEM_OK) {
+        call_free(c);
         http_api_reply_error(api, x, &e.err, e.param);
         request_free(&r);
         return;
     }
-    char id[64];
-    http_api_new_id(api, "msg_", id, sizeof id);
-    const char *model = r.model ? r.model : be->model_id;
-    if (!r.stream) {
-        reply_whole(x, &r, &g, id, model);
-        http_gen_release(&g);
-        request_free(&r);
-        return;
-    }
-    an_stream *s = calloc(1, sizeof *s);
-    int ok = s != NULL;
-    if (s) {
-        *s = (an_stream){.api = api, .x = x, .g = g};
-        snprintf(s->id, sizeof s->id, "%s", id);
-        ok = (s->model = strdup(model)) != NULL;
-        for (size_t i = 0; ok && i < r.n_stop; i++)
-            ok = (s->stops[s->n_stop++] = strdup(r.stop[i])) != NULL;
-    }
-    request_free(&r);
-    if (!ok) {
-        if (s)
-            stream_close(s);
-        else
-            http_gen_release(&g);
-        http_error he = http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "out of memory");
-        http_exchange_reply_error(x, &he);
-        return;
-    }
-    http_gen_first(&s->g, x, &s->pending);
-    if (s->g.done && !http_gen_ok(&s->g)) {
-        http_gen_note_usage(&s->g, x);
-        http_error he = http_gen_error(&s->g);
-        stream_close(s);
-        http_exchange_reply_error(x, &he);
-        return;
-    }
-    http_exchange_reply_stream(x, &an_stream_ops, s);
+    request_free(&r); /* the engine copied the prompt and the stop strings */
+    http_api_new_id(api, "msg_", c->id, sizeof c->id);
+    http_exchange_wait(x, &an_wait_ops, c);
 }
 
 void anthropic_routes_count_tokens(http_api *api, http_exchange *x)

@@ -26,6 +26,8 @@ sem_status http_gen_submit(http_gen *g, http_api *api, const http_backend *be, h
         p->agent_id = NULL;
         p->scope = http_exchange_namespace(x); /* hot prefix reuse within the key */
     }
+    p->notify = http_exchange_wake;
+    p->notify_user = x;
     sem_err err = {0};
     sem_status st = be->gen.ops->submit(be->gen.self, p, &g->req, &err);
     p->agent_id = NULL; /* key was local */
@@ -46,41 +48,21 @@ static void finish(http_gen *g)
     g->result = g->be->gen.ops->result(g->be->gen.self, g->req);
 }
 
-int http_gen_next(http_gen *g, strbuf *out, int timeout_ms)
+int http_gen_read(http_gen *g, strbuf *out)
 {
     if (g->done)
         return 1;
     char buf[READ_CHUNK];
     size_t n = 0;
-    int done = g->be->gen.ops->read(g->be->gen.self, g->req, buf, sizeof buf, &n, timeout_ms);
-    strbuf_append(out, buf, n);
-    /* Take whatever else is already there without waiting. */
-    while (!done && n == sizeof buf) {
+    int done;
+    do {
         done = g->be->gen.ops->read(g->be->gen.self, g->req, buf, sizeof buf, &n, 0);
         strbuf_append(out, buf, n);
-    }
+    } while (!done && n == sizeof buf);
     if (done)
         finish(g);
     return g->done;
 }
-
-/* Reads until the predicate holds, cancelling if the client leaves. */
-static void wait_for(http_gen *g, http_exchange *x, strbuf *out, int until_first_text)
-{
-    while (!g->done) {
-        size_t before = out->len;
-        http_gen_next(g, out, HTTP_GEN_POLL_MS);
-        if (until_first_text && out->len > before)
-            return;
-        if (!g->done && !g->client_gone && http_exchange_client_gone(x)) {
-            g->client_gone = 1;
-            g->be->gen.ops->cancel(g->be->gen.self, g->req);
-        }
-    }
-}
-
-void http_gen_collect(http_gen *g, http_exchange *x, strbuf *out) { wait_for(g, x, out, 0); }
-void http_gen_first(http_gen *g, http_exchange *x, strbuf *out) { wait_for(g, x, out, 1); }
 
 gen_result http_gen_peek(const http_gen *g)
 {
@@ -98,9 +80,8 @@ http_error http_gen_error(const http_gen *g)
     if (g->result.finish == GEN_CANCELLED) {
         sem_err err = {0};
         sem_err_set(&err, SEM_ECANCELLED, "%s",
-                    draining         ? "the request was cancelled: the server is shutting down"
-                    : g->client_gone ? "the request was cancelled: the client went away"
-                                     : "the request was cancelled (its agent was deleted)");
+                    draining ? "the request was cancelled: the server is shutting down"
+                             : "the request was cancelled (its agent was deleted)");
         return http_error_from_status(&err, NULL, draining);
     }
     sem_err err = g->result.error;

@@ -1,18 +1,19 @@
 /*
  * http_generation.h - one generation request on behalf of a route: submit
- * it (under the caller's namespaced agent key), then either collect the
- * whole text or read it piece by piece for a stream, and turn its outcome
- * into usage figures or an HTTP error.
+ * it (under the caller's namespaced agent key), read its text as it
+ * streams, and turn its outcome into usage figures or an HTTP error.
  *
- * A route that blocks (non-streaming, or waiting for a stream's first
- * text) polls the client's socket between reads: a client that went away
- * has its request cancelled, so an abandoned generation stops within
- * HTTP_GEN_POLL_MS.
+ * Reading never waits: http_gen_read takes what is readable now. The
+ * request notifies its exchange (http_exchange_wake) whenever more text is
+ * readable or it finished, so a route reads from an exchange step
+ * (http_exchange.h) and returns until the next wake. A client that goes
+ * away ends its exchange; the route's close releases the request, which
+ * cancels it.
  *
- * Threads: an http_gen belongs to the connection thread of its exchange
- * (a stream's next() runs there too). Ownership: the http_gen holds one
- * reference to its request until http_gen_release (which cancels it if
- * it still runs).
+ * Threads: an http_gen belongs to its exchange's thread (a step, a
+ * stream's next()). Ownership: the http_gen holds one reference to its
+ * request until http_gen_release (which cancels it if it still runs);
+ * after the release the request no longer wakes the exchange.
  */
 #ifndef SEM_HTTP_GENERATION_H
 #define SEM_HTTP_GENERATION_H
@@ -25,8 +26,6 @@
 #include "http_exchange.h"
 #include "http_request.h"
 
-#define HTTP_GEN_POLL_MS 250
-
 typedef struct http_gen {
     http_api *api;
     const http_backend *be;
@@ -34,30 +33,25 @@ typedef struct http_gen {
     uint32_t n_prompt;
     int has_agent; /* the request named an agent (its memory is kept) */
     int done;      /* finished and every byte read */
-    int client_gone;
     gen_result result; /* valid once done */
 } http_gen;
 
 /*
  * Submits p with agent id `agent_id` ("" for anonymous) in the exchange's
- * namespace. On failure e says why (SEM_EBUSY: queue full or draining;
- * SEM_ETOOLARGE: the prompt or the request does not fit).
+ * namespace; the request wakes x as it progresses. On failure e says why
+ * (SEM_EBUSY: queue full or draining; SEM_ETOOLARGE: the prompt or the
+ * request does not fit).
  */
 sem_status http_gen_submit(http_gen *g, http_api *api, const http_backend *be, http_exchange *x,
                            const char *agent_id, gen_params *p, req_err *e);
 
-/* Reads until the request ends (or the client leaves): all text into out. */
 /* Generated text as a JSON string (U+FFFD should jansson refuse it; the
  * engine only sends whole UTF-8 characters). */
 json_t *http_gen_text(const char *s, size_t n);
 
-void http_gen_collect(http_gen *g, http_exchange *x, strbuf *out);
-
-/* Waits for the first text or the end, polling the client. */
-void http_gen_first(http_gen *g, http_exchange *x, strbuf *out);
-
-/* Reads what comes within timeout_ms into out; returns g->done. */
-int http_gen_next(http_gen *g, strbuf *out, int timeout_ms);
+/* Appends the text readable now to out, without waiting; returns g->done
+ * (finished and every byte read). */
+int http_gen_read(http_gen *g, strbuf *out);
 
 /* The result so far: cached_tokens is known once the request was admitted. */
 gen_result http_gen_peek(const http_gen *g);

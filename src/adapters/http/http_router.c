@@ -4,6 +4,7 @@
 #include "http_router.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "domain/agent_id.h"
@@ -17,6 +18,13 @@ typedef enum route_needs {
     NEEDS_ADMISSION /* 503 while loading or draining */
 } route_needs;
 
+/* Where the handler runs. */
+typedef enum route_runs {
+    RUNS_ON_LOOP,    /* an event-loop worker: it never waits */
+    RUNS_BLOCKING    /* the server's blocking thread: it waits on the engine
+                        thread (agent store operations, the engine's figures) */
+} route_runs;
+
 typedef struct route {
     const char *name; /* metrics label */
     const char *method;
@@ -25,38 +33,43 @@ typedef struct route {
     http_shape shape;
     route_access access;
     route_needs needs;
+    route_runs runs;
 } route;
 
 #define OPENAI HTTP_SHAPE_OPENAI
 #define ANTHROPIC HTTP_SHAPE_ANTHROPIC
+#define LOOP RUNS_ON_LOOP
+#define BLOCKING RUNS_BLOCKING
 
 static const route routes[] = {
     {"chat_completions", "POST", "/v1/chat/completions", openai_routes_chat_completions, OPENAI,
-     ACCESS_API, NEEDS_ADMISSION},
+     ACCESS_API, NEEDS_ADMISSION, LOOP},
     {"completions", "POST", "/v1/completions", openai_routes_completions, OPENAI, ACCESS_API,
-     NEEDS_ADMISSION},
+     NEEDS_ADMISSION, LOOP},
     {"models_list", "GET", "/v1/models", openai_routes_models_list, OPENAI, ACCESS_API,
-     NEEDS_BACKEND},
+     NEEDS_BACKEND, LOOP},
     {"models_get", "GET", "/v1/models/{id}", openai_routes_models_get, OPENAI, ACCESS_API,
-     NEEDS_BACKEND},
+     NEEDS_BACKEND, LOOP},
     {"messages", "POST", "/v1/messages", anthropic_routes_messages, ANTHROPIC, ACCESS_API,
-     NEEDS_ADMISSION},
+     NEEDS_ADMISSION, LOOP},
     {"messages_count_tokens", "POST", "/v1/messages/count_tokens", anthropic_routes_count_tokens,
-     ANTHROPIC, ACCESS_API, NEEDS_BACKEND},
-    {"agents_list", "GET", "/v1/agents", agents_routes_list, OPENAI, ACCESS_API, NEEDS_BACKEND},
-    {"agents_get", "GET", "/v1/agents/{id}", agents_routes_get, OPENAI, ACCESS_API, NEEDS_BACKEND},
+     ANTHROPIC, ACCESS_API, NEEDS_BACKEND, LOOP},
+    {"agents_list", "GET", "/v1/agents", agents_routes_list, OPENAI, ACCESS_API, NEEDS_BACKEND,
+     BLOCKING},
+    {"agents_get", "GET", "/v1/agents/{id}", agents_routes_get, OPENAI, ACCESS_API, NEEDS_BACKEND,
+     BLOCKING},
     {"agents_delete", "DELETE", "/v1/agents/{id}", agents_routes_delete, OPENAI, ACCESS_API,
-     NEEDS_BACKEND},
+     NEEDS_BACKEND, BLOCKING},
     {"agents_prefill", "POST", "/v1/agents/{id}/prefill", agents_routes_prefill, OPENAI, ACCESS_API,
-     NEEDS_ADMISSION},
-    {"health", "GET", "/health", ops_routes_health, OPENAI, ACCESS_PUBLIC, NEEDS_NOTHING},
+     NEEDS_ADMISSION, LOOP},
+    {"health", "GET", "/health", ops_routes_health, OPENAI, ACCESS_PUBLIC, NEEDS_NOTHING, LOOP},
     {"health_ready", "GET", "/health/ready", ops_routes_ready, OPENAI, ACCESS_PUBLIC,
-     NEEDS_NOTHING},
-    {"metrics", "GET", "/metrics", ops_routes_metrics, OPENAI, ACCESS_API, NEEDS_NOTHING},
+     NEEDS_NOTHING, LOOP},
+    {"metrics", "GET", "/metrics", ops_routes_metrics, OPENAI, ACCESS_API, NEEDS_NOTHING, BLOCKING},
     {"admin_clear", "POST", "/admin/clear", ops_routes_admin_clear, OPENAI, ACCESS_ADMIN,
-     NEEDS_BACKEND},
+     NEEDS_BACKEND, BLOCKING},
     {"admin_drain", "POST", "/admin/drain", ops_routes_admin_drain, OPENAI, ACCESS_ADMIN,
-     NEEDS_NOTHING},
+     NEEDS_NOTHING, LOOP},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
@@ -136,6 +149,21 @@ static int check_state(http_api *api, http_exchange *x, const route *r)
     return 0;
 }
 
+/* A handler to run on the blocking thread. */
+typedef struct offload {
+    http_api *api;
+    http_handler handler;
+} offload;
+
+static void offload_run(void *self, http_exchange *x)
+{
+    offload o = *(offload *)self;
+    free(self);
+    o.handler(o.api, x);
+}
+
+static const http_wait_ops offload_ops = {offload_run, free};
+
 void http_router_dispatch(http_api *api, http_exchange *x)
 {
     const char *method = http_exchange_method(x), *path = http_exchange_path(x);
@@ -170,5 +198,16 @@ void http_router_dispatch(http_api *api, http_exchange *x)
     }
     if (!check_access(api, x, found) || !check_state(api, x, found))
         return;
+    if (found->runs == RUNS_BLOCKING) {
+        offload *o = malloc(sizeof *o);
+        if (!o) {
+            http_error e = http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "out of memory");
+            http_exchange_reply_error(x, &e);
+            return;
+        }
+        *o = (offload){api, found->handler};
+        http_exchange_run_blocking(x, &offload_ops, o);
+        return;
+    }
     found->handler(api, x);
 }

@@ -12,7 +12,10 @@
  * Dispatch, in order: match the path (404 when nothing matches, 405 with
  * Allow when only the method differs), check credentials (401), check the
  * server's state (503 while the model loads; generation routes also 503
- * while draining), then run the handler.
+ * while draining), then run the handler: on the event-loop worker that
+ * dispatched, or, for the routes that wait on the engine thread (the agent
+ * store's operations, the engine's figures), on the server's blocking
+ * thread (http_exchange_run_blocking).
  *
  * Threads: the table is immutable; any thread may dispatch.
  */
@@ -30,7 +33,7 @@ typedef void (*http_handler)(http_api *api, http_exchange *x);
 size_t http_router_count(void);
 const char *http_router_name(size_t i);
 
-/* Runs the request through the table. Always replies. */
+/* Runs the request through the table. It replies, or a continuation will. */
 void http_router_dispatch(http_api *api, http_exchange *x);
 
 #endif

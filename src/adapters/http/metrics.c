@@ -240,4 +240,8 @@ void metrics_render(const metrics *m, const metrics_engine *e, int ready, strbuf
             e->saves_stopped);
     counter(b, "semantic_agent_load_failures_total", "Failed agent memory loads.",
             e->load_failures);
+    gauge(b, "semantic_agent_io_in_flight",
+          "Agent memory saves and loads not settled yet (a deleted or evicted agent being "
+          "written frees its KV blocks when the write ends).",
+          e->io_in_flight);
 }

@@ -17,7 +17,13 @@
  * error before any text is an ordinary HTTP error; one after it ends the
  * stream with data: {"error":{...}} and no [DONE].
  *
- * Threads: handlers and streams run on the request's connection thread.
+ * After the submit, one oa_call carries the request: the exchange's wait
+ * step reads the text as the engine makes it readable (whole: until the
+ * end, then one JSON reply; stream: until the first text, then the same
+ * object becomes the stream).
+ *
+ * Threads: handlers, steps and streams run on an event-loop worker and
+ * never block (http_exchange.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,28 +221,37 @@ static json_t *envelope(http_api *api, const char *id, const char *object, int64
                      api->o.version ? api->o.version : "semantic");
 }
 
-/* ---------------------------------------------------------------- streams */
+/* ---------------------------------------------------------------- one generation */
 
-typedef struct oa_stream {
+typedef struct oa_call {
     http_api *api;
     http_exchange *x;
     http_gen g;
-    int chat, include_usage, started;
+    int chat, stream, include_usage, started;
     char id[64];
     char *model;
     int64_t created;
-    strbuf pending; /* text read before the stream opened */
-} oa_stream;
+    strbuf text; /* whole: the text so far; stream: text read before the stream opened */
+} oa_call;
 
-static json_t *chunk(oa_stream *s, json_t *delta_or_text, const char *finish)
+static void call_free(void *self)
 {
-    json_t *o = envelope(s->api, s->id, s->chat ? "chat.completion.chunk" : "text_completion",
-                         s->created, s->model);
+    oa_call *c = self;
+    http_gen_release(&c->g);
+    strbuf_free(&c->text);
+    free(c->model);
+    free(c);
+}
+
+static json_t *chunk(oa_call *c, json_t *delta_or_text, const char *finish)
+{
+    json_t *o = envelope(c->api, c->id, c->chat ? "chat.completion.chunk" : "text_completion",
+                         c->created, c->model);
     json_t *choice = json_pack("{s:i,s:n}", "index", 0, "logprobs");
-    json_object_set_new(choice, s->chat ? "delta" : "text", delta_or_text);
+    json_object_set_new(choice, c->chat ? "delta" : "text", delta_or_text);
     json_object_set_new(choice, "finish_reason", finish ? json_string(finish) : json_null());
     json_object_set_new(o, "choices", json_pack("[o]", choice));
-    if (s->include_usage)
+    if (c->include_usage)
         json_object_set_new(o, "usage", json_null());
     return o;
 }
@@ -247,94 +262,79 @@ static void emit(strbuf *out, json_t *o)
     json_decref(o);
 }
 
-static void emit_text(oa_stream *s, strbuf *out, const char *text, size_t n)
+static void emit_text(oa_call *c, strbuf *out, const char *text, size_t n)
 {
     json_t *v = http_gen_text(text, n);
-    emit(out, chunk(s, s->chat ? json_pack("{s:o}", "content", v) : v, NULL));
+    emit(out, chunk(c, c->chat ? json_pack("{s:o}", "content", v) : v, NULL));
 }
 
-static int stream_finish(oa_stream *s, strbuf *out)
+static int stream_finish(oa_call *c, strbuf *out)
 {
-    http_gen_note_usage(&s->g, s->x);
-    if (!http_gen_ok(&s->g)) {
-        http_error he = http_gen_error(&s->g);
-        http_exchange_note_error(s->x, he.message);
+    http_gen_note_usage(&c->g, c->x);
+    if (!http_gen_ok(&c->g)) {
+        http_error he = http_gen_error(&c->g);
+        http_exchange_note_error(c->x, he.message);
         emit(out, http_error_body(&he, HTTP_SHAPE_OPENAI));
-        http_exchange_stream_done(s->x);
+        http_exchange_stream_done(c->x);
         return 1;
     }
-    const char *fr = finish_reason(s->g.result.finish);
-    emit(out, chunk(s, s->chat ? json_object() : json_string(""), fr));
-    if (s->include_usage) {
-        json_t *o = envelope(s->api, s->id, s->chat ? "chat.completion.chunk" : "text_completion",
-                             s->created, s->model);
+    const char *fr = finish_reason(c->g.result.finish);
+    emit(out, chunk(c, c->chat ? json_object() : json_string(""), fr));
+    if (c->include_usage) {
+        json_t *o = envelope(c->api, c->id, c->chat ? "chat.completion.chunk" : "text_completion",
+                             c->created, c->model);
         json_object_set_new(o, "choices", json_array());
-        json_object_set_new(o, "usage", usage_json(&s->g));
+        json_object_set_new(o, "usage", usage_json(&c->g));
         emit(out, o);
     }
     sse_event(out, NULL, "[DONE]", 6);
-    http_exchange_stream_done(s->x);
+    http_exchange_stream_done(c->x);
     return 1;
 }
 
-static int stream_next(void *self, strbuf *out)
+static int stream_next(void *self, strbuf *out, int idle)
 {
-    oa_stream *s = self;
-    if (!s->started) {
-        s->started = 1;
-        if (s->chat)
-            emit(out, chunk(s, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL));
-        if (s->pending.len)
-            emit_text(s, out, s->pending.data, s->pending.len);
-        strbuf_free(&s->pending);
-        if (s->g.done)
-            return stream_finish(s, out);
-        if (out->len == 0)
-            sse_comment(out, "keep-alive");
+    oa_call *c = self;
+    if (!c->started) {
+        c->started = 1;
+        if (c->chat)
+            emit(out, chunk(c, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL));
+        if (c->text.len)
+            emit_text(c, out, c->text.data, c->text.len);
+        strbuf_free(&c->text);
+        if (c->g.done)
+            return stream_finish(c, out);
         return 0;
     }
     strbuf text = {0};
-    http_gen_next(&s->g, &text, (int)s->api->o.keepalive_ms);
+    http_gen_read(&c->g, &text);
     if (text.len)
-        emit_text(s, out, text.data, text.len);
+        emit_text(c, out, text.data, text.len);
     strbuf_free(&text);
-    if (s->g.done)
-        return stream_finish(s, out);
-    if (out->len == 0)
+    if (c->g.done)
+        return stream_finish(c, out);
+    if (out->len == 0 && idle)
         sse_comment(out, "keep-alive");
     return 0;
 }
 
-static void stream_close(void *self)
+static const http_stream_ops oa_stream_ops = {stream_next, call_free};
+
+static void reply_whole(oa_call *c)
 {
-    oa_stream *s = self;
-    http_gen_release(&s->g);
-    strbuf_free(&s->pending);
-    free(s->model);
-    free(s);
-}
-
-static const http_stream_ops oa_stream_ops = {stream_next, stream_close};
-
-/* ---------------------------------------------------------------- handlers */
-
-static void reply_whole(http_api *api, http_exchange *x, oa_request *r, http_gen *g, const char *id,
-                        const char *model)
-{
-    strbuf text = {0};
-    http_gen_collect(g, x, &text);
+    http_exchange *x = c->x;
+    http_gen *g = &c->g;
     http_gen_note_usage(g, x);
     if (!http_gen_ok(g)) {
-        strbuf_free(&text);
         http_error he = http_gen_error(g);
         http_exchange_reply_error(x, &he);
         return;
     }
-    json_t *o =
-        envelope(api, id, r->chat ? "chat.completion" : "text_completion", http_unix_now(), model);
+    json_t *o = envelope(c->api, c->id, c->chat ? "chat.completion" : "text_completion",
+                         c->created, c->model);
     json_t *choice;
-    json_t *content = http_gen_text(text.data, text.len);
-    if (r->chat)
+    json_t *content = http_gen_text(c->text.data, c->text.len);
+    if (c->chat)
         choice = json_pack("{s:i,s:{s:s,s:o,s:n},s:n,s:s}", "index", 0, "message", "role",
                            "assistant", "content", content, "refusal", "logprobs", "finish_reason",
                            finish_reason(g->result.finish));
@@ -343,10 +343,39 @@ static void reply_whole(http_api *api, http_exchange *x, oa_request *r, http_gen
                            "finish_reason", finish_reason(g->result.finish));
     json_object_set_new(o, "choices", json_pack("[o]", choice));
     json_object_set_new(o, "usage", usage_json(g));
-    strbuf_free(&text);
     http_gen_add_timing(g, x);
     http_exchange_reply_json(x, 200, o);
 }
+
+/* Whole: waits for the end. Stream: waits for the first text (or the end),
+ * then answers 200 with the stream, or an ordinary error when the request
+ * failed before producing anything. */
+static void call_step(void *self, http_exchange *x)
+{
+    oa_call *c = self;
+    int done = http_gen_read(&c->g, &c->text);
+    if (!c->stream) {
+        if (!done)
+            return;
+        reply_whole(c);
+        call_free(c);
+        return;
+    }
+    if (!done && c->text.len == 0)
+        return;
+    if (done && !http_gen_ok(&c->g)) {
+        http_gen_note_usage(&c->g, x);
+        http_error he = http_gen_error(&c->g);
+        call_free(c);
+        http_exchange_reply_error(x, &he);
+        return;
+    }
+    http_exchange_reply_stream(x, &oa_stream_ops, c);
+}
+
+static const http_wait_ops oa_wait_ops = {call_step, call_free};
+
+/* ---------------------------------------------------------------- handlers */
 
 static void generate(http_api *api, http_exchange *x, int chat)
 {
@@ -367,59 +396,41 @@ static void generate(http_api *api, http_exchange *x, int chat)
     uint32_t n_ctx = be->prompts.ops->n_ctx(be->prompts.self);
     if (!r.max_tokens_given) /* chat: the rest of the context; completions: OpenAI's 16 */
         r.max_tokens = !chat ? 16 : r.n_prompt < n_ctx ? n_ctx - (uint32_t)r.n_prompt : 1;
+    oa_call *c = calloc(1, sizeof *c);
+    const char *model = r.model ? r.model : be->model_id;
+    char *model_copy = strdup(model);
+    if (!c || !model_copy) {
+        free(c);
+        free(model_copy);
+        request_free(&r);
+        http_error he = http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "out of memory");
+        http_exchange_reply_error(x, &he);
+        return;
+    }
+    *c = (oa_call){.api = api,
+                   .x = x,
+                   .chat = chat,
+                   .stream = r.stream,
+                   .include_usage = r.include_usage,
+                   .model = model_copy,
+                   .created = http_unix_now()};
     gen_params p = {.prompt = r.prompt,
                     .n_prompt = (uint32_t)r.n_prompt,
                     .sampling = r.sampling,
                     .max_tokens = r.max_tokens,
                     .stop = r.stop,
                     .n_stop = r.n_stop};
-    http_gen g;
-    if (http_gen_submit(&g, api, be, x, r.agent, &p, &e) != SEM_OK) {
+    if (http_gen_submit(&c->g, api, be, x, r.agent, &p, &e) != SEM_OK) {
         if (e.err.status == SEM_ETOOLARGE && !r.max_tokens_given)
             e.param[0] = '\0';
+        call_free(c);
         http_api_reply_error(api, x, &e.err, e.param);
         request_free(&r);
         return;
     }
-    char id[64];
-    http_api_new_id(api, chat ? "chatcmpl-" : "cmpl-", id, sizeof id);
-    const char *model = r.model ? r.model : be->model_id;
-    if (!r.stream) {
-        reply_whole(api, x, &r, &g, id, model);
-        http_gen_release(&g);
-        request_free(&r);
-        return;
-    }
-    oa_stream *s = calloc(1, sizeof *s);
-    char *model_copy = strdup(model);
-    if (!s || !model_copy) {
-        free(s);
-        free(model_copy);
-        http_gen_release(&g);
-        request_free(&r);
-        http_error he = http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "out of memory");
-        http_exchange_reply_error(x, &he);
-        return;
-    }
-    *s = (oa_stream){.api = api,
-                     .x = x,
-                     .g = g,
-                     .chat = chat,
-                     .include_usage = r.include_usage,
-                     .model = model_copy,
-                     .created = http_unix_now()};
-    snprintf(s->id, sizeof s->id, "%s", id);
-    request_free(&r);
-    http_gen_first(&s->g, x, &s->pending);
-    if (s->g.done && !http_gen_ok(&s->g)) {
-        /* Nothing was sent yet: an ordinary error response. */
-        http_gen_note_usage(&s->g, x);
-        http_error he = http_gen_error(&s->g);
-        stream_close(s);
-        http_exchange_reply_error(x, &he);
-        return;
-    }
-    http_exchange_reply_stream(x, &oa_stream_ops, s);
+    request_free(&r); /* the engine copied the prompt and the stop strings */
+    http_api_new_id(api, chat ? "chatcmpl-" : "cmpl-", c->id, sizeof c->id);
+    http_exchange_wait(x, &oa_wait_ops, c);
 }
 
 void openai_routes_chat_completions(http_api *api, http_exchange *x) { generate(api, x, 1); }

@@ -9,7 +9,9 @@
  *   POST /admin/clear   forgets every agent of every namespace
  *   POST /admin/drain   the graceful shutdown SIGTERM starts (202)
  *
- * Threads: handlers run on the request's connection thread.
+ * Threads: health, readiness and drain run on an event-loop worker;
+ * metrics and clear, which wait on the engine thread, on the server's
+ * blocking thread (http_router.c).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -3,8 +3,10 @@
  * file: openai_routes.c, anthropic_routes.c, agents_routes.c,
  * ops_routes.c (health, readiness, metrics, admin).
  *
- * Every handler runs on the connection's thread, after the router checked
- * credentials and state, and replies exactly once.
+ * Every handler runs after the router checked credentials and state, on
+ * an event-loop worker (or on the blocking thread, for the routes the
+ * router's table marks so), never blocks there, and replies exactly once,
+ * at once or from a continuation (http_exchange.h).
  */
 #ifndef SEM_HTTP_ROUTES_H
 #define SEM_HTTP_ROUTES_H
