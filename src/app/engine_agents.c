@@ -457,9 +457,9 @@ void agents_io_done(engine *e, engine_msg *m)
         save_done(e, m->ag, m);
     else if (m->io == IO_LOAD)
         load_done(e, m->ag, m);
-    pthread_mutex_lock(&e->inbox); /* settled: its blocks are where they belong */
+    sem_mutex_lock(&e->inbox); /* settled: its blocks are where they belong */
     e->stats.io_in_flight--;
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
 }
 
 void agents_publish(engine *e, engine_stats *s)

@@ -126,9 +126,9 @@ static void queue_job(engine *e, io_job *j)
 /* A save or load whose outcome will come back through the inbox. */
 static void count_in_flight(engine *e)
 {
-    pthread_mutex_lock(&e->inbox);
+    sem_mutex_lock(&e->inbox);
     e->stats.io_in_flight++;
-    pthread_mutex_unlock(&e->inbox);
+    sem_mutex_unlock(&e->inbox);
 }
 
 void io_push(engine *e, io_kind kind, agent *a, const char *key, uint32_t saved)
