@@ -601,10 +601,13 @@ static void call_remove(engine *e, void *arg)
         if (e->running[i]->ag == a)
             atomic_store(&e->running[i]->cancel, 1);
     unlink_agent(e, a);
-    if (a->state == AGENT_IDLE)
+    if (a->state == AGENT_IDLE) {
         destroy_doomed(e, a);
-    else
-        a->doomed = 1;
+        return;
+    }
+    a->doomed = 1;
+    if (a->state == AGENT_SAVING) /* no use finishing a file that will be removed */
+        atomic_store_explicit(&a->save_stop, 1, memory_order_relaxed);
 }
 
 static sem_status as_remove(void *self, const char *key, sem_err *err)
