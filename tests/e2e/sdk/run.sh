@@ -40,4 +40,10 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
-exec node "$(dirname "$0")/sdk_test.mjs" "$BIN" "$MODEL" "$SCRATCH" "$SUITE"
+# Every temporary folder of the run (the servers' cache folders) lives in
+# one folder that goes when this script ends, even if node was killed.
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/semantic-sdk-run-XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+TMPDIR=$TMP node "$(dirname "$0")/sdk_test.mjs" "$BIN" "$MODEL" "$SCRATCH" "$SUITE"
