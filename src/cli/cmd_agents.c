@@ -200,13 +200,14 @@ static int cmd_rm(const agents_args *a, char **ids, int n)
         agent_row r;
         int deleted = 0;
         char path[4400];
-        if (agent_index_get(ix, ids[i], &r, &err) == SEM_OK) {
+        if (agent_index_get(ix, ids[i], &r, NULL) == SEM_OK)
             snprintf(path, sizeof path, "%s/%s", a->dir, r.file);
-            unlink(path);
-        }
+        else /* a file the index does not list: a newer format's, an unreadable one */
+            snprintf(path, sizeof path, "%s/%s.kv", a->dir, ids[i]);
+        int had_file = unlink(path) == 0;
         if (agent_index_delete(ix, ids[i], &deleted, &err) != SEM_OK) {
             rc = cli_fail("agents", &err);
-        } else if (!deleted) {
+        } else if (!deleted && !had_file) {
             sem_err_set(&err, SEM_ENOTFOUND, "agent '%s' not found in %s", ids[i], a->dir);
             rc = cli_fail("agents", &err);
         } else {

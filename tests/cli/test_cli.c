@@ -528,6 +528,16 @@ static void an_agent_continues_in_a_second_process(void **state)
     done(&r);
     const char *rm_again[] = {"agents", "rm", "--cache-dir", dir, "story-1", NULL};
     expect_failure(rm_again, 3, "not found");
+    /* A file the index does not list (a later release's format) is removed too. */
+    snprintf(path, sizeof path, "%s/from-the-future.kv", dir);
+    f = fopen(path, "wb");
+    fputs("SEMKV from a later release", f);
+    fclose(f);
+    r = run((const char *[]){"agents", "rm", "--cache-dir", dir, "from-the-future", NULL});
+    assert_int_equal(r.code, 0);
+    assert_contains(r.out, "removed from-the-future");
+    assert_int_equal(access(path, F_OK), -1);
+    done(&r);
     const char *bad_id[] = {"run", "-m", STORIES, "-p", "x", "--agent", "../../etc/passwd",
                             NULL};
     expect_failure(bad_id, 2, "agent id has character");
