@@ -57,12 +57,14 @@ check-tsan: build/tsan/Makefile
 deps:
 	./tools/install-deps
 
-# The bundled 260K-parameter model, agent memory under var/cache; add
-# options with SERVE_ARGS="--port 8080 --api-key KEY".
+# The bundled 260K-parameter model, agent memory in the default folder
+# ($XDG_DATA_HOME/semantic/cache, else ~/.local/share/semantic/cache: where
+# `semantic agents ls` looks too); add options with
+# SERVE_ARGS="--port 8080 --api-key KEY".
 SERVE_MODEL ?= tests/data/models/stories260K.gguf
 serve: deps build
-	mkdir -p var/cache
-	$(BUILD_release)/semantic serve -m $(SERVE_MODEL) --cache-dir var/cache $(SERVE_ARGS)
+	@echo 'make serve: requests are answered once the log says "ready" (Ctrl-C stops the server)'
+	$(BUILD_release)/semantic serve -m $(SERVE_MODEL) $(SERVE_ARGS)
 
 # Long-running suites, not part of check.
 fuzz:

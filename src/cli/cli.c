@@ -5,8 +5,11 @@
 #include "base/deadline.h"
 #include "base/strbuf.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,60 @@ int cli_fail(const char *cmd, const sem_err *err)
 {
     fprintf(stderr, "semantic %s: %s\n", cmd, sem_err_text(err));
     return cli_exit_code(err->status);
+}
+
+static void usage_hint(const char *cmd)
+{
+    fprintf(stderr, "Run 'semantic %s%s--help' for the usage.\n", cmd ? cmd : "", cmd ? " " : "");
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    char reason[SEM_ERR_DETAIL_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "semantic%s%s: %s\n", cmd ? " " : "", cmd ? cmd : "", reason);
+    usage_hint(cmd);
+    return 2;
+}
+
+int cli_usage_fail(const char *cmd, const sem_err *err)
+{
+    return cli_usage_error(cmd, "%s", sem_err_text(err));
+}
+
+int cli_option_error(const char *cmd, int ch, int argc, char *const *argv)
+{
+    /* The option as typed: a short one (optopt) inside its cluster, which
+     * getopt has not stepped past yet, or argv[optind - 1]. */
+    char opt[128];
+    const char *cur = optind < argc ? argv[optind] : NULL;
+    const char *prev = optind > 0 && optind - 1 < argc ? argv[optind - 1] : NULL;
+    if (optopt > 0 && optopt < 128 && isprint(optopt) && cur && cur[0] == '-' &&
+        cur[1] != '-' && strchr(cur + 1, optopt))
+        snprintf(opt, sizeof opt, "-%c", optopt);
+    else if (prev && strncmp(prev, "--", 2) == 0)
+        snprintf(opt, sizeof opt, "%.*s", (int)strcspn(prev, "="), prev);
+    else if (optopt > 0 && optopt < 128 && isprint(optopt))
+        snprintf(opt, sizeof opt, "-%c", optopt);
+    else
+        snprintf(opt, sizeof opt, "%s", prev ? prev : "?");
+    if (ch == ':')
+        return cli_usage_error(cmd, "option '%s' needs a value", opt);
+    return cli_usage_error(cmd, "unknown option '%s'", opt);
+}
+
+sem_status cli_check_ctx(uint32_t ctx, uint32_t n_ctx_train, const char *path, sem_err *err)
+{
+    const char *base = path ? strrchr(path, '/') : NULL;
+    base = base ? base + 1 : path;
+    if (n_ctx_train && ctx > n_ctx_train)
+        return sem_err_set(err, SEM_EINVAL,
+                           "a context of %u tokens is more than %s was trained for (%u tokens)",
+                           ctx, base && *base ? base : "the model", n_ctx_train);
+    return SEM_OK;
 }
 
 sem_status cli_parse_u64(const char *opt, const char *s, uint64_t *out, sem_err *err)

@@ -37,12 +37,13 @@ typedef struct agents_args {
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: semantic agents ls   [--cache-dir DIR] [-m MODEL] [--json]\n"
-            "       semantic agents show [--cache-dir DIR] [--json] ID\n"
-            "       semantic agents rm   [--cache-dir DIR] ID...\n"
-            "  --cache-dir DIR  the agent memory folder (default: $XDG_DATA_HOME/semantic/cache)\n"
-            "  -m MODEL         ls: only agents saved by this model\n");
+    printf("usage: semantic agents ls   [--cache-dir DIR] [-m MODEL] [--json]\n"
+           "       semantic agents show [--cache-dir DIR] [--json] ID\n"
+           "       semantic agents rm   [--cache-dir DIR] ID...\n"
+           "  --cache-dir DIR  the agent memory folder (default: $XDG_DATA_HOME/semantic/cache,\n"
+           "                   else ~/.local/share/semantic/cache: the folder `semantic serve`\n"
+           "                   and `run --agent` use by default)\n"
+           "  -m MODEL         ls: only agents saved by this model\n");
 }
 
 static void format_time(int64_t ms, char *out, size_t cap)
@@ -199,13 +200,14 @@ static int cmd_rm(const agents_args *a, char **ids, int n)
         agent_row r;
         int deleted = 0;
         char path[4400];
-        if (agent_index_get(ix, ids[i], &r, &err) == SEM_OK) {
+        if (agent_index_get(ix, ids[i], &r, NULL) == SEM_OK)
             snprintf(path, sizeof path, "%s/%s", a->dir, r.file);
-            unlink(path);
-        }
+        else /* a file the index does not list: a newer format's, an unreadable one */
+            snprintf(path, sizeof path, "%s/%s.kv", a->dir, ids[i]);
+        int had_file = unlink(path) == 0;
         if (agent_index_delete(ix, ids[i], &deleted, &err) != SEM_OK) {
             rc = cli_fail("agents", &err);
-        } else if (!deleted) {
+        } else if (!deleted && !had_file) {
             sem_err_set(&err, SEM_ENOTFOUND, "agent '%s' not found in %s", ids[i], a->dir);
             rc = cli_fail("agents", &err);
         } else {
@@ -226,22 +228,27 @@ int cmd_agents(int argc, char **argv)
                                          {"json", no_argument, 0, O_JSON},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    if (argc < 2) {
-        usage();
-        return 2;
-    }
+    if (argc < 2)
+        return cli_usage_error("agents", "a verb is required: ls, show or rm");
     const char *verb = argv[1];
+    if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0 || strcmp(verb, "help") == 0) {
+        usage();
+        return 0;
+    }
+    if (strcmp(verb, "ls") != 0 && strcmp(verb, "show") != 0 && strcmp(verb, "rm") != 0)
+        return cli_usage_error("agents", "unknown verb '%s': ls, show or rm", verb);
     agents_args a = {0};
     const char *dir = NULL;
     int c;
     optind = 2;
-    while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:h", opts, NULL)) != -1) {
         switch (c) {
         case O_CDIR: dir = optarg; break;
         case 'm': a.model = optarg; break;
         case O_JSON: a.json = 1; break;
         case 'h': usage(); return 0;
-        default: usage(); return 2;
+        default: return cli_option_error("agents", c, argc, argv);
         }
     }
     sem_err err = {0};
@@ -250,12 +257,19 @@ int cmd_agents(int argc, char **argv)
     else if (serving_stack_default_cache_dir(a.dir, sizeof a.dir, &err) != SEM_OK)
         return cli_fail("agents", &err);
     int rest = argc - optind;
-    if (strcmp(verb, "ls") == 0 && rest == 0)
+    if (strcmp(verb, "ls") == 0) {
+        if (rest > 0)
+            return cli_usage_error("agents", "ls takes no agent ID ('%s')", argv[optind]);
         return cmd_ls(&a);
-    if (strcmp(verb, "show") == 0 && rest == 1)
+    }
+    if (a.model)
+        return cli_usage_error("agents", "-m MODEL goes with ls only");
+    if (strcmp(verb, "show") == 0) {
+        if (rest != 1)
+            return cli_usage_error("agents", "show takes one agent ID, not %d", rest);
         return cmd_show(&a, argv[optind]);
-    if (strcmp(verb, "rm") == 0 && rest >= 1)
-        return cmd_rm(&a, argv + optind, rest);
-    usage();
-    return 2;
+    }
+    if (rest == 0)
+        return cli_usage_error("agents", "rm needs the IDs of the agents to remove");
+    return cmd_rm(&a, argv + optind, rest);
 }

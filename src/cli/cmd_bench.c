@@ -236,10 +236,9 @@ static int bench_memory(const session_opts *so, const char *sizes, const char *c
     for (const char *p = sizes; *p && count < 16;) {
         char *end;
         unsigned long v = strtoul(p, &end, 10);
-        if (end == p || v < 2 || v > 1u << 20) {
-            sem_err_set(&err, SEM_EINVAL, "--memory: '%s' is not a list of token counts", sizes);
-            return cli_fail("bench", &err);
-        }
+        if (end == p || v < 2 || v > 1u << 20 || (*end && *end != ','))
+            return cli_usage_error("bench", "--memory: '%s' is not a list of token counts "
+                                            "(2..%u, comma separated)", sizes, 1u << 20);
         n[count++] = (uint32_t)v;
         p = *end == ',' ? end + 1 : end;
     }
@@ -297,7 +296,7 @@ static json_t *stats_json(stats s)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: semantic bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] "
+    printf("usage: semantic bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] "
                     "[--parallel N] [--isa NAME] [--json]\n"
                     "       semantic bench -m MODEL --memory N1,N2,... [--cache-dir DIR] "
                     "[--cache-type TYPE] [-r REPS] [--json]\n");
@@ -323,7 +322,8 @@ int cmd_bench(int argc, char **argv)
     sem_err err = {0};
     sem_status st = SEM_OK;
     optind = 1;
-    while (st == SEM_OK && (c = getopt_long(argc, argv, "m:p:n:t:r:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while (st == SEM_OK && (c = getopt_long(argc, argv, ":m:p:n:t:r:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': so.model_path = optarg; break;
         case 'p': st = cli_parse_u32("-p", optarg, 0, 1u << 16, &pp, &err); break;
@@ -337,15 +337,17 @@ int cmd_bench(int argc, char **argv)
         case O_CDIR: cache_dir = optarg; break;
         case O_CTYPE: cache_type = optarg; break;
         case 'h': usage(); return 0;
-        default: usage(); return 2;
+        default: return cli_option_error("bench", c, argc, argv);
         }
     }
     if (st != SEM_OK)
-        return cli_fail("bench", &err);
-    if (!so.model_path || optind != argc || (pp == 0 && tg == 0)) {
-        usage();
-        return 2;
-    }
+        return cli_usage_fail("bench", &err);
+    if (!so.model_path)
+        return cli_usage_error("bench", "-m MODEL is required");
+    if (optind != argc)
+        return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+    if (pp == 0 && tg == 0 && !memory)
+        return cli_usage_error("bench", "-p 0 and -n 0 leave nothing to measure");
     so.threads = (int)threads;
     if (memory)
         return bench_memory(&so, memory, cache_dir, cache_type, (int)reps, json);

@@ -89,10 +89,18 @@ static void print_model(const model *m)
 
 int cmd_info(int argc, char **argv)
 {
-    if (argc != 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: semantic info MODEL.gguf\n");
-        return 2;
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: semantic info MODEL.gguf\n"
+               "  architecture, hyperparameters, tokenizer, tensor types and KV memory\n");
+        return 0;
     }
+    if (argc < 2)
+        return cli_usage_error("info", "the MODEL.gguf to describe is missing");
+    if (argv[1][0] == '-')
+        return cli_usage_error("info", "unknown option '%s'", argv[1]);
+    if (argc > 2)
+        return cli_usage_error("info", "one MODEL.gguf only ('%s' is a second argument)",
+                               argv[2]);
     sem_err err = {0};
     gguf_file *f = gguf_open(argv[1], &err);
     if (!f)

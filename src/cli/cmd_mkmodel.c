@@ -13,8 +13,7 @@
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: semantic mkmodel --vocab VOCAB.gguf -o OUT.gguf [--preset NAME] [options]\n"
+    printf("usage: semantic mkmodel --vocab VOCAB.gguf -o OUT.gguf [--preset NAME] [options]\n"
             "  --preset NAME     llama-1b (Llama-3.2-1B shape) or qwen-0.5b (Qwen2.5-0.5B)\n"
             "  --type TYPE       matrix type: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K (Q4_0)\n"
             "  --embd-type TYPE  token embedding type (default: --type)\n"
@@ -56,7 +55,8 @@ int cmd_mkmodel(int argc, char **argv)
     sem_status st = SEM_OK;
     int c;
     optind = 1;
-    while (st == SEM_OK && (c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while (st == SEM_OK && (c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
         switch (c) {
         case O_PRESET: st = model_maker_preset(optarg, &s, &err); break;
         case O_TYPE: st = parse_type(optarg, &s.weight_type, &err); break;
@@ -80,7 +80,7 @@ int cmd_mkmodel(int argc, char **argv)
         case O_VOCAB: vocab = optarg; break;
         case 'o': out = optarg; break;
         case 'h': usage(); return 0;
-        default: usage(); return 2;
+        default: return cli_option_error("mkmodel", c, argc, argv);
         }
     }
     if (st == SEM_OK)
@@ -88,11 +88,13 @@ int cmd_mkmodel(int argc, char **argv)
     if (st == SEM_OK && !etype)
         s.embd_type = s.weight_type;
     if (st != SEM_OK)
-        return cli_fail("mkmodel", &err);
-    if (!vocab || !out || optind != argc) {
-        usage();
-        return 2;
-    }
+        return cli_usage_fail("mkmodel", &err);
+    if (!vocab)
+        return cli_usage_error("mkmodel", "--vocab VOCAB.gguf is required");
+    if (!out)
+        return cli_usage_error("mkmodel", "-o OUT.gguf is required");
+    if (optind != argc)
+        return cli_usage_error("mkmodel", "unexpected argument '%s'", argv[optind]);
     uint32_t fallback = 0;
     if (model_maker_write(&s, vocab, out, &fallback, &err) != SEM_OK)
         return cli_fail("mkmodel", &err);

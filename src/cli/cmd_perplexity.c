@@ -99,7 +99,7 @@ static sem_status compare_window(session *a, session *b, const int32_t *win, uin
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: semantic perplexity -m MODEL -f TEXT_FILE [-c CTX] [-t THREADS] "
+    printf("usage: semantic perplexity -m MODEL -f TEXT_FILE [-c CTX] [-t THREADS] "
                     "[--kv-type f16|q8_0] [--kv-compare] [--isa NAME]\n"
                     "  -c CTX         window length in tokens (default 512)\n"
                     "  --kv-compare   also run with f16 KV and report KL divergence against it\n");
@@ -123,7 +123,8 @@ int cmd_perplexity(int argc, char **argv)
     sem_status st = SEM_OK;
     int c;
     optind = 1;
-    while (st == SEM_OK && (c = getopt_long(argc, argv, "m:f:c:t:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while (st == SEM_OK && (c = getopt_long(argc, argv, ":m:f:c:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': so.model_path = optarg; break;
         case 'f': file = optarg; break;
@@ -133,15 +134,17 @@ int cmd_perplexity(int argc, char **argv)
         case O_ISA: so.isa = optarg; break;
         case O_CMP: compare = 1; break;
         case 'h': usage(); return 0;
-        default: usage(); return 2;
+        default: return cli_option_error("perplexity", c, argc, argv);
         }
     }
     if (st != SEM_OK)
-        return cli_fail("perplexity", &err);
-    if (!so.model_path || !file || optind != argc) {
-        usage();
-        return 2;
-    }
+        return cli_usage_fail("perplexity", &err);
+    if (!so.model_path)
+        return cli_usage_error("perplexity", "-m MODEL is required");
+    if (!file)
+        return cli_usage_error("perplexity", "-f TEXT_FILE is required");
+    if (optind != argc)
+        return cli_usage_error("perplexity", "unexpected argument '%s'", argv[optind]);
     so.ctx = ctx;
     so.threads = (int)threads;
     so.progress = isatty(2);

@@ -50,10 +50,10 @@ typedef struct run_args {
 
 static void usage(void)
 {
-    fprintf(stderr,
+    printf(
             "usage: semantic run -m MODEL -p PROMPT [options]\n"
             "  -n, --n-predict N        tokens to generate (default 128)\n"
-            "  -c, --ctx N              context length (default: model's, at most 8192)\n"
+            "  -c, --ctx N              context length (default: model's, at most 4096)\n"
             "  -t, --threads N          threads (default: all cores)\n"
             "      --temp T             temperature, 0 = greedy (default 0.8)\n"
             "      --top-k K            (default 40, 0 = off)\n"
@@ -81,7 +81,8 @@ enum { O_TEMP = 256, O_TOPK, O_TOPP, O_MINP, O_REP, O_PRES, O_FREQ, O_SEED, O_ST
        O_SPECIAL, O_JSON, O_ECHO, O_KV, O_ISA, O_CHAT, O_SYSTEM, O_TEMPLATE, O_AGENT, O_CDIR,
        O_CTYPE };
 
-static sem_status parse_args(int argc, char **argv, run_args *a, sem_err *err)
+/* 0, or the exit code of a usage error (already reported). */
+static int parse_args(int argc, char **argv, run_args *a)
 {
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"prompt", required_argument, 0, 'p'},
@@ -103,10 +104,12 @@ static sem_status parse_args(int argc, char **argv, run_args *a, sem_err *err)
         {0, 0, 0, 0}};
     *a = (run_args){.kv_type = CACHE_KV_F16, .n_predict = 128, .sp = sampler_defaults()};
     a->sp.repeat_penalty = 1.0f;
+    sem_err e = {0}, *err = &e;
     sem_status st = SEM_OK;
     int c;
     optind = 1;
-    while (st == SEM_OK && (c = getopt_long(argc, argv, "m:p:n:c:t:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while (st == SEM_OK && (c = getopt_long(argc, argv, ":m:p:n:c:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': a->model_path = optarg; break;
         case 'p': a->prompt = optarg; break;
@@ -133,7 +136,7 @@ static sem_status parse_args(int argc, char **argv, run_args *a, sem_err *err)
             break;
         case O_STOP:
             if (a->n_stops == STOP_STRINGS_MAX)
-                st = sem_err_set(err, SEM_EINVAL, "at most %d --stop strings", STOP_STRINGS_MAX);
+                return cli_usage_error("run", "at most %d --stop strings", STOP_STRINGS_MAX);
             else
                 a->stops[a->n_stops++] = optarg;
             break;
@@ -149,24 +152,26 @@ static sem_status parse_args(int argc, char **argv, run_args *a, sem_err *err)
         case O_CDIR: a->cache_dir = optarg; break;
         case O_CTYPE: a->cache_type = optarg; break;
         case 'h': usage(); exit(0);
-        default: return sem_err_set(err, SEM_EINVAL, "unknown option %s", argv[optind - 1]);
+        default: return cli_option_error("run", c, argc, argv);
         }
     }
     if (st != SEM_OK)
-        return st;
-    if (!a->model_path || !a->prompt || optind != argc)
-        return sem_err_set(err, SEM_EINVAL, "-m MODEL and -p PROMPT are required");
+        return cli_usage_fail("run", err);
+    if (!a->model_path || !a->prompt)
+        return cli_usage_error("run", "-m MODEL and -p PROMPT are required");
+    if (optind != argc)
+        return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
     if (a->echo_logprobs && !a->json)
-        return sem_err_set(err, SEM_EINVAL, "--echo-logprobs needs --json");
+        return cli_usage_error("run", "--echo-logprobs needs --json");
     if ((a->system || a->chat_template) && !a->chat)
-        return sem_err_set(err, SEM_EINVAL, "--system and --chat-template need --chat");
+        return cli_usage_error("run", "--system and --chat-template need --chat");
     if ((a->cache_dir || a->cache_type) && !a->agent)
-        return sem_err_set(err, SEM_EINVAL, "--cache-dir and --cache-type need --agent");
+        return cli_usage_error("run", "--cache-dir and --cache-type need --agent");
     if (a->agent && agent_id_validate(a->agent, err) != SEM_OK)
-        return SEM_EINVAL;
+        return cli_usage_fail("run", err);
     if (!a->seed_given)
         a->sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    return SEM_OK;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- prompt */
@@ -333,11 +338,9 @@ int cmd_run(int argc, char **argv)
 {
     run_args a;
     sem_err err = {0};
-    if (parse_args(argc, argv, &a, &err) != SEM_OK) {
-        int code = cli_fail("run", &err);
-        fprintf(stderr, "see 'semantic run --help'\n");
+    int code = parse_args(argc, argv, &a);
+    if (code != 0)
         return code;
-    }
     serving_stack_opts so = stack_opts_for(&a);
     serving_stack st;
     if (serving_stack_open(&st, &so, &err) != SEM_OK)

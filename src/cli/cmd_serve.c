@@ -109,7 +109,7 @@ static const serve_option options[] = {
      "folder of the disk tier of agent memory"},
     {"disk-mb", O_DISK_MB, "N", "10240", "disk budget of agent memory in MiB (0: unlimited)"},
     {"cache-type", O_CACHE_TYPE, "TYPE", "q8_0", "KV element type on disk: f16, q8_0, q4_0"},
-    {"pool-mb", O_POOL_MB, "N", "1024",
+    {"pool-mb", O_POOL_MB, "N", "max-batch full-context sequences, at most half of free RAM",
      "KV block pool in RAM, MiB (hot agent memory and running requests)"},
     {"max-batch", O_MAX_BATCH, "N", "8", "sequences generated at once"},
     {"max-queue", O_MAX_QUEUE, "N", "256", "requests waiting for admission before 429"},
@@ -239,7 +239,7 @@ static sem_status apply(serve_config *c, int id, const char *v, int from_env, se
     case O_IDLE_TIMEOUT:
         st = cli_parse_u32("--idle-timeout", v, 2, 86400, &c->idle_timeout_s, err);
         break;
-    default: return sem_err_set(err, SEM_EINVAL, "unknown option (see --help)");
+    default: return sem_err_set(err, SEM_EINVAL, "unknown option");
     }
     return st;
 }
@@ -256,7 +256,7 @@ static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *er
     http_server_opts h = http_server_defaults();
     *c = (serve_config){.host = h.host,
                         .port = h.port,
-                        .pool_mb = 1024,
+                        .pool_mb = 0, /* from the model */
                         .disk_mb = 10240,
                         .cache_type = "q8_0",
                         .max_batch = 8,
@@ -285,22 +285,22 @@ static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *er
             options[i].name, options[i].arg ? required_argument : no_argument, 0, options[i].id};
     longs[N_OPTIONS] = (struct option){0, 0, 0, 0};
     optind = 1;
+    opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "m:t:c:h", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":m:t:c:h", longs, NULL)) != -1) {
         if (ch == 'h') {
             usage(stdout);
             exit(0);
         }
-        if (ch == '?')
-            return sem_err_set(err, SEM_EINVAL, "unknown option (see --help)");
+        if (ch == '?' || ch == ':')
+            exit(cli_option_error("serve", ch, argc, argv));
         if (apply(c, ch, optarg, 0, err) != SEM_OK)
             return err->status;
     }
     if (optind != argc)
-        return sem_err_set(err, SEM_EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
+        return sem_err_set(err, SEM_EINVAL, "unexpected argument '%s'", argv[optind]);
     if (!c->model_path)
-        return sem_err_set(err, SEM_EINVAL,
-                           "-m MODEL (or SEMANTIC_MODEL) is required (see --help)");
+        return sem_err_set(err, SEM_EINVAL, "-m MODEL (or SEMANTIC_MODEL) is required");
     if (!c->model_id) {
         const char *base = strrchr(c->model_path, '/');
         base = base ? base + 1 : c->model_path;
@@ -396,10 +396,16 @@ static sem_status load(serve_state *s, sem_err *err)
                                 .persistent = s->st.store != NULL};
     char msg[PATH_MAX + 512];
     snprintf(msg, sizeof msg,
-             "loaded %s in %.0f ms: context %u, pool %u blocks of %zu bytes, batch %u, agent "
-             "memory in %s",
-             c->model_id, deadline_now_ms() - t0, s->st.ctx, block_pool_total(s->st.pool),
-             block_pool_block_bytes(s->st.pool), c->max_batch, s->st.cache_dir);
+             "loaded %s in %.0f ms: context %u, pool %.1f MiB (%s: %u blocks of %zu bytes), "
+             "batch %u, agent memory in %s",
+             c->model_id, deadline_now_ms() - t0, s->st.ctx,
+             (double)block_pool_total(s->st.pool) * (double)block_pool_block_bytes(s->st.pool) /
+                 (1 << 20),
+             c->pool_mb          ? "--pool-mb"
+             : s->st.pool_capped ? "from the model, cut to half of MemAvailable"
+                                 : "from the model",
+             block_pool_total(s->st.pool), block_pool_block_bytes(s->st.pool), c->max_batch,
+             s->st.cache_dir[0] ? s->st.cache_dir : "RAM only");
     log_line("info", "serve", msg);
     return SEM_OK;
 }
@@ -433,7 +439,7 @@ int cmd_serve(int argc, char **argv)
     sem_err err = {0};
     if (parse_args(argc, argv, &s.cfg, &err) != SEM_OK) {
         free(s.cfg.env_keys);
-        return cli_fail("serve", &err);
+        return err.status == SEM_EINVAL ? cli_usage_fail("serve", &err) : cli_fail("serve", &err);
     }
     /* Every thread created from here on inherits the blocked signals. */
     sigset_t set;
@@ -467,18 +473,21 @@ int cmd_serve(int argc, char **argv)
         teardown(&s);
         return cli_fail("serve", &err);
     }
-    char msg[512];
-    snprintf(msg, sizeof msg, "listening on http://%s%s%s:%u (%s; loading %s)",
-             strchr(s.cfg.host, ':') ? "[" : "", s.cfg.host, strchr(s.cfg.host, ':') ? "]" : "",
-             (unsigned)http_server_port(s.server),
-             auth_has_keys(s.auth) ? "API keys required" : "no API key required", s.cfg.model_path);
+    char msg[PATH_MAX + 512];
+    char url[300];
+    snprintf(url, sizeof url, "http://%s%s%s:%u", strchr(s.cfg.host, ':') ? "[" : "",
+             s.cfg.host, strchr(s.cfg.host, ':') ? "]" : "", (unsigned)http_server_port(s.server));
+    snprintf(msg, sizeof msg, "listening on %s (%s; loading %s: not ready yet, wait for \"ready\")",
+             url, auth_has_keys(s.auth) ? "API keys required" : "no API key required",
+             s.cfg.model_path);
     log_line("info", "serve", msg);
     if (load(&s, &err) != SEM_OK) {
         teardown(&s);
         return cli_fail("serve", &err);
     }
     http_api_set_backend(s.api, &s.backend);
-    log_line("info", "serve", "ready");
+    snprintf(msg, sizeof msg, "ready: %s answers on %s", s.cfg.model_id, url);
+    log_line("info", "serve", msg);
 
     int sig = wait_for_shutdown(&s, &set);
     snprintf(msg, sizeof msg, "%s: draining (up to %u s)",

@@ -14,8 +14,7 @@
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: semantic tokenize -m MODEL [--special] [--no-bos] [--json] TEXT\n"
+    printf("usage: semantic tokenize -m MODEL [--special] [--no-bos] [--json] TEXT\n"
             "  --special   parse special-token text such as <|eot_id|>\n"
             "  --no-bos    do not add BOS/EOS even if the vocabulary asks for it\n"
             "  --json      print {\"tokens\":[...]}\n");
@@ -32,20 +31,24 @@ int cmd_tokenize(int argc, char **argv)
     const char *path = NULL;
     int special = 0, add_special = 1, json = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': path = optarg; break;
         case 's': special = 1; break;
         case 'b': add_special = 0; break;
         case 'j': json = 1; break;
         case 'h': usage(); return 0;
-        default: usage(); return 2;
+        default: return cli_option_error("tokenize", c, argc, argv);
         }
     }
-    if (!path || optind != argc - 1) {
-        usage();
-        return 2;
-    }
+    if (!path)
+        return cli_usage_error("tokenize", "-m MODEL is required");
+    if (optind == argc)
+        return cli_usage_error("tokenize", "the TEXT to tokenize is missing");
+    if (optind < argc - 1)
+        return cli_usage_error("tokenize", "one TEXT only: quote it ('%s' is a second one)",
+                               argv[optind + 1]);
     const char *text = argv[optind];
     sem_err err = {0};
     gguf_file *f = gguf_open(path, &err);

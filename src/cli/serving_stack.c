@@ -2,6 +2,7 @@
  * serving_stack.c - assembling and tearing down the serving stack.
  */
 #include "serving_stack.h"
+#include "cli.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -9,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STACK_MAX_CTX 8192
+#define STACK_MAX_CTX 4096
 
 serving_stack_opts serving_stack_defaults(void)
 {
@@ -71,15 +72,47 @@ static sem_status open_store(serving_stack *s, const serving_stack_opts *o, sem_
     return SEM_OK;
 }
 
+/* MemAvailable from /proc/meminfo in bytes; 0 when it cannot be read. */
+static uint64_t mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return (uint64_t)kb << 10;
+}
+
+/*
+ * The pool, sized by --pool-mb or else from the model: every batch slot
+ * can hold one sequence of the whole context with a prefill chunk in
+ * flight (cache_spec_peak_blocks, what admission reserves for the longest
+ * request), so max_batch full-context requests run at once and whatever
+ * they leave free keeps idle agents hot. That is at most half of
+ * MemAvailable, but never less than one full-context sequence (the least
+ * a server can work with). The pool is touched at start, so its size is
+ * resident memory from the first second.
+ */
 static sem_status open_pool(serving_stack *s, const serving_stack_opts *o, sem_err *err)
 {
     cache_spec spec = model_cache_spec(s->m, CACHE_SPEC_DEFAULT_BLOCK_TOKENS, o->kv_type);
     if (cache_spec_validate(&spec, err) != SEM_OK)
         return err->status;
+    uint64_t stride = (cache_spec_block_bytes(&spec) + 63) / 64 * 64;
+    uint64_t one = cache_spec_peak_blocks(&spec, s->ctx, o->chunk) * stride;
     uint64_t bytes = o->pool_mb << 20;
+    s->pool_capped = 0;
     if (bytes == 0) {
-        uint64_t blocks = cache_spec_peak_blocks(&spec, s->ctx, o->chunk) * o->max_batch;
-        bytes = blocks * ((cache_spec_block_bytes(&spec) + 63) / 64 * 64);
+        bytes = one * (o->max_batch ? o->max_batch : 1);
+        uint64_t avail = mem_available();
+        if (avail && bytes > avail / 2) {
+            bytes = avail / 2 > one ? avail / 2 : one;
+            s->pool_capped = 1;
+        }
     }
     s->pool = block_pool_create(&spec, bytes, err);
     return s->pool ? SEM_OK : err->status;
@@ -94,6 +127,8 @@ sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem
         return err->status;
     const model_hparams *hp = model_hparams_of(s->m);
     s->ctx = o->ctx ? o->ctx : (hp->n_ctx_train < STACK_MAX_CTX ? hp->n_ctx_train : STACK_MAX_CTX);
+    if ((st = cli_check_ctx(s->ctx, hp->n_ctx_train, o->model_path, err)) != SEM_OK)
+        goto fail;
     cpu_isa isa = cpu_isa_best();
     if (o->isa && (st = cpu_isa_parse(o->isa, &isa, err)) != SEM_OK)
         goto fail;

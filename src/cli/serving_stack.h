@@ -21,11 +21,13 @@
 typedef struct serving_stack_opts {
     const char *model_path;
     const char *cache_dir;     /* NULL: the default (serving_stack_default_cache_dir); "" = no persistence */
-    uint64_t pool_mb;          /* KV pool; 0: enough for max_batch sequences of ctx tokens */
+    uint64_t pool_mb;          /* KV pool; 0: from the model: max_batch sequences of ctx
+                                  tokens, at most half of MemAvailable, at least one */
     uint64_t disk_mb;          /* 0: unlimited */
     const char *cache_type;    /* on disk: f16, q8_0 (default), q4_0 */
     cache_kv_type kv_type;     /* in memory */
-    uint32_t ctx;              /* tokens per sequence; 0: the model's, at most 8192 */
+    uint32_t ctx;              /* tokens per sequence; 0: the model's, at most 4096; more
+                                  than the model was trained for is refused (SEM_EINVAL) */
     uint32_t max_batch, chunk, max_queue;
     int threads;               /* 0: all cores */
     const char *isa;           /* NULL: best */
@@ -45,6 +47,7 @@ typedef struct serving_stack {
     model_prompts *prompts;
     uint32_t ctx;
     sem_err template_warning; /* why the chat template is a fallback (status SEM_OK: it is not) */
+    int pool_capped; /* the pool sized from the model was cut to half of MemAvailable */
     char cache_dir[4096];
 } serving_stack;
 

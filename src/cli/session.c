@@ -34,6 +34,8 @@ sem_status session_open(session *s, const session_opts *o, sem_err *err)
 
     cpu_isa isa = cpu_isa_best();
     sem_status st;
+    if ((st = cli_check_ctx(s->ctx, hp->n_ctx_train, o->model_path, err)) != SEM_OK)
+        goto fail;
     if (o->isa && (st = cpu_isa_parse(o->isa, &isa, err)) != SEM_OK)
         goto fail;
     int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);

@@ -7,7 +7,8 @@
  * with the model's fingerprint, the KV geometry and a checksum per chunk.
  * A file that fails any check is never served: the store moves it to a
  * quarantine folder and reports SEM_ECORRUPT or SEM_EINCOMPAT, and the
- * caller treats it as a miss.
+ * caller treats it as a miss. A file of a newer format (a later release's)
+ * is a miss too (SEM_EINCOMPAT), but it is kept where it is.
  *
  * Keys are agent keys: 1..WARM_KEY_MAX characters of [A-Za-z0-9_.-], no
  * leading dot (they become file names).
@@ -58,7 +59,8 @@ typedef struct warm_store_ops {
      * Reads key's file into a new table whose blocks come from pool (its
      * owner named after the key). SEM_ENOTFOUND without a file; SEM_EPOOL
      * (nothing kept) when the pool has no room; SEM_ECORRUPT /
-     * SEM_EINCOMPAT after quarantining a bad file. Sets the last use; hits
+     * SEM_EINCOMPAT after quarantining a bad file (SEM_EINCOMPAT without
+     * quarantine for a newer format's file). Sets the last use; hits
      * are counted by touch(), which the engine calls for every reuse.
      */
     sem_status (*load)(void *self, const char *key, block_pool *pool, block_table **out,
@@ -73,7 +75,8 @@ typedef struct warm_store_ops {
     sem_status (*get)(void *self, const char *key, warm_info *out, sem_err *err);
     /* Records a use served from memory: hits + 1, tokens_saved + saved, last use now. */
     sem_status (*touch)(void *self, const char *key, uint32_t saved, sem_err *err);
-    /* Bytes of all agent files. */
+    /* Bytes of every file the disk budget counts (all agents' files, and
+     * the files no agent can use: quarantined, newer format, unreadable). */
     uint64_t (*disk_bytes)(void *self);
 } warm_store_ops;
 

@@ -8,8 +8,10 @@
 
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,7 +43,8 @@ static char *slurp_fd(int fd)
     return b;
 }
 
-/* Runs the binary with argv (NULL-terminated, without argv[0]). */
+/* Runs the binary with argv (NULL-terminated, without argv[0]). The
+ * command dies with this test if the test dies first (serve included). */
 static cli_result run(const char *const *args)
 {
     char out_path[] = "/tmp/sem-cli-out-XXXXXX", err_path[] = "/tmp/sem-cli-err-XXXXXX";
@@ -52,8 +55,13 @@ static cli_result run(const char *const *args)
     for (; args[n - 1]; n++)
         argv[n] = args[n - 1];
     argv[n] = NULL;
+    pid_t parent = getpid();
+    fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
+        setpgid(0, 0);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(126);
         dup2(out, 1);
         dup2(err, 2);
         execv(SEMANTIC_BIN, (char *const *)argv);
@@ -356,7 +364,7 @@ static void tokenize_reads_vocabulary_only_files(void **state)
     assert_string_equal(r.out, "2\n");
     done(&r);
     const char *missing[] = {"tokenize", "-m", LLAMA_VOCAB, NULL};
-    expect_failure(missing, 2, "usage");
+    expect_failure(missing, 2, "the TEXT to tokenize is missing");
 }
 
 static void info_describes_models_and_vocabularies(void **state)
@@ -419,7 +427,7 @@ static void perplexity_scores_windows(void **state)
     const char *q8[] = {"perplexity", "-m", STORIES, "-f", path, "-c", "16", "--kv-type",
                         "q8_0", NULL};
     expect_failure(q8, 2, "divisible by 32");
-    const char *big[] = {"perplexity", "-m", STORIES, "-f", path, "-c", "4096", NULL};
+    const char *big[] = {"perplexity", "-m", STORIES, "-f", path, "-c", "1024", NULL};
     expect_failure(big, 2, "fewer than one window");
     const char *none[] = {"perplexity", "-m", STORIES, "-f", "/nonexistent.txt", NULL};
     expect_failure(none, 3, "cannot open /nonexistent.txt");
@@ -548,6 +556,16 @@ static void an_agent_continues_in_a_second_process(void **state)
     done(&r);
     const char *rm_again[] = {"agents", "rm", "--cache-dir", dir, "story-1", NULL};
     expect_failure(rm_again, 3, "not found");
+    /* A file the index does not list (a later release's format) is removed too. */
+    snprintf(path, sizeof path, "%s/from-the-future.kv", dir);
+    f = fopen(path, "wb");
+    fputs("SEMKV from a later release", f);
+    fclose(f);
+    r = run((const char *[]){"agents", "rm", "--cache-dir", dir, "from-the-future", NULL});
+    assert_int_equal(r.code, 0);
+    assert_contains(r.out, "removed from-the-future");
+    assert_int_equal(access(path, F_OK), -1);
+    done(&r);
     const char *bad_id[] = {"run", "-m", STORIES, "-p", "x", "--agent", "../../etc/passwd",
                             NULL};
     expect_failure(bad_id, 2, "agent id has character");
@@ -600,6 +618,144 @@ static void serve_lists_its_options_and_refuses_bad_ones(void **state)
     done(&r);
 }
 
+/* ---------------------------------------------------------------- usage errors */
+
+/* A usage error is two lines on stderr: the reason, then where the usage
+ * is; no usage text, nothing on stdout, exit 2. */
+static void expect_usage_error(const char *const *args, const char *cmd, const char *reason)
+{
+    cli_result r = run(args);
+    char first[512], hint[128];
+    snprintf(first, sizeof first, "semantic%s%s: %s", cmd ? " " : "", cmd ? cmd : "", reason);
+    snprintf(hint, sizeof hint, "Run 'semantic%s%s --help' for the usage.\n", cmd ? " " : "",
+             cmd ? cmd : "");
+    const char *nl = strchr(r.err, '\n');
+    if (r.code != 2 || !nl || strncmp(r.err, first, strlen(first)) != 0 ||
+        strcmp(nl + 1, hint) != 0 || r.out[0] != '\0' || strstr(r.err, "usage:"))
+        fail_msg("expected exit 2 with \"%s\" then \"%s\", got %d:\n%s", first, hint, r.code,
+                 r.err);
+    done(&r);
+}
+
+/* --help prints the whole usage on stdout and exits 0. */
+static void expect_help(const char *const *args, const char *needle)
+{
+    cli_result r = run(args);
+    if (r.code != 0 || !strstr(r.out, "usage: semantic") || !strstr(r.out, needle) ||
+        r.err[0] != '\0')
+        fail_msg("expected the usage on stdout and exit 0, got %d: %s%s", r.code, r.out, r.err);
+    done(&r);
+}
+
+static void usage_errors_say_why_first_and_where_the_usage_is(void **state)
+{
+    (void)state;
+    expect_usage_error((const char *[]){NULL}, NULL, "a command is required: run, serve");
+    expect_usage_error((const char *[]){"frobnicate", NULL}, NULL,
+                       "unknown command 'frobnicate'");
+    /* tokenize */
+    expect_usage_error((const char *[]){"tokenize", "x", NULL}, "tokenize",
+                       "-m MODEL is required");
+    expect_usage_error((const char *[]){"tokenize", "-m", LLAMA_VOCAB, "a", "b", NULL},
+                       "tokenize", "one TEXT only");
+    expect_usage_error((const char *[]){"tokenize", "--nope", NULL}, "tokenize",
+                       "unknown option '--nope'");
+    expect_usage_error((const char *[]){"tokenize", "-m", NULL}, "tokenize",
+                       "option '-m' needs a value");
+    expect_help((const char *[]){"tokenize", "--help", NULL}, "--no-bos");
+    /* info */
+    expect_usage_error((const char *[]){"info", NULL}, "info", "the MODEL.gguf to describe");
+    expect_usage_error((const char *[]){"info", STORIES, STORIES, NULL}, "info",
+                       "one MODEL.gguf only");
+    expect_usage_error((const char *[]){"info", "-v", NULL}, "info", "unknown option '-v'");
+    expect_help((const char *[]){"info", "--help", NULL}, "MODEL.gguf");
+    /* perplexity */
+    expect_usage_error((const char *[]){"perplexity", "-m", STORIES, NULL}, "perplexity",
+                       "-f TEXT_FILE is required");
+    expect_usage_error((const char *[]){"perplexity", "-m", STORIES, "-f", "x", "-c", "0", NULL},
+                       "perplexity", "-c: 0 is outside 2..");
+    expect_usage_error((const char *[]){"perplexity", "-m", STORIES, "--ctx", NULL},
+                       "perplexity", "option '--ctx' needs a value");
+    expect_help((const char *[]){"perplexity", "-h", NULL}, "--kv-compare");
+    /* bench */
+    expect_usage_error((const char *[]){"bench", NULL}, "bench", "-m MODEL is required");
+    expect_usage_error((const char *[]){"bench", "-m", STORIES, "-r", "many", NULL}, "bench",
+                       "-r: 'many' is not a non-negative integer");
+    expect_usage_error((const char *[]){"bench", "-m", STORIES, "-p", "0", "-n", "0", NULL},
+                       "bench", "-p 0 and -n 0 leave nothing to measure");
+    expect_usage_error((const char *[]){"bench", "-m", STORIES, "--memory", "8,x", NULL}, "bench",
+                       "--memory: '8,x' is not a list of token counts");
+    expect_usage_error((const char *[]){"bench", "-m", STORIES, "-qx", NULL}, "bench",
+                       "unknown option '-q'");
+    expect_help((const char *[]){"bench", "--help", NULL}, "--parallel");
+    /* mkmodel */
+    expect_usage_error((const char *[]){"mkmodel", "-o", "/tmp/never.gguf", NULL}, "mkmodel",
+                       "--vocab VOCAB.gguf is required");
+    expect_usage_error((const char *[]){"mkmodel", "--vocab", LLAMA_VOCAB, NULL}, "mkmodel",
+                       "-o OUT.gguf is required");
+    expect_usage_error((const char *[]){"mkmodel", "--layers", "0", NULL}, "mkmodel",
+                       "--layers: 0 is outside 1..256");
+    expect_help((const char *[]){"mkmodel", "--help", NULL}, "--preset");
+    /* agents */
+    expect_usage_error((const char *[]){"agents", NULL}, "agents", "a verb is required");
+    expect_usage_error((const char *[]){"agents", "list", NULL}, "agents",
+                       "unknown verb 'list': ls, show or rm");
+    expect_usage_error((const char *[]){"agents", "show", NULL}, "agents",
+                       "show takes one agent ID");
+    expect_usage_error((const char *[]){"agents", "rm", "--cache-dir", "/tmp", NULL}, "agents",
+                       "rm needs the IDs");
+    expect_usage_error((const char *[]){"agents", "ls", "--cache-dir", NULL}, "agents",
+                       "option '--cache-dir' needs a value");
+    expect_usage_error((const char *[]){"agents", "ls", "x", NULL}, "agents",
+                       "ls takes no agent ID ('x')");
+    expect_help((const char *[]){"agents", "--help", NULL}, "--cache-dir");
+    /* serve */
+    expect_usage_error((const char *[]){"serve", NULL}, "serve", "-m MODEL");
+    expect_usage_error((const char *[]){"serve", "-m", STORIES, "--bogus=1", NULL}, "serve",
+                       "unknown option '--bogus'");
+    expect_usage_error((const char *[]){"serve", "-m", STORIES, "--port", NULL}, "serve",
+                       "option '--port' needs a value");
+    expect_usage_error((const char *[]){"serve", "-m", STORIES, "--port", "70000", NULL},
+                       "serve", "--port: 70000 is outside 0..65535");
+    expect_usage_error((const char *[]){"serve", "-m", STORIES, "extra", NULL}, "serve",
+                       "unexpected argument 'extra'");
+}
+
+/* ---------------------------------------------------------------- context */
+
+/* A context longer than the model was trained for (stories260K: 2048) is
+ * refused by every command, naming both numbers; the trained length works. */
+static void a_context_past_the_trained_one_is_refused(void **state)
+{
+    (void)state;
+    const char *msg = "a context of 100000 tokens is more than stories260K.gguf was trained "
+                      "for (2048 tokens)";
+    expect_failure((const char *[]){"run", "-m", STORIES, "-p", "x", "-c", "100000", NULL}, 2,
+                   msg);
+    expect_failure((const char *[]){"run", "-m", STORIES, "-p", "x", "-c", "100000", "--agent",
+                                    "a", "--cache-dir", "", NULL},
+                   2, msg);
+    expect_failure((const char *[]){"serve", "-m", STORIES, "-c", "100000", "--port", "0",
+                                    "--cache-dir", "", NULL},
+                   2, msg);
+    expect_failure((const char *[]){"run", "-m", STORIES, "-p", "x", "-c", "2049", NULL}, 2,
+                   "a context of 2049 tokens is more than stories260K.gguf was trained for "
+                   "(2048 tokens)");
+    expect_failure((const char *[]){"bench", "-m", STORIES, "-p", "4096", "-n", "1", NULL}, 2,
+                   "a context of 4097 tokens is more than stories260K.gguf");
+    char path[] = "/tmp/sem-ctx-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(write(fd, "Once upon a time", 16) == 16);
+    close(fd);
+    expect_failure((const char *[]){"perplexity", "-m", STORIES, "-f", path, "-c", "4096", NULL},
+                   2, "a context of 4096 tokens is more than stories260K.gguf");
+    unlink(path);
+    cli_result r = run((const char *[]){"run", "-m", STORIES, "-p", "Once", "-n", "2", "-c",
+                                        "2048", NULL});
+    assert_int_equal(r.code, 0);
+    done(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -617,6 +773,8 @@ int main(void)
         cmocka_unit_test(mkmodel_writes_a_runnable_model_and_bench_measures_it),
         cmocka_unit_test(an_agent_continues_in_a_second_process),
         cmocka_unit_test(serve_lists_its_options_and_refuses_bad_ones),
+        cmocka_unit_test(usage_errors_say_why_first_and_where_the_usage_is),
+        cmocka_unit_test(a_context_past_the_trained_one_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,26 @@
  *
  * The server's stderr (its JSON log) goes to a file the test can read.
  *
- * Threads: one thread drives a server process.
+ * A server never outlives the process that started it, however that
+ * process ends, and its temporary files (cache folder, log) go with it:
+ *
+ *   - the server runs in its own process group, with PR_SET_PDEATHSIG
+ *     SIGKILL: the kernel kills it when the thread that started it dies
+ *     (SIGKILL included);
+ *   - an exit() or a return from main (a cmocka run with failures) runs an
+ *     atexit handler that kills every server still running with its
+ *     group, waits for it and removes its files;
+ *   - SIGTERM, SIGINT and SIGABRT (abort(), a failed assert) run a handler
+ *     that kills the groups, then die of the signal as before;
+ *   - a small reaper process, forked at the first start, holds the read
+ *     end of a pipe whose write end only the test process has. When the
+ *     test process is gone for any reason (SIGKILL too), the pipe reads
+ *     end-of-file and the reaper kills what is left and removes the files
+ *     the test process could not. A normal stop tells the reaper the
+ *     server is gone.
+ *
+ * Threads: one thread drives a server process, and the thread that starts
+ * a server must outlive it (the parent-death signal follows that thread).
  */
 #ifndef SEM_TEST_SERVER_PROCESS_H
 #define SEM_TEST_SERVER_PROCESS_H
@@ -36,7 +55,8 @@ int server_start(server_proc *s, const char *bin, const char *model, const char 
 /* Sends sig and waits up to timeout_ms; returns the exit status (or
  * 128 + signal), -1 if it did not exit in time (it is then killed). */
 int server_stop(server_proc *s, int sig, int timeout_ms);
-/* The same, keeping the server's own cache directory. */
+/* The same, keeping the server's own cache directory (removed when the
+ * process exits). */
 int server_stop_keep(server_proc *s, int sig, int timeout_ms);
 
 /* The server's log so far (malloc'd). */

@@ -24,6 +24,8 @@ enum {
     ST_LIST,
     ST_ALL,
     ST_TOTAL,
+    ST_LRU_ALL,
+    ST_TOTAL_ALL,
     ST_COUNT
 };
 
@@ -44,6 +46,8 @@ static const char *const SQL[ST_COUNT] = {
                 "AND substr(key, 1, length(?2)) = ?2 ORDER BY last_use_ms, key",
     [ST_ALL] = "SELECT " ROW_COLUMNS " FROM agents ORDER BY key",
     [ST_TOTAL] = "SELECT coalesce(sum(bytes), 0) FROM agents WHERE fingerprint = ?1",
+    [ST_LRU_ALL] = "SELECT " ROW_COLUMNS " FROM agents ORDER BY last_use_ms, key",
+    [ST_TOTAL_ALL] = "SELECT coalesce(sum(bytes), 0) FROM agents",
 };
 
 static const char SCHEMA[] =
@@ -300,12 +304,19 @@ sem_status agent_index_all(agent_index *ix, agent_row **out, size_t *n, sem_err 
     return st;
 }
 
-sem_status agent_index_total_bytes(agent_index *ix, uint64_t fingerprint, uint64_t *out,
-                                   sem_err *err)
+sem_status agent_index_lru_all(agent_index *ix, agent_row **out, size_t *n, sem_err *err)
 {
+    *out = NULL;
+    *n = 0;
     pthread_mutex_lock(&ix->db_lock);
-    sqlite3_stmt *s = ix->stmt[ST_TOTAL];
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)fingerprint);
+    sem_status st = collect(ix, ix->stmt[ST_LRU_ALL], out, n, err);
+    pthread_mutex_unlock(&ix->db_lock);
+    return st;
+}
+
+/* Runs a one-value sum; call under db_lock. */
+static sem_status sum_of(agent_index *ix, sqlite3_stmt *s, uint64_t *out, sem_err *err)
+{
     sem_status st = SEM_OK;
     if (sqlite3_step(s) == SQLITE_ROW)
         *out = (uint64_t)sqlite3_column_int64(s, 0);
@@ -313,6 +324,24 @@ sem_status agent_index_total_bytes(agent_index *ix, uint64_t fingerprint, uint64
         st = db_error(ix, err, "total bytes");
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
+    return st;
+}
+
+sem_status agent_index_total_bytes_all(agent_index *ix, uint64_t *out, sem_err *err)
+{
+    pthread_mutex_lock(&ix->db_lock);
+    sem_status st = sum_of(ix, ix->stmt[ST_TOTAL_ALL], out, err);
+    pthread_mutex_unlock(&ix->db_lock);
+    return st;
+}
+
+sem_status agent_index_total_bytes(agent_index *ix, uint64_t fingerprint, uint64_t *out,
+                                   sem_err *err)
+{
+    pthread_mutex_lock(&ix->db_lock);
+    sqlite3_stmt *s = ix->stmt[ST_TOTAL];
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)fingerprint);
+    sem_status st = sum_of(ix, s, out, err);
     pthread_mutex_unlock(&ix->db_lock);
     return st;
 }

@@ -90,8 +90,15 @@ sem_status agent_index_list(agent_index *ix, uint64_t fingerprint, const char *p
 /* Every row of every fingerprint, by key (for reconciling). */
 sem_status agent_index_all(agent_index *ix, agent_row **out, size_t *n, sem_err *err);
 
+/* Every row of every fingerprint, least recently used first (ties by key):
+ * the eviction order of the folder's disk budget. */
+sem_status agent_index_lru_all(agent_index *ix, agent_row **out, size_t *n, sem_err *err);
+
 /* Sum of bytes over the rows of this fingerprint. */
 sem_status agent_index_total_bytes(agent_index *ix, uint64_t fingerprint, uint64_t *out,
                                    sem_err *err);
+
+/* Sum of bytes over every row (all fingerprints). */
+sem_status agent_index_total_bytes_all(agent_index *ix, uint64_t *out, sem_err *err);
 
 #endif

@@ -7,7 +7,9 @@
  *   budget, chunk size, hooks, report             no lock
  *   busy[] (keys with an operation in flight)     busy_lock (+ busy_cond)
  *   the index's connection and statements         the index's own db_lock
+ *   other[] (counted files the index lacks)       other_lock (a leaf)
  *   seq (names of temp and quarantined files)     atomic
+ *   fsync_failures                                atomic
  *   a key's file <dir>/<key>.kv                   the key's busy mark
  *
  * save, load, peek and remove mark their key busy for their whole run
@@ -24,7 +26,19 @@
  * before the rename leaves a temp file (deleted at the next open) and the
  * old file; after it, the new file, which reconcile indexes if the index
  * update was lost. A failure before the rename deletes the temp file and
- * changes nothing else.
+ * changes nothing else. Every fsync of the folder is checked: a save or a
+ * remove whose folder fsync fails returns SEM_EIO (what it did stays
+ * done and indexed); where the operation has already failed or has no
+ * caller to tell (quarantine, reconcile, eviction after a save), the
+ * failure is logged and counted (disk_store_fsync_failures).
+ *
+ * The disk budget covers every file of the store in the folder: agent
+ * files of every model (the index's rows), and the files the index does
+ * not describe, kept in other[]: files of a newer format version (a later
+ * release's: kept, never loaded), files that cannot be read, and
+ * quarantined files. Under budget pressure the quarantined files go
+ * first, oldest first, then newer and unreadable files, then agents of
+ * any model, least recently used first.
  */
 #include "disk_store.h"
 #include "base/deadline.h"
@@ -54,6 +68,22 @@
 #define FILE_SUFFIX ".kv"
 #define TEMP_INFIX ".kv.tmp-"
 #define NAME_CAP 256 /* a key (160) plus any suffix we add fits in NAME_MAX */
+#define OTHER_NAME_CAP (NAME_CAP + 64)
+
+/* A file counted in the budget that has no index row. */
+typedef enum other_kind {
+    OTHER_QUARANTINED, /* quarantine/<key>.kv.<ms>-<n>: failed a check */
+    OTHER_NEWER,       /* <key>.kv of a format version a later release wrote */
+    OTHER_UNREADABLE,  /* <key>.kv that cannot be opened or read */
+} other_kind;
+
+typedef struct other_file {
+    char name[OTHER_NAME_CAP];  /* relative to the folder */
+    char key[WARM_KEY_MAX + 1]; /* the agent's key; "" for a quarantined file */
+    other_kind kind;
+    uint64_t bytes;
+    int64_t mtime_ms;
+} other_file;
 
 struct disk_store {
     /* Read-only after open. */
@@ -70,6 +100,8 @@ struct disk_store {
     void *now_ctx;
     void (*log)(void *ctx, const char *message);
     void *log_ctx;
+    int (*fsync_hook)(void *ctx, const char *dir);
+    void *fsync_hook_ctx;
     disk_store_report report;
 
     agent_index *index; /* locked inside */
@@ -79,7 +111,12 @@ struct disk_store {
     char **busy;
     size_t n_busy, cap_busy;
 
+    pthread_mutex_t other_lock; /* guards other, n_other, cap_other */
+    other_file *other;
+    size_t n_other, cap_other;
+
     atomic_uint_fast64_t seq;
+    atomic_uint_fast64_t fsync_failures;
 };
 
 /* ------------------------------------------------------------ small helpers */
@@ -129,6 +166,143 @@ static void err_append(sem_err *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err->detail + len, sizeof err->detail - len, fmt, ap);
     va_end(ap);
+}
+
+static int64_t mtime_ms_of(const struct stat *sb)
+{
+    return (int64_t)sb->st_mtim.tv_sec * 1000 + sb->st_mtim.tv_nsec / 1000000;
+}
+
+/*
+ * fsyncs the folder, so that the renames and deletions before it survive a
+ * power cut. Returns 0 or the errno; a failure is counted and logged with
+ * `what` (what the fsync was for), and the caller decides what it means
+ * for its operation.
+ */
+static int sync_dir(disk_store *s, const char *what)
+{
+    int e = s->fsync_hook ? s->fsync_hook(s->fsync_hook_ctx, s->dir) : 0;
+    if (e == 0 && fsync(s->dir_fd) != 0)
+        e = errno;
+    if (e) {
+        atomic_fetch_add(&s->fsync_failures, 1);
+        logf_(s, "fsync %s after %s: %s", s->dir, what, strerror(e));
+    }
+    return e;
+}
+
+/* ------------------------------------------------------------ other files */
+
+/* Index of name in other[], or -1; call under other_lock. */
+static ssize_t other_find(const disk_store *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_other; i++)
+        if (strcmp(s->other[i].name, name) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+/* Counts file `name` (replacing what was known of it). 0 when out of memory
+ * (logged: the file is then not counted until the next open). */
+static int other_put(disk_store *s, const char *name, const char *key, other_kind kind,
+                     uint64_t bytes, int64_t mtime_ms)
+{
+    pthread_mutex_lock(&s->other_lock);
+    ssize_t i = other_find(s, name);
+    if (i < 0) {
+        if (s->n_other == s->cap_other) {
+            size_t cap = s->cap_other ? s->cap_other * 2 : 16;
+            other_file *g = realloc(s->other, cap * sizeof *g);
+            if (!g) {
+                pthread_mutex_unlock(&s->other_lock);
+                logf_(s, "out of memory: %s/%s is not counted in the disk budget", s->dir, name);
+                return 0;
+            }
+            s->other = g;
+            s->cap_other = cap;
+        }
+        i = (ssize_t)s->n_other++;
+    }
+    other_file *o = &s->other[i];
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%s", name);
+    snprintf(o->key, sizeof o->key, "%s", key);
+    o->kind = kind;
+    o->bytes = bytes;
+    o->mtime_ms = mtime_ms;
+    pthread_mutex_unlock(&s->other_lock);
+    return 1;
+}
+
+/* Stops counting file `name` (deleted, replaced, moved); returns its bytes. */
+static uint64_t other_drop(disk_store *s, const char *name)
+{
+    uint64_t bytes = 0;
+    pthread_mutex_lock(&s->other_lock);
+    ssize_t i = other_find(s, name);
+    if (i >= 0) {
+        bytes = s->other[i].bytes;
+        s->other[i] = s->other[--s->n_other];
+    }
+    pthread_mutex_unlock(&s->other_lock);
+    return bytes;
+}
+
+static uint64_t other_bytes(disk_store *s, const char *name)
+{
+    pthread_mutex_lock(&s->other_lock);
+    uint64_t total = 0;
+    for (size_t i = 0; i < s->n_other; i++)
+        if (!name || strcmp(s->other[i].name, name) == 0)
+            total += s->other[i].bytes;
+    pthread_mutex_unlock(&s->other_lock);
+    return total;
+}
+
+/* Eviction order of other files: quarantined first, then the rest; oldest first. */
+static int cmp_other_victim(const void *a, const void *b)
+{
+    const other_file *x = a, *y = b;
+    int px = x->kind != OTHER_QUARANTINED, py = y->kind != OTHER_QUARANTINED;
+    if (px != py)
+        return px - py;
+    if (x->mtime_ms != y->mtime_ms)
+        return x->mtime_ms < y->mtime_ms ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* A copy of other[] in eviction order (malloc'd; NULL with *n 0 when empty). */
+static other_file *other_snapshot(disk_store *s, size_t *n)
+{
+    pthread_mutex_lock(&s->other_lock);
+    other_file *copy = s->n_other ? malloc(s->n_other * sizeof *copy) : NULL;
+    *n = copy ? s->n_other : 0;
+    if (copy)
+        memcpy(copy, s->other, s->n_other * sizeof *copy);
+    pthread_mutex_unlock(&s->other_lock);
+    if (copy)
+        qsort(copy, *n, sizeof *copy, cmp_other_victim);
+    return copy;
+}
+
+static const char *other_kind_name(other_kind k)
+{
+    switch (k) {
+    case OTHER_QUARANTINED: return "quarantined";
+    case OTHER_NEWER: return "of a newer format version";
+    case OTHER_UNREADABLE: return "unreadable";
+    }
+    return "?";
+}
+
+/* What the budget counts: every row of the index, every other file. */
+static sem_status counted_total(disk_store *s, uint64_t *out, sem_err *err)
+{
+    uint64_t rows = 0;
+    sem_status st = agent_index_total_bytes_all(s->index, &rows, err);
+    if (st == SEM_OK)
+        *out = rows + other_bytes(s, NULL);
+    return st;
 }
 
 /* ------------------------------------------------------------ key marks */
@@ -210,6 +384,9 @@ static void quarantine(disk_store *s, const char *name, const char *key, sem_err
     if (renameat(s->dir_fd, name, s->dir_fd, target) == 0) {
         err_append(err, " (moved to %s)", target);
         logf_(s, "quarantined %s/%s as %s: %s", s->dir, name, target, reason);
+        struct stat sb;
+        if (fstatat(s->dir_fd, target, &sb, AT_SYMLINK_NOFOLLOW) == 0) /* still counted */
+            other_put(s, target, "", OTHER_QUARANTINED, (uint64_t)sb.st_size, mtime_ms_of(&sb));
     } else {
         int e = errno;
         unlinkat(s->dir_fd, name, 0);
@@ -217,7 +394,11 @@ static void quarantine(disk_store *s, const char *name, const char *key, sem_err
         logf_(s, "deleted %s/%s, which could not be moved to %s (%s): %s", s->dir, name, target,
               strerror(e), reason);
     }
-    fsync(s->dir_fd);
+    other_drop(s, name);
+    int e = sync_dir(s, "quarantining a file");
+    if (e)
+        err_append(err, "; fsync %s: %s (the move may not survive a power cut)", s->dir,
+                   strerror(e));
     if (key[0]) {
         sem_err ierr = {0};
         if (agent_index_delete(s->index, key, NULL, &ierr) != SEM_OK)
@@ -228,33 +409,65 @@ static void quarantine(disk_store *s, const char *name, const char *key, sem_err
 /* ------------------------------------------------------------ budget */
 
 /*
- * Deletes least recently used files of this model, never `keep`, until the
- * total plus `delta` (the growth a save about to happen brings) fits the
- * budget or only `keep` is left. Called with no key marked;
- * it marks one key at a time (waiting for an operation on it to end), so
- * it cannot deadlock. A candidate whose row changed after the listing was
- * just used (or replaced, or removed) and is skipped; the listing is
+ * Deletes counted files, never `keep`'s, until the total plus `delta` (the
+ * growth a save about to happen brings) fits the budget or nothing else is
+ * left: quarantined files (oldest first), then files of a newer version
+ * and unreadable ones (oldest first), then agents of every model, least
+ * recently used first. Called with no key marked; it marks one key at a
+ * time (waiting for an operation on it to end), so it cannot deadlock. A
+ * candidate that changed after the listing (an agent used or replaced
+ * since, another file replaced by a save) is skipped, and the listing is
  * redone while that leaves the total over budget (a few passes at most).
+ * Returns 0, or the errno of the folder fsync that makes the deletions
+ * durable (counted and logged).
  */
-static void enforce_budget(disk_store *s, const char *keep, int64_t delta)
+static int enforce_budget(disk_store *s, const char *keep, int64_t delta)
 {
     sem_err ierr = {0};
     int deleted = 0;
     for (int pass = 0; pass < 4; pass++) {
         uint64_t total = 0;
-        if (agent_index_total_bytes(s->index, s->fingerprint, &total, &ierr) != SEM_OK) {
+        if (counted_total(s, &total, &ierr) != SEM_OK) {
             logf_(s, "disk budget: %s", ierr.detail);
             break;
         }
         if ((int64_t)total + delta <= (int64_t)s->budget)
             break;
+        int skipped = 0;
+        /* Files nobody here can load. */
+        size_t n_other = 0;
+        other_file *others = other_snapshot(s, &n_other);
+        for (size_t i = 0; i < n_other && (int64_t)total + delta > (int64_t)s->budget; i++) {
+            const other_file *o = &others[i];
+            if (o->key[0] && (strcmp(o->key, keep) == 0 || !key_mark(s, o->key)))
+                continue;
+            pthread_mutex_lock(&s->other_lock);
+            ssize_t at = other_find(s, o->name);
+            int same = at >= 0 && s->other[at].bytes == o->bytes && s->other[at].kind == o->kind;
+            pthread_mutex_unlock(&s->other_lock);
+            if (!same) {
+                skipped = 1;
+            } else if (unlinkat(s->dir_fd, o->name, 0) == 0 || errno == ENOENT) {
+                uint64_t b = other_drop(s, o->name);
+                total -= b < total ? b : total;
+                deleted = 1;
+                logf_(s, "disk budget: deleted %s/%s (%s, %llu bytes)", s->dir, o->name,
+                      other_kind_name(o->kind), (unsigned long long)o->bytes);
+            } else {
+                logf_(s, "disk budget: delete %s/%s: %s", s->dir, o->name, strerror(errno));
+            }
+            if (o->key[0])
+                key_release(s, o->key);
+        }
+        free(others);
+        /* Agents of every model, least recently used first. */
         agent_row *rows = NULL;
         size_t n = 0;
-        if (agent_index_list(s->index, s->fingerprint, "", &rows, &n, &ierr) != SEM_OK) {
+        if ((int64_t)total + delta > (int64_t)s->budget &&
+            agent_index_lru_all(s->index, &rows, &n, &ierr) != SEM_OK) {
             logf_(s, "disk budget: %s", ierr.detail);
             break;
         }
-        int skipped = 0;
         for (size_t i = 0; i < n && (int64_t)total + delta > (int64_t)s->budget; i++) {
             const char *key = rows[i].key;
             if (strcmp(key, keep) == 0)
@@ -263,7 +476,7 @@ static void enforce_budget(disk_store *s, const char *keep, int64_t delta)
                 break; /* out of memory: try again at the next save */
             agent_row cur;
             if (agent_index_get(s->index, key, &cur, NULL) != SEM_OK ||
-                cur.fingerprint != s->fingerprint || cur.last_use_ms != rows[i].last_use_ms ||
+                cur.fingerprint != rows[i].fingerprint || cur.last_use_ms != rows[i].last_use_ms ||
                 cur.bytes != rows[i].bytes) {
                 skipped = 1;
                 key_release(s, key);
@@ -276,6 +489,9 @@ static void enforce_budget(disk_store *s, const char *keep, int64_t delta)
                     logf_(s, "disk budget: %s", ierr.detail);
                 total -= cur.bytes < total ? cur.bytes : total;
                 deleted = 1;
+                if (cur.fingerprint != s->fingerprint)
+                    logf_(s, "disk budget: deleted %s/%s, an agent of another model (%016llx)",
+                          s->dir, name, (unsigned long long)cur.fingerprint);
             } else {
                 logf_(s, "disk budget: delete %s/%s: %s", s->dir, name, strerror(errno));
             }
@@ -285,8 +501,7 @@ static void enforce_budget(disk_store *s, const char *keep, int64_t delta)
         if (!skipped)
             break;
     }
-    if (deleted)
-        fsync(s->dir_fd);
+    return deleted ? sync_dir(s, "deletions for the disk budget") : 0;
 }
 
 /* ------------------------------------------------------------ save */
@@ -328,8 +543,10 @@ static sem_status save_marked(disk_store *s, const char *key, const block_table 
             sem_err_wrap(err, "saving agent '%s'", key);
         return st;
     }
-    /* The new file is in place: from here on the index must describe it. */
-    int dir_errno = fsync(s->dir_fd) == 0 ? 0 : errno;
+    /* The new file is in place (it replaced a newer or unreadable file, if
+     * one was there): from here on the index must describe it. */
+    other_drop(s, final);
+    int dir_errno = sync_dir(s, "renaming a saved file");
     int64_t now = now_ms(s);
     agent_row r = {
         .tokens = block_table_n_tokens(t),
@@ -379,11 +596,19 @@ static sem_status ds_save(void *self, const char *key, const block_table *t,
                                "budget of %llu bytes",
                                key, (unsigned long long)h.file_bytes,
                                (unsigned long long)s->budget);
+        /* What the new file replaces: the key's file, whatever it is. */
         agent_row old;
-        uint64_t old_bytes = 0;
-        if (agent_index_get(s->index, key, &old, NULL) == SEM_OK && old.fingerprint == s->fingerprint)
-            old_bytes = old.bytes;
-        enforce_budget(s, key, (int64_t)h.file_bytes - (int64_t)old_bytes);
+        char name[NAME_CAP];
+        file_name(name, sizeof name, key);
+        uint64_t old_bytes = other_bytes(s, name);
+        if (agent_index_get(s->index, key, &old, NULL) == SEM_OK)
+            old_bytes += old.bytes;
+        int e = enforce_budget(s, key, (int64_t)h.file_bytes - (int64_t)old_bytes);
+        if (e)
+            return sem_err_set(err, SEM_EIO,
+                               "saving agent '%s': making room under the disk budget: fsync %s: "
+                               "%s (files were deleted; the save was not made)",
+                               key, s->dir, strerror(e));
     }
     sem_status st = key_begin(s, key, err);
     if (st != SEM_OK)
@@ -391,7 +616,7 @@ static sem_status ds_save(void *self, const char *key, const block_table *t,
     st = save_marked(s, key, t, stop, err);
     key_release(s, key);
     if (st == SEM_OK && s->budget)
-        enforce_budget(s, key, 0);
+        enforce_budget(s, key, 0); /* a race's excess; an fsync failure is logged and counted */
     return st;
 }
 
@@ -421,6 +646,23 @@ static int is_bad_file(sem_status st)
     return st == SEM_ECORRUPT || st == SEM_EINCOMPAT;
 }
 
+/*
+ * key's file `name` is of a format version a later release wrote: it stays
+ * where it is, counted in the budget, and is not loaded; an index row that
+ * came to describe it is dropped (the index lists what this build loads).
+ * The file goes when the agent is saved again (replaced), removed, or
+ * evicted under budget pressure.
+ */
+static void keep_newer(disk_store *s, const char *key, const char *name, sem_err *err)
+{
+    struct stat sb;
+    if (fstatat(s->dir_fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+        other_put(s, name, key, OTHER_NEWER, (uint64_t)sb.st_size, mtime_ms_of(&sb));
+    agent_index_delete(s->index, key, NULL, NULL);
+    err_append(err, " (kept on disk, counted in the disk budget, not loaded)");
+    logf_(s, "agent '%s' not loaded: %s", key, err->detail);
+}
+
 static sem_status ds_load(void *self, const char *key, block_pool *pool, block_table **out,
                           sem_err *err)
 {
@@ -440,14 +682,21 @@ static sem_status ds_load(void *self, const char *key, block_pool *pool, block_t
     st = open_file(s, key, path, &fd, err);
     if (st == SEM_OK) {
         kv_file_header *h = malloc(sizeof *h);
+        if (h)
+            h->version = 0;
         st = h ? kv_file_read(fd, path, s->fingerprint, pool, key, out, h, err)
                : sem_err_set(err, SEM_ENOMEM, "agent '%s': out of memory", key);
         close(fd);
-        if (is_bad_file(st)) {
-            char name[NAME_CAP];
-            file_name(name, sizeof name, key);
+        char name[NAME_CAP];
+        file_name(name, sizeof name, key);
+        if (st == SEM_EINCOMPAT && kv_file_version_is_newer(h->version)) {
+            keep_newer(s, key, name, err);
+        } else if (is_bad_file(st)) {
             quarantine(s, name, key, err);
         } else if (st == SEM_OK) {
+            if (h->version < KV_FILE_VERSION)
+                logf_(s, "agent '%s': read %s in format version %u; its next save writes "
+                         "version %d", key, path, h->version, KV_FILE_VERSION);
             int64_t now = now_ms(s);
             sem_err ierr = {0};
             sem_status ist = agent_index_touch(s->index, key, s->fingerprint, now, 0, 0, &ierr);
@@ -498,11 +747,12 @@ static sem_status ds_peek(void *self, const char *key, int32_t **tokens, uint32_
             *n = h->n_tokens;
         } else {
             free(tok);
-            if (is_bad_file(st)) {
-                char name[NAME_CAP];
-                file_name(name, sizeof name, key);
+            char name[NAME_CAP];
+            file_name(name, sizeof name, key);
+            if (h && st == SEM_EINCOMPAT && kv_file_version_is_newer(h->version))
+                keep_newer(s, key, name, err);
+            else if (is_bad_file(st))
                 quarantine(s, name, key, err);
-            }
         }
         free(h);
     }
@@ -526,12 +776,20 @@ static sem_status ds_remove(void *self, const char *key, sem_err *err)
         st = sem_err_set(err, SEM_EIO, "removing agent '%s': delete %s/%s: %s", key, s->dir,
                          name, strerror(e));
     } else {
-        if (had_file)
-            fsync(s->dir_fd);
+        int dir_errno = 0;
+        if (had_file) {
+            other_drop(s, name); /* it may have been a newer or unreadable file */
+            dir_errno = sync_dir(s, "removing a file");
+        }
         int had_row = 0;
         st = agent_index_delete(s->index, key, &had_row, err);
         if (st == SEM_OK && !had_file && !had_row)
             st = sem_err_set(err, SEM_ENOTFOUND, "agent '%s' has no saved memory", key);
+        else if (st == SEM_OK && dir_errno)
+            st = sem_err_set(err, SEM_EIO,
+                             "removing agent '%s': fsync %s: %s (the file is deleted, but the "
+                             "deletion may not survive a power cut)",
+                             key, s->dir, strerror(dir_errno));
     }
     key_release(s, key);
     return st;
@@ -606,7 +864,7 @@ static uint64_t ds_disk_bytes(void *self)
     disk_store *s = self;
     uint64_t total = 0;
     sem_err err = {0};
-    if (agent_index_total_bytes(s->index, s->fingerprint, &total, &err) != SEM_OK) {
+    if (counted_total(s, &total, &err) != SEM_OK) {
         logf_(s, "%s", err.detail);
         return 0;
     }
@@ -632,6 +890,11 @@ warm_store disk_store_port(disk_store *s)
 disk_store_report disk_store_open_report(const disk_store *s)
 {
     return s->report;
+}
+
+uint64_t disk_store_fsync_failures(const disk_store *s)
+{
+    return atomic_load(&s->fsync_failures);
 }
 
 /* ------------------------------------------------------------ reconcile */
@@ -717,21 +980,40 @@ static int row_agrees(int fd, const char *path, const agent_row *r, uint64_t siz
            h.payload == r->payload && h.file_bytes == size;
 }
 
-/* One agent file at open: keep, index, update its row, or quarantine. */
+/*
+ * An agent file that cannot be opened or read (permissions, I/O errors):
+ * left where it is and counted in the budget; through its row when it has
+ * one (the row is kept: the file may become readable), else as an
+ * unreadable file, which budget pressure may delete.
+ */
+static void keep_unreadable(disk_store *s, const char *name, const char *key,
+                            const agent_row *row, const char *why)
+{
+    struct stat sb;
+    s->report.unreadable++;
+    if (!row && fstatat(s->dir_fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+        other_put(s, name, key, OTHER_UNREADABLE, (uint64_t)sb.st_size, mtime_ms_of(&sb));
+    logf_(s, "reconcile: cannot read %s/%s (%s); left as it is, counted in the disk budget",
+          s->dir, name, why);
+}
+
+/* One agent file at open: keep, index, update its row, quarantine, or
+ * keep it counted but unused (a newer version, unreadable). */
 static sem_status reconcile_file(disk_store *s, const char *name, const char *key,
                                  const agent_row *row, sem_err *err)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", s->dir, name);
+    disk_store_report *rep = &s->report;
     int fd = openat(s->dir_fd, name, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0) {
-        logf_(s, "reconcile: cannot open %s: %s; left as it is", path, strerror(errno));
+        int e = errno;
         if (fd >= 0)
             close(fd);
+        keep_unreadable(s, name, key, row, strerror(e));
         return SEM_OK;
     }
-    disk_store_report *rep = &s->report;
     if (row && row_agrees(fd, path, row, (uint64_t)sb.st_size)) {
         close(fd);
         if (row->fingerprint == s->fingerprint)
@@ -753,17 +1035,24 @@ static sem_status reconcile_file(disk_store *s, const char *name, const char *ke
         rep->quarantined++;
         if (row)
             rep->rows_dropped++;
-    } else if (st == SEM_EINCOMPAT) { /* another format version: not ours to judge */
+    } else if (st == SEM_EINCOMPAT && kv_file_version_is_newer(h->version)) {
+        /* A later release's file: not ours to judge; kept and counted. */
         rep->newer++;
         if (row) {
             agent_index_delete(s->index, key, NULL, NULL);
             rep->rows_dropped++;
         }
-        logf_(s, "reconcile: left alone: %s", ferr.detail);
+        other_put(s, name, key, OTHER_NEWER, (uint64_t)sb.st_size, mtime_ms_of(&sb));
+        logf_(s, "reconcile: kept, counted in the disk budget, never loaded: %s", ferr.detail);
+    } else if (st == SEM_EINCOMPAT) { /* a version no release wrote */
+        quarantine(s, name, key, &ferr);
+        rep->quarantined++;
+        if (row)
+            rep->rows_dropped++;
     } else if (st != SEM_OK) {
-        logf_(s, "reconcile: %s; left as it is", ferr.detail);
+        keep_unreadable(s, name, key, row, ferr.detail);
     } else {
-        int64_t mtime = (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
+        int64_t mtime = mtime_ms_of(&sb);
         agent_row r = {.tokens = h->n_tokens, .bytes = h->file_bytes,
                        .fingerprint = h->fingerprint, .payload = h->payload,
                        .created_ms = mtime, .last_use_ms = row ? row->last_use_ms : mtime};
@@ -786,6 +1075,31 @@ static sem_status reconcile_file(disk_store *s, const char *name, const char *ke
     }
     free(h);
     return st == SEM_ECORRUPT || st == SEM_EINCOMPAT || st == SEM_EIO ? SEM_OK : st;
+}
+
+/* Counts every file already in quarantine/ (they stay until the budget needs room). */
+static void count_quarantine(disk_store *s)
+{
+    int qfd = openat(s->dir_fd, QUARANTINE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = qfd >= 0 ? fdopendir(qfd) : NULL;
+    if (!d) {
+        if (qfd >= 0)
+            close(qfd);
+        if (errno != ENOENT)
+            logf_(s, "reconcile: cannot list %s/" QUARANTINE_DIR ": %s", s->dir, strerror(errno));
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat sb;
+        char name[OTHER_NAME_CAP];
+        if (snprintf(name, sizeof name, QUARANTINE_DIR "/%s", e->d_name) >= (int)sizeof name ||
+            fstatat(s->dir_fd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        if (other_put(s, name, "", OTHER_QUARANTINED, (uint64_t)sb.st_size, mtime_ms_of(&sb)))
+            s->report.in_quarantine++;
+    }
+    closedir(d);
 }
 
 static sem_status reconcile(disk_store *s, sem_err *err)
@@ -844,8 +1158,10 @@ static sem_status reconcile(disk_store *s, sem_err *err)
                                       : NULL;
         st = reconcile_file(s, files.names[i], key, row, err);
     }
+    if (st == SEM_OK)
+        count_quarantine(s);
     if (s->report.temp_removed || s->report.quarantined)
-        fsync(s->dir_fd);
+        sync_dir(s, "reconciling the folder"); /* logged and counted; they are redone next open */
     free(rows);
     names_free(&files);
     return st;
@@ -886,8 +1202,10 @@ void disk_store_close(disk_store *s)
     for (size_t i = 0; i < s->n_busy; i++)
         free(s->busy[i]);
     free(s->busy);
+    free(s->other);
     pthread_cond_destroy(&s->busy_cond);
     pthread_mutex_destroy(&s->busy_lock);
+    pthread_mutex_destroy(&s->other_lock);
     free(s->dir);
     free(s);
 }
@@ -926,9 +1244,13 @@ disk_store *disk_store_open(const disk_store_opts *o, sem_err *err)
     s->now_ctx = o->now_ctx;
     s->log = o->log;
     s->log_ctx = o->log_ctx;
+    s->fsync_hook = o->fsync_hook;
+    s->fsync_hook_ctx = o->fsync_hook_ctx;
     pthread_mutex_init(&s->busy_lock, NULL);
     pthread_cond_init(&s->busy_cond, NULL);
+    pthread_mutex_init(&s->other_lock, NULL);
     atomic_init(&s->seq, 0);
+    atomic_init(&s->fsync_failures, 0);
 
     if (make_dirs(s->dir) != 0) {
         sem_err_set(err, SEM_EIO, "disk store: create folder %s: %s", s->dir, strerror(errno));
@@ -958,6 +1280,8 @@ disk_store *disk_store_open(const disk_store_opts *o, sem_err *err)
         goto fail;
     if (reconcile(s, err) != SEM_OK)
         goto fail;
+    if (s->budget) /* a lowered budget, files found: the folder fits from the start */
+        enforce_budget(s, "", 0);
     return s;
 fail:
     disk_store_close(s);

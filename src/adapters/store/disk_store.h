@@ -13,9 +13,18 @@
  * point the folder holds either the old file or the new one, never a mix,
  * and open() puts the index right (docs/cache-format.md, "Reconcile").
  *
- * Files of another model (another fingerprint) are left where they are at
- * open and never counted, listed or evicted; a load() that meets one
- * quarantines it like any file it cannot serve.
+ * The disk budget is the folder's: it counts every file of the store, of
+ * every model, and the files nobody here can load: files of a newer format
+ * version (kept and never loaded: a later release's), files that cannot be
+ * read, quarantined files. Under pressure, quarantined files go first, then
+ * newer and unreadable files, then agents of every model, least recently
+ * used first. Files of another model (another fingerprint) are indexed but
+ * never listed or loaded; a load() that meets one quarantines it like any
+ * file it cannot serve. Files of an earlier format version load as they
+ * are (docs/cache-format.md, "Compatibility").
+ *
+ * Folder fsyncs are all checked: save and remove fail with SEM_EIO when
+ * theirs fails; others are logged and counted (disk_store_fsync_failures).
  *
  * Threads: every function may be called from any thread (disk_store.c
  * names the lock that guards each piece of state). Operations on one key
@@ -38,12 +47,17 @@ typedef struct disk_store_opts {
     const char *dir;        /* created (with its parents) if missing */
     uint64_t fingerprint;   /* the model's: model_fingerprint() */
     kv_payload payload;     /* rows on disk; KV_PAYLOAD_DEFAULT (0) is q8_0 */
-    uint64_t budget_bytes;  /* total size of this model's files; 0 = unlimited */
+    uint64_t budget_bytes;  /* total size of every file the store counts in the folder
+                               (all models, newer, unreadable, quarantined); 0 = unlimited */
     uint32_t chunk_tokens;  /* tokens per checksummed chunk; 0 = 256 */
     /* Tests: called before every write of file data; a nonzero return
      * (ENOSPC...) fails that write with it. NULL in production. */
     kv_write_hook write_hook;
     void *write_hook_ctx;
+    /* Tests: called before every fsync of the folder; a nonzero return is
+     * taken as that fsync's errno (EIO...). NULL in production. */
+    int (*fsync_hook)(void *ctx, const char *dir);
+    void *fsync_hook_ctx;
     /* Unix time in ms; NULL = the real-time clock. */
     int64_t (*now_ms)(void *ctx);
     void *now_ctx;
@@ -56,8 +70,10 @@ typedef struct disk_store_opts {
 /* What open() found and repaired. */
 typedef struct disk_store_report {
     uint32_t files;        /* agent files of this model indexed after open */
-    uint32_t foreign;      /* valid files of another model, left alone */
-    uint32_t newer;        /* files of an unknown format version, left alone */
+    uint32_t foreign;      /* valid files of another model, indexed, never loaded */
+    uint32_t newer;        /* files of a newer format version: kept, counted, never loaded */
+    uint32_t unreadable;   /* files that cannot be opened or read: left, counted */
+    uint32_t in_quarantine; /* files in quarantine/ after open, counted */
     uint32_t temp_removed; /* interrupted saves deleted */
     uint32_t reindexed;    /* files without a row, indexed from their header */
     uint32_t rows_updated; /* rows that disagreed with their file, re-read */
@@ -81,5 +97,8 @@ warm_store disk_store_port(disk_store *s);
 
 /* What the last open found. */
 disk_store_report disk_store_open_report(const disk_store *s);
+
+/* Folder fsyncs that failed since open (each also logged). */
+uint64_t disk_store_fsync_failures(const disk_store *s);
 
 #endif

@@ -437,6 +437,62 @@ static sem_status read_at(int fd, const char *path, void *buf, size_t n, uint64_
     return SEM_OK;
 }
 
+/* ------------------------------------------------------------ format versions */
+
+/*
+ * The versions this build reads, one row each, oldest first. The writer
+ * writes KV_FILE_VERSION only; the reader takes every version from
+ * KV_FILE_MIN_VERSION to KV_FILE_VERSION through its row: how that
+ * version's fixed header decodes into a kv_file_header and which flags it
+ * defines. A new version adds a row (and, if it changes the layer table,
+ * the tokens or the payload, a decoder for them beside it) and keeps every
+ * earlier row, so a file any release wrote stays readable; a file of an
+ * earlier version loads as it is and its agent's next save rewrites it in
+ * the current version. A version above KV_FILE_VERSION is a later
+ * release's: SEM_EINCOMPAT, never guessed at (docs/cache-format.md,
+ * "Compatibility").
+ */
+typedef struct kv_format {
+    uint32_t version;
+    void (*decode_fixed)(const uint8_t *fixed, kv_file_header *h, uint32_t *flags);
+    uint32_t flags_defined; /* the flag bits this version gives a meaning */
+} kv_format;
+
+/* Version 1: the layout of docs/cache-format.md, no flags. */
+static void decode_fixed_v1(const uint8_t *fixed, kv_file_header *h, uint32_t *flags)
+{
+    h->fingerprint = get64(fixed + OFF_FINGERPRINT);
+    h->n_layers = get32(fixed + OFF_N_LAYERS);
+    h->n_kv_heads = get32(fixed + OFF_N_KV_HEADS);
+    h->k_head_dim = get32(fixed + OFF_K_HEAD_DIM);
+    h->v_head_dim = get32(fixed + OFF_V_HEAD_DIM);
+    h->payload = (kv_payload)get32(fixed + OFF_PAYLOAD);
+    h->chunk_tokens = get32(fixed + OFF_CHUNK_TOKENS);
+    h->n_tokens = get32(fixed + OFF_N_TOKENS);
+    h->file_bytes = get64(fixed + OFF_FILE_BYTES);
+    *flags = get32(fixed + OFF_FLAGS);
+}
+
+static const kv_format FORMATS[] = {
+    {1, decode_fixed_v1, 0},
+};
+
+_Static_assert(sizeof FORMATS / sizeof FORMATS[0] == KV_FILE_VERSION - KV_FILE_MIN_VERSION + 1,
+               "one row per version read");
+
+static const kv_format *format_of(uint32_t version)
+{
+    for (size_t i = 0; i < sizeof FORMATS / sizeof FORMATS[0]; i++)
+        if (FORMATS[i].version == version)
+            return &FORMATS[i];
+    return NULL;
+}
+
+int kv_file_version_is_newer(uint32_t version)
+{
+    return version > KV_FILE_VERSION;
+}
+
 /* Field ranges of a header whose checksum verified; ECORRUPT names the field. */
 static sem_status check_fields(const kv_file_header *h, const char *path, uint32_t flags,
                                sem_err *err)
@@ -458,8 +514,10 @@ static sem_status check_fields(const kv_file_header *h, const char *path, uint32
         return BAD(OFF_CHUNK_TOKENS, "chunk_tokens = %u", h->chunk_tokens);
     if (h->n_tokens == 0)
         return BAD(OFF_N_TOKENS, "n_tokens = %u", h->n_tokens);
-    if (flags != 0)
-        return BAD(OFF_FLAGS, "flags = 0x%x, version 1 defines none", flags);
+    const kv_format *f = format_of(h->version);
+    if (!f || (flags & ~f->flags_defined) != 0)
+        return BAD(OFF_FLAGS, "flags = 0x%x, version %u defines 0x%x", flags, h->version,
+                   f ? f->flags_defined : 0);
     for (uint32_t l = 0; l < h->n_layers; l++) {
         const cache_layer *ly = &h->layers[l];
         int ok = (ly->kind == CACHE_ATTN_GLOBAL && ly->window == 0) ||
@@ -472,9 +530,10 @@ static sem_status check_fields(const kv_file_header *h, const char *path, uint32
     return SEM_OK;
 }
 
-/* Reads and decodes the fixed header into h and raw; checks the preamble and version. */
+/* Reads and decodes the fixed header into h and raw (its flags into *flags);
+ * checks the preamble and the version. */
 static sem_status read_fixed(int fd, const char *path, kv_file_header *h,
-                             uint8_t fixed[KV_FILE_FIXED_BYTES], sem_err *err)
+                             uint8_t fixed[KV_FILE_FIXED_BYTES], uint32_t *flags, sem_err *err)
 {
     sem_status st = read_at(fd, path, fixed, KV_FILE_FIXED_BYTES, 0, "fixed header", err);
     if (st != SEM_OK)
@@ -488,27 +547,27 @@ static sem_status read_fixed(int fd, const char *path, kv_file_header *h,
                            "the magic and version",
                            path, OFF_PREAMBLE_CHECK);
     h->version = get32(fixed + OFF_VERSION);
-    if (h->version != KV_FILE_VERSION)
+    if (kv_file_version_is_newer(h->version))
         return sem_err_set(err, SEM_EINCOMPAT,
-                           "%s: format version %u (offset %d); this build reads version %d",
-                           path, h->version, OFF_VERSION, KV_FILE_VERSION);
-    h->fingerprint = get64(fixed + OFF_FINGERPRINT);
-    h->n_layers = get32(fixed + OFF_N_LAYERS);
-    h->n_kv_heads = get32(fixed + OFF_N_KV_HEADS);
-    h->k_head_dim = get32(fixed + OFF_K_HEAD_DIM);
-    h->v_head_dim = get32(fixed + OFF_V_HEAD_DIM);
-    h->payload = (kv_payload)get32(fixed + OFF_PAYLOAD);
-    h->chunk_tokens = get32(fixed + OFF_CHUNK_TOKENS);
-    h->n_tokens = get32(fixed + OFF_N_TOKENS);
-    h->file_bytes = get64(fixed + OFF_FILE_BYTES);
+                           "%s: format version %u (offset %d) is newer than this build reads "
+                           "(%d..%d): written by a later semantic",
+                           path, h->version, OFF_VERSION, KV_FILE_MIN_VERSION, KV_FILE_VERSION);
+    const kv_format *f = format_of(h->version);
+    if (!f)
+        return sem_err_set(err, SEM_EINCOMPAT,
+                           "%s: format version %u (offset %d) was never written by semantic "
+                           "(versions %d..%d exist)",
+                           path, h->version, OFF_VERSION, KV_FILE_MIN_VERSION, KV_FILE_VERSION);
+    f->decode_fixed(fixed, h, flags);
     return SEM_OK;
 }
 
 sem_status kv_file_read_fixed(int fd, const char *path, kv_file_header *h, sem_err *err)
 {
     uint8_t fixed[KV_FILE_FIXED_BYTES];
+    uint32_t flags;
     memset(h, 0, sizeof *h);
-    return read_fixed(fd, path, h, fixed, err);
+    return read_fixed(fd, path, h, fixed, &flags, err);
 }
 
 sem_status kv_file_read_header(int fd, const char *path, kv_file_header *h, int32_t **tokens,
@@ -523,10 +582,10 @@ sem_status kv_file_read_header(int fd, const char *path, kv_file_header *h, int3
     uint64_t size = (uint64_t)sb.st_size;
 
     uint8_t fixed[KV_FILE_FIXED_BYTES];
-    sem_status st = read_fixed(fd, path, h, fixed, err);
+    uint32_t flags = 0;
+    sem_status st = read_fixed(fd, path, h, fixed, &flags, err);
     if (st != SEM_OK)
         return st;
-    uint32_t flags = get32(fixed + OFF_FLAGS);
 
     /* Sizes that decide how much more to read, before any allocation. */
     if (h->n_layers == 0 || h->n_layers > CACHE_SPEC_MAX_LAYERS)
@@ -702,6 +761,8 @@ done:
             *hout = *h;
     } else {
         block_table_destroy(t);
+        if (hout)
+            hout->version = h->version; /* what the caller needs to tell newer from bad */
     }
     free(h);
     free(tokens);

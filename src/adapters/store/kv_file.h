@@ -27,8 +27,9 @@
  * converting to the pool's kv_type and re-blocking to its block_tokens.
  *
  * Errors: SEM_ECORRUPT for damage (the detail names the check and the byte
- * offset), SEM_EINCOMPAT for a file of another format version, another
- * model (fingerprint) or another KV geometry, SEM_EIO for the operating
+ * offset), SEM_EINCOMPAT for a file of a version this build does not read
+ * (kv_file_version_is_newer() tells a later release's file from one no
+ * release wrote), another model (fingerprint) or another KV geometry, SEM_EIO for the operating
  * system's failures (errno text), SEM_EPOOL / SEM_ENOMEM from the pool and
  * allocations. A failed read destroys the table it was building; a failed
  * write leaves a partial file that the caller deletes.
@@ -50,7 +51,12 @@
 #include "domain/cache_spec.h"
 #include "domain/status.h"
 
+/* The version written, and the oldest one read: every version from
+ * KV_FILE_MIN_VERSION to KV_FILE_VERSION loads (kv_file.c, "format
+ * versions"). KV_FILE_MIN_VERSION never rises: what a release wrote, later
+ * releases read. */
 #define KV_FILE_VERSION 1
+#define KV_FILE_MIN_VERSION 1
 #define KV_FILE_MAGIC "SEMKV\r\n\x1a" /* 8 bytes, no terminator in files */
 #define KV_FILE_FIXED_BYTES 64        /* fixed part of the header */
 #define KV_FILE_DEFAULT_CHUNK_TOKENS 256
@@ -160,12 +166,18 @@ sem_status kv_file_check(const kv_file_header *h, const char *path, uint64_t fin
  * `owner_name`: verifies the header, kv_file_check against the pool's
  * spec, restores the table (only the kept blocks) and fills it chunk by
  * chunk, each verified before use. On success *out owns the table and *h
- * (may be NULL) the header. On any failure *out is NULL and nothing is
- * left allocated in the pool.
+ * (may be NULL) the header. On any failure *out is NULL, nothing is left
+ * allocated in the pool and h->version is the version read (0 when the
+ * preamble could not be read).
  */
 sem_status kv_file_read(int fd, const char *path, uint64_t fingerprint, block_pool *pool,
                         const char *owner_name, block_table **out, kv_file_header *h,
                         sem_err *err);
+
+/* Whether a file of this format version was written by a later release
+ * than this build (SEM_EINCOMPAT from the readers, not damage): such a file
+ * is kept, never loaded and never rewritten by guesswork. */
+int kv_file_version_is_newer(uint32_t version);
 
 /* Size of a file of this geometry, payload, chunk size and length (0 on overflow). */
 uint64_t kv_file_size_for(const kv_file_header *h);

@@ -137,6 +137,15 @@ static void list_is_lru_first_per_model_and_prefix(void **state)
     assert_int_equal(total, 4000);
     assert_int_equal(agent_index_total_bytes(f->ix, 3, &total, NULL), SEM_OK);
     assert_int_equal(total, 0);
+    /* The folder's view, every model together: the budget's order and sum. */
+    assert_int_equal(agent_index_lru_all(f->ix, &rows, &n, NULL), SEM_OK);
+    assert_int_equal(n, 5);
+    const char *lru[] = {"other", "solo", "team_b", "teamXc", "team_a"};
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(rows[i].key, lru[i]);
+    free(rows);
+    assert_int_equal(agent_index_total_bytes_all(f->ix, &total, NULL), SEM_OK);
+    assert_int_equal(total, 5000);
 }
 
 static void delete_says_whether_there_was_a_row(void **state)

@@ -19,8 +19,11 @@ typedef struct fixture {
     int stop_at;      /* set stop at the stop_at-th write from now; 0 never */
     int writes;
     atomic_int stop;
+    int fsync_fail;   /* errno every folder fsync fails with; 0: they succeed */
+    int fsyncs;       /* folder fsyncs asked for */
     int n_log;
     char last_log[1024];
+    char all_log[8192]; /* every log line, newline separated (the last ones when long) */
 } fixture;
 
 static int64_t fake_clock(void *ctx)
@@ -41,11 +44,23 @@ static int fault(void *ctx, const char *path, uint64_t offset, size_t bytes)
     return f->fail_at && f->writes == f->fail_at ? ENOSPC : 0;
 }
 
+static int fsync_fault(void *ctx, const char *dir)
+{
+    (void)dir;
+    fixture *f = ctx;
+    f->fsyncs++;
+    return f->fsync_fail;
+}
+
 static void logger(void *ctx, const char *msg)
 {
     fixture *f = ctx;
     f->n_log++;
     snprintf(f->last_log, sizeof f->last_log, "%s", msg);
+    size_t len = strlen(f->all_log), add = strlen(msg) + 1;
+    if (len + add + 1 > sizeof f->all_log)
+        len = 0;
+    snprintf(f->all_log + len, sizeof f->all_log - len, "%s\n", msg);
 }
 
 static disk_store_opts opts_for(fixture *f, uint64_t fp, uint64_t budget)
@@ -53,6 +68,7 @@ static disk_store_opts opts_for(fixture *f, uint64_t fp, uint64_t budget)
     return (disk_store_opts){
         .dir = f->dir, .fingerprint = fp, .budget_bytes = budget, .chunk_tokens = 16,
         .write_hook = fault, .write_hook_ctx = f,
+        .fsync_hook = fsync_fault, .fsync_hook_ctx = f,
         .now_ms = fake_clock, .now_ctx = f,
         .log = logger, .log_ctx = f,
     };
@@ -462,8 +478,8 @@ static void bit_flips_are_quarantined(void **state)
     assert_false(exists(f, "b.kv"));
 }
 
-/* A file of another model: left alone by open, never listed or counted;
- * a load quarantines it. */
+/* A file of another model: left alone by open, never listed, but counted
+ * in the folder's disk budget; a load quarantines it. */
 static void another_models_file_is_never_served(void **state)
 {
     fixture *f = *state;
@@ -478,7 +494,7 @@ static void another_models_file_is_never_served(void **state)
     size_t count = 9;
     assert_int_equal(f->ws.ops->list(f->ws.self, "", &list, &count, NULL), SEM_OK);
     assert_int_equal(count, 0);
-    assert_int_equal(f->ws.ops->disk_bytes(f->ws.self), 0);
+    assert_int_equal(f->ws.ops->disk_bytes(f->ws.self), size_of(f, "m.kv"));
     warm_info info;
     assert_int_equal(f->ws.ops->get(f->ws.self, "m", &info, NULL), SEM_ENOTFOUND);
     assert_int_equal(f->ws.ops->touch(f->ws.self, "m", 1, NULL), SEM_ENOTFOUND);
@@ -488,21 +504,70 @@ static void another_models_file_is_never_served(void **state)
     assert_int_equal(f->ws.ops->get(f->ws.self, "m", &info, NULL), SEM_ENOTFOUND);
 }
 
-static void an_unknown_version_is_quarantined_on_load(void **state)
+/* Rewrites the version of file `name` (with a valid preamble check). */
+static void set_version(const fixture *f, const char *name, uint32_t version)
 {
-    fixture *f = *state;
-    save(f, "v", 1, 20);
     char p[700];
-    path_of(f, "v.kv", p, sizeof p);
+    path_of(f, name, p, sizeof p);
     int fd = open(p, O_RDWR);
+    assert_true(fd >= 0);
     uint8_t pre[16];
     assert_int_equal(pread(fd, pre, 16, 0), 16);
-    pre[8] = 9;
+    memcpy(pre + 8, &version, 4);
     uint32_t check = XXH32(pre, 12, 0);
     memcpy(pre + 12, &check, 4);
     assert_int_equal(pwrite(fd, pre, 16, 0), 16);
     close(fd);
-    load_fails_and_quarantines(f, "v", SEM_EINCOMPAT, "format version 9");
+}
+
+/* Version 0 passes the preamble check but no release wrote it: quarantined. */
+static void a_version_no_release_wrote_is_quarantined_on_load(void **state)
+{
+    fixture *f = *state;
+    save(f, "v", 1, 20);
+    set_version(f, "v.kv", 0);
+    load_fails_and_quarantines(f, "v", SEM_EINCOMPAT, "format version 0");
+}
+
+/* A file a later release wrote, met by load or peek: not loaded, not
+ * quarantined, kept where it is and counted; the agent's next save
+ * replaces it, remove deletes it. */
+static void a_newer_version_met_at_load_is_kept_and_counted(void **state)
+{
+    fixture *f = *state;
+    save(f, "v", 1, 20);
+    uint64_t size = size_of(f, "v.kv");
+    set_version(f, "v.kv", KV_FILE_VERSION + 1);
+    for (int peek = 0; peek < 2; peek++) {
+        block_table *t = (block_table *)1;
+        sem_err err = {0};
+        int32_t *tok = NULL;
+        uint32_t n = 0;
+        sem_status st = peek ? f->ws.ops->peek(f->ws.self, "v", &tok, &n, &err)
+                             : f->ws.ops->load(f->ws.self, "v", f->pool, &t, &err);
+        assert_int_equal(st, SEM_EINCOMPAT);
+        assert_contains(err.detail, "is newer than this build reads");
+        assert_contains(err.detail, "kept on disk");
+        assert_contains(f->last_log, "agent 'v' not loaded");
+        assert_null(tok);
+        assert_int_equal(block_pool_used(f->pool), 0);
+        assert_true(exists(f, "v.kv"));
+        assert_int_equal(quarantined(f), 0);
+        assert_int_equal(f->ws.ops->disk_bytes(f->ws.self), size);
+    }
+    warm_info info;
+    assert_int_equal(f->ws.ops->get(f->ws.self, "v", &info, NULL), SEM_ENOTFOUND);
+    /* A save replaces it: counted once, as the new file. */
+    save(f, "v", 2, 30);
+    load_is(f, "v", 2, 30);
+    assert_int_equal(f->ws.ops->disk_bytes(f->ws.self), size_of(f, "v.kv"));
+    /* Remove deletes one like any agent file. */
+    set_version(f, "v.kv", KV_FILE_VERSION + 1);
+    block_table *t = NULL;
+    assert_int_equal(f->ws.ops->load(f->ws.self, "v", f->pool, &t, NULL), SEM_EINCOMPAT);
+    assert_int_equal(f->ws.ops->remove(f->ws.self, "v", NULL), SEM_OK);
+    assert_false(exists(f, "v.kv"));
+    assert_int_equal(f->ws.ops->disk_bytes(f->ws.self), 0);
 }
 
 static void other_geometry_is_quarantined_on_load(void **state)
@@ -612,9 +677,11 @@ static void open_reconciles_folder_and_index(void **state)
     assert_int_equal(f->ws.ops->list(f->ws.self, "", &list, &count, NULL), SEM_OK);
     assert_int_equal(count, 4);
     free(list);
+    /* The budget counts the quarantined files too (trunc: 300 bytes, junk: 16). */
+    assert_int_equal(rep.in_quarantine, 2);
     assert_int_equal(f->ws.ops->disk_bytes(f->ws.self),
                      size_of(f, "x.kv") + size_of(f, "y.kv") + size_of(f, "w.kv") +
-                         size_of(f, "a.kv.tmp-1.kv"));
+                         size_of(f, "a.kv.tmp-1.kv") + 300 + 16);
 
     /* A clean folder reopens with nothing to repair. */
     open_store(f, FP, 0);
@@ -625,29 +692,30 @@ static void open_reconciles_folder_and_index(void **state)
                      0);
 }
 
-/* Files of an unknown version are a newer semantic's: open leaves them. */
-static void open_leaves_newer_versions_alone(void **state)
+/* Files of a newer version are a later semantic's: open keeps them where
+ * they are, counts them, says so, and never indexes them. */
+static void open_keeps_and_counts_newer_versions(void **state)
 {
     fixture *f = *state;
     save(f, "n", 1, 20);
     close_store(f);
-    char p[700];
-    path_of(f, "n.kv", p, sizeof p);
-    int fd = open(p, O_RDWR);
-    uint8_t pre[16];
-    assert_int_equal(pread(fd, pre, 16, 0), 16);
-    pre[8] = 2;
-    uint32_t check = XXH32(pre, 12, 0);
-    memcpy(pre + 12, &check, 4);
-    assert_int_equal(pwrite(fd, pre, 16, 0), 16);
-    close(fd);
+    set_version(f, "n.kv", KV_FILE_VERSION + 1);
+    f->all_log[0] = '\0';
     open_store(f, FP, 0);
     disk_store_report rep = disk_store_open_report(f->ds);
     assert_int_equal(rep.newer, 1);
     assert_int_equal(rep.quarantined, 0);
+    assert_int_equal(rep.files, 0);
     assert_true(exists(f, "n.kv"));
+    assert_contains(f->all_log, "kept, counted in the disk budget, never loaded");
+    assert_contains(f->all_log, "is newer than this build reads");
     warm_info info;
     assert_int_equal(f->ws.ops->get(f->ws.self, "n", &info, NULL), SEM_ENOTFOUND);
+    assert_int_equal(f->ws.ops->disk_bytes(f->ws.self), size_of(f, "n.kv"));
+    /* And again at the next open: still there, still counted. */
+    open_store(f, FP, 0);
+    assert_int_equal(disk_store_open_report(f->ds).newer, 1);
+    assert_true(exists(f, "n.kv"));
 }
 
 static void a_folder_serves_one_store_at_a_time(void **state)
@@ -864,16 +932,235 @@ static void the_budget_evicts_least_recently_used_first(void **state)
     assert_string_equal(dir_keys, "a0,a8,a9");
     /* A file that alone exceeds the budget is refused, and nothing is lost
      * for it: the budget holds at every moment. */
-    open_store(f, FP, one / 2);
     sem_err err = {0};
     block_pool *hp = store_pool(16, CACHE_KV_F16, 64);
-    block_table *huge = make_table(hp, 7, 40, 1);
+    block_table *huge = make_table(hp, 7, 200, 1);
     assert_int_equal(f->ws.ops->save(f->ws.self, "huge", huge, NULL, &err), SEM_ETOOLARGE);
     assert_contains(err.detail, "exceeds the disk budget");
     block_table_destroy(huge);
     block_pool_destroy(hp);
     folder_keys(f, dir_keys, sizeof dir_keys);
     assert_string_equal(dir_keys, "a0,a8,a9");
+    /* A lower budget holds from the next open: the least recently used go. */
+    open_store(f, FP, one + one / 2);
+    folder_keys(f, dir_keys, sizeof dir_keys);
+    assert_string_equal(dir_keys, "a0");
+    assert_true(f->ws.ops->disk_bytes(f->ws.self) <= one + one / 2);
+}
+
+/* Sum of the sizes of every file in the folder and in quarantine/. */
+static uint64_t folder_bytes(const fixture *f)
+{
+    uint64_t total = 0;
+    for (int q = 0; q < 2; q++) {
+        char p[700];
+        if (q)
+            path_of(f, "quarantine", p, sizeof p);
+        else
+            snprintf(p, sizeof p, "%s", f->dir);
+        DIR *d = opendir(p);
+        if (!d)
+            continue;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t len = strlen(e->d_name);
+            if (e->d_type != DT_REG || (!q && (len < 3 || strcmp(e->d_name + len - 3, ".kv"))))
+                continue;
+            char fp[1000];
+            snprintf(fp, sizeof fp, "%s/%s", p, e->d_name);
+            struct stat sb;
+            assert_int_equal(stat(fp, &sb), 0);
+            total += (uint64_t)sb.st_size;
+        }
+        closedir(d);
+    }
+    return total;
+}
+
+/*
+ * The budget is the folder's: agent files of every model, files of a
+ * newer version and quarantined files all count, and all can go. Under
+ * pressure the quarantined files go first, then the newer ones, then
+ * agents of any model, least recently used first.
+ */
+static void the_budget_counts_every_file_and_evicts_the_useless_first(void **state)
+{
+    fixture *f = *state;
+    save(f, "probe", 1, 40);
+    uint64_t one = size_of(f, "probe.kv");
+    assert_int_equal(f->ws.ops->remove(f->ws.self, "probe", NULL), SEM_OK);
+    open_store(f, FP_OTHER, 0);
+    save(f, "foreign", 1, 40); /* another model's agent, the least recently used */
+    open_store(f, FP, 0);
+    save(f, "q", 2, 40);
+    flip_bit(f, "q.kv", size_of(f, "q.kv") - 20, 3);
+    load_fails_and_quarantines(f, "q", SEM_ECORRUPT, "checksum");
+    save(f, "n", 3, 40);
+    save(f, "mine", 4, 40);
+    close_store(f);
+    set_version(f, "n.kv", KV_FILE_VERSION + 1);
+
+    uint64_t budget = 4 * one + one / 2;
+    open_store(f, FP, budget);
+    disk_store_report rep = disk_store_open_report(f->ds);
+    assert_int_equal(rep.files, 1);
+    assert_int_equal(rep.foreign, 1);
+    assert_int_equal(rep.newer, 1);
+    assert_int_equal(rep.in_quarantine, 1);
+    assert_int_equal(f->ws.ops->disk_bytes(f->ws.self), 4 * one);
+    assert_int_equal(folder_bytes(f), 4 * one);
+
+    static const struct {
+        const char *save;
+        const char *keys; /* agent files left (.kv in the folder) */
+        int quarantined;
+    } steps[] = {
+        {"x1", "foreign,mine,n,x1", 0},  /* the quarantined file went */
+        {"x2", "foreign,mine,x1,x2", 0}, /* then the newer one */
+        {"x3", "mine,x1,x2,x3", 0},      /* then the least recently used agent, of any model */
+        {"x4", "x1,x2,x3,x4", 0},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        save(f, steps[i].save, 10 + i, 40);
+        char keys[1024];
+        folder_keys(f, keys, sizeof keys);
+        assert_string_equal(keys, steps[i].keys);
+        assert_int_equal(quarantined(f), steps[i].quarantined);
+        uint64_t total = f->ws.ops->disk_bytes(f->ws.self);
+        assert_true(total <= budget);
+        assert_int_equal(total, folder_bytes(f));
+    }
+    assert_contains(f->all_log, "deleted");
+    assert_contains(f->all_log, "an agent of another model");
+}
+
+/* A file that cannot be read is left where it is, counted, and deleted
+ * when the budget needs room. (Root reads anything: skipped as root.) */
+static void unreadable_files_are_counted_and_evictable(void **state)
+{
+    fixture *f = *state;
+    if (geteuid() == 0)
+        skip();
+    save(f, "u", 1, 40);
+    uint64_t one = size_of(f, "u.kv");
+    assert_int_equal(f->ws.ops->remove(f->ws.self, "u", NULL), SEM_OK);
+    save(f, "u", 1, 40);
+    close_store(f);
+    char p[700];
+    path_of(f, "u.kv", p, sizeof p);
+    /* No row for it either: the index forgot it. */
+    path_of(f, "index.sqlite", p, sizeof p);
+    assert_int_equal(unlink(p), 0);
+    path_of(f, "u.kv", p, sizeof p);
+    assert_int_equal(chmod(p, 0), 0);
+    open_store(f, FP, 2 * one + one / 2);
+    assert_int_equal(disk_store_open_report(f->ds).unreadable, 1);
+    assert_int_equal(f->ws.ops->disk_bytes(f->ws.self), one);
+    assert_contains(f->all_log, "cannot read");
+    save(f, "a", 2, 40);
+    assert_true(exists(f, "u.kv"));
+    save(f, "b", 3, 40); /* needs room: the unreadable file goes first */
+    assert_false(exists(f, "u.kv"));
+    assert_true(exists(f, "a.kv") && exists(f, "b.kv"));
+}
+
+/* ------------------------------------------------------------ fsync */
+
+/*
+ * Every folder fsync is checked. A save or a remove whose fsync fails
+ * returns SEM_EIO saying what is done and what may not survive a power
+ * cut; a quarantine says so in its error; all are counted and logged.
+ */
+static void failed_folder_fsyncs_are_reported(void **state)
+{
+    fixture *f = *state;
+    save(f, "a", 1, 40);
+    save(f, "b", 2, 40);
+    f->fsync_fail = EIO;
+    f->fsyncs = 0;
+    uint64_t before = disk_store_fsync_failures(f->ds);
+    /* save: the file is in place and indexed, but the caller hears of it. */
+    block_pool *p = store_pool(16, CACHE_KV_F16, 64);
+    block_table *t = make_table(p, 5, 30, 1);
+    sem_err err = {0};
+    assert_int_equal(f->ws.ops->save(f->ws.self, "c", t, NULL, &err), SEM_EIO);
+    assert_contains(err.detail, "fsync");
+    assert_contains(err.detail, "may not survive a power cut");
+    block_table_destroy(t);
+    block_pool_destroy(p);
+    assert_int_equal(disk_store_fsync_failures(f->ds), before + 1);
+    assert_contains(f->last_log, "Input/output error");
+    warm_info info;
+    assert_int_equal(f->ws.ops->get(f->ws.self, "c", &info, NULL), SEM_OK);
+    /* remove: the file and its row are gone; SEM_EIO says the deletion may come back. */
+    err = (sem_err){0};
+    assert_int_equal(f->ws.ops->remove(f->ws.self, "a", &err), SEM_EIO);
+    assert_contains(err.detail, "removing agent 'a': fsync");
+    assert_false(exists(f, "a.kv"));
+    assert_int_equal(f->ws.ops->get(f->ws.self, "a", &info, NULL), SEM_ENOTFOUND);
+    assert_int_equal(disk_store_fsync_failures(f->ds), before + 2);
+    /* quarantine: the load fails as it would, and the error adds the fsync. */
+    flip_bit(f, "b.kv", size_of(f, "b.kv") - 20, 1);
+    block_table *lt = NULL;
+    err = (sem_err){0};
+    assert_int_equal(f->ws.ops->load(f->ws.self, "b", f->pool, &lt, &err), SEM_ECORRUPT);
+    assert_contains(err.detail, "moved to quarantine/");
+    assert_contains(err.detail, "fsync");
+    assert_int_equal(disk_store_fsync_failures(f->ds), before + 3);
+    assert_int_equal(f->fsyncs, 3);
+    /* Room again: everything works and nothing more is counted. */
+    f->fsync_fail = 0;
+    save(f, "a", 3, 40);
+    load_is(f, "a", 3, 40);
+    assert_int_equal(disk_store_fsync_failures(f->ds), before + 3);
+}
+
+/* Making room for a save deletes files; when that deletion cannot be made
+ * durable the save is not made (SEM_EIO) and the old files stay as they are. */
+static void a_failed_fsync_while_making_room_stops_the_save(void **state)
+{
+    fixture *f = *state;
+    save(f, "probe", 1, 40);
+    uint64_t one = size_of(f, "probe.kv");
+    assert_int_equal(f->ws.ops->remove(f->ws.self, "probe", NULL), SEM_OK);
+    open_store(f, FP, 2 * one + one / 2);
+    save(f, "a", 1, 40);
+    save(f, "b", 2, 40);
+    f->fsync_fail = EIO;
+    block_pool *p = store_pool(16, CACHE_KV_F16, 64);
+    block_table *t = make_table(p, 5, 40, 1);
+    sem_err err = {0};
+    assert_int_equal(f->ws.ops->save(f->ws.self, "c", t, NULL, &err), SEM_EIO);
+    assert_contains(err.detail, "making room under the disk budget");
+    assert_contains(err.detail, "the save was not made");
+    block_table_destroy(t);
+    block_pool_destroy(p);
+    assert_false(exists(f, "c.kv"));
+    assert_false(exists(f, "a.kv")); /* the victim is gone */
+    assert_true(exists(f, "b.kv"));
+    assert_int_equal(count_files(f, NULL, ".tmp-"), 0);
+    f->fsync_fail = 0;
+    save(f, "c", 5, 40);
+    load_is(f, "c", 5, 40);
+}
+
+/* Open repairs what it finds; an fsync failure there is logged and
+ * counted, and the store opens (the repairs are redone next time). */
+static void open_survives_a_failed_fsync(void **state)
+{
+    fixture *f = *state;
+    save(f, "a", 1, 10);
+    close_store(f);
+    char p[700];
+    path_of(f, "a.kv.tmp-00ff", p, sizeof p);
+    write_file(p, "partial", 7);
+    f->fsync_fail = EIO;
+    open_store(f, FP, 0);
+    f->fsync_fail = 0;
+    assert_int_equal(disk_store_open_report(f->ds).temp_removed, 1);
+    assert_int_equal(disk_store_fsync_failures(f->ds), 1);
+    assert_contains(f->all_log, "after reconciling the folder: Input/output error");
+    load_is(f, "a", 1, 10);
 }
 
 /* ------------------------------------------------------------ restarts */
@@ -906,17 +1193,23 @@ int main(void)
         T(truncated_files_are_quarantined),
         T(bit_flips_are_quarantined),
         T(another_models_file_is_never_served),
-        T(an_unknown_version_is_quarantined_on_load),
+        T(a_version_no_release_wrote_is_quarantined_on_load),
+        T(a_newer_version_met_at_load_is_kept_and_counted),
         T(other_geometry_is_quarantined_on_load),
         T(a_full_pool_is_not_the_files_fault),
         T(open_reconciles_folder_and_index),
-        T(open_leaves_newer_versions_alone),
+        T(open_keeps_and_counts_newer_versions),
         T(a_folder_serves_one_store_at_a_time),
         T(open_refuses_bad_options),
         T(open_creates_the_folder),
         T(a_full_disk_changes_nothing),
         T(a_stopped_save_changes_nothing),
         T(the_budget_evicts_least_recently_used_first),
+        T(the_budget_counts_every_file_and_evicts_the_useless_first),
+        T(unreadable_files_are_counted_and_evictable),
+        T(failed_folder_fsyncs_are_reported),
+        T(a_failed_fsync_while_making_room_stops_the_save),
+        T(open_survives_a_failed_fsync),
         T(the_index_survives_a_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -375,25 +375,124 @@ static void another_model_is_incompatible(void **state)
     block_pool_destroy(p);
 }
 
-/* A version this build does not know, with a valid preamble check, is
- * SEM_EINCOMPAT (a newer semantic wrote it), not damage. */
-static void an_unknown_version_is_incompatible(void **state)
+/* A version above this build's, with a valid preamble check, is
+ * SEM_EINCOMPAT (a later semantic wrote it), not damage; the header says
+ * which version it was, so the store can keep it. Version 0, which no
+ * release wrote, is incompatible too, but not newer. */
+static void a_newer_version_is_incompatible_and_says_so(void **state)
 {
     fixture *f = *state;
     block_pool *p = store_pool(16, CACHE_KV_F16, 64);
     size_t n;
     uint8_t *bytes = good_file(f, p, 1, &n);
-    bytes[8] = 2;
-    uint32_t check = XXH32(bytes, 12, 0);
-    memcpy(bytes + 12, &check, 4);
-    write_file(f->path, bytes, n);
-    block_table *t = NULL;
-    sem_err err = {0};
-    assert_int_equal(read_table(f->path, FP, p, &t, &err), SEM_EINCOMPAT);
-    assert_contains(err.detail, "format version 2");
-    assert_pool_empty(p);
+    static const struct {
+        uint32_t version;
+        int newer;
+        const char *detail;
+    } cases[] = {
+        {KV_FILE_VERSION + 1, 1, "is newer than this build reads"},
+        {77, 1, "format version 77 (offset 8) is newer than this build reads (1..1)"},
+        {0, 0, "format version 0 (offset 8) was never written by semantic"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint32_t v = cases[i].version;
+        memcpy(bytes + 8, &v, 4);
+        uint32_t check = XXH32(bytes, 12, 0);
+        memcpy(bytes + 12, &check, 4);
+        write_file(f->path, bytes, n);
+        block_table *t = NULL;
+        sem_err err = {0};
+        kv_file_header h;
+        memset(&h, 0xff, sizeof h);
+        int fd = open(f->path, O_RDONLY);
+        assert_int_equal(kv_file_read(fd, f->path, FP, p, "x", &t, &h, &err), SEM_EINCOMPAT);
+        close(fd);
+        assert_null(t);
+        assert_contains(err.detail, cases[i].detail);
+        assert_int_equal(h.version, v);
+        assert_int_equal(kv_file_version_is_newer(h.version), cases[i].newer);
+        fd = open(f->path, O_RDONLY);
+        assert_int_equal(kv_file_read_header(fd, f->path, &h, NULL, &err), SEM_EINCOMPAT);
+        assert_int_equal(h.version, v);
+        assert_int_equal(kv_file_read_fixed(fd, f->path, &h, &err), SEM_EINCOMPAT);
+        close(fd);
+        assert_pool_empty(p);
+    }
+    assert_false(kv_file_version_is_newer(KV_FILE_VERSION));
+    assert_false(kv_file_version_is_newer(KV_FILE_MIN_VERSION));
     free(bytes);
     block_pool_destroy(p);
+}
+
+/* ------------------------------------------------------------ earlier versions */
+
+/*
+ * The compatibility promise (docs/cache-format.md): every file any release
+ * wrote loads in every later release. fixtures/ holds files written by
+ * each format version, never rewritten: v<version>-<payload>.kv, 24
+ * tokens of seed 4242 in chunks of 16 from an f16 pool of the store spec
+ * (sliding layer 2 keeps 20 tokens), fingerprint FIXTURE_FP. A new version
+ * adds its own files (SEM_WRITE_KV_FIXTURES=1 writes those of
+ * KV_FILE_VERSION into fixtures/, once) and keeps the old ones.
+ */
+#define FIXTURE_DIR SEM_TEST_DATA "/../adapters/store/fixtures"
+#define FIXTURE_FP 0x0fedcba987654321ull
+#define FIXTURE_SEED 4242
+#define FIXTURE_TOKENS 24
+
+static void every_version_ever_written_still_loads(void **state)
+{
+    (void)state;
+    static const kv_payload payloads[] = {KV_PAYLOAD_F16, KV_PAYLOAD_Q8_0, KV_PAYLOAD_Q4_0};
+    if (getenv("SEM_WRITE_KV_FIXTURES")) {
+        block_pool *src_pool = store_pool(16, CACHE_KV_F16, 64);
+        block_table *src = make_table(src_pool, FIXTURE_SEED, FIXTURE_TOKENS, 1);
+        for (size_t i = 0; i < 3; i++) {
+            char path[700];
+            snprintf(path, sizeof path, FIXTURE_DIR "/v%d-%s.kv", KV_FILE_VERSION,
+                     kv_payload_name(payloads[i]));
+            int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd < 0)
+                fail_msg("%s: %s (fixtures are written once, never replaced)", path,
+                         strerror(errno));
+            kv_file_write_opts o = {.fingerprint = FIXTURE_FP, .payload = payloads[i],
+                                    .chunk_tokens = 16};
+            assert_int_equal(kv_file_write(fd, path, src, &o, NULL, NULL, NULL), SEM_OK);
+            close(fd);
+        }
+        block_table_destroy(src);
+        block_pool_destroy(src_pool);
+    }
+    int checked = 0;
+    for (uint32_t v = KV_FILE_MIN_VERSION; v <= KV_FILE_VERSION; v++)
+        for (size_t i = 0; i < 3; i++) {
+            char path[700];
+            snprintf(path, sizeof path, FIXTURE_DIR "/v%u-%s.kv", v,
+                     kv_payload_name(payloads[i]));
+            for (size_t k = 0; k < 2; k++) {
+                cache_kv_type kv = k ? CACHE_KV_Q8_0 : CACHE_KV_F16;
+                block_pool *p = store_pool(16, kv, 64);
+                block_table *t = NULL;
+                kv_file_header h;
+                sem_err err = {0};
+                int fd = open(path, O_RDONLY);
+                if (fd < 0)
+                    fail_msg("%s: %s (every version keeps its fixtures)", path, strerror(errno));
+                if (kv_file_read(fd, path, FIXTURE_FP, p, "old", &t, &h, &err) != SEM_OK)
+                    fail_msg("a version %u file no longer loads: %s", v, err.detail);
+                close(fd);
+                assert_int_equal(h.version, v);
+                assert_int_equal(h.payload, payloads[i]);
+                uint32_t pool_t = kv_tensor_of(kv), pay_t = payload_tensor_of(payloads[i]);
+                double rel = type_error(TENSOR_F16) + type_error(pay_t) +
+                             (pool_t == pay_t ? 0 : type_error(pool_t));
+                assert_table_is(t, FIXTURE_SEED, FIXTURE_TOKENS, rel);
+                block_table_destroy(t);
+                block_pool_destroy(p);
+                checked++;
+            }
+        }
+    assert_int_equal(checked, 6 * (KV_FILE_VERSION - KV_FILE_MIN_VERSION + 1));
 }
 
 /* Geometry must match the pool's, except block size and KV type. */
@@ -492,7 +591,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(bit_flips_are_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(swapped_chunks_are_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(another_model_is_incompatible, setup, teardown),
-        cmocka_unit_test_setup_teardown(an_unknown_version_is_incompatible, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_newer_version_is_incompatible_and_says_so, setup,
+                                        teardown),
+        cmocka_unit_test(every_version_ever_written_still_loads),
         cmocka_unit_test_setup_teardown(other_geometry_is_incompatible, setup, teardown),
         cmocka_unit_test_setup_teardown(a_full_pool_keeps_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(garbage_and_empty_files_are_corrupt, setup, teardown),

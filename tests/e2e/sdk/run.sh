@@ -26,8 +26,8 @@ command -v npm >/dev/null 2>&1 || missing "npm" "Install npm (tools/install-deps
 major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$major" -ge 18 ] || missing "Node.js 18 or newer (found $(node --version))" "Upgrade nodejs."
 
-stamp="$SCRATCH/.installed $OPENAI_PKG $ANTHROPIC_PKG"
-stamp=$(printf '%s' "$stamp" | tr ' /@' '___')
+stamp=$(printf '%s' ".installed $OPENAI_PKG $ANTHROPIC_PKG" | tr ' /@' '___')
+stamp="$SCRATCH/$stamp"
 mkdir -p "$SCRATCH"
 if [ ! -f "$stamp" ]; then
     [ -f "$SCRATCH/package.json" ] || echo '{"private": true}' >"$SCRATCH/package.json"
@@ -40,4 +40,10 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
-exec node "$(dirname "$0")/sdk_test.mjs" "$BIN" "$MODEL" "$SCRATCH" "$SUITE"
+# Every temporary folder of the run (the servers' cache folders) lives in
+# one folder that goes when this script ends, even if node was killed.
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/semantic-sdk-run-XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+TMPDIR=$TMP node "$(dirname "$0")/sdk_test.mjs" "$BIN" "$MODEL" "$SCRATCH" "$SUITE"

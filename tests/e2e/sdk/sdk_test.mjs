@@ -6,7 +6,7 @@
 //
 // SDK_DIR holds node_modules (run.sh installs it). Exit 0: all passed;
 // 1: a failure.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,29 @@ const Anthropic = anthropicModule.default ?? anthropicModule.Anthropic ?? anthro
 
 // ---------------------------------------------------------------- the server
 
+// A server never outlives this script. Each runs in its own process group
+// (detached), under `setpriv --pdeathsig KILL` where util-linux has it (the
+// kernel kills it when node dies, SIGKILL included), and whatever is still
+// running when node exits, or is ended by SIGINT/SIGTERM or an uncaught
+// error, is killed with its group and its folders removed. run.sh removes
+// the temporary folder they all live in.
+const live = new Map(); // pid -> the server's own folder (or null)
+const pdeathsig = spawnSync('setpriv', ['--pdeathsig', 'KILL', 'true']).status === 0
+  ? ['setpriv', '--pdeathsig', 'KILL', '--'] : [];
+
+function killAll() {
+  for (const [pid, dir] of live) {
+    try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ }
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+  live.clear();
+}
+process.on('exit', killAll);
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]])
+  process.on(sig, () => { killAll(); process.exit(code); });
+process.on('uncaughtException', (e) => { console.error(e); killAll(); process.exit(1); });
+process.on('unhandledRejection', (e) => { console.error(e); killAll(); process.exit(1); });
+
 async function startServer(args) {
   // Agent memory of this server only: a fresh folder unless the test names one.
   let ownDir = null;
@@ -29,9 +52,11 @@ async function startServer(args) {
     ownDir = mkdtempSync(join(tmpdir(), 'semantic-sdk-'));
     args = [...args, '--cache-dir', ownDir];
   }
-  const child = spawn(bin, ['serve', '-m', model, '--host', '127.0.0.1', '--port', '0',
-                            '--pool-mb', '64', ...args],
-                      { stdio: ['ignore', 'ignore', 'pipe'] });
+  const argv = [...pdeathsig, bin, 'serve', '-m', model, '--host', '127.0.0.1', '--port', '0',
+                '--pool-mb', '64', ...args];
+  const child = spawn(argv[0], argv.slice(1),
+                      { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  live.set(child.pid, ownDir);
   let log = '';
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no port after 30 s; log:\n${log}`)), 30000);
@@ -56,6 +81,7 @@ async function startServer(args) {
     stop: () => new Promise((resolve) => {
       child.removeAllListeners('exit');
       child.on('exit', (code) => {
+        live.delete(child.pid);
         if (ownDir)
           rmSync(ownDir, { recursive: true, force: true });
         resolve(code);
