@@ -663,6 +663,18 @@ static void usage_errors_say_why_first_and_where_the_usage_is(void **state)
     expect_usage_error((const char *[]){"tokenize", "-m", NULL}, "tokenize",
                        "option '-m' needs a value");
     expect_help((const char *[]){"tokenize", "--help", NULL}, "--no-bos");
+    /* run */
+    expect_usage_error((const char *[]){"run", "-p", "x", NULL}, "run",
+                       "-m MODEL and -p PROMPT are required");
+    expect_usage_error((const char *[]){"run", "-m", STORIES, "-p", "x", "--bogus", NULL}, "run",
+                       "unknown option '--bogus'");
+    expect_usage_error((const char *[]){"run", "-m", STORIES, "-p", "x", "-n", NULL}, "run",
+                       "option '-n' needs a value");
+    expect_usage_error((const char *[]){"run", "-m", STORIES, "-p", "x", "--temp", "hot", NULL},
+                       "run", "--temp: 'hot' is not a number");
+    expect_usage_error((const char *[]){"run", "-m", STORIES, "-p", "x", "extra", NULL}, "run",
+                       "unexpected argument 'extra'");
+    expect_help((const char *[]){"run", "--help", NULL}, "--echo-logprobs");
     /* info */
     expect_usage_error((const char *[]){"info", NULL}, "info", "the MODEL.gguf to describe");
     expect_usage_error((const char *[]){"info", STORIES, STORIES, NULL}, "info",

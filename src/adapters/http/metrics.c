@@ -225,7 +225,7 @@ void metrics_render(const metrics *m, const metrics_engine *e, int ready, strbuf
     header(b, "semantic_agents", "gauge", "Agents by memory tier.");
     strbuf_printf(b, "semantic_agents{tier=\"hot\"} %u\nsemantic_agents{tier=\"warm\"} %u\n",
                     e->agents_hot, e->agents_warm);
-    gauge(b, "semantic_disk_bytes", "Bytes of agent files in the warm store.", e->disk_bytes);
+    gauge(b, "semantic_disk_bytes", "Bytes of every file the disk budget counts in the cache folder (agents of every model, quarantined, unreadable and newer-version files).", e->disk_bytes);
     gauge(b, "semantic_persistence_enabled", "1 when agent memory is persisted to disk.",
           (unsigned long long)(e->persistent != 0));
     gauge(b, "semantic_queue_depth", "Requests waiting for admission.", e->waiting);
