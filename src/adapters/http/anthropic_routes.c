@@ -30,22 +30,7 @@
 #include "routes.h"
 #include "sse.h"
 
-typedef struct an_request {
-    json_t *body;
-    json_t *messages; /* OpenAI-shaped, new reference */
-    json_t *tools;    /* OpenAI-shaped or NULL */
-    const char *model;
-    int stream;
-    uint32_t max_tokens;
-    gen_sampling sampling;
-    const char *stop[REQ_STOP_MAX];
-    size_t n_stop;
-    char agent[AGENT_ID_MAX + 1];
-    int32_t *prompt;
-    size_t n_prompt;
-} an_request;
-
-static void request_free(an_request *r)
+void anthropic_routes_request_free(an_request *r)
 {
     json_decref(r->body);
     json_decref(r->messages);
@@ -165,11 +150,11 @@ static sem_status read_conversation(an_request *r, req_err *e)
     return SEM_OK;
 }
 
-static sem_status render(const http_backend *be, an_request *r, req_err *e)
+static sem_status render(const prompt_port *prompts, an_request *r, req_err *e)
 {
     sem_err err = {0};
-    sem_status st = be->prompts.ops->chat(be->prompts.self, r->messages, r->tools, NULL, 1,
-                                          &r->prompt, &r->n_prompt, &err);
+    sem_status st = prompts->ops->chat(prompts->self, r->messages, r->tools, NULL, 1, &r->prompt,
+                                       &r->n_prompt, &err);
     if (st != SEM_OK) {
         e->err = err;
         req_param_from_detail(err.detail, e->param, sizeof e->param);
@@ -180,17 +165,18 @@ static sem_status render(const http_backend *be, an_request *r, req_err *e)
     return SEM_OK;
 }
 
-static sem_status read_request(http_api *api, const http_backend *be, http_exchange *x,
-                               an_request *r, int count_only, req_err *e)
+sem_status anthropic_routes_read_request(const route_input *in, int count_only, an_request *r,
+                                         req_err *e)
 {
-    sem_status st = req_body_object(x, &r->body, e);
+    *r = (an_request){0};
+    sem_status st = req_body_json(in->body, in->len, &r->body, e);
     if (st != SEM_OK)
         return st;
     const json_t *b = r->body;
     if ((st = req_string(b, "model", &r->model, e)) != SEM_OK)
         return st;
     if (!count_only) {
-        uint32_t n_ctx = be->prompts.ops->n_ctx(be->prompts.self);
+        uint32_t n_ctx = in->prompts.ops->n_ctx(in->prompts.self);
         const json_t *mt = json_object_get(b, "max_tokens");
         if (!mt || json_is_null(mt))
             return req_fail(e, SEM_EREQUEST, "max_tokens", "max_tokens is required");
@@ -200,17 +186,17 @@ static sem_status read_request(http_api *api, const http_backend *be, http_excha
                                      .min_p = 0.05f,
                                      .repeat_penalty = 1.0f,
                                      .repeat_last_n = 64,
-                                     .seed = http_api_random(api)};
+                                     .seed = in->seed};
         if ((st = req_uint(b, "max_tokens", 1, n_ctx, &r->max_tokens, e)) ||
             (st = req_bool(b, "stream", &r->stream, e)) ||
             (st = req_sampling(b, 1.0f, &r->sampling, &seed_given, e)) ||
             (st = req_stop(b, "stop_sequences", 0, r->stop, &r->n_stop, e)) ||
-            (st = req_agent_id(x, b, "metadata.user_id", r->agent, e)))
+            (st = req_agent_id(in->agent_header, b, "metadata.user_id", r->agent, e)))
             return st;
     }
     if ((st = read_conversation(r, e)) != SEM_OK)
         return st;
-    return render(be, r, e);
+    return render(&in->prompts, r, e);
 }
 
 /* ---------------------------------------------------------------- responses */
@@ -376,16 +362,27 @@ static void reply_whole(http_exchange *x, an_request *r, http_gen *g, const char
     http_exchange_reply_json(x, 200, o);
 }
 
+/* The route's input: the exchange's body and header, a fresh seed. */
+static route_input input_of(http_api *api, const http_backend *be, http_exchange *x)
+{
+    route_input in = {.agent_header = http_exchange_header(x, "X-Agent-ID"),
+                      .prompts = be->prompts,
+                      .seed = http_api_random(api)};
+    in.body = http_exchange_body(x, &in.len);
+    return in;
+}
+
 void anthropic_routes_messages(http_api *api, http_exchange *x)
 {
     const http_backend *be = http_api_backend(api);
-    an_request r = {0};
+    an_request r;
     req_err e = {0};
-    sem_status st = read_request(api, be, x, &r, 0, &e);
+    route_input in = input_of(api, be, x);
+    sem_status st = anthropic_routes_read_request(&in, 0, &r, &e);
     http_exchange_note_agent(x, r.agent);
     if (st != SEM_OK) {
         http_api_reply_error(api, x, &e.err, e.param);
-        request_free(&r);
+        anthropic_routes_request_free(&r);
         return;
     }
     gen_params p = {.prompt = r.prompt,
@@ -397,7 +394,7 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
     http_gen g;
     if (http_gen_submit(&g, api, be, x, r.agent, &p, &e) != SEM_OK) {
         http_api_reply_error(api, x, &e.err, e.param);
-        request_free(&r);
+        anthropic_routes_request_free(&r);
         return;
     }
     char id[64];
@@ -406,7 +403,7 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
     if (!r.stream) {
         reply_whole(x, &r, &g, id, model);
         http_gen_release(&g);
-        request_free(&r);
+        anthropic_routes_request_free(&r);
         return;
     }
     an_stream *s = calloc(1, sizeof *s);
@@ -418,7 +415,7 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
         for (size_t i = 0; ok && i < r.n_stop; i++)
             ok = (s->stops[s->n_stop++] = strdup(r.stop[i])) != NULL;
     }
-    request_free(&r);
+    anthropic_routes_request_free(&r);
     if (!ok) {
         if (s)
             stream_close(s);
@@ -442,13 +439,14 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
 void anthropic_routes_count_tokens(http_api *api, http_exchange *x)
 {
     const http_backend *be = http_api_backend(api);
-    an_request r = {0};
+    an_request r;
     req_err e = {0};
-    if (read_request(api, be, x, &r, 1, &e) != SEM_OK) {
+    route_input in = input_of(api, be, x);
+    if (anthropic_routes_read_request(&in, 1, &r, &e) != SEM_OK) {
         http_api_reply_error(api, x, &e.err, e.param);
-        request_free(&r);
+        anthropic_routes_request_free(&r);
         return;
     }
     http_exchange_reply_json(x, 200, json_pack("{s:i}", "input_tokens", (json_int_t)r.n_prompt));
-    request_free(&r);
+    anthropic_routes_request_free(&r);
 }

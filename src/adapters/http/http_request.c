@@ -32,10 +32,8 @@ static const char *type_name(const json_t *v)
     }
 }
 
-sem_status req_body_object(http_exchange *x, json_t **out, req_err *e)
+sem_status req_body_json(const char *body, size_t len, json_t **out, req_err *e)
 {
-    size_t len;
-    const char *body = http_exchange_body(x, &len);
     if (len == 0)
         return req_fail(e, SEM_EREQUEST, NULL, "the request body is empty; send a JSON object");
     json_error_t je;
@@ -52,6 +50,13 @@ sem_status req_body_object(http_exchange *x, json_t **out, req_err *e)
     }
     *out = v;
     return SEM_OK;
+}
+
+sem_status req_body_object(http_exchange *x, json_t **out, req_err *e)
+{
+    size_t len;
+    const char *body = http_exchange_body(x, &len);
+    return req_body_json(body, len, out, e);
 }
 
 sem_status req_string(const json_t *o, const char *field, const char **out, req_err *e)
@@ -278,11 +283,11 @@ static sem_status check_id(const char *id, const char *source, req_err *e)
     return SEM_OK;
 }
 
-sem_status req_agent_id(http_exchange *x, const json_t *body, const char *api_field,
+sem_status req_agent_id(const char *header, const json_t *body, const char *api_field,
                         char id[AGENT_ID_MAX + 1], req_err *e)
 {
     id[0] = '\0';
-    const char *h = http_exchange_header(x, "X-Agent-ID");
+    const char *h = header;
     const char *v = NULL, *source = NULL;
     if (h) {
         v = h;
