@@ -33,7 +33,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define REPAIR_MAX_BYTES (1u << 20) /* a repaired file is at most this long */
-#define POOL_MAX_BYTES (32u << 20)
+#define POOL_MAX_BYTES (8u << 20)
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -106,8 +106,9 @@ static size_t repair(const uint8_t *d, size_t n, uint8_t **out)
         const cache_layer *ly = &h.layers[l];
         uint32_t kept =
             ly->kind == CACHE_ATTN_SLIDING && h.n_tokens > ly->window ? ly->window : h.n_tokens;
-        for (uint32_t a = h.n_tokens - kept, c = 0; a < h.n_tokens; a += h.chunk_tokens, c++) {
-            uint32_t m = h.n_tokens - a > h.chunk_tokens ? h.chunk_tokens : h.n_tokens - a;
+        uint32_t c = 0;
+        for (uint64_t a = h.n_tokens - kept; a < h.n_tokens; a += h.chunk_tokens, c++) {
+            uint64_t m = h.n_tokens - a > h.chunk_tokens ? h.chunk_tokens : h.n_tokens - a;
             uint64_t bytes = m * per_token;
             FUZZ_CHECK(off + bytes + 8 <= size, "the repair walked past the file's size");
             put64(b + off + bytes, XXH64(b + off, bytes, checksum ^ ((uint64_t)l << 32 | c)));
@@ -120,13 +121,18 @@ static size_t repair(const uint8_t *d, size_t n, uint8_t **out)
     return size;
 }
 
-/* The pool the file is read into (see the file comment); kept between
- * inputs while its geometry and size stay the same. */
-static block_pool *pool_for(const kv_file_header *h)
+/* The pool the file is read into (see the file comment). The last few are
+ * kept for inputs of the same geometry and size: making one zeroes its
+ * arena, which would otherwise cost more than the read. */
+static block_pool *pool_for(const kv_file_header *h, size_t file_bytes)
 {
-    static block_pool *pool;
-    static cache_spec have;
-    static size_t have_budget;
+    enum { KEEP = 4 };
+    static struct {
+        block_pool *pool;
+        cache_spec spec;
+        size_t budget;
+    } kept[KEEP];
+    static unsigned next;
     cache_spec s;
     memset(&s, 0, sizeof s);
     s.n_layers = h->n_layers;
@@ -142,10 +148,15 @@ static block_pool *pool_for(const kv_file_header *h)
     uint64_t blocks = 0;
     size_t block = 0;
     if (cache_spec_validate(&s, NULL) == SEM_OK) {
-        block = cache_spec_block_bytes(&s);
+        block = (cache_spec_block_bytes(&s) + 63) / 64 * 64; /* the pool's block stride */
         blocks = cache_spec_total_blocks_for(&s, h->n_tokens);
         if (h->fingerprint & 8 && blocks > 1)
             blocks--;
+        /* A file too short for its own token list fails before the pool is
+         * touched: spare making (and zeroing) a large one for it. */
+        uint64_t listed = KV_FILE_FIXED_BYTES + (uint64_t)h->n_layers * 8 + (uint64_t)h->n_tokens * 4;
+        if (listed > file_bytes)
+            blocks = 1;
     }
     if (block == 0 || block > POOL_MAX_BYTES || blocks == 0 || blocks > POOL_MAX_BYTES / block) {
         /* Not a pool this input can have: one that refuses its geometry. */
@@ -153,19 +164,21 @@ static block_pool *pool_for(const kv_file_header *h)
         s = (cache_spec){.n_layers = 2, .n_kv_heads = 2, .k_head_dim = 32, .v_head_dim = 32,
                          .block_tokens = 16, .kv_type = CACHE_KV_F16};
         s.layers[1] = (cache_layer){CACHE_ATTN_SLIDING, 24};
-        block = cache_spec_block_bytes(&s);
+        block = (cache_spec_block_bytes(&s) + 63) / 64 * 64;
         blocks = 8;
     }
     size_t budget = (size_t)blocks * block;
-    if (pool && memcmp(&s, &have, sizeof s) == 0 && budget == have_budget)
-        return pool;
-    block_pool_destroy(pool);
+    for (unsigned i = 0; i < KEEP; i++)
+        if (kept[i].pool && kept[i].budget == budget && memcmp(&s, &kept[i].spec, sizeof s) == 0)
+            return kept[i].pool;
+    unsigned i = next++ % KEEP;
+    block_pool_destroy(kept[i].pool);
     sem_err err = {0};
-    pool = block_pool_create(&s, budget, &err);
-    FUZZ_CHECK(pool != NULL, "%s", err.detail);
-    have = s;
-    have_budget = budget;
-    return pool;
+    kept[i].pool = block_pool_create(&s, budget, &err);
+    FUZZ_CHECK(kept[i].pool != NULL, "%s", err.detail);
+    kept[i].spec = s;
+    kept[i].budget = budget;
+    return kept[i].pool;
 }
 
 static void read_one(int fd, const uint8_t *d, size_t n)
@@ -173,7 +186,7 @@ static void read_one(int fd, const uint8_t *d, size_t n)
     FUZZ_CHECK(ftruncate(fd, 0) == 0 && pwrite(fd, d, n, 0) == (ssize_t)n, "memfd write");
     kv_file_header raw;
     decode(d, n, &raw);
-    block_pool *pool = pool_for(&raw);
+    block_pool *pool = pool_for(&raw, n);
     block_table *t = NULL;
     kv_file_header h;
     sem_err err = {0};
