@@ -1,0 +1,141 @@
+/*
+ * alloc_fail.c - the counter behind the wrapped allocation functions
+ * (alloc_fail.h).
+ *
+ * GNU ld's --wrap=malloc sends every reference to malloc in the linked
+ * objects to __wrap_malloc, and __real_malloc to the real one (the C
+ * library's, or the sanitizer's when it intercepts malloc). A failed
+ * allocation returns NULL with errno ENOMEM, as the C library's does.
+ *
+ * State: one armed counter per thread (the default scope) and one shared
+ * by all threads (ALLOC_FAIL_ANY_THREAD), atomics for the latter.
+ */
+#include "alloc_fail.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+void *__real_aligned_alloc(size_t align, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+char *__wrap_strdup(const char *s);
+void *__wrap_aligned_alloc(size_t align, size_t n);
+
+/* This thread's counter. */
+static _Thread_local struct {
+    int armed, persist, hit;
+    uint64_t k, seen;
+} mine;
+
+/* Every thread's counter. */
+static atomic_int any_armed, any_persist, any_hit;
+static atomic_uint_fast64_t any_k, any_seen;
+
+static int fail_now(void)
+{
+    if (mine.armed) {
+        uint64_t n = ++mine.seen;
+        if (n == mine.k || (mine.persist && n > mine.k)) {
+            mine.hit = 1;
+            return 1;
+        }
+        return 0;
+    }
+    if (atomic_load_explicit(&any_armed, memory_order_acquire)) {
+        uint64_t n = atomic_fetch_add(&any_seen, 1) + 1;
+        uint64_t k = atomic_load(&any_k);
+        if (n == k || (atomic_load(&any_persist) && n > k)) {
+            atomic_store(&any_hit, 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void alloc_fail_arm(uint64_t k, int flags)
+{
+    alloc_fail_disarm();
+    mine.hit = 0;
+    atomic_store(&any_hit, 0);
+    if (flags & ALLOC_FAIL_ANY_THREAD) {
+        atomic_store(&any_k, k);
+        atomic_store(&any_seen, 0);
+        atomic_store(&any_persist, (flags & ALLOC_FAIL_PERSIST) != 0);
+        atomic_store_explicit(&any_armed, 1, memory_order_release);
+    } else {
+        mine.k = k;
+        mine.seen = 0;
+        mine.persist = (flags & ALLOC_FAIL_PERSIST) != 0;
+        mine.armed = 1;
+    }
+}
+
+int alloc_fail_hit(void) { return mine.hit || atomic_load(&any_hit); }
+
+uint64_t alloc_fail_count(void) { return mine.armed ? mine.seen : atomic_load(&any_seen); }
+
+void alloc_fail_disarm(void)
+{
+    mine.armed = 0;
+    atomic_store(&any_armed, 0);
+}
+
+void *__wrap_malloc(size_t n)
+{
+    if (fail_now()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    if (fail_now()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    if (fail_now()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_realloc(p, n);
+}
+
+char *__wrap_strdup(const char *s)
+{
+    if (fail_now()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_strdup(s);
+}
+
+void *__wrap_aligned_alloc(size_t align, size_t n)
+{
+    if (fail_now()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_aligned_alloc(align, n);
+}
+
+/* jansson allocates inside its shared library: hand it the counted malloc
+ * before anything else runs. */
+__attribute__((constructor)) static void route_jansson(void)
+{
+    json_set_alloc_funcs(__wrap_malloc, free);
+}
