@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -133,9 +134,49 @@ void *__wrap_aligned_alloc(size_t align, size_t n)
     return __real_aligned_alloc(align, n);
 }
 
-/* jansson allocates inside its shared library: hand it the counted malloc
- * before anything else runs. */
-__attribute__((constructor)) static void route_jansson(void)
+/* SQLite's allocator: the counted malloc with the size kept in a 16-byte
+ * header (SQLite asks for it back with xSize). */
+#define SQ_HEADER 16
+
+static void *sq_malloc(int n)
+{
+    size_t *p = __wrap_malloc((size_t)n + SQ_HEADER);
+    if (!p)
+        return NULL;
+    p[0] = (size_t)n;
+    return (char *)p + SQ_HEADER;
+}
+
+static void sq_free(void *p)
+{
+    if (p)
+        free((char *)p - SQ_HEADER);
+}
+
+static void *sq_realloc(void *p, int n)
+{
+    size_t *q = __wrap_realloc((char *)p - SQ_HEADER, (size_t)n + SQ_HEADER);
+    if (!q)
+        return NULL;
+    q[0] = (size_t)n;
+    return (char *)q + SQ_HEADER;
+}
+
+static int sq_size(void *p) { return p ? (int)*(size_t *)((char *)p - SQ_HEADER) : 0; }
+static int sq_roundup(int n) { return (n + 7) & ~7; }
+static int sq_init(void *app) { return (void)app, SQLITE_OK; }
+static void sq_shutdown(void *app) { (void)app; }
+
+/*
+ * jansson and SQLite allocate inside their shared libraries: hand them the
+ * counted allocator before anything else runs (SQLite accepts it only
+ * before it initializes).
+ */
+__attribute__((constructor)) static void route_libraries(void)
 {
     json_set_alloc_funcs(__wrap_malloc, free);
+    static const sqlite3_mem_methods methods = {sq_malloc, sq_free,   sq_realloc,  sq_size,
+                                                sq_roundup, sq_init, sq_shutdown, NULL};
+    if (sqlite3_config(SQLITE_CONFIG_MALLOC, &methods) != SQLITE_OK)
+        abort();
 }

@@ -5,9 +5,10 @@
  * A test executable built with sem_alloc_fail_test() (tests/CMakeLists.txt)
  * is linked with GNU ld's --wrap for malloc, calloc, realloc, strdup and
  * aligned_alloc, so every call to them from semantic's code and the test's
- * goes through a counter here; jansson's allocations are routed through
- * the same counter (json_set_alloc_funcs, set before main). Allocations
- * made inside other shared libraries (PCRE2, libc's own) are not counted.
+ * goes through a counter here; jansson's and SQLite's allocations are
+ * routed through the same counter (json_set_alloc_funcs and
+ * SQLITE_CONFIG_MALLOC, set before main). Allocations made inside other
+ * shared libraries (PCRE2, libc's own) are not counted.
  *
  * Use:
  *
