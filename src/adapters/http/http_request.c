@@ -38,6 +38,10 @@ sem_status req_body_json(const char *body, size_t len, json_t **out, req_err *e)
         return req_fail(e, SEM_EREQUEST, NULL, "the request body is empty; send a JSON object");
     json_error_t je;
     json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    /* jansson's own lack of memory: its error code says so, or it fails
+     * before it has read anything and leaves no message. */
+    if (!v && (json_error_code(&je) == json_error_out_of_memory || !je.text[0]))
+        return req_fail(e, SEM_ENOMEM, NULL, "out of memory reading the request body");
     if (!v)
         return req_fail(e, SEM_EREQUEST, NULL,
                         "the request body is not valid JSON: %s (line %d, column %d)", je.text,

@@ -38,7 +38,8 @@ typedef struct req_err {
 sem_status req_fail(req_err *e, sem_status st, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* The body as a JSON object (new reference). */
+/* The body as a JSON object (new reference); SEM_ENOMEM when the JSON
+ * parser ran out of memory. */
 sem_status req_body_json(const char *body, size_t len, json_t **out, req_err *e);
 /* req_body_json of the exchange's body. */
 sem_status req_body_object(http_exchange *x, json_t **out, req_err *e);
