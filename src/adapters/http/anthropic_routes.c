@@ -39,17 +39,24 @@ void anthropic_routes_request_free(an_request *r)
     memset(r, 0, sizeof *r);
 }
 
+static sem_status out_of_memory(req_err *e)
+{
+    return req_fail(e, SEM_ENOMEM, NULL, "out of memory reading the conversation");
+}
+
 /* Text blocks as OpenAI text parts (a string stays a string). */
 static sem_status text_content(const json_t *c, const char *field, json_t **out, req_err *e)
 {
     if (json_is_string(c)) {
         *out = json_copy((json_t *)c);
-        return SEM_OK;
+        return *out ? SEM_OK : out_of_memory(e);
     }
     if (!json_is_array(c))
         return req_fail(e, SEM_EREQUEST, field, "%s must be a string or a list of content blocks",
                         field);
     json_t *parts = json_array();
+    if (!parts)
+        return out_of_memory(e);
     size_t i;
     const json_t *b;
     char param[256];
@@ -73,7 +80,10 @@ static sem_status text_content(const json_t *c, const char *field, json_t **out,
             json_decref(parts);
             return req_fail(e, SEM_EREQUEST, param, "%s.text must be a string", param);
         }
-        json_array_append_new(parts, json_pack("{s:s,s:O}", "type", "text", "text", text));
+        if (json_array_append_new(parts, json_pack("{s:s,s:O}", "type", "text", "text", text))) {
+            json_decref(parts);
+            return out_of_memory(e);
+        }
     }
     *out = parts;
     return SEM_OK;
@@ -83,13 +93,17 @@ static sem_status read_conversation(an_request *r, req_err *e)
 {
     const json_t *b = r->body;
     r->messages = json_array();
+    if (!r->messages)
+        return out_of_memory(e);
     const json_t *system = json_object_get(b, "system");
     if (system && !json_is_null(system)) {
         json_t *c;
         sem_status st = text_content(system, "system", &c, e);
         if (st != SEM_OK)
             return st;
-        json_array_append_new(r->messages, json_pack("{s:s,s:o}", "role", "system", "content", c));
+        if (json_array_append_new(r->messages,
+                                  json_pack("{s:s,s:o}", "role", "system", "content", c)))
+            return out_of_memory(e);
     }
     const json_t *msgs = json_object_get(b, "messages");
     if (!msgs || json_is_null(msgs))
@@ -122,13 +136,16 @@ static sem_status read_conversation(an_request *r, req_err *e)
         sem_status st = text_content(content, sub, &c, e);
         if (st != SEM_OK)
             return st;
-        json_array_append_new(r->messages, json_pack("{s:s,s:o}", "role", rv, "content", c));
+        if (json_array_append_new(r->messages, json_pack("{s:s,s:o}", "role", rv, "content", c)))
+            return out_of_memory(e);
     }
     const json_t *tools = json_object_get(b, "tools");
     if (tools && !json_is_null(tools)) {
         if (!json_is_array(tools))
             return req_fail(e, SEM_EREQUEST, "tools", "tools must be a list");
         r->tools = json_array();
+        if (!r->tools)
+            return out_of_memory(e);
         const json_t *t;
         json_array_foreach(tools, i, t)
         {
@@ -139,12 +156,15 @@ static sem_status read_conversation(an_request *r, req_err *e)
             json_t *fn = json_pack("{s:O}", "name", name);
             const json_t *desc = json_object_get(t, "description"),
                          *schema = json_object_get(t, "input_schema");
-            if (json_is_string(desc))
-                json_object_set(fn, "description", (json_t *)desc);
-            if (json_is_object(schema))
-                json_object_set(fn, "parameters", (json_t *)schema);
-            json_array_append_new(r->tools,
-                                  json_pack("{s:s,s:o}", "type", "function", "function", fn));
+            if (!fn ||
+                (json_is_string(desc) && json_object_set(fn, "description", (json_t *)desc)) ||
+                (json_is_object(schema) && json_object_set(fn, "parameters", (json_t *)schema))) {
+                json_decref(fn);
+                return out_of_memory(e);
+            }
+            if (json_array_append_new(r->tools,
+                                      json_pack("{s:s,s:o}", "type", "function", "function", fn)))
+                return out_of_memory(e);
         }
     }
     return SEM_OK;
