@@ -8,7 +8,9 @@
  * goes through a counter here; jansson's and SQLite's allocations are
  * routed through the same counter (json_set_alloc_funcs and
  * SQLITE_CONFIG_MALLOC, set before main). Allocations made inside other
- * shared libraries (PCRE2, libc's own) are not counted.
+ * shared libraries (PCRE2, libc's own) are not counted, nor are those of
+ * jansson's parser (json_loadb) after its first: jansson mishandles a
+ * failure there (alloc_fail.c says how).
  *
  * Use:
  *
@@ -20,6 +22,9 @@
  *         if (!hit) { ...operation succeeded with every allocation... break; }
  *         ...st is SEM_ENOMEM and nothing changed...
  *     }
+ *
+ * ALLOC_FAIL_BACKTRACE=1 in the environment prints a backtrace of each
+ * injected failure (function names need -rdynamic, or addr2line).
  *
  * Threads. By default only the calling thread's allocations are counted
  * (and fail), so a test that injects into a call is not disturbed by other
