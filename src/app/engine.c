@@ -132,25 +132,28 @@ static int admit_agent(engine *e, gen_request *r, uint64_t *need, sem_err *err)
     return 1;
 }
 
-/* Tries to admit r: 1 admitted (or finished with an error), 0 to wait. */
-static int admit_one(engine *e, gen_request *r)
+/*
+ * Tries to admit r: 1 admitted, 0 to wait, -1 refused with err saying why
+ * (the caller takes r off the waiting list, then fails it: failing it may
+ * free it).
+ */
+static int admit_one(engine *e, gen_request *r, sem_err *err)
 {
-    sem_err err = {0};
     uint64_t need = r->peak_blocks;
     int how = 1;
     if (r->agent_id[0]) {
-        how = admit_agent(e, r, &need, &err);
+        how = admit_agent(e, r, &need, err);
         if (how == 0)
             return 0;
     } else if (!agents_make_room(e, need)) {
         return 0;
-    } else if (!(r->kv = anon_take(e, r, &err))) {
+    } else if (!(r->kv = anon_take(e, r, err))) {
         how = -1;
     } else {
         r->n_evaluated = block_table_n_tokens(r->kv);
     }
     sampler_params sp = r->sp;
-    if (how > 0 && !(r->smp = sampler_create(&sp, e->n_vocab, &err)))
+    if (how > 0 && !(r->smp = sampler_create(&sp, e->n_vocab, err)))
         how = -1;
     if (how < 0) {
         if (r->ag)
@@ -159,8 +162,9 @@ static int admit_one(engine *e, gen_request *r)
             block_table_destroy(r->kv);
         r->kv = NULL;
         r->ag = NULL;
-        request_fail(e, r, err.status ? err.status : SEM_EINTERNAL, &err);
-        return 1;
+        if (!err->status)
+            err->status = SEM_EINTERNAL;
+        return -1;
     }
     for (uint32_t i = 0; i < r->n_prompt; i++)
         sampler_accept(r->smp, r->prompt[i]);
@@ -205,9 +209,13 @@ static void admit(engine *e)
             link = &r->next;
             continue;
         }
-        if (!admit_one(e, r))
+        sem_err err = {0};
+        int admitted = admit_one(e, r, &err);
+        if (!admitted)
             break; /* no room: keep arrival order */
         dequeue(e, link, prev);
+        if (admitted < 0)
+            request_fail(e, r, err.status, &err);
     }
 }
 
