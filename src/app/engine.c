@@ -299,9 +299,11 @@ static uint32_t build_batch(engine *e, engine_step_info *info)
         }
         sem_err err = {0};
         if (block_table_append(r->kv, toks, k, &err) != SEM_OK) {
-            /* The reservation makes this a bug; fail the one request. */
-            sem_err_wrap(&err, "engine: reserved blocks missing");
-            request_fail(e, r, SEM_EINTERNAL, &err);
+            /* The table's own arrays may not grow; that fails the one
+             * request. Missing blocks the reservation makes a bug. */
+            sem_status st = err.status == SEM_ENOMEM ? SEM_ENOMEM : SEM_EINTERNAL;
+            sem_err_wrap(&err, st == SEM_ENOMEM ? "engine" : "engine: reserved blocks missing");
+            request_fail(e, r, st, &err);
             continue;
         }
         if (r->phase == PHASE_DECODE) {
