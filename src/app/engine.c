@@ -243,8 +243,7 @@ static void drain_inbox(engine *e)
         engine_msg *m = msgs;
         msgs = m->next;
         if (m->kind == MSG_IO_DONE) {
-            agents_io_done(e, m);
-            free(m);
+            agents_io_done(e, m); /* m is the agent's own (it may be freed with it) */
         } else {
             m->fn(e, m->arg);
             pthread_mutex_lock(&e->inbox);

@@ -45,16 +45,26 @@ agent *agents_get(engine *e, const char *key, sem_err *err)
     if (a)
         return a;
     a = calloc(1, sizeof *a);
-    if (!a) {
+    engine_msg *done = calloc(1, sizeof *done);
+    if (!a || !done) {
+        free(a);
+        free(done);
         sem_err_set(err, SEM_ENOMEM, "engine: out of memory for agent '%s'", key);
         return NULL;
     }
+    a->io_done = done;
     snprintf(a->key, sizeof a->key, "%s", key);
     uint32_t b = bucket_of(key);
     a->next = e->agents[b];
     e->agents[b] = a;
     e->n_agents++;
     return a;
+}
+
+static void agent_free(agent *a)
+{
+    free(a->io_done);
+    free(a);
 }
 
 static void unlink_agent(engine *e, agent *a)
@@ -87,7 +97,7 @@ static void destroy_doomed(engine *e, agent *a)
     drop_hot(e, a);
     if (e->o.warm)
         io_push(e, IO_REMOVE, NULL, a->key, 0);
-    free(a);
+    agent_free(a);
 }
 
 void agents_load_warm(engine *e)
@@ -122,7 +132,7 @@ void agents_free_all(engine *e)
         while (a) {
             agent *next = a->next;
             block_table_destroy(a->kv);
-            free(a);
+            agent_free(a);
             a = next;
         }
         e->agents[b] = NULL;
@@ -567,7 +577,7 @@ static void call_remove(engine *e, void *arg)
         c->st = sem_err_set(&c->err, SEM_ENOTFOUND, "agent '%s' not found", c->key);
         if (a && a->state == AGENT_IDLE) {
             unlink_agent(e, a);
-            free(a);
+            agent_free(a);
         }
         return;
     }

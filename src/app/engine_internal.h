@@ -104,6 +104,7 @@ struct agent {
     uint64_t last_step;      /* engine step of the last use (LRU) */
     uint64_t hits, tokens_saved;
     agent *next;             /* hash chain */
+    engine_msg *io_done;     /* the report of its save or load (one at a time) */
 };
 
 /* An anonymous sequence kept for prefix reuse. */
