@@ -119,8 +119,7 @@ static int admit_agent(engine *e, gen_request *r, uint64_t *need, sem_err *err)
     r->ag = a;
     a->state = AGENT_RUNNING;
     if (!hot && a->warm && e->o.warm) {
-        a->state = AGENT_LOADING;
-        io_push(e, IO_LOAD, a, a->key, 0);
+        a->state = AGENT_LOADING; /* the caller dispatches the load once r is ready */
         return 2;
     }
     if (!a->kv && !(a->kv = block_table_create(e->pool, a->key, err))) {
@@ -169,6 +168,9 @@ static int admit_one(engine *e, gen_request *r, sem_err *err)
     for (uint32_t i = 0; i < r->n_prompt; i++)
         sampler_accept(r->smp, r->prompt[i]);
     if (how == 2) {
+        /* Only now, when nothing more can fail: a load in flight must find
+         * its request waiting. */
+        io_push(e, IO_LOAD, r->ag, r->ag->key, 0);
         start(e, r, PHASE_LOADING);
         return 1;
     }
