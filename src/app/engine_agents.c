@@ -406,7 +406,11 @@ static void load_done(engine *e, agent *a, engine_msg *m)
         if (m->status != SEM_ENOTFOUND)
             engine_log(e, "warning", "agent '%s': its cache file was not used: %s", a->key,
                        sem_err_text(&m->err));
-        a->warm = 0;
+        /* Only a missing or bad (quarantined) file is gone; one that could
+         * not be read for lack of memory or an I/O error is still there. */
+        if (m->status == SEM_ENOTFOUND || m->status == SEM_ECORRUPT ||
+            m->status == SEM_EINCOMPAT)
+            a->warm = 0;
         if (!a->kv)
             a->kv = block_table_create(e->pool, a->key, &err);
     }
