@@ -119,9 +119,7 @@ static int admit_agent(engine *e, gen_request *r, uint64_t *need, sem_err *err)
     }
     r->ag = a;
     if (!hot && a->warm && e->o.warm) {
-        agent_set_state(a, AGENT_RUNNING, AGENT_LOADING);
-        io_push(e, IO_LOAD, a, a->key, 0);
-        return 2;
+        return 2; /* the caller makes it LOADING and dispatches the load once r is ready */
     }
     if (!a->kv && !(a->kv = block_table_create(e->pool, a->key, err))) {
         agent_set_state(a, AGENT_RUNNING, AGENT_IDLE);
@@ -132,41 +130,48 @@ static int admit_agent(engine *e, gen_request *r, uint64_t *need, sem_err *err)
     return 1;
 }
 
-/* Tries to admit r: 1 admitted (or finished with an error), 0 to wait. */
-static int admit_one(engine *e, gen_request *r)
+/*
+ * Tries to admit r: 1 admitted, 0 to wait, -1 refused with err saying why
+ * (the caller takes r off the waiting list, then fails it: failing it may
+ * free it).
+ */
+static int admit_one(engine *e, gen_request *r, sem_err *err)
 {
     ENGINE_THREAD_ONLY(e);
-    sem_err err = {0};
     uint64_t need = r->peak_blocks;
     int how = 1;
     if (r->agent_id[0]) {
-        how = admit_agent(e, r, &need, &err);
+        how = admit_agent(e, r, &need, err);
         if (how == 0)
             return 0;
     } else if (!agents_make_room(e, need)) {
         return 0;
-    } else if (!(r->kv = anon_take(e, r, &err))) {
+    } else if (!(r->kv = anon_take(e, r, err))) {
         how = -1;
     } else {
         r->n_evaluated = block_table_n_tokens(r->kv);
     }
     sampler_params sp = r->sp;
-    if (how > 0 && !(r->smp = sampler_create(&sp, e->n_vocab, &err)))
+    if (how > 0 && !(r->smp = sampler_create(&sp, e->n_vocab, err)))
         how = -1;
     if (how < 0) {
-        /* A LOADING agent stays so: its load finds no request and ends it. */
-        if (r->ag && r->ag->state == AGENT_RUNNING)
+        if (r->ag)
             agent_set_state(r->ag, AGENT_RUNNING, AGENT_IDLE);
-        else if (!r->ag)
+        else
             block_table_destroy(r->kv);
         r->kv = NULL;
         r->ag = NULL;
-        request_fail(e, r, err.status ? err.status : SEM_EINTERNAL, &err);
-        return 1;
+        if (!err->status)
+            err->status = SEM_EINTERNAL;
+        return -1;
     }
     for (uint32_t i = 0; i < r->n_prompt; i++)
         sampler_accept(r->smp, r->prompt[i]);
     if (how == 2) {
+        /* Only now, when nothing more can fail: a load in flight must find
+         * its request waiting. */
+        agent_set_state(r->ag, AGENT_RUNNING, AGENT_LOADING);
+        io_push(e, IO_LOAD, r->ag, r->ag->key, 0);
         start(e, r, PHASE_LOADING);
         return 1;
     }
@@ -208,9 +213,13 @@ static void admit(engine *e)
             link = &r->next;
             continue;
         }
-        if (!admit_one(e, r))
+        sem_err err = {0};
+        int admitted = admit_one(e, r, &err);
+        if (!admitted)
             break; /* no room: keep arrival order */
         dequeue(e, link, prev);
+        if (admitted < 0)
+            request_fail(e, r, err.status, &err);
     }
 }
 
@@ -238,8 +247,7 @@ static void drain_inbox(engine *e)
         engine_msg *m = msgs;
         msgs = m->next;
         if (m->kind == MSG_IO_DONE) {
-            agents_io_done(e, m);
-            free(m);
+            agents_io_done(e, m); /* m is the agent's own (it may be freed with it) */
         } else {
             m->fn(e, m->arg);
             sem_mutex_lock(&e->inbox);
@@ -294,9 +302,11 @@ static uint32_t build_batch(engine *e, engine_step_info *info)
         }
         sem_err err = {0};
         if (block_table_append(r->kv, toks, k, &err) != SEM_OK) {
-            /* The reservation makes this a bug; fail the one request. */
-            sem_err_wrap(&err, "engine: reserved blocks missing");
-            request_fail(e, r, SEM_EINTERNAL, &err);
+            /* The table's own arrays may not grow; that fails the one
+             * request. Missing blocks the reservation makes a bug. */
+            sem_status st = err.status == SEM_ENOMEM ? SEM_ENOMEM : SEM_EINTERNAL;
+            sem_err_wrap(&err, st == SEM_ENOMEM ? "engine" : "engine: reserved blocks missing");
+            request_fail(e, r, st, &err);
             continue;
         }
         if (r->phase == PHASE_DECODE) {

@@ -46,16 +46,26 @@ agent *agents_get(engine *e, const char *key, sem_err *err)
     if (a)
         return a;
     a = calloc(1, sizeof *a);
-    if (!a) {
+    engine_msg *done = calloc(1, sizeof *done);
+    if (!a || !done) {
+        free(a);
+        free(done);
         sem_err_set(err, SEM_ENOMEM, "engine: out of memory for agent '%s'", key);
         return NULL;
     }
+    a->io_done = done;
     snprintf(a->key, sizeof a->key, "%s", key);
     uint32_t b = bucket_of(key);
     a->next = e->agents[b];
     e->agents[b] = a;
     e->n_agents++;
     return a;
+}
+
+static void agent_free(agent *a)
+{
+    free(a->io_done);
+    free(a);
 }
 
 static void unlink_agent(engine *e, agent *a)
@@ -88,7 +98,7 @@ static void destroy_doomed(engine *e, agent *a)
     drop_hot(e, a);
     if (e->o.warm)
         io_push(e, IO_REMOVE, NULL, a->key, 0);
-    free(a);
+    agent_free(a);
 }
 
 void agents_load_warm(engine *e)
@@ -123,7 +133,7 @@ void agents_free_all(engine *e)
         while (a) {
             agent *next = a->next;
             block_table_destroy(a->kv);
-            free(a);
+            agent_free(a);
             a = next;
         }
         e->agents[b] = NULL;
@@ -416,7 +426,11 @@ static void load_done(engine *e, agent *a, engine_msg *m)
         if (m->status != SEM_ENOTFOUND)
             engine_log(e, "warning", "agent '%s': its cache file was not used: %s", a->key,
                        sem_err_text(&m->err));
-        a->warm = 0;
+        /* Only a missing or bad (quarantined) file is gone; one that could
+         * not be read for lack of memory or an I/O error is still there. */
+        if (m->status == SEM_ENOTFOUND || m->status == SEM_ECORRUPT ||
+            m->status == SEM_EINCOMPAT)
+            a->warm = 0;
         if (!a->kv)
             a->kv = block_table_create(e->pool, a->key, &err);
     }
@@ -589,7 +603,7 @@ static void call_remove(engine *e, void *arg)
         c->st = sem_err_set(&c->err, SEM_ENOTFOUND, "agent '%s' not found", c->key);
         if (a && a->state == AGENT_IDLE) {
             unlink_agent(e, a);
-            free(a);
+            agent_free(a);
         }
         return;
     }

@@ -124,6 +124,9 @@ struct agent {
     uint64_t last_step;      /* engine step of the last use (LRU) */
     uint64_t hits, tokens_saved;
     agent *next;             /* hash chain */
+    engine_msg *io_done;     /* the report of its save or load: there is one at a
+                                time, dispatched while IDLE and handled before
+                                the agent leaves SAVING or LOADING */
 };
 
 /* An anonymous sequence kept for prefix reuse. */

@@ -4,8 +4,9 @@
  * so the engine thread never waits for the disk.
  *
  * Loads go ahead of queued saves (see queue_job). Saves and loads report
- * back through the engine's inbox (MSG_IO_DONE);
- * removals and touches do not. A save reads the agent's table, which the
+ * back through the engine's inbox (MSG_IO_DONE) in their agent's own
+ * message, so a report never needs memory; removals and touches do not
+ * report. A save reads the agent's table, which the
  * engine leaves alone while the agent is SAVING; a load builds a new table
  * from the pool (blocks reserved by the engine at admission). Jobs still
  * queued when the engine stops are run before the thread exits, so every
@@ -16,23 +17,16 @@
 
 #include "engine_internal.h"
 
-static void post_done(engine *e, io_job *j, sem_status st, const sem_err *err, block_table *t)
+/* Reports a save or load to the engine thread in the agent's own message
+ * (allocated with the agent: reporting never runs out of memory). */
+static void post_done(engine *e, const io_job *j, sem_status st, const sem_err *err,
+                      block_table *t)
 {
-    engine_msg *m = calloc(1, sizeof *m);
-    if (!m) {
-        /* Without memory the engine cannot learn the outcome; a loaded
-         * table is given back and the agent stays in its state. */
-        block_table_destroy(t);
-        engine_log(e, "error", "agent '%s': out of memory reporting disk I/O", j->key);
-        return;
-    }
-    m->kind = MSG_IO_DONE;
-    m->io = j->kind;
-    m->ag = j->ag;
-    m->status = st;
+    engine_msg *m = j->ag->io_done;
+    *m = (engine_msg){.kind = MSG_IO_DONE, .io = j->kind, .ag = j->ag, .status = st,
+                      .loaded = t};
     if (err)
         m->err = *err;
-    m->loaded = t;
     sem_mutex_lock(&e->inbox);
     if (e->msg_tail)
         e->msg_tail->next = m;
@@ -138,9 +132,12 @@ void io_push(engine *e, io_kind kind, agent *a, const char *key, uint32_t saved)
     io_job *j = calloc(1, sizeof *j);
     if (!j) {
         engine_log(e, "error", "agent '%s': out of memory queueing disk I/O", key);
-        if (a && kind == IO_SAVE) { /* report the save as failed so the agent leaves SAVING */
+        if (a && (kind == IO_SAVE || kind == IO_LOAD)) {
+            /* Reported as failed, so the agent leaves SAVING or LOADING. */
+            sem_err err = {0};
+            sem_err_set(&err, SEM_ENOMEM, "out of memory queueing disk I/O");
             count_in_flight(e);
-            post_done(e, &(io_job){.kind = kind, .ag = a}, SEM_ENOMEM, NULL, NULL);
+            post_done(e, &(io_job){.kind = kind, .ag = a}, SEM_ENOMEM, &err, NULL);
         }
         return;
     }

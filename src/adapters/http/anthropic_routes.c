@@ -36,22 +36,7 @@
 #include "routes.h"
 #include "sse.h"
 
-typedef struct an_request {
-    json_t *body;
-    json_t *messages; /* OpenAI-shaped, new reference */
-    json_t *tools;    /* OpenAI-shaped or NULL */
-    const char *model;
-    int stream;
-    uint32_t max_tokens;
-    gen_sampling sampling;
-    const char *stop[REQ_STOP_MAX];
-    size_t n_stop;
-    char agent[AGENT_ID_MAX + 1];
-    int32_t *prompt;
-    size_t n_prompt;
-} an_request;
-
-static void request_free(an_request *r)
+void anthropic_routes_request_free(an_request *r)
 {
     json_decref(r->body);
     json_decref(r->messages);
@@ -60,17 +45,24 @@ static void request_free(an_request *r)
     memset(r, 0, sizeof *r);
 }
 
+static sem_status out_of_memory(req_err *e)
+{
+    return req_fail(e, SEM_ENOMEM, NULL, "out of memory reading the conversation");
+}
+
 /* Text blocks as OpenAI text parts (a string stays a string). */
 static sem_status text_content(const json_t *c, const char *field, json_t **out, req_err *e)
 {
     if (json_is_string(c)) {
         *out = json_copy((json_t *)c);
-        return SEM_OK;
+        return *out ? SEM_OK : out_of_memory(e);
     }
     if (!json_is_array(c))
         return req_fail(e, SEM_EREQUEST, field, "%s must be a string or a list of content blocks",
                         field);
     json_t *parts = json_array();
+    if (!parts)
+        return out_of_memory(e);
     size_t i;
     const json_t *b;
     char param[256];
@@ -94,7 +86,10 @@ static sem_status text_content(const json_t *c, const char *field, json_t **out,
             json_decref(parts);
             return req_fail(e, SEM_EREQUEST, param, "%s.text must be a string", param);
         }
-        json_array_append_new(parts, json_pack("{s:s,s:O}", "type", "text", "text", text));
+        if (json_array_append_new(parts, json_pack("{s:s,s:O}", "type", "text", "text", text))) {
+            json_decref(parts);
+            return out_of_memory(e);
+        }
     }
     *out = parts;
     return SEM_OK;
@@ -104,13 +99,17 @@ static sem_status read_conversation(an_request *r, req_err *e)
 {
     const json_t *b = r->body;
     r->messages = json_array();
+    if (!r->messages)
+        return out_of_memory(e);
     const json_t *system = json_object_get(b, "system");
     if (system && !json_is_null(system)) {
         json_t *c;
         sem_status st = text_content(system, "system", &c, e);
         if (st != SEM_OK)
             return st;
-        json_array_append_new(r->messages, json_pack("{s:s,s:o}", "role", "system", "content", c));
+        if (json_array_append_new(r->messages,
+                                  json_pack("{s:s,s:o}", "role", "system", "content", c)))
+            return out_of_memory(e);
     }
     const json_t *msgs = json_object_get(b, "messages");
     if (!msgs || json_is_null(msgs))
@@ -143,13 +142,16 @@ static sem_status read_conversation(an_request *r, req_err *e)
         sem_status st = text_content(content, sub, &c, e);
         if (st != SEM_OK)
             return st;
-        json_array_append_new(r->messages, json_pack("{s:s,s:o}", "role", rv, "content", c));
+        if (json_array_append_new(r->messages, json_pack("{s:s,s:o}", "role", rv, "content", c)))
+            return out_of_memory(e);
     }
     const json_t *tools = json_object_get(b, "tools");
     if (tools && !json_is_null(tools)) {
         if (!json_is_array(tools))
             return req_fail(e, SEM_EREQUEST, "tools", "tools must be a list");
         r->tools = json_array();
+        if (!r->tools)
+            return out_of_memory(e);
         const json_t *t;
         json_array_foreach(tools, i, t)
         {
@@ -160,34 +162,38 @@ static sem_status read_conversation(an_request *r, req_err *e)
             json_t *fn = json_pack("{s:O}", "name", name);
             const json_t *desc = json_object_get(t, "description"),
                          *schema = json_object_get(t, "input_schema");
-            if (json_is_string(desc))
-                json_object_set(fn, "description", (json_t *)desc);
-            if (json_is_object(schema))
-                json_object_set(fn, "parameters", (json_t *)schema);
-            json_array_append_new(r->tools,
-                                  json_pack("{s:s,s:o}", "type", "function", "function", fn));
+            if (!fn ||
+                (json_is_string(desc) && json_object_set(fn, "description", (json_t *)desc)) ||
+                (json_is_object(schema) && json_object_set(fn, "parameters", (json_t *)schema))) {
+                json_decref(fn);
+                return out_of_memory(e);
+            }
+            if (json_array_append_new(r->tools,
+                                      json_pack("{s:s,s:o}", "type", "function", "function", fn)))
+                return out_of_memory(e);
         }
     }
     return SEM_OK;
 }
 
-static sem_status render(const http_backend *be, an_request *r, req_err *e)
+static sem_status render(const prompt_port *prompts, an_request *r, req_err *e)
 {
-    return req_render_chat(be->prompts, r->messages, r->tools, NULL, 1, &r->prompt, &r->n_prompt,
+    return req_render_chat(*prompts, r->messages, r->tools, NULL, 1, &r->prompt, &r->n_prompt,
                            e);
 }
 
-static sem_status read_request(http_api *api, const http_backend *be, http_exchange *x,
-                               an_request *r, int count_only, req_err *e)
+sem_status anthropic_routes_read_request(const route_input *in, int count_only, an_request *r,
+                                         req_err *e)
 {
-    sem_status st = req_body_object(x, &r->body, e);
+    *r = (an_request){0};
+    sem_status st = req_body_json(in->body, in->len, &r->body, e);
     if (st != SEM_OK)
         return st;
     const json_t *b = r->body;
     if ((st = req_string(b, "model", &r->model, e)) != SEM_OK)
         return st;
     if (!count_only) {
-        uint32_t n_ctx = be->prompts.ops->n_ctx(be->prompts.self);
+        uint32_t n_ctx = in->prompts.ops->n_ctx(in->prompts.self);
         const json_t *mt = json_object_get(b, "max_tokens");
         if (!mt || json_is_null(mt))
             return req_fail(e, SEM_EREQUEST, "max_tokens", "max_tokens is required");
@@ -197,17 +203,17 @@ static sem_status read_request(http_api *api, const http_backend *be, http_excha
                                      .min_p = 0.05f,
                                      .repeat_penalty = 1.0f,
                                      .repeat_last_n = 64,
-                                     .seed = http_api_random(api)};
+                                     .seed = in->seed};
         if ((st = req_uint(b, "max_tokens", 1, n_ctx, &r->max_tokens, e)) ||
             (st = req_bool(b, "stream", &r->stream, e)) ||
             (st = req_sampling(b, 1.0f, &r->sampling, &seed_given, e)) ||
             (st = req_stop(b, "stop_sequences", 0, r->stop, &r->n_stop, e)) ||
-            (st = req_agent_id(x, b, "metadata.user_id", r->agent, e)))
+            (st = req_agent_id(in->agent_header, b, "metadata.user_id", r->agent, e)))
             return st;
     }
     if ((st = read_conversation(r, e)) != SEM_OK)
         return st;
-    return render(be, r, e);
+    return render(&in->prompts, r, e);
 }
 
 /* ---------------------------------------------------------------- responses */
@@ -398,16 +404,27 @@ static const http_wait_ops an_wait_ops = {call_step, call_free};
 
 /* ---------------------------------------------------------------- handlers */
 
+/* The route's input: the exchange's body and header, a fresh seed. */
+static route_input input_of(http_api *api, const http_backend *be, http_exchange *x)
+{
+    route_input in = {.agent_header = http_exchange_header(x, "X-Agent-ID"),
+                      .prompts = be->prompts,
+                      .seed = http_api_random(api)};
+    in.body = http_exchange_body(x, &in.len);
+    return in;
+}
+
 void anthropic_routes_messages(http_api *api, http_exchange *x)
 {
     const http_backend *be = http_api_backend(api);
-    an_request r = {0};
+    an_request r;
     req_err e = {0};
-    sem_status st = read_request(api, be, x, &r, 0, &e);
+    route_input in = input_of(api, be, x);
+    sem_status st = anthropic_routes_read_request(&in, 0, &r, &e);
     http_exchange_note_agent(x, r.agent);
     if (st != SEM_OK) {
         http_api_reply_error(api, x, &e.err, e.param);
-        request_free(&r);
+        anthropic_routes_request_free(&r);
         return;
     }
     an_call *c = calloc(1, sizeof *c);
@@ -421,7 +438,7 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
     if (!ok) {
         if (c)
             call_free(c);
-        request_free(&r);
+        anthropic_routes_request_free(&r);
         http_error he = http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "out of memory");
         http_exchange_reply_error(x, &he);
         return;
@@ -435,10 +452,10 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
     if (http_gen_submit(&c->g, api, be, x, r.agent, &p, &e) != SEM_OK) {
         call_free(c);
         http_api_reply_error(api, x, &e.err, e.param);
-        request_free(&r);
+        anthropic_routes_request_free(&r);
         return;
     }
-    request_free(&r); /* the engine copied the prompt and the stop strings */
+    anthropic_routes_request_free(&r); /* the engine copied the prompt and the stop strings */
     http_api_new_id(api, "msg_", c->id, sizeof c->id);
     http_exchange_wait(x, &an_wait_ops, c);
 }
@@ -446,13 +463,14 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
 void anthropic_routes_count_tokens(http_api *api, http_exchange *x)
 {
     const http_backend *be = http_api_backend(api);
-    an_request r = {0};
+    an_request r;
     req_err e = {0};
-    if (read_request(api, be, x, &r, 1, &e) != SEM_OK) {
+    route_input in = input_of(api, be, x);
+    if (anthropic_routes_read_request(&in, 1, &r, &e) != SEM_OK) {
         http_api_reply_error(api, x, &e.err, e.param);
-        request_free(&r);
+        anthropic_routes_request_free(&r);
         return;
     }
     http_exchange_reply_json(x, 200, json_pack("{s:i}", "input_tokens", (json_int_t)r.n_prompt));
-    request_free(&r);
+    anthropic_routes_request_free(&r);
 }

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json_text.h"
+
 sem_status req_fail(req_err *e, sem_status st, const char *param, const char *fmt, ...)
 {
     va_list ap;
@@ -32,14 +34,16 @@ static const char *type_name(const json_t *v)
     }
 }
 
-sem_status req_body_object(http_exchange *x, json_t **out, req_err *e)
+sem_status req_body_json(const char *body, size_t len, json_t **out, req_err *e)
 {
-    size_t len;
-    const char *body = http_exchange_body(x, &len);
     if (len == 0)
         return req_fail(e, SEM_EREQUEST, NULL, "the request body is empty; send a JSON object");
     json_error_t je;
     json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    /* jansson's own lack of memory: its error code says so, or it fails
+     * before it has read anything and leaves no message. */
+    if (!v && (json_error_code(&je) == json_error_out_of_memory || !je.text[0]))
+        return req_fail(e, SEM_ENOMEM, NULL, "out of memory reading the request body");
     if (!v)
         return req_fail(e, SEM_EREQUEST, NULL,
                         "the request body is not valid JSON: %s (line %d, column %d)", je.text,
@@ -52,6 +56,13 @@ sem_status req_body_object(http_exchange *x, json_t **out, req_err *e)
     }
     *out = v;
     return SEM_OK;
+}
+
+sem_status req_body_object(http_exchange *x, json_t **out, req_err *e)
+{
+    size_t len;
+    const char *body = http_exchange_body(x, &len);
+    return req_body_json(body, len, out, e);
 }
 
 sem_status req_string(const json_t *o, const char *field, const char **out, req_err *e)
@@ -278,11 +289,11 @@ static sem_status check_id(const char *id, const char *source, req_err *e)
     return SEM_OK;
 }
 
-sem_status req_agent_id(http_exchange *x, const json_t *body, const char *api_field,
+sem_status req_agent_id(const char *header, const json_t *body, const char *api_field,
                         char id[AGENT_ID_MAX + 1], req_err *e)
 {
     id[0] = '\0';
-    const char *h = http_exchange_header(x, "X-Agent-ID");
+    const char *h = header;
     const char *v = NULL, *source = NULL;
     if (h) {
         v = h;
@@ -341,18 +352,25 @@ sem_status req_render_chat(prompt_port pp, const json_t *messages, const json_t 
                            const json_t *kwargs, int add_generation_prompt, int32_t **tokens,
                            size_t *n_tokens, req_err *e)
 {
-    json_t *c = json_object();
-    char *text = NULL;
-    if (c && json_object_set(c, "messages", (json_t *)messages) == 0 &&
-        (!tools || json_object_set(c, "tools", (json_t *)tools) == 0) &&
-        (!kwargs || json_object_set(c, "chat_template_kwargs", (json_t *)kwargs) == 0))
-        text = json_dumps(c, JSON_COMPACT);
-    json_decref(c);
-    if (!text)
+    strbuf text = {0};
+    strbuf_puts(&text, "{\"messages\":");
+    json_text_append(&text, messages);
+    if (tools) {
+        strbuf_puts(&text, ",\"tools\":");
+        json_text_append(&text, tools);
+    }
+    if (kwargs) {
+        strbuf_puts(&text, ",\"chat_template_kwargs\":");
+        json_text_append(&text, kwargs);
+    }
+    strbuf_puts(&text, "}");
+    if (text.oom) {
+        strbuf_free(&text);
         return req_fail(e, SEM_ENOMEM, "", "out of memory for the conversation");
-    sem_status st = pp.ops->chat(pp.self, text, strlen(text), add_generation_prompt, tokens,
+    }
+    sem_status st = pp.ops->chat(pp.self, text.data, text.len, add_generation_prompt, tokens,
                                  n_tokens, &e->err);
-    free(text);
+    strbuf_free(&text);
     if (st != SEM_OK) {
         param_from_detail(e->err.detail, e->param, sizeof e->param);
         if (st == SEM_EINVAL)

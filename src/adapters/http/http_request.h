@@ -39,7 +39,10 @@ typedef struct req_err {
 sem_status req_fail(req_err *e, sem_status st, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* The body as a JSON object (new reference). */
+/* The body as a JSON object (new reference); SEM_ENOMEM when the JSON
+ * parser ran out of memory. */
+sem_status req_body_json(const char *body, size_t len, json_t **out, req_err *e);
+/* req_body_json of the exchange's body. */
 sem_status req_body_object(http_exchange *x, json_t **out, req_err *e);
 
 sem_status req_string(const json_t *o, const char *field, const char **out, req_err *e);
@@ -72,11 +75,12 @@ sem_status req_sampling(const json_t *o, float max_temperature, gen_sampling *s,
 sem_status req_chat_messages(const json_t *messages, const char *field, req_err *e);
 
 /*
- * The agent the request speaks for, in the order above. api_field is the
- * API's own key ("prompt_cache_key", or "metadata.user_id" for the
- * Anthropic shape); id[0] is '\0' when anonymous.
+ * The agent the request speaks for, in the order above. header is the
+ * X-Agent-ID header's value (NULL when absent); api_field is the API's own
+ * key ("prompt_cache_key", or "metadata.user_id" for the Anthropic shape);
+ * id[0] is '\0' when anonymous.
  */
-sem_status req_agent_id(http_exchange *x, const json_t *body, const char *api_field,
+sem_status req_agent_id(const char *header, const json_t *body, const char *api_field,
                         char id[AGENT_ID_MAX + 1], req_err *e);
 
 /*

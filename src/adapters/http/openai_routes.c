@@ -36,22 +36,7 @@
 
 /* ---------------------------------------------------------------- the request */
 
-typedef struct oa_request {
-    json_t *body;
-    const char *model;
-    int chat;
-    int stream, include_usage;
-    uint32_t max_tokens;
-    int max_tokens_given;
-    gen_sampling sampling;
-    const char *stop[REQ_STOP_MAX];
-    size_t n_stop;
-    char agent[AGENT_ID_MAX + 1];
-    int32_t *prompt;
-    size_t n_prompt;
-} oa_request;
-
-static gen_sampling default_sampling(http_api *api)
+static gen_sampling default_sampling(uint64_t seed)
 {
     return (gen_sampling){.temperature = 1.0f,
                           .top_p = 1.0f,
@@ -59,18 +44,17 @@ static gen_sampling default_sampling(http_api *api)
                           .top_k = 0,
                           .repeat_penalty = 1.0f,
                           .repeat_last_n = 64,
-                          .seed = http_api_random(api)};
+                          .seed = seed};
 }
 
 /* Fields shared by chat and completions. */
-static sem_status read_common(http_api *api, const http_backend *be, http_exchange *x,
-                              oa_request *r, req_err *e)
+static sem_status read_common(const route_input *in, oa_request *r, req_err *e)
 {
     const json_t *b = r->body;
     sem_status st;
-    uint32_t n = 1, n_ctx = be->prompts.ops->n_ctx(be->prompts.self);
+    uint32_t n = 1, n_ctx = in->prompts.ops->n_ctx(in->prompts.self);
     int logprobs = 0, seed_given = 0;
-    r->sampling = default_sampling(api);
+    r->sampling = default_sampling(in->seed);
     if ((st = req_string(b, "model", &r->model, e)) || (st = req_uint(b, "n", 1, 128, &n, e)) ||
         (st = req_bool(b, "stream", &r->stream, e)))
         return st;
@@ -107,10 +91,10 @@ static sem_status read_common(http_api *api, const http_backend *be, http_exchan
         return st;
     if (logprobs)
         return req_fail(e, SEM_EUNSUPPORTED, "logprobs", "logprobs are not supported");
-    return req_agent_id(x, b, "prompt_cache_key", r->agent, e);
+    return req_agent_id(in->agent_header, b, "prompt_cache_key", r->agent, e);
 }
 
-static sem_status read_chat(const http_backend *be, oa_request *r, req_err *e)
+static sem_status read_chat(const prompt_port *prompts, oa_request *r, req_err *e)
 {
     const json_t *b = r->body;
     const json_t *messages = json_object_get(b, "messages");
@@ -135,11 +119,11 @@ static sem_status read_chat(const http_backend *be, oa_request *r, req_err *e)
     if (kwargs && !json_is_null(kwargs) && !json_is_object(kwargs))
         return req_fail(e, SEM_EREQUEST, "chat_template_kwargs",
                         "chat_template_kwargs must be an object");
-    return req_render_chat(be->prompts, messages, json_is_array(tools) ? tools : NULL,
+    return req_render_chat(*prompts, messages, json_is_array(tools) ? tools : NULL,
                            json_is_object(kwargs) ? kwargs : NULL, 1, &r->prompt, &r->n_prompt, e);
 }
 
-static sem_status read_completion(const http_backend *be, oa_request *r, req_err *e)
+static sem_status read_completion(const prompt_port *prompts, oa_request *r, req_err *e)
 {
     const json_t *b = r->body;
     const json_t *p = json_object_get(b, "prompt");
@@ -158,8 +142,8 @@ static sem_status read_completion(const http_backend *be, oa_request *r, req_err
         p = json_array_get(p, 0);
     if (json_is_string(p)) {
         sem_err err = {0};
-        if (be->prompts.ops->text(be->prompts.self, json_string_value(p), json_string_length(p),
-                                  &r->prompt, &r->n_prompt, &err) != SEM_OK) {
+        if (prompts->ops->text(prompts->self, json_string_value(p), json_string_length(p),
+                               &r->prompt, &r->n_prompt, &err) != SEM_OK) {
             e->err = err;
             snprintf(e->param, sizeof e->param, "prompt");
             return err.status;
@@ -193,7 +177,19 @@ static sem_status read_completion(const http_backend *be, oa_request *r, req_err
     return req_fail(e, SEM_EREQUEST, "prompt", "prompt must be a string or a list of token ids");
 }
 
-static void request_free(oa_request *r)
+sem_status openai_routes_read_request(const route_input *in, int chat, oa_request *r,
+                                      req_err *e)
+{
+    *r = (oa_request){.chat = chat};
+    sem_status st = req_body_json(in->body, in->len, &r->body, e);
+    if (st == SEM_OK)
+        st = read_common(in, r, e);
+    if (st == SEM_OK)
+        st = chat ? read_chat(&in->prompts, r, e) : read_completion(&in->prompts, r, e);
+    return st;
+}
+
+void openai_routes_request_free(oa_request *r)
 {
     json_decref(r->body);
     free(r->prompt);
@@ -380,17 +376,17 @@ static const http_wait_ops oa_wait_ops = {call_step, call_free};
 static void generate(http_api *api, http_exchange *x, int chat)
 {
     const http_backend *be = http_api_backend(api);
-    oa_request r = {.chat = chat};
+    route_input in = {.agent_header = http_exchange_header(x, "X-Agent-ID"),
+                      .prompts = be->prompts,
+                      .seed = http_api_random(api)};
+    in.body = http_exchange_body(x, &in.len);
+    oa_request r;
     req_err e = {0};
-    sem_status st = req_body_object(x, &r.body, &e);
-    if (st == SEM_OK)
-        st = read_common(api, be, x, &r, &e);
-    if (st == SEM_OK)
-        st = chat ? read_chat(be, &r, &e) : read_completion(be, &r, &e);
+    sem_status st = openai_routes_read_request(&in, chat, &r, &e);
     http_exchange_note_agent(x, r.agent);
     if (st != SEM_OK) {
         http_api_reply_error(api, x, &e.err, e.param);
-        request_free(&r);
+        openai_routes_request_free(&r);
         return;
     }
     uint32_t n_ctx = be->prompts.ops->n_ctx(be->prompts.self);
@@ -402,7 +398,7 @@ static void generate(http_api *api, http_exchange *x, int chat)
     if (!c || !model_copy) {
         free(c);
         free(model_copy);
-        request_free(&r);
+        openai_routes_request_free(&r);
         http_error he = http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "out of memory");
         http_exchange_reply_error(x, &he);
         return;
@@ -425,10 +421,10 @@ static void generate(http_api *api, http_exchange *x, int chat)
             e.param[0] = '\0';
         call_free(c);
         http_api_reply_error(api, x, &e.err, e.param);
-        request_free(&r);
+        openai_routes_request_free(&r);
         return;
     }
-    request_free(&r); /* the engine copied the prompt and the stop strings */
+    openai_routes_request_free(&r); /* the engine copied the prompt and the stop strings */
     http_api_new_id(api, chat ? "chatcmpl-" : "cmpl-", c->id, sizeof c->id);
     http_exchange_wait(x, &oa_wait_ops, c);
 }

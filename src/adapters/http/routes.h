@@ -13,14 +13,81 @@
 
 #include "http_api.h"
 #include "http_exchange.h"
+#include "http_request.h"
+
+/*
+ * What a generation route reads from its exchange before it reads the
+ * body: the bytes, the X-Agent-ID header, the prompt port and a default
+ * sampling seed. The request readers below are pure functions of it (no
+ * server, exchange or engine), which the fuzz and allocation-failure
+ * tests call directly.
+ */
+typedef struct route_input {
+    const char *body;
+    size_t len;
+    const char *agent_header; /* X-Agent-ID, or NULL */
+    prompt_port prompts;
+    uint64_t seed;            /* used when the body gives none */
+} route_input;
 
 /* openai_routes.c */
+
+/* A chat/completions or completions request, read and tokenized. */
+typedef struct oa_request {
+    json_t *body;
+    const char *model; /* borrows from body */
+    int chat;
+    int stream, include_usage;
+    uint32_t max_tokens;
+    int max_tokens_given;
+    gen_sampling sampling;
+    const char *stop[REQ_STOP_MAX]; /* borrow from body */
+    size_t n_stop;
+    char agent[AGENT_ID_MAX + 1];
+    int32_t *prompt;
+    size_t n_prompt;
+} oa_request;
+
+/*
+ * Reads a chat/completions (chat) or completions body into r: every field
+ * checked, the prompt rendered and tokenized. On failure e names the
+ * field; r keeps what was read so far (r->agent for the log). Free r with
+ * openai_routes_request_free either way.
+ */
+sem_status openai_routes_read_request(const route_input *in, int chat, oa_request *r,
+                                      req_err *e);
+void openai_routes_request_free(oa_request *r);
+
 void openai_routes_chat_completions(http_api *api, http_exchange *x);
 void openai_routes_completions(http_api *api, http_exchange *x);
 void openai_routes_models_list(http_api *api, http_exchange *x);
 void openai_routes_models_get(http_api *api, http_exchange *x);
 
 /* anthropic_routes.c */
+
+/* A messages (or count_tokens) request, read and tokenized. */
+typedef struct an_request {
+    json_t *body;
+    json_t *messages; /* OpenAI-shaped, new reference */
+    json_t *tools;    /* OpenAI-shaped or NULL */
+    const char *model;
+    int stream;
+    uint32_t max_tokens;
+    gen_sampling sampling;
+    const char *stop[REQ_STOP_MAX];
+    size_t n_stop;
+    char agent[AGENT_ID_MAX + 1];
+    int32_t *prompt;
+    size_t n_prompt;
+} an_request;
+
+/* Reads a messages body (count_only: a count_tokens body, which needs no
+ * max_tokens and has no sampling or agent) into r, as
+ * openai_routes_read_request. */
+sem_status anthropic_routes_read_request(const route_input *in, int count_only, an_request *r,
+                                         req_err *e);
+void anthropic_routes_request_free(an_request *r);
+
 void anthropic_routes_messages(http_api *api, http_exchange *x);
 void anthropic_routes_count_tokens(http_api *api, http_exchange *x);
 

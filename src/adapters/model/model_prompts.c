@@ -85,6 +85,8 @@ static sem_status mp_chat(void *self, const char *conversation, size_t len,
 {
     json_error_t je;
     json_t *c = json_loadb(conversation, len, 0, &je);
+    if (!c && (json_error_code(&je) == json_error_out_of_memory || !je.text[0]))
+        return sem_err_set(err, SEM_ENOMEM, "out of memory reading the conversation");
     if (!json_is_object(c)) {
         json_decref(c);
         return sem_err_set(err, SEM_EREQUEST, "conversation: not a JSON object (%s)", je.text);

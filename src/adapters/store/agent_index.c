@@ -71,17 +71,24 @@ struct agent_index {
     char *path;
 };
 
+/* SQLite's lack of memory is ours (SEM_ENOMEM); anything else it reports is I/O. */
+static sem_status status_of(int rc)
+{
+    return (rc & 0xff) == SQLITE_NOMEM ? SEM_ENOMEM : SEM_EIO;
+}
+
 static sem_status db_error(agent_index *ix, sem_err *err, const char *what)
 {
-    return sem_err_set(err, SEM_EIO, "agent index %s: %s: %s", ix->path, what,
-                       sqlite3_errmsg(ix->db));
+    return sem_err_set(err, status_of(sqlite3_errcode(ix->db)), "agent index %s: %s: %s",
+                       ix->path, what, sqlite3_errmsg(ix->db));
 }
 
 static sem_status exec(agent_index *ix, const char *sql, const char *what, sem_err *err)
 {
     char *msg = NULL;
-    if (sqlite3_exec(ix->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        sem_status st = sem_err_set(err, SEM_EIO, "agent index %s: %s: %s", ix->path, what,
+    int rc = sqlite3_exec(ix->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        sem_status st = sem_err_set(err, status_of(rc), "agent index %s: %s: %s", ix->path, what,
                                     msg ? msg : sqlite3_errmsg(ix->db));
         sqlite3_free(msg);
         return st;

@@ -54,7 +54,8 @@ typedef struct agent_row {
 
 /*
  * Opens (creating if needed) the database at path, switches it to WAL and
- * prepares every statement. SEM_EIO with SQLite's message on failure.
+ * prepares every statement. SEM_EIO with SQLite's message on failure
+ * (SEM_ENOMEM when SQLite ran out of memory, here and in every function).
  */
 agent_index *agent_index_open(const char *path, sem_err *err);
 void agent_index_close(agent_index *ix);

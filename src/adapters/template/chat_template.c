@@ -20,43 +20,54 @@ struct chat_template {
 
 /* ---------------------------------------------------------------- probes */
 
-/* Renders `messages` with the bare context and reports whether needle
- * appears (and, if forbidden is set, that it does not). Any error is "no". */
-static bool probe(const chat_template *t, json_t *messages, const char *needle, const char *forbidden,
-                  const char *forbidden2)
+/* Renders `messages` with the bare context: 1 when needle appears (and,
+ * if forbidden is set, it does not), 0 when it does not or the template
+ * fails, -1 when memory ran out (which says nothing about the template). */
+static int probe(const chat_template *t, json_t *messages, const char *needle, const char *forbidden,
+                 const char *forbidden2)
 {
     json_t *ctx = json_pack("{s:o, s:s, s:s, s:b}", "messages", messages, "bos_token", "",
                             "eos_token", "", "add_generation_prompt", 1);
     if (!ctx)
-        return false;
+        return -1;
     jinja_render_opts o = {.now = 1736942400}; /* fixed: probes must not depend on the clock */
     char *out = NULL;
     sem_err e = {0};
-    bool yes = false;
-    if (jinja_render(t->jt, ctx, &o, &out, NULL, &e) == SEM_OK) {
+    int yes = 0;
+    sem_status st = jinja_render(t->jt, ctx, &o, &out, NULL, &e);
+    if (st == SEM_OK) {
         yes = strstr(out, needle) != NULL;
         if (yes && forbidden && strstr(out, forbidden))
-            yes = false;
+            yes = 0;
         if (yes && forbidden2 && strstr(out, forbidden2))
-            yes = false;
+            yes = 0;
+    } else if (st == SEM_ENOMEM) {
+        yes = -1;
     }
     free(out);
     json_decref(ctx);
     return yes;
 }
 
-static void detect_caps(chat_template *t)
+/* SEM_ENOMEM when a probe ran out of memory. */
+static sem_status detect_caps(chat_template *t, sem_err *err)
 {
-    t->supports_system = probe(t,
-                               json_pack("[{s:s, s:s}, {s:s, s:s}]", "role", "system", "content",
-                                         "<System Needle>", "role", "user", "content", "Hey"),
-                               "<System Needle>", NULL, NULL);
-    t->supports_string = probe(t, json_pack("[{s:s, s:s}]", "role", "user", "content", "<User Needle>"),
-                               "<User Needle>", NULL, NULL);
-    t->supports_typed = probe(t,
-                              json_pack("[{s:s, s:[{s:s, s:s}]}]", "role", "user", "content", "type",
-                                        "text", "text", "<User Needle>"),
-                              "<User Needle>", "'type'", "\"type\"");
+    int sys = probe(t,
+                    json_pack("[{s:s, s:s}, {s:s, s:s}]", "role", "system", "content",
+                              "<System Needle>", "role", "user", "content", "Hey"),
+                    "<System Needle>", NULL, NULL);
+    int str = probe(t, json_pack("[{s:s, s:s}]", "role", "user", "content", "<User Needle>"),
+                    "<User Needle>", NULL, NULL);
+    int typed = probe(t,
+                      json_pack("[{s:s, s:[{s:s, s:s}]}]", "role", "user", "content", "type",
+                                "text", "text", "<User Needle>"),
+                      "<User Needle>", "'type'", "\"type\"");
+    if (sys < 0 || str < 0 || typed < 0)
+        return sem_err_set(err, SEM_ENOMEM, "out of memory probing the chat template");
+    t->supports_system = sys;
+    t->supports_string = str;
+    t->supports_typed = typed;
+    return SEM_OK;
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -79,7 +90,10 @@ chat_template *chat_template_parse(const char *source, sem_err *err)
         return NULL;
     }
     t->is_gpt_oss = strstr(source, "<|channel|>") != NULL;
-    detect_caps(t);
+    if (detect_caps(t, err) != SEM_OK) {
+        chat_template_free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -214,8 +228,15 @@ static json_t *normalise_tool_calls(const json_t *calls, size_t mi, sem_err *err
         json_t *arguments;
         if (json_is_string(args)) {
             /* llama.cpp passes arguments to templates as an object. */
+            json_error_t je;
             arguments = json_loadb(json_string_value(args), json_string_length(args),
-                                   JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+                                   JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+            /* jansson out of memory (said so, or failed with no message) is
+             * not "arguments that are not JSON". */
+            if (!arguments && (json_error_code(&je) == json_error_out_of_memory || !je.text[0])) {
+                json_decref(out);
+                goto nomem;
+            }
             if (!arguments)
                 arguments = json_copy((json_t *)args);
         } else if (args) {
@@ -225,8 +246,11 @@ static json_t *normalise_tool_calls(const json_t *calls, size_t mi, sem_err *err
         }
         json_t *call = json_pack("{s:s, s:{s:O, s:o}}", "type", "function", "function", "name", name,
                                  "arguments", arguments);
-        if (!call || (json_is_string(id) && json_object_set(call, "id", (json_t *)id) != 0) ||
-            json_array_append_new(out, call) != 0) {
+        if (call && json_is_string(id) && json_object_set(call, "id", (json_t *)id) != 0) {
+            json_decref(call);
+            call = NULL;
+        }
+        if (!call || json_array_append_new(out, call) != 0) {
             json_decref(out);
             goto nomem;
         }
