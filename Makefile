@@ -1,8 +1,9 @@
 # semantic - top-level driver for CMake and CTest.
 #
 #   make            build the optimized binary (build/release/semantic)
-#   make check      build and run the default test suite in three builds:
-#                   optimized, ASan+UBSan, and TSan (concurrency tests)
+#   make check      install what is missing, then build and run the default
+#                   test suite in three builds: optimized, ASan+UBSan, and
+#                   TSan (concurrency tests)
 #   make serve      install what is missing, build, and serve the bundled model
 #   make stress | fuzz | bench   long-running suites, not part of check
 #
@@ -35,7 +36,8 @@ build: $(BUILD_release)/Makefile
 build/%/Makefile:
 	$(CMAKE) -S . -B build/$* $(CONFIG_$*) >/dev/null
 
-check: check-release check-asan check-tsan
+check: deps
+	$(MAKE) check-release check-asan check-tsan
 	@echo "make check: all three builds passed"
 
 # One test run per build: $(call run_tests,NAME)
