@@ -550,6 +550,21 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* Until the disk jobs are done and the engine thread has applied every
+ * save's and load's outcome (their counts are final then). */
+static void wait_io_settled(engine *e)
+{
+    for (;;) {
+        sem_mutex_lock(&e->inbox);
+        uint32_t unapplied = e->stats.io_in_flight;
+        sem_mutex_unlock(&e->inbox);
+        if (unapplied == 0 && io_busy(e) == 0)
+            return;
+        engine_wake(e);
+        sleep_ms(5);
+    }
+}
+
 uint32_t engine_drain(engine *e, uint32_t timeout_ms)
 {
     sem_mutex_lock(&e->inbox);
@@ -568,13 +583,9 @@ uint32_t engine_drain(engine *e, uint32_t timeout_ms)
     }
     /* Every agent with unsaved KV is written now, and waited for. */
     engine_call(e, save_everything, NULL);
-    while (io_busy(e) > 0)
-        sleep_ms(5);
+    wait_io_settled(e);
     engine_call(e, save_everything, NULL); /* none should be left; be sure */
-    while (io_busy(e) > 0)
-        sleep_ms(5);
-    engine_wake(e); /* let it process the last results */
-    sleep_ms(1);
+    wait_io_settled(e);
     engine_stats s = engine_get_stats(e);
     return (uint32_t)(s.save_failures - failures_before);
 }
