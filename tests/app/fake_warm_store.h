@@ -29,6 +29,7 @@ typedef struct fake_store {
     int fail_saves;   /* save returns SEM_EIO */
     int corrupt_next; /* the next load returns SEM_ECORRUPT and drops the entry */
     int save_ms;      /* a save takes this long (polling stop every ms) */
+    int hold_saves;   /* a save that starts waits (polling stop) until this is 0 */
     int saves, loads, stopped, started;
     char order[512];  /* "S:key L:key ...": saves and loads as they began */
 } fake_store;
@@ -103,7 +104,12 @@ static sem_status fake_save(void *self, const char *key, const block_table *t,
     size_t used = strlen(f->order);
     snprintf(f->order + used, sizeof f->order - used, "S:%s ", key);
     pthread_mutex_unlock(&f->lock);
-    for (int ms = 0; ms < save_ms; ms++) {
+    for (int ms = 0;; ms++) {
+        pthread_mutex_lock(&f->lock);
+        int held = f->hold_saves;
+        pthread_mutex_unlock(&f->lock);
+        if (ms >= save_ms && !held)
+            break;
         if (stop && atomic_load(stop)) {
             pthread_mutex_lock(&f->lock);
             f->stopped++;

@@ -149,10 +149,18 @@ static void prompt_of(int32_t *p, uint32_t n, uint32_t salt)
         p[i] = (int32_t)(3 + (i * 131 + salt * 977) % 509);
 }
 
+/* Waits until n saves and loads are queued, running or not yet applied. */
+static void wait_in_flight(fixture *f, uint32_t n)
+{
+    for (int i = 0; i < 10000 && engine_get_stats(f->e).io_in_flight < n; i++)
+        usleep(1000);
+    assert_int_equal(engine_get_stats(f->e).io_in_flight, n);
+}
+
 /* Waits until the store holds key (the write-behind save is asynchronous). */
 static void wait_saved(fake_store *fs, const char *key)
 {
-    for (int i = 0; i < 2000 && !fake_has(fs, key); i++)
+    for (int i = 0; i < 10000 && !fake_has(fs, key); i++)
         usleep(1000);
     assert_true(fake_has(fs, key));
 }
@@ -264,7 +272,7 @@ static void a_failed_write_keeps_the_copy_in_memory(void **state)
     int32_t p[40];
     prompt_of(p, 40, 4);
     generate(&f, "carol", p, 40, 4, 0);
-    for (int i = 0; i < 200 && engine_get_stats(f.e).save_failures == 0; i++)
+    for (int i = 0; i < 10000 && engine_get_stats(f.e).save_failures == 0; i++)
         usleep(1000);
     assert_true(engine_get_stats(f.e).save_failures >= 1);
     assert_logged(&f, "No space left on device");
@@ -305,7 +313,7 @@ static void the_agent_store_lists_evicts_and_removes(void **state)
     /* Evict: the hot copy goes, the file stays. */
     assert_int_equal(f.as.ops->evict(f.as.self, "ns1.dan", &err), SEM_OK);
     agent_info ai;
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 10000; i++) {
         f.as.ops->get(f.as.self, "ns1.dan", &ai, NULL);
         if (ai.tier == AGENT_TIER_WARM)
             break;
@@ -316,7 +324,7 @@ static void the_agent_store_lists_evicts_and_removes(void **state)
     /* Remove: both tiers. */
     assert_int_equal(f.as.ops->remove(f.as.self, "ns1.dan", &err), SEM_OK);
     assert_int_equal(f.as.ops->get(f.as.self, "ns1.dan", &ai, &err), SEM_ENOTFOUND);
-    for (int i = 0; i < 200 && fake_has(&fs, "ns1.dan"); i++)
+    for (int i = 0; i < 10000 && fake_has(&fs, "ns1.dan"); i++)
         usleep(1000);
     assert_false(fake_has(&fs, "ns1.dan"));
     assert_int_equal(f.as.ops->remove(f.as.self, "ns1.dan", &err), SEM_ENOTFOUND);
@@ -360,7 +368,8 @@ static void removing_a_running_agent_cancels_it(void **state)
     }
     assert_int_equal(f.gp.ops->result(f.gp.self, r).finish, GEN_CANCELLED);
     f.gp.ops->release(f.gp.self, r);
-    usleep(20000);
+    for (int i = 0; i < 10000 && fake_has(&fs, "hal"); i++) /* removed behind */
+        usleep(1000);
     assert_false(fake_has(&fs, "hal"));
     close_fixture(&f);
     fake_free(&fs);
@@ -455,15 +464,29 @@ static void loads_go_ahead_of_queued_saves(void **state)
     generate(&f, "b", p, 40, 4, 0);
     wait_saved(&fs, "b");
     assert_int_equal(f.as.ops->evict(f.as.self, "b", NULL), SEM_OK); /* b is on disk only */
-    set_fault(&fs, &fs.save_ms, 300);
-    generate(&f, "a", p, 40, 4, 0); /* a's save runs for 300 ms... */
-    for (int i = 0; i < 2000 && fake_count(&fs, &fs.started) < 2; i++)
+    set_fault(&fs, &fs.hold_saves, 1);
+    generate(&f, "a", p, 40, 4, 0); /* a's save starts and is held ... */
+    for (int i = 0; i < 10000 && fake_count(&fs, &fs.started) < 2; i++)
         usleep(1000);
+    assert_int_equal(fake_count(&fs, &fs.started), 2);
     generate(&f, "c", p, 40, 4, 0); /* ... c's is queued behind it ... */
-    outcome b = generate(&f, "b", p, 40, 4, 0); /* ... and b's load goes before c's save */
-    assert_int_equal(b.res.cached_tokens, 39);
+    wait_in_flight(&f, 2);
+    gen_params q = {.agent_id = "b", .prompt = p, .n_prompt = 40, .max_tokens = 4};
+    q.sampling = (gen_sampling){.temperature = 0, .top_p = 1, .repeat_penalty = 1};
+    gen_request *r = NULL;
+    assert_int_equal(f.gp.ops->submit(f.gp.self, &q, &r, NULL), SEM_OK);
+    wait_in_flight(&f, 3); /* ... b's load is queued too ... */
+    set_fault(&fs, &fs.hold_saves, 0);
+    char buf[256];
+    size_t got;
+    while (!f.gp.ops->read(f.gp.self, r, buf, sizeof buf, &got, -1)) {
+    }
+    gen_result b = f.gp.ops->result(f.gp.self, r);
+    f.gp.ops->release(f.gp.self, r);
+    assert_int_equal(b.cached_tokens, 39);
+    wait_saved(&fs, "c");
     pthread_mutex_lock(&fs.lock);
-    if (strncmp(fs.order, "S:b S:a L:b ", 12) != 0) /* then c's save, when it is done */
+    if (strcmp(fs.order, "S:b S:a L:b S:c ") != 0) /* ... and goes before c's save */
         fail_msg("disk operations in the order '%s'", fs.order);
     pthread_mutex_unlock(&fs.lock);
     set_fault(&fs, &fs.save_ms, 0);
