@@ -387,12 +387,7 @@ static void save_done(engine *e, agent *a, engine_msg *m)
             destroy_doomed(e, a);
         return;
     }
-    sem_mutex_lock(&e->inbox);
-    if (m->status == SEM_OK)
-        e->stats.saves++;
-    else
-        e->stats.save_failures++;
-    sem_mutex_unlock(&e->inbox);
+    /* Logged before counted: whoever sees the count can find the line. */
     if (m->status == SEM_OK) {
         a->dirty = 0;
         a->warm = 1;
@@ -404,6 +399,12 @@ static void save_done(engine *e, agent *a, engine_msg *m)
         engine_log(e, "error", "agent '%s': saving its KV failed; the copy in memory is kept: %s",
                    a->key, sem_err_text(&m->err));
     }
+    sem_mutex_lock(&e->inbox);
+    if (m->status == SEM_OK)
+        e->stats.saves++;
+    else
+        e->stats.save_failures++;
+    sem_mutex_unlock(&e->inbox);
     if (a->doomed) {
         destroy_doomed(e, a);
         return;

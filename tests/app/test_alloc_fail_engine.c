@@ -192,7 +192,7 @@ static void assert_same_text(const outcome *got, const outcome *want)
 /* Waits until nothing is queued or running. */
 static engine_stats settle(fixture *f)
 {
-    for (int i = 0; i < 3000; i++) {
+    for (int i = 0; i < 10000; i++) {
         engine_stats st = engine_get_stats(f->e);
         if (st.running == 0 && st.waiting == 0)
             return st;
@@ -317,7 +317,7 @@ static void a_whole_request_fails_cleanly(void **state)
  * only on disk (a save may still be under way; an older file is there). */
 static void evict_to_disk(fixture *f, const char *key)
 {
-    for (int i = 0; i < 5000; i++) {
+    for (int i = 0; i < 10000; i++) {
         sem_err err = {0};
         sem_status st = f->as.ops->evict(f->as.self, key, &err);
         agent_info ai;

@@ -346,8 +346,11 @@ static void cancellation_mid_prefill_and_mid_decode(void **state)
     /* Releasing a running request cancels it too. */
     r = submit(&f, &b);
     f.gp.ops->release(f.gp.self, r);
-    usleep(20000);
     engine_stats st = engine_get_stats(f.e);
+    for (int i = 0; i < 10000 && st.running > 0; i++) { /* the engine sees it at its next step */
+        usleep(1000);
+        st = engine_get_stats(f.e);
+    }
     assert_int_equal(st.running, 0);
     close_fixture(&f);
 }

@@ -944,15 +944,27 @@ static void connections_beyond_the_limit_get_503(void **state)
         fds[i] = hc_connect(port);
         assert_true(fds[i] >= 0);
     }
-    usleep(100000); /* let the server account for them */
+    /* The server accounts for them as its event loop accepts them. */
     http_response r = e2e_call(port, "GET", "/health", NULL, NULL);
+    for (int i = 0; i < 200 && r.status != 503; i++) {
+        hc_free(&r);
+        usleep(50000);
+        r = e2e_call(port, "GET", "/health", NULL, NULL);
+    }
     e2e_assert_openai_error(&r, 503, NULL);
     char v[32];
     assert_non_null(hc_header(&r, "Retry-After", v, sizeof v));
     hc_free(&r);
     for (int i = 0; i < 8; i++)
         close(fds[i]);
-    usleep(200000);
+    for (int i = 0; i < 200; i++) { /* until the server has seen them close */
+        http_response h = e2e_call(port, "GET", "/health", NULL, NULL);
+        int ok = h.status == 200;
+        hc_free(&h);
+        if (ok)
+            break;
+        usleep(50000);
+    }
     e2e_assert_healthy(port);
     assert_true(e2e_metric(port, "semantic_http_connections_rejected_total") >= 1);
 }
