@@ -374,30 +374,23 @@ static void reply_whole(an_call *c)
     http_exchange_reply_json(x, 200, o);
 }
 
-/* Whole: waits for the end. Stream: waits for the first text (or the end),
- * then answers 200 with the stream, or an ordinary error when the request
- * failed before producing anything. */
+/* Answers as http_gen_wait_step says. */
 static void call_step(void *self, http_exchange *x)
 {
     an_call *c = self;
-    int done = http_gen_read(&c->g, &c->text);
-    if (!c->stream) {
-        if (!done)
-            return;
+    http_error he;
+    switch (http_gen_wait_step(&c->g, &c->text, c->stream, x, &he)) {
+    case HTTP_GEN_WAIT: break;
+    case HTTP_GEN_WHOLE:
         reply_whole(c);
         call_free(c);
-        return;
-    }
-    if (!done && c->text.len == 0)
-        return;
-    if (done && !http_gen_ok(&c->g)) {
-        http_gen_note_usage(&c->g, x);
-        http_error he = http_gen_error(&c->g);
+        break;
+    case HTTP_GEN_FAILED:
         call_free(c);
         http_exchange_reply_error(x, &he);
-        return;
+        break;
+    case HTTP_GEN_STREAM: http_exchange_reply_stream(x, &an_stream_ops, c); break;
     }
-    http_exchange_reply_stream(x, &an_stream_ops, c);
 }
 
 static const http_wait_ops an_wait_ops = {call_step, call_free};

@@ -64,6 +64,22 @@ int http_gen_read(http_gen *g, strbuf *out)
     return g->done;
 }
 
+http_gen_next http_gen_wait_step(http_gen *g, strbuf *text, int stream, http_exchange *x,
+                                 http_error *he)
+{
+    int done = http_gen_read(g, text);
+    if (!stream)
+        return done ? HTTP_GEN_WHOLE : HTTP_GEN_WAIT;
+    if (!done && text->len == 0)
+        return HTTP_GEN_WAIT;
+    if (done && !http_gen_ok(g)) {
+        http_gen_note_usage(g, x);
+        *he = http_gen_error(g);
+        return HTTP_GEN_FAILED;
+    }
+    return HTTP_GEN_STREAM;
+}
+
 gen_result http_gen_peek(const http_gen *g)
 {
     return g->done ? g->result : g->be->gen.ops->result(g->be->gen.self, g->req);

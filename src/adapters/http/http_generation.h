@@ -53,6 +53,24 @@ json_t *http_gen_text(const char *s, size_t n);
  * (finished and every byte read). */
 int http_gen_read(http_gen *g, strbuf *out);
 
+/* What a route's wait step does next. */
+typedef enum http_gen_next {
+    HTTP_GEN_WAIT,   /* nothing to answer yet: stay suspended */
+    HTTP_GEN_WHOLE,  /* the request ended: answer with the whole text */
+    HTTP_GEN_STREAM, /* the first text is here: open the stream */
+    HTTP_GEN_FAILED, /* a stream's request failed before any text: answer *he */
+} http_gen_next;
+
+/*
+ * One wait step of a generation route, shared by both APIs: reads what is
+ * readable into text and says what to do. A whole answer waits for the
+ * end; a stream waits for its first text (or the end), so a request that
+ * fails before producing anything gets an ordinary error (usage noted on
+ * x) instead of a stream.
+ */
+http_gen_next http_gen_wait_step(http_gen *g, strbuf *text, int stream, http_exchange *x,
+                                 http_error *he);
+
 /* The result so far: cached_tokens is known once the request was admitted. */
 gen_result http_gen_peek(const http_gen *g);
 
