@@ -408,6 +408,13 @@ static void gp_release(void *self, gen_request *r)
     request_unref(r);
 }
 
+static uint32_t gp_logprobs(void *self, gen_request *r, uint32_t from, gen_logprob *out,
+                            uint32_t cap)
+{
+    (void)self, (void)r, (void)from, (void)out, (void)cap;
+    return 0;
+}
+
 static const generation_port_ops engine_gen_ops = {
     .submit = gp_submit,
     .read = gp_read,
@@ -415,6 +422,7 @@ static const generation_port_ops engine_gen_ops = {
     .result = gp_result,
     .tokens = gp_tokens,
     .release = gp_release,
+    .logprobs = gp_logprobs,
 };
 
 generation_port engine_generation_port(engine *e) { return (generation_port){&engine_gen_ops, e}; }

@@ -193,7 +193,7 @@ static sem_status chat_tokens(serving_stack *st, const run_args *a, int32_t **ou
     if (!text)
         return sem_err_set(err, SEM_ENOMEM, "out of memory");
     prompt_port pp = model_prompts_port(st->prompts);
-    sem_status s = pp.ops->chat(pp.self, text, strlen(text), 1, out, n, err);
+    sem_status s = pp.ops->chat(pp.self, text, strlen(text), 1, out, n, NULL, err);
     free(text);
     return s;
 }

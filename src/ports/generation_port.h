@@ -46,6 +46,29 @@ typedef struct gen_params {
     size_t n_stop;
     int prefill_only;             /* compute the prompt's KV, generate nothing */
     /*
+     * Constrained decoding: the text of a grammar (app/grammar.h gives the
+     * dialect, rule "root" is the start). Every generated token keeps the
+     * output a prefix of a sentence of the grammar; an end-of-generation
+     * token is allowed only where the sentence may end, and the request
+     * ends (GEN_STOP) once the grammar admits nothing more. NULL: free.
+     * Copied at submit; a grammar that does not parse fails the submit
+     * with SEM_EREQUEST.
+     */
+    const char *grammar;
+    /*
+     * Lazy grammar: with triggers, the output is free until one of these
+     * strings appears in it; from the trigger's first byte on, the output
+     * must follow the grammar (whose sentences therefore start with the
+     * trigger). A trigger that starts with '^' counts only at the start of
+     * the output (after leading whitespace), without the '^'. Copied at
+     * submit.
+     */
+    const char *const *grammar_triggers;
+    size_t n_grammar_triggers;
+    /* Log probabilities: -1 none; 0..GEN_TOP_LOGPROBS_MAX: the chosen
+     * token's and that many most likely alternatives' (read with logprobs). */
+    int top_logprobs;
+    /*
      * Called on the generator's thread whenever new text is readable and
      * once when the request finishes, so that a reader need not wait in
      * read(): it reads what is there and sleeps until notified. It runs
@@ -80,6 +103,20 @@ typedef struct gen_result {
     double total_ms;            /* submit to finish */
 } gen_result;
 
+#define GEN_TOP_LOGPROBS_MAX 20
+
+/* One generated token's log probability (natural log, after penalties,
+ * before temperature and truncation) and the most likely alternatives. */
+typedef struct gen_logprob {
+    int32_t token;
+    float logprob;
+    uint32_t n_top;
+    struct {
+        int32_t token;
+        float logprob;
+    } top[GEN_TOP_LOGPROBS_MAX];
+} gen_logprob;
+
 typedef struct gen_request gen_request;
 
 typedef struct generation_port_ops {
@@ -97,6 +134,13 @@ typedef struct generation_port_ops {
     /* Generated token ids so far (copied into a malloc'd array). */
     sem_status (*tokens)(void *self, gen_request *r, int32_t **out, uint32_t *n, sem_err *err);
     void (*release)(void *self, gen_request *r);
+    /*
+     * Log probabilities of generated tokens from..from+cap-1 (requests
+     * submitted with top_logprobs >= 0) into out; returns how many there
+     * are (0 for a request without logprobs). Tokens whose text is not
+     * readable yet may be included.
+     */
+    uint32_t (*logprobs)(void *self, gen_request *r, uint32_t from, gen_logprob *out, uint32_t cap);
 } generation_port_ops;
 
 typedef struct generation_port {

@@ -369,7 +369,7 @@ sem_status req_render_chat(prompt_port pp, const json_t *messages, const json_t 
         return req_fail(e, SEM_ENOMEM, "", "out of memory for the conversation");
     }
     sem_status st = pp.ops->chat(pp.self, text.data, text.len, add_generation_prompt, tokens,
-                                 n_tokens, &e->err);
+                                 n_tokens, NULL, &e->err);
     strbuf_free(&text);
     if (st != SEM_OK) {
         param_from_detail(e->err.detail, e->param, sizeof e->param);

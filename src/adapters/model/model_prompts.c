@@ -81,8 +81,11 @@ static sem_status render_tokens(const model_prompts *p, const json_t *messages,
 }
 
 static sem_status mp_chat(void *self, const char *conversation, size_t len,
-                          int add_generation_prompt, int32_t **tokens, size_t *n, sem_err *err)
+                          int add_generation_prompt, int32_t **tokens, size_t *n,
+                          prompt_chat_info *info, sem_err *err)
 {
+    if (info)
+        *info = (prompt_chat_info){0};
     json_error_t je;
     json_t *c = json_loadb(conversation, len, 0, &je);
     if (!c && (json_error_code(&je) == json_error_out_of_memory || !je.text[0]))
@@ -115,7 +118,20 @@ static sem_status mp_text(void *self, const char *text, size_t len, int32_t **to
 static const char *mp_name(void *self) { return model_name(((model_prompts *)self)->m); }
 static uint32_t mp_n_ctx(void *self) { return ((model_prompts *)self)->n_ctx; }
 
-static const prompt_port_ops prompts_ops = {mp_chat, mp_text, mp_name, mp_n_ctx};
+static prompt_syntax mp_syntax(void *self)
+{
+    (void)self;
+    return (prompt_syntax){.tools = PROMPT_TOOLS_GENERIC, .parallel_calls = 1};
+}
+
+static const char *mp_piece(void *self, int32_t token, size_t *len)
+{
+    const tokenizer *tk = model_tokenizer(((model_prompts *)self)->m);
+    return tokenizer_piece(tk, token, len);
+}
+
+static const prompt_port_ops prompts_ops = {mp_chat,   mp_text,   mp_name, mp_n_ctx,
+                                            mp_syntax, mp_piece};
 
 model_prompts *model_prompts_create(const model *m, const char *template_name, uint32_t n_ctx,
                                     sem_err *warning, sem_err *err)

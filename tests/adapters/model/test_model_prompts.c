@@ -16,7 +16,7 @@
 
 static sem_status chat(prompt_port pp, const char *conv, int32_t **t, size_t *n, sem_err *err)
 {
-    return pp.ops->chat(pp.self, conv, strlen(conv), 1, t, n, err);
+    return pp.ops->chat(pp.self, conv, strlen(conv), 1, t, n, NULL, err);
 }
 
 static void conversations_render_and_bad_text_is_refused(void **state)
