@@ -1,0 +1,89 @@
+// Claude Code (the `claude` native binary of npm `@anthropic-ai/claude-code`,
+// path in $SEM_CLAUDE) in print mode against `semantic serve`.
+//
+//   node claude_code.mjs SEMANTIC_BIN SCRATCH MODEL TEMPLATE
+//
+// Claude Code sends its whole system prompt and ~30K characters of tool
+// definitions with every request, so the model needs a long context. It runs
+// with a fresh HOME, in an empty folder that is not a git repository, with
+// no network but the server (ANTHROPIC_BASE_URL) and none of this process's
+// ANTHROPIC_* or CLAUDE_* variables. A random-weight model answers
+// gibberish; what is checked is that Claude Code takes the answers: the run
+// ends with "subtype":"success" and "is_error":false, and a second run with
+// --continue resends the conversation and reads it from the agent cache.
+//
+// Claude Code asks again (up to 4 answers in all) when an answer stops at
+// max_tokens, and reports an error after that; MAX_OUTPUT bounds each answer
+// and leaves a random model room to sample its end-of-generation token.
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run, runClient, startServer, test } from './lib.mjs';
+
+const claude = process.env.SEM_CLAUDE;
+const MAX_OUTPUT = 4096;
+
+function claudeEnv(url, home) {
+  const env = {};
+  for (const k of ['PATH', 'LANG', 'TMPDIR']) if (process.env[k]) env[k] = process.env[k];
+  return {
+    ...env,
+    HOME: home,
+    ANTHROPIC_BASE_URL: url,
+    ANTHROPIC_API_KEY: 'k',
+    CLAUDE_CODE_MAX_OUTPUT_TOKENS: String(MAX_OUTPUT),
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_AUTOUPDATER: '1',
+    DISABLE_TELEMETRY: '1',
+    DISABLE_ERROR_REPORTING: '1',
+  };
+}
+
+// Runs `claude ARGS --output-format json` and returns its JSON result.
+async function claudeRun(ctx, args) {
+  const r = await runClient([claude, ...args, '--output-format', 'json'], {
+    env: claudeEnv(ctx.url, ctx.home), inheritEnv: false, cwd: ctx.cwd, timeoutMs: 600000,
+  });
+  let result;
+  try {
+    result = JSON.parse(r.stdout.trim().split('\n').pop());
+  } catch {
+    throw new Error(`claude exited ${r.code} without a JSON result:\nstdout: ${r.stdout.slice(-2000)}\n` +
+                    `stderr: ${r.stderr.slice(-2000)}`);
+  }
+  const brief = { subtype: result.subtype, is_error: result.is_error, num_turns: result.num_turns,
+                  stop_reason: result.stop_reason, result: String(result.result).slice(0, 300) };
+  const { input_tokens, cache_read_input_tokens, cache_creation_input_tokens, output_tokens } = result.usage ?? {};
+  brief.usage = { input_tokens, cache_read_input_tokens, cache_creation_input_tokens, output_tokens };
+  console.log(`      claude ${args.join(' ')}: ${JSON.stringify(brief)}`);
+  return result;
+}
+
+test('claude -p ends with subtype success and is_error false', async (ctx) => {
+  const r = await claudeRun(ctx, ['-p', 'say hi']);
+  assert.equal(r.type, 'result');
+  assert.equal(r.subtype, 'success');
+  assert.equal(r.is_error, false, `result: ${r.result}`);
+  const u = r.usage;
+  assert.ok(u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens > 1000,
+            `Claude Code's prompt is long, usage says ${JSON.stringify(r.usage)}`);
+});
+
+test('claude -p --continue reads the conversation from the agent cache', async (ctx) => {
+  const r = await claudeRun(ctx, ['--continue', '-p', 'say hi again']);
+  assert.equal(r.subtype, 'success');
+  assert.equal(r.is_error, false, `result: ${r.result}`);
+  assert.ok(r.usage.cache_read_input_tokens > 0, `usage: ${JSON.stringify(r.usage)}`);
+});
+
+await run(async () => {
+  if (!claude) throw new Error('SEM_CLAUDE names no claude binary (run.sh sets it)');
+  const server = await startServer(['--ctx', '65536', '--pool-mb', '256']);
+  return {
+    url: server.url, log: server.log,
+    home: mkdtempSync(join(tmpdir(), 'claude-home-')),
+    cwd: mkdtempSync(join(tmpdir(), 'claude-cwd-')),
+    teardown: async () => assert.equal(await server.stop(), 0),
+  };
+});
