@@ -13,12 +13,14 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 // ---------------------------------------------------------------- arguments
 
 // node TEST.mjs SEMANTIC_BIN SCRATCH MODEL TEMPLATE
-export const [bin, scratch, model, template] = process.argv.slice(2);
+// (relative paths are taken from the current folder).
+const abs = (p) => (p ? resolve(p) : p);
+export const [bin, scratch, model, template] = process.argv.slice(2).map(abs);
 
 // The packages run.sh installed in SCRATCH (their CommonJS builds).
 export const load = createRequire(join(scratch, 'package.json'));

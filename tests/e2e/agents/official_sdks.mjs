@@ -17,7 +17,9 @@ const OpenAI = openaiModule.default ?? openaiModule.OpenAI ?? openaiModule;
 const anthropicModule = load('@anthropic-ai/sdk');
 const Anthropic = anthropicModule.default ?? anthropicModule.Anthropic ?? anthropicModule;
 
-const tag = `[${basename(template || 'model template').replace(/\.jinja$/, '')}]`;
+const name = basename(template || 'model-template').replace(/\.jinja$/, '');
+const tag = `[${name}]`;
+const agentId = (what) => `${what}-${name.replace(/[^A-Za-z0-9_-]/g, '-')}`.slice(0, 128);
 // Turn markers the template adds around a tool call that the previous
 // answer's tokens do not include (end of turn, tool-call wrapper): the
 // cached prefix of turn N+1 may fall short of turn N's prompt + output by
@@ -220,7 +222,7 @@ test(`${tag} openai: a 5-turn tool loop reads the previous turn from cache`, asy
   for (let turn = 0; turn < 5; turn++) {
     const r = await client.chat.completions.create({
       model: 'm', messages, tools: oaTools, tool_choice: 'required', max_tokens: MAX,
-      temperature: 0, prompt_cache_key: `tool-loop-${tag}`,
+      temperature: 0, prompt_cache_key: agentId('tool-loop'),
     });
     const msg = r.choices[0].message;
     assert.ok(msg.tool_calls?.length >= 1, `turn ${turn}: no tool call`);
@@ -328,6 +330,7 @@ test(`${tag} anthropic: tool_result as a string and as blocks with is_error`, as
     model: 'm', max_tokens: MAX, temperature: 0, messages: question, tools: anTools,
     tool_choice: { type: 'any' } });
   const uses = first.content.filter((b) => b.type === 'tool_use');
+  assert.ok(uses.length >= 1, 'no tool_use to answer');
   const results = uses.map((u, i) => (i % 2 === 0
     ? { type: 'tool_result', tool_use_id: u.id, content: '{"sky":"sunny"}' }
     : { type: 'tool_result', tool_use_id: u.id, is_error: true,
@@ -361,7 +364,7 @@ test(`${tag} anthropic: a 5-turn tool loop reads the previous turn from cache`, 
     const r = await client.messages.create({
       model: 'm', max_tokens: MAX, temperature: 0, system: 'You are a weather agent.',
       messages, tools: anTools, tool_choice: { type: 'any' },
-      metadata: { user_id: `tool-loop-${tag}` },
+      metadata: { user_id: agentId('tool-loop') },
     });
     const uses = r.content.filter((b) => b.type === 'tool_use');
     assert.ok(uses.length >= 1, `turn ${turn}: no tool_use`);
