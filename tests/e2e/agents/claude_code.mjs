@@ -12,17 +12,22 @@
 // ends with "subtype":"success" and "is_error":false, and a second run with
 // --continue resends the conversation and reads it from the agent cache.
 //
-// Claude Code asks again (up to 4 answers in all) when an answer stops at
-// max_tokens, and reports an error after that; MAX_OUTPUT bounds each answer
-// and leaves a random model room to sample its end-of-generation token.
+// A random-weight model seldom samples its end-of-generation token (about
+// one token in 8,000 on this vocabulary), and Claude Code reports an error
+// after 4 answers that stop at max_tokens. So the runs add stop sequences
+// through Claude Code's own CLAUDE_CODE_EXTRA_BODY (merged into every
+// request body): common characters end each answer within a few tokens with
+// stop_reason "stop_sequence", which Claude Code takes as a finished turn.
+// MAX_OUTPUT (CLAUDE_CODE_MAX_OUTPUT_TOKENS) bounds an answer regardless.
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { run, runClient, startServer, test } from './lib.mjs';
 
-const claude = process.env.SEM_CLAUDE;
-const MAX_OUTPUT = 4096;
+const claude = process.env.SEM_CLAUDE && resolve(process.env.SEM_CLAUDE);
+const MAX_OUTPUT = 512;
+const STOP = [' ', 'e', 'a', 'o', 't', 'n', '\n'];
 
 function claudeEnv(url, home) {
   const env = {};
@@ -33,6 +38,7 @@ function claudeEnv(url, home) {
     ANTHROPIC_BASE_URL: url,
     ANTHROPIC_API_KEY: 'k',
     CLAUDE_CODE_MAX_OUTPUT_TOKENS: String(MAX_OUTPUT),
+    CLAUDE_CODE_EXTRA_BODY: JSON.stringify({ stop_sequences: STOP }),
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
     DISABLE_AUTOUPDATER: '1',
     DISABLE_TELEMETRY: '1',

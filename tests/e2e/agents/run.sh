@@ -12,7 +12,8 @@
 set -eu
 
 BIN=$1
-SCRATCH=$2
+mkdir -p "$2"
+SCRATCH=$(cd "$2" && pwd) # absolute: the clients run in other folders
 TEST=$3
 MODEL=$4
 TEMPLATE=${5:-}
