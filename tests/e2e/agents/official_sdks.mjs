@@ -177,7 +177,7 @@ test(`${tag} openai: tool results go back as role tool; tool_choice none answers
 
 test(`${tag} openai: response_format json_schema strict validates against its schema`, async (ctx) => {
   const r = await openai(ctx).chat.completions.create({
-    model: 'm', messages: [{ role: 'user', content: 'Describe a person.' }], max_tokens: 400, temperature: 0,
+    model: 'm', messages: [{ role: 'user', content: 'Describe a person.' }], max_tokens: 600, temperature: 0,
     response_format: { type: 'json_schema', json_schema: { name: 'person', strict: true, schema: person } },
   });
   assert.equal(r.choices[0].finish_reason, 'stop');
@@ -186,7 +186,7 @@ test(`${tag} openai: response_format json_schema strict validates against its sc
 
 test(`${tag} openai: response_format json_schema, streamed`, async (ctx) => {
   const stream = await openai(ctx).chat.completions.create({
-    model: 'm', messages: [{ role: 'user', content: 'Another person.' }], max_tokens: 400, stream: true,
+    model: 'm', messages: [{ role: 'user', content: 'Another person.' }], max_tokens: 600, stream: true,
     response_format: { type: 'json_schema', json_schema: { name: 'person', strict: true, schema: person } },
   });
   let text = '', finish = null;
@@ -200,7 +200,7 @@ test(`${tag} openai: response_format json_schema, streamed`, async (ctx) => {
 
 test(`${tag} openai: response_format json_object gives a JSON object when it stops`, async (ctx) => {
   const r = await openai(ctx).chat.completions.create({
-    model: 'm', messages: [{ role: 'user', content: 'Answer in JSON.' }], max_tokens: 400,
+    model: 'm', messages: [{ role: 'user', content: 'Answer in JSON.' }], max_tokens: 600,
     temperature: 0, response_format: { type: 'json_object' },
   });
   const c = r.choices[0];
@@ -347,7 +347,7 @@ test(`${tag} anthropic: tool_result as a string and as blocks with is_error`, as
 
 test(`${tag} anthropic: output_config.format json_schema validates against its schema`, async (ctx) => {
   const r = await anthropic(ctx).messages.create({
-    model: 'm', max_tokens: 400, temperature: 0,
+    model: 'm', max_tokens: 600, temperature: 0,
     messages: [{ role: 'user', content: 'Describe a person.' }],
     output_config: { format: { type: 'json_schema', schema: person } },
   });
