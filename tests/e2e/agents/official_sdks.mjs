@@ -24,7 +24,7 @@ const agentId = (what) => `${what}-${name.replace(/[^A-Za-z0-9_-]/g, '-')}`.slic
 // answer's tokens do not include (end of turn, tool-call wrapper): the
 // cached prefix of turn N+1 may fall short of turn N's prompt + output by
 // at most this many tokens.
-const MARKER_SLACK = 8;
+const MARKER_SLACK = 4;
 
 // Bounded strings, enums and integer ranges: the grammar must finish a call
 // within max_tokens even from random weights.
@@ -222,7 +222,7 @@ test(`${tag} openai: a 5-turn tool loop reads the previous turn from cache`, asy
   for (let turn = 0; turn < 5; turn++) {
     const r = await client.chat.completions.create({
       model: 'm', messages, tools: oaTools, tool_choice: 'required', max_tokens: MAX,
-      temperature: 0, prompt_cache_key: agentId('tool-loop'),
+      temperature: 0, prompt_cache_key: agentId('openai-tool-loop'),
     });
     const msg = r.choices[0].message;
     assert.ok(msg.tool_calls?.length >= 1, `turn ${turn}: no tool call`);
@@ -364,7 +364,7 @@ test(`${tag} anthropic: a 5-turn tool loop reads the previous turn from cache`, 
     const r = await client.messages.create({
       model: 'm', max_tokens: MAX, temperature: 0, system: 'You are a weather agent.',
       messages, tools: anTools, tool_choice: { type: 'any' },
-      metadata: { user_id: agentId('tool-loop') },
+      metadata: { user_id: agentId('anthropic-tool-loop') },
     });
     const uses = r.content.filter((b) => b.type === 'tool_use');
     assert.ok(uses.length >= 1, `turn ${turn}: no tool_use`);

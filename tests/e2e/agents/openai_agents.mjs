@@ -5,10 +5,11 @@
 //   node openai_agents.mjs SEMANTIC_BIN SCRATCH MODEL TEMPLATE
 //
 // A random-weight model chooses nothing on purpose, so every choice is
-// forced and the loop is made to end: the tool is enabled only until its
-// first call and the tool choice stays 'required' (resetToolChoice false),
-// so the second model call can only be the handoff; the second agent has no
-// tools and a small maxTokens. The tool's parameters are a JSON schema with
+// forced and the loop is made to end: the tool choice stays 'required'
+// (resetToolChoice false), the weather tool is enabled only until its first
+// call and the handoff only after it, so the first model call can only be
+// the tool and the second only the handoff; the second agent has no tools
+// and a small maxTokens. The tool's parameters are a JSON schema with
 // bounded strings (a zod schema would lose maxLength in the SDK's strict
 // conversion), and every call's arguments must validate against it.
 import assert from 'node:assert/strict';
@@ -17,7 +18,8 @@ import { assertValid, load, run, startServer, test } from './lib.mjs';
 const agents = load('@openai/agents');
 const openaiModule = load('openai');
 const OpenAI = openaiModule.default ?? openaiModule.OpenAI ?? openaiModule;
-const { Agent, run: runAgent, tool, setDefaultOpenAIClient, setOpenAIAPI, setTracingDisabled } = agents;
+const { Agent, run: runAgent, tool, handoff, setDefaultOpenAIClient, setOpenAIAPI,
+        setTracingDisabled } = agents;
 
 const weather = {
   type: 'object',
@@ -55,7 +57,8 @@ function agentsPair() {
   });
   const forecaster = new Agent({
     name: 'Forecaster', instructions: 'Look up the weather, then hand off to the Reporter.',
-    model: 'm', tools: [w.tool], handoffs: [reporter], resetToolChoice: false,
+    model: 'm', tools: [w.tool], resetToolChoice: false,
+    handoffs: [handoff(reporter, { isEnabled: () => w.calls.length > 0 })],
     modelSettings: { toolChoice: 'required', maxTokens: 256, temperature: 0 },
   });
   return { forecaster, calls: w.calls };
