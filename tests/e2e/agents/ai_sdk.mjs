@@ -44,11 +44,16 @@ function tools(log) {
   };
 }
 
+// One call per step: with parallel calls allowed a random model may keep
+// adding calls until max_tokens cuts the last one.
+const oneCall = { openai: { parallelToolCalls: false }, anthropic: { disableParallelToolUse: true } };
+
 // tool, tool, text: 'required' until the last step, then 'none'.
 const steer = ({ stepNumber }) => (stepNumber >= 2 ? { toolChoice: 'none' } : { toolChoice: 'required' });
 
 function checkSteps(steps, log) {
-  assert.equal(steps.length, 3, `steps: ${steps.map((s) => s.finishReason)}`);
+  const show = () => steps.map((s, i) => `step ${i}: ${s.finishReason} ${JSON.stringify(s.content).slice(0, 600)} usage ${JSON.stringify(s.usage)}`).join('\n');
+  assert.equal(steps.length, 3, `steps:\n${show()}`);
   for (const s of steps.slice(0, 2)) {
     assert.equal(s.finishReason, 'tool-calls');
     assert.ok(s.toolCalls.length >= 1, 'a required step made no call');
@@ -74,7 +79,7 @@ for (const [name, make] of Object.entries(providers)) {
     const log = [];
     const r = await generateText({
       model: make(ctx.url), tools: tools(log), stopWhen: stepCountIs(3), prepareStep: steer,
-      system: 'You are a weather agent.', prompt: 'What is the weather in Paris?',
+      providerOptions: oneCall, system: 'You are a weather agent.', prompt: 'What is the weather in Paris?',
       maxOutputTokens: 128, temperature: 0, maxRetries: 0,
     });
     checkSteps(r.steps, log);
@@ -84,7 +89,7 @@ for (const [name, make] of Object.entries(providers)) {
     const log = [];
     const s = streamText({
       model: make(ctx.url), tools: tools(log), stopWhen: stepCountIs(3), prepareStep: steer,
-      prompt: 'What is the weather in Rome?', maxOutputTokens: 128, temperature: 0, maxRetries: 0,
+      providerOptions: oneCall, prompt: 'What is the weather in Rome?', maxOutputTokens: 128, temperature: 0, maxRetries: 0,
       onError: ({ error }) => { throw error; },
     });
     const parts = new Set();
@@ -97,14 +102,15 @@ for (const [name, make] of Object.entries(providers)) {
     checkSteps(await s.steps, log);
   });
 
-  test(`${name}: toolChoice auto, stopWhen stepCountIs(3): every call validates`, async (ctx) => {
+  // A call that max_tokens cut short is not the grammar's; every finished one must validate.
+  test(`${name}: toolChoice auto, stopWhen stepCountIs(3): every finished call validates`, async (ctx) => {
     const log = [];
     const r = await generateText({
       model: make(ctx.url), tools: tools(log), stopWhen: stepCountIs(3),
       prompt: 'What is the weather in Oslo?', maxOutputTokens: 64, maxRetries: 0,
     });
     assert.ok(r.steps.length >= 1 && r.steps.length <= 3);
-    for (const s of r.steps)
+    for (const s of r.steps.filter((x) => x.finishReason !== 'length'))
       for (const c of s.toolCalls) {
         assert.ok(!c.invalid, `invalid call: ${JSON.stringify(c)}`);
         assertValid(weatherJson, c.input, 'get_weather input');

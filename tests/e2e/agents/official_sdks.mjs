@@ -57,7 +57,7 @@ const person = {
   required: ['name', 'age', 'tags', 'member', 'pet'],
   additionalProperties: false,
 };
-const MAX = 256; // tokens: ample for one bounded call on an 8K vocabulary
+const MAX = 512; // tokens: ample for a few bounded calls on an 8K vocabulary
 
 const question = [{ role: 'user', content: 'What is the weather in Paris for the next 3 days?' }];
 
@@ -121,6 +121,7 @@ test(`${tag} openai: parallel_tool_calls false gives exactly one call`, async (c
 test(`${tag} openai: streamed tool calls: index, id and name first, then argument fragments`, async (ctx) => {
   const params = { model: 'm', messages: question, tools: oaTools, tool_choice: 'required',
                    max_tokens: MAX, temperature: 0 };
+  // (parallel calls allowed: several calls must stream under their own indexes)
   const whole = await openai(ctx).chat.completions.create(params);
   const stream = await openai(ctx).chat.completions.create({
     ...params, stream: true, stream_options: { include_usage: true } });
@@ -222,7 +223,7 @@ test(`${tag} openai: a 5-turn tool loop reads the previous turn from cache`, asy
   for (let turn = 0; turn < 5; turn++) {
     const r = await client.chat.completions.create({
       model: 'm', messages, tools: oaTools, tool_choice: 'required', max_tokens: MAX,
-      temperature: 0, prompt_cache_key: agentId('openai-tool-loop'),
+      parallel_tool_calls: false, temperature: 0, prompt_cache_key: agentId('openai-tool-loop'),
     });
     const msg = r.choices[0].message;
     assert.ok(msg.tool_calls?.length >= 1, `turn ${turn}: no tool call`);
@@ -363,7 +364,7 @@ test(`${tag} anthropic: a 5-turn tool loop reads the previous turn from cache`, 
   for (let turn = 0; turn < 5; turn++) {
     const r = await client.messages.create({
       model: 'm', max_tokens: MAX, temperature: 0, system: 'You are a weather agent.',
-      messages, tools: anTools, tool_choice: { type: 'any' },
+      messages, tools: anTools, tool_choice: { type: 'any', disable_parallel_tool_use: true },
       metadata: { user_id: agentId('anthropic-tool-loop') },
     });
     const uses = r.content.filter((b) => b.type === 'tool_use');
