@@ -276,7 +276,9 @@ static gen_request *make_request(engine *e, const gen_params *p, sem_err *err)
     uint64_t limit = (uint64_t)p->n_prompt + r->max_tokens;
     r->limit = (uint32_t)(limit < e->o.n_ctx ? limit : e->o.n_ctx);
     r->peak_blocks = cache_spec_peak_blocks(e->spec, r->limit, e->o.chunk);
-    r->prompt = malloc(p->n_prompt * sizeof *r->prompt);
+    /* Room to grow into: alignment over an agent's own tokens may lengthen
+     * the prompt, up to the limit (prompt_align.h). */
+    r->prompt = malloc((r->limit > p->n_prompt ? r->limit : p->n_prompt) * sizeof *r->prompt);
     r->gen = malloc((r->max_tokens ? r->max_tokens : 1) * sizeof *r->gen);
     pthread_mutex_init(&r->lock, NULL);
     deadline_cond_init(&r->cond);
