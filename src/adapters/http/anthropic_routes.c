@@ -86,8 +86,29 @@ static sem_status text_part(const json_t *b, const char *param, json_t *parts, r
     return append(parts, json_pack("{s:s,s:O}", "type", "text", "text", text), e);
 }
 
+/* Text parts joined into one string ("\n" between blocks), so a text given
+ * as blocks renders exactly as the same text given as a string (clients
+ * switch between the two from turn to turn). Steals parts. */
+static sem_status join_parts(json_t *parts, json_t **out, req_err *e)
+{
+    strbuf t = {0};
+    size_t i;
+    const json_t *p;
+    json_array_foreach(parts, i, p)
+    {
+        const json_t *text = json_object_get(p, "text");
+        if (i)
+            strbuf_puts(&t, "\n");
+        strbuf_append(&t, json_string_value(text), json_string_length(text));
+    }
+    json_decref(parts);
+    *out = t.oom ? NULL : json_stringn(t.data ? t.data : "", t.len);
+    strbuf_free(&t);
+    return *out ? SEM_OK : out_of_memory(e);
+}
+
 /* Text content (system, tool_result content): a string or text blocks, as
- * OpenAI content (a string stays a string). */
+ * one string. */
 static sem_status text_content(const json_t *c, const char *field, json_t **out, req_err *e)
 {
     if (json_is_string(c)) {
@@ -119,8 +140,7 @@ static sem_status text_content(const json_t *c, const char *field, json_t **out,
             return st;
         }
     }
-    *out = parts;
-    return SEM_OK;
+    return join_parts(parts, out, e);
 }
 
 /* 1 when an assistant turn before messages[upto] called tool `id`. */
@@ -236,8 +256,12 @@ static sem_status user_turn(const json_t *msgs, size_t mi, const json_t *content
         if (st != SEM_OK)
             break;
     }
-    if (st == SEM_OK && json_array_size(parts))
-        return append(out, json_pack("{s:s,s:o}", "role", "user", "content", parts), e);
+    if (st == SEM_OK && json_array_size(parts)) {
+        json_t *text;
+        if ((st = join_parts(parts, &text, e)) != SEM_OK)
+            return st;
+        return append(out, json_pack("{s:s,s:o}", "role", "user", "content", text), e);
+    }
     json_decref(parts);
     return st;
 }
@@ -289,11 +313,28 @@ static sem_status assistant_turn(const json_t *content, const char *param, json_
     strbuf_free(&reasoning);
     if (st == SEM_OK && !json_array_size(calls))
         json_object_del(m, "tool_calls");
+    if (st == SEM_OK) {
+        json_t *text;
+        json_incref(parts);
+        if ((st = join_parts(parts, &text, e)) == SEM_OK &&
+            json_object_set_new(m, "content", text))
+            st = out_of_memory(e);
+    }
     if (st != SEM_OK) {
         json_decref(m);
         return st;
     }
     return append(out, m, e);
+}
+
+/* A system message among the turns (Claude Code sends them): its text. */
+static sem_status system_turn(const json_t *content, const char *param, json_t *out, req_err *e)
+{
+    json_t *text;
+    sem_status st = text_content(content, param, &text, e);
+    if (st != SEM_OK)
+        return st;
+    return append(out, json_pack("{s:s,s:o}", "role", "system", "content", text), e);
 }
 
 static sem_status read_messages(const json_t *msgs, json_t *out, req_err *e)
@@ -317,10 +358,10 @@ static sem_status read_messages(const json_t *msgs, json_t *out, req_err *e)
         if (!json_is_string(role))
             return req_fail(e, SEM_EREQUEST, sub, "%s must be a string", sub);
         const char *rv = json_string_value(role);
-        int user = strcmp(rv, "user") == 0;
-        if (!user && strcmp(rv, "assistant") != 0)
-            return req_fail(e, SEM_EREQUEST, sub, "%s is \"%s\"; expected user or assistant", sub,
-                            rv);
+        int user = strcmp(rv, "user") == 0, system = strcmp(rv, "system") == 0;
+        if (!user && !system && strcmp(rv, "assistant") != 0)
+            return req_fail(e, SEM_EREQUEST, sub,
+                            "%s is \"%s\"; expected user, assistant or system", sub, rv);
         snprintf(sub, sizeof sub, "%s.content", param);
         const json_t *content = json_object_get(m, "content");
         if (!content || json_is_null(content))
@@ -328,8 +369,9 @@ static sem_status read_messages(const json_t *msgs, json_t *out, req_err *e)
         if (!json_is_string(content) && !json_is_array(content))
             return req_fail(e, SEM_EREQUEST, sub,
                             "%s must be a string or a list of content blocks", sub);
-        sem_status st = user ? user_turn(msgs, i, content, sub, out, e)
-                             : assistant_turn(content, sub, out, e);
+        sem_status st = user     ? user_turn(msgs, i, content, sub, out, e)
+                         : system ? system_turn(content, sub, out, e)
+                                  : assistant_turn(content, sub, out, e);
         if (st != SEM_OK)
             return st;
     }
@@ -434,6 +476,30 @@ static sem_status read_thinking(const json_t *b, json_t **kwargs, req_err *e)
     return *kwargs ? SEM_OK : out_of_memory(e);
 }
 
+/* output_config {"effort": .., "format": {"type": "json_schema", "schema": ..}}:
+ * the effort is accepted and ignored; a format makes the answer a JSON
+ * value valid against the schema. */
+static sem_status read_output_config(const json_t *b, chat_spec *s, req_err *e)
+{
+    const json_t *oc = json_object_get(b, "output_config");
+    if (!oc || json_is_null(oc))
+        return SEM_OK;
+    if (!json_is_object(oc))
+        return req_fail(e, SEM_EREQUEST, "output_config", "output_config must be an object");
+    const json_t *f = json_object_get(oc, "format");
+    if (!f || json_is_null(f))
+        return SEM_OK;
+    const json_t *type = json_object_get(f, "type"), *schema = json_object_get(f, "schema");
+    if (!json_is_object(f) || !json_is_string(type) ||
+        strcmp(json_string_value(type), "json_schema") != 0 || !json_is_object(schema))
+        return req_fail(e, SEM_EREQUEST, "output_config.format",
+                        "output_config.format must be {\"type\": \"json_schema\", \"schema\": {...}}");
+    s->format = CHAT_FORMAT_JSON_SCHEMA;
+    s->schema = schema;
+    s->schema_param = "output_config.format.schema";
+    return SEM_OK;
+}
+
 static sem_status read_conversation(an_request *r, req_err *e)
 {
     const json_t *b = r->body;
@@ -460,7 +526,8 @@ static sem_status read_conversation(an_request *r, req_err *e)
         return req_fail(e, SEM_EREQUEST, "context_management",
                         "context_management must be an object");
     r->spec = (chat_spec){.messages = r->messages, .tools = r->tools};
-    if ((st = read_tool_choice(b, &r->spec, e)) || (st = read_thinking(b, &r->kwargs, e)))
+    if ((st = read_tool_choice(b, &r->spec, e)) || (st = read_thinking(b, &r->kwargs, e)) ||
+        (st = read_output_config(b, &r->spec, e)))
         return st;
     r->spec.kwargs = r->kwargs;
     return SEM_OK;
