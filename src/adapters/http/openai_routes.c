@@ -447,6 +447,8 @@ static void on_event(void *user, const chat_event *ev, const chat_call *call)
 {
     oa_call *c = user;
     json_t *delta = NULL;
+    if (!c->out)
+        return; /* a whole reply reads the assembled answer instead */
     switch (ev->type) {
     case CHAT_EV_TEXT:
         delta = json_pack("{s:o}", "content", http_gen_text(ev->text, ev->len));
@@ -465,7 +467,7 @@ static void on_event(void *user, const chat_event *ev, const chat_call *call)
                           http_gen_text(ev->text, ev->len));
         break;
     }
-    if (delta && c->out)
+    if (delta)
         emit(c->out, chunk(c, delta, NULL));
 }
 
