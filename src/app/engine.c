@@ -94,6 +94,7 @@ static void start(engine *e, gen_request *r, req_phase phase)
     r->phase = phase;
     pthread_mutex_lock(&r->lock);
     r->result.cached_tokens = r->n_evaluated;
+    r->result.prompt_tokens = r->n_prompt; /* as aligned (prompt_align.h) */
     pthread_mutex_unlock(&r->lock);
     e->running[e->n_running++] = r;
 }

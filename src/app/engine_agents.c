@@ -481,6 +481,7 @@ static void load_done(engine *e, agent *a, engine_msg *m)
     r->phase = PHASE_PREFILL;
     pthread_mutex_lock(&r->lock);
     r->result.cached_tokens = keep;
+    r->result.prompt_tokens = r->n_prompt; /* as aligned */
     pthread_mutex_unlock(&r->lock);
     sem_mutex_lock(&e->inbox);
     if (keep > 0)
