@@ -135,7 +135,8 @@ static sem_status append_result(strbuf *b, const json_t *m, const json_t *calls,
     /* A result that is a JSON object or array goes in as JSON. */
     json_error_t je;
     json_t *content = text.len ? json_loadb(text.data, text.len, 0, &je) : NULL;
-    if (!content && text.len && json_error_code(&je) == json_error_out_of_memory) {
+    /* jansson out of memory: said so, or failed with no message. */
+    if (!content && text.len && (json_error_code(&je) == json_error_out_of_memory || !je.text[0])) {
         strbuf_free(&text);
         return sem_err_set(err, SEM_ENOMEM, "out of memory writing a tool result");
     }
