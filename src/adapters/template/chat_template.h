@@ -131,7 +131,8 @@ sem_status chat_template_render(const chat_template *t, const json_t *messages,
  * Source of a built-in template, or NULL for an unknown name. Names:
  * llama3, chatml, qwen3, gemma, mistral, phi3, deepseek-r1, smollm3,
  * gpt-oss. They render system/user/assistant turns and the generation
- * prompt as the families' own templates do; they do not render tools.
+ * prompt as the families' own templates do; they do not render tools
+ * themselves (render applies the generic convention to them).
  */
 const char *chat_template_builtin(const char *name);
 /* The built-in names, NULL-terminated. */
