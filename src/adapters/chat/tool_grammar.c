@@ -118,9 +118,10 @@ static sem_status add_trigger(chat_grammar *out, const char *a, const char *b, c
     return SEM_OK;
 }
 
-/* The whitespace a model writes after think_close, as triggers spell it. */
+/* The whitespace a model writes after think_close: up to two newlines, in
+ * the grammar and spelled out in triggers. */
 static const char *const THINK_GAPS[] = {"", "\n", "\n\n"};
-#define THINK_WS "[ \\n]{0,2}"
+#define THINK_WS "\"\\n\"{0,2}"
 
 /* The lazy start of a format whose call opens the answer, after reasoning:
  * think_close, then one of THINK_GAPS, then `opening`. */
