@@ -355,6 +355,17 @@ static match_kind match(const strbuf *held, const candidates *c, lead_kind lead,
 
 static void drop_held_front(chat_output *o, size_t n) { strbuf_consume(&o->held, n); }
 
+/* Appends c to the held bytes; 0 (and the splitter failed) without memory. */
+static int hold(chat_output *o, unsigned char c)
+{
+    strbuf_append(&o->held, (const char *)&c, 1);
+    if (o->held.oom) {
+        o->status = SEM_ENOMEM;
+        return 0;
+    }
+    return 1;
+}
+
 /* ---- Calls ------------------------------------------------------------ */
 
 static void call_reset(chat_output *o)
@@ -671,11 +682,8 @@ static void call_byte(chat_output *o, unsigned char c)
         args_begin(o, c);
         return;
     }
-    strbuf_append(&o->held, (const char *)&c, 1);
-    if (o->held.oom) {
-        o->status = SEM_ENOMEM;
+    if (!hold(o, c))
         return;
-    }
     switch (o->tk) {
     case TK_WS:
         if (!is_ws(c))
@@ -704,7 +712,8 @@ static void start_byte(chat_output *o, unsigned char c)
         step_byte(o, c);
         return;
     }
-    strbuf_append(&o->held, (const char *)&c, 1);
+    if (!hold(o, c))
+        return;
     size_t lead;
     marker m;
     switch (match(&o->held, &cand, LEAD_WS, &lead, &m)) {
@@ -725,7 +734,8 @@ static void reason_byte(chat_output *o, unsigned char c)
 {
     candidates cand = {0};
     cand_add(&cand, o->syn.think_close, M_THINK_CLOSE);
-    strbuf_append(&o->held, (const char *)&c, 1);
+    if (!hold(o, c))
+        return;
     for (;;) {
         size_t lead;
         marker m;
@@ -752,7 +762,8 @@ static void content_byte(chat_output *o, unsigned char c)
         out(o, CHAT_EV_TEXT, (const char *)&c, 1);
         return;
     }
-    strbuf_append(&o->held, (const char *)&c, 1);
+    if (!hold(o, c))
+        return;
     for (;;) {
         size_t lead;
         marker m;
@@ -782,8 +793,6 @@ static void step_byte(chat_output *o, unsigned char c)
         content_byte(o, c);
         break;
     }
-    if (o->held.oom)
-        o->status = SEM_ENOMEM;
 }
 
 /* Runs the replayed bytes, then text. */
