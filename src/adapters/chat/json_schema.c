@@ -528,18 +528,6 @@ static sem_status object_expr(jsg_ctx *c, const json_t *s, strbuf *e, int *never
 
 /* ---------------------------------------------------------------- arrays */
 
-static void repeat(strbuf *e, int64_t lo, int64_t hi)
-{
-    if (hi < 0)
-        strbuf_printf(e, lo == 0 ? "*" : lo == 1 ? "+" : "{%lld,}", (long long)lo);
-    else if (lo == 0 && hi == 1)
-        strbuf_puts(e, "?");
-    else if (lo == hi && lo != 1)
-        strbuf_printf(e, "{%lld}", (long long)lo);
-    else if (lo != hi)
-        strbuf_printf(e, "{%lld,%lld}", (long long)lo, (long long)hi);
-}
-
 typedef struct array_shape {
     strbuf *prefix; /* expressions of prefixItems */
     size_t k;       /* how many */
@@ -562,10 +550,14 @@ static void array_rest(strbuf *e, const array_shape *a, int64_t i)
     if (!a->rest.len)
         return;
     int64_t lo = a->min > i ? a->min - i : 0, hi = a->max < 0 ? -1 : a->max - i;
-    strbuf_puts(e, " (\", \" ");
-    strbuf_append(e, a->rest.data, a->rest.len);
-    strbuf_puts(e, ")");
-    repeat(e, lo, hi);
+    strbuf term = {0};
+    strbuf_puts(&term, "(\", \" ");
+    strbuf_append(&term, a->rest.data, a->rest.len);
+    strbuf_puts(&term, ")");
+    strbuf_append(e, " ", 1);
+    jsg_repeat(e, term.data ? term.data : "", lo, hi);
+    e->oom |= term.oom;
+    strbuf_free(&term);
 }
 
 static sem_status array_items(jsg_ctx *c, const json_t *s, array_shape *a, int *never)

@@ -46,6 +46,10 @@ enum {
 #define JSG_SIG_DIGITS 15
 /* The largest integer written: 16 digits, well inside int64. */
 #define JSG_INT_MAX 9999999999999999ull
+/* The largest count of a repetition x{m,n} in the dialect: larger
+ * lower bounds are split, larger upper bounds capped (fewer texts, all
+ * valid). */
+#define JSG_REPEAT_MAX 10000
 /* Schemas nest at most this deep (objects in arrays in anyOf ...). */
 #define JSG_MAX_DEPTH 64
 
@@ -103,6 +107,10 @@ void jsg_any_string(jsg_ctx *c, strbuf *e);
 void jsg_any_value(jsg_ctx *c, strbuf *e);
 /* A string of code points [min_len, max_len] (max_len < 0: unbounded). */
 void jsg_string_len(jsg_ctx *c, strbuf *e, int64_t min_len, int64_t max_len);
+
+/* Appends term repeated lo..hi times (hi < 0: no upper bound); nothing
+ * when hi is 0. */
+void jsg_repeat(strbuf *e, const char *term, int64_t lo, int64_t hi);
 
 /* A JSON string (quotes included) whose value is none of keys[0..n)
  * (UTF-8). Returns SEM_ENOMEM or SEM_OK. */

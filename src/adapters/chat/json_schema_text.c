@@ -221,15 +221,38 @@ void jsg_string_len(jsg_ctx *c, strbuf *e, int64_t min_len, int64_t max_len)
         return;
     }
     c->need |= JSG_NEED_CHAR;
+    strbuf term = {0};
+    jsg_ref_name(c, &term, "char");
     strbuf_puts(e, "(\"\\\"\" ");
-    jsg_ref_name(c, e, "char");
-    if (max_len < 0)
-        strbuf_printf(e, min_len == 1 ? "+" : "{%lld,}", (long long)min_len);
-    else if (min_len == max_len && min_len > 1)
-        strbuf_printf(e, "{%lld}", (long long)min_len);
-    else if (min_len != max_len)
-        strbuf_printf(e, "{%lld,%lld}", (long long)min_len, (long long)max_len);
+    jsg_repeat(e, term.data ? term.data : "", min_len, max_len);
     strbuf_puts(e, " \"\\\"\")");
+    e->oom |= term.oom;
+    strbuf_free(&term);
+}
+
+void jsg_repeat(strbuf *e, const char *term, int64_t lo, int64_t hi)
+{
+    /* x{20000} is x{10000} x{10000}: a fixed count splits without
+     * ambiguity; what is left above the fixed part is capped. */
+    while (lo > JSG_REPEAT_MAX) {
+        strbuf_printf(e, "%s{%d} ", term, JSG_REPEAT_MAX);
+        lo -= JSG_REPEAT_MAX;
+        hi -= hi >= 0 ? JSG_REPEAT_MAX : 0;
+    }
+    if (hi > JSG_REPEAT_MAX)
+        hi = JSG_REPEAT_MAX;
+    if (hi == 0)
+        return;
+    if (hi < 0 && lo <= 1)
+        strbuf_printf(e, "%s%s", term, lo == 0 ? "*" : "+");
+    else if (hi < 0)
+        strbuf_printf(e, "%s{%lld,}", term, (long long)lo);
+    else if (lo == hi)
+        strbuf_printf(e, lo == 1 ? "%s" : "%s{%lld}", term, (long long)lo);
+    else if (lo == 0 && hi == 1)
+        strbuf_printf(e, "%s?", term);
+    else
+        strbuf_printf(e, "%s{%lld,%lld}", term, (long long)lo, (long long)hi);
 }
 
 /* ---------------------------------------------------------------- keys outside a set */
