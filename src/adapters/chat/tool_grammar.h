@@ -12,8 +12,11 @@
  *                      name a tool and give arguments valid for its schema
  *   none               no grammar (the tools stay in the prompt)
  *
- * With in_thinking (the prompt opened a think block) every grammar is lazy
- * on the block's closing marker: reasoning is free, what follows is not.
+ * With in_thinking (the prompt opened a think block) reasoning stays free:
+ * forced calls and response_format are lazy on the block's closing marker;
+ * auto keeps its marker, or for the formats whose call opens the answer
+ * (Llama 3, generic) is lazy on the closing marker followed by the call's
+ * opening. docs/tool-calling.md has the triggers and the errors.
  *
  * Threads: pure functions of their arguments.
  */
