@@ -750,6 +750,40 @@ static void golden_renders_parse_back(void **state)
                       1);
 }
 
+/* Random texts made of pieces of every format: whatever they mean, they
+ * mean it however they are cut (and nothing crashes or leaks). */
+static void random_mixtures_agree_however_cut(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {
+        "<tool_call>", "</tool_call>", "<tool", "_call>", "[TOOL_CALLS]", "[TOOL", "<|python_tag|>",
+        "<think>", "</think>", "</th", "{", "}", "[", "]", "\"name\"", "\"arguments\"",
+        "\"parameters\"", "\"tool_calls\"", "\"id\"", ": ", ":", ", ", ",", "\"f\"", "\"",
+        "\\", "\n", " ", "\n\n", "abc", "\xc3\xa9", "\xf0\x9f\x8e\x89", "1", "null",
+        "{\"name\": \"f\", \"arguments\": {\"a\": 1}}", "\"abcDEF123\"",
+    };
+    const prompt_syntax *syns[] = {&HERMES, &QWEN3, &LLAMA3, &MISTRAL, &GENERIC, &GENERIC_THINK};
+    uint64_t seed = 12345;
+    char text[400];
+    for (int round = 0; round < 600; round++) {
+        size_t len = 0;
+        int n = 1 + (int)(test_rand(&seed) % 40);
+        for (int i = 0; i < n; i++) {
+            const char *p = pieces[test_rand(&seed) % (sizeof pieces / sizeof pieces[0])];
+            size_t pl = strlen(p);
+            if (len + pl >= sizeof text)
+                break;
+            memcpy(text + len, p, pl);
+            len += pl;
+        }
+        text[len] = '\0';
+        const prompt_syntax *syn = syns[round % 6];
+        parsed whole;
+        parse_every_way(syn, (round / 6) % 2 == 0, (round / 12) % 2, text, &whole);
+        parsed_free(&whole);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -794,6 +828,7 @@ int main(void)
         cmocka_unit_test(a_marker_is_never_shown_before_it_resolves),
         cmocka_unit_test(arguments_stream_as_they_arrive),
         cmocka_unit_test(golden_renders_parse_back),
+        cmocka_unit_test(random_mixtures_agree_however_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
