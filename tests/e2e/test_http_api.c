@@ -643,12 +643,13 @@ static void messages_stream_anthropic_events(void **state)
     size_t n = hc_sse_parse(r.body, ev, 256);
     assert_true(n >= 6);
     assert_string_equal(ev[0].event, "message_start");
-    assert_string_equal(ev[1].event, "content_block_start");
+    size_t first = strcmp(ev[1].event, "ping") == 0 ? 2 : 1; /* blocks open as content comes */
+    assert_string_equal(ev[first].event, "content_block_start");
     assert_string_equal(ev[n - 3].event, "content_block_stop");
     assert_string_equal(ev[n - 2].event, "message_delta");
     assert_string_equal(ev[n - 1].event, "message_stop");
     int deltas = 0;
-    for (size_t i = 2; i < n - 3; i++) {
+    for (size_t i = first + 1; i < n - 3; i++) {
         assert_true(strcmp(ev[i].event, "content_block_delta") == 0 ||
                     strcmp(ev[i].event, "ping") == 0);
         deltas += strcmp(ev[i].event, "content_block_delta") == 0;
@@ -762,11 +763,7 @@ static const bad_request bad[] = {
     {"POST", CC, "X-Agent-ID: bad id!\r\n", "{" U1 "}", 400, 0, "X-Agent-ID"},
     {"POST", CC, NULL, "{" U1 ",\"agent_id\":\"a.b\"}", 400, 0, "agent_id"},
     {"POST", CC, NULL, "{" U1 ",\"agent_id\":5}", 400, 0, "agent_id"},
-    {"POST", CC, NULL,
-     "{" U1
-     ",\"prompt_cache_key\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
-     400, 0, "prompt_cache_key"},
+    {"POST", CC, NULL, "{" U1 ",\"prompt_cache_key\":5}", 400, 0, "prompt_cache_key"},
     {"POST", CC, NULL, "{" U1 ",\"response_format\":{\"type\":\"json_schema\"}}", 400, 0,
      "response_format.json_schema"},
     {"POST", CC, NULL, "{" U1 ",\"response_format\":{\"type\":\"yaml\"}}", 400, 0,
@@ -813,7 +810,7 @@ static const bad_request bad[] = {
     {"POST", MSG, NULL, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 400, 1, NULL},
     {"POST", MSG, NULL, "{\"max_tokens\":0," U1 "}", 400, 1, NULL},
     {"POST", MSG, NULL, "{\"max_tokens\":5}", 400, 1, NULL},
-    {"POST", MSG, NULL, "{\"max_tokens\":5,\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}",
+    {"POST", MSG, NULL, "{\"max_tokens\":5,\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
      400, 1, NULL},
     {"POST", MSG, NULL,
      "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\"}]}]}",
