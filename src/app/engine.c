@@ -13,7 +13,8 @@
  *                            the I/O thread reads it into the pool
  *   prefill                  prompt tokens past the reused prefix, a chunk
  *                            per step
- *   decode                   one token per step: sampled, streamed, then
+ *   decode                   one token per step: sampled (kept inside the
+ *                            request's grammar, engine_sample.c), streamed, then
  *                            evaluated in the next step
  *   finished                 result published; the agent keeps its KV (and
  *                            saves it shortly after), an anonymous sequence
@@ -153,7 +154,8 @@ static int admit_one(engine *e, gen_request *r, sem_err *err)
         r->n_evaluated = block_table_n_tokens(r->kv);
     }
     sampler_params sp = r->sp;
-    if (how > 0 && !(r->smp = sampler_create(&sp, e->n_vocab, err)))
+    if (how > 0 && (engine_grammar_vocab(e, r, err) != SEM_OK ||
+                    !(r->smp = sampler_create(&sp, e->n_vocab, err))))
         how = -1;
     if (how < 0) {
         if (r->ag)
@@ -346,7 +348,11 @@ static void after_forward(engine *e, uint32_t n)
             }
             r->phase = PHASE_DECODE;
         }
-        request_take_token(e, r, sampler_sample(r->smp, e->batch[i].logits));
+        int32_t tok = request_sample(e, r, e->batch[i].logits, &err);
+        if (tok < 0)
+            request_fail(e, r, err.status, &err);
+        else
+            request_take_token(e, r, tok);
     }
 }
 
@@ -450,6 +456,7 @@ static void free_buffers(engine *e)
     free(e->batch_req);
     free(e->logits);
     free(e->anon);
+    grammar_vocab_free(e->gvocab);
 }
 
 engine *engine_create(model_port mp, block_pool *pool, const engine_opts *o, sem_err *err)
