@@ -72,10 +72,10 @@ static sem_status copy_triggers(gen_request *r, const gen_params *p, sem_err *er
 
 sem_status request_grammar_init(gen_request *r, const gen_params *p, sem_err *err)
 {
-    r->top_logprobs = p->top_logprobs;
-    if (p->top_logprobs < -1 || p->top_logprobs > GEN_TOP_LOGPROBS_MAX)
-        return sem_err_set(err, SEM_EREQUEST, "top_logprobs %d is outside -1..%d",
+    if (p->logprobs && p->top_logprobs > GEN_TOP_LOGPROBS_MAX)
+        return sem_err_set(err, SEM_EREQUEST, "top_logprobs %u is outside 0..%d",
                            p->top_logprobs, GEN_TOP_LOGPROBS_MAX);
+    r->top_logprobs = p->logprobs ? (int)p->top_logprobs : -1; /* -1: none recorded */
     if (!p->grammar) {
         if (p->n_grammar_triggers)
             return sem_err_set(err, SEM_EREQUEST, "grammar triggers without a grammar");

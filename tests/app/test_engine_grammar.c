@@ -124,7 +124,7 @@ enum { N_PROMPT = 4 };
 static gen_params params(const char *gtext, uint32_t max_tokens, float temperature, uint64_t seed)
 {
     gen_params p = {.prompt = PROMPT, .n_prompt = N_PROMPT, .max_tokens = max_tokens,
-                    .grammar = gtext, .top_logprobs = -1};
+                    .grammar = gtext};
     p.sampling = (gen_sampling){.temperature = temperature, .top_p = 1, .repeat_penalty = 1,
                                 .seed = seed};
     return p;
@@ -274,6 +274,7 @@ static void bad_grammars_fail_the_submit(void **state)
     assert_int_equal(f->gp.ops->submit(f->gp.self, &p, &r, &err), SEM_EREQUEST);
     assert_contains(err.detail, "grammar trigger 0 is 0 bytes");
     p = params(NULL, 10, 0, 0);
+    p.logprobs = 1;
     p.top_logprobs = GEN_TOP_LOGPROBS_MAX + 1;
     assert_int_equal(f->gp.ops->submit(f->gp.self, &p, &r, &err), SEM_EREQUEST);
     assert_contains(err.detail, "top_logprobs");
@@ -480,6 +481,7 @@ static void log_probabilities_are_recorded_per_token(void **state)
     static gen_logprob lp[256];
     outcome o;
     gen_params p = params(NULL, 20, 0.9f, 5);
+    p.logprobs = 1;
     p.top_logprobs = 3;
     uint32_t k = logprobs_of(f, &p, &o, lp, 256);
     assert_true(k > 0);
@@ -488,11 +490,13 @@ static void log_probabilities_are_recorded_per_token(void **state)
         assert_int_equal(lp[i].n_top, 3);
     /* Under a grammar they are of the masked distribution. */
     p = params(OBJECT_GRAMMAR, 200, 1.0f, 6);
+    p.logprobs = 1;
     p.top_logprobs = GEN_TOP_LOGPROBS_MAX;
     k = logprobs_of(f, &p, &o, lp, 256);
     check_logprobs(f, OBJECT_GRAMMAR, &o, lp, k, GEN_TOP_LOGPROBS_MAX);
     /* Zero alternatives: only the chosen token's. */
     p = params(NULL, 5, 0.0f, 1);
+    p.logprobs = 1;
     p.top_logprobs = 0;
     k = logprobs_of(f, &p, &o, lp, 256);
     assert_int_equal(k, 5);
@@ -517,7 +521,8 @@ static void *constrained_worker(void *arg)
     outcome *o = &outs[w->id];
     for (int i = 0; i < 8; i++) {
         gen_params p = params(OBJECT_GRAMMAR, 200, 1.0f, (uint64_t)(w->id * 100 + i));
-        p.top_logprobs = i % 2 ? 2 : -1;
+        p.logprobs = i % 2;
+        p.top_logprobs = 2;
         run(w->f, &p, o);
         if (o->res.finish != GEN_STOP || judge(OBJECT_GRAMMAR, o->text, o->len) != 1)
             w->bad++;

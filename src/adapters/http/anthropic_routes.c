@@ -910,8 +910,7 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
     gen_params p = {.sampling = r.sampling,
                     .max_tokens = r.max_tokens < room ? r.max_tokens : room,
                     .stop = r.stop,
-                    .n_stop = r.n_stop,
-                    .top_logprobs = -1};
+                    .n_stop = r.n_stop};
     chat_prepared_params(&r.prep, &p);
     if (http_gen_submit(&c->g, api, be, x, r.agent, &p, &e) != SEM_OK) {
         call_free(c);

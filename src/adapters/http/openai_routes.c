@@ -686,7 +686,8 @@ static void generate(http_api *api, http_exchange *x, int chat)
                     .max_tokens = r.max_tokens,
                     .stop = r.stop,
                     .n_stop = r.n_stop,
-                    .top_logprobs = r.top_logprobs};
+                    .logprobs = r.top_logprobs >= 0,
+                    .top_logprobs = r.top_logprobs >= 0 ? (uint32_t)r.top_logprobs : 0};
     chat_prepared_params(&r.prep, &p);
     if (http_gen_submit(&c->g, api, be, x, r.agent, &p, &e) != SEM_OK) {
         if (e.err.status == SEM_ETOOLARGE && !r.max_tokens_given)
