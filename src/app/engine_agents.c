@@ -172,7 +172,8 @@ static int align_special(void *user, int32_t token)
  * the common prefix. The prompt may grow into the room of its output. */
 static uint32_t align_prompt(engine *e, gen_request *r, const block_table *t)
 {
-    prompt_align_vocab v = {align_piece, align_special, e};
+    prompt_align_vocab v = {align_piece, align_special, e,
+                            e->mp.ops->spaces_marked && e->mp.ops->spaces_marked(e->mp.self)};
     uint32_t cap = r->limit - 1; /* at least one generated token */
     if (r->prefill_only || r->n_prompt > cap)
         return common_prefix(block_table_tokens(t), block_table_n_tokens(t), r->prompt,

@@ -13,6 +13,10 @@
  * then it goes on from the next difference. The model then reads the text
  * exactly as it wrote it, and the agent's KV for it is reused.
  *
+ * Vocabularies that write a space as U+2581 (SentencePiece) may spell one
+ * as the bytes of U+2581 where they have no token for it alone, while the
+ * model wrote a plain space: with spaces_marked the two compare equal.
+ *
  * Special tokens never stand in for text nor text for them: a span that
  * contains one (is_special) on either side is not rewritten, so text a
  * user typed never becomes a control token.
@@ -31,6 +35,7 @@ typedef struct prompt_align_vocab {
     /* 1 for control tokens (may be NULL: none are). */
     int (*is_special)(void *user, int32_t token);
     void *user;
+    int spaces_marked; /* U+2581 is a space (SentencePiece vocabularies) */
 } prompt_align_vocab;
 
 /*

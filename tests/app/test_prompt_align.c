@@ -32,7 +32,7 @@ static int is_special(void *user, int32_t t)
     return t == 9 || t == 0;
 }
 
-static const prompt_align_vocab vocab = {piece, is_special, NULL};
+static const prompt_align_vocab vocab = {piece, is_special, NULL, 0};
 
 static uint32_t align(const int32_t *held, uint32_t nh, int32_t *prompt, uint32_t *n, uint32_t cap)
 {
@@ -111,12 +111,48 @@ static void test_two_spans(void **state)
     assert_memory_equal(prompt, want, sizeof want);
 }
 
+/* SentencePiece spells a lone space as the bytes of U+2581 where it has no
+ * token for it: those compare equal to the space the model wrote. */
+static const char *const spm_texts[] = {"<s>", "\":", "\xe2", "\x96", "\x81", "4", " ", "\":\xe2\x96\x81"};
+
+static const char *spm_piece(void *user, int32_t t, size_t *len)
+{
+    (void)user;
+    if (t < 0 || (size_t)t >= sizeof spm_texts / sizeof spm_texts[0])
+        return NULL;
+    *len = strlen(spm_texts[t]);
+    return spm_texts[t];
+}
+
+static void test_marked_spaces(void **state)
+{
+    (void)state;
+    prompt_align_vocab spm = {spm_piece, is_special, NULL, 1};
+    int32_t held[] = {0, 1, 6, 5};       /* ":" " " "4" */
+    int32_t prompt[16] = {0, 1, 2, 3, 4, 5, 5}; /* ":" e2 96 81 "4" "4" */
+    uint32_t n = 7;
+    assert_int_equal(prompt_align(held, 4, prompt, &n, 16, &spm), 4);
+    int32_t want[] = {0, 1, 6, 5, 5};
+    assert_int_equal(n, 5);
+    assert_memory_equal(prompt, want, sizeof want);
+    /* one token holding the mark, against the space */
+    int32_t prompt2[16] = {0, 7, 5};
+    n = 3;
+    assert_int_equal(prompt_align(held, 4, prompt2, &n, 16, &spm), 4);
+    /* without the flag the mark is not a space */
+    spm.spaces_marked = 0;
+    int32_t prompt3[16] = {0, 1, 2, 3, 4, 5};
+    n = 6;
+    assert_int_equal(prompt_align(held, 4, prompt3, &n, 16, &spm), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_tokens),   cmocka_unit_test(test_other_tokenization),
         cmocka_unit_test(test_text_differs),  cmocka_unit_test(test_special_kept),
         cmocka_unit_test(test_cap),           cmocka_unit_test(test_two_spans),
+        cmocka_unit_test(test_marked_spaces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

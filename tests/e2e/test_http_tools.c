@@ -213,7 +213,7 @@ static void forced_calls_are_valid_whole(void **state)
             char body[4096];
             snprintf(body, sizeof body,
                      "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Paris?\"}],"
-                     "\"tools\":" OA_TOOLS ",\"seed\":%d,\"max_tokens\":300,\"tool_choice\":%s}",
+                     "\"tools\":" OA_TOOLS ",\"seed\":%d,\"max_tokens\":1500,\"tool_choice\":%s}",
                      seed,
                      seed == 1 ? "\"required\""
                                : "{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}");
@@ -268,7 +268,7 @@ static void forced_calls_stream_in_openai_chunks(void **state)
     for (int s = 0; s < N_SERVERS; s++) {
         json_t *chunks = oa_chunks(
             s, "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}],\"tools\":" OA_TOOLS
-               ",\"tool_choice\":\"required\",\"stream\":true,\"max_tokens\":300,\"seed\":7}");
+               ",\"tool_choice\":\"required\",\"stream\":true,\"max_tokens\":1500,\"seed\":7}");
         text args = {0};
         const char *id = NULL, *name = NULL, *finish = NULL;
         size_t i;
@@ -336,7 +336,7 @@ static void anthropic_tool_use_whole_and_streamed(void **state)
         json_decref(j);
 
         http_response r = e2e_call(srv[s].port, "POST", "/v1/messages", NULL,
-                                   "{\"max_tokens\":300,\"stream\":true,\"messages\":[{\"role\":"
+                                   "{\"max_tokens\":1500,\"stream\":true,\"messages\":[{\"role\":"
                                    "\"user\",\"content\":\"Weather?\"}],\"tools\":" AN_TOOLS
                                    ",\"tool_choice\":{\"type\":\"tool\",\"name\":\"get_weather\"}}");
         assert_int_equal(r.status, 200);
@@ -344,7 +344,7 @@ static void anthropic_tool_use_whole_and_streamed(void **state)
         size_t n = hc_sse_parse(r.body, ev, 4096);
         text partial = {0};
         int started = 0, stopped = 0;
-        const char *reason = NULL;
+        char reason[32] = "";
         json_t *last = NULL;
         for (i = 0; i < n; i++) {
             json_t *d = json_loads(ev[i].data, 0, NULL);
@@ -362,12 +362,12 @@ static void anthropic_tool_use_whole_and_streamed(void **state)
             if (strcmp(ev[i].event, "content_block_stop") == 0)
                 stopped++;
             if (strcmp(ev[i].event, "message_delta") == 0)
-                reason = json_string_value(json_object_get(delta, "stop_reason"));
+                snprintf(reason, sizeof reason, "%s",
+                         json_string_value(json_object_get(delta, "stop_reason")));
             json_decref(last);
             last = d;
         }
         assert_true(started && stopped >= 1);
-        assert_non_null(reason);
         assert_string_equal(reason, "tool_use");
         assert_string_equal(ev[n - 1].event, "message_stop");
         json_t *input = json_loadb(partial.data, partial.len, 0, NULL);
@@ -444,7 +444,7 @@ static void tool_loop(int s, const char *agent_header)
     json_t *messages = json_pack("[{s:s,s:s}]", "role", "user", "content", "Weather in 5 cities?");
     json_int_t prev_prompt = 0, prev_output = 0;
     for (int turn = 0; turn < 5; turn++) {
-        json_t *req = json_pack("{s:O,s:i,s:i,s:s}", "messages", messages, "max_tokens", 200,
+        json_t *req = json_pack("{s:O,s:i,s:i,s:s}", "messages", messages, "max_tokens", 1500,
                                 "seed", turn + 1, "tool_choice", "required");
         json_object_set_new(req, "tools", json_loads(OA_TOOLS, 0, NULL));
         char *body = json_dumps(req, 0);
@@ -456,8 +456,18 @@ static void tool_loop(int s, const char *agent_header)
         json_int_t output = json_integer_value(json_object_get(usage, "completion_tokens"));
         json_int_t cached = json_integer_value(
             json_object_get(json_object_get(usage, "prompt_tokens_details"), "cached_tokens"));
-        printf("  %s turn %d: prompt %lld, cached %lld, output %lld\n", server_names[s], turn,
-               (long long)prompt, (long long)cached, (long long)output);
+        printf("  %s turn %d: prompt %lld, cached %lld, output %lld: %s\n", server_names[s], turn,
+               (long long)prompt, (long long)cached, (long long)output,
+               json_string_value(json_object_get(
+                   json_object_get(
+                       json_array_get(json_object_get(json_object_get(json_array_get(
+                                                          json_object_get(j, "choices"), 0),
+                                                      "message"),
+                                      "tool_calls"),
+                                      0),
+                       "function"),
+                   "arguments")));
+        fflush(stdout);
         if (turn > 0 && cached < prev_prompt + prev_output - 8)
             fail_msg("turn %d: cached %lld < previous prompt %lld + output %lld - 8", turn,
                      (long long)cached, (long long)prev_prompt, (long long)prev_output);
@@ -524,7 +534,7 @@ static void anthropic_tool_turns_render_and_cache(void **state)
 {
     (void)state;
     const char *turn1 =
-        "{\"max_tokens\":200,\"metadata\":{\"user_id\":\"an-loop\"},\"system\":[{\"type\":\"text\","
+        "{\"max_tokens\":1500,\"metadata\":{\"user_id\":\"an-loop\"},\"system\":[{\"type\":\"text\","
         "\"text\":\"You are a weather bot.\",\"cache_control\":{\"type\":\"ephemeral\"}}],"
         "\"tools\":" AN_TOOLS ",\"tool_choice\":{\"type\":\"any\"},"
         "\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}]}";

@@ -3,6 +3,8 @@
  */
 #include "model_backend.h"
 
+#include <string.h>
+
 #include <stdlib.h>
 
 struct model_backend {
@@ -30,6 +32,11 @@ static int be_is_eog(void *self, int32_t token)
     return tokenizer_is_eog(model_tokenizer(((model_backend *)self)->m), token);
 }
 
+static int be_spaces_marked(void *self)
+{
+    return strcmp(tokenizer_kind(model_tokenizer(((model_backend *)self)->m)), "spm") == 0;
+}
+
 static int be_is_control(void *self, int32_t token)
 {
     const tokenizer *tk = model_tokenizer(((model_backend *)self)->m);
@@ -54,6 +61,7 @@ static const model_port_ops backend_ops = {
     .is_eog = be_is_eog,
     .piece = be_piece,
     .is_control = be_is_control,
+    .spaces_marked = be_spaces_marked,
 };
 
 model_backend *model_backend_create(const model *m, const forward_opts *opts, uint32_t n_ctx,
