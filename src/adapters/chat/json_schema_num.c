@@ -235,7 +235,17 @@ static void digit_class(strbuf *e, char a, char b)
         strbuf_printf(e, "[%c-%c]", a, b);
 }
 
-/* The digit strings of length n from lo to hi (lo <= hi, same length). */
+/* s[0..n) is all ch. */
+static int all_of(const char *s, int n, char ch)
+{
+    for (int i = 0; i < n; i++)
+        if (s[i] != ch)
+            return 0;
+    return 1;
+}
+
+/* The digit strings of length n from lo to hi (lo <= hi; only their
+ * first n digits are read). */
 static void fixed_range(strbuf *e, const char *lo, const char *hi, int n)
 {
     if (n == 0)
@@ -251,8 +261,8 @@ static void fixed_range(strbuf *e, const char *lo, const char *hi, int n)
     char nines[24], zeros[24];
     memset(nines, '9', sizeof nines);
     memset(zeros, '0', sizeof zeros);
-    int lo_min = strspn(lo + 1, "0") == (size_t)n - 1; /* lo is d00..0 */
-    int hi_max = strspn(hi + 1, "9") == (size_t)n - 1; /* hi is d99..9 */
+    int lo_min = all_of(lo + 1, n - 1, '0'); /* lo is d00..0 */
+    int hi_max = all_of(hi + 1, n - 1, '9'); /* hi is d99..9 */
     char start = lo[0], end = hi[0];
     int alts = 0;
     strbuf_append(e, "(", 1);
