@@ -67,15 +67,24 @@ sem_status jsg_fail(jsg_ctx *c, const char *key, sem_status st, const char *fmt,
     return sem_err_set(c->err, st, "%s%s%s: %s", c->path, sep, key ? key : "", msg);
 }
 
+void jsg_append(strbuf *dst, const strbuf *src)
+{
+    if (src->len)
+        strbuf_append(dst, src->data, src->len);
+    dst->oom |= src->oom;
+}
+
 void jsg_ref_name(const jsg_ctx *c, strbuf *e, const char *suffix)
 {
     strbuf_printf(e, "%s-%s", c->name, suffix);
 }
 
-void jsg_emit_rule(jsg_ctx *c, strbuf *e, const char *body)
+void jsg_emit_rule(jsg_ctx *c, strbuf *e, const strbuf *body)
 {
     unsigned id = c->next_rule++;
-    strbuf_printf(c->out, "%s-s%u ::= %s\n", c->name, id, body);
+    strbuf_printf(c->out, "%s-s%u ::= ", c->name, id);
+    jsg_append(c->out, body);
+    strbuf_puts(c->out, "\n");
     strbuf_printf(e, "%s-s%u", c->name, id);
 }
 
@@ -124,9 +133,9 @@ static sem_status child_expr(jsg_ctx *c, const json_t *s, const char *seg, long 
     sem_status st = sub_expr(c, s, seg, index, &body, never);
     if (st == SEM_OK && !*never) {
         if (body.len <= INLINE_MAX)
-            strbuf_append(e, body.data, body.len);
+            jsg_append(e, &body);
         else
-            jsg_emit_rule(c, e, body.data);
+            jsg_emit_rule(c, e, &body);
     }
     e->oom |= body.oom;
     strbuf_free(&body);
@@ -440,7 +449,7 @@ static sem_status extra_member(jsg_ctx *c, const json_t *s, const member *m, siz
     else
         jsg_any_value(c, &body);
     if (st == SEM_OK && !nv)
-        jsg_emit_rule(c, x, body.data);
+        jsg_emit_rule(c, x, &body);
     x->oom |= body.oom;
     strbuf_free(&body);
     return st;
@@ -454,7 +463,7 @@ static void tail_expr(jsg_ctx *c, strbuf *e, const member *m, size_t i, size_t n
         strbuf_printf(e, "%s-s%u", c->name, m[i].tail);
     } else if (x->len) {
         strbuf_puts(e, "(\", \" ");
-        strbuf_append(e, x->data, x->len);
+        jsg_append(e, x);
         strbuf_puts(e, ")*");
     }
 }
@@ -471,7 +480,7 @@ static void compose_object(jsg_ctx *c, strbuf *e, member *m, size_t n, const str
     for (size_t i = n; i-- > 1;) {
         strbuf_printf(c->out, "%s-s%u ::= ", c->name, m[i].tail);
         strbuf_puts(c->out, m[i].required ? "\", \" " : "(\", \" ");
-        strbuf_append(c->out, m[i].kv.data, m[i].kv.len);
+        jsg_append(c->out, &m[i].kv);
         strbuf_puts(c->out, m[i].required ? " " : ")? ");
         tail_expr(c, c->out, m, i + 1, n, x);
         strbuf_puts(c->out, "\n");
@@ -484,13 +493,13 @@ static void compose_object(jsg_ctx *c, strbuf *e, member *m, size_t n, const str
     int alts = 0;
     for (size_t i = 0; i < n && i <= first_required; i++) {
         strbuf_puts(e, alts++ ? " | " : "");
-        strbuf_append(e, m[i].kv.data, m[i].kv.len);
+        jsg_append(e, &m[i].kv);
         strbuf_append(e, " ", 1);
         tail_expr(c, e, m, i + 1, n, x);
     }
     if (first_required == n && x->len) {
         strbuf_puts(e, alts++ ? " | " : "");
-        strbuf_append(e, x->data, x->len);
+        jsg_append(e, x);
         strbuf_puts(e, " ");
         tail_expr(c, e, m, n, n, x);
     }
@@ -542,7 +551,7 @@ static void array_rest(strbuf *e, const array_shape *a, int64_t i)
         return;
     if ((size_t)i < a->k) {
         strbuf_puts(e, " (\", \" ");
-        strbuf_append(e, a->prefix[i].data, a->prefix[i].len);
+        jsg_append(e, &a->prefix[i]);
         array_rest(e, a, i + 1);
         strbuf_puts(e, i < a->min ? ")" : ")?");
         return;
@@ -552,7 +561,7 @@ static void array_rest(strbuf *e, const array_shape *a, int64_t i)
     int64_t lo = a->min > i ? a->min - i : 0, hi = a->max < 0 ? -1 : a->max - i;
     strbuf term = {0};
     strbuf_puts(&term, "(\", \" ");
-    strbuf_append(&term, a->rest.data, a->rest.len);
+    jsg_append(&term, &a->rest);
     strbuf_puts(&term, ")");
     strbuf_append(e, " ", 1);
     jsg_repeat(e, term.data ? term.data : "", lo, hi);
@@ -617,7 +626,7 @@ static sem_status array_expr(jsg_ctx *c, const json_t *s, strbuf *e, int *never)
         } else {
             const strbuf *first = a.k ? &a.prefix[0] : &a.rest;
             strbuf_puts(e, a.min == 0 ? "(\"[\" (" : "(\"[\" ");
-            strbuf_append(e, first->data, first->len);
+            jsg_append(e, first);
             array_rest(e, &a, 1);
             strbuf_puts(e, a.min == 0 ? ")? \"]\")" : " \"]\")");
         }
@@ -715,7 +724,7 @@ static sem_status types_expr(jsg_ctx *c, const json_t *s, strbuf *e, int *never)
         sem_status st = type_expr(c, s, names[i], &one, &nv);
         if (st == SEM_OK && !nv) {
             strbuf_puts(e, alts++ ? " | " : "");
-            strbuf_append(e, one.data, one.len);
+            jsg_append(e, &one);
         }
         e->oom |= one.oom;
         strbuf_free(&one);
@@ -747,7 +756,7 @@ static sem_status any_of_expr(jsg_ctx *c, const json_t *s, const char *key, strb
         sem_status st = child_expr(c, json_array_get(list, i), key, (long)i, &one, &nv);
         if (st == SEM_OK && !nv) {
             strbuf_puts(e, alts++ ? " | " : "");
-            strbuf_append(e, one.data, one.len);
+            jsg_append(e, &one);
         }
         e->oom |= one.oom;
         strbuf_free(&one);
@@ -761,39 +770,50 @@ static sem_status any_of_expr(jsg_ctx *c, const json_t *s, const char *key, strb
 
 static const json_t *resolve_pointer(const json_t *root, const char *ref);
 
-/* allOf of several object schemas: one object with all their members. */
+/* An allOf member that merges: an object schema with only type,
+ * properties, required and annotations (after its $ref). */
+static const json_t *mergeable(const jsg_ctx *c, const json_t *m)
+{
+    const json_t *ref = json_object_get(m, "$ref");
+    if (json_is_string(ref) && json_string_value(ref)[0] == '#')
+        m = resolve_pointer(c->root, json_string_value(ref));
+    const json_t *t = json_object_get(m, "type");
+    if (!json_is_object(m) || (t && !(json_is_string(t) && !strcmp(json_string_value(t), "object"))))
+        return NULL;
+    if (!t && !json_is_object(json_object_get(m, "properties")))
+        return NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)m, k, v) {
+        if (strcmp(k, "type") && strcmp(k, "properties") && strcmp(k, "required") &&
+            !in_list(k, KW_IGNORED))
+            return NULL;
+    }
+    return m;
+}
+
+/* allOf of several object schemas: one object with all their members
+ * (*out NULL: they do not merge). */
 static sem_status merge_all_of(jsg_ctx *c, const json_t *list, json_t **out)
 {
-    json_t *props = json_object(), *req = json_array();
-    json_t *merged = json_pack("{s:s, s:o, s:o}", "type", "object", "properties", props,
-                               "required", req);
+    json_t *merged = json_pack("{s:s, s:{}, s:[]}", "type", "object", "properties", "required");
+    json_t *props = json_object_get(merged, "properties"), *req = json_object_get(merged, "required");
+    *out = NULL;
     if (!merged)
         return jsg_fail(c, "allOf", SEM_ENOMEM, "out of memory");
     for (size_t i = 0; i < json_array_size(list); i++) {
-        const json_t *m = json_array_get(list, i);
-        const json_t *ref = json_object_get(m, "$ref");
-        if (json_is_string(ref) && json_string_value(ref)[0] == '#')
-            m = resolve_pointer(c->root, json_string_value(ref));
-        const json_t *mp = json_object_get(m, "properties");
-        const char *k;
-        json_t *v;
-        const json_t *mt = json_object_get(m, "type");
-        int objecty = json_is_object(m) &&
-                      (json_is_object(mp) ||
-                       (json_is_string(mt) && strcmp(json_string_value(mt), "object") == 0));
-        json_object_foreach((json_t *)m, k, v) {
-            if (strcmp(k, "type") && strcmp(k, "properties") && strcmp(k, "required") &&
-                !in_list(k, KW_IGNORED))
-                objecty = 0;
-        }
-        if (!objecty) {
+        const json_t *m = mergeable(c, json_array_get(list, i));
+        if (!m) {
             json_decref(merged);
             if (c->strict)
                 return jsg_fail(c, "allOf", SEM_EUNSUPPORTED, "only objects with properties "
                                 "and required are merged under strict structured output");
-            *out = NULL; /* not merged: the first schema alone */
-            return SEM_OK;
+            return SEM_OK; /* not merged: the first schema alone */
         }
+        const json_t *mp = json_object_get(m, "properties");
+        const char *k;
+        json_t *v;
+        int failed = 0;
         json_object_foreach((json_t *)mp, k, v) {
             if (json_object_get(props, k) && c->strict) {
                 json_decref(merged);
@@ -801,11 +821,15 @@ static sem_status merge_all_of(jsg_ctx *c, const json_t *list, json_t **out)
                                 "property '%s' is declared twice", k);
             }
             if (!json_object_get(props, k))
-                json_object_set(props, k, v);
+                failed |= json_object_set(props, k, v);
         }
         const json_t *mr = json_object_get(m, "required");
         for (size_t j = 0; j < json_array_size(mr); j++)
-            json_array_append(req, json_array_get(mr, j));
+            failed |= json_array_append(req, json_array_get(mr, j));
+        if (failed) {
+            json_decref(merged);
+            return jsg_fail(c, "allOf", SEM_ENOMEM, "out of memory");
+        }
     }
     *out = merged;
     return SEM_OK;
@@ -920,9 +944,11 @@ static sem_status ref_compile(jsg_ctx *c, size_t idx, const char *ref)
     r->never = nv;
     if (st == SEM_OK && nv && r->used_inside)
         st = jsg_fail(c, NULL, SEM_EREQUEST, "refers to itself but admits no value");
-    if (st == SEM_OK && !nv)
-        strbuf_printf(c->out, "%s-s%u ::= %s\n", c->name, r->id, body.data);
-    c->out->oom |= body.oom;
+    if (st == SEM_OK && !nv) {
+        strbuf_printf(c->out, "%s-s%u ::= ", c->name, r->id);
+        jsg_append(c->out, &body);
+        strbuf_puts(c->out, "\n");
+    }
     strbuf_free(&body);
     memcpy(c->path, saved, sizeof saved);
     c->path_len = saved_len;
@@ -1018,12 +1044,12 @@ static sem_status schema_expr(jsg_ctx *c, const json_t *s, strbuf *e, int *never
         !json_object_get(s, "const")) {
         strbuf_puts(e, *never ? "\"null\"" : "(");
         if (!*never) {
-            strbuf_append(e, core.data, core.len);
+            jsg_append(e, &core);
             strbuf_puts(e, " | \"null\")");
         }
         *never = 0;
     } else if (st == SEM_OK && !*never) {
-        strbuf_append(e, core.data, core.len);
+        jsg_append(e, &core);
     }
     e->oom |= core.oom;
     strbuf_free(&core);
@@ -1058,12 +1084,14 @@ sem_status json_schema_grammar(const json_t *schema, const char *name, int stric
     if (st == SEM_OK && never)
         st = jsg_fail(&c, NULL, SEM_EREQUEST, "admits no value");
     if (st == SEM_OK) {
-        strbuf_printf(out, "%s ::= %s\n", name, body.data);
+        strbuf_printf(out, "%s ::= ", name);
+        jsg_append(out, &body);
+        strbuf_puts(out, "\n");
         jsg_helpers(&c);
         if (out->oom || body.oom)
             st = sem_err_set(err, SEM_ENOMEM, "out of memory writing the grammar");
     }
-    if (st != SEM_OK && !out->oom)
+    if (st != SEM_OK && out->len > mark)
         strbuf_truncate(out, mark);
     strbuf_free(&body);
     free(c.refs);

@@ -397,7 +397,7 @@ static frac_lang frac_range(strbuf *e, const char *lo, int lo_incl, const char *
             digit_class(e, d, d);
             if (t.has_x) {
                 strbuf_append(e, " ", 1);
-                strbuf_append(e, sub.data, sub.len);
+                jsg_append(e, &sub);
                 if (t.empty_ok && d != '0')
                     strbuf_append(e, "?", 1);
             }
@@ -426,7 +426,7 @@ static void frac_at(strbuf *e, int *alts, uint64_t ip, const char *lo, int lo_in
     if (t.has_x) {
         strbuf_puts(e, (*alts)++ ? " | " : "");
         strbuf_printf(e, "\"%llu.\" ", (unsigned long long)ip);
-        strbuf_append(e, sub.data, sub.len);
+        jsg_append(e, &sub);
     }
     e->oom |= sub.oom;
     strbuf_free(&sub);
@@ -507,14 +507,14 @@ static sem_status signed_range(jsg_ctx *c, const json_t *s, strbuf *e, int *neve
     if (!*never) {
         strbuf_append(e, "(", 1);
         if (npos)
-            strbuf_append(e, pos.data, pos.len);
+            jsg_append(e, &pos);
         if (npos && nneg)
             strbuf_puts(e, " | ");
         if (nneg) {
             strbuf_puts(e, "\"-\" ");
             if (nneg > 1)
                 strbuf_append(e, "(", 1);
-            strbuf_append(e, neg.data, neg.len);
+            jsg_append(e, &neg);
             if (nneg > 1)
                 strbuf_append(e, ")", 1);
         }
