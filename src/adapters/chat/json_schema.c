@@ -360,39 +360,42 @@ static sem_status check_object_shape(jsg_ctx *c, const json_t *props, const json
     return SEM_OK;
 }
 
-/* The members of the object: declared properties (and required names
- * not declared) with their key and value expressions. */
-static sem_status collect_members(jsg_ctx *c, const json_t *s, member *m, size_t *n, int *never)
+/* The declared properties as members m[*n..], in order; an optional one
+ * that can have no value is left out, a required one makes the object
+ * impossible (*never). */
+static sem_status declared_members(jsg_ctx *c, const json_t *s, member *m, size_t *n, int *never)
 {
     const json_t *props = json_object_get(s, "properties"), *req = json_object_get(s, "required");
-    const json_t *ap = json_object_get(s, "additionalProperties");
     const char *key;
     json_t *sub;
-    sem_status st = SEM_OK;
-    *n = 0;
     json_object_foreach((json_t *)props, key, sub) {
-        member *mm = &m[*n];
+        member *mm = &m[(*n)++];
         *mm = (member){.key = key, .required = name_in(req, key)};
         member_key(mm);
         int nv = 0;
         size_t mark = path_push(c, "properties", -1);
-        st = child_expr(c, sub, key, -1, &mm->kv, &nv);
+        sem_status st = child_expr(c, sub, key, -1, &mm->kv, &nv);
         path_pop(c, mark);
-        (*n)++;
-        if (st != SEM_OK)
+        if (st != SEM_OK || (nv && mm->required)) {
+            *never = nv;
             return st;
-        if (nv && mm->required) {
-            *never = 1;
-            return SEM_OK;
         }
-        if (nv) /* an optional member that can have no value: left out */
+        if (nv)
             strbuf_free(&m[--*n].kv);
     }
+    return SEM_OK;
+}
+
+/* Required names that are not declared: members after the declared ones,
+ * with the additionalProperties schema (any value when there is none). */
+static sem_status undeclared_members(jsg_ctx *c, const json_t *s, member *m, size_t *n,
+                                     int *never)
+{
+    const json_t *props = json_object_get(s, "properties"), *req = json_object_get(s, "required");
+    const json_t *ap = json_object_get(s, "additionalProperties");
     for (size_t i = 0; i < json_array_size(req); i++) {
         const char *name = json_string_value(json_array_get(req, i));
-        if (json_object_get(props, name))
-            continue;
-        int dup = 0; /* the same name twice in required */
+        int dup = json_object_get(props, name) != NULL; /* declared, or named twice */
         for (size_t j = 0; j < *n; j++)
             dup |= strcmp(m[j].key, name) == 0;
         if (dup)
@@ -401,20 +404,18 @@ static sem_status collect_members(jsg_ctx *c, const json_t *s, member *m, size_t
             *never = 1;
             return SEM_OK;
         }
-        member *mm = &m[*n];
+        member *mm = &m[(*n)++];
         *mm = (member){.key = name, .required = 1};
         member_key(mm);
         int nv = 0;
-        (*n)++;
-        st = json_is_object(ap) ? child_expr(c, ap, "additionalProperties", -1, &mm->kv, &nv)
-                                : SEM_OK;
-        if (!json_is_object(ap))
+        if (!json_is_object(ap)) {
             jsg_any_value(c, &mm->kv);
-        if (st != SEM_OK)
+            continue;
+        }
+        sem_status st = child_expr(c, ap, "additionalProperties", -1, &mm->kv, &nv);
+        if (st != SEM_OK || nv) {
+            *never = nv;
             return st;
-        if (nv) {
-            *never = 1;
-            return SEM_OK;
         }
     }
     return SEM_OK;
@@ -430,13 +431,19 @@ static sem_status extra_member(jsg_ctx *c, const json_t *s, const member *m, siz
     int free_form = !ap && json_object_size(props) == 0 && json_array_size(req) == 0;
     if (!free_form && !json_is_true(ap) && !json_is_object(ap))
         return SEM_OK;
-    const char **keys = malloc((n + 1) * sizeof *keys);
+    /* every declared name (also those left out for having no value) */
+    const char **keys = malloc((n + json_object_size(props) + 1) * sizeof *keys);
     if (!keys)
         return jsg_fail(c, NULL, SEM_ENOMEM, "out of memory");
+    size_t nk = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)props, k, v)
+        keys[nk++] = k;
     for (size_t i = 0; i < n; i++)
-        keys[i] = m[i].key;
+        keys[nk++] = m[i].key;
     strbuf body = {0};
-    sem_status st = jsg_key_not_in(c, &body, keys, n);
+    sem_status st = jsg_key_not_in(c, &body, keys, nk);
     free(keys);
     if (st != SEM_OK) {
         strbuf_free(&body);
@@ -519,7 +526,9 @@ static sem_status object_expr(jsg_ctx *c, const json_t *s, strbuf *e, int *never
     size_t n = 0;
     strbuf x = {0};
     c->container_depth++;
-    st = collect_members(c, s, m, &n, never);
+    st = declared_members(c, s, m, &n, never);
+    if (st == SEM_OK && !*never)
+        st = undeclared_members(c, s, m, &n, never);
     if (st == SEM_OK && !*never)
         st = extra_member(c, s, m, n, &x);
     c->container_depth--;
@@ -701,7 +710,10 @@ static sem_status types_expr(jsg_ctx *c, const json_t *s, strbuf *e, int *never)
             if (!json_is_string(v) || !in_list(json_string_value(v), TYPES))
                 return jsg_fail(c, "type", SEM_EREQUEST, "must name JSON types (object, array, "
                                 "string, integer, number, boolean, null)");
-            if (n < 7)
+            int seen = 0; /* a type listed twice counts once */
+            for (int j = 0; j < n; j++)
+                seen |= strcmp(names[j], json_string_value(v)) == 0;
+            if (!seen)
                 names[n++] = json_string_value(v);
         }
     } else if (t) {

@@ -718,11 +718,27 @@ static void additional_properties_and_free_objects(void **state)
               "{\"id\": 1, \"x\": \"abc\"}")};
     check_instances(&extra);
 
+    instances undeclared = { /* "z" is required but not among the properties */
+        "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"null\"}}, \"required\":"
+        " [\"a\", \"z\"], \"additionalProperties\": {\"type\": \"integer\", \"minimum\": 0,"
+        " \"maximum\": 3}}",
+        1, TEXTS("{\"a\": null, \"z\": 1}", "{\"a\": null, \"z\": 0, \"q\": 2}"),
+        TEXTS("{\"a\": null}", "{\"a\": null, \"z\": 5}", "{\"z\": 1, \"a\": null}",
+              "{\"a\": null, \"z\": 1, \"z\": 2}")};
+    check_instances(&undeclared);
+
     instances free_form = {
         "{\"type\": \"object\"}", 1,
         TEXTS("{}", "{\"a\": 1, \"b\": [true, null]}", "{\"x\": {\"y\": {\"z\": 1.5}}}"),
         TEXTS("{\"a\":1}", "[]", "{\"a\": 1,}")};
     check_instances(&free_form);
+
+    instances never = { /* a property whose schema is false never appears */
+        "{\"type\": \"object\", \"properties\": {\"a\": false, \"b\": {\"type\": \"null\"}},"
+        " \"additionalProperties\": true}",
+        1, TEXTS("{}", "{\"b\": null}", "{\"b\": null, \"c\": 1}", "{\"ab\": 1}"),
+        TEXTS("{\"a\": 1}", "{\"b\": null, \"a\": 1}")};
+    check_instances(&never);
 
     instances closed = {"{\"type\": \"object\", \"additionalProperties\": false}", 1,
                         TEXTS("{}"), TEXTS("{\"a\": 1}")};
