@@ -6,6 +6,10 @@
  * U+FFFD), with anything that could still become a stop string held back
  * until it cannot.
  *
+ * Tokens are chosen in engine_sample.c (grammar, log probabilities); a
+ * request with a grammar ends (GEN_STOP) after the token that leaves its
+ * grammar state done, as after an end-of-generation token.
+ *
  * Notifications: a request's notify hook (gen_params.notify) is called on
  * the engine thread under the request's lock, each time more text becomes
  * visible and once when the request finishes; release clears the hook under
@@ -32,6 +36,7 @@ void request_unref(gen_request *r)
     free(r->prompt);
     free(r->gen);
     strbuf_free(&r->text);
+    request_grammar_free(r);
     free(r);
 }
 
@@ -98,6 +103,9 @@ void request_finish(engine *e, gen_request *r, gen_finish why, const sem_err *er
     r->ag = NULL;
     sampler_free(r->smp);
     r->smp = NULL;
+    grammar_state_free(r->gs); /* the grammar itself stays until the last reference */
+    r->gs = NULL;
+    strbuf_free(&r->lazy_text);
     r->phase = PHASE_DONE;
     if (r->tail_len && why != GEN_CANCELLED) {
         /* The text ended inside a character: its bytes become U+FFFD. */
@@ -182,7 +190,8 @@ void request_take_token(engine *e, gen_request *r, int32_t tok)
     }
     r->gen[r->n_gen++] = tok;
     sampler_accept(r->smp, tok);
-    if (emit_piece(e, r, tok) != SEM_OK) {
+    if ((r->top_logprobs >= 0 && request_keep_logprob(r) != SEM_OK) ||
+        emit_piece(e, r, tok) != SEM_OK) {
         sem_err err = {0};
         sem_err_set(&err, SEM_ENOMEM, "engine: out of memory for generated text");
         request_fail(e, r, SEM_ENOMEM, &err);
@@ -204,6 +213,10 @@ void request_take_token(engine *e, gen_request *r, int32_t tok)
     }
     r->scan_from = sr.safe;
     show(r, sr.safe);
+    if (r->gs && grammar_state_done(r->gs)) {
+        request_finish(e, r, GEN_STOP, NULL); /* the grammar admits nothing more */
+        return;
+    }
     if (r->n_gen >= r->max_tokens || block_table_n_tokens(r->kv) + 1 > r->limit) {
         request_finish(e, r, GEN_LENGTH, NULL);
         return;
@@ -291,6 +304,10 @@ static gen_request *make_request(engine *e, const gen_params *p, sem_err *err)
         stop_set_init(&r->stops, p->stop, p->n_stop, err) != SEM_OK) {
         err->status = SEM_EREQUEST;
         discard(r, SEM_EREQUEST);
+        return NULL;
+    }
+    if (request_grammar_init(r, p, err) != SEM_OK) {
+        discard(r, err->status);
         return NULL;
     }
     return r;
@@ -411,8 +428,17 @@ static void gp_release(void *self, gen_request *r)
 static uint32_t gp_logprobs(void *self, gen_request *r, uint32_t from, gen_logprob *out,
                             uint32_t cap)
 {
-    (void)self, (void)r, (void)from, (void)out, (void)cap;
-    return 0;
+    (void)self;
+    pthread_mutex_lock(&r->lock);
+    uint32_t n = 0;
+    if (from < r->n_lps) {
+        n = r->n_lps - from;
+        if (n > cap)
+            n = cap;
+        memcpy(out, r->lps + from, (size_t)n * sizeof *out);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return n;
 }
 
 static const generation_port_ops engine_gen_ops = {
