@@ -380,6 +380,9 @@ static void publish_stats(engine *e)
     e->stats.running = e->n_running;
     e->stats.waiting = e->n_pending;
     e->stats.steps = e->step;
+    e->stats.grammar_tokens = e->grammar_tokens;
+    e->stats.grammar_masks = e->grammar_masks;
+    e->stats.grammar_ms = e->grammar_ms;
     sem_mutex_unlock(&e->inbox);
 }
 

@@ -127,6 +127,12 @@ typedef struct engine_stats {
                                applied yet; a deleted or evicted agent that was being
                                written frees its blocks when its save ends, so the pool
                                figures are settled when this is 0 */
+    /* Constrained decoding (requests with a grammar, once it applies). */
+    uint64_t grammar_tokens; /* tokens chosen under a grammar */
+    uint64_t grammar_masks;  /* of which the sampled token was refused (or log
+                                probabilities were wanted): the logits were masked */
+    double grammar_ms;       /* engine-thread time spent checking, masking and
+                                advancing grammar states, in ms */
     int draining;
 } engine_stats;
 

@@ -226,6 +226,8 @@ struct engine {
     float *logits;           /* [max_batch][n_vocab] */
     grammar_vocab *gvocab;   /* the token trie, built for the first request with a
                                 grammar, kept until engine_destroy */
+    uint64_t grammar_tokens, grammar_masks; /* published in stats */
+    double grammar_ms;
 };
 
 /* engine.c */

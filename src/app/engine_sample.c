@@ -150,6 +150,7 @@ static int any_finite(const float *logits, uint32_t n)
 static int32_t draw_masked(engine *e, gen_request *r, const grammar_state *gs, float *logits,
                            sem_err *err)
 {
+    e->grammar_masks++;
     if (grammar_state_mask(gs, e->gvocab, logits) != SEM_OK) {
         sem_err_set(err, SEM_ENOMEM, "engine: out of memory masking tokens for the grammar");
         return -1;
@@ -163,24 +164,31 @@ static int32_t draw_masked(engine *e, gen_request *r, const grammar_state *gs, f
     return sampler_sample(r->smp, logits);
 }
 
+/* Draws within r->gs and advances it; the time beyond the plain draw goes
+ * to the engine's grammar_ms. */
 static int32_t draw_in_grammar(engine *e, gen_request *r, float *logits, sem_err *err)
 {
     int32_t tok;
+    double t0 = deadline_now_ms();
     if (r->top_logprobs >= 0) {
         tok = draw_masked(e, r, r->gs, logits, err);
     } else {
         tok = sampler_sample(r->smp, logits);
+        t0 = deadline_now_ms(); /* the draw every request makes is not the grammar's */
         if (!grammar_state_allows(r->gs, e->gvocab, tok))
             tok = draw_masked(e, r, r->gs, logits, err);
     }
-    if (tok < 0 || grammar_vocab_is_eog(e->gvocab, tok))
-        return tok;
-    size_t len;
-    const char *text = grammar_vocab_text(e->gvocab, tok, &len);
-    if (!grammar_state_accept(r->gs, text, len)) {
-        sem_err_set(err, SEM_EINTERNAL, "engine: the grammar refused token %d it allowed", tok);
-        return -1;
+    e->grammar_tokens++;
+    if (tok >= 0 && !grammar_vocab_is_eog(e->gvocab, tok)) {
+        size_t len;
+        const char *text = grammar_vocab_text(e->gvocab, tok, &len);
+        if (!grammar_state_accept(r->gs, text, len)) {
+            sem_err_set(err, SEM_EINTERNAL, "engine: the grammar refused token %d it allowed",
+                        tok);
+            tok = -1;
+        }
     }
+    e->grammar_ms += deadline_now_ms() - t0;
     return tok;
 }
 

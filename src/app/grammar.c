@@ -107,6 +107,7 @@ sem_status gstack_set_reserve(gstack_set *s, uint32_t stacks, uint32_t positions
 
 static void set_reset(gstack_set *s)
 {
+    s->sig = 0;
     s->n = 0;
     s->n_pos = 0;
     s->has_empty = 0;
@@ -126,21 +127,40 @@ static uint32_t hash_stack(const uint32_t *st, uint32_t len)
     return h ^ (h >> 15);
 }
 
+/* Whether s holds st[0..len) (h its hash). */
+static int set_has(const gstack_set *s, const uint32_t *st, uint32_t len, uint32_t h)
+{
+    if (!s->slot_cap)
+        return 0;
+    for (uint32_t k = h & (s->slot_cap - 1); s->slot_gen[k] == s->gen;
+         k = (k + 1) & (s->slot_cap - 1)) {
+        uint32_t i = s->slot[k];
+        if (s->hash[i] == h && s->len[i] == len &&
+            (len == 0 || memcmp(s->pos + s->off[i], st, len * sizeof *st) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* The same stacks, in any order. */
+static int set_equal(const gstack_set *a, const gstack_set *b)
+{
+    if (a->sig != b->sig || a->n != b->n || a->n_pos != b->n_pos || a->over || b->over)
+        return 0;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (!set_has(b, a->pos + a->off[i], a->len[i], a->hash[i]))
+            return 0;
+    return 1;
+}
+
 /* Adds st[0..len) unless already there; over on a limit or no memory. */
 static void set_add(gstack_set *s, const uint32_t *st, uint32_t len)
 {
     if (len == 0)
         s->has_empty = 1;
     uint32_t h = hash_stack(st, len);
-    if (s->slot_cap) {
-        for (uint32_t k = h & (s->slot_cap - 1); s->slot_gen[k] == s->gen;
-             k = (k + 1) & (s->slot_cap - 1)) {
-            uint32_t i = s->slot[k];
-            if (s->hash[i] == h && s->len[i] == len &&
-                (len == 0 || memcmp(s->pos + s->off[i], st, len * sizeof *st) == 0))
-                return;
-        }
-    }
+    if (set_has(s, st, len, h))
+        return;
     if (s->n >= GRAMMAR_MAX_STACKS) {
         s->over = 1;
         return;
@@ -159,6 +179,7 @@ static void set_add(gstack_set *s, const uint32_t *st, uint32_t len)
         }
     }
     uint32_t i = s->n++;
+    s->sig += (uint64_t)h * 0x9E3779B97F4A7C15ULL + h;
     s->off[i] = s->n_pos;
     s->len[i] = len;
     s->hash[i] = h;
@@ -175,6 +196,14 @@ static void set_add(gstack_set *s, const uint32_t *st, uint32_t len)
         k = (k + 1) & (s->slot_cap - 1);
     s->slot_gen[k] = s->gen;
     s->slot[k] = i;
+}
+
+static int set_copy(gstack_set *dst, const gstack_set *src)
+{
+    set_reset(dst);
+    for (uint32_t i = 0; i < src->n && !dst->over; i++)
+        set_add(dst, src->pos + src->off[i], src->len[i]);
+    return dst->over ? -1 : 0;
 }
 
 static void set_swap(gstack_set *a, gstack_set *b)
@@ -271,6 +300,31 @@ void grammar_next_bytes(const grammar *g, const gstack_set *s, uint8_t acc[32])
     }
 }
 
+/* ---- Loops ---------------------------------------------------------- */
+
+const grammar_loops *grammar_loops_of(const grammar *g, grammar_scratch *sc, const gstack_set *s)
+{
+    for (uint32_t i = 0; i < GRAMMAR_LOOP_CACHE; i++)
+        if (sc->loops[i].used && set_equal(&sc->loops[i].set, s))
+            return &sc->loops[i];
+    grammar_loops *l = &sc->loops[sc->loop_next];
+    sc->loop_next = (sc->loop_next + 1) % GRAMMAR_LOOP_CACHE;
+    l->used = 0;
+    if (set_copy(&l->set, s) < 0)
+        return NULL;
+    grammar_next_bytes(g, s, l->next);
+    memset(l->loop, 0, sizeof l->loop);
+    for (int b = 0; b < 256; b++) {
+        if (!((l->next[b >> 3] >> (b & 7)) & 1))
+            continue;
+        if (grammar_advance(g, s, (uint8_t)b, &sc->probe, sc->work) > 0 &&
+            set_equal(&sc->probe, s))
+            l->loop[b >> 3] |= (uint8_t)(1u << (b & 7));
+    }
+    l->used = 1;
+    return l;
+}
+
 /* ---- Scratch -------------------------------------------------------- */
 
 sem_status grammar_scratch_levels(grammar_scratch *sc, uint32_t n)
@@ -292,6 +346,9 @@ static void scratch_free(grammar_scratch *sc)
         return;
     for (uint32_t i = 0; i < sc->n_lvl; i++)
         gstack_set_free(&sc->lvl[i]);
+    for (uint32_t i = 0; i < GRAMMAR_LOOP_CACHE; i++)
+        gstack_set_free(&sc->loops[i].set);
+    gstack_set_free(&sc->probe);
     free(sc->lvl);
     free(sc->allowed);
     free(sc);

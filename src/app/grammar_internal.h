@@ -64,6 +64,7 @@ typedef struct gstack_set {
     uint32_t n, cap;
     uint32_t *slot, *slot_gen; /* [slot_cap]: stack index, valid when slot_gen == gen */
     uint32_t slot_cap, gen;
+    uint64_t sig;             /* sum of the stacks' hashes, whatever their order */
     int has_empty;            /* holds the empty stack: the output can end */
     int over;                 /* a limit or an allocation failed: the set is unusable */
 } gstack_set;
@@ -72,6 +73,20 @@ void gstack_set_free(gstack_set *s);
 /* Reserves room (SEM_ENOMEM). */
 sem_status gstack_set_reserve(gstack_set *s, uint32_t stacks, uint32_t positions);
 
+/*
+ * What masking remembers about a stack set it met: the bytes some stack
+ * can take next, and the bytes that lead back to the very same set (the
+ * loop of a string's characters, say), whose subtrees the trie walk
+ * enters without advancing at all.
+ */
+#define GRAMMAR_LOOP_CACHE 32
+typedef struct grammar_loops {
+    gstack_set set;   /* a copy of the set */
+    uint8_t next[32]; /* 256-bit: bytes some stack takes */
+    uint8_t loop[32]; /* 256-bit: bytes after which the set is the same */
+    int used;
+} grammar_loops;
+
 /* Scratch memory of a state, used by accept, allows and mask. */
 typedef struct grammar_scratch {
     uint32_t work[GRAMMAR_MAX_DEPTH + 1]; /* the stack being expanded */
@@ -79,6 +94,9 @@ typedef struct grammar_scratch {
     uint32_t n_lvl;
     uint8_t *allowed; /* [n_allowed] per token, for mask */
     uint32_t n_allowed;
+    grammar_loops loops[GRAMMAR_LOOP_CACHE]; /* sets met while masking, kept */
+    uint32_t loop_next; /* the entry to replace next */
+    gstack_set probe;   /* where loops are tried */
 } grammar_scratch;
 
 struct grammar_state {
@@ -97,5 +115,7 @@ int grammar_advance(const grammar *g, const gstack_set *in, uint8_t b, gstack_se
 sem_status grammar_scratch_levels(grammar_scratch *sc, uint32_t n);
 /* Bit set of the bytes that some stack of s can take next. */
 void grammar_next_bytes(const grammar *g, const gstack_set *s, uint8_t acc[32]);
+/* The remembered bytes of set s (computed on first sight); NULL without memory. */
+const grammar_loops *grammar_loops_of(const grammar *g, grammar_scratch *sc, const gstack_set *s);
 
 #endif

@@ -11,9 +11,13 @@
  * prefix (one scratch set per depth), and skips a child as soon as its
  * byte is not one that some stack can take next (a 256-bit test), so a
  * position where the grammar admits a few bytes costs a few children of
- * the root, and a free-text position visits the tokens once each. A token
- * is allowed exactly when each of its bytes advances the set, which is
- * what grammar_state_allows() checks byte by byte; the two agree.
+ * the root. In free text (a string's characters) nearly every byte leads
+ * back to the same set: the bytes that do are worked out once per set
+ * (grammar_loops_of, remembered in the state) and such children are
+ * entered with the same set, without advancing, so the walk costs little
+ * more than visiting the tokens. A token is allowed exactly when each of
+ * its bytes advances the set, which is what grammar_state_allows() checks
+ * byte by byte; the two agree (a loop byte gives an equal set, checked).
  *
  * Threads: the vocab is immutable after grammar_vocab_new; checks and
  * masks use the state's scratch (one thread per state).
@@ -260,26 +264,49 @@ int grammar_state_allows(const grammar_state *s, const grammar_vocab *v, int32_t
     return 1;
 }
 
-/* Marks the allowed tokens below node (whose prefix leaves set `in`). */
+static int bit(const uint8_t set[32], uint8_t b)
+{
+    return (set[b >> 3] >> (b & 7)) & 1;
+}
+
+/*
+ * Marks the allowed tokens below node, whose prefix leaves set `in`; next
+ * and loop are in's bytes (grammar_loops), loop all zero when unknown.
+ */
 static void walk(const grammar_state *s, const grammar_vocab *v, uint32_t node,
-                 const gstack_set *in, uint32_t depth)
+                 const gstack_set *in, const uint8_t *next, const uint8_t *loop, uint32_t depth)
 {
     grammar_scratch *sc = s->sc;
-    uint8_t acc[32];
-    grammar_next_bytes(s->g, in, acc);
     const tnode *nd = &v->nodes[node];
     gstack_set *out = &sc->lvl[depth];
     for (uint32_t k = 0; k < nd->n_child; k++) {
         uint32_t c = nd->child + k;
         const tnode *ch = &v->nodes[c];
-        if (!((acc[ch->byte >> 3] >> (ch->byte & 7)) & 1))
+        if (!bit(next, ch->byte))
             continue;
+        if (bit(loop, ch->byte)) { /* the same set again */
+            for (uint32_t j = 0; j < ch->n_tok; j++)
+                sc->allowed[v->toks[ch->tok + j]] = 1;
+            if (ch->n_child)
+                walk(s, v, c, in, next, loop, depth + 1);
+            continue;
+        }
         if (grammar_advance(s->g, in, ch->byte, out, sc->work) <= 0)
             continue;
         for (uint32_t j = 0; j < ch->n_tok; j++)
             sc->allowed[v->toks[ch->tok + j]] = 1;
-        if (ch->n_child)
-            walk(s, v, c, out, depth + 1);
+        if (!ch->n_child)
+            continue;
+        /* Learning a set's loops costs up to 256 advances: worth it for a
+         * node with many children, and remembered for the next masks. */
+        const grammar_loops *l = ch->n_child >= 16 ? grammar_loops_of(s->g, sc, out) : NULL;
+        if (l) {
+            walk(s, v, c, out, l->next, l->loop, depth + 1);
+        } else {
+            uint8_t acc[32], none[32] = {0};
+            grammar_next_bytes(s->g, out, acc);
+            walk(s, v, c, out, acc, none, depth + 1);
+        }
     }
 }
 
@@ -296,7 +323,11 @@ sem_status grammar_state_mask(const grammar_state *s, const grammar_vocab *v, fl
         sc->n_allowed = v->n_vocab;
     }
     memset(sc->allowed, 0, v->n_vocab);
-    walk(s, v, 0, &s->cur, 0);
+    const grammar_loops *l = grammar_loops_of(s->g, sc, &s->cur);
+    uint8_t acc[32], none[32] = {0};
+    if (!l)
+        grammar_next_bytes(s->g, &s->cur, acc);
+    walk(s, v, 0, &s->cur, l ? l->next : acc, l ? l->loop : none, 0);
     int can_end = grammar_state_can_end(s);
     for (uint32_t t = 0; t < v->n_vocab; t++) {
         int ok = v->kind[t] == TOK_EOG ? can_end : sc->allowed[t];

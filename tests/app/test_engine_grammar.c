@@ -201,6 +201,9 @@ static void a_constrained_request_produces_only_sentences(void **state)
         assert_true(o.n_toks > 0 && o.toks[o.n_toks - 1] != EOG);
         assert_int_equal(o.text[o.len - 1], '}');
     }
+    engine_stats st = engine_get_stats(f->e);
+    assert_true(st.grammar_tokens >= 30 && st.grammar_masks > 0);
+    assert_true(st.grammar_masks <= st.grammar_tokens && st.grammar_ms > 0);
     /* Without the grammar the same model writes anything. */
     gen_params p = params(NULL, 40, 1.0f, 3);
     run(f, &p, &o);

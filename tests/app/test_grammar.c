@@ -378,6 +378,60 @@ static void masks_agree_with_per_token_checks(void **state)
     grammar_vocab_free(v);
 }
 
+/* Thousands of random tokens over JSON's bytes: nodes with many children,
+ * loops inside strings, multi-byte characters; mask and allows agree. */
+static void masks_agree_on_a_large_random_vocabulary(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "{}[]\":, \nab01-e.tn\\u\xC3\xA9";
+    enum { N = 3000 };
+    static char texts[N][8];
+    static const char *ptr[N];
+    uint64_t rng = 7;
+    for (int t = 0; t < N; t++) {
+        int len = t < 2 ? 0 : 1 + (int)(test_rand(&rng) % 6);
+        for (int i = 0; i < len; i++)
+            texts[t][i] = alphabet[test_rand(&rng) % (sizeof alphabet - 1)];
+        texts[t][len] = 0;
+        ptr[t] = texts[t];
+    }
+    fake_vocab f = {ptr, N, 1};
+    grammar_vocab *v = grammar_vocab_new(N, fv_piece, fv_eog, &f, NULL);
+    assert_non_null(v);
+    grammar *g = parse_ok(JSON_GRAMMAR);
+    float *logits = malloc(N * sizeof *logits);
+    for (int run = 0; run < 10; run++) {
+        grammar_state *s = grammar_state_new(g, NULL);
+        for (int step = 0; step < 40; step++) {
+            for (int t = 0; t < N; t++)
+                logits[t] = 0.f;
+            assert_int_equal(grammar_state_mask(s, v, logits), SEM_OK);
+            uint32_t n_allowed = 0;
+            for (int t = 0; t < N; t++) {
+                int allowed = grammar_state_allows(s, v, t);
+                if (allowed != !isinf(logits[t]))
+                    fail_msg("run %d step %d token \"%s\": mask %d, allows %d", run, step,
+                             texts[t], !isinf(logits[t]), allowed);
+                n_allowed += (uint32_t)allowed;
+            }
+            if (n_allowed == 0)
+                break;
+            uint32_t pick = (uint32_t)(test_rand(&rng) % n_allowed);
+            int32_t tok = -1;
+            for (int t = 0; t < N && tok < 0; t++)
+                if (!isinf(logits[t]) && pick-- == 0)
+                    tok = t;
+            if (tok == 1)
+                break;
+            assert_true(grammar_state_accept(s, texts[tok], strlen(texts[tok])));
+        }
+        grammar_state_free(s);
+    }
+    free(logits);
+    grammar_free(g);
+    grammar_vocab_free(v);
+}
+
 static void structural_positions_mask_precisely(void **state)
 {
     (void)state;
@@ -445,6 +499,7 @@ int main(void)
         cmocka_unit_test(nesting_beyond_the_depth_limit_is_rejected),
         cmocka_unit_test(too_many_stacks_reject_the_byte),
         cmocka_unit_test(masks_agree_with_per_token_checks),
+        cmocka_unit_test(masks_agree_on_a_large_random_vocabulary),
         cmocka_unit_test(structural_positions_mask_precisely),
         cmocka_unit_test(a_vocabulary_of_only_empty_and_eog_tokens),
     };

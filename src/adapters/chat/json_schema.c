@@ -67,15 +67,24 @@ sem_status jsg_fail(jsg_ctx *c, const char *key, sem_status st, const char *fmt,
     return sem_err_set(c->err, st, "%s%s%s: %s", c->path, sep, key ? key : "", msg);
 }
 
+void jsg_append(strbuf *dst, const strbuf *src)
+{
+    if (src->len)
+        strbuf_append(dst, src->data, src->len);
+    dst->oom |= src->oom;
+}
+
 void jsg_ref_name(const jsg_ctx *c, strbuf *e, const char *suffix)
 {
     strbuf_printf(e, "%s-%s", c->name, suffix);
 }
 
-void jsg_emit_rule(jsg_ctx *c, strbuf *e, const char *body)
+void jsg_emit_rule(jsg_ctx *c, strbuf *e, const strbuf *body)
 {
     unsigned id = c->next_rule++;
-    strbuf_printf(c->out, "%s-s%u ::= %s\n", c->name, id, body);
+    strbuf_printf(c->out, "%s-s%u ::= ", c->name, id);
+    jsg_append(c->out, body);
+    strbuf_puts(c->out, "\n");
     strbuf_printf(e, "%s-s%u", c->name, id);
 }
 
@@ -124,9 +133,9 @@ static sem_status child_expr(jsg_ctx *c, const json_t *s, const char *seg, long 
     sem_status st = sub_expr(c, s, seg, index, &body, never);
     if (st == SEM_OK && !*never) {
         if (body.len <= INLINE_MAX)
-            strbuf_append(e, body.data, body.len);
+            jsg_append(e, &body);
         else
-            jsg_emit_rule(c, e, body.data);
+            jsg_emit_rule(c, e, &body);
     }
     e->oom |= body.oom;
     strbuf_free(&body);
@@ -351,39 +360,42 @@ static sem_status check_object_shape(jsg_ctx *c, const json_t *props, const json
     return SEM_OK;
 }
 
-/* The members of the object: declared properties (and required names
- * not declared) with their key and value expressions. */
-static sem_status collect_members(jsg_ctx *c, const json_t *s, member *m, size_t *n, int *never)
+/* The declared properties as members m[*n..], in order; an optional one
+ * that can have no value is left out, a required one makes the object
+ * impossible (*never). */
+static sem_status declared_members(jsg_ctx *c, const json_t *s, member *m, size_t *n, int *never)
 {
     const json_t *props = json_object_get(s, "properties"), *req = json_object_get(s, "required");
-    const json_t *ap = json_object_get(s, "additionalProperties");
     const char *key;
     json_t *sub;
-    sem_status st = SEM_OK;
-    *n = 0;
     json_object_foreach((json_t *)props, key, sub) {
-        member *mm = &m[*n];
+        member *mm = &m[(*n)++];
         *mm = (member){.key = key, .required = name_in(req, key)};
         member_key(mm);
         int nv = 0;
         size_t mark = path_push(c, "properties", -1);
-        st = child_expr(c, sub, key, -1, &mm->kv, &nv);
+        sem_status st = child_expr(c, sub, key, -1, &mm->kv, &nv);
         path_pop(c, mark);
-        (*n)++;
-        if (st != SEM_OK)
+        if (st != SEM_OK || (nv && mm->required)) {
+            *never = nv;
             return st;
-        if (nv && mm->required) {
-            *never = 1;
-            return SEM_OK;
         }
-        if (nv) /* an optional member that can have no value: left out */
+        if (nv)
             strbuf_free(&m[--*n].kv);
     }
+    return SEM_OK;
+}
+
+/* Required names that are not declared: members after the declared ones,
+ * with the additionalProperties schema (any value when there is none). */
+static sem_status undeclared_members(jsg_ctx *c, const json_t *s, member *m, size_t *n,
+                                     int *never)
+{
+    const json_t *props = json_object_get(s, "properties"), *req = json_object_get(s, "required");
+    const json_t *ap = json_object_get(s, "additionalProperties");
     for (size_t i = 0; i < json_array_size(req); i++) {
         const char *name = json_string_value(json_array_get(req, i));
-        if (json_object_get(props, name))
-            continue;
-        int dup = 0; /* the same name twice in required */
+        int dup = json_object_get(props, name) != NULL; /* declared, or named twice */
         for (size_t j = 0; j < *n; j++)
             dup |= strcmp(m[j].key, name) == 0;
         if (dup)
@@ -392,20 +404,18 @@ static sem_status collect_members(jsg_ctx *c, const json_t *s, member *m, size_t
             *never = 1;
             return SEM_OK;
         }
-        member *mm = &m[*n];
+        member *mm = &m[(*n)++];
         *mm = (member){.key = name, .required = 1};
         member_key(mm);
         int nv = 0;
-        (*n)++;
-        st = json_is_object(ap) ? child_expr(c, ap, "additionalProperties", -1, &mm->kv, &nv)
-                                : SEM_OK;
-        if (!json_is_object(ap))
+        if (!json_is_object(ap)) {
             jsg_any_value(c, &mm->kv);
-        if (st != SEM_OK)
+            continue;
+        }
+        sem_status st = child_expr(c, ap, "additionalProperties", -1, &mm->kv, &nv);
+        if (st != SEM_OK || nv) {
+            *never = nv;
             return st;
-        if (nv) {
-            *never = 1;
-            return SEM_OK;
         }
     }
     return SEM_OK;
@@ -421,13 +431,19 @@ static sem_status extra_member(jsg_ctx *c, const json_t *s, const member *m, siz
     int free_form = !ap && json_object_size(props) == 0 && json_array_size(req) == 0;
     if (!free_form && !json_is_true(ap) && !json_is_object(ap))
         return SEM_OK;
-    const char **keys = malloc((n + 1) * sizeof *keys);
+    /* every declared name (also those left out for having no value) */
+    const char **keys = malloc((n + json_object_size(props) + 1) * sizeof *keys);
     if (!keys)
         return jsg_fail(c, NULL, SEM_ENOMEM, "out of memory");
+    size_t nk = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)props, k, v)
+        keys[nk++] = k;
     for (size_t i = 0; i < n; i++)
-        keys[i] = m[i].key;
+        keys[nk++] = m[i].key;
     strbuf body = {0};
-    sem_status st = jsg_key_not_in(c, &body, keys, n);
+    sem_status st = jsg_key_not_in(c, &body, keys, nk);
     free(keys);
     if (st != SEM_OK) {
         strbuf_free(&body);
@@ -440,7 +456,7 @@ static sem_status extra_member(jsg_ctx *c, const json_t *s, const member *m, siz
     else
         jsg_any_value(c, &body);
     if (st == SEM_OK && !nv)
-        jsg_emit_rule(c, x, body.data);
+        jsg_emit_rule(c, x, &body);
     x->oom |= body.oom;
     strbuf_free(&body);
     return st;
@@ -454,7 +470,7 @@ static void tail_expr(jsg_ctx *c, strbuf *e, const member *m, size_t i, size_t n
         strbuf_printf(e, "%s-s%u", c->name, m[i].tail);
     } else if (x->len) {
         strbuf_puts(e, "(\", \" ");
-        strbuf_append(e, x->data, x->len);
+        jsg_append(e, x);
         strbuf_puts(e, ")*");
     }
 }
@@ -471,7 +487,7 @@ static void compose_object(jsg_ctx *c, strbuf *e, member *m, size_t n, const str
     for (size_t i = n; i-- > 1;) {
         strbuf_printf(c->out, "%s-s%u ::= ", c->name, m[i].tail);
         strbuf_puts(c->out, m[i].required ? "\", \" " : "(\", \" ");
-        strbuf_append(c->out, m[i].kv.data, m[i].kv.len);
+        jsg_append(c->out, &m[i].kv);
         strbuf_puts(c->out, m[i].required ? " " : ")? ");
         tail_expr(c, c->out, m, i + 1, n, x);
         strbuf_puts(c->out, "\n");
@@ -484,13 +500,13 @@ static void compose_object(jsg_ctx *c, strbuf *e, member *m, size_t n, const str
     int alts = 0;
     for (size_t i = 0; i < n && i <= first_required; i++) {
         strbuf_puts(e, alts++ ? " | " : "");
-        strbuf_append(e, m[i].kv.data, m[i].kv.len);
+        jsg_append(e, &m[i].kv);
         strbuf_append(e, " ", 1);
         tail_expr(c, e, m, i + 1, n, x);
     }
     if (first_required == n && x->len) {
         strbuf_puts(e, alts++ ? " | " : "");
-        strbuf_append(e, x->data, x->len);
+        jsg_append(e, x);
         strbuf_puts(e, " ");
         tail_expr(c, e, m, n, n, x);
     }
@@ -510,7 +526,9 @@ static sem_status object_expr(jsg_ctx *c, const json_t *s, strbuf *e, int *never
     size_t n = 0;
     strbuf x = {0};
     c->container_depth++;
-    st = collect_members(c, s, m, &n, never);
+    st = declared_members(c, s, m, &n, never);
+    if (st == SEM_OK && !*never)
+        st = undeclared_members(c, s, m, &n, never);
     if (st == SEM_OK && !*never)
         st = extra_member(c, s, m, n, &x);
     c->container_depth--;
@@ -542,7 +560,7 @@ static void array_rest(strbuf *e, const array_shape *a, int64_t i)
         return;
     if ((size_t)i < a->k) {
         strbuf_puts(e, " (\", \" ");
-        strbuf_append(e, a->prefix[i].data, a->prefix[i].len);
+        jsg_append(e, &a->prefix[i]);
         array_rest(e, a, i + 1);
         strbuf_puts(e, i < a->min ? ")" : ")?");
         return;
@@ -552,7 +570,7 @@ static void array_rest(strbuf *e, const array_shape *a, int64_t i)
     int64_t lo = a->min > i ? a->min - i : 0, hi = a->max < 0 ? -1 : a->max - i;
     strbuf term = {0};
     strbuf_puts(&term, "(\", \" ");
-    strbuf_append(&term, a->rest.data, a->rest.len);
+    jsg_append(&term, &a->rest);
     strbuf_puts(&term, ")");
     strbuf_append(e, " ", 1);
     jsg_repeat(e, term.data ? term.data : "", lo, hi);
@@ -617,7 +635,7 @@ static sem_status array_expr(jsg_ctx *c, const json_t *s, strbuf *e, int *never)
         } else {
             const strbuf *first = a.k ? &a.prefix[0] : &a.rest;
             strbuf_puts(e, a.min == 0 ? "(\"[\" (" : "(\"[\" ");
-            strbuf_append(e, first->data, first->len);
+            jsg_append(e, first);
             array_rest(e, &a, 1);
             strbuf_puts(e, a.min == 0 ? ")? \"]\")" : " \"]\")");
         }
@@ -692,7 +710,10 @@ static sem_status types_expr(jsg_ctx *c, const json_t *s, strbuf *e, int *never)
             if (!json_is_string(v) || !in_list(json_string_value(v), TYPES))
                 return jsg_fail(c, "type", SEM_EREQUEST, "must name JSON types (object, array, "
                                 "string, integer, number, boolean, null)");
-            if (n < 7)
+            int seen = 0; /* a type listed twice counts once */
+            for (int j = 0; j < n; j++)
+                seen |= strcmp(names[j], json_string_value(v)) == 0;
+            if (!seen)
                 names[n++] = json_string_value(v);
         }
     } else if (t) {
@@ -715,7 +736,7 @@ static sem_status types_expr(jsg_ctx *c, const json_t *s, strbuf *e, int *never)
         sem_status st = type_expr(c, s, names[i], &one, &nv);
         if (st == SEM_OK && !nv) {
             strbuf_puts(e, alts++ ? " | " : "");
-            strbuf_append(e, one.data, one.len);
+            jsg_append(e, &one);
         }
         e->oom |= one.oom;
         strbuf_free(&one);
@@ -747,7 +768,7 @@ static sem_status any_of_expr(jsg_ctx *c, const json_t *s, const char *key, strb
         sem_status st = child_expr(c, json_array_get(list, i), key, (long)i, &one, &nv);
         if (st == SEM_OK && !nv) {
             strbuf_puts(e, alts++ ? " | " : "");
-            strbuf_append(e, one.data, one.len);
+            jsg_append(e, &one);
         }
         e->oom |= one.oom;
         strbuf_free(&one);
@@ -761,39 +782,50 @@ static sem_status any_of_expr(jsg_ctx *c, const json_t *s, const char *key, strb
 
 static const json_t *resolve_pointer(const json_t *root, const char *ref);
 
-/* allOf of several object schemas: one object with all their members. */
+/* An allOf member that merges: an object schema with only type,
+ * properties, required and annotations (after its $ref). */
+static const json_t *mergeable(const jsg_ctx *c, const json_t *m)
+{
+    const json_t *ref = json_object_get(m, "$ref");
+    if (json_is_string(ref) && json_string_value(ref)[0] == '#')
+        m = resolve_pointer(c->root, json_string_value(ref));
+    const json_t *t = json_object_get(m, "type");
+    if (!json_is_object(m) || (t && !(json_is_string(t) && !strcmp(json_string_value(t), "object"))))
+        return NULL;
+    if (!t && !json_is_object(json_object_get(m, "properties")))
+        return NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)m, k, v) {
+        if (strcmp(k, "type") && strcmp(k, "properties") && strcmp(k, "required") &&
+            !in_list(k, KW_IGNORED))
+            return NULL;
+    }
+    return m;
+}
+
+/* allOf of several object schemas: one object with all their members
+ * (*out NULL: they do not merge). */
 static sem_status merge_all_of(jsg_ctx *c, const json_t *list, json_t **out)
 {
-    json_t *props = json_object(), *req = json_array();
-    json_t *merged = json_pack("{s:s, s:o, s:o}", "type", "object", "properties", props,
-                               "required", req);
+    json_t *merged = json_pack("{s:s, s:{}, s:[]}", "type", "object", "properties", "required");
+    json_t *props = json_object_get(merged, "properties"), *req = json_object_get(merged, "required");
+    *out = NULL;
     if (!merged)
         return jsg_fail(c, "allOf", SEM_ENOMEM, "out of memory");
     for (size_t i = 0; i < json_array_size(list); i++) {
-        const json_t *m = json_array_get(list, i);
-        const json_t *ref = json_object_get(m, "$ref");
-        if (json_is_string(ref) && json_string_value(ref)[0] == '#')
-            m = resolve_pointer(c->root, json_string_value(ref));
-        const json_t *mp = json_object_get(m, "properties");
-        const char *k;
-        json_t *v;
-        const json_t *mt = json_object_get(m, "type");
-        int objecty = json_is_object(m) &&
-                      (json_is_object(mp) ||
-                       (json_is_string(mt) && strcmp(json_string_value(mt), "object") == 0));
-        json_object_foreach((json_t *)m, k, v) {
-            if (strcmp(k, "type") && strcmp(k, "properties") && strcmp(k, "required") &&
-                !in_list(k, KW_IGNORED))
-                objecty = 0;
-        }
-        if (!objecty) {
+        const json_t *m = mergeable(c, json_array_get(list, i));
+        if (!m) {
             json_decref(merged);
             if (c->strict)
                 return jsg_fail(c, "allOf", SEM_EUNSUPPORTED, "only objects with properties "
                                 "and required are merged under strict structured output");
-            *out = NULL; /* not merged: the first schema alone */
-            return SEM_OK;
+            return SEM_OK; /* not merged: the first schema alone */
         }
+        const json_t *mp = json_object_get(m, "properties");
+        const char *k;
+        json_t *v;
+        int failed = 0;
         json_object_foreach((json_t *)mp, k, v) {
             if (json_object_get(props, k) && c->strict) {
                 json_decref(merged);
@@ -801,11 +833,15 @@ static sem_status merge_all_of(jsg_ctx *c, const json_t *list, json_t **out)
                                 "property '%s' is declared twice", k);
             }
             if (!json_object_get(props, k))
-                json_object_set(props, k, v);
+                failed |= json_object_set(props, k, v);
         }
         const json_t *mr = json_object_get(m, "required");
         for (size_t j = 0; j < json_array_size(mr); j++)
-            json_array_append(req, json_array_get(mr, j));
+            failed |= json_array_append(req, json_array_get(mr, j));
+        if (failed) {
+            json_decref(merged);
+            return jsg_fail(c, "allOf", SEM_ENOMEM, "out of memory");
+        }
     }
     *out = merged;
     return SEM_OK;
@@ -920,9 +956,11 @@ static sem_status ref_compile(jsg_ctx *c, size_t idx, const char *ref)
     r->never = nv;
     if (st == SEM_OK && nv && r->used_inside)
         st = jsg_fail(c, NULL, SEM_EREQUEST, "refers to itself but admits no value");
-    if (st == SEM_OK && !nv)
-        strbuf_printf(c->out, "%s-s%u ::= %s\n", c->name, r->id, body.data);
-    c->out->oom |= body.oom;
+    if (st == SEM_OK && !nv) {
+        strbuf_printf(c->out, "%s-s%u ::= ", c->name, r->id);
+        jsg_append(c->out, &body);
+        strbuf_puts(c->out, "\n");
+    }
     strbuf_free(&body);
     memcpy(c->path, saved, sizeof saved);
     c->path_len = saved_len;
@@ -1018,12 +1056,12 @@ static sem_status schema_expr(jsg_ctx *c, const json_t *s, strbuf *e, int *never
         !json_object_get(s, "const")) {
         strbuf_puts(e, *never ? "\"null\"" : "(");
         if (!*never) {
-            strbuf_append(e, core.data, core.len);
+            jsg_append(e, &core);
             strbuf_puts(e, " | \"null\")");
         }
         *never = 0;
     } else if (st == SEM_OK && !*never) {
-        strbuf_append(e, core.data, core.len);
+        jsg_append(e, &core);
     }
     e->oom |= core.oom;
     strbuf_free(&core);
@@ -1058,12 +1096,14 @@ sem_status json_schema_grammar(const json_t *schema, const char *name, int stric
     if (st == SEM_OK && never)
         st = jsg_fail(&c, NULL, SEM_EREQUEST, "admits no value");
     if (st == SEM_OK) {
-        strbuf_printf(out, "%s ::= %s\n", name, body.data);
+        strbuf_printf(out, "%s ::= ", name);
+        jsg_append(out, &body);
+        strbuf_puts(out, "\n");
         jsg_helpers(&c);
         if (out->oom || body.oom)
             st = sem_err_set(err, SEM_ENOMEM, "out of memory writing the grammar");
     }
-    if (st != SEM_OK && !out->oom)
+    if (st != SEM_OK && out->len > mark)
         strbuf_truncate(out, mark);
     strbuf_free(&body);
     free(c.refs);

@@ -235,7 +235,17 @@ static void digit_class(strbuf *e, char a, char b)
         strbuf_printf(e, "[%c-%c]", a, b);
 }
 
-/* The digit strings of length n from lo to hi (lo <= hi, same length). */
+/* s[0..n) is all ch. */
+static int all_of(const char *s, int n, char ch)
+{
+    for (int i = 0; i < n; i++)
+        if (s[i] != ch)
+            return 0;
+    return 1;
+}
+
+/* The digit strings of length n from lo to hi (lo <= hi; only their
+ * first n digits are read). */
 static void fixed_range(strbuf *e, const char *lo, const char *hi, int n)
 {
     if (n == 0)
@@ -251,8 +261,8 @@ static void fixed_range(strbuf *e, const char *lo, const char *hi, int n)
     char nines[24], zeros[24];
     memset(nines, '9', sizeof nines);
     memset(zeros, '0', sizeof zeros);
-    int lo_min = strspn(lo + 1, "0") == (size_t)n - 1; /* lo is d00..0 */
-    int hi_max = strspn(hi + 1, "9") == (size_t)n - 1; /* hi is d99..9 */
+    int lo_min = all_of(lo + 1, n - 1, '0'); /* lo is d00..0 */
+    int hi_max = all_of(hi + 1, n - 1, '9'); /* hi is d99..9 */
     char start = lo[0], end = hi[0];
     int alts = 0;
     strbuf_append(e, "(", 1);
@@ -387,7 +397,7 @@ static frac_lang frac_range(strbuf *e, const char *lo, int lo_incl, const char *
             digit_class(e, d, d);
             if (t.has_x) {
                 strbuf_append(e, " ", 1);
-                strbuf_append(e, sub.data, sub.len);
+                jsg_append(e, &sub);
                 if (t.empty_ok && d != '0')
                     strbuf_append(e, "?", 1);
             }
@@ -416,7 +426,7 @@ static void frac_at(strbuf *e, int *alts, uint64_t ip, const char *lo, int lo_in
     if (t.has_x) {
         strbuf_puts(e, (*alts)++ ? " | " : "");
         strbuf_printf(e, "\"%llu.\" ", (unsigned long long)ip);
-        strbuf_append(e, sub.data, sub.len);
+        jsg_append(e, &sub);
     }
     e->oom |= sub.oom;
     strbuf_free(&sub);
@@ -497,14 +507,14 @@ static sem_status signed_range(jsg_ctx *c, const json_t *s, strbuf *e, int *neve
     if (!*never) {
         strbuf_append(e, "(", 1);
         if (npos)
-            strbuf_append(e, pos.data, pos.len);
+            jsg_append(e, &pos);
         if (npos && nneg)
             strbuf_puts(e, " | ");
         if (nneg) {
             strbuf_puts(e, "\"-\" ");
             if (nneg > 1)
                 strbuf_append(e, "(", 1);
-            strbuf_append(e, neg.data, neg.len);
+            jsg_append(e, &neg);
             if (nneg > 1)
                 strbuf_append(e, ")", 1);
         }

@@ -77,11 +77,14 @@ typedef struct jsg_ctx {
 sem_status jsg_fail(jsg_ctx *c, const char *key, sem_status st, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Appends src to dst; a failed src fails dst. */
+void jsg_append(strbuf *dst, const strbuf *src);
+
 /* Appends "name-suffix" (a rule reference) to e. */
 void jsg_ref_name(const jsg_ctx *c, strbuf *e, const char *suffix);
 
 /* Appends a rule "name-sN ::= body" to the output and its name to e. */
-void jsg_emit_rule(jsg_ctx *c, strbuf *e, const char *body);
+void jsg_emit_rule(jsg_ctx *c, strbuf *e, const strbuf *body);
 
 /* ---------------------------------------------------------------- text */
 

@@ -247,8 +247,10 @@ void jsg_repeat(strbuf *e, const char *term, int64_t lo, int64_t hi)
         strbuf_printf(e, "%s%s", term, lo == 0 ? "*" : "+");
     else if (hi < 0)
         strbuf_printf(e, "%s{%lld,}", term, (long long)lo);
+    else if (lo == hi && lo == 1)
+        strbuf_puts(e, term);
     else if (lo == hi)
-        strbuf_printf(e, lo == 1 ? "%s" : "%s{%lld}", term, (long long)lo);
+        strbuf_printf(e, "%s{%lld}", term, (long long)lo);
     else if (lo == 0 && hi == 1)
         strbuf_printf(e, "%s?", term);
     else

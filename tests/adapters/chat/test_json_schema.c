@@ -518,6 +518,12 @@ static void integers_respect_bounds_exactly(void **state)
         1, TEXTS("6", "7"), TEXTS("5", "8", "7.5")};
     check_instances(&draft4);
 
+    instances both = { /* minimum and exclusiveMinimum: the tighter one */
+        "{\"type\": \"integer\", \"minimum\": 5, \"exclusiveMinimum\": 5,"
+        " \"maximum\": 9, \"exclusiveMaximum\": 12}",
+        1, TEXTS("6", "9"), TEXTS("5", "10", "11")};
+    check_instances(&both);
+
     instances neg = {"{\"type\": \"integer\", \"maximum\": -10}", 1,
                      TEXTS("-10", "-11", "-9999999999999999"), TEXTS("-9", "0", "10")};
     check_instances(&neg);
@@ -572,6 +578,67 @@ static void numbers_are_canonical_and_bounded(void **state)
                      TEXTS("100.75", "100.8", "101", "101.1", "99999999999999.5"),
                      TEXTS("100.7", "100", "99.9", "-101")};
     check_instances(&big);
+}
+
+/* A short random decimal: -35..35, half of them with 1..4 fraction
+ * digits (the last not 0). */
+static void random_decimal(uint64_t *rng, char *out, size_t cap, int *has_frac)
+{
+    long ip = (long)(test_rand(rng) % 71) - 35;
+    int nf = test_rand(rng) % 2 ? 1 + (int)(test_rand(rng) % 4) : 0;
+    char frac[8] = {0};
+    for (int i = 0; i < nf; i++)
+        frac[i] = (char)('0' + (i == nf - 1 ? 1 + test_rand(rng) % 9 : test_rand(rng) % 10));
+    int neg = ip < 0 || (ip == 0 && nf && test_rand(rng) % 2);
+    snprintf(out, cap, "%s%ld%s%s", neg ? "-" : "", labs(ip), nf ? "." : "", frac);
+    *has_frac = nf > 0;
+}
+
+static void bounds_agree_with_arithmetic(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"minimum", "maximum", "exclusiveMinimum",
+                                       "exclusiveMaximum"};
+    uint64_t rng = 12345;
+    for (int trial = 0; trial < 150; trial++) {
+        int integer = trial % 2;
+        json_t *s = json_pack("{s:s}", "type", integer ? "integer" : "number");
+        for (int k = 0; k < 4; k++) {
+            if (test_rand(&rng) % 3)
+                continue;
+            char text[32];
+            int frac;
+            random_decimal(&rng, text, sizeof text, &frac);
+            json_object_set_new(s, keys[k], frac ? json_real(strtod(text, NULL))
+                                                 : json_integer(strtol(text, NULL, 10)));
+        }
+        strbuf out = {0};
+        sem_err err = {0};
+        sem_status st = json_schema_grammar(s, "root", 1, &out, &err);
+        grammar *g = NULL;
+        if (st == SEM_OK) {
+            g = grammar_parse(out.data, out.len, &err);
+            assert_non_null(g);
+        } else {
+            assert_int_equal(st, SEM_EREQUEST); /* admits no value */
+        }
+        for (int i = 0; i < 300; i++) {
+            char text[32];
+            int frac;
+            random_decimal(&rng, text, sizeof text, &frac);
+            json_t *v = frac ? json_real(strtod(text, NULL)) : json_integer(strtol(text, NULL, 10));
+            int expect = !(integer && frac) && valid(v, s, s);
+            int got = g ? judge(g, text, strlen(text)) == 1 : 0;
+            if (got != expect) {
+                char *schema = json_dumps(s, 0);
+                fail_msg("%s: grammar says %d, arithmetic %d\n  %s", text, got, expect, schema);
+            }
+            json_decref(v);
+        }
+        grammar_free(g);
+        strbuf_free(&out);
+        json_decref(s);
+    }
 }
 
 static void arrays_respect_items_and_counts(void **state)
@@ -651,11 +718,27 @@ static void additional_properties_and_free_objects(void **state)
               "{\"id\": 1, \"x\": \"abc\"}")};
     check_instances(&extra);
 
+    instances undeclared = { /* "z" is required but not among the properties */
+        "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"null\"}}, \"required\":"
+        " [\"a\", \"z\"], \"additionalProperties\": {\"type\": \"integer\", \"minimum\": 0,"
+        " \"maximum\": 3}}",
+        1, TEXTS("{\"a\": null, \"z\": 1}", "{\"a\": null, \"z\": 0, \"q\": 2}"),
+        TEXTS("{\"a\": null}", "{\"a\": null, \"z\": 5}", "{\"z\": 1, \"a\": null}",
+              "{\"a\": null, \"z\": 1, \"z\": 2}")};
+    check_instances(&undeclared);
+
     instances free_form = {
         "{\"type\": \"object\"}", 1,
         TEXTS("{}", "{\"a\": 1, \"b\": [true, null]}", "{\"x\": {\"y\": {\"z\": 1.5}}}"),
         TEXTS("{\"a\":1}", "[]", "{\"a\": 1,}")};
     check_instances(&free_form);
+
+    instances never = { /* a property whose schema is false never appears */
+        "{\"type\": \"object\", \"properties\": {\"a\": false, \"b\": {\"type\": \"null\"}},"
+        " \"additionalProperties\": true}",
+        1, TEXTS("{}", "{\"b\": null}", "{\"b\": null, \"c\": 1}", "{\"ab\": 1}"),
+        TEXTS("{\"a\": 1}", "{\"b\": null, \"a\": 1}")};
+    check_instances(&never);
 
     instances closed = {"{\"type\": \"object\", \"additionalProperties\": false}", 1,
                         TEXTS("{}"), TEXTS("{\"a\": 1}")};
@@ -983,6 +1066,7 @@ int main(void)
         cmocka_unit_test(strings_count_code_points_and_escape_canonically),
         cmocka_unit_test(integers_respect_bounds_exactly),
         cmocka_unit_test(numbers_are_canonical_and_bounded),
+        cmocka_unit_test(bounds_agree_with_arithmetic),
         cmocka_unit_test(arrays_respect_items_and_counts),
         cmocka_unit_test(enum_const_anyof_nullable_and_types),
         cmocka_unit_test(additional_properties_and_free_objects),
