@@ -125,7 +125,7 @@ static sem_status parallel_once(session *s, uint32_t n_seq, uint32_t n_gen, cons
     for (uint32_t i = 0; st == SEM_OK && i < n_seq; i++) {
         int32_t prompt[4] = {1, (int32_t)(10 + i), (int32_t)(20 + i), (int32_t)(30 + i)};
         gen_params p = {.prompt = prompt, .n_prompt = 4, .max_tokens = n_gen,
-                        .top_logprobs = -1, .grammar = g->grammar};
+                        .grammar = g->grammar};
         p.sampling = (gen_sampling){.temperature = 0, .top_p = 1, .repeat_penalty = 1};
         if (g->sampled)
             p.sampling = (gen_sampling){.temperature = 0.8f, .top_k = 40, .top_p = 0.95f,
@@ -344,8 +344,7 @@ static sem_status agent_ttft(serving_stack *st, const char *id, const int32_t *p
                              double *ttft, uint32_t *cached, sem_err *err)
 {
     generation_port gp = engine_generation_port(st->e);
-    gen_params p = {.agent_id = id, .prompt = prompt, .n_prompt = n, .max_tokens = 1,
-                    .top_logprobs = -1};
+    gen_params p = {.agent_id = id, .prompt = prompt, .n_prompt = n, .max_tokens = 1};
     p.sampling = (gen_sampling){.temperature = 0, .top_p = 1, .repeat_penalty = 1};
     gen_request *r = NULL;
     sem_status s = gp.ops->submit(gp.self, &p, &r, err);

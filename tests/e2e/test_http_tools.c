@@ -344,19 +344,23 @@ static void anthropic_tool_use_whole_and_streamed(void **state)
         size_t n = hc_sse_parse(r.body, ev, 4096);
         text partial = {0};
         int started = 0, stopped = 0;
+        json_int_t first_tool = -1;
         char reason[32] = "";
         json_t *last = NULL;
         for (i = 0; i < n; i++) {
             json_t *d = json_loads(ev[i].data, 0, NULL);
             assert_non_null(d);
             const json_t *cb = json_object_get(d, "content_block");
+            json_int_t index = json_integer_value(json_object_get(d, "index"));
             if (strcmp(ev[i].event, "content_block_start") == 0 &&
                 strcmp(json_string_value(json_object_get(cb, "type")), "tool_use") == 0) {
+                if (!started)
+                    first_tool = index; /* the first call is checked */
                 started = 1;
                 assert_string_equal(json_string_value(json_object_get(cb, "name")), "get_weather");
             }
             const json_t *delta = json_object_get(d, "delta");
-            if (strcmp(ev[i].event, "content_block_delta") == 0 &&
+            if (strcmp(ev[i].event, "content_block_delta") == 0 && index == first_tool &&
                 strcmp(json_string_value(json_object_get(delta, "type")), "input_json_delta") == 0)
                 text_add(&partial, json_string_value(json_object_get(delta, "partial_json")));
             if (strcmp(ev[i].event, "content_block_stop") == 0)
