@@ -103,8 +103,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!count_only)
                 check_generation(&r.sampling, r.stop, r.n_stop, r.agent);
             FUZZ_NOTE("  ok: %zu prompt tokens", r.prep.n_prompt);
-            FUZZ_CHECK(count_only || (r.max_tokens >= 1 && r.max_tokens <= N_CTX),
-                       "max_tokens %u", r.max_tokens);
+            /* any size: the route clips it to what is left of the context */
+            FUZZ_CHECK(count_only || r.max_tokens >= 1, "max_tokens %u", r.max_tokens);
         } else {
             check_failed(st, &e);
         }

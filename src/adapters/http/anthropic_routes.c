@@ -221,7 +221,7 @@ static sem_status tool_use(const json_t *b, const char *param, json_t *calls, re
         return req_fail(e, SEM_EREQUEST, param, "%s needs a string \"id\" and \"name\"", param);
     if (input && !json_is_object(input))
         return req_fail(e, SEM_EREQUEST, param, "%s.input must be an object", param);
-    json_t *args = input ? json_copy((json_t *)input) : json_object();
+    json_t *args = input ? json_deep_copy(input) : json_object();
     return append(calls,
                   json_pack("{s:O,s:s,s:{s:O,s:o}}", "id", id, "type", "function", "function",
                             "name", name, "arguments", args),

@@ -368,27 +368,101 @@ static sem_status check_id(const char *id, const char *source, req_err *e)
  * id): kept as it is when it is a valid agent id; the "session_id" of a
  * JSON object (Claude Code's metadata.user_id); otherwise "u-" and the
  * 64-bit hash of the whole value in hex, so the same value always names
- * the same agent. 0 when the value gives nothing (empty).
+ * the same agent. Empty values are skipped by the caller.
  */
-static int derive_id(const char *v, char id[AGENT_ID_MAX + 1])
+/* Skips one JSON string at *p ('"' there); 0 when it does not end. */
+static int skip_string(const char **p)
+{
+    for (const char *s = *p + 1; *s; s++) {
+        if (*s == '\\' && s[1]) {
+            s++;
+        } else if (*s == '"') {
+            *p = s + 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Skips one JSON value at *p (strings, nested containers, literals). */
+static int skip_value(const char **p)
+{
+    int depth = 0;
+    const char *s = *p;
+    do {
+        s += strspn(s, " \t\r\n");
+        if (*s == '"') {
+            if (!skip_string(&s))
+                return 0;
+        } else if (*s == '{' || *s == '[') {
+            depth++, s++;
+        } else if (*s == '}' || *s == ']') {
+            if (--depth < 0)
+                return 0;
+            s++;
+        } else if (*s && depth) {
+            s++; /* ':' ',' and literal characters inside a container */
+        } else {
+            size_t n = strcspn(s, ",}] \t\r\n");
+            if (n == 0)
+                return 0;
+            s += n;
+        }
+    } while (depth > 0 && *s);
+    *p = s;
+    return depth == 0;
+}
+
+/*
+ * The value of a top-level member `key` of the JSON object text v when it
+ * is a string without escapes that fits in out; 0 otherwise. Reads
+ * without allocating, so running out of memory can never pass for a
+ * malformed text (jansson reports one as the other).
+ */
+static int top_string(const char *v, const char *key, char *out, size_t cap)
+{
+    const char *s = v + strspn(v, " \t\r\n");
+    size_t klen = strlen(key);
+    if (*s++ != '{')
+        return 0;
+    for (;;) {
+        s += strspn(s, " \t\r\n");
+        const char *k = s;
+        if (*s != '"' || !skip_string(&s))
+            return 0;
+        int match = (size_t)(s - k) == klen + 2 && memcmp(k + 1, key, klen) == 0;
+        s += strspn(s, " \t\r\n");
+        if (*s++ != ':')
+            return 0;
+        s += strspn(s, " \t\r\n");
+        const char *val = s;
+        if (!skip_value(&s))
+            return 0;
+        size_t n = (size_t)(s - val);
+        if (match && *val == '"' && n >= 2 && n - 2 < cap && !memchr(val, '\\', n)) {
+            memcpy(out, val + 1, n - 2);
+            out[n - 2] = '\0';
+            return 1;
+        }
+        s += strspn(s, " \t\r\n");
+        if (*s++ != ',')
+            return 0;
+    }
+}
+
+static sem_status derive_id(const char *v, char id[AGENT_ID_MAX + 1], const char *source,
+                            req_err *e)
 {
     sem_err err = {0};
-    if (!*v)
-        return 0;
     if (agent_id_validate(v, &err) == SEM_OK) {
         snprintf(id, AGENT_ID_MAX + 1, "%s", v);
-        return 1;
+        return SEM_OK;
     }
-    if (*v == '{') {
-        json_t *o = json_loads(v, 0, NULL);
-        const json_t *sid = json_object_get(o, "session_id");
-        int got = json_is_string(sid) && derive_id(json_string_value(sid), id);
-        json_decref(o);
-        if (got)
-            return 1;
-    }
+    char sid[AGENT_ID_MAX + 1];
+    if (top_string(v, "session_id", sid, sizeof sid))
+        return derive_id(sid, id, source, e);
     snprintf(id, AGENT_ID_MAX + 1, "u-%016llx", (unsigned long long)XXH3_64bits(v, strlen(v)));
-    return 1;
+    return SEM_OK;
 }
 
 /* The body's API field (a string) or NULL; "metadata.user_id" is nested. */
@@ -437,12 +511,12 @@ sem_status req_agent_id(const req_identity *who, const json_t *body, const char 
             snprintf(id, AGENT_ID_MAX + 1, "%s", json_string_value(a));
         return st;
     }
-    if (who->session_header && derive_id(who->session_header, id))
-        return SEM_OK;
+    if (who->session_header && *who->session_header)
+        return derive_id(who->session_header, id, "X-Claude-Code-Session-Id", e);
     const char *v;
     sem_status st = api_field_value(body, api_field, &v, e);
-    if (st == SEM_OK && v)
-        derive_id(v, id);
+    if (st == SEM_OK && v && *v)
+        st = derive_id(v, id, api_field, e);
     return st;
 }
 

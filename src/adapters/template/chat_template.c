@@ -259,7 +259,7 @@ static json_t *normalise_content(const chat_template *t, const json_t *content, 
     } else if (only_typed(t) && content) {
         result = json_pack("[{s:s, s:O}]", "type", "text", "text", content);
     } else {
-        result = content ? json_copy((json_t *)content) : json_string("");
+        result = content ? json_deep_copy(content) : json_string("");
     }
     if (!result)
         goto nomem;
@@ -389,7 +389,7 @@ nomem:
 static json_t *content_as_string(const json_t *content)
 {
     if (json_is_string(content))
-        return json_copy((json_t *)content);
+        return json_deep_copy(content);
     return join_text_parts(content);
 }
 
