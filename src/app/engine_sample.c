@@ -118,6 +118,13 @@ void request_grammar_free(gen_request *r)
 static const char *vocab_piece(void *u, int32_t tok, size_t *len)
 {
     model_port *mp = u;
+    /* Control tokens (turn markers, <|python_tag|>) never spell grammar
+     * text: inside a JSON string they would end the turn when the answer
+     * is rendered back. An empty text is never allowed. */
+    if (mp->ops->is_control && mp->ops->is_control(mp->self, tok) && !mp->ops->is_eog(mp->self, tok)) {
+        *len = 0;
+        return "";
+    }
     return mp->ops->piece(mp->self, tok, len);
 }
 
