@@ -9,9 +9,9 @@
  * reference that ends its alternative pushes nothing, so x* loops in
  * constant depth). Expansion ends at byte elements or an empty stack.
  * Left recursion was refused at parse time, so expansion terminates; the
- * limits GRAMMAR_MAX_STACKS and GRAMMAR_MAX_DEPTH (and a bound on the
- * expansion's own recursion) make a grammar that would still blow up
- * reject the byte instead.
+ * limits GRAMMAR_MAX_STACKS, GRAMMAR_MAX_DEPTH and GRAMMAR_MAX_EXPANSIONS
+ * (and a bound on the expansion's own recursion) make a grammar that would
+ * still blow up reject the byte instead.
  *
  * Memory: the stack sets grow as needed and are kept, so once a request
  * has warmed up accepting and checking tokens allocate nothing.
