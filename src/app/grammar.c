@@ -9,9 +9,9 @@
  * reference that ends its alternative pushes nothing, so x* loops in
  * constant depth). Expansion ends at byte elements or an empty stack.
  * Left recursion was refused at parse time, so expansion terminates; the
- * limits GRAMMAR_MAX_STACKS and GRAMMAR_MAX_DEPTH (and a bound on the
- * expansion's own recursion) make a grammar that would still blow up
- * reject the byte instead.
+ * limits GRAMMAR_MAX_STACKS, GRAMMAR_MAX_DEPTH and GRAMMAR_MAX_EXPANSIONS
+ * (and a bound on the expansion's own recursion) make a grammar that would
+ * still blow up reject the byte instead.
  *
  * Memory: the stack sets grow as needed and are kept, so once a request
  * has warmed up accepting and checking tokens allocate nothing.
@@ -108,6 +108,7 @@ sem_status gstack_set_reserve(gstack_set *s, uint32_t stacks, uint32_t positions
 static void set_reset(gstack_set *s)
 {
     s->sig = 0;
+    s->expansions = 0;
     s->n = 0;
     s->n_pos = 0;
     s->has_empty = 0;
@@ -240,7 +241,7 @@ static void expand_rule(const grammar *g, uint32_t *work, uint32_t base, uint32_
  */
 static void expand(const grammar *g, uint32_t *work, uint32_t wlen, gstack_set *out, unsigned depth)
 {
-    if (depth > EXPAND_RECURSION_MAX) {
+    if (depth > EXPAND_RECURSION_MAX || ++out->expansions > GRAMMAR_MAX_EXPANSIONS) {
         out->over = 1;
         return;
     }
@@ -372,9 +373,9 @@ grammar_state *grammar_state_new(const grammar *g, sem_err *err)
     if (s->cur.over) {
         grammar_state_free(s);
         return sem_err_set(err, SEM_EREQUEST,
-                           "grammar: the start of \"root\" exceeds %d stacks or %d nesting "
-                           "levels (or memory ran out)",
-                           GRAMMAR_MAX_STACKS, GRAMMAR_MAX_DEPTH),
+                           "grammar: the start of \"root\" exceeds %d stacks, %d nesting "
+                           "levels or %d expansion steps (or memory ran out)",
+                           GRAMMAR_MAX_STACKS, GRAMMAR_MAX_DEPTH, GRAMMAR_MAX_EXPANSIONS),
                NULL;
     }
     return s;

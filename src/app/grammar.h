@@ -31,11 +31,14 @@
  *
  * Matching is a pushdown recogniser: the state is a set of stacks of
  * grammar positions (each stack one way the output so far can be read),
- * advanced byte by byte. Identical stacks are kept once. Two limits keep a
- * pathological grammar from exhausting memory: at most GRAMMAR_MAX_STACKS
- * stacks and at most GRAMMAR_MAX_DEPTH positions per stack; a byte whose
- * reading would exceed either is rejected (as if the grammar refused it),
- * and so is a byte whose reading cannot get memory.
+ * advanced byte by byte. Identical stacks are kept once. Three limits keep
+ * a pathological grammar from exhausting memory or time: at most
+ * GRAMMAR_MAX_STACKS stacks, at most GRAMMAR_MAX_DEPTH positions per stack,
+ * and at most GRAMMAR_MAX_EXPANSIONS expansion steps to read one byte
+ * (nested optional rules can reach the same few stacks along exponentially
+ * many paths); a byte whose reading would exceed one is rejected (as if
+ * the grammar refused it), and so is a byte whose reading cannot get
+ * memory.
  *
  * A grammar_vocab indexes a vocabulary's token texts (a byte trie) so
  * that masking the tokens that cannot continue an output visits only the
@@ -56,6 +59,7 @@
 
 #define GRAMMAR_MAX_STACKS 4096   /* stacks in one state */
 #define GRAMMAR_MAX_DEPTH 1024    /* positions on one stack (nesting) */
+#define GRAMMAR_MAX_EXPANSIONS 65536 /* expansion steps to read one byte */
 #define GRAMMAR_REPEAT_MAX 10000  /* largest m or n in x{m,n} */
 #define GRAMMAR_ELEMS_MAX (1u << 22) /* compiled size of one grammar, in elements */
 

@@ -65,6 +65,7 @@ typedef struct gstack_set {
     uint32_t *slot, *slot_gen; /* [slot_cap]: stack index, valid when slot_gen == gen */
     uint32_t slot_cap, gen;
     uint64_t sig;             /* sum of the stacks' hashes, whatever their order */
+    uint32_t expansions;      /* expand steps since the reset, against GRAMMAR_MAX_EXPANSIONS */
     int has_empty;            /* holds the empty stack: the output can end */
     int over;                 /* a limit or an allocation failed: the set is unusable */
 } gstack_set;

@@ -287,6 +287,32 @@ static void too_many_stacks_reject_the_byte(void **state)
     grammar_free(g);
 }
 
+/* Nested optional rules: few stacks, but a number of ways to reach them
+ * that grows faster than exponentially with the depth. */
+static char *nested_optionals(int depth)
+{
+    static char text[4096];
+    size_t n = (size_t)snprintf(text, sizeof text, "root ::= a0 \"z\"\n");
+    for (int i = 0; i < depth; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "a%d ::= a%d? a%d?\n", i, i + 1, i + 1);
+    snprintf(text + n, sizeof text - n, "a%d ::= \"x\"\n", depth);
+    return text;
+}
+
+static void exponential_expansion_is_cut_off(void **state)
+{
+    (void)state;
+    grammar *g = parse_ok(nested_optionals(5));
+    assert_int_equal(judge(g, "xxxz"), 1);
+    grammar_free(g);
+    g = parse_ok(nested_optionals(24));
+    sem_err err = {0};
+    assert_null(grammar_state_new(g, &err));
+    assert_int_equal(err.status, SEM_EREQUEST);
+    assert_contains(err.detail, "expansion steps");
+    grammar_free(g);
+}
+
 /* ---- Vocabulary and masks ------------------------------------------- */
 
 typedef struct fake_vocab {
@@ -498,6 +524,7 @@ int main(void)
         cmocka_unit_test(a_rejected_byte_leaves_the_state_unchanged),
         cmocka_unit_test(nesting_beyond_the_depth_limit_is_rejected),
         cmocka_unit_test(too_many_stacks_reject_the_byte),
+        cmocka_unit_test(exponential_expansion_is_cut_off),
         cmocka_unit_test(masks_agree_with_per_token_checks),
         cmocka_unit_test(masks_agree_on_a_large_random_vocabulary),
         cmocka_unit_test(structural_positions_mask_precisely),
