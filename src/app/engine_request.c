@@ -141,9 +141,34 @@ void request_fail(engine *e, gen_request *r, sem_status st, const sem_err *err)
 /* ---------------------------------------------------------------- tokens */
 
 /*
- * Adds a token's text. Complete characters (ill-formed bytes as U+FFFD) go to
- * the request's text; an incomplete character at the end waits in
- * utf8_tail for the next token.
+ * U+0000 becomes U+FFFD in out[0..m), in place (out has room: every input
+ * byte makes at most three output bytes). JSON allows "\u0000", but the
+ * readers of both APIs (and many clients') refuse it, so an answer that
+ * held one could not be sent back in the next turn. Returns the new length.
+ */
+static size_t replace_nul(char *out, size_t m)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++)
+        k += out[i] == '\0';
+    if (k == 0)
+        return m;
+    for (size_t i = m, j = m + 2 * k; i-- > 0;) {
+        if (out[i] == '\0') {
+            out[--j] = (char)0xBD;
+            out[--j] = (char)0xBF;
+            out[--j] = (char)0xEF;
+        } else {
+            out[--j] = out[i];
+        }
+    }
+    return m + 2 * k;
+}
+
+/*
+ * Adds a token's text. Complete characters (ill-formed bytes and U+0000 as
+ * U+FFFD) go to the request's text; an incomplete character at the end
+ * waits in utf8_tail for the next token.
  */
 static sem_status emit_piece(engine *e, gen_request *r, int32_t tok)
 {
@@ -167,7 +192,7 @@ static sem_status emit_piece(engine *e, gen_request *r, int32_t tok)
     if (len)
         memcpy(buf + r->tail_len, p, len);
     size_t whole = utf8_whole_prefix(buf, n); /* an incomplete end waits for the next token */
-    size_t m = utf8_sanitize(buf, whole, out);
+    size_t m = replace_nul(out, utf8_sanitize(buf, whole, out));
     r->tail_len = n - whole;
     memcpy(r->utf8_tail, buf + whole, r->tail_len);
     sem_status st = append_text(r, out, m);

@@ -22,6 +22,7 @@ static const char *VOCAB[] = {
     "23", "x", "<tool>", "<to", "ol>", "ol>x", "hello", "\n", "\xC3", "\xA9", "", "\"}", "}x",
     "c", "hi", "[", "]", "yz", "\"a\"", "!", "!0", "!1", "!2", "!3", "!4", "!5", "!6", "!7",
     "!8", "!9", "!10", "!11", "!12", "!13", "!14", "!15", "!16", "!17", "!18", "!19",
+    "<nul>", /* spelled "a\0b" (fake_piece) */
 };
 enum { N_VOCAB = sizeof VOCAB / sizeof *VOCAB, EOG = 1, EMPTY = 25 };
 
@@ -77,6 +78,10 @@ static const char *fake_piece(void *self, int32_t t, size_t *len)
     (void)self;
     if (t < 0 || t >= N_VOCAB)
         return NULL;
+    if (strcmp(VOCAB[t], "<nul>") == 0) {
+        *len = 3;
+        return "a\0b";
+    }
     *len = strlen(VOCAB[t]);
     return VOCAB[t];
 }
@@ -323,6 +328,24 @@ static outcome *lazy_run(fixture *f, const char *trigger, uint32_t max_tokens)
     return &o;
 }
 
+/* A model that writes U+0000 is answered with U+FFFD: the APIs' readers
+ * refuse "\u0000", and the answer must be sendable back. */
+static void a_nul_is_never_written(void **state)
+{
+    (void)state;
+    fixture *f = open_fixture();
+    int32_t script[16];
+    const char *a[] = {"hi", "<nul>", "x"};
+    scripted(f, script, a, 3);
+    outcome o;
+    gen_params p = params(NULL, 3, 0.0f, 1);
+    run(f, &p, &o);
+    assert_int_equal(o.len, 2 + 5 + 1);
+    assert_memory_equal(o.text, "hia\xEF\xBF\xBD" "bx", 8);
+    assert_null(memchr(o.text, 0, o.len));
+    close_fixture(f);
+}
+
 static void a_lazy_grammar_applies_from_its_trigger(void **state)
 {
     (void)state;
@@ -561,6 +584,7 @@ int main(void)
         cmocka_unit_test(bad_grammars_fail_the_submit),
         cmocka_unit_test(a_grammar_the_vocabulary_cannot_spell_fails_the_request),
         cmocka_unit_test(a_lazy_grammar_applies_from_its_trigger),
+        cmocka_unit_test(a_nul_is_never_written),
         cmocka_unit_test(a_token_that_completes_a_trigger_into_bad_text_is_redrawn),
         cmocka_unit_test(an_anchored_trigger_counts_only_at_the_start),
         cmocka_unit_test(log_probabilities_are_recorded_per_token),
