@@ -16,9 +16,11 @@
 #define QWEN2 SEM_TEST_DATA "/models/tiny-qwen2-q8_0.gguf"
 #define TEMPLATE_LLAMA31 SEM_TEST_DATA "/chat/meta-llama-Llama-3.1-8B-Instruct.jinja"
 #define TEMPLATE_QWEN25 SEM_TEST_DATA "/chat/Qwen-Qwen2.5-7B-Instruct.jinja"
+#define TEMPLATE_R1 SEM_TEST_DATA "/chat/deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja"
 
-enum { GENERIC, LLAMA3, HERMES, N_SERVERS };
-static const char *const server_names[N_SERVERS] = {"generic", "llama3", "hermes"};
+enum { GENERIC, LLAMA3, HERMES, THINKER, N_SERVERS };
+static const char *const server_names[N_SERVERS] = {"generic", "llama3", "hermes", "thinker"};
+enum { N_TOOL_SERVERS = THINKER }; /* the ones every tool test runs on */
 static server_proc srv[N_SERVERS];
 
 static int start_all(void **state)
@@ -29,9 +31,12 @@ static int start_all(void **state)
                                   TEMPLATE_LLAMA31, NULL};
     const char *const hermes[] = {"-c",   "4096", "--pool-mb", "64", "--chat-template-file",
                                   TEMPLATE_QWEN25, NULL};
+    const char *const thinker[] = {"-c",   "4096", "--pool-mb", "64", "--chat-template-file",
+                                   TEMPLATE_R1, NULL};
     if (server_start(&srv[GENERIC], SEMANTIC_BIN, LLAMA31, generic, NULL, 1) != 0 ||
         server_start(&srv[LLAMA3], SEMANTIC_BIN, LLAMA31, llama3, NULL, 1) != 0 ||
-        server_start(&srv[HERMES], SEMANTIC_BIN, QWEN2, hermes, NULL, 1) != 0)
+        server_start(&srv[HERMES], SEMANTIC_BIN, QWEN2, hermes, NULL, 1) != 0 ||
+        server_start(&srv[THINKER], SEMANTIC_BIN, QWEN2, thinker, NULL, 1) != 0)
         return -1;
     return 0;
 }
@@ -208,7 +213,7 @@ static void check_oa_call(const json_t *call, const char *want_name)
 static void forced_calls_are_valid_whole(void **state)
 {
     (void)state;
-    for (int s = 0; s < N_SERVERS; s++) {
+    for (int s = 0; s < N_TOOL_SERVERS; s++) {
         for (int seed = 1; seed <= 3; seed++) {
             char body[4096];
             snprintf(body, sizeof body,
@@ -265,7 +270,7 @@ static json_t *oa_chunks(int server, const char *body)
 static void forced_calls_stream_in_openai_chunks(void **state)
 {
     (void)state;
-    for (int s = 0; s < N_SERVERS; s++) {
+    for (int s = 0; s < N_TOOL_SERVERS; s++) {
         json_t *chunks = oa_chunks(
             s, "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}],\"tools\":" OA_TOOLS
                ",\"tool_choice\":\"required\",\"stream\":true,\"max_tokens\":1500,\"seed\":7}");
@@ -317,7 +322,7 @@ static void forced_calls_stream_in_openai_chunks(void **state)
 static void anthropic_tool_use_whole_and_streamed(void **state)
 {
     (void)state;
-    for (int s = 0; s < N_SERVERS; s++) {
+    for (int s = 0; s < N_TOOL_SERVERS; s++) {
         json_t *j = post(s, "/v1/messages?beta=true", "anthropic-beta: tools-2024-04-04\r\n",
                          "{\"max_tokens\":64000,\"messages\":[{\"role\":\"user\",\"content\":"
                          "\"Weather?\"}],\"tools\":" AN_TOOLS ",\"tool_choice\":{\"type\":\"any\"}}",
@@ -398,7 +403,7 @@ static void structured_output_validates(void **state)
 {
     (void)state;
     json_t *schema = json_loads(PERSON_SCHEMA, 0, NULL);
-    for (int s = 0; s < N_SERVERS; s++) {
+    for (int s = 0; s < N_TOOL_SERVERS; s++) {
         for (int seed = 1; seed <= 3; seed++) {
             char body[2048];
             snprintf(body, sizeof body,
@@ -605,6 +610,48 @@ static void logprobs_describe_the_chosen_tokens(void **state)
     json_decref(j);
 }
 
+/*
+ * DeepSeek R1's template opens a think block in the generation prompt: the
+ * answer starts as reasoning, returned apart from the content (a random
+ * model never closes it). With thinking disabled the block is closed in
+ * the prompt, and a forced call is made at once.
+ */
+static void reasoning_is_returned_apart(void **state)
+{
+    (void)state;
+    json_t *j = post(THINKER, "/v1/chat/completions", NULL,
+                     "{\"messages\":[{\"role\":\"user\",\"content\":\"Think\"}],\"max_tokens\":20,"
+                     "\"seed\":2}",
+                     200);
+    json_t *msg = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message");
+    const char *reasoning = json_string_value(json_object_get(msg, "reasoning_content"));
+    const char *content = json_string_value(json_object_get(msg, "content"));
+    assert_non_null(reasoning);
+    assert_true(strlen(reasoning) > 0);
+    assert_non_null(content);
+    assert_null(strstr(content, "think>"));
+    json_decref(j);
+
+    http_response r = e2e_call(srv[THINKER].port, "POST", "/v1/messages", NULL,
+                               "{\"max_tokens\":20,\"stream\":true,\"messages\":[{\"role\":"
+                               "\"user\",\"content\":\"Think\"}]}");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"type\":\"thinking\""));
+    assert_non_null(strstr(r.body, "thinking_delta"));
+    assert_non_null(strstr(r.body, "signature_delta"));
+    hc_free(&r);
+
+    j = post(THINKER, "/v1/messages", NULL,
+             "{\"max_tokens\":1500,\"thinking\":{\"type\":\"disabled\"},\"tools\":" AN_TOOLS
+             ",\"tool_choice\":{\"type\":\"any\"},\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"Weather?\"}]}",
+             200);
+    assert_string_equal(json_string_value(json_object_get(j, "stop_reason")), "tool_use");
+    json_t *first = json_array_get(json_object_get(j, "content"), 0);
+    assert_string_equal(json_string_value(json_object_get(first, "type")), "tool_use");
+    json_decref(j);
+}
+
 static void no_vision_is_a_clear_400(void **state)
 {
     (void)state;
@@ -629,6 +676,7 @@ int main(void)
         cmocka_unit_test(anthropic_tool_turns_render_and_cache),
         cmocka_unit_test(client_identities_name_agents),
         cmocka_unit_test(logprobs_describe_the_chosen_tokens),
+        cmocka_unit_test(reasoning_is_returned_apart),
         cmocka_unit_test(no_vision_is_a_clear_400),
     };
     return cmocka_run_group_tests(tests, start_all, stop_all);
