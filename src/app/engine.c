@@ -13,7 +13,8 @@
  *                            the I/O thread reads it into the pool
  *   prefill                  prompt tokens past the reused prefix, a chunk
  *                            per step
- *   decode                   one token per step: sampled, streamed, then
+ *   decode                   one token per step: sampled (kept inside the
+ *                            request's grammar, engine_sample.c), streamed, then
  *                            evaluated in the next step
  *   finished                 result published; the agent keeps its KV (and
  *                            saves it shortly after), an anonymous sequence
@@ -94,6 +95,7 @@ static void start(engine *e, gen_request *r, req_phase phase)
     r->phase = phase;
     pthread_mutex_lock(&r->lock);
     r->result.cached_tokens = r->n_evaluated;
+    r->result.prompt_tokens = r->n_prompt; /* as aligned (prompt_align.h) */
     pthread_mutex_unlock(&r->lock);
     e->running[e->n_running++] = r;
 }
@@ -152,7 +154,8 @@ static int admit_one(engine *e, gen_request *r, sem_err *err)
         r->n_evaluated = block_table_n_tokens(r->kv);
     }
     sampler_params sp = r->sp;
-    if (how > 0 && !(r->smp = sampler_create(&sp, e->n_vocab, err)))
+    if (how > 0 && (engine_grammar_vocab(e, r, err) != SEM_OK ||
+                    !(r->smp = sampler_create(&sp, e->n_vocab, err))))
         how = -1;
     if (how < 0) {
         if (r->ag)
@@ -345,7 +348,11 @@ static void after_forward(engine *e, uint32_t n)
             }
             r->phase = PHASE_DECODE;
         }
-        request_take_token(e, r, sampler_sample(r->smp, e->batch[i].logits));
+        int32_t tok = request_sample(e, r, e->batch[i].logits, &err);
+        if (tok < 0)
+            request_fail(e, r, err.status, &err);
+        else
+            request_take_token(e, r, tok);
     }
 }
 
@@ -373,6 +380,9 @@ static void publish_stats(engine *e)
     e->stats.running = e->n_running;
     e->stats.waiting = e->n_pending;
     e->stats.steps = e->step;
+    e->stats.grammar_tokens = e->grammar_tokens;
+    e->stats.grammar_masks = e->grammar_masks;
+    e->stats.grammar_ms = e->grammar_ms;
     sem_mutex_unlock(&e->inbox);
 }
 
@@ -449,6 +459,7 @@ static void free_buffers(engine *e)
     free(e->batch_req);
     free(e->logits);
     free(e->anon);
+    grammar_vocab_free(e->gvocab);
 }
 
 engine *engine_create(model_port mp, block_pool *pool, const engine_opts *o, sem_err *err)

@@ -36,8 +36,15 @@
  * engine thread does not touch it, and builds loaded tables it hands back
  * through the inbox. Locks: `inbox` guards new requests, messages, flags
  * and stats; `io_lock` guards the I/O job queue; each request's `lock`
- * guards its readable text and result. No lock is held across a forward
- * pass or disk I/O.
+ * guards its readable text, log probabilities and result. No lock is held
+ * across a forward pass or disk I/O.
+ *
+ * Grammars. A request's grammar is parsed at submit (by the submitting
+ * thread; a bad one fails the submit) and read only afterwards; its
+ * grammar state belongs to the engine thread. The token trie that masks
+ * tokens (grammar_vocab) is built by the engine thread for the first
+ * request that has a grammar, shared by all later ones, and freed by
+ * engine_destroy. See engine_sample.c for how tokens are chosen.
  */
 #ifndef SEM_ENGINE_H
 #define SEM_ENGINE_H
@@ -120,6 +127,12 @@ typedef struct engine_stats {
                                applied yet; a deleted or evicted agent that was being
                                written frees its blocks when its save ends, so the pool
                                figures are settled when this is 0 */
+    /* Constrained decoding (requests with a grammar, once it applies). */
+    uint64_t grammar_tokens; /* tokens chosen under a grammar */
+    uint64_t grammar_masks;  /* of which the sampled token was refused (or log
+                                probabilities were wanted): the logits were masked */
+    double grammar_ms;       /* engine-thread time spent checking, masking and
+                                advancing grammar states, in ms */
     int draining;
 } engine_stats;
 

@@ -21,6 +21,7 @@
 #include "domain/agent_id.h"
 #include "base/deadline.h"
 #include "engine_internal.h"
+#include "prompt_align.h"
 
 /* ---------------------------------------------------------------- lookup */
 
@@ -154,10 +155,36 @@ static uint32_t common_prefix(const int32_t *a, uint32_t na, const int32_t *b, u
     return i;
 }
 
+static const char *align_piece(void *user, int32_t token, size_t *len)
+{
+    const engine *e = user;
+    return e->mp.ops->piece(e->mp.self, token, len);
+}
+
+static int align_special(void *user, int32_t token)
+{
+    const engine *e = user;
+    return (e->mp.ops->is_control && e->mp.ops->is_control(e->mp.self, token)) ||
+           e->mp.ops->is_eog(e->mp.self, token);
+}
+
+/* The prompt rewritten over the tokens t holds (prompt_align.h); returns
+ * the common prefix. The prompt may grow into the room of its output. */
+static uint32_t align_prompt(engine *e, gen_request *r, const block_table *t)
+{
+    prompt_align_vocab v = {align_piece, align_special, e,
+                            e->mp.ops->spaces_marked && e->mp.ops->spaces_marked(e->mp.self)};
+    uint32_t cap = r->limit - 1; /* at least one generated token */
+    if (r->prefill_only || r->n_prompt > cap)
+        return common_prefix(block_table_tokens(t), block_table_n_tokens(t), r->prompt,
+                             r->n_prompt);
+    return prompt_align(block_table_tokens(t), block_table_n_tokens(t), r->prompt, &r->n_prompt,
+                        cap, &v);
+}
+
 sem_status agents_reuse_prefix(gen_request *r, block_table *t, sem_err *err)
 {
-    uint32_t lcp = common_prefix(block_table_tokens(t), block_table_n_tokens(t), r->prompt,
-                                 r->n_prompt);
+    uint32_t lcp = align_prompt(r->e, r, t);
     if (lcp >= r->n_prompt && !r->prefill_only)
         lcp = r->n_prompt - 1; /* the last prompt token is evaluated for its logits */
     uint32_t keep = block_table_reusable(t, lcp);
@@ -455,6 +482,7 @@ static void load_done(engine *e, agent *a, engine_msg *m)
     r->phase = PHASE_PREFILL;
     pthread_mutex_lock(&r->lock);
     r->result.cached_tokens = keep;
+    r->result.prompt_tokens = r->n_prompt; /* as aligned */
     pthread_mutex_unlock(&r->lock);
     sem_mutex_lock(&e->inbox);
     if (keep > 0)

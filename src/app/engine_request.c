@@ -6,6 +6,10 @@
  * U+FFFD), with anything that could still become a stop string held back
  * until it cannot.
  *
+ * Tokens are chosen in engine_sample.c (grammar, log probabilities); a
+ * request with a grammar ends (GEN_STOP) after the token that leaves its
+ * grammar state done, as after an end-of-generation token.
+ *
  * Notifications: a request's notify hook (gen_params.notify) is called on
  * the engine thread under the request's lock, each time more text becomes
  * visible and once when the request finishes; release clears the hook under
@@ -32,6 +36,7 @@ void request_unref(gen_request *r)
     free(r->prompt);
     free(r->gen);
     strbuf_free(&r->text);
+    request_grammar_free(r);
     free(r);
 }
 
@@ -98,6 +103,9 @@ void request_finish(engine *e, gen_request *r, gen_finish why, const sem_err *er
     r->ag = NULL;
     sampler_free(r->smp);
     r->smp = NULL;
+    grammar_state_free(r->gs); /* the grammar itself stays until the last reference */
+    r->gs = NULL;
+    strbuf_free(&r->lazy_text);
     r->phase = PHASE_DONE;
     if (r->tail_len && why != GEN_CANCELLED) {
         /* The text ended inside a character: its bytes become U+FFFD. */
@@ -133,9 +141,34 @@ void request_fail(engine *e, gen_request *r, sem_status st, const sem_err *err)
 /* ---------------------------------------------------------------- tokens */
 
 /*
- * Adds a token's text. Complete characters (ill-formed bytes as U+FFFD) go to
- * the request's text; an incomplete character at the end waits in
- * utf8_tail for the next token.
+ * U+0000 becomes U+FFFD in out[0..m), in place (out has room: every input
+ * byte makes at most three output bytes). JSON allows "\u0000", but the
+ * readers of both APIs (and many clients') refuse it, so an answer that
+ * held one could not be sent back in the next turn. Returns the new length.
+ */
+static size_t replace_nul(char *out, size_t m)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++)
+        k += out[i] == '\0';
+    if (k == 0)
+        return m;
+    for (size_t i = m, j = m + 2 * k; i-- > 0;) {
+        if (out[i] == '\0') {
+            out[--j] = (char)0xBD;
+            out[--j] = (char)0xBF;
+            out[--j] = (char)0xEF;
+        } else {
+            out[--j] = out[i];
+        }
+    }
+    return m + 2 * k;
+}
+
+/*
+ * Adds a token's text. Complete characters (ill-formed bytes and U+0000 as
+ * U+FFFD) go to the request's text; an incomplete character at the end
+ * waits in utf8_tail for the next token.
  */
 static sem_status emit_piece(engine *e, gen_request *r, int32_t tok)
 {
@@ -159,7 +192,7 @@ static sem_status emit_piece(engine *e, gen_request *r, int32_t tok)
     if (len)
         memcpy(buf + r->tail_len, p, len);
     size_t whole = utf8_whole_prefix(buf, n); /* an incomplete end waits for the next token */
-    size_t m = utf8_sanitize(buf, whole, out);
+    size_t m = replace_nul(out, utf8_sanitize(buf, whole, out));
     r->tail_len = n - whole;
     memcpy(r->utf8_tail, buf + whole, r->tail_len);
     sem_status st = append_text(r, out, m);
@@ -182,7 +215,8 @@ void request_take_token(engine *e, gen_request *r, int32_t tok)
     }
     r->gen[r->n_gen++] = tok;
     sampler_accept(r->smp, tok);
-    if (emit_piece(e, r, tok) != SEM_OK) {
+    if ((r->top_logprobs >= 0 && request_keep_logprob(r) != SEM_OK) ||
+        emit_piece(e, r, tok) != SEM_OK) {
         sem_err err = {0};
         sem_err_set(&err, SEM_ENOMEM, "engine: out of memory for generated text");
         request_fail(e, r, SEM_ENOMEM, &err);
@@ -204,6 +238,10 @@ void request_take_token(engine *e, gen_request *r, int32_t tok)
     }
     r->scan_from = sr.safe;
     show(r, sr.safe);
+    if (r->gs && grammar_state_done(r->gs)) {
+        request_finish(e, r, GEN_STOP, NULL); /* the grammar admits nothing more */
+        return;
+    }
     if (r->n_gen >= r->max_tokens || block_table_n_tokens(r->kv) + 1 > r->limit) {
         request_finish(e, r, GEN_LENGTH, NULL);
         return;
@@ -276,7 +314,9 @@ static gen_request *make_request(engine *e, const gen_params *p, sem_err *err)
     uint64_t limit = (uint64_t)p->n_prompt + r->max_tokens;
     r->limit = (uint32_t)(limit < e->o.n_ctx ? limit : e->o.n_ctx);
     r->peak_blocks = cache_spec_peak_blocks(e->spec, r->limit, e->o.chunk);
-    r->prompt = malloc(p->n_prompt * sizeof *r->prompt);
+    /* Room to grow into: alignment over an agent's own tokens may lengthen
+     * the prompt, up to the limit (prompt_align.h). */
+    r->prompt = malloc((r->limit > p->n_prompt ? r->limit : p->n_prompt) * sizeof *r->prompt);
     r->gen = malloc((r->max_tokens ? r->max_tokens : 1) * sizeof *r->gen);
     pthread_mutex_init(&r->lock, NULL);
     deadline_cond_init(&r->cond);
@@ -291,6 +331,10 @@ static gen_request *make_request(engine *e, const gen_params *p, sem_err *err)
         stop_set_init(&r->stops, p->stop, p->n_stop, err) != SEM_OK) {
         err->status = SEM_EREQUEST;
         discard(r, SEM_EREQUEST);
+        return NULL;
+    }
+    if (request_grammar_init(r, p, err) != SEM_OK) {
+        discard(r, err->status);
         return NULL;
     }
     return r;
@@ -411,8 +455,17 @@ static void gp_release(void *self, gen_request *r)
 static uint32_t gp_logprobs(void *self, gen_request *r, uint32_t from, gen_logprob *out,
                             uint32_t cap)
 {
-    (void)self, (void)r, (void)from, (void)out, (void)cap;
-    return 0;
+    (void)self;
+    pthread_mutex_lock(&r->lock);
+    uint32_t n = 0;
+    if (from < r->n_lps) {
+        n = r->n_lps - from;
+        if (n > cap)
+            n = cap;
+        memcpy(out, r->lps + from, (size_t)n * sizeof *out);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return n;
 }
 
 static const generation_port_ops engine_gen_ops = {

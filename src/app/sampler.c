@@ -265,10 +265,43 @@ int32_t sampler_sample(sampler *s, const float *logits)
     }
     softmax_cands(s, n, p->temperature);
     double r = next_unit(s), cum = 0.0;
+    uint32_t last = 0; /* the last candidate that can be drawn (masked ones have p = 0) */
     for (uint32_t i = 0; i < n; i++) {
+        if (s->probs[i] <= 0.0f)
+            continue;
         cum += s->probs[i];
+        last = i;
         if (r < cum)
             return s->cands[i].id;
     }
-    return s->cands[n - 1].id;
+    return s->cands[last].id;
+}
+
+float sampler_logprobs(sampler *s, const float *logits, int32_t token, uint32_t n_top,
+                       int32_t *top_ids, float *top_lps, uint32_t *n_out)
+{
+    for (uint32_t i = 0; i < s->n_vocab; i++)
+        s->cands[i] = (cand){(int32_t)i, logits[i]};
+    apply_penalties(s);
+    float max = -INFINITY;
+    for (uint32_t i = 0; i < s->n_vocab; i++)
+        if (s->cands[i].logit > max)
+            max = s->cands[i].logit;
+    double sum = 0.0;
+    for (uint32_t i = 0; i < s->n_vocab; i++)
+        sum += exp((double)s->cands[i].logit - max);
+    float lse = max + (float)log(sum);
+    float lp = -INFINITY;
+    if (token >= 0 && (uint32_t)token < s->n_vocab)
+        lp = s->cands[token].logit - lse;
+    uint32_t k = n_top < s->n_vocab ? n_top : s->n_vocab, m = 0;
+    if (k > 0) {
+        keep_top(s->cands, s->n_vocab, k);
+        for (uint32_t i = 0; i < k && isfinite(s->cands[i].logit); i++, m++) {
+            top_ids[m] = s->cands[i].id;
+            top_lps[m] = s->cands[i].logit - lse;
+        }
+    }
+    *n_out = m;
+    return lp;
 }

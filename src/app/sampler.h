@@ -5,7 +5,8 @@
  * recent tokens, top-k, top-p, min-p, temperature, then a draw from the
  * remaining distribution with the sampler's own seeded generator. A
  * temperature <= 0 means greedy: the highest logit after penalties, the
- * lowest id on a tie.
+ * lowest id on a tie. Logits at -INFINITY (masked) are never drawn while
+ * any token is finite.
  *
  * Threads: a sampler belongs to one request and is used by one thread at a
  * time. sampler_sample() allocates nothing.
@@ -48,6 +49,16 @@ void sampler_accept(sampler *s, int32_t token);
 
 /* Picks the next token from logits[n_vocab] (not modified). */
 int32_t sampler_sample(sampler *s, const float *logits);
+
+/*
+ * Log probabilities (natural log) of the distribution after the penalties,
+ * before temperature and truncation: returns token's, and puts the n_top
+ * most likely tokens (best first, lowest id on a tie; tokens at -INFINITY
+ * left out) in top_ids / top_lps, *n_out of them. Uses the sampler's
+ * scratch; allocates nothing.
+ */
+float sampler_logprobs(sampler *s, const float *logits, int32_t token, uint32_t n_top,
+                       int32_t *top_ids, float *top_lps, uint32_t *n_out);
 
 /* Index of the largest value, the lowest index on a tie. */
 int32_t sampler_argmax(const float *logits, uint32_t n);

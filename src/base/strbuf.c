@@ -40,7 +40,8 @@ void strbuf_append(strbuf *b, const char *s, size_t n)
 {
     if (!strbuf_reserve(b, n))
         return;
-    memcpy(b->data + b->len, s, n);
+    if (n > 0) /* s may be NULL then: another buffer's data before it grew */
+        memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';
 }

@@ -18,6 +18,16 @@
  * once (each with a 4-token prompt, generating N_GEN tokens) and reports
  * the aggregate decode rate (all tokens / wall time) and the mean rate
  * each sequence saw.
+ *
+ * With --grammar json (or --grammar FILE.gbnf), sampled requests
+ * (temperature 0.8, top-k 40, top-p 0.95, fixed seeds) of one sequence run
+ * one after another until N tokens were decoded, without a grammar and then
+ * constrained by it, R times each: the decode rates (first tokens
+ * excluded), the engine's mean
+ * time per token spent checking, masking and advancing the grammar state,
+ * as a share of a decode step without grammar, how often a full mask was
+ * needed, and the time to build the vocabulary's token trie (once per
+ * engine).
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -28,6 +38,7 @@
 #include "adapters/model/model_backend.h"
 #include "base/deadline.h"
 #include "app/engine.h"
+#include "app/grammar.h"
 #include "cli.h"
 #include "session.h"
 #include "serving_stack.h"
@@ -148,6 +159,229 @@ static sem_status measure_parallel(session *s, uint32_t n_seq, uint32_t n_gen, i
     return st;
 }
 
+static json_t *stats_json(stats s);
+
+/* ---------------------------------------------------------------- grammar */
+
+/* JSON (any value inside a top-level object), as structured output uses. */
+static const char JSON_GRAMMAR[] =
+    "root   ::= object\n"
+    "value  ::= object | array | string | number | (\"true\" | \"false\" | \"null\") ws\n"
+    "object ::= \"{\" ws ( string \":\" ws value (\",\" ws string \":\" ws value)* )? \"}\" ws\n"
+    "array  ::= \"[\" ws ( value (\",\" ws value)* )? \"]\" ws\n"
+    "string ::= \"\\\"\" ( [^\"\\\\\\x7F\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4}) )* "
+    "\"\\\"\" ws\n"
+    "number ::= \"-\"? ([0-9] | [1-9] [0-9]{1,15}) (\".\" [0-9]+)? ([eE] [-+]? [0-9]{1,3})? ws\n"
+    "ws     ::= | \" \" | \"\\n\" [ \\t]{0,20}\n"; /* bounded, as llama.cpp's json.gbnf */
+
+/* The grammar text named by --grammar: "json" or a file (malloc'd). */
+static char *grammar_text(const char *name, sem_err *err)
+{
+    if (strcmp(name, "json") == 0) {
+        char *t = strdup(JSON_GRAMMAR);
+        if (!t)
+            sem_err_set(err, SEM_ENOMEM, "out of memory");
+        return t;
+    }
+    FILE *f = fopen(name, "rb");
+    if (!f)
+        return sem_err_set(err, SEM_EINVAL, "--grammar: cannot open '%s' (json or a file)", name),
+               NULL;
+    char *text = NULL;
+    size_t len = 0, cap = 0, n;
+    char buf[4096];
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            char *t = realloc(text, cap);
+            if (!t) {
+                free(text);
+                fclose(f);
+                return sem_err_set(err, SEM_ENOMEM, "out of memory"), NULL;
+            }
+            text = t;
+        }
+        memcpy(text + len, buf, n);
+        len += n;
+    }
+    fclose(f);
+    if (!text)
+        return sem_err_set(err, SEM_EINVAL, "--grammar: '%s' is empty", name), NULL;
+    text[len] = 0;
+    return text;
+}
+
+static const char *port_piece(void *u, int32_t tok, size_t *len)
+{
+    model_port *mp = u;
+    return mp->ops->piece(mp->self, tok, len);
+}
+
+static int port_is_eog(void *u, int32_t tok)
+{
+    model_port *mp = u;
+    return mp->ops->is_eog(mp->self, tok);
+}
+
+/* Times building the token trie of the model's vocabulary, in ms. */
+static sem_status trie_build_ms(session *s, double *ms, sem_err *err)
+{
+    forward_opts fo = {.n_threads = 1, .isa = forward_isa(s->fc), .max_tokens = 16};
+    model_backend *mb = model_backend_create(s->m, &fo, 0, err);
+    if (!mb)
+        return err->status;
+    model_port mp = model_backend_port(mb);
+    double t0 = deadline_now_ms();
+    grammar_vocab *v = grammar_vocab_new(s->n_vocab, port_piece, port_is_eog, &mp, err);
+    *ms = deadline_now_ms() - t0;
+    sem_status st = v ? SEM_OK : err->status;
+    grammar_vocab_free(v);
+    model_backend_destroy(mb);
+    return st;
+}
+
+typedef struct grammar_row {
+    stats free_rate, grammar_rate;  /* tok/s of one sequence, first token excluded */
+    double check_ms;                /* mean grammar time per constrained token */
+    double mask_share;              /* constrained tokens that needed a full mask */
+    double tokens;                  /* mean tokens generated under the grammar */
+    double trie_ms;
+} grammar_row;
+
+/*
+ * Sampled requests of one sequence, one after another on one engine,
+ * until n_gen tokens were decoded (a random-weight model often ends a
+ * request early, with an end-of-generation token or a finished grammar):
+ * the decode rate (first tokens excluded) and the engine's stats.
+ */
+static sem_status sequential_runs(session *s, const char *gtext, uint32_t n_gen, double *rate,
+                                  engine_stats *es, sem_err *err)
+{
+    forward_opts fo = {.n_threads = forward_threads(s->fc), .isa = forward_isa(s->fc),
+                       .max_tokens = 17};
+    model_backend *mb = model_backend_create(s->m, &fo, 0, err);
+    if (!mb)
+        return err->status;
+    cache_spec spec = *block_pool_spec(block_table_pool(s->seq));
+    uint64_t blocks = cache_spec_peak_blocks(&spec, 4 + n_gen, 16) + 1;
+    block_pool *pool = block_pool_create(
+        &spec, blocks * block_pool_block_bytes(block_table_pool(s->seq)), err);
+    engine_opts o = engine_defaults();
+    o.max_batch = 1;
+    o.chunk = 16;
+    o.anon_keep = 0;
+    engine *e = pool ? engine_create(model_backend_port(mb), pool, &o, err) : NULL;
+    sem_status st = e ? SEM_OK : err->status;
+    generation_port gp = e ? engine_generation_port(e) : (generation_port){0};
+    uint64_t tokens = 0;
+    double ms = 0;
+    for (uint32_t i = 0; st == SEM_OK && tokens < n_gen && i < 256; i++) {
+        int32_t prompt[4] = {1, (int32_t)(10 + i), (int32_t)(20 + i), (int32_t)(30 + i)};
+        gen_params p = {.prompt = prompt, .n_prompt = 4, .max_tokens = n_gen,
+                        .grammar = gtext};
+        p.sampling = (gen_sampling){.temperature = 0.8f, .top_k = 40, .top_p = 0.95f,
+                                    .repeat_penalty = 1, .seed = 1234 + i};
+        gen_request *r = NULL;
+        if ((st = gp.ops->submit(gp.self, &p, &r, err)) != SEM_OK)
+            break;
+        char buf[4096];
+        size_t got;
+        while (!gp.ops->read(gp.self, r, buf, sizeof buf, &got, -1)) {
+        }
+        gen_result res = gp.ops->result(gp.self, r);
+        gp.ops->release(gp.self, r);
+        if (res.finish == GEN_ERROR) {
+            *err = res.error;
+            st = err->status;
+        } else if (res.completion_tokens > 1) {
+            tokens += res.completion_tokens - 1;
+            ms += res.total_ms - res.ttft_ms;
+        }
+    }
+    if (e)
+        *es = engine_get_stats(e);
+    engine_destroy(e);
+    block_pool_destroy(pool);
+    model_backend_destroy(mb);
+    *rate = ms > 0 ? tokens / (ms / 1e3) : 0;
+    return st;
+}
+
+static sem_status measure_grammar(session *s, const char *gtext, uint32_t n_gen, int reps,
+                                  grammar_row *row, sem_err *err)
+{
+    sem_err perr = {0};
+    grammar *g = grammar_parse(gtext, strlen(gtext), &perr);
+    if (!g)
+        return sem_err_set(err, SEM_EINVAL, "--grammar: %s", perr.detail);
+    grammar_free(g);
+    double fr[64], gr[64];
+    engine_stats es = {0};
+    uint64_t toks = 0, masks = 0;
+    double ms = 0;
+    sem_status st = trie_build_ms(s, &row->trie_ms, err);
+    if (st == SEM_OK) /* warm-up */
+        st = sequential_runs(s, NULL, n_gen, &fr[0], &es, err);
+    for (int r = 0; st == SEM_OK && r < reps; r++) {
+        st = sequential_runs(s, NULL, n_gen, &fr[r], &es, err);
+        if (st == SEM_OK)
+            st = sequential_runs(s, gtext, n_gen, &gr[r], &es, err);
+        toks += es.grammar_tokens;
+        masks += es.grammar_masks;
+        ms += es.grammar_ms;
+    }
+    if (st != SEM_OK)
+        return st;
+    row->free_rate = summarize(fr, reps);
+    row->grammar_rate = summarize(gr, reps);
+    row->check_ms = toks ? ms / (double)toks : 0;
+    row->mask_share = toks ? (double)masks / (double)toks : 0;
+    row->tokens = (double)toks / reps;
+    return SEM_OK;
+}
+
+static int bench_grammar(session *s, const session_opts *so, const char *name, uint32_t n_gen,
+                         int reps, int json)
+{
+    sem_err err = {0};
+    char *gtext = grammar_text(name, &err);
+    if (!gtext)
+        return cli_usage_fail("bench", &err);
+    grammar_row row = {0};
+    sem_status st = measure_grammar(s, gtext, n_gen, reps, &row, &err);
+    free(gtext);
+    if (st != SEM_OK)
+        return cli_fail("bench", &err);
+    double step_ms = row.free_rate.median > 0 ? 1e3 / row.free_rate.median : 0;
+    double share = step_ms > 0 ? 100.0 * row.check_ms / step_ms : 0;
+    printf("model %s (%s, %u tokens in the vocabulary), %d threads, %s kernels\n",
+           so->model_path, model_arch_of(s->m)->name, s->n_vocab, forward_threads(s->fc),
+           cpu_isa_name(forward_isa(s->fc)));
+    printf("grammar %s: one sequence, %u sampled tokens, %d repetitions\n", name, n_gen, reps);
+    printf("%-10s %10s %10s %10s\n", "", "tok/s", "min", "max");
+    printf("%-10s %10.1f %10.1f %10.1f\n", "free", row.free_rate.median, row.free_rate.min,
+           row.free_rate.max);
+    printf("%-10s %10.1f %10.1f %10.1f   %.0f tokens per repetition\n", "grammar",
+           row.grammar_rate.median, row.grammar_rate.min, row.grammar_rate.max, row.tokens);
+    printf("check+mask %.3f ms per token (%.2f %% of a %.1f ms decode step); %.0f %% of tokens "
+           "needed a full mask\n",
+           row.check_ms, share, step_ms, 100.0 * row.mask_share);
+    printf("token trie built in %.0f ms (once per engine)\n", row.trie_ms);
+    if (json) {
+        json_t *o = json_pack("{s:s,s:i,s:o,s:o,s:f,s:f,s:f,s:f,s:f}", "grammar", name,
+                              "n_vocab", (int)s->n_vocab, "free_tok_s", stats_json(row.free_rate),
+                              "grammar_tok_s", stats_json(row.grammar_rate),
+                              "check_mask_ms_per_token", row.check_ms, "share_of_step_pct",
+                              share, "mask_share", row.mask_share, "tokens", row.tokens,
+                              "trie_ms", row.trie_ms);
+        char *d = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", d);
+        free(d);
+        json_decref(o);
+    }
+    return 0;
+}
+
 /* One request of agent `id`; returns its time to first token. */
 static sem_status agent_ttft(serving_stack *st, const char *id, const int32_t *prompt, uint32_t n,
                              double *ttft, uint32_t *cached, sem_err *err)
@@ -225,8 +459,6 @@ static sem_status memory_point(const serving_stack_opts *so, uint32_t n, int rep
     return s;
 }
 
-static json_t *stats_json(stats s);
-
 static int bench_memory(const session_opts *so, const char *sizes, const char *cache_dir,
                         const char *cache_type, int reps, int json)
 {
@@ -298,11 +530,13 @@ static void usage(void)
 {
     printf("usage: semantic bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] "
                     "[--parallel N] [--isa NAME] [--json]\n"
+                    "       semantic bench -m MODEL --grammar json|FILE.gbnf [-n 128] [-r REPS] "
+                    "[--json]\n"
                     "       semantic bench -m MODEL --memory N1,N2,... [--cache-dir DIR] "
                     "[--cache-type TYPE] [-r REPS] [--json]\n");
 }
 
-enum { O_JSON = 256, O_ISA, O_PAR, O_MEM, O_CDIR, O_CTYPE };
+enum { O_JSON = 256, O_ISA, O_PAR, O_MEM, O_CDIR, O_CTYPE, O_GRAMMAR };
 
 int cmd_bench(int argc, char **argv)
 {
@@ -313,12 +547,13 @@ int cmd_bench(int argc, char **argv)
         {"isa", required_argument, 0, O_ISA},   {"parallel", required_argument, 0, O_PAR},
         {"memory", required_argument, 0, O_MEM}, {"cache-dir", required_argument, 0, O_CDIR},
         {"cache-type", required_argument, 0, O_CTYPE},
+        {"grammar", required_argument, 0, O_GRAMMAR},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     session_opts so = session_defaults();
     uint32_t pp = 512, tg = 128, threads = 0, reps = 5, parallel = 0;
     int json = 0, c;
-    const char *memory = NULL, *cache_dir = NULL, *cache_type = NULL;
+    const char *memory = NULL, *cache_dir = NULL, *cache_type = NULL, *gname = NULL;
     sem_err err = {0};
     sem_status st = SEM_OK;
     optind = 1;
@@ -336,6 +571,7 @@ int cmd_bench(int argc, char **argv)
         case O_MEM: memory = optarg; break;
         case O_CDIR: cache_dir = optarg; break;
         case O_CTYPE: cache_type = optarg; break;
+        case O_GRAMMAR: gname = optarg; break;
         case 'h': usage(); return 0;
         default: return cli_option_error("bench", c, argc, argv);
         }
@@ -351,11 +587,22 @@ int cmd_bench(int argc, char **argv)
     so.threads = (int)threads;
     if (memory)
         return bench_memory(&so, memory, cache_dir, cache_type, (int)reps, json);
+    if (gname && tg == 0)
+        return cli_usage_error("bench", "--grammar needs -n N tokens to generate");
     so.ctx = (pp > tg ? pp : tg) + 1;
     so.chunk = pp > 0 ? pp : 1;
+    if (gname) {
+        so.ctx = tg + 8;
+        so.chunk = 16; /* only the engine runs: no big prompt batch */
+    }
     session s;
     if (session_open(&s, &so, &err) != SEM_OK)
         return cli_fail("bench", &err);
+    if (gname) {
+        int rc = bench_grammar(&s, &so, gname, tg, (int)reps, json);
+        session_close(&s);
+        return rc;
+    }
     uint32_t n = pp > tg ? pp : tg;
     int32_t *toks = malloc(n * sizeof *toks);
     for (uint32_t i = 0; i < n; i++)

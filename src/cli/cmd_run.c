@@ -44,7 +44,7 @@ typedef struct run_args {
     const char *stops[STOP_STRINGS_MAX];
     size_t n_stops;
     int special, json, echo_logprobs, seed_given, chat;
-    const char *system, *chat_template;
+    const char *system, *chat_template, *chat_template_file;
     const char *agent, *cache_dir, *cache_type;
 } run_args;
 
@@ -67,6 +67,7 @@ static void usage(void)
             "      --chat               render PROMPT as a one-turn chat with the model's template\n"
             "      --system TEXT        with --chat: a system message\n"
             "      --chat-template NAME with --chat: use a built-in template instead\n"
+            "      --chat-template-file PATH  with --chat: use this Jinja template instead\n"
             "      --kv-type TYPE       f16 (default) or q8_0\n"
             "      --isa NAME           kernels: portable, avx2, avx512 (default: best)\n"
             "      --agent ID           use and keep agent ID's memory (KV reused across runs)\n"
@@ -79,7 +80,7 @@ static void usage(void)
 
 enum { O_TEMP = 256, O_TOPK, O_TOPP, O_MINP, O_REP, O_PRES, O_FREQ, O_SEED, O_STOP,
        O_SPECIAL, O_JSON, O_ECHO, O_KV, O_ISA, O_CHAT, O_SYSTEM, O_TEMPLATE, O_AGENT, O_CDIR,
-       O_CTYPE };
+       O_CTYPE, O_TEMPLATE_FILE };
 
 /* 0, or the exit code of a usage error (already reported). */
 static int parse_args(int argc, char **argv, run_args *a)
@@ -98,6 +99,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         {"isa", required_argument, 0, O_ISA},   {"chat", no_argument, 0, O_CHAT},
         {"system", required_argument, 0, O_SYSTEM},
         {"chat-template", required_argument, 0, O_TEMPLATE},
+        {"chat-template-file", required_argument, 0, O_TEMPLATE_FILE},
         {"agent", required_argument, 0, O_AGENT}, {"cache-dir", required_argument, 0, O_CDIR},
         {"cache-type", required_argument, 0, O_CTYPE},
         {"help", no_argument, 0, 'h'},
@@ -148,6 +150,7 @@ static int parse_args(int argc, char **argv, run_args *a)
         case O_CHAT: a->chat = 1; break;
         case O_SYSTEM: a->system = optarg; break;
         case O_TEMPLATE: a->chat_template = optarg; break;
+        case O_TEMPLATE_FILE: a->chat_template_file = optarg; break;
         case O_AGENT: a->agent = optarg; break;
         case O_CDIR: a->cache_dir = optarg; break;
         case O_CTYPE: a->cache_type = optarg; break;
@@ -163,8 +166,10 @@ static int parse_args(int argc, char **argv, run_args *a)
         return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
     if (a->echo_logprobs && !a->json)
         return cli_usage_error("run", "--echo-logprobs needs --json");
-    if ((a->system || a->chat_template) && !a->chat)
-        return cli_usage_error("run", "--system and --chat-template need --chat");
+    if ((a->system || a->chat_template || a->chat_template_file) && !a->chat)
+        return cli_usage_error("run", "--system, --chat-template and --chat-template-file need --chat");
+    if (a->chat_template && a->chat_template_file)
+        return cli_usage_error("run", "--chat-template and --chat-template-file: give one of them");
     if ((a->cache_dir || a->cache_type) && !a->agent)
         return cli_usage_error("run", "--cache-dir and --cache-type need --agent");
     if (a->agent && agent_id_validate(a->agent, err) != SEM_OK)
@@ -177,7 +182,8 @@ static int parse_args(int argc, char **argv, run_args *a)
 /* ---------------------------------------------------------------- prompt */
 
 /* The prompt as one user turn (after an optional system turn), rendered by
- * the stack's prompt port (the model's template or --chat-template). */
+ * the stack's prompt port (the model's template, --chat-template or
+ * --chat-template-file). */
 static sem_status chat_tokens(serving_stack *st, const run_args *a, int32_t **out, size_t *n,
                               sem_err *err)
 {
@@ -329,6 +335,7 @@ static serving_stack_opts stack_opts_for(const run_args *a)
     so.threads = (int)a->threads;
     so.isa = a->isa;
     so.chat_template = a->chat_template;
+    so.chat_template_file = a->chat_template_file;
     so.max_batch = 1;
     so.quiet = !isatty(2);
     return so;

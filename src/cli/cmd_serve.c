@@ -45,7 +45,7 @@
 #define SERVE_MAX_KEYS 64
 
 typedef struct serve_config {
-    const char *model_path, *host, *admin_key, *chat_template, *isa, *model_id;
+    const char *model_path, *host, *admin_key, *chat_template, *chat_template_file, *isa, *model_id;
     const char *cache_dir, *cache_type;
     const char *api_keys[SERVE_MAX_KEYS];
     size_t n_api_keys;
@@ -78,6 +78,7 @@ enum {
     O_MAX_QUEUE,
     O_KV_TYPE,
     O_TEMPLATE,
+    O_TEMPLATE_FILE,
     O_ISA,
     O_DRAIN,
     O_MAX_BODY,
@@ -116,6 +117,8 @@ static const serve_option options[] = {
     {"ctx", O_CTX, "N", "model's, at most 4096", "context length per sequence"},
     {"kv-type", O_KV_TYPE, "TYPE", "f16", "KV element type in RAM: f16 or q8_0"},
     {"chat-template", O_TEMPLATE, "NAME", "the model's", "built-in chat template to use instead"},
+    {"chat-template-file", O_TEMPLATE_FILE, "PATH", "the model's",
+     "Jinja chat template file to use instead"},
     {"threads", O_THREADS, "N", "all cores", "compute threads"},
     {"isa", O_ISA, "NAME", "best available", "kernels: portable, avx2, avx512"},
     {"model-id", O_MODEL_ID, "NAME", "file name without .gguf", "model name in /v1/models"},
@@ -216,6 +219,7 @@ static sem_status apply(serve_config *c, int id, const char *v, int from_env, se
     case O_CTX: st = cli_parse_u32("--ctx", v, 16, 1u << 24, &c->ctx, err); break;
     case O_KV_TYPE: st = cache_kv_type_parse(v, &c->kv_type, err); break;
     case O_TEMPLATE: c->chat_template = v; break;
+    case O_TEMPLATE_FILE: c->chat_template_file = v; break;
     case O_THREADS: st = cli_parse_u32("--threads", v, 1, 1024, &c->threads, err); break;
     case O_ISA: c->isa = v; break;
     case O_MODEL_ID: c->model_id = v; break;
@@ -301,6 +305,8 @@ static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *er
         return sem_err_set(err, SEM_EINVAL, "unexpected argument '%s'", argv[optind]);
     if (!c->model_path)
         return sem_err_set(err, SEM_EINVAL, "-m MODEL (or SEMANTIC_MODEL) is required");
+    if (c->chat_template && c->chat_template_file)
+        return sem_err_set(err, SEM_EINVAL, "--chat-template and --chat-template-file: give one of them");
     if (!c->model_id) {
         const char *base = strrchr(c->model_path, '/');
         base = base ? base + 1 : c->model_path;
@@ -377,6 +383,7 @@ static sem_status load(serve_state *s, sem_err *err)
     o.threads = (int)c->threads;
     o.isa = c->isa;
     o.chat_template = c->chat_template;
+    o.chat_template_file = c->chat_template_file;
     if (serving_stack_open(&s->st, &o, err) != SEM_OK)
         return err->status;
     const cache_spec *spec = block_pool_spec(s->st.pool);

@@ -118,13 +118,52 @@ static sem_status open_pool(serving_stack *s, const serving_stack_opts *o, sem_e
     return s->pool ? SEM_OK : err->status;
 }
 
+/* The text of --chat-template-file (read before the model loads, so a
+ * wrong path fails at once), or NULL with *src NULL when there is none. */
+static sem_status read_template_file(const serving_stack_opts *o, char **src, sem_err *err)
+{
+    *src = NULL;
+    if (!o->chat_template_file)
+        return SEM_OK;
+    if (o->chat_template)
+        return sem_err_set(err, SEM_EINVAL, "--chat-template and --chat-template-file: give one of them");
+    size_t len;
+    if (cli_read_file(o->chat_template_file, src, &len, err) != SEM_OK)
+        return sem_err_wrap(err, "--chat-template-file");
+    return SEM_OK;
+}
+
+/* The prompt port: the template file's text, a built-in, or the model's. */
+static sem_status open_prompts(serving_stack *s, const serving_stack_opts *o, const char *tmpl_src,
+                               sem_err *err)
+{
+    if (tmpl_src) {
+        s->prompts = model_prompts_create_source(s->m, tmpl_src, s->ctx, err);
+        if (!s->prompts)
+            return sem_err_wrap(err, "--chat-template-file %s", o->chat_template_file);
+        return SEM_OK;
+    }
+    s->prompts = model_prompts_create(s->m, o->chat_template, s->ctx, &s->template_warning, err);
+    if (!s->prompts)
+        return err->status;
+    if (s->template_warning.status != SEM_OK && !o->quiet)
+        log_line((void *)"model", "warning", sem_err_text(&s->template_warning));
+    return SEM_OK;
+}
+
 sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem_err *err)
 {
     memset(s, 0, sizeof *s);
-    sem_status st = SEM_EINVAL;
+    char *tmpl_src = NULL;
+    sem_status st = read_template_file(o, &tmpl_src, err);
+    if (st != SEM_OK)
+        return st;
+    st = SEM_EINVAL;
     s->m = model_load(o->model_path, err);
-    if (!s->m)
+    if (!s->m) {
+        free(tmpl_src);
         return err->status;
+    }
     const model_hparams *hp = model_hparams_of(s->m);
     s->ctx = o->ctx ? o->ctx : (hp->n_ctx_train < STACK_MAX_CTX ? hp->n_ctx_train : STACK_MAX_CTX);
     if ((st = cli_check_ctx(s->ctx, hp->n_ctx_train, o->model_path, err)) != SEM_OK)
@@ -151,15 +190,14 @@ sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem
     s->e = engine_create(model_backend_port(s->backend), s->pool, &eo, err);
     if (!s->e)
         goto fail_status;
-    s->prompts = model_prompts_create(s->m, o->chat_template, s->ctx, &s->template_warning, err);
-    if (!s->prompts)
+    if (open_prompts(s, o, tmpl_src, err) != SEM_OK)
         goto fail_status;
-    if (s->template_warning.status != SEM_OK && !o->quiet)
-        log_line((void *)"model", "warning", sem_err_text(&s->template_warning));
+    free(tmpl_src);
     return SEM_OK;
 fail_status:
     st = err->status ? err->status : SEM_EINTERNAL;
 fail:
+    free(tmpl_src);
     serving_stack_close(s, 0);
     return st;
 }

@@ -31,7 +31,9 @@ typedef struct serving_stack_opts {
     uint32_t max_batch, chunk, max_queue;
     int threads;               /* 0: all cores */
     const char *isa;           /* NULL: best */
-    const char *chat_template; /* NULL: the model's */
+    const char *chat_template; /* a built-in's name; NULL: the model's */
+    const char *chat_template_file; /* a Jinja template file to use instead (not with
+                                       chat_template); one that does not parse is an error */
     int quiet;                 /* no log lines on stderr */
 } serving_stack_opts;
 

@@ -65,9 +65,11 @@ typedef struct gen_params {
      */
     const char *const *grammar_triggers;
     size_t n_grammar_triggers;
-    /* Log probabilities: -1 none; 0..GEN_TOP_LOGPROBS_MAX: the chosen
-     * token's and that many most likely alternatives' (read with logprobs). */
-    int top_logprobs;
+    /* Log probabilities of the chosen tokens (read with logprobs()), with
+     * top_logprobs (0..GEN_TOP_LOGPROBS_MAX) most likely alternatives each.
+     * Off (0) costs nothing. */
+    int logprobs;
+    uint32_t top_logprobs;
     /*
      * Called on the generator's thread whenever new text is readable and
      * once when the request finishes, so that a reader need not wait in
@@ -136,7 +138,7 @@ typedef struct generation_port_ops {
     void (*release)(void *self, gen_request *r);
     /*
      * Log probabilities of generated tokens from..from+cap-1 (requests
-     * submitted with top_logprobs >= 0) into out; returns how many there
+     * submitted with logprobs) into out; returns how many there
      * are (0 for a request without logprobs). Tokens whose text is not
      * readable yet may be included.
      */

@@ -38,6 +38,11 @@ typedef struct model_port_ops {
     int (*is_eog)(void *self, int32_t token);
     /* Bytes of the token's text (special tokens rendered); NULL if invalid. */
     const char *(*piece)(void *self, int32_t token, size_t *len);
+    /* 1 for control tokens (turn markers and the like); may be NULL: none. */
+    int (*is_control)(void *self, int32_t token);
+    /* 1 when the vocabulary writes a space as U+2581 (SentencePiece); may
+     * be NULL: it does not. */
+    int (*spaces_marked)(void *self);
 } model_port_ops;
 
 typedef struct model_port {

@@ -460,6 +460,30 @@ static void chat_mode_renders_the_template(void **state)
     expect_failure(bad, 2, "chat template 'nope' is not one of: llama3, chatml");
     const char *nochat[] = {"run", "-m", STORIES, "--system", "x", "-p", "Hi", NULL};
     expect_failure(nochat, 2, "need --chat");
+
+    /* --chat-template-file: the file's template, no fallback warning; one
+     * that does not parse is an error naming where; not with a name. */
+    char path[] = "/tmp/sem-tmpl-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char tmpl[] = "{% for m in messages %}{{ m.content }}{% endfor %}";
+    assert_int_equal(write(fd, tmpl, sizeof tmpl - 1), (ssize_t)(sizeof tmpl - 1));
+    close(fd);
+    const char *file[] = {"run", "-m", STORIES, "--chat", "--chat-template-file", path, "-p", "Hi",
+                          "-n", "1", NULL};
+    r = run(file);
+    assert_int_equal(r.code, 0);
+    assert_null(strstr(r.err, "warning"));
+    done(&r);
+    const char *both[] = {"run", "-m", STORIES, "--chat", "--chat-template", "llama3",
+                          "--chat-template-file", path, "-p", "Hi", NULL};
+    expect_failure(both, 2, "give one of them");
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "{% for %}", 9), 9);
+    close(fd);
+    expect_failure(file, 2, "line 1");
+    unlink(path);
 }
 
 static void mkmodel_writes_a_runnable_model_and_bench_measures_it(void **state)
@@ -586,7 +610,8 @@ static void serve_lists_its_options_and_refuses_bad_ones(void **state)
                                    "--port N", "SEMANTIC_PORT", "default: 8000", "--api-key KEY",
                                    "SEMANTIC_API_KEY", "--admin-key", "--cache-dir", "--disk-mb",
                                    "--cache-type", "--pool-mb", "--max-batch", "--ctx",
-                                   "--kv-type", "--chat-template", "--threads", "--drain-timeout",
+                                   "--kv-type", "--chat-template", "--chat-template-file PATH",
+                                   "SEMANTIC_CHAT_TEMPLATE_FILE", "--threads", "--drain-timeout",
                                    "--max-body-bytes", "--max-header-bytes", "--max-connections",
                                    "--read-timeout", "--idle-timeout"};
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)

@@ -19,7 +19,7 @@
 static inline json_t *e2e_json(const http_response *r)
 {
     json_error_t je;
-    json_t *j = json_loads(r->body ? r->body : "", 0, &je);
+    json_t *j = json_loads(r->body ? r->body : "", JSON_ALLOW_NUL, &je);
     if (!j)
         fail_msg("status %d: body is not JSON (%s): %.500s", r->status, je.text,
                  r->body ? r->body : "");

@@ -643,12 +643,13 @@ static void messages_stream_anthropic_events(void **state)
     size_t n = hc_sse_parse(r.body, ev, 256);
     assert_true(n >= 6);
     assert_string_equal(ev[0].event, "message_start");
-    assert_string_equal(ev[1].event, "content_block_start");
+    size_t first = strcmp(ev[1].event, "ping") == 0 ? 2 : 1; /* blocks open as content comes */
+    assert_string_equal(ev[first].event, "content_block_start");
     assert_string_equal(ev[n - 3].event, "content_block_stop");
     assert_string_equal(ev[n - 2].event, "message_delta");
     assert_string_equal(ev[n - 1].event, "message_stop");
     int deltas = 0;
-    for (size_t i = 2; i < n - 3; i++) {
+    for (size_t i = first + 1; i < n - 3; i++) {
         assert_true(strcmp(ev[i].event, "content_block_delta") == 0 ||
                     strcmp(ev[i].event, "ping") == 0);
         deltas += strcmp(ev[i].event, "content_block_delta") == 0;
@@ -757,17 +758,48 @@ static const bad_request bad[] = {
      400, 0, "stop"},
     {"POST", CC, NULL, "{" U1 ",\"stop\":\"\"}", 400, 0, "stop"},
     {"POST", CC, NULL, "{" U1 ",\"seed\":\"x\"}", 400, 0, "seed"},
-    {"POST", CC, NULL, "{" U1 ",\"logprobs\":true}", 400, 0, "logprobs"},
+    {"POST", CC, NULL, "{" U1 ",\"logprobs\":5}", 400, 0, "logprobs"},
+    {"POST", CC, NULL, "{" U1 ",\"logprobs\":true,\"top_logprobs\":21}", 400, 0, "top_logprobs"},
     {"POST", CC, "X-Agent-ID: bad id!\r\n", "{" U1 "}", 400, 0, "X-Agent-ID"},
     {"POST", CC, NULL, "{" U1 ",\"agent_id\":\"a.b\"}", 400, 0, "agent_id"},
     {"POST", CC, NULL, "{" U1 ",\"agent_id\":5}", 400, 0, "agent_id"},
-    {"POST", CC, NULL,
-     "{" U1
-     ",\"prompt_cache_key\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
-     400, 0, "prompt_cache_key"},
+    {"POST", CC, NULL, "{" U1 ",\"prompt_cache_key\":5}", 400, 0, "prompt_cache_key"},
     {"POST", CC, NULL, "{" U1 ",\"response_format\":{\"type\":\"json_schema\"}}", 400, 0,
-     "response_format"},
+     "response_format.json_schema"},
+    {"POST", CC, NULL, "{" U1 ",\"response_format\":{\"type\":\"yaml\"}}", 400, 0,
+     "response_format.type"},
+    {"POST", CC, NULL,
+     "{" U1 ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\","
+     "\"schema\":{\"type\":\"strnig\"}}}}",
+     400, 0, "response_format.json_schema.schema"},
+    {"POST", CC, NULL,
+     "{" U1 ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\","
+     "\"strict\":true,\"schema\":{\"type\":\"string\",\"pattern\":\"^a+$\"}}}}",
+     400, 0, "response_format.json_schema.schema"},
+    {"POST", CC, NULL, "{" U1 ",\"tools\":[{\"type\":\"function\",\"function\":{}}]}", 400, 0,
+     "tools[0]"},
+    {"POST", CC, NULL,
+     "{" U1 ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
+     "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"g\"}}}",
+     400, 0, "tool_choice"},
+    {"POST", CC, NULL,
+     "{" U1 ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
+     "\"tool_choice\":\"sometimes\"}",
+     400, 0, "tool_choice"},
+    {"POST", CC, NULL, "{" U1 ",\"tool_choice\":\"required\"}", 400, 0, "tool_choice"},
+    {"POST", CC, NULL,
+     "{" U1 ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+     "\"parameters\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"nope\"}}}}}],"
+     "\"tool_choice\":\"required\"}",
+     400, 0, "tools"},
+    {"POST", CC, NULL,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"tool\","
+     "\"tool_call_id\":\"call_nobody\",\"content\":\"42\"}]}",
+     400, 0, "messages[1].tool_call_id"},
+    {"POST", CC, NULL,
+     "{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"type\":"
+     "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}]}",
+     400, 0, "messages[0].tool_calls[0]"},
     {"POST", CC, NULL, "{" U1 ",\"tools\":\"x\"}", 400, 0, "tools"},
     {"POST", CC, NULL, "{" U1 ",\"max_tokens\":1,\"max_tokens\":2}", 400, 0, NULL},
     {"POST", "/v1/completions", NULL, "{}", 400, 0, "prompt"},
@@ -778,7 +810,7 @@ static const bad_request bad[] = {
     {"POST", MSG, NULL, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 400, 1, NULL},
     {"POST", MSG, NULL, "{\"max_tokens\":0," U1 "}", 400, 1, NULL},
     {"POST", MSG, NULL, "{\"max_tokens\":5}", 400, 1, NULL},
-    {"POST", MSG, NULL, "{\"max_tokens\":5,\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}",
+    {"POST", MSG, NULL, "{\"max_tokens\":5,\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
      400, 1, NULL},
     {"POST", MSG, NULL,
      "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\"}]}]}",
@@ -787,7 +819,26 @@ static const bad_request bad[] = {
     {"POST", MSG, NULL, "{\"max_tokens\":5,\"temperature\":1.5," U1 "}", 400, 1, NULL},
     {"POST", MSG, NULL, "{\"max_tokens\":5,\"stop_sequences\":\"x\"," U1 "}", 400, 1, NULL},
     {"POST", MSG, NULL, "{\"max_tokens\":5,\"metadata\":\"x\"," U1 "}", 400, 1, NULL},
-    {"POST", MSG, NULL, "{\"max_tokens\":5,\"metadata\":{\"user_id\":\"a/b\"}," U1 "}", 400, 1,
+    {"POST", MSG, NULL, "{\"max_tokens\":5,\"metadata\":{\"user_id\":5}," U1 "}", 400, 1,
+     NULL},
+    {"POST", MSG, NULL,
+     "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
+     "\"tool_use_id\":\"toolu_nobody\",\"content\":\"42\"}]}]}",
+     400, 1, NULL},
+    {"POST", MSG, NULL,
+     "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"document\","
+     "\"source\":{}}]}]}",
+     400, 1, NULL},
+    {"POST", MSG, NULL,
+     "{\"max_tokens\":5," U1 ",\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web\"}]}",
+     400, 1, NULL},
+    {"POST", MSG, NULL, "{\"max_tokens\":5," U1 ",\"tools\":[{\"description\":\"no name\"}]}",
+     400, 1, NULL},
+    {"POST", MSG, NULL,
+     "{\"max_tokens\":5," U1 ",\"tools\":[{\"name\":\"f\",\"input_schema\":{\"type\":\"object\"}}],"
+     "\"tool_choice\":{\"type\":\"tool\",\"name\":\"g\"}}",
+     400, 1, NULL},
+    {"POST", MSG, NULL, "{\"max_tokens\":5," U1 ",\"thinking\":{\"type\":\"maybe\"}}", 400, 1,
      NULL},
     {"POST", MSG, NULL, "not json", 400, 1, NULL},
     {"POST", "/v1/messages/count_tokens", NULL, "{\"messages\":[]}", 400, 1, NULL},

@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t sel = data[0];
     route_input in = {.body = (const char *)data + 1,
                       .len = size - 1,
-                      .agent_header = sel & 4 ? "fuzz-agent_1" : NULL,
+                      .who = {.agent_header = sel & 4 ? "fuzz-agent_1" : NULL},
                       .prompts = model_prompts_port(prompts[(sel >> 3) % n_templates]),
                       .seed = 42};
     req_err e = {0};
@@ -85,9 +85,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         oa_request r;
         sem_status st = openai_routes_read_request(&in, (sel & 3) == 0, &r, &e);
         if (st == SEM_OK) {
-            FUZZ_CHECK(r.prompt && r.n_prompt >= 1, "an accepted request has a prompt");
+            FUZZ_CHECK(r.prep.prompt && r.prep.n_prompt >= 1, "an accepted request has a prompt");
             check_generation(&r.sampling, r.stop, r.n_stop, r.agent);
-            FUZZ_NOTE("  ok: %zu prompt tokens", r.n_prompt);
+            FUZZ_NOTE("  ok: %zu prompt tokens", r.prep.n_prompt);
             FUZZ_CHECK(!r.max_tokens_given || (r.max_tokens >= 1 && r.max_tokens <= N_CTX),
                        "max_tokens %u", r.max_tokens);
         } else {
@@ -99,12 +99,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int count_only = (sel & 3) == 3;
         sem_status st = anthropic_routes_read_request(&in, count_only, &r, &e);
         if (st == SEM_OK) {
-            FUZZ_CHECK(r.prompt && r.n_prompt >= 1, "an accepted request has a prompt");
+            FUZZ_CHECK(r.prep.prompt && r.prep.n_prompt >= 1, "an accepted request has a prompt");
             if (!count_only)
                 check_generation(&r.sampling, r.stop, r.n_stop, r.agent);
-            FUZZ_NOTE("  ok: %zu prompt tokens", r.n_prompt);
-            FUZZ_CHECK(count_only || (r.max_tokens >= 1 && r.max_tokens <= N_CTX),
-                       "max_tokens %u", r.max_tokens);
+            FUZZ_NOTE("  ok: %zu prompt tokens", r.prep.n_prompt);
+            /* any size: the route clips it to what is left of the context */
+            FUZZ_CHECK(count_only || r.max_tokens >= 1, "max_tokens %u", r.max_tokens);
         } else {
             check_failed(st, &e);
         }

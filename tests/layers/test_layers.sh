@@ -64,6 +64,11 @@ probe adapters/gguf adapters/gguf/gguf.h ok
 probe adapters/gguf adapters/text/tokenizer.h missing
 probe adapters/text adapters/text/tokenizer.h ok
 probe adapters/text adapters/template/jinja.h missing
+probe adapters/chat adapters/chat/chat_output.h ok
+probe adapters/chat adapters/template/chat_template.h missing
+probe adapters/chat app/grammar.h missing
+probe adapters/chat adapters/http/http_api.h missing
+probe adapters/template adapters/chat/chat_syntax.h ok
 probe adapters/template adapters/template/chat_template.h ok
 probe adapters/template adapters/model/model.h missing
 probe adapters/model adapters/model/forward.h ok
@@ -74,6 +79,8 @@ probe adapters/store adapters/store/disk_store.h ok
 probe adapters/store adapters/model/model.h missing
 probe adapters/store app/engine.h missing
 probe adapters/http adapters/http/http_api.h ok
+probe adapters/http adapters/chat/tool_grammar.h ok
+probe adapters/http app/grammar.h missing
 probe adapters/http app/engine.h missing
 probe adapters/http adapters/model/model.h missing
 probe adapters/http adapters/store/disk_store.h missing

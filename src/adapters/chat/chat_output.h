@@ -11,17 +11,30 @@
  * complete, its arguments (the JSON text as generated) in fragments as
  * they arrive.
  *
- * Rules:
- *   - reasoning is the text between think_open and think_close, or from
- *     the start when the prompt opened the block (in_thinking); the
- *     whitespace that follows think_close is dropped.
+ * Rules (docs/tool-calling.md has them all):
+ *   - reasoning is the text between think_open and think_close (a block
+ *     opened at the start of the output), or from the start when the
+ *     prompt opened the block (in_thinking); it is trimmed of whitespace,
+ *     and the whitespace that follows think_close is dropped.
  *   - with tools off (no tools, or tool_choice none) markers of calls are
  *     plain content.
  *   - a Llama 3 or generic call counts only at the start of the output
  *     (after reasoning and whitespace), as the formats define it.
+ *   - one '\n' before a Hermes or Mistral marker belongs to the format;
+ *     whitespace before a call at the start, and between calls, is
+ *     dropped; other content keeps its whitespace.
+ *   - text that does not have a call's shape after a marker is content,
+ *     marker included; text after a call's arguments that does not close
+ *     the call is content, the call stands.
+ *   - Mistral writes a call's id after its arguments: they are held until
+ *     the id is read and go out after TOOL_START.
  *   - at finish, held-back text that never became a marker is content;
- *     a call cut short (max_tokens) is reported as far as it got, and
- *     chat_output_incomplete says so.
+ *     a call cut short (max_tokens) is reported as far as it got (not at
+ *     all before its name is whole), and chat_output_incomplete says so.
+ *
+ * The result does not depend on how the text is cut into feeds. Errors:
+ * SEM_ENOMEM (the splitter then stays failed), SEM_EINVAL for a feed or
+ * finish after finish.
  *
  * Threads: a chat_output belongs to one request's reader.
  */
@@ -53,7 +66,8 @@ typedef void (*chat_emit_fn)(void *user, const chat_event *ev);
 
 typedef struct chat_output chat_output;
 
-/* tools: calls are parsed (tools given and choice not none). */
+/* tools: calls are parsed (tools given and choice not none). NULL when
+ * out of memory. */
 chat_output *chat_output_new(const prompt_syntax *syn, int tools, int in_thinking);
 void chat_output_free(chat_output *o);
 

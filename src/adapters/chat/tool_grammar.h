@@ -12,8 +12,11 @@
  *                      name a tool and give arguments valid for its schema
  *   none               no grammar (the tools stay in the prompt)
  *
- * With in_thinking (the prompt opened a think block) every grammar is lazy
- * on the block's closing marker: reasoning is free, what follows is not.
+ * With in_thinking (the prompt opened a think block) reasoning stays free:
+ * forced calls and response_format are lazy on the block's closing marker;
+ * auto keeps its marker, or for the formats whose call opens the answer
+ * (Llama 3, generic) is lazy on the closing marker followed by the call's
+ * opening. docs/tool-calling.md has the triggers and the errors.
  *
  * Threads: pure functions of their arguments.
  */
@@ -34,24 +37,32 @@ typedef enum chat_tool_choice {
     CHAT_TOOL_NAMED,
 } chat_tool_choice;
 
-#define CHAT_GRAMMAR_TRIGGERS_MAX 4
+#define CHAT_GRAMMAR_TRIGGERS_MAX 8
+#define CHAT_GRAMMAR_PARALLEL_MAX 8 /* calls in one answer, when parallel */
 
 typedef struct chat_grammar {
-    strbuf text;        /* the grammar; empty (len 0): unconstrained */
-    const char *triggers[CHAT_GRAMMAR_TRIGGERS_MAX]; /* static strings; gen_params' meaning */
+    strbuf text; /* the grammar; empty (len 0): unconstrained */
+    /* None: the grammar holds from the first byte. Else lazy, with
+     * gen_params' meaning ('^': only at the start of the output). Owned
+     * (NUL-terminated copies), freed by chat_grammar_free. */
+    const char *triggers[CHAT_GRAMMAR_TRIGGERS_MAX];
     size_t n_triggers;
 } chat_grammar;
 
 /*
  * The grammar for tools (an OpenAI-shaped list: [{"type": "function",
  * "function": {"name", "description", "parameters", "strict"}}]) under
- * choice (`name` for CHAT_TOOL_NAMED). parallel: more than one call may
- * be made (only where syn->parallel_calls). A tool's "strict": true makes
- * its schema strict (json_schema.h).
+ * choice (`name` for CHAT_TOOL_NAMED). parallel: up to
+ * CHAT_GRAMMAR_PARALLEL_MAX calls may be made (only where
+ * syn->parallel_calls; else one). A tool's "strict": true makes its
+ * schema strict (json_schema.h); a tool without "parameters" takes {}.
+ * CHAT_TOOL_NONE, and CHAT_TOOL_AUTO without tools, give no grammar.
  *
  * Errors: SEM_EREQUEST for a named tool that is not in tools, a tool
- * without a name, a malformed schema; SEM_EUNSUPPORTED from a strict
- * schema. The detail names the field ("tools[2].function.parameters...").
+ * without a name or with a name given twice, required or named without
+ * tools, a malformed schema; SEM_EUNSUPPORTED from a strict schema. The
+ * detail names the field ("tools[2].function.parameters: ..."). *out is
+ * empty on error.
  */
 sem_status chat_grammar_tools(const prompt_syntax *syn, const json_t *tools,
                               chat_tool_choice choice, const char *name, int parallel,

@@ -208,7 +208,7 @@ void agents_routes_prefill(http_api *api, http_exchange *x)
         else if (!prompt && (st = req_chat_messages(messages, "messages", &e)) == SEM_OK) {
             const json_t *tools = json_object_get(body, "tools");
             st = req_render_chat(be->prompts, messages, json_is_array(tools) ? tools : NULL,
-                                 NULL, add_gen, &tokens, &n, &e);
+                                 NULL, add_gen, &tokens, &n, NULL, &e);
         } else if (prompt) {
             st = be->prompts.ops->text(be->prompts.self, prompt, strlen(prompt), &tokens, &n,
                                        &e.err);

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_answer.h"
 #include "http_generation.h"
 #include "http_request.h"
 #include "routes.h"
@@ -41,7 +42,8 @@ void anthropic_routes_request_free(an_request *r)
     json_decref(r->body);
     json_decref(r->messages);
     json_decref(r->tools);
-    free(r->prompt);
+    json_decref(r->kwargs);
+    chat_prepared_free(&r->prep);
     memset(r, 0, sizeof *r);
 }
 
@@ -50,7 +52,63 @@ static sem_status out_of_memory(req_err *e)
     return req_fail(e, SEM_ENOMEM, NULL, "out of memory reading the conversation");
 }
 
-/* Text blocks as OpenAI text parts (a string stays a string). */
+/* Appends v to the array a (stealing v); SEM_ENOMEM when it cannot. */
+static sem_status append(json_t *a, json_t *v, req_err *e)
+{
+    return v && json_array_append_new(a, v) == 0 ? SEM_OK : out_of_memory(e);
+}
+
+static sem_status no_vision(const char *param, const char *type, req_err *e)
+{
+    return req_fail(e, SEM_EUNSUPPORTED, param,
+                    "%s: this model has no vision; content blocks of type \"%s\" (images and "
+                    "documents) are not supported",
+                    param, type);
+}
+
+/* The block's "type", or NULL after failing e. */
+static const char *block_type(const json_t *b, const char *param, req_err *e)
+{
+    const json_t *type = json_object_get(b, "type");
+    if (!json_is_object(b) || !json_is_string(type)) {
+        req_fail(e, SEM_EREQUEST, param, "%s must be a block with a string \"type\"", param);
+        return NULL;
+    }
+    return json_string_value(type);
+}
+
+/* A text block's text appended to parts as an OpenAI text part. */
+static sem_status text_part(const json_t *b, const char *param, json_t *parts, req_err *e)
+{
+    const json_t *text = json_object_get(b, "text");
+    if (!json_is_string(text))
+        return req_fail(e, SEM_EREQUEST, param, "%s.text must be a string", param);
+    return append(parts, json_pack("{s:s,s:O}", "type", "text", "text", text), e);
+}
+
+/* Text parts joined into one string ("\n" between blocks), so a text given
+ * as blocks renders exactly as the same text given as a string (clients
+ * switch between the two from turn to turn). Steals parts. */
+static sem_status join_parts(json_t *parts, json_t **out, req_err *e)
+{
+    strbuf t = {0};
+    size_t i;
+    const json_t *p;
+    json_array_foreach(parts, i, p)
+    {
+        const json_t *text = json_object_get(p, "text");
+        if (i)
+            strbuf_puts(&t, "\n");
+        strbuf_append(&t, json_string_value(text), json_string_length(text));
+    }
+    json_decref(parts);
+    *out = t.oom ? NULL : json_stringn(t.data ? t.data : "", t.len);
+    strbuf_free(&t);
+    return *out ? SEM_OK : out_of_memory(e);
+}
+
+/* Text content (system, tool_result content): a string or text blocks, as
+ * one string. */
 static sem_status text_content(const json_t *c, const char *field, json_t **out, req_err *e)
 {
     if (json_is_string(c)) {
@@ -65,53 +123,222 @@ static sem_status text_content(const json_t *c, const char *field, json_t **out,
         return out_of_memory(e);
     size_t i;
     const json_t *b;
-    char param[256];
+    char param[HTTP_ERROR_PARAM_MAX];
     json_array_foreach(c, i, b)
     {
         snprintf(param, sizeof param, "%s[%zu]", field, i);
-        const json_t *type = json_object_get(b, "type");
-        if (!json_is_object(b) || !json_is_string(type)) {
+        const char *type = block_type(b, param, e);
+        sem_status st = !type                                                      ? e->err.status
+                        : strcmp(type, "text") == 0                                ? text_part(b, param, parts, e)
+                        : strcmp(type, "image") == 0 || strcmp(type, "document") == 0 ? no_vision(param, type, e)
+                        : req_fail(e, SEM_EUNSUPPORTED, param,
+                                   "%s: content blocks of type \"%s\" are not supported here "
+                                   "(text only)",
+                                   param, type);
+        if (st != SEM_OK) {
             json_decref(parts);
-            return req_fail(e, SEM_EREQUEST, param, "%s must be a block with a string \"type\"",
-                            param);
-        }
-        if (strcmp(json_string_value(type), "text") != 0) {
-            json_decref(parts);
-            return req_fail(e, SEM_EUNSUPPORTED, param,
-                            "%s: content blocks of type \"%s\" are not supported (text only)",
-                            param, json_string_value(type));
-        }
-        const json_t *text = json_object_get(b, "text");
-        if (!json_is_string(text)) {
-            json_decref(parts);
-            return req_fail(e, SEM_EREQUEST, param, "%s.text must be a string", param);
-        }
-        if (json_array_append_new(parts, json_pack("{s:s,s:O}", "type", "text", "text", text))) {
-            json_decref(parts);
-            return out_of_memory(e);
+            return st;
         }
     }
-    *out = parts;
+    return join_parts(parts, out, e);
+}
+
+/* 1 when an assistant turn before messages[upto] called tool `id`. */
+static int earlier_tool_use(const json_t *msgs, size_t upto, const char *id)
+{
+    for (size_t i = 0; i < upto; i++) {
+        const json_t *content = json_object_get(json_array_get(msgs, i), "content");
+        size_t j;
+        const json_t *b;
+        json_array_foreach(content, j, b)
+        {
+            const json_t *bid = json_object_get(b, "id");
+            if (json_is_string(bid) && strcmp(json_string_value(bid), id) == 0 &&
+                json_is_string(json_object_get(b, "type")) &&
+                strcmp(json_string_value(json_object_get(b, "type")), "tool_use") == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Prefixes tool-result content (a string or text parts) with "Error: ". */
+static sem_status mark_error(json_t **content, req_err *e)
+{
+    json_t *c = *content;
+    if (json_is_array(c)) {
+        if (json_array_insert_new(c, 0, json_pack("{s:s,s:s}", "type", "text", "text", "Error:")))
+            return out_of_memory(e);
+        return SEM_OK;
+    }
+    strbuf t = {0};
+    strbuf_puts(&t, "Error: ");
+    strbuf_append(&t, json_string_value(c), json_string_length(c));
+    json_t *marked = t.oom ? NULL : json_stringn(t.data, t.len);
+    strbuf_free(&t);
+    if (!marked)
+        return out_of_memory(e);
+    json_decref(c);
+    *content = marked;
     return SEM_OK;
 }
 
-static sem_status read_conversation(an_request *r, req_err *e)
+/* A tool_result block as an OpenAI tool message. is_error prefixes the
+ * content with "Error: " so the model can tell. */
+static sem_status tool_result(const json_t *msgs, size_t mi, const json_t *b, const char *param,
+                              json_t *out, req_err *e)
 {
-    const json_t *b = r->body;
-    r->messages = json_array();
-    if (!r->messages)
-        return out_of_memory(e);
-    const json_t *system = json_object_get(b, "system");
-    if (system && !json_is_null(system)) {
-        json_t *c;
-        sem_status st = text_content(system, "system", &c, e);
-        if (st != SEM_OK)
-            return st;
-        if (json_array_append_new(r->messages,
-                                  json_pack("{s:s,s:o}", "role", "system", "content", c)))
-            return out_of_memory(e);
+    const json_t *id = json_object_get(b, "tool_use_id");
+    char sub[HTTP_ERROR_PARAM_MAX + 64];
+    snprintf(sub, sizeof sub, "%s.tool_use_id", param);
+    if (!json_is_string(id))
+        return req_fail(e, SEM_EREQUEST, sub, "%s must be a string", sub);
+    if (!earlier_tool_use(msgs, mi, json_string_value(id)))
+        return req_fail(e, SEM_EREQUEST, sub,
+                        "%s is \"%s\", which no earlier assistant tool_use block has as its id", sub,
+                        json_string_value(id));
+    const json_t *c = json_object_get(b, "content");
+    json_t *content = NULL;
+    snprintf(sub, sizeof sub, "%s.content", param);
+    sem_status st = !c || json_is_null(c) ? ((content = json_string("")) ? SEM_OK : out_of_memory(e))
+                                          : text_content(c, sub, &content, e);
+    if (st != SEM_OK)
+        return st;
+    if (json_is_true(json_object_get(b, "is_error")) && (st = mark_error(&content, e)) != SEM_OK) {
+        json_decref(content);
+        return st;
     }
-    const json_t *msgs = json_object_get(b, "messages");
+    return append(out, json_pack("{s:s,s:O,s:o}", "role", "tool", "tool_call_id", id, "content", content),
+                  e);
+}
+
+/* A tool_use block as an OpenAI tool call (arguments: the input object). */
+static sem_status tool_use(const json_t *b, const char *param, json_t *calls, req_err *e)
+{
+    const json_t *id = json_object_get(b, "id"), *name = json_object_get(b, "name"),
+                 *input = json_object_get(b, "input");
+    if (!json_is_string(id) || !json_is_string(name))
+        return req_fail(e, SEM_EREQUEST, param, "%s needs a string \"id\" and \"name\"", param);
+    if (input && !json_is_object(input))
+        return req_fail(e, SEM_EREQUEST, param, "%s.input must be an object", param);
+    json_t *args = input ? json_deep_copy(input) : json_object();
+    return append(calls,
+                  json_pack("{s:O,s:s,s:{s:O,s:o}}", "id", id, "type", "function", "function",
+                            "name", name, "arguments", args),
+                  e);
+}
+
+/* One user turn: tool results first (as tool messages), then its text. */
+static sem_status user_turn(const json_t *msgs, size_t mi, const json_t *content,
+                            const char *param, json_t *out, req_err *e)
+{
+    if (json_is_string(content))
+        return append(out, json_pack("{s:s,s:O}", "role", "user", "content", content), e);
+    json_t *parts = json_array();
+    if (!parts)
+        return out_of_memory(e);
+    size_t i;
+    const json_t *b;
+    char p[HTTP_ERROR_PARAM_MAX + 32];
+    sem_status st = SEM_OK;
+    json_array_foreach(content, i, b)
+    {
+        snprintf(p, sizeof p, "%s[%zu]", param, i);
+        const char *type = block_type(b, p, e);
+        st = !type                                ? e->err.status
+             : strcmp(type, "text") == 0          ? text_part(b, p, parts, e)
+             : strcmp(type, "tool_result") == 0   ? tool_result(msgs, mi, b, p, out, e)
+             : strcmp(type, "image") == 0 || strcmp(type, "document") == 0 ? no_vision(p, type, e)
+             : req_fail(e, SEM_EUNSUPPORTED, p,
+                        "%s: content blocks of type \"%s\" are not supported in a user turn "
+                        "(text, tool_result)",
+                        p, type);
+        if (st != SEM_OK)
+            break;
+    }
+    if (st == SEM_OK && json_array_size(parts)) {
+        json_t *text;
+        if ((st = join_parts(parts, &text, e)) != SEM_OK)
+            return st;
+        return append(out, json_pack("{s:s,s:o}", "role", "user", "content", text), e);
+    }
+    json_decref(parts);
+    return st;
+}
+
+/* One assistant turn: text, thinking (as reasoning_content), tool_use
+ * (as tool_calls); redacted thinking is dropped. */
+static sem_status assistant_turn(const json_t *content, const char *param, json_t *out,
+                                 req_err *e)
+{
+    if (json_is_string(content))
+        return append(out, json_pack("{s:s,s:O}", "role", "assistant", "content", content), e);
+    json_t *m = json_pack("{s:s,s:[],s:[]}", "role", "assistant", "content", "tool_calls");
+    if (!m)
+        return out_of_memory(e);
+    json_t *parts = json_object_get(m, "content"), *calls = json_object_get(m, "tool_calls");
+    strbuf reasoning = {0};
+    size_t i;
+    const json_t *b;
+    char p[HTTP_ERROR_PARAM_MAX + 32];
+    sem_status st = SEM_OK;
+    json_array_foreach(content, i, b)
+    {
+        snprintf(p, sizeof p, "%s[%zu]", param, i);
+        const char *type = block_type(b, p, e);
+        const json_t *th = json_object_get(b, "thinking");
+        if (!type)
+            st = e->err.status;
+        else if (strcmp(type, "text") == 0)
+            st = text_part(b, p, parts, e);
+        else if (strcmp(type, "tool_use") == 0)
+            st = tool_use(b, p, calls, e);
+        else if (strcmp(type, "thinking") == 0 && json_is_string(th))
+            strbuf_append(&reasoning, json_string_value(th), json_string_length(th));
+        else if (strcmp(type, "thinking") == 0)
+            st = req_fail(e, SEM_EREQUEST, p, "%s.thinking must be a string", p);
+        else if (strcmp(type, "redacted_thinking") != 0)
+            st = req_fail(e, SEM_EUNSUPPORTED, p,
+                          "%s: content blocks of type \"%s\" are not supported in an assistant "
+                          "turn (text, thinking, tool_use)",
+                          p, type);
+        if (st != SEM_OK)
+            break;
+    }
+    if (st == SEM_OK && reasoning.len &&
+        json_object_set_new(m, "reasoning_content", json_stringn(reasoning.data, reasoning.len)))
+        st = out_of_memory(e);
+    if (st == SEM_OK && reasoning.oom)
+        st = out_of_memory(e);
+    strbuf_free(&reasoning);
+    if (st == SEM_OK && !json_array_size(calls))
+        json_object_del(m, "tool_calls");
+    if (st == SEM_OK) {
+        json_t *text;
+        json_incref(parts);
+        if ((st = join_parts(parts, &text, e)) == SEM_OK &&
+            json_object_set_new(m, "content", text))
+            st = out_of_memory(e);
+    }
+    if (st != SEM_OK) {
+        json_decref(m);
+        return st;
+    }
+    return append(out, m, e);
+}
+
+/* A system message among the turns (Claude Code sends them): its text. */
+static sem_status system_turn(const json_t *content, const char *param, json_t *out, req_err *e)
+{
+    json_t *text;
+    sem_status st = text_content(content, param, &text, e);
+    if (st != SEM_OK)
+        return st;
+    return append(out, json_pack("{s:s,s:o}", "role", "system", "content", text), e);
+}
+
+static sem_status read_messages(const json_t *msgs, json_t *out, req_err *e)
+{
     if (!msgs || json_is_null(msgs))
         return req_fail(e, SEM_EREQUEST, "messages", "messages is required");
     if (!json_is_array(msgs))
@@ -131,55 +358,179 @@ static sem_status read_conversation(an_request *r, req_err *e)
         if (!json_is_string(role))
             return req_fail(e, SEM_EREQUEST, sub, "%s must be a string", sub);
         const char *rv = json_string_value(role);
-        if (strcmp(rv, "user") != 0 && strcmp(rv, "assistant") != 0)
-            return req_fail(e, SEM_EREQUEST, sub, "%s is \"%s\"; expected user or assistant", sub,
-                            rv);
+        int user = strcmp(rv, "user") == 0, system = strcmp(rv, "system") == 0;
+        if (!user && !system && strcmp(rv, "assistant") != 0)
+            return req_fail(e, SEM_EREQUEST, sub,
+                            "%s is \"%s\"; expected user, assistant or system", sub, rv);
         snprintf(sub, sizeof sub, "%s.content", param);
         const json_t *content = json_object_get(m, "content");
         if (!content || json_is_null(content))
             return req_fail(e, SEM_EREQUEST, sub, "%s is required", sub);
-        json_t *c;
-        sem_status st = text_content(content, sub, &c, e);
+        if (!json_is_string(content) && !json_is_array(content))
+            return req_fail(e, SEM_EREQUEST, sub,
+                            "%s must be a string or a list of content blocks", sub);
+        sem_status st = user     ? user_turn(msgs, i, content, sub, out, e)
+                         : system ? system_turn(content, sub, out, e)
+                                  : assistant_turn(content, sub, out, e);
         if (st != SEM_OK)
             return st;
-        if (json_array_append_new(r->messages, json_pack("{s:s,s:o}", "role", rv, "content", c)))
-            return out_of_memory(e);
-    }
-    const json_t *tools = json_object_get(b, "tools");
-    if (tools && !json_is_null(tools)) {
-        if (!json_is_array(tools))
-            return req_fail(e, SEM_EREQUEST, "tools", "tools must be a list");
-        r->tools = json_array();
-        if (!r->tools)
-            return out_of_memory(e);
-        const json_t *t;
-        json_array_foreach(tools, i, t)
-        {
-            snprintf(param, sizeof param, "tools[%zu]", i);
-            const json_t *name = json_object_get(t, "name");
-            if (!json_is_string(name))
-                return req_fail(e, SEM_EREQUEST, param, "%s.name must be a string", param);
-            json_t *fn = json_pack("{s:O}", "name", name);
-            const json_t *desc = json_object_get(t, "description"),
-                         *schema = json_object_get(t, "input_schema");
-            if (!fn ||
-                (json_is_string(desc) && json_object_set(fn, "description", (json_t *)desc)) ||
-                (json_is_object(schema) && json_object_set(fn, "parameters", (json_t *)schema))) {
-                json_decref(fn);
-                return out_of_memory(e);
-            }
-            if (json_array_append_new(r->tools,
-                                      json_pack("{s:s,s:o}", "type", "function", "function", fn)))
-                return out_of_memory(e);
-        }
     }
     return SEM_OK;
 }
 
-static sem_status render(const prompt_port *prompts, an_request *r, req_err *e)
+/* Anthropic tools ({name, description, input_schema}) as OpenAI function tools. */
+static sem_status read_tools(const json_t *tools, json_t **out, req_err *e)
 {
-    return req_render_chat(*prompts, r->messages, r->tools, NULL, 1, &r->prompt, &r->n_prompt,
-                           e);
+    if (!json_is_array(tools))
+        return req_fail(e, SEM_EREQUEST, "tools", "tools must be a list");
+    if (!(*out = json_array()))
+        return out_of_memory(e);
+    size_t i;
+    const json_t *t;
+    char param[64];
+    json_array_foreach(tools, i, t)
+    {
+        snprintf(param, sizeof param, "tools[%zu]", i);
+        const json_t *type = json_object_get(t, "type");
+        if (!json_is_object(t))
+            return req_fail(e, SEM_EREQUEST, param, "%s must be an object", param);
+        if (json_is_string(type) && strcmp(json_string_value(type), "custom") != 0)
+            return req_fail(e, SEM_EUNSUPPORTED, param,
+                            "%s: tools of type \"%s\" (server tools) are not supported; give "
+                            "client tools with name, description and input_schema",
+                            param, json_string_value(type));
+        const json_t *name = json_object_get(t, "name");
+        if (!json_is_string(name))
+            return req_fail(e, SEM_EREQUEST, param, "%s.name must be a string", param);
+        const json_t *desc = json_object_get(t, "description"),
+                     *schema = json_object_get(t, "input_schema");
+        if (schema && !json_is_object(schema))
+            return req_fail(e, SEM_EREQUEST, param, "%s.input_schema must be an object", param);
+        json_t *fn = json_pack("{s:O}", "name", name);
+        if (!fn || (json_is_string(desc) && json_object_set(fn, "description", (json_t *)desc)) ||
+            (schema && json_object_set(fn, "parameters", (json_t *)schema))) {
+            json_decref(fn);
+            return out_of_memory(e);
+        }
+        sem_status st = append(*out, json_pack("{s:s,s:o}", "type", "function", "function", fn), e);
+        if (st != SEM_OK)
+            return st;
+    }
+    return chat_check_tools(*out, "tools", e);
+}
+
+/* tool_choice {"type": auto|any|tool|none, "name", "disable_parallel_tool_use"}. */
+static sem_status read_tool_choice(const json_t *b, chat_spec *s, req_err *e)
+{
+    const json_t *tc = json_object_get(b, "tool_choice");
+    s->choice = CHAT_TOOL_AUTO;
+    s->parallel = 1;
+    if (!tc || json_is_null(tc))
+        return SEM_OK;
+    const json_t *type = json_object_get(tc, "type");
+    if (!json_is_object(tc) || !json_is_string(type))
+        return req_fail(e, SEM_EREQUEST, "tool_choice",
+                        "tool_choice must be an object with a string \"type\"");
+    s->parallel = !json_is_true(json_object_get(tc, "disable_parallel_tool_use"));
+    const char *t = json_string_value(type);
+    if (strcmp(t, "auto") == 0)
+        return SEM_OK;
+    if (strcmp(t, "none") == 0)
+        s->choice = CHAT_TOOL_NONE;
+    else if (strcmp(t, "any") == 0)
+        s->choice = CHAT_TOOL_REQUIRED;
+    else if (strcmp(t, "tool") == 0) {
+        const json_t *name = json_object_get(tc, "name");
+        if (!json_is_string(name))
+            return req_fail(e, SEM_EREQUEST, "tool_choice.name",
+                            "tool_choice of type \"tool\" needs a string \"name\"");
+        s->choice = CHAT_TOOL_NAMED;
+        s->tool_name = json_string_value(name);
+    } else
+        return req_fail(e, SEM_EREQUEST, "tool_choice.type",
+                        "tool_choice.type is \"%s\"; expected auto, any, tool or none", t);
+    return SEM_OK;
+}
+
+/* thinking {"type": "enabled", "budget_tokens": N} | {"type": "disabled"}
+ * becomes the chat template's enable_thinking. */
+static sem_status read_thinking(const json_t *b, json_t **kwargs, req_err *e)
+{
+    const json_t *th = json_object_get(b, "thinking");
+    if (!th || json_is_null(th))
+        return SEM_OK;
+    const json_t *type = json_object_get(th, "type");
+    if (!json_is_object(th) || !json_is_string(type))
+        return req_fail(e, SEM_EREQUEST, "thinking",
+                        "thinking must be an object with a string \"type\"");
+    const char *t = json_string_value(type);
+    int on = strcmp(t, "enabled") == 0 || strcmp(t, "adaptive") == 0;
+    if (!on && strcmp(t, "disabled") != 0)
+        return req_fail(e, SEM_EREQUEST, "thinking.type",
+                        "thinking.type is \"%s\"; expected enabled, adaptive or disabled", t);
+    const json_t *budget = json_object_get(th, "budget_tokens");
+    if (budget && !json_is_null(budget) && (!json_is_integer(budget) || json_integer_value(budget) < 0))
+        return req_fail(e, SEM_EREQUEST, "thinking.budget_tokens",
+                        "thinking.budget_tokens must be a non-negative integer");
+    *kwargs = json_pack("{s:b}", "enable_thinking", on);
+    return *kwargs ? SEM_OK : out_of_memory(e);
+}
+
+/* output_config {"effort": .., "format": {"type": "json_schema", "schema": ..}}:
+ * the effort is accepted and ignored; a format makes the answer a JSON
+ * value valid against the schema. */
+static sem_status read_output_config(const json_t *b, chat_spec *s, req_err *e)
+{
+    const json_t *oc = json_object_get(b, "output_config");
+    if (!oc || json_is_null(oc))
+        return SEM_OK;
+    if (!json_is_object(oc))
+        return req_fail(e, SEM_EREQUEST, "output_config", "output_config must be an object");
+    const json_t *f = json_object_get(oc, "format");
+    if (!f || json_is_null(f))
+        return SEM_OK;
+    const json_t *type = json_object_get(f, "type"), *schema = json_object_get(f, "schema");
+    if (!json_is_object(f) || !json_is_string(type) ||
+        strcmp(json_string_value(type), "json_schema") != 0 || !json_is_object(schema))
+        return req_fail(e, SEM_EREQUEST, "output_config.format",
+                        "output_config.format must be {\"type\": \"json_schema\", \"schema\": {...}}");
+    s->format = CHAT_FORMAT_JSON_SCHEMA;
+    s->schema = schema;
+    s->schema_param = "output_config.format.schema";
+    return SEM_OK;
+}
+
+static sem_status read_conversation(an_request *r, req_err *e)
+{
+    const json_t *b = r->body;
+    r->messages = json_array();
+    if (!r->messages)
+        return out_of_memory(e);
+    const json_t *system = json_object_get(b, "system");
+    if (system && !json_is_null(system)) {
+        json_t *c;
+        sem_status st = text_content(system, "system", &c, e);
+        if (st != SEM_OK)
+            return st;
+        if ((st = append(r->messages, json_pack("{s:s,s:o}", "role", "system", "content", c), e)))
+            return st;
+    }
+    sem_status st = read_messages(json_object_get(b, "messages"), r->messages, e);
+    if (st != SEM_OK)
+        return st;
+    const json_t *tools = json_object_get(b, "tools");
+    if (tools && !json_is_null(tools) && (st = read_tools(tools, &r->tools, e)) != SEM_OK)
+        return st;
+    const json_t *cm = json_object_get(b, "context_management");
+    if (cm && !json_is_null(cm) && !json_is_object(cm))
+        return req_fail(e, SEM_EREQUEST, "context_management",
+                        "context_management must be an object");
+    r->spec = (chat_spec){.messages = r->messages, .tools = r->tools};
+    if ((st = read_tool_choice(b, &r->spec, e)) || (st = read_thinking(b, &r->kwargs, e)) ||
+        (st = read_output_config(b, &r->spec, e)))
+        return st;
+    r->spec.kwargs = r->kwargs;
+    return SEM_OK;
 }
 
 sem_status anthropic_routes_read_request(const route_input *in, int count_only, an_request *r,
@@ -193,7 +544,6 @@ sem_status anthropic_routes_read_request(const route_input *in, int count_only, 
     if ((st = req_string(b, "model", &r->model, e)) != SEM_OK)
         return st;
     if (!count_only) {
-        uint32_t n_ctx = in->prompts.ops->n_ctx(in->prompts.self);
         const json_t *mt = json_object_get(b, "max_tokens");
         if (!mt || json_is_null(mt))
             return req_fail(e, SEM_EREQUEST, "max_tokens", "max_tokens is required");
@@ -204,16 +554,16 @@ sem_status anthropic_routes_read_request(const route_input *in, int count_only, 
                                      .repeat_penalty = 1.0f,
                                      .repeat_last_n = 64,
                                      .seed = in->seed};
-        if ((st = req_uint(b, "max_tokens", 1, n_ctx, &r->max_tokens, e)) ||
+        if ((st = req_uint(b, "max_tokens", 1, UINT32_MAX, &r->max_tokens, e)) ||
             (st = req_bool(b, "stream", &r->stream, e)) ||
             (st = req_sampling(b, 1.0f, &r->sampling, &seed_given, e)) ||
             (st = req_stop(b, "stop_sequences", 0, r->stop, &r->n_stop, e)) ||
-            (st = req_agent_id(in->agent_header, b, "metadata.user_id", r->agent, e)))
+            (st = req_agent_id(&in->who, b, "metadata.user_id", r->agent, e)))
             return st;
     }
     if ((st = read_conversation(r, e)) != SEM_OK)
         return st;
-    return render(&in->prompts, r, e);
+    return chat_prepare(in->prompts, &r->spec, &r->prep, e);
 }
 
 /* ---------------------------------------------------------------- responses */
@@ -232,12 +582,14 @@ static json_t *usage_json(const http_gen *g, const gen_result *res, int output_o
 }
 
 /* stop_reason and stop_sequence of a finished request. */
-static void stop_of(const gen_result *res, const char *const *stops, size_t n_stop,
+static void stop_of(const gen_result *res, const char *const *stops, size_t n_stop, int calls,
                     const char **reason, const char **sequence)
 {
     *sequence = NULL;
     if (res->finish == GEN_LENGTH) {
         *reason = "max_tokens";
+    } else if (calls) {
+        *reason = "tool_use";
     } else if (res->stop_index >= 0 && (size_t)res->stop_index < n_stop) {
         *reason = "stop_sequence";
         *sequence = stops[res->stop_index];
@@ -252,7 +604,23 @@ static json_t *message(const char *id, const char *model, json_t *content)
                      "model", model, "content", content);
 }
 
+/* A call's input: its arguments parsed ({} while they are cut short). */
+static json_t *call_input(const chat_call *call)
+{
+    json_t *v = call->args.len ? json_loadb(call->args.data, call->args.len, 0, NULL) : NULL;
+    if (json_is_object(v))
+        return v;
+    json_decref(v);
+    return json_object();
+}
+
+/* Signatures make no claim here: thinking blocks a client sends back are
+ * read by their text, never verified. */
+#define THINKING_SIGNATURE "semantic"
+
 /* ---------------------------------------------------------------- one generation */
+
+typedef enum an_block { BLOCK_NONE, BLOCK_TEXT, BLOCK_THINKING, BLOCK_TOOL } an_block;
 
 typedef struct an_call {
     http_api *api;
@@ -264,6 +632,11 @@ typedef struct an_call {
     char *stops[REQ_STOP_MAX];
     size_t n_stop;
     strbuf text; /* whole: the text so far; stream: text read before the stream opened */
+    chat_answer answer;
+    /* the stream's content blocks */
+    strbuf *out;      /* the stream step's output, while feeding */
+    an_block open;    /* the open block's kind */
+    int n_blocks;     /* blocks started; the open one is n_blocks - 1 */
 } an_call;
 
 static void call_free(void *self)
@@ -271,6 +644,7 @@ static void call_free(void *self)
     an_call *c = self;
     http_gen_release(&c->g);
     strbuf_free(&c->text);
+    chat_answer_free(&c->answer);
     for (size_t i = 0; i < c->n_stop; i++)
         free(c->stops[i]);
     free(c->model);
@@ -283,27 +657,99 @@ static void event(strbuf *out, const char *name, json_t *data)
     json_decref(data);
 }
 
-static void delta(strbuf *out, const char *text, size_t n)
+static void close_block(an_call *c)
 {
-    event(out, "content_block_delta",
-          json_pack("{s:s,s:i,s:{s:s,s:o}}", "type", "content_block_delta", "index", 0, "delta",
-                    "type", "text_delta", "text", http_gen_text(text, n)));
+    if (c->open == BLOCK_NONE)
+        return;
+    int index = c->n_blocks - 1;
+    if (c->open == BLOCK_THINKING)
+        event(c->out, "content_block_delta",
+              json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_delta", "index", index,
+                        "delta", "type", "signature_delta", "signature", THINKING_SIGNATURE));
+    event(c->out, "content_block_stop",
+          json_pack("{s:s,s:i}", "type", "content_block_stop", "index", index));
+    c->open = BLOCK_NONE;
+}
+
+/* Opens a block of kind k (closing another) unless one is open already. */
+static void open_block(an_call *c, an_block k, json_t *block)
+{
+    if (c->open == k && k != BLOCK_TOOL) {
+        json_decref(block);
+        return;
+    }
+    close_block(c);
+    event(c->out, "content_block_start",
+          json_pack("{s:s,s:i,s:o}", "type", "content_block_start", "index", c->n_blocks,
+                    "content_block", block));
+    c->open = k;
+    c->n_blocks++;
+}
+
+static void block_delta(an_call *c, json_t *delta)
+{
+    event(c->out, "content_block_delta",
+          json_pack("{s:s,s:i,s:o}", "type", "content_block_delta", "index", c->n_blocks - 1,
+                    "delta", delta));
+}
+
+/* Content-block events for one parser event. */
+static void on_event(void *user, const chat_event *ev, const chat_call *call)
+{
+    an_call *c = user;
+    if (!c->out)
+        return;
+    switch (ev->type) {
+    case CHAT_EV_TEXT:
+        open_block(c, BLOCK_TEXT, json_pack("{s:s,s:s}", "type", "text", "text", ""));
+        block_delta(c, json_pack("{s:s,s:o}", "type", "text_delta", "text",
+                                 http_gen_text(ev->text, ev->len)));
+        break;
+    case CHAT_EV_REASONING:
+        open_block(c, BLOCK_THINKING,
+                   json_pack("{s:s,s:s,s:s}", "type", "thinking", "thinking", "", "signature", ""));
+        block_delta(c, json_pack("{s:s,s:o}", "type", "thinking_delta", "thinking",
+                                 http_gen_text(ev->text, ev->len)));
+        break;
+    case CHAT_EV_TOOL_START:
+        open_block(c, BLOCK_TOOL,
+                   json_pack("{s:s,s:s,s:s,s:{}}", "type", "tool_use", "id", call->id, "name",
+                             call->name ? call->name : "", "input"));
+        break;
+    case CHAT_EV_TOOL_ARGS:
+        block_delta(c, json_pack("{s:s,s:o}", "type", "input_json_delta", "partial_json",
+                                 http_gen_text(ev->text, ev->len)));
+        break;
+    }
+}
+
+static void stream_text(an_call *c, strbuf *out, const char *text, size_t n)
+{
+    c->out = out;
+    chat_answer_feed(&c->answer, text, n);
+    c->out = NULL;
 }
 
 static int stream_finish(an_call *c, strbuf *out)
 {
     http_gen_note_usage(&c->g, c->x);
+    c->out = out;
+    chat_answer_finish(&c->answer);
     if (!http_gen_ok(&c->g)) {
         http_error he = http_gen_error(&c->g);
         http_exchange_note_error(c->x, he.message);
         event(out, "error", http_error_body(&he, HTTP_SHAPE_ANTHROPIC));
         http_exchange_stream_done(c->x);
+        c->out = NULL;
         return 1;
     }
+    if (c->n_blocks == 0) /* an empty answer is one empty text block */
+        open_block(c, BLOCK_TEXT, json_pack("{s:s,s:s}", "type", "text", "text", ""));
+    close_block(c);
+    c->out = NULL;
     const char *reason, *seq;
-    stop_of(&c->g.result, (const char *const *)c->stops, c->n_stop, &reason, &seq);
-    event(out, "content_block_stop",
-          json_pack("{s:s,s:i}", "type", "content_block_stop", "index", 0));
+    stop_of(&c->g.result, (const char *const *)c->stops, c->n_stop, c->answer.n_calls > 0,
+            &reason, &seq);
     json_t *d = json_pack("{s:s,s:{s:s},s:o}", "type", "message_delta", "delta", "stop_reason",
                           reason, "usage", usage_json(&c->g, &c->g.result, 0));
     json_object_set_new(json_object_get(d, "delta"), "stop_sequence",
@@ -327,12 +773,8 @@ static int stream_next(void *self, strbuf *out, int idle)
         json_object_set_new(msg, "usage", usage_json(&c->g, &now, 0));
         event(out, "message_start",
               json_pack("{s:s,s:o}", "type", "message_start", "message", msg));
-        event(out, "content_block_start",
-              json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index", 0,
-                        "content_block", "type", "text", "text", ""));
         event(out, "ping", json_pack("{s:s}", "type", "ping"));
-        if (c->text.len)
-            delta(out, c->text.data, c->text.len);
+        stream_text(c, out, c->text.data, c->text.len);
         strbuf_free(&c->text);
         if (c->g.done)
             return stream_finish(c, out);
@@ -340,8 +782,7 @@ static int stream_next(void *self, strbuf *out, int idle)
     }
     strbuf text = {0};
     http_gen_read(&c->g, &text);
-    if (text.len)
-        delta(out, text.data, text.len);
+    stream_text(c, out, text.data, text.len);
     strbuf_free(&text);
     if (c->g.done)
         return stream_finish(c, out);
@@ -351,6 +792,26 @@ static int stream_next(void *self, strbuf *out, int idle)
 }
 
 static const http_stream_ops an_stream_ops = {stream_next, call_free};
+
+/* The whole answer's content blocks: thinking, text, tool_use. */
+static json_t *content_blocks(const chat_answer *a)
+{
+    json_t *blocks = json_array();
+    if (a->reasoning.len)
+        json_array_append_new(blocks, json_pack("{s:s,s:o,s:s}", "type", "thinking", "thinking",
+                                                http_gen_text(a->reasoning.data, a->reasoning.len),
+                                                "signature", THINKING_SIGNATURE));
+    if (a->content.len || (!a->n_calls && !a->reasoning.len))
+        json_array_append_new(blocks, json_pack("{s:s,s:o}", "type", "text", "text",
+                                                http_gen_text(a->content.data, a->content.len)));
+    for (uint32_t i = 0; i < a->n_calls; i++)
+        json_array_append_new(blocks,
+                              json_pack("{s:s,s:s,s:s,s:o}", "type", "tool_use", "id",
+                                        a->calls[i].id, "name",
+                                        a->calls[i].name ? a->calls[i].name : "", "input",
+                                        call_input(&a->calls[i])));
+    return blocks;
+}
 
 static void reply_whole(an_call *c)
 {
@@ -362,11 +823,12 @@ static void reply_whole(an_call *c)
         http_exchange_reply_error(x, &he);
         return;
     }
+    chat_answer_feed(&c->answer, c->text.data, c->text.len);
+    chat_answer_finish(&c->answer);
     const char *reason, *seq;
-    stop_of(&g->result, (const char *const *)c->stops, c->n_stop, &reason, &seq);
-    json_t *o = message(
-        c->id, c->model,
-        json_pack("[{s:s,s:o}]", "type", "text", "text", http_gen_text(c->text.data, c->text.len)));
+    stop_of(&g->result, (const char *const *)c->stops, c->n_stop, c->answer.n_calls > 0, &reason,
+            &seq);
+    json_t *o = message(c->id, c->model, content_blocks(&c->answer));
     json_object_set_new(o, "stop_reason", json_string(reason));
     json_object_set_new(o, "stop_sequence", seq ? json_string(seq) : json_null());
     json_object_set_new(o, "usage", usage_json(g, &g->result, 0));
@@ -400,7 +862,8 @@ static const http_wait_ops an_wait_ops = {call_step, call_free};
 /* The route's input: the exchange's body and header, a fresh seed. */
 static route_input input_of(http_api *api, const http_backend *be, http_exchange *x)
 {
-    route_input in = {.agent_header = http_exchange_header(x, "X-Agent-ID"),
+    route_input in = {.who = {.agent_header = http_exchange_header(x, "X-Agent-ID"),
+                              .session_header = http_exchange_header(x, "X-Claude-Code-Session-Id")},
                       .prompts = be->prompts,
                       .seed = http_api_random(api)};
     in.body = http_exchange_body(x, &in.len);
@@ -424,7 +887,10 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
     int ok = c != NULL;
     if (c) {
         *c = (an_call){.api = api, .x = x, .stream = r.stream};
-        ok = (c->model = strdup(r.model ? r.model : be->model_id)) != NULL;
+        ok = chat_answer_init(&c->answer, &r.prep, api, "toolu_") == SEM_OK &&
+             (c->model = strdup(r.model ? r.model : be->model_id)) != NULL;
+        c->answer.on_event = on_event;
+        c->answer.user = c;
         for (size_t i = 0; ok && i < r.n_stop; i++)
             ok = (c->stops[c->n_stop++] = strdup(r.stop[i])) != NULL;
     }
@@ -436,12 +902,16 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
         http_exchange_reply_error(x, &he);
         return;
     }
-    gen_params p = {.prompt = r.prompt,
-                    .n_prompt = (uint32_t)r.n_prompt,
-                    .sampling = r.sampling,
-                    .max_tokens = r.max_tokens,
+    /* max_tokens beyond the context is clipped to what is left of it:
+     * clients ask for their model's largest output, whatever the model. */
+    uint32_t n_ctx = be->prompts.ops->n_ctx(be->prompts.self);
+    uint32_t n_prompt = (uint32_t)r.prep.n_prompt;
+    uint32_t room = n_prompt < n_ctx ? n_ctx - n_prompt : 1;
+    gen_params p = {.sampling = r.sampling,
+                    .max_tokens = r.max_tokens < room ? r.max_tokens : room,
                     .stop = r.stop,
                     .n_stop = r.n_stop};
+    chat_prepared_params(&r.prep, &p);
     if (http_gen_submit(&c->g, api, be, x, r.agent, &p, &e) != SEM_OK) {
         call_free(c);
         http_api_reply_error(api, x, &e.err, e.param);
@@ -464,6 +934,7 @@ void anthropic_routes_count_tokens(http_api *api, http_exchange *x)
         anthropic_routes_request_free(&r);
         return;
     }
-    http_exchange_reply_json(x, 200, json_pack("{s:i}", "input_tokens", (json_int_t)r.n_prompt));
+    http_exchange_reply_json(x, 200,
+                             json_pack("{s:i}", "input_tokens", (json_int_t)r.prep.n_prompt));
     anthropic_routes_request_free(&r);
 }

@@ -46,6 +46,10 @@ static void finish(http_gen *g)
 {
     g->done = 1;
     g->result = g->be->gen.ops->result(g->be->gen.self, g->req);
+    /* The engine's count is what the model read: a prompt rewritten over an
+     * agent's own tokens may differ from the tokenizer's (prompt_align.h). */
+    if (g->result.prompt_tokens)
+        g->n_prompt = g->result.prompt_tokens;
 }
 
 int http_gen_read(http_gen *g, strbuf *out)

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "json_text.h"
 
@@ -219,13 +220,78 @@ static sem_status check_parts(const json_t *content, const char *base, req_err *
         const json_t *type = json_object_get(p, "type");
         if (!json_is_string(type))
             return req_fail(e, SEM_EREQUEST, param, "%s.type must be a string", param);
-        if (strcmp(json_string_value(type), "text") != 0)
+        const char *t = json_string_value(type);
+        if (strcmp(t, "image_url") == 0 || strcmp(t, "input_audio") == 0 || strcmp(t, "file") == 0)
+            return req_fail(e, SEM_EUNSUPPORTED, param,
+                            "%s: this model has no vision or audio input; content parts of type "
+                            "\"%s\" are not supported (text only)",
+                            param, t);
+        if (strcmp(t, "text") != 0)
             return req_fail(e, SEM_EUNSUPPORTED, param,
                             "%s: content parts of type \"%s\" are not supported (text only)", param,
-                            json_string_value(type));
+                            t);
         if (!json_is_string(json_object_get(p, "text")))
             return req_fail(e, SEM_EREQUEST, param, "%s.text must be a string", param);
     }
+    return SEM_OK;
+}
+
+/* An assistant message's tool_calls: [{"id", "type": "function", "function":
+ * {"name", "arguments": a JSON text}}]. */
+static sem_status check_tool_calls(const json_t *calls, const char *base, req_err *e)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s.tool_calls", base);
+    if (!json_is_array(calls))
+        return req_fail(e, SEM_EREQUEST, p, "%s must be a list", p);
+    size_t i;
+    const json_t *c;
+    json_array_foreach(calls, i, c)
+    {
+        snprintf(p, sizeof p, "%s.tool_calls[%zu]", base, i);
+        const json_t *fn = json_object_get(c, "function");
+        const json_t *args = json_object_get(fn, "arguments");
+        if (!json_is_object(c) || !json_is_string(json_object_get(c, "id")))
+            return req_fail(e, SEM_EREQUEST, p, "%s must be an object with a string \"id\"", p);
+        if (!json_is_object(fn) || !json_is_string(json_object_get(fn, "name")))
+            return req_fail(e, SEM_EREQUEST, p, "%s.function.name must be a string", p);
+        if (args && !json_is_string(args) && !json_is_object(args))
+            return req_fail(e, SEM_EREQUEST, p,
+                            "%s.function.arguments must be a string of JSON (or an object)", p);
+    }
+    return SEM_OK;
+}
+
+/* 1 when an assistant message before messages[upto] made a call `id`. */
+static int earlier_call(const json_t *messages, size_t upto, const char *id)
+{
+    for (size_t i = 0; i < upto; i++) {
+        const json_t *calls = json_object_get(json_array_get(messages, i), "tool_calls");
+        size_t j;
+        const json_t *c;
+        json_array_foreach(calls, j, c)
+        {
+            const json_t *cid = json_object_get(c, "id");
+            if (json_is_string(cid) && strcmp(json_string_value(cid), id) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* A tool message answers an earlier call by its tool_call_id. */
+static sem_status check_tool_message(const json_t *messages, size_t i, const char *base,
+                                     req_err *e)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s.tool_call_id", base);
+    const json_t *id = json_object_get(json_array_get(messages, i), "tool_call_id");
+    if (!json_is_string(id))
+        return req_fail(e, SEM_EREQUEST, p, "%s is required on a tool message (a string)", p);
+    if (!earlier_call(messages, i, json_string_value(id)))
+        return req_fail(e, SEM_EREQUEST, p,
+                        "%s is \"%s\", which no earlier assistant tool call has as its id", p,
+                        json_string_value(id));
     return SEM_OK;
 }
 
@@ -263,6 +329,14 @@ sem_status req_chat_messages(const json_t *messages, const char *field, req_err 
         char cparam[192];
         snprintf(cparam, sizeof cparam, "%s.content", param);
         int assistant = strcmp(json_string_value(role), "assistant") == 0;
+        const json_t *calls = json_object_get(m, "tool_calls");
+        sem_status cst = SEM_OK;
+        if (assistant && calls && !json_is_null(calls))
+            cst = check_tool_calls(calls, param, e);
+        else if (strcmp(json_string_value(role), "tool") == 0)
+            cst = check_tool_message(messages, i, param, e);
+        if (cst != SEM_OK)
+            return cst;
         if (!content || json_is_null(content)) {
             if (!assistant || !json_array_size(json_object_get(m, "tool_calls")))
                 return req_fail(e, SEM_EREQUEST, cparam, "%s is required", cparam);
@@ -289,50 +363,161 @@ static sem_status check_id(const char *id, const char *source, req_err *e)
     return SEM_OK;
 }
 
-sem_status req_agent_id(const char *header, const json_t *body, const char *api_field,
+/*
+ * An id derived from a client's own identifier (a session header, a user
+ * id): kept as it is when it is a valid agent id; the "session_id" of a
+ * JSON object (Claude Code's metadata.user_id); otherwise "u-" and the
+ * 64-bit hash of the whole value in hex, so the same value always names
+ * the same agent. Empty values are skipped by the caller.
+ */
+/* Skips one JSON string at *p ('"' there); 0 when it does not end. */
+static int skip_string(const char **p)
+{
+    for (const char *s = *p + 1; *s; s++) {
+        if (*s == '\\' && s[1]) {
+            s++;
+        } else if (*s == '"') {
+            *p = s + 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Skips one JSON value at *p (strings, nested containers, literals). */
+static int skip_value(const char **p)
+{
+    int depth = 0;
+    const char *s = *p;
+    do {
+        s += strspn(s, " \t\r\n");
+        if (*s == '"') {
+            if (!skip_string(&s))
+                return 0;
+        } else if (*s == '{' || *s == '[') {
+            depth++, s++;
+        } else if (*s == '}' || *s == ']') {
+            if (--depth < 0)
+                return 0;
+            s++;
+        } else if (*s && depth) {
+            s++; /* ':' ',' and literal characters inside a container */
+        } else {
+            size_t n = strcspn(s, ",}] \t\r\n");
+            if (n == 0)
+                return 0;
+            s += n;
+        }
+    } while (depth > 0 && *s);
+    *p = s;
+    return depth == 0;
+}
+
+/*
+ * The value of a top-level member `key` of the JSON object text v when it
+ * is a string without escapes that fits in out; 0 otherwise. Reads
+ * without allocating, so running out of memory can never pass for a
+ * malformed text (jansson reports one as the other).
+ */
+static int top_string(const char *v, const char *key, char *out, size_t cap)
+{
+    const char *s = v + strspn(v, " \t\r\n");
+    size_t klen = strlen(key);
+    if (*s++ != '{')
+        return 0;
+    for (;;) {
+        s += strspn(s, " \t\r\n");
+        const char *k = s;
+        if (*s != '"' || !skip_string(&s))
+            return 0;
+        int match = (size_t)(s - k) == klen + 2 && memcmp(k + 1, key, klen) == 0;
+        s += strspn(s, " \t\r\n");
+        if (*s++ != ':')
+            return 0;
+        s += strspn(s, " \t\r\n");
+        const char *val = s;
+        if (!skip_value(&s))
+            return 0;
+        size_t n = (size_t)(s - val);
+        if (match && *val == '"' && n >= 2 && n - 2 < cap && !memchr(val, '\\', n)) {
+            memcpy(out, val + 1, n - 2);
+            out[n - 2] = '\0';
+            return 1;
+        }
+        s += strspn(s, " \t\r\n");
+        if (*s++ != ',')
+            return 0;
+    }
+}
+
+static sem_status derive_id(const char *v, char id[AGENT_ID_MAX + 1], const char *source,
+                            req_err *e)
+{
+    sem_err err = {0};
+    if (agent_id_validate(v, &err) == SEM_OK) {
+        snprintf(id, AGENT_ID_MAX + 1, "%s", v);
+        return SEM_OK;
+    }
+    char sid[AGENT_ID_MAX + 1];
+    if (top_string(v, "session_id", sid, sizeof sid))
+        return derive_id(sid, id, source, e);
+    snprintf(id, AGENT_ID_MAX + 1, "u-%016llx", (unsigned long long)XXH3_64bits(v, strlen(v)));
+    return SEM_OK;
+}
+
+/* The body's API field (a string) or NULL; "metadata.user_id" is nested. */
+static sem_status api_field_value(const json_t *body, const char *api_field, const char **v,
+                                  req_err *e)
+{
+    const json_t *f;
+    *v = NULL;
+    if (!api_field)
+        return SEM_OK;
+    if (strcmp(api_field, "metadata.user_id") == 0) {
+        const json_t *md = json_object_get(body, "metadata");
+        if (md && !json_is_null(md) && !json_is_object(md))
+            return req_fail(e, SEM_EREQUEST, "metadata", "metadata must be an object, not %s",
+                            type_name(md));
+        f = json_object_get(md, "user_id");
+    } else {
+        f = json_object_get(body, api_field);
+    }
+    if (f && !json_is_null(f)) {
+        if (!json_is_string(f))
+            return req_fail(e, SEM_EREQUEST, api_field, "%s must be a string, not %s", api_field,
+                            type_name(f));
+        *v = json_string_value(f);
+    }
+    return SEM_OK;
+}
+
+sem_status req_agent_id(const req_identity *who, const json_t *body, const char *api_field,
                         char id[AGENT_ID_MAX + 1], req_err *e)
 {
     id[0] = '\0';
-    const char *h = header;
-    const char *v = NULL, *source = NULL;
-    if (h) {
-        v = h;
-        source = "X-Agent-ID";
-    } else {
-        const json_t *a = json_object_get(body, "agent_id");
-        if (a && !json_is_null(a)) {
-            if (!json_is_string(a))
-                return req_fail(e, SEM_EREQUEST, "agent_id", "agent_id must be a string, not %s",
-                                type_name(a));
-            v = json_string_value(a);
-            source = "agent_id";
-        } else if (api_field) {
-            const json_t *f;
-            if (strcmp(api_field, "metadata.user_id") == 0) {
-                const json_t *md = json_object_get(body, "metadata");
-                if (md && !json_is_null(md) && !json_is_object(md))
-                    return req_fail(e, SEM_EREQUEST, "metadata",
-                                    "metadata must be an object, not %s", type_name(md));
-                f = json_object_get(md, "user_id");
-            } else {
-                f = json_object_get(body, api_field);
-            }
-            if (f && !json_is_null(f)) {
-                if (!json_is_string(f))
-                    return req_fail(e, SEM_EREQUEST, api_field, "%s must be a string, not %s",
-                                    api_field, type_name(f));
-                v = json_string_value(f);
-                source = api_field;
-            }
-        }
-    }
-    if (!v)
-        return SEM_OK;
-    sem_status st = check_id(v, source, e);
-    if (st != SEM_OK)
+    if (who->agent_header) {
+        sem_status st = check_id(who->agent_header, "X-Agent-ID", e);
+        if (st == SEM_OK)
+            snprintf(id, AGENT_ID_MAX + 1, "%s", who->agent_header);
         return st;
-    snprintf(id, AGENT_ID_MAX + 1, "%s", v);
-    return SEM_OK;
+    }
+    const json_t *a = json_object_get(body, "agent_id");
+    if (a && !json_is_null(a)) {
+        if (!json_is_string(a))
+            return req_fail(e, SEM_EREQUEST, "agent_id", "agent_id must be a string, not %s",
+                            type_name(a));
+        sem_status st = check_id(json_string_value(a), "agent_id", e);
+        if (st == SEM_OK)
+            snprintf(id, AGENT_ID_MAX + 1, "%s", json_string_value(a));
+        return st;
+    }
+    if (who->session_header && *who->session_header)
+        return derive_id(who->session_header, id, "X-Claude-Code-Session-Id", e);
+    const char *v;
+    sem_status st = api_field_value(body, api_field, &v, e);
+    if (st == SEM_OK && v && *v)
+        st = derive_id(v, id, api_field, e);
+    return st;
 }
 
 /* The field named at the start of a prompt port's error, or "". */
@@ -350,7 +535,7 @@ static void param_from_detail(const char *detail, char *param, size_t cap)
 
 sem_status req_render_chat(prompt_port pp, const json_t *messages, const json_t *tools,
                            const json_t *kwargs, int add_generation_prompt, int32_t **tokens,
-                           size_t *n_tokens, req_err *e)
+                           size_t *n_tokens, prompt_chat_info *info, req_err *e)
 {
     strbuf text = {0};
     strbuf_puts(&text, "{\"messages\":");
@@ -369,7 +554,7 @@ sem_status req_render_chat(prompt_port pp, const json_t *messages, const json_t 
         return req_fail(e, SEM_ENOMEM, "", "out of memory for the conversation");
     }
     sem_status st = pp.ops->chat(pp.self, text.data, text.len, add_generation_prompt, tokens,
-                                 n_tokens, NULL, &e->err);
+                                 n_tokens, info, &e->err);
     strbuf_free(&text);
     if (st != SEM_OK) {
         param_from_detail(e->err.detail, e->param, sizeof e->param);

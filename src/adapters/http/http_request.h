@@ -12,9 +12,14 @@
  * Agent identity, first found wins:
  *   1. the X-Agent-ID header
  *   2. the body's "agent_id"
- *   3. OpenAI's "prompt_cache_key" / Anthropic's "metadata.user_id"
- * An id must be 1..128 of [A-Za-z0-9_-]. Without one the request is
- * anonymous: it may reuse a recent identical prefix, nothing is kept.
+ *   3. the X-Claude-Code-Session-Id header
+ *   4. OpenAI's "prompt_cache_key" / Anthropic's "metadata.user_id"
+ * An id must be 1..128 of [A-Za-z0-9_-]; 1 and 2 are refused otherwise.
+ * 3 and 4 are the clients' own identifiers, of any length and shape: a
+ * value that is not a valid id names the agent "u-" + the hex of its
+ * 64-bit hash (stable), or, when it is a JSON object with a "session_id",
+ * that session id. Without any the request is anonymous: it may reuse a
+ * recent identical prefix, nothing is kept.
  *
  * Threads: pure functions of their arguments; any thread.
  */
@@ -74,22 +79,27 @@ sem_status req_sampling(const json_t *o, float max_temperature, gen_sampling *s,
  * tool_calls. */
 sem_status req_chat_messages(const json_t *messages, const char *field, req_err *e);
 
+/* The headers that name an agent (NULL when absent). */
+typedef struct req_identity {
+    const char *agent_header;   /* X-Agent-ID */
+    const char *session_header; /* X-Claude-Code-Session-Id */
+} req_identity;
+
 /*
- * The agent the request speaks for, in the order above. header is the
- * X-Agent-ID header's value (NULL when absent); api_field is the API's own
- * key ("prompt_cache_key", or "metadata.user_id" for the Anthropic shape);
- * id[0] is '\0' when anonymous.
+ * The agent the request speaks for, in the order above; api_field is the
+ * API's own key ("prompt_cache_key", or "metadata.user_id" for the
+ * Anthropic shape); id[0] is '\0' when anonymous.
  */
-sem_status req_agent_id(const char *header, const json_t *body, const char *api_field,
+sem_status req_agent_id(const req_identity *who, const json_t *body, const char *api_field,
                         char id[AGENT_ID_MAX + 1], req_err *e);
 
 /*
  * Renders a conversation through the prompt port (tools and kwargs may be
- * NULL) into *tokens (malloc'd). A template's refusal is a request error
+ * NULL) into *tokens (malloc'd); info (may be NULL) as the port's chat(). A template's refusal is a request error
  * naming the field it names ("messages[2].content").
  */
 sem_status req_render_chat(prompt_port pp, const json_t *messages, const json_t *tools,
                            const json_t *kwargs, int add_generation_prompt, int32_t **tokens,
-                           size_t *n_tokens, req_err *e);
+                           size_t *n_tokens, prompt_chat_info *info, req_err *e);
 
 #endif

@@ -11,13 +11,14 @@
 #ifndef SEM_HTTP_ROUTES_H
 #define SEM_HTTP_ROUTES_H
 
+#include "chat_request.h"
 #include "http_api.h"
 #include "http_exchange.h"
 #include "http_request.h"
 
 /*
  * What a generation route reads from its exchange before it reads the
- * body: the bytes, the X-Agent-ID header, the prompt port and a default
+ * body: the bytes, the agent headers, the prompt port and a default
  * sampling seed. The request readers below are pure functions of it (no
  * server, exchange or engine), which the fuzz and allocation-failure
  * tests call directly.
@@ -25,7 +26,7 @@
 typedef struct route_input {
     const char *body;
     size_t len;
-    const char *agent_header; /* X-Agent-ID, or NULL */
+    req_identity who;         /* the headers that name an agent */
     prompt_port prompts;
     uint64_t seed;            /* used when the body gives none */
 } route_input;
@@ -40,12 +41,12 @@ typedef struct oa_request {
     int stream, include_usage;
     uint32_t max_tokens;
     int max_tokens_given;
+    int top_logprobs; /* -1: no logprobs */
     gen_sampling sampling;
     const char *stop[REQ_STOP_MAX]; /* borrow from body */
     size_t n_stop;
     char agent[AGENT_ID_MAX + 1];
-    int32_t *prompt;
-    size_t n_prompt;
+    chat_prepared prep;  /* the prompt (and, for chat, the grammar) */
 } oa_request;
 
 /*
@@ -70,6 +71,7 @@ typedef struct an_request {
     json_t *body;
     json_t *messages; /* OpenAI-shaped, new reference */
     json_t *tools;    /* OpenAI-shaped or NULL */
+    json_t *kwargs;   /* chat_template_kwargs (from "thinking"), or NULL */
     const char *model;
     int stream;
     uint32_t max_tokens;
@@ -77,8 +79,8 @@ typedef struct an_request {
     const char *stop[REQ_STOP_MAX];
     size_t n_stop;
     char agent[AGENT_ID_MAX + 1];
-    int32_t *prompt;
-    size_t n_prompt;
+    chat_spec spec;
+    chat_prepared prep;
 } an_request;
 
 /* Reads a messages body (count_only: a count_tokens body, which needs no

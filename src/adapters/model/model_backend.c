@@ -3,6 +3,8 @@
  */
 #include "model_backend.h"
 
+#include <string.h>
+
 #include <stdlib.h>
 
 struct model_backend {
@@ -30,6 +32,19 @@ static int be_is_eog(void *self, int32_t token)
     return tokenizer_is_eog(model_tokenizer(((model_backend *)self)->m), token);
 }
 
+static int be_spaces_marked(void *self)
+{
+    return strcmp(tokenizer_kind(model_tokenizer(((model_backend *)self)->m)), "spm") == 0;
+}
+
+static int be_is_control(void *self, int32_t token)
+{
+    const tokenizer *tk = model_tokenizer(((model_backend *)self)->m);
+    if (token < 0 || (size_t)token >= tokenizer_n_vocab(tk))
+        return 0;
+    return (tokenizer_token_attr(tk, token) & TOKEN_ATTR_CONTROL) != 0;
+}
+
 static const char *be_piece(void *self, int32_t token, size_t *len)
 {
     const tokenizer *tk = model_tokenizer(((model_backend *)self)->m);
@@ -45,6 +60,8 @@ static const model_port_ops backend_ops = {
     .n_ctx = be_n_ctx,
     .is_eog = be_is_eog,
     .piece = be_piece,
+    .is_control = be_is_control,
+    .spaces_marked = be_spaces_marked,
 };
 
 model_backend *model_backend_create(const model *m, const forward_opts *opts, uint32_t n_ctx,

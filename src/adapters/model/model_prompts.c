@@ -3,6 +3,10 @@
  * template choice, rendering with the model's BOS/EOS texts, and
  * tokenization with special tokens parsed and BOS added as the vocabulary
  * says (what llama.cpp's server does with a chat request).
+ *
+ * The template's tool-call and reasoning syntax (chat_template_syntax) is
+ * read once, when the object is made; whether a rendered prompt leaves a
+ * think block open is read from each prompt's text before tokenizing.
  */
 #include "model_prompts.h"
 
@@ -11,11 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/chat/chat_syntax.h"
 #include "adapters/template/chat_template.h"
 
 struct model_prompts {
     const model *m;
     chat_template *tmpl; /* parsed once; rendering only reads it */
+    prompt_syntax syntax; /* of tmpl, fixed */
     uint32_t n_ctx;
 };
 
@@ -60,7 +66,7 @@ static const char *token_text(const tokenizer *tk, int32_t id, char *buf, size_t
 static sem_status render_tokens(const model_prompts *p, const json_t *messages,
                                 const json_t *tools, const json_t *kwargs,
                                 int add_generation_prompt, int32_t **tokens, size_t *n_tokens,
-                                sem_err *err)
+                                prompt_chat_info *info, sem_err *err)
 {
     const tokenizer *tk = model_tokenizer(p->m);
     char bos[128], eos[128];
@@ -75,7 +81,10 @@ static sem_status render_tokens(const model_prompts *p, const json_t *messages,
     sem_status st = chat_template_render(p->tmpl, messages, tools, kwargs, &o, &prompt, err);
     if (st != SEM_OK)
         return st;
-    st = tokenizer_encode(tk, prompt, strlen(prompt), 1, 1, tokens, n_tokens, err);
+    size_t len = strlen(prompt);
+    st = tokenizer_encode(tk, prompt, len, 1, 1, tokens, n_tokens, err);
+    if (st == SEM_OK && info && add_generation_prompt)
+        info->in_thinking = chat_syntax_ends_in_thinking(&p->syntax, prompt, len);
     free(prompt);
     return st;
 }
@@ -103,7 +112,7 @@ static sem_status mp_chat(void *self, const char *conversation, size_t len,
     else
         st = render_tokens(self, messages, json_is_array(tools) ? tools : NULL,
                            json_is_object(kwargs) ? kwargs : NULL, add_generation_prompt, tokens,
-                           n, err);
+                           n, info, err);
     json_decref(c);
     return st;
 }
@@ -118,11 +127,7 @@ static sem_status mp_text(void *self, const char *text, size_t len, int32_t **to
 static const char *mp_name(void *self) { return model_name(((model_prompts *)self)->m); }
 static uint32_t mp_n_ctx(void *self) { return ((model_prompts *)self)->n_ctx; }
 
-static prompt_syntax mp_syntax(void *self)
-{
-    (void)self;
-    return (prompt_syntax){.tools = PROMPT_TOOLS_GENERIC, .parallel_calls = 1};
-}
+static prompt_syntax mp_syntax(void *self) { return ((model_prompts *)self)->syntax; }
 
 static const char *mp_piece(void *self, int32_t token, size_t *len)
 {
@@ -133,22 +138,34 @@ static const char *mp_piece(void *self, int32_t token, size_t *len)
 static const prompt_port_ops prompts_ops = {mp_chat,   mp_text,   mp_name, mp_n_ctx,
                                             mp_syntax, mp_piece};
 
-model_prompts *model_prompts_create(const model *m, const char *template_name, uint32_t n_ctx,
-                                    sem_err *warning, sem_err *err)
+/* Takes tmpl (NULL: err is set, nothing is made). */
+static model_prompts *make(const model *m, chat_template *tmpl, uint32_t n_ctx, sem_err *err)
 {
+    if (!tmpl)
+        return NULL;
     model_prompts *p = calloc(1, sizeof *p);
     if (!p) {
+        chat_template_free(tmpl);
         sem_err_set(err, SEM_ENOMEM, "out of memory");
         return NULL;
     }
     p->m = m;
     p->n_ctx = n_ctx;
-    p->tmpl = pick_template(m, template_name, warning, err);
-    if (!p->tmpl) {
-        free(p);
-        return NULL;
-    }
+    p->tmpl = tmpl;
+    p->syntax = chat_template_syntax(tmpl);
     return p;
+}
+
+model_prompts *model_prompts_create(const model *m, const char *template_name, uint32_t n_ctx,
+                                    sem_err *warning, sem_err *err)
+{
+    return make(m, pick_template(m, template_name, warning, err), n_ctx, err);
+}
+
+model_prompts *model_prompts_create_source(const model *m, const char *template_source,
+                                           uint32_t n_ctx, sem_err *err)
+{
+    return make(m, chat_template_parse(template_source, err), n_ctx, err);
 }
 
 void model_prompts_destroy(model_prompts *p)

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/chat/chat_syntax.h"
+#include "chat_generic.h"
+
 struct chat_template {
     jinja_template *jt;
     char *source;
@@ -16,31 +19,40 @@ struct chat_template {
     bool supports_string;  /* string content reaches the output */
     bool supports_typed;   /* text parts are read as parts */
     bool is_gpt_oss;       /* "<|channel|>" in the source: keep "developer" */
+    bool native_tools;     /* tool definitions and assistant tool calls reach the output */
+    bool native_results;   /* a tool message's content reaches the output */
+    prompt_syntax syntax;  /* template_syntax(), fixed at parse */
 };
 
 /* ---------------------------------------------------------------- probes */
 
-/* Renders `messages` with the bare context: 1 when needle appears (and,
- * if forbidden is set, it does not), 0 when it does not or the template
- * fails, -1 when memory ran out (which says nothing about the template). */
-static int probe(const chat_template *t, json_t *messages, const char *needle, const char *forbidden,
-                 const char *forbidden2)
+static json_t *probe_tools(void);
+
+/* Renders `messages` (a reference it takes; with_tools: and one tool) with
+ * the bare context: 1 when every needle appears and no forbidden text does
+ * (both lists NULL-terminated, forbidden may be NULL), 0 when not or the
+ * template fails, -1 when memory ran out (which says nothing about the
+ * template). */
+static int probe(const chat_template *t, json_t *messages, bool with_tools, const char *const *needles,
+                 const char *const *forbidden)
 {
     json_t *ctx = json_pack("{s:o, s:s, s:s, s:b}", "messages", messages, "bos_token", "",
                             "eos_token", "", "add_generation_prompt", 1);
-    if (!ctx)
+    if (!ctx || (with_tools && json_object_set_new(ctx, "tools", probe_tools()) != 0)) {
+        json_decref(ctx);
         return -1;
+    }
     jinja_render_opts o = {.now = 1736942400}; /* fixed: probes must not depend on the clock */
     char *out = NULL;
     sem_err e = {0};
     int yes = 0;
     sem_status st = jinja_render(t->jt, ctx, &o, &out, NULL, &e);
     if (st == SEM_OK) {
-        yes = strstr(out, needle) != NULL;
-        if (yes && forbidden && strstr(out, forbidden))
-            yes = 0;
-        if (yes && forbidden2 && strstr(out, forbidden2))
-            yes = 0;
+        yes = 1;
+        for (size_t i = 0; needles[i]; i++)
+            yes &= strstr(out, needles[i]) != NULL;
+        for (size_t i = 0; forbidden && forbidden[i]; i++)
+            yes &= strstr(out, forbidden[i]) == NULL;
     } else if (st == SEM_ENOMEM) {
         yes = -1;
     }
@@ -49,25 +61,71 @@ static int probe(const chat_template *t, json_t *messages, const char *needle, c
     return yes;
 }
 
+#define NEEDLES(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* One function tool, as render passes tools. */
+static json_t *probe_tools(void)
+{
+    return json_pack("[{s:s, s:{s:s, s:s, s:{s:s, s:{}}}}]", "type", "function", "function", "name",
+                     "probe_tool_needle", "description", "<Tool Description Needle>", "parameters",
+                     "type", "object", "properties");
+}
+
+/* A user turn and an assistant turn that calls a tool (the id has the 9
+ * characters Mistral's template insists on), then, with_result, its result. */
+static json_t *probe_call_conversation(bool with_result)
+{
+    json_t *m = json_pack("[{s:s, s:s}, {s:s, s:s, s:[{s:s, s:s, s:{s:s, s:{s:s}}}]}]", "role", "user",
+                          "content", "Hey", "role", "assistant", "content", "", "tool_calls", "id",
+                          "abcDEF123", "type", "function", "function", "name", "probe_call_needle",
+                          "arguments", "probe_arg", "<Argument Needle>");
+    if (m && with_result &&
+        json_array_append_new(m, json_pack("{s:s, s:s, s:s}", "role", "tool", "tool_call_id", "abcDEF123",
+                                           "content", "<Tool Result Needle>")) != 0) {
+        json_decref(m);
+        return NULL;
+    }
+    return m;
+}
+
 /* SEM_ENOMEM when a probe ran out of memory. */
 static sem_status detect_caps(chat_template *t, sem_err *err)
 {
     int sys = probe(t,
                     json_pack("[{s:s, s:s}, {s:s, s:s}]", "role", "system", "content",
                               "<System Needle>", "role", "user", "content", "Hey"),
-                    "<System Needle>", NULL, NULL);
-    int str = probe(t, json_pack("[{s:s, s:s}]", "role", "user", "content", "<User Needle>"),
-                    "<User Needle>", NULL, NULL);
+                    false, NEEDLES("<System Needle>"), NULL);
+    int str = probe(t, json_pack("[{s:s, s:s}]", "role", "user", "content", "<User Needle>"), false,
+                    NEEDLES("<User Needle>"), NULL);
     int typed = probe(t,
                       json_pack("[{s:s, s:[{s:s, s:s}]}]", "role", "user", "content", "type",
                                 "text", "text", "<User Needle>"),
-                      "<User Needle>", "'type'", "\"type\"");
-    if (sys < 0 || str < 0 || typed < 0)
+                      false, NEEDLES("<User Needle>"), NEEDLES("'type'", "\"type\""));
+    int tools = probe(t, json_pack("[{s:s, s:s}]", "role", "user", "content", "Hey"), true,
+                      NEEDLES("probe_tool_needle"), NULL);
+    int calls = probe(t, probe_call_conversation(false), true,
+                      NEEDLES("probe_call_needle", "<Argument Needle>"), NULL);
+    int results = probe(t, probe_call_conversation(true), true, NEEDLES("<Tool Result Needle>"), NULL);
+    if (sys < 0 || str < 0 || typed < 0 || tools < 0 || calls < 0 || results < 0)
         return sem_err_set(err, SEM_ENOMEM, "out of memory probing the chat template");
     t->supports_system = sys;
     t->supports_string = str;
     t->supports_typed = typed;
+    t->native_tools = tools && calls;
+    t->native_results = results;
     return SEM_OK;
+}
+
+/* The syntax the model is told to write and that render writes back: the
+ * source's markers, or the generic convention where render applies it. */
+static prompt_syntax template_syntax(const chat_template *t)
+{
+    prompt_syntax s = chat_syntax_detect(t->source);
+    if (!t->native_tools) {
+        s.tools = PROMPT_TOOLS_GENERIC;
+        s.parallel_calls = 1;
+    }
+    return s;
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -94,6 +152,7 @@ chat_template *chat_template_parse(const char *source, sem_err *err)
         chat_template_free(t);
         return NULL;
     }
+    t->syntax = template_syntax(t);
     return t;
 }
 
@@ -109,6 +168,13 @@ void chat_template_free(chat_template *t)
 const char *chat_template_source(const chat_template *t) { return t ? t->source : NULL; }
 
 bool chat_template_supports_system_role(const chat_template *t) { return t && t->supports_system; }
+
+bool chat_template_native_tools(const chat_template *t) { return t && t->native_tools; }
+
+prompt_syntax chat_template_syntax(const chat_template *t)
+{
+    return t ? t->syntax : chat_syntax_detect(NULL);
+}
 
 /* ---------------------------------------------------------------- message normalisation */
 
@@ -134,6 +200,9 @@ static json_t *join_text_parts(const json_t *parts)
     free(buf);
     return s;
 }
+
+/* The template reads content only as a list of parts. */
+static bool only_typed(const chat_template *t) { return !t->supports_string && t->supports_typed; }
 
 /* The content as the template wants it, or NULL with err set. */
 static json_t *normalise_content(const chat_template *t, const json_t *content, size_t mi,
@@ -181,17 +250,16 @@ static json_t *normalise_content(const chat_template *t, const json_t *content, 
         }
     }
     bool only_string = t->supports_string && !t->supports_typed;
-    bool only_typed = !t->supports_string && t->supports_typed;
     json_t *result;
     if (parts && only_string) {
         result = join_text_parts(parts);
         json_decref(parts);
     } else if (parts) {
         result = parts;
-    } else if (only_typed && content) {
+    } else if (only_typed(t) && content) {
         result = json_pack("[{s:s, s:O}]", "type", "text", "text", content);
     } else {
-        result = content ? json_copy((json_t *)content) : json_string("");
+        result = content ? json_deep_copy(content) : json_string("");
     }
     if (!result)
         goto nomem;
@@ -321,7 +389,7 @@ nomem:
 static json_t *content_as_string(const json_t *content)
 {
     if (json_is_string(content))
-        return json_copy((json_t *)content);
+        return json_deep_copy(content);
     return join_text_parts(content);
 }
 
@@ -455,20 +523,27 @@ sem_status chat_template_render(const chat_template *t, const json_t *messages,
             goto done;
         }
     }
-    if (!t->supports_system && (st = fold_system(msgs, err)) != SEM_OK)
-        goto done;
     tl = normalise_tools(tools, err);
     if (!tl && tools && !json_is_null(tools)) {
         st = err->status;
         goto done;
     }
+    /* Without native tool calls, the generic convention (chat_generic.h);
+     * without native tool results, those alone. */
+    int generic = !t->native_tools ? CHAT_GENERIC_CALLS | CHAT_GENERIC_RESULTS
+                  : !t->native_results ? CHAT_GENERIC_RESULTS
+                                       : 0;
+    if (generic && (st = chat_generic_rewrite(&msgs, tl, generic, only_typed(t), err)) != SEM_OK)
+        goto done;
+    if (!t->supports_system && (st = fold_system(msgs, err)) != SEM_OK)
+        goto done;
 
     ctx = json_object();
     if (!ctx || json_object_set(ctx, "messages", msgs) != 0 ||
         json_object_set_new(ctx, "bos_token", json_string(bos)) != 0 ||
         json_object_set_new(ctx, "eos_token", json_string(eos)) != 0 ||
         json_object_set_new(ctx, "enable_thinking", json_true()) != 0 ||
-        (json_array_size(tl) > 0 && json_object_set(ctx, "tools", tl) != 0) ||
+        (t->native_tools && json_array_size(tl) > 0 && json_object_set(ctx, "tools", tl) != 0) ||
         set_date(ctx, "datetime", "%b %d %Y", now, opts->local_time) != 0 ||
         set_date(ctx, "date_string", "%d %b %Y", now, opts->local_time) != 0) {
         st = sem_err_set(err, SEM_ENOMEM, "out of memory preparing the template context");

@@ -21,16 +21,22 @@
  *      string content is wrapped as one text part when the template only
  *      understands parts. Parts other than text are refused
  *      (SEM_EUNSUPPORTED).
- *   3. If the template does not support a system role, a leading system
+ *   3. A template without native tool calling gets semantic's generic
+ *      convention (chat_generic.h): the tools described in the system
+ *      message, tool calls written into the assistant's content as
+ *      {"tool_calls": [...]}, tool results as user turns. A template that
+ *      renders tools and calls but not tool results gets the last part only.
+ *   4. If the template does not support a system role, a leading system
  *      message is merged into the next message as "<system>\n<content>"
  *      (or dropped when it is the only message).
- *   4. The context is: messages, bos_token, eos_token, enable_thinking
- *      (true), tools (only when non-empty; each rebuilt as {type, function
- *      {name, description, parameters}}), datetime ("%b %d %Y") and
+ *   5. The context is: messages, bos_token, eos_token, enable_thinking
+ *      (true), tools (only when non-empty and the template renders them
+ *      natively; each rebuilt as {type, function {name, description,
+ *      parameters}}), datetime ("%b %d %Y") and
  *      date_string ("%d %b %Y") of opts->now, then every key of kwargs
  *      (chat_template_kwargs, overriding the above), then
  *      add_generation_prompt (only set when true).
- *   5. The output loses a leading bos_token when opts->add_bos and a
+ *   6. The output loses a leading bos_token when opts->add_bos and a
  *      trailing eos_token when opts->add_eos (the tokenizer adds them).
  *
  * Capabilities are detected when the template is parsed, the way minja and
@@ -39,7 +45,11 @@
  * message's text appears in its output (Gemma 2 raises an exception, so it
  * does not); it supports string content when a user text appears; it
  * understands typed content when a text part's text appears without the
- * part's own keys ('type' would show if it printed the list itself).
+ * part's own keys ('type' would show if it printed the list itself). It
+ * renders tools natively when a tool's name appears in the output of a
+ * conversation with one tool, and an assistant tool call's name and
+ * argument appear (both are needed: what the model is told to write must
+ * be what renders back); tool results when a tool message's text appears.
  *
  * Fallback (chat_template_for_model): a model without a template, or whose
  * template does not parse, gets the built-in "chatml" template, and the
@@ -61,6 +71,7 @@
 
 #include "jinja.h"
 #include "domain/status.h"
+#include "ports/prompt_port.h"
 
 typedef struct chat_template chat_template;
 
@@ -87,6 +98,18 @@ void chat_template_free(chat_template *t);
 const char *chat_template_source(const chat_template *t);
 /* False when a leading system message is folded into the next message. */
 bool chat_template_supports_system_role(const chat_template *t);
+/* True when the template renders tool definitions and tool calls itself;
+ * false when render applies the generic convention. */
+bool chat_template_native_tools(const chat_template *t);
+/*
+ * The tool-call and reasoning syntax of the rendered prompts, fixed at
+ * parse: chat_syntax_detect() of the source, with the generic tool format
+ * when the template has no native tool calls (render then writes them in
+ * the generic convention, so the output side must expect that). A native
+ * template whose format is not one semantic knows (gpt-oss's harmony)
+ * renders natively and still reads as generic.
+ */
+prompt_syntax chat_template_syntax(const chat_template *t);
 
 /*
  * Renders a conversation. messages: a JSON array of message objects;
@@ -108,7 +131,8 @@ sem_status chat_template_render(const chat_template *t, const json_t *messages,
  * Source of a built-in template, or NULL for an unknown name. Names:
  * llama3, chatml, qwen3, gemma, mistral, phi3, deepseek-r1, smollm3,
  * gpt-oss. They render system/user/assistant turns and the generation
- * prompt as the families' own templates do; they do not render tools.
+ * prompt as the families' own templates do; they do not render tools
+ * themselves (render applies the generic convention to them).
  */
 const char *chat_template_builtin(const char *name);
 /* The built-in names, NULL-terminated. */

@@ -6,7 +6,8 @@
  * system, user and assistant turns (and tool results where the format has
  * an obvious place for them) and the generation prompt exactly as the
  * family's published template does for those messages; tool definitions and
- * tool calls are not rendered (use the model's own template for tools).
+ * tool calls are not rendered by them (chat_template_render gives them the
+ * generic tool convention of chat_generic.h).
  * tests/adapters/template/test_chat_template.c checks each one against the
  * golden renderings of the real templates.
  */

@@ -82,4 +82,14 @@ sem_status jinja_render(const jinja_template *t, const json_t *context,
                         const jinja_render_opts *opts, char **out, size_t *out_len,
                         sem_err *err);
 
+/*
+ * The text `value | tojson` renders: json.dumps(value, ensure_ascii=False)
+ * with separators ", " and ": ", keys in their order, floats as Python
+ * writes them (1.0, 1e-05). For callers that must write the bytes a
+ * template would (a tool call rendered by semantic rather than by the
+ * template). *out is malloc'd and NUL-terminated, *out_len (if not NULL)
+ * its length. SEM_EINVAL for nesting deeper than 128, SEM_ENOMEM.
+ */
+sem_status jinja_tojson(const json_t *value, char **out, size_t *out_len, sem_err *err);
+
 #endif

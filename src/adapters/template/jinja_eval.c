@@ -1429,3 +1429,31 @@ sem_status jinja_render(const jinja_template *t, const json_t *context,
         *out_len = result.len;
     return SEM_OK;
 }
+
+sem_status jinja_tojson(const json_t *value, char **out, size_t *out_len, sem_err *err)
+{
+    if (out)
+        *out = NULL;
+    if (out_len)
+        *out_len = 0;
+    if (!out)
+        return sem_err_set(err, SEM_EINVAL, "jinja_tojson: out must not be NULL");
+    sem_err local = {0};
+    if (!err)
+        err = &local;
+    jarena arena = {0};
+    jbuf b = {0};
+    jv v;
+    int rc = jv_from_json(&arena, value, JSON_MAX_DEPTH, &v, err);
+    if (rc == 0 && (rc = jv_write_json(&b, v, NULL, err)) != 0 && b.failed)
+        sem_err_set(err, SEM_ENOMEM, "tojson: out of memory");
+    jarena_free(&arena);
+    if (rc != 0) {
+        free(b.p);
+        return err->status != SEM_OK ? err->status : SEM_EINTERNAL;
+    }
+    *out = b.p; /* NUL-terminated by jbuf_put; never empty (JSON has no empty text) */
+    if (out_len)
+        *out_len = b.len;
+    return SEM_OK;
+}

@@ -60,7 +60,7 @@ static outcome read_input(fixture *f, const uint8_t *data, size_t size)
     uint8_t sel = data[0];
     route_input in = {.body = (const char *)data + 1,
                       .len = size - 1,
-                      .agent_header = sel & 4 ? "fuzz-agent_1" : NULL,
+                      .who = {.agent_header = sel & 4 ? "fuzz-agent_1" : NULL},
                       .prompts = model_prompts_port(f->prompts[(sel >> 3) % f->n_templates]),
                       .seed = 42};
     outcome o;
@@ -75,9 +75,9 @@ static outcome read_input(fixture *f, const uint8_t *data, size_t size)
             size_t n = strlen(o.fields);
             snprintf(o.fields + n, sizeof o.fields - n, " stream=%d usage=%d given=%d",
                      r.stream, r.include_usage, r.max_tokens_given);
-            o.prompt = r.prompt;
-            o.n_prompt = r.n_prompt;
-            r.prompt = NULL;
+            o.prompt = r.prep.prompt;
+            o.n_prompt = r.prep.n_prompt;
+            r.prep.prompt = NULL;
         }
         openai_routes_request_free(&r);
     } else {
@@ -88,9 +88,9 @@ static outcome read_input(fixture *f, const uint8_t *data, size_t size)
                          r.model, r.max_tokens);
             size_t n = strlen(o.fields);
             snprintf(o.fields + n, sizeof o.fields - n, " stream=%d", r.stream);
-            o.prompt = r.prompt;
-            o.n_prompt = r.n_prompt;
-            r.prompt = NULL;
+            o.prompt = r.prep.prompt;
+            o.n_prompt = r.prep.n_prompt;
+            r.prep.prompt = NULL;
         }
         anthropic_routes_request_free(&r);
     }

@@ -8,7 +8,9 @@
  * without that capability); a render either fails with SEM_ENOMEM or gives
  * exactly the prompt it gives with memory to spare (tool-call arguments
  * are not passed as a string because parsing them ran out of memory).
- * Nothing leaks (LSan in the ASan build).
+ * The same for tool conversations rendered in the generic convention
+ * (templates without tools of their own). Nothing leaks (LSan in the
+ * ASan build).
  */
 #include "../../test_util.h"
 
@@ -111,6 +113,8 @@ static void one_template(const char *stem, uint64_t *parse_allocs, uint64_t *ren
         }
         assert_int_equal(chat_template_supports_system_role(u),
                          chat_template_supports_system_role(t));
+        assert_int_equal(chat_template_native_tools(u), chat_template_native_tools(t));
+        assert_int_equal(chat_template_syntax(u).tools, chat_template_syntax(t).tools);
         assert_renders_as(u, cases, &ref, stem, k);
         chat_template_free(u);
         if (!hit) {
@@ -176,10 +180,68 @@ static void every_template_and_case_fails_cleanly(void **state)
     }
 }
 
+/* Tools, several calls, results one after another and a user message
+ * after them: every part of the generic rewrite. */
+static const char GENERIC_CASE[] =
+    "{\"add_generation_prompt\": true, \"tools\": [{\"type\": \"function\", \"function\": "
+    "{\"name\": \"get_weather\", \"description\": \"Weather.\", \"parameters\": {\"type\": "
+    "\"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}}}],"
+    "\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"},"
+    "{\"role\": \"user\", \"content\": \"Two cities\"},"
+    "{\"role\": \"assistant\", \"content\": \"Looking.\", \"tool_calls\": ["
+    "{\"id\": \"c1\", \"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
+    "\"arguments\": \"{\\\"city\\\": \\\"Paris\\\"}\"}},"
+    "{\"id\": \"c2\", \"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
+    "\"arguments\": {\"city\": \"Rome\"}}}]},"
+    "{\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"{\\\"t\\\": 22}\"},"
+    "{\"role\": \"tool\", \"content\": [{\"type\": \"text\", \"text\": \"sunny\"}]},"
+    "{\"role\": \"user\", \"content\": \"Thanks\"}]}";
+
+static void generic_tool_rendering_fails_cleanly(void **state)
+{
+    (void)state;
+    json_t *c = json_loads(GENERIC_CASE, 0, NULL);
+    assert_non_null(c);
+    const char *stems[] = {"google-gemma-3-it", "google-gemma-2-2b-it",
+                           "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B"};
+    for (size_t s = 0; s < sizeof stems / sizeof *stems; s++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/chat/%s.jinja", SEM_TEST_DATA, stems[s]);
+        char *source = read_text(path);
+        sem_err err = {0};
+        chat_template *t = chat_template_parse(source, &err);
+        assert_non_null(t);
+        assert_false(chat_template_native_tools(t));
+        sem_status ref_st;
+        char *ref = render_case(t, c, &ref_st, &err);
+        if (!ref)
+            fail_msg("%s: %s", stems[s], err.detail);
+        assert_contains(ref, "{\"tool_calls\": [");
+        for (uint64_t k = 1;; k++) {
+            sem_status st;
+            alloc_fail_arm(k, 0);
+            char *out = render_case(t, c, &st, &err);
+            int hit = alloc_fail_hit();
+            alloc_fail_disarm();
+            if (!(hit && st == SEM_ENOMEM) && (st != SEM_OK || strcmp(out, ref) != 0))
+                fail_msg("%s, allocation %llu failing: %s %s", stems[s], (unsigned long long)k,
+                         sem_status_name(st), out ? out : err.detail);
+            free(out);
+            if (!hit)
+                break;
+        }
+        free(ref);
+        chat_template_free(t);
+        free(source);
+    }
+    json_decref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_template_and_case_fails_cleanly),
+        cmocka_unit_test(generic_tool_rendering_fails_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -469,15 +469,19 @@ static void tool_arguments_that_are_not_json_stay_strings(void **state)
 {
     (void)state;
     sem_err err = {0};
-    const char *src = "{% for m in messages %}{% for c in m.tool_calls %}"
-                      "{{ c.function.arguments is string }}:{{ c.function.arguments | tojson }};"
+    /* A template that renders tools and calls itself (the probes see the
+     * tool's name): tool calls reach it as the normalisation leaves them. */
+    const char *src = "{% for t in tools %}{{ t.function.name }}{% endfor %}"
+                      "{% for m in messages %}{% for c in m.tool_calls %}"
+                      "{{ c.function.name }}:{{ c.function.arguments is string }}:"
+                      "{{ c.function.arguments | tojson }};"
                       "{% endfor %}{% endfor %}";
     char *out = render_with(src,
                             "[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
                             "{\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\": 1}\"}},"
                             "{\"type\":\"function\",\"function\":{\"name\":\"g\",\"arguments\":\"not json\"}}]}]",
                             NULL, NULL, golden_opts(false), SEM_OK, &err);
-    assert_string_equal(out, "False:{\"a\": 1};True:\"not json\";");
+    assert_string_equal(out, "f:False:{\"a\": 1};g:True:\"not json\";");
     free(out);
 }
 
