@@ -12,8 +12,7 @@
 set -eu
 
 BIN=$1
-mkdir -p "$2"
-SCRATCH=$(cd "$2" && pwd) # absolute: the clients run in other folders
+SCRATCH=$2
 TEST=$3
 MODEL=$4
 TEMPLATE=${5:-}
@@ -31,7 +30,10 @@ command -v npm >/dev/null 2>&1 || missing "npm" "Install npm (tools/install-deps
 major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$major" -ge 18 ] || missing "Node.js 18 or newer (found $(node --version))" "Upgrade nodejs."
 
-# install STAMP_NAME PACKAGES...: npm install into SCRATCH once per package list.
+mkdir -p "$SCRATCH"
+SCRATCH=$(cd "$SCRATCH" && pwd) # absolute: the clients run in other folders
+
+# install PACKAGES...: npm install into SCRATCH once per package list.
 install() {
     stamp="$SCRATCH/.installed_$(printf '%s' "$*" | tr -s ' \n/@' '____')"
     [ -f "$stamp" ] && return 0
