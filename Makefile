@@ -33,8 +33,9 @@ all: build
 build: $(BUILD_release)/Makefile
 	$(CMAKE) --build $(BUILD_release) -j $(JOBS)
 
+# The client tests' npm packages are installed once, in build/node.
 build/%/Makefile:
-	$(CMAKE) -S . -B build/$* $(CONFIG_$*) >/dev/null
+	$(CMAKE) -S . -B build/$* $(CONFIG_$*) -DSEM_NODE_DIR=$(CURDIR)/build/node >/dev/null
 
 check: deps
 	$(MAKE) check-release check-asan check-tsan
