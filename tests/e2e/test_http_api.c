@@ -719,6 +719,8 @@ static const bad_request bad[] = {
     {"POST", CC, NULL, "{}", 400, 0, "messages"},
     {"POST", CC, NULL, "{\"messages\":\"hi\"}", 400, 0, "messages"},
     {"POST", CC, NULL, "{\"messages\":[]}", 400, 0, "messages"},
+    {"POST", CC, NULL, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\\u0000b\"}]}", 400, 0,
+     NULL},
     {"POST", CC, NULL, "{\"messages\":[1]}", 400, 0, "messages[0]"},
     {"POST", CC, NULL, "{\"messages\":[{\"content\":\"x\"}]}", 400, 0, "messages[0].role"},
     {"POST", CC, NULL, "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", 400, 0,

@@ -45,6 +45,11 @@ sem_status req_body_json(const char *body, size_t len, json_t **out, req_err *e)
      * before it has read anything and leaves no message. */
     if (!v && (json_error_code(&je) == json_error_out_of_memory || !je.text[0]))
         return req_fail(e, SEM_ENOMEM, NULL, "out of memory reading the request body");
+    if (!v && strstr(je.text, "\\u0000")) /* valid JSON that semantic does not take */
+        return req_fail(e, SEM_EREQUEST, NULL,
+                        "the request body holds U+0000 (\\u0000) in a string (line %d, column "
+                        "%d); semantic takes text without it",
+                        je.line, je.column);
     if (!v)
         return req_fail(e, SEM_EREQUEST, NULL,
                         "the request body is not valid JSON: %s (line %d, column %d)", je.text,
