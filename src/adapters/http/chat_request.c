@@ -9,7 +9,7 @@
 static int valid_tool_name(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 64)
+    if (n == 0 || n > 128)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -42,7 +42,7 @@ sem_status chat_check_tools(const json_t *tools, const char *field, req_err *e)
         const json_t *name = json_object_get(fn, "name");
         if (!json_is_string(name) || !valid_tool_name(json_string_value(name)))
             return req_fail(e, SEM_EREQUEST, p,
-                            "%s.function.name must be 1 to 64 of a-z, A-Z, 0-9, _ and -", p);
+                            "%s.function.name must be 1 to 128 of a-z, A-Z, 0-9, _ and -", p);
         for (size_t j = 0; j < i; j++)
             if (strcmp(json_string_value(json_object_get(
                            json_object_get(json_array_get(tools, j), "function"), "name")),
@@ -69,12 +69,13 @@ int chat_has_tool(const json_t *tools, const char *name)
     return 0;
 }
 
+/* A grammar that could not be built: the request field at fault is param. */
 static sem_status grammar_error(sem_status st, const sem_err *err, const char *param, req_err *e)
 {
     e->err = *err;
-    e->err.status = st == SEM_ENOMEM ? SEM_ENOMEM : st;
+    e->err.status = st;
     snprintf(e->param, sizeof e->param, "%s", param);
-    return e->err.status;
+    return st;
 }
 
 static sem_status build_grammar(const chat_spec *s, chat_prepared *p, req_err *e)
@@ -106,7 +107,8 @@ sem_status chat_prepare(prompt_port pp, const chat_spec *s, chat_prepared *p, re
                         s->tool_name);
     if ((s->choice == CHAT_TOOL_REQUIRED || s->choice == CHAT_TOOL_NAMED) &&
         json_array_size(s->tools) == 0)
-        return req_fail(e, SEM_EREQUEST, "tool_choice", "tool_choice requires a tool call, but no tools are given");
+        return req_fail(e, SEM_EREQUEST, "tool_choice",
+                        "tool_choice requires a tool call, but no tools are given");
     prompt_chat_info info = {0};
     sem_status st = req_render_chat(pp, s->messages, json_array_size(s->tools) ? s->tools : NULL,
                                     s->kwargs, 1, &p->prompt, &p->n_prompt, &info, e);

@@ -60,7 +60,7 @@ void chat_prepared_params(const chat_prepared *p, gen_params *gp);
 
 /*
  * Checks OpenAI function tools: a list of {"type": "function", "function":
- * {"name": 1..64 of [A-Za-z0-9_-], "description"?, "parameters"?: object,
+ * {"name": 1..128 of [A-Za-z0-9_-], "description"?, "parameters"?: object,
  * "strict"?}}. field names the list ("tools").
  */
 sem_status chat_check_tools(const json_t *tools, const char *field, req_err *e);
