@@ -184,16 +184,23 @@ done:
     return rc;
 }
 
-int hc_call(uint16_t port, const char *method, const char *path, const char *headers,
-            const char *body, http_response *out)
+int hc_call_within(uint16_t port, const char *method, const char *path, const char *headers,
+                   const char *body, int timeout_ms, http_response *out)
 {
     memset(out, 0, sizeof *out);
     int fd = hc_connect(port);
     if (fd < 0)
         return -1;
-    int rc = hc_request(fd, method, path, headers, body, body ? strlen(body) : 0, 0, 30000, out);
+    int rc = hc_request(fd, method, path, headers, body, body ? strlen(body) : 0, 0, timeout_ms,
+                        out);
     close(fd);
     return rc;
+}
+
+int hc_call(uint16_t port, const char *method, const char *path, const char *headers,
+            const char *body, http_response *out)
+{
+    return hc_call_within(port, method, path, headers, body, 30000, out);
 }
 
 const char *hc_header(const http_response *r, const char *name, char *buf, size_t cap)

@@ -37,6 +37,10 @@ int hc_request(int fd, const char *method, const char *path, const char *headers
 /* Connect, one request with Connection: close, close. 30 s timeout. */
 int hc_call(uint16_t port, const char *method, const char *path, const char *headers,
             const char *body, http_response *out);
+/* The same within timeout_ms: for long generations on a slow (sanitized,
+ * busy) machine. */
+int hc_call_within(uint16_t port, const char *method, const char *path, const char *headers,
+                   const char *body, int timeout_ms, http_response *out);
 
 /* A header's value (case-insensitive name) copied into buf, or NULL. */
 const char *hc_header(const http_response *r, const char *name, char *buf, size_t cap);
