@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -35,6 +37,34 @@ static inline cache_spec test_spec(uint32_t n_layers, uint32_t block_tokens)
         if (!strstr(t_, n_))                                                          \
             fail_msg("expected \"%s\" to contain \"%s\"", t_, n_);                    \
     } while (0)
+
+/* A whole file as a NUL-terminated string (malloc'd); fails the test when
+ * it cannot be read. */
+static inline char *test_read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+#ifdef SEM_TEST_DATA
+/* The golden chat template tests/data/chat/STEM.jinja (malloc'd). */
+static inline char *test_golden_template(const char *stem)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/chat/%s.jinja", SEM_TEST_DATA, stem);
+    return test_read_text(path);
+}
+#endif
 
 /* Deterministic xorshift64* for property tests. */
 static inline uint64_t test_rand(uint64_t *state)

@@ -12,24 +12,6 @@
 #include "adapters/chat/chat_syntax.h"
 #include "adapters/template/chat_template.h"
 
-static char *golden_template(const char *stem)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/chat/%s.jinja", SEM_TEST_DATA, stem);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 typedef struct want_syntax {
     const char *name; /* golden stem, or built-in name */
     prompt_tool_format tools;
@@ -72,7 +54,7 @@ static void every_golden_template_has_its_syntax(void **state)
         {"openai-gpt-oss-120b", PROMPT_TOOLS_GENERIC, 1, 0}, /* channels, not markers */
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
-        char *src = golden_template(want[i].name);
+        char *src = test_golden_template(want[i].name);
         check(want[i].name, src, &want[i]);
         free(src);
     }

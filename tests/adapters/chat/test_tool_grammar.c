@@ -744,22 +744,6 @@ static void response_format_errors_name_the_field(void **state)
 
 /* ---- The golden templates render the calls back, byte for byte -------- */
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* The conversation that sends calls c back: user, assistant, tool results. */
 static json_t *conversation(const calls *c)
 {
@@ -787,7 +771,7 @@ static void template_renders_sentences_back(const prompt_syntax *syn, const char
 {
     char path[512];
     snprintf(path, sizeof path, "%s/chat/%s.jinja", SEM_TEST_DATA, stem);
-    char *src = read_text(path);
+    char *src = test_read_text(path);
     sem_err err = {0};
     chat_template *t = chat_template_parse(src, &err);
     if (!t)
@@ -854,7 +838,7 @@ static void tricky_values_render_back(const prompt_syntax *syn, const char *stem
 {
     char path[512];
     snprintf(path, sizeof path, "%s/chat/%s.jinja", SEM_TEST_DATA, stem);
-    char *src = read_text(path);
+    char *src = test_read_text(path);
     chat_template *t = chat_template_parse(src, NULL);
     assert_non_null(t);
     json_t *tools = load(TOOLS);

@@ -58,31 +58,13 @@ static void conversations_render_and_bad_text_is_refused(void **state)
     model_free(m);
 }
 
-static char *golden_template(const char *stem)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/chat/%s.jinja", SEM_TEST_DATA, stem);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* The prompts of a golden template (stem) or a built-in (name). */
 static model_prompts *prompts_for(const model *m, const char *stem, const char *name)
 {
     sem_err err = {0};
     model_prompts *mp;
     if (stem) {
-        char *src = golden_template(stem);
+        char *src = test_golden_template(stem);
         mp = model_prompts_create_source(m, src, 2048, &err);
         free(src);
     } else {

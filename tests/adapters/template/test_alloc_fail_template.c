@@ -23,22 +23,6 @@
 
 #define NOW ((time_t)1736942400) /* 2025-01-15 12:00:00 UTC, as the golden cases */
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* Renders case c; the prompt, or NULL with *st the failure. */
 static char *render_case(const chat_template *t, const json_t *c, sem_status *st, sem_err *err)
 {
@@ -84,7 +68,7 @@ static void one_template(const char *stem, uint64_t *parse_allocs, uint64_t *ren
 {
     char path[512];
     snprintf(path, sizeof path, "%s/chat/%s.jinja", SEM_TEST_DATA, stem);
-    char *source = read_text(path);
+    char *source = test_read_text(path);
     snprintf(path, sizeof path, "%s/chat/%s.json", SEM_TEST_DATA, stem);
     json_t *cases = json_load_file(path, 0, NULL);
     assert_non_null(cases);
@@ -207,7 +191,7 @@ static void generic_tool_rendering_fails_cleanly(void **state)
     for (size_t s = 0; s < sizeof stems / sizeof *stems; s++) {
         char path[512];
         snprintf(path, sizeof path, "%s/chat/%s.jinja", SEM_TEST_DATA, stems[s]);
-        char *source = read_text(path);
+        char *source = test_read_text(path);
         sem_err err = {0};
         chat_template *t = chat_template_parse(source, &err);
         assert_non_null(t);

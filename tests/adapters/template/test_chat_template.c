@@ -15,29 +15,6 @@
 
 #define GOLDEN_NOW ((time_t)1736942400) /* 2025-01-15 12:00:00 UTC */
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static char *golden_template(const char *stem)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/chat/%s.jinja", SEM_TEST_DATA, stem);
-    return read_text(path);
-}
-
 static json_t *golden_cases(const char *stem)
 {
     char path[512];
@@ -141,7 +118,7 @@ static const char *const STEMS[] = {
 static void golden_template_renders_like_llama_cpp(void **state)
 {
     const char *stem = *state;
-    char *src = golden_template(stem);
+    char *src = test_golden_template(stem);
     int failures = check_cases(stem, src, stem, false, NULL);
     free(src);
     assert_int_equal(failures, 0);
@@ -150,7 +127,7 @@ static void golden_template_renders_like_llama_cpp(void **state)
 static void gemma2_has_no_system_role_and_gets_it_folded(void **state)
 {
     (void)state;
-    char *src = golden_template("google-gemma-2-2b-it");
+    char *src = test_golden_template("google-gemma-2-2b-it");
     sem_err err = {0};
     chat_template *t = chat_template_parse(src, &err);
     assert_non_null(t);
@@ -158,7 +135,7 @@ static void gemma2_has_no_system_role_and_gets_it_folded(void **state)
     chat_template_free(t);
     free(src);
 
-    src = golden_template("google-gemma-3-it");
+    src = test_golden_template("google-gemma-3-it");
     t = chat_template_parse(src, &err);
     assert_non_null(t);
     assert_true(chat_template_supports_system_role(t));
@@ -198,7 +175,7 @@ static void system_message_folds_into_the_next_message(void **state)
 static void raise_exception_message_reaches_the_caller(void **state)
 {
     (void)state;
-    char *src = golden_template("mistralai-Mistral-Nemo-Instruct-2407");
+    char *src = test_golden_template("mistralai-Mistral-Nemo-Instruct-2407");
     chat_template *t = chat_template_parse(src, NULL);
     assert_non_null(t);
     json_t *msgs = json_loads("[{\"role\":\"user\",\"content\":\"hi\"},"
@@ -310,7 +287,7 @@ static void detect_names_the_family_of_real_templates(void **state)
         {"openai-gpt-oss-120b", "gpt-oss"},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
-        char *src = golden_template(want[i].stem);
+        char *src = test_golden_template(want[i].stem);
         const char *got = chat_template_detect(src);
         if (!got || strcmp(got, want[i].family) != 0)
             fail_msg("%s: detected %s, want %s", want[i].stem, got ? got : "(null)", want[i].family);
@@ -411,7 +388,7 @@ static void content_parts_become_text_for_string_templates(void **state)
     free(out);
 
     /* Gemma 3 reads parts itself: they are passed through. */
-    char *src = golden_template("google-gemma-3-it");
+    char *src = test_golden_template("google-gemma-3-it");
     out = render_with(src, "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\" one \"}]}]", NULL,
                       NULL, golden_opts(true), SEM_OK, &err);
     assert_string_equal(out, "<start_of_turn>user\none<end_of_turn>\n<start_of_turn>model\n");
@@ -546,7 +523,7 @@ static void *render_many(void *arg)
 static void a_template_renders_from_many_threads(void **state)
 {
     (void)state;
-    char *src = golden_template("openai-gpt-oss-120b");
+    char *src = test_golden_template("openai-gpt-oss-120b");
     chat_template *t = chat_template_parse(src, NULL);
     assert_non_null(t);
     json_t *cases = golden_cases("openai-gpt-oss-120b");

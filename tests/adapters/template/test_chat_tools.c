@@ -20,27 +20,9 @@
 
 #define GOLDEN_NOW ((time_t)1736942400) /* 2025-01-15 12:00:00 UTC */
 
-static char *golden_template(const char *stem)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/chat/%s.jinja", SEM_TEST_DATA, stem);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static chat_template *parse_golden(const char *stem)
 {
-    char *src = golden_template(stem);
+    char *src = test_golden_template(stem);
     sem_err err = {0};
     chat_template *t = chat_template_parse(src, &err);
     if (!t)
