@@ -143,13 +143,19 @@ static int set_has(const gstack_set *s, const uint32_t *st, uint32_t len, uint32
     return 0;
 }
 
+/* Stack i of s (NULL when it is empty: s may hold no positions at all). */
+static const uint32_t *stack_at(const gstack_set *s, uint32_t i)
+{
+    return s->len[i] ? s->pos + s->off[i] : NULL;
+}
+
 /* The same stacks, in any order. */
 static int set_equal(const gstack_set *a, const gstack_set *b)
 {
     if (a->sig != b->sig || a->n != b->n || a->n_pos != b->n_pos || a->over || b->over)
         return 0;
     for (uint32_t i = 0; i < a->n; i++)
-        if (!set_has(b, a->pos + a->off[i], a->len[i], a->hash[i]))
+        if (!set_has(b, stack_at(a, i), a->len[i], a->hash[i]))
             return 0;
     return 1;
 }
@@ -203,7 +209,7 @@ static int set_copy(gstack_set *dst, const gstack_set *src)
 {
     set_reset(dst);
     for (uint32_t i = 0; i < src->n && !dst->over; i++)
-        set_add(dst, src->pos + src->off[i], src->len[i]);
+        set_add(dst, stack_at(src, i), src->len[i]);
     return dst->over ? -1 : 0;
 }
 
