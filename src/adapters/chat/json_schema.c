@@ -258,7 +258,7 @@ static int value_allowed(const json_t *s, const json_t *v)
 static void value_literal(strbuf *e, const json_t *v)
 {
     strbuf text = {0};
-    jsg_json_value(&text, v);
+    json_write_value(&text, v, JSON_WRITE_TOJSON);
     jsg_literal(e, text.data ? text.data : "", text.len);
     e->oom |= text.oom;
     strbuf_free(&text);
@@ -321,7 +321,7 @@ typedef struct member {
 static void member_key(member *mm)
 {
     strbuf text = {0};
-    jsg_json_string(&text, mm->key, strlen(mm->key));
+    json_write_string(&text, mm->key, strlen(mm->key));
     strbuf_append(&text, ": ", 2);
     jsg_literal(&mm->kv, text.data, text.len);
     strbuf_append(&mm->kv, " ", 1);

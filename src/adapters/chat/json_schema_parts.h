@@ -28,6 +28,7 @@
 
 #include "base/strbuf.h"
 #include "domain/status.h"
+#include "json_write.h"
 
 /* Helper rules a grammar needs, emitted once at the end (jsg_helpers). */
 enum {
@@ -94,16 +95,6 @@ void jsg_literal(strbuf *e, const char *s, size_t n);
 
 /* Appends a byte class [..] of the bytes set in set[256]. */
 void jsg_class(strbuf *e, const unsigned char set[256]);
-
-/* Appends s[0..n) (UTF-8) as the JSON string tojson writes, quotes
- * included. */
-void jsg_json_string(strbuf *dst, const char *s, size_t n);
-
-/* Appends d as Python's repr of a float writes it ("1.0", "1e-05"). */
-void jsg_json_real(strbuf *dst, double d);
-
-/* Appends v as tojson writes it (", " and ": ", members in order). */
-void jsg_json_value(strbuf *dst, const json_t *v);
 
 /* Expressions for the helper rules (and marks them needed). */
 void jsg_any_string(jsg_ctx *c, strbuf *e);

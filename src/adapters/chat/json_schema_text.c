@@ -58,129 +58,6 @@ void jsg_class(strbuf *e, const unsigned char set[256])
     strbuf_append(e, "]", 1);
 }
 
-/* ---------------------------------------------------------------- canonical JSON */
-
-void jsg_json_string(strbuf *dst, const char *s, size_t n)
-{
-    strbuf_append(dst, "\"", 1);
-    size_t run = 0; /* bytes pending, copied as they are */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        const char *esc = NULL;
-        switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        default: break;
-        }
-        if (!esc && c >= 0x20) {
-            run++;
-            continue;
-        }
-        strbuf_append(dst, s + i - run, run);
-        run = 0;
-        if (esc)
-            strbuf_puts(dst, esc);
-        else
-            strbuf_printf(dst, "\\u%04x", c);
-    }
-    strbuf_append(dst, s + n - run, run);
-    strbuf_append(dst, "\"", 1);
-}
-
-/* Python's float repr: the shortest digits that read back as d, plain
- * for exponents -4..15, else d.ddde+XX. */
-void jsg_json_real(strbuf *dst, double d)
-{
-    char tmp[48];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    const char *p = tmp;
-    int neg = *p == '-';
-    p += neg;
-    char digits[24];
-    size_t nd = 0;
-    for (; *p && *p != 'e'; p++)
-        if (*p != '.' && nd < sizeof digits - 1)
-            digits[nd++] = *p;
-    int exp = *p == 'e' ? atoi(p + 1) : 0;
-    while (nd > 1 && digits[nd - 1] == '0')
-        nd--;
-    if (neg)
-        strbuf_append(dst, "-", 1);
-    if (exp >= 16 || exp < -4) {
-        strbuf_append(dst, digits, 1);
-        if (nd > 1) {
-            strbuf_append(dst, ".", 1);
-            strbuf_append(dst, digits + 1, nd - 1);
-        }
-        strbuf_printf(dst, "e%c%02d", exp < 0 ? '-' : '+', abs(exp));
-    } else if (exp >= 0) {
-        for (int i = 0; i <= exp; i++)
-            strbuf_append(dst, (size_t)i < nd ? &digits[i] : "0", 1);
-        strbuf_append(dst, ".", 1);
-        if ((size_t)exp + 1 < nd)
-            strbuf_append(dst, digits + exp + 1, nd - (size_t)exp - 1);
-        else
-            strbuf_append(dst, "0", 1);
-    } else {
-        strbuf_append(dst, "0.", 2);
-        for (int i = 0; i < -exp - 1; i++)
-            strbuf_append(dst, "0", 1);
-        strbuf_append(dst, digits, nd);
-    }
-}
-
-void jsg_json_value(strbuf *dst, const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        const char *key;
-        json_t *item;
-        int first = 1;
-        strbuf_append(dst, "{", 1);
-        json_object_foreach((json_t *)v, key, item) {
-            if (!first)
-                strbuf_append(dst, ", ", 2);
-            first = 0;
-            jsg_json_string(dst, key, strlen(key));
-            strbuf_append(dst, ": ", 2);
-            jsg_json_value(dst, item);
-        }
-        strbuf_append(dst, "}", 1);
-        break;
-    }
-    case JSON_ARRAY:
-        strbuf_append(dst, "[", 1);
-        for (size_t i = 0; i < json_array_size(v); i++) {
-            if (i)
-                strbuf_append(dst, ", ", 2);
-            jsg_json_value(dst, json_array_get(v, i));
-        }
-        strbuf_append(dst, "]", 1);
-        break;
-    case JSON_STRING:
-        jsg_json_string(dst, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER:
-        strbuf_printf(dst, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        break;
-    case JSON_REAL:
-        jsg_json_real(dst, json_real_value(v));
-        break;
-    case JSON_TRUE: strbuf_puts(dst, "true"); break;
-    case JSON_FALSE: strbuf_puts(dst, "false"); break;
-    case JSON_NULL: strbuf_puts(dst, "null"); break;
-    }
-}
-
 /* ---------------------------------------------------------------- helper rules */
 
 /* One canonical string character: printable ASCII but '"' and '\', an
@@ -433,7 +310,7 @@ sem_status jsg_key_not_in(jsg_ctx *c, strbuf *e, const char *const *keys, size_t
     sem_status st = SEM_OK;
     for (size_t k = 0; k < n && st == SEM_OK; k++) {
         strbuf_truncate(&esc, 0);
-        jsg_json_string(&esc, keys[k], strlen(keys[k]));
+        json_write_string(&esc, keys[k], strlen(keys[k]));
         if (esc.oom) {
             st = SEM_ENOMEM;
             break;

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "json_text.h"
+#include "adapters/chat/json_write.h"
 
 sem_status req_fail(req_err *e, sem_status st, const char *param, const char *fmt, ...)
 {
@@ -544,14 +544,14 @@ sem_status req_render_chat(prompt_port pp, const json_t *messages, const json_t 
 {
     strbuf text = {0};
     strbuf_puts(&text, "{\"messages\":");
-    json_text_append(&text, messages);
+    json_write_value(&text, messages, JSON_WRITE_COMPACT);
     if (tools) {
         strbuf_puts(&text, ",\"tools\":");
-        json_text_append(&text, tools);
+        json_write_value(&text, tools, JSON_WRITE_COMPACT);
     }
     if (kwargs) {
         strbuf_puts(&text, ",\"chat_template_kwargs\":");
-        json_text_append(&text, kwargs);
+        json_write_value(&text, kwargs, JSON_WRITE_COMPACT);
     }
     strbuf_puts(&text, "}");
     if (text.oom) {
