@@ -455,19 +455,16 @@ static int top_string(const char *v, const char *key, char *out, size_t cap)
     }
 }
 
-static sem_status derive_id(const char *v, char id[AGENT_ID_MAX + 1], const char *source,
-                            req_err *e)
+static void derive_id(const char *v, char id[AGENT_ID_MAX + 1])
 {
     sem_err err = {0};
-    if (agent_id_validate(v, &err) == SEM_OK) {
-        snprintf(id, AGENT_ID_MAX + 1, "%s", v);
-        return SEM_OK;
-    }
     char sid[AGENT_ID_MAX + 1];
-    if (top_string(v, "session_id", sid, sizeof sid))
-        return derive_id(sid, id, source, e);
-    snprintf(id, AGENT_ID_MAX + 1, "u-%016llx", (unsigned long long)XXH3_64bits(v, strlen(v)));
-    return SEM_OK;
+    if (agent_id_validate(v, &err) == SEM_OK)
+        snprintf(id, AGENT_ID_MAX + 1, "%s", v);
+    else if (top_string(v, "session_id", sid, sizeof sid) && agent_id_validate(sid, &err) == SEM_OK)
+        snprintf(id, AGENT_ID_MAX + 1, "%s", sid);
+    else
+        snprintf(id, AGENT_ID_MAX + 1, "u-%016llx", (unsigned long long)XXH3_64bits(v, strlen(v)));
 }
 
 /* The body's API field (a string) or NULL; "metadata.user_id" is nested. */
@@ -516,12 +513,14 @@ sem_status req_agent_id(const req_identity *who, const json_t *body, const char 
             snprintf(id, AGENT_ID_MAX + 1, "%s", json_string_value(a));
         return st;
     }
-    if (who->session_header && *who->session_header)
-        return derive_id(who->session_header, id, "X-Claude-Code-Session-Id", e);
+    if (who->session_header && *who->session_header) {
+        derive_id(who->session_header, id);
+        return SEM_OK;
+    }
     const char *v;
     sem_status st = api_field_value(body, api_field, &v, e);
     if (st == SEM_OK && v && *v)
-        st = derive_id(v, id, api_field, e);
+        derive_id(v, id);
     return st;
 }
 
