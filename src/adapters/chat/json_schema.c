@@ -697,6 +697,18 @@ static int inferred_types(const json_t *s, const char **out)
     return n;
 }
 
+/* Appends an alternative's expression to e (when `take`: it admits
+ * something and was built) and frees it; counts the alternatives. */
+static void add_alternative(strbuf *e, strbuf *one, int take, int *alts)
+{
+    if (take) {
+        strbuf_puts(e, (*alts)++ ? " | " : "");
+        jsg_append(e, one);
+    }
+    e->oom |= one->oom;
+    strbuf_free(one);
+}
+
 static sem_status types_expr(jsg_ctx *c, const json_t *s, strbuf *e, int *never)
 {
     const json_t *t = json_object_get(s, "type");
@@ -734,12 +746,7 @@ static sem_status types_expr(jsg_ctx *c, const json_t *s, strbuf *e, int *never)
         strbuf one = {0};
         int nv = 0;
         sem_status st = type_expr(c, s, names[i], &one, &nv);
-        if (st == SEM_OK && !nv) {
-            strbuf_puts(e, alts++ ? " | " : "");
-            jsg_append(e, &one);
-        }
-        e->oom |= one.oom;
-        strbuf_free(&one);
+        add_alternative(e, &one, st == SEM_OK && !nv, &alts);
         if (st != SEM_OK)
             return st;
     }
@@ -766,12 +773,7 @@ static sem_status any_of_expr(jsg_ctx *c, const json_t *s, const char *key, strb
         strbuf one = {0};
         int nv = 0;
         sem_status st = child_expr(c, json_array_get(list, i), key, (long)i, &one, &nv);
-        if (st == SEM_OK && !nv) {
-            strbuf_puts(e, alts++ ? " | " : "");
-            jsg_append(e, &one);
-        }
-        e->oom |= one.oom;
-        strbuf_free(&one);
+        add_alternative(e, &one, st == SEM_OK && !nv, &alts);
         if (st != SEM_OK)
             return st;
     }
