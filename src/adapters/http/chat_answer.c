@@ -59,8 +59,6 @@ sem_status chat_answer_finish(chat_answer *a)
     return st != SEM_OK ? st : a->oom ? SEM_ENOMEM : SEM_OK;
 }
 
-int chat_answer_incomplete(const chat_answer *a) { return chat_output_incomplete(a->out); }
-
 void chat_answer_free(chat_answer *a)
 {
     chat_output_free(a->out);

@@ -48,8 +48,6 @@ sem_status chat_answer_init(chat_answer *a, const chat_prepared *p, http_api *ap
 sem_status chat_answer_feed(chat_answer *a, const char *text, size_t len);
 /* The generation ended: flushes what the parser held back. */
 sem_status chat_answer_finish(chat_answer *a);
-/* 1 when the last call was cut short (max_tokens). */
-int chat_answer_incomplete(const chat_answer *a);
 void chat_answer_free(chat_answer *a);
 
 #endif

@@ -56,7 +56,8 @@ sem_status chat_check_tools(const json_t *tools, const char *field, req_err *e)
     return SEM_OK;
 }
 
-int chat_has_tool(const json_t *tools, const char *name)
+/* 1 when a tool of that name is in tools. */
+static int has_tool(const json_t *tools, const char *name)
 {
     size_t i;
     const json_t *t;
@@ -101,7 +102,7 @@ static sem_status build_grammar(const chat_spec *s, chat_prepared *p, req_err *e
 sem_status chat_prepare(prompt_port pp, const chat_spec *s, chat_prepared *p, req_err *e)
 {
     *p = (chat_prepared){0};
-    if (s->choice == CHAT_TOOL_NAMED && !chat_has_tool(s->tools, s->tool_name))
+    if (s->choice == CHAT_TOOL_NAMED && !has_tool(s->tools, s->tool_name))
         return req_fail(e, SEM_EREQUEST, "tool_choice",
                         "tool_choice names the tool \"%s\", which is not among the tools",
                         s->tool_name);

@@ -65,7 +65,4 @@ void chat_prepared_params(const chat_prepared *p, gen_params *gp);
  */
 sem_status chat_check_tools(const json_t *tools, const char *field, req_err *e);
 
-/* 1 when a tool of that name is in tools. */
-int chat_has_tool(const json_t *tools, const char *name);
-
 #endif
