@@ -789,6 +789,33 @@ static const bad_request bad[] = {
      "\"tool_choice\":\"sometimes\"}",
      400, 0, "tool_choice"},
     {"POST", CC, NULL, "{" U1 ",\"tool_choice\":\"required\"}", 400, 0, "tool_choice"},
+    {"POST", CC, NULL, "{" U1 ",\"parallel_tool_calls\":\"yes\"}", 400, 0, "parallel_tool_calls"},
+    {"POST", CC, NULL, "{" U1 ",\"tools\":[{\"type\":\"retrieval\"}]}", 400, 0, "tools[0]"},
+    {"POST", CC, NULL,
+     "{" U1 ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
+     "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}",
+     400, 0, "tools[1]"},
+    {"POST", CC, NULL, "{" U1 ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a b\"}}]}",
+     400, 0, "tools[0]"},
+    {"POST", CC, NULL,
+     "{" U1 ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":5}}]}",
+     400, 0, "tools[0]"},
+    {"POST", CC, NULL,
+     "{" U1 ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":5}}}", 400,
+     0, "response_format.json_schema.schema"},
+    {"POST", CC, NULL,
+     "{" U1 ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{},"
+     "\"strict\":\"yes\"}}}",
+     400, 0, "response_format.json_schema.strict"},
+    {"POST", CC, NULL,
+     "{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\","
+     "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+     "{\"role\":\"tool\",\"content\":\"42\"}]}",
+     400, 0, "messages[1].tool_call_id"},
+    {"POST", CC, NULL,
+     "{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\","
+     "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":5}}]}]}",
+     400, 0, "messages[0].tool_calls[0]"},
     {"POST", CC, NULL,
      "{" U1 ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
      "\"parameters\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"nope\"}}}}}],"
@@ -842,6 +869,34 @@ static const bad_request bad[] = {
      400, 1, NULL},
     {"POST", MSG, NULL, "{\"max_tokens\":5," U1 ",\"thinking\":{\"type\":\"maybe\"}}", 400, 1,
      NULL},
+    {"POST", MSG, NULL, "{\"max_tokens\":5," U1 ",\"output_config\":\"fast\"}", 400, 1, NULL},
+    {"POST", MSG, NULL, "{\"max_tokens\":5," U1 ",\"output_config\":{\"format\":{\"type\":\"xml\"}}}",
+     400, 1, NULL},
+    {"POST", MSG, NULL, "{\"max_tokens\":5," U1 ",\"context_management\":\"clear\"}", 400, 1, NULL},
+    {"POST", MSG, NULL, "{\"max_tokens\":5," U1 ",\"tool_choice\":{\"type\":\"sometimes\"}}", 400, 1,
+     NULL},
+    {"POST", MSG, NULL, "{\"max_tokens\":5," U1 ",\"tool_choice\":{\"type\":\"tool\"}}", 400, 1, NULL},
+    {"POST", MSG, NULL, "{\"max_tokens\":5," U1 ",\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":-1}}",
+     400, 1, NULL},
+    {"POST", MSG, NULL,
+     "{\"max_tokens\":5,\"messages\":[{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\","
+     "\"name\":\"f\",\"input\":{}}]}]}",
+     400, 1, NULL},
+    {"POST", MSG, NULL,
+     "{\"max_tokens\":5,\"messages\":[{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\","
+     "\"id\":\"t1\",\"name\":\"f\",\"input\":[1]}]}]}",
+     400, 1, NULL},
+    {"POST", MSG, NULL,
+     "{\"max_tokens\":5,\"messages\":[{\"role\":\"assistant\",\"content\":[{\"type\":\"thinking\","
+     "\"thinking\":5}]}]}",
+     400, 1, NULL},
+    {"POST", MSG, NULL,
+     "{\"max_tokens\":5,\"messages\":[{\"role\":\"assistant\",\"content\":[{\"type\":"
+     "\"server_tool_use\",\"id\":\"s\",\"name\":\"web_search\",\"input\":{}}]}]}",
+     400, 1, NULL},
+    {"POST", MSG, NULL,
+     "{\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"search_result\"}]}]}",
+     400, 1, NULL},
     {"POST", MSG, NULL, "not json", 400, 1, NULL},
     {"POST", "/v1/messages/count_tokens", NULL, "{\"messages\":[]}", 400, 1, NULL},
     {"GET", "/v1/agents/bad.id", NULL, NULL, 400, 0, "id"},
