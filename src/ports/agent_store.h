@@ -29,7 +29,15 @@ typedef struct agent_info {
     int64_t last_use_ms;    /* unix ms */
     uint64_t hits;          /* requests that reused the agent's memory */
     uint64_t tokens_saved;  /* prompt tokens not recomputed */
+    /* Hot agents: tokens whose KV blocks (on every layer that holds them)
+     * are shared with another sequence (an agent, a fork, a pinned prefix);
+     * tokens - shared_tokens are the agent's alone. 0 when warm. */
+    uint32_t shared_tokens;
+    int64_t pinned_until_ms; /* unix ms the agent's pin lasts until; 0: not pinned */
 } agent_info;
+
+/* Forks: "all of the parent's tokens". */
+#define AGENT_FORK_ALL UINT32_MAX
 
 typedef struct agent_store_ops {
     /* Agents whose key starts with prefix, most recently used first; *out malloc'd. */
@@ -41,6 +49,28 @@ typedef struct agent_store_ops {
     /* Writes the hot KV to disk if needed and frees its blocks; SEM_EBUSY
      * while a request of the agent runs, SEM_ENOTFOUND when not hot. */
     sem_status (*evict)(void *self, const char *key, sem_err *err);
+    /*
+     * Creates agent `into` from the first at_tokens tokens of agent `key`'s
+     * memory (AGENT_FORK_ALL: all of it), sharing the parent's KV blocks:
+     * no block is copied or allocated until one side writes into a shared
+     * block (copy on write), and the two diverge without affecting each
+     * other. A warm-only parent is read from disk first (from the calling
+     * thread: call it from a thread that may wait). `out` (may be NULL)
+     * receives the new agent. SEM_ENOTFOUND: no parent; SEM_EREQUEST:
+     * `into` exists, at_tokens exceeds the parent's tokens, or a sliding
+     * window no longer holds what at_tokens needs; SEM_EPOOL: a warm
+     * parent does not fit in the pool.
+     */
+    sem_status (*fork)(void *self, const char *key, const char *into, uint32_t at_tokens,
+                       agent_info *out, sem_err *err);
+    /*
+     * Keeps a hot agent's blocks from LRU reclaim for ttl_s seconds from
+     * now (a later pin replaces an earlier one); ttl_s == 0 releases the
+     * pin. Pinned blocks have a budget (a share of the pool): SEM_EPOOL
+     * when this pin would exceed it, SEM_ENOTFOUND when the agent is not
+     * hot (pin 0 of an unpinned agent is not an error).
+     */
+    sem_status (*pin)(void *self, const char *key, uint32_t ttl_s, agent_info *out, sem_err *err);
 } agent_store_ops;
 
 typedef struct agent_store {

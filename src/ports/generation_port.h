@@ -29,6 +29,15 @@ typedef struct gen_sampling {
 
 #define GEN_AGENT_ID_MAX 128
 #define GEN_SCOPE_MAX 32
+#define GEN_PINS_MAX 4
+
+/* A cache breakpoint: keep the KV of the prompt's first `tokens` tokens
+ * from reclaim for ttl_s seconds after the request (Anthropic's
+ * cache_control). */
+typedef struct gen_pin {
+    uint32_t tokens;  /* 1..n_prompt */
+    uint32_t ttl_s;   /* > 0 */
+} gen_pin;
 
 
 typedef struct gen_params {
@@ -70,6 +79,13 @@ typedef struct gen_params {
      * Off (0) costs nothing. */
     int logprobs;
     uint32_t top_logprobs;
+    /* Cache breakpoints, up to GEN_PINS_MAX, in any order. The prefix each
+     * names is kept hot (its blocks shared, never copied) until its TTL
+     * ends, within the pin budget (beyond it a breakpoint is skipped), and
+     * reused by any later request of the same scope or agent namespace
+     * whose prompt starts with it. */
+    gen_pin pins[GEN_PINS_MAX];
+    uint32_t n_pins;
     /*
      * Called on the generator's thread whenever new text is readable and
      * once when the request finishes, so that a reader need not wait in

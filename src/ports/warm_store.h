@@ -65,6 +65,24 @@ typedef struct warm_store_ops {
      */
     sem_status (*load)(void *self, const char *key, block_pool *pool, block_table **out,
                        sem_err *err);
+    /*
+     * Shared prefixes on disk. Every agent saved in namespace ns (the part
+     * of its key before the first '.', "" for a key without one) stores
+     * the whole chunks of its sequence once per content: a chunk is named
+     * by the hash of its tokens and of every token before it (and the
+     * model, geometry and payload), so agents that start alike share the
+     * chunks of their common start on disk, never across namespaces.
+     *
+     * load_prefix reads into a new table from pool (its owner named
+     * `name`) the longest run of such chunks, from the first, that spells
+     * a prefix of tokens[0..n). The table's length (block_table_n_tokens) is a multiple
+     * of the store's chunk. SEM_ENOTFOUND when not even the first chunk
+     * is stored, or when the model has sliding-window layers (their
+     * windows are each agent's own); SEM_EPOOL, SEM_ECORRUPT as load().
+     */
+    sem_status (*load_prefix)(void *self, const char *ns, const int32_t *tokens, uint32_t n,
+                              block_pool *pool, const char *name, block_table **out,
+                              sem_err *err);
     /* The token sequence of key's file (header only), malloc'd. */
     sem_status (*peek)(void *self, const char *key, int32_t **tokens, uint32_t *n, sem_err *err);
     /* Deletes key's file and index entry; SEM_ENOTFOUND if neither exists. */
@@ -75,8 +93,9 @@ typedef struct warm_store_ops {
     sem_status (*get)(void *self, const char *key, warm_info *out, sem_err *err);
     /* Records a use served from memory: hits + 1, tokens_saved + saved, last use now. */
     sem_status (*touch)(void *self, const char *key, uint32_t saved, sem_err *err);
-    /* Bytes of every file the disk budget counts (all agents' files, and
-     * the files no agent can use: quarantined, newer format, unreadable). */
+    /* Bytes of every file the disk budget counts (all agents' files, each
+     * shared chunk once, and the files no agent can use: quarantined,
+     * newer format, unreadable). */
     uint64_t (*disk_bytes)(void *self);
 } warm_store_ops;
 
