@@ -8,12 +8,18 @@
  *   DELETE /v1/agents/{id}?evict_only=true   drop only its RAM copy
  *   POST   /v1/agents/{id}/prefill       compute its KV for a conversation
  *                                        without generating (warm-up)
+ *   POST   /v1/agents/{id}/fork          {"into", "at_tokens"?}: a new agent
+ *                                        sharing the parent's KV blocks
+ *   POST   /v1/agents/{id}/pin           {"ttl_s"}: keep its blocks from LRU
+ *   DELETE /v1/agents/{id}/pin           release the pin
  *
  * Every id is looked up in the caller's namespace (auth.h): an id of
- * another key's namespace is simply not found.
+ * another key's namespace is simply not found, and a fork's parent and
+ * child are both in the caller's namespace.
  *
- * Threads: the agent store's operations wait for an engine step, so the
- * router runs list, get and delete on the server's blocking thread
+ * Threads: the agent store's operations wait for an engine step (a fork
+ * of a warm parent reads its file), so the router runs list, get, delete,
+ * fork and pin on the server's blocking thread
  * (http_exchange_run_blocking). Prefill runs on an event-loop worker: it
  * submits, waits for the end in an exchange step, then describes the
  * agent from the blocking thread.
@@ -26,13 +32,24 @@
 #include "http_request.h"
 #include "routes.h"
 
+/* The longest pin, in seconds (a day): a pin is a lease, renewed by the
+ * client that needs it, not a way to make memory permanent. */
+#define PIN_TTL_MAX_S 86400u
+
 static json_t *agent_json(const agent_info *a, const char *id)
 {
-    return json_pack("{s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I}", "id", id, "object", "agent",
-                     "tier", a->tier == AGENT_TIER_HOT ? "hot" : "warm", "busy", a->busy, "tokens",
-                     (json_int_t)a->tokens, "hot_bytes", (json_int_t)a->hot_bytes, "disk_bytes",
-                     (json_int_t)a->disk_bytes, "last_used_at", (json_int_t)(a->last_use_ms / 1000),
-                     "hits", (json_int_t)a->hits, "tokens_saved", (json_int_t)a->tokens_saved);
+    uint32_t shared = a->shared_tokens < a->tokens ? a->shared_tokens : a->tokens;
+    /* Unix seconds, rounded up so that a pin never reads as over early. */
+    json_t *pinned = a->pinned_until_ms > 0 ? json_integer((a->pinned_until_ms + 999) / 1000)
+                                            : json_null();
+    return json_pack("{s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "id", id, "object",
+                     "agent", "tier", a->tier == AGENT_TIER_HOT ? "hot" : "warm", "busy", a->busy,
+                     "tokens", (json_int_t)a->tokens, "hot_bytes", (json_int_t)a->hot_bytes,
+                     "disk_bytes", (json_int_t)a->disk_bytes, "last_used_at",
+                     (json_int_t)(a->last_use_ms / 1000), "hits", (json_int_t)a->hits,
+                     "tokens_saved", (json_int_t)a->tokens_saved, "shared_tokens",
+                     (json_int_t)shared, "own_tokens", (json_int_t)(a->tokens - shared),
+                     "pinned_until", pinned);
 }
 
 /* The {id} of the path, checked, and its key in the caller's namespace. */
@@ -242,4 +259,171 @@ void agents_routes_prefill(http_api *api, http_exchange *x)
         return;
     }
     http_exchange_wait(x, &prefill_wait_ops, c);
+}
+
+/* ---------------------------------------------------------------- fork and pin */
+
+/* An operation the engine does not offer (a build without it): 400. */
+static int have_op(http_api *api, http_exchange *x, int present, const char *what)
+{
+    if (present)
+        return 1;
+    sem_err err = {0};
+    sem_err_set(&err, SEM_EUNSUPPORTED, "this server's engine cannot %s agents", what);
+    http_api_reply_error(api, x, &err, NULL);
+    return 0;
+}
+
+/* Replies the agent object with status code. */
+static void reply_agent(http_exchange *x, int status, const agent_info *info, const char *id)
+{
+    http_exchange_reply_json(x, status, agent_json(info, id));
+}
+
+/* The fork body: "into" (checked, as a key of the caller's namespace) and
+ * "at_tokens" (AGENT_FORK_ALL when absent). */
+static sem_status fork_body(http_exchange *x, const char **into, char into_key[AGENT_KEY_MAX + 1],
+                            uint32_t *at, json_t **body, req_err *e)
+{
+    sem_status st = req_body_object(x, body, e);
+    if (st != SEM_OK || (st = req_string(*body, "into", into, e)) != SEM_OK)
+        return st;
+    if (!*into)
+        return req_fail(e, SEM_EREQUEST, "into", "into (the new agent's id) is required");
+    sem_err err = {0};
+    if (agent_id_validate(*into, &err) != SEM_OK)
+        return req_fail(e, SEM_EREQUEST, "into", "into: %s", sem_err_text(&err));
+    *at = AGENT_FORK_ALL;
+    if ((st = req_uint(*body, "at_tokens", 1, AGENT_FORK_ALL - 1, at, e)) != SEM_OK)
+        return st;
+    auth_agent_key(http_exchange_namespace(x), *into, into_key);
+    return SEM_OK;
+}
+
+/*
+ * A fork the engine refused as a bad request: `into` exists (409), or
+ * at_tokens asks for more than the parent holds (400, with the parent's
+ * count), or the engine's own reason (a sliding window).
+ */
+static void fork_refused(http_api *api, http_exchange *x, const sem_err *why, const char *key,
+                         const char *into, const char *into_key, uint32_t at)
+{
+    const http_backend *be = http_api_backend(api);
+    agent_info info;
+    sem_err err = {0};
+    if (be->agents.ops->get(be->agents.self, into_key, &info, &err) == SEM_OK) {
+        http_error he = http_error_make(HTTP_ERR_CONFLICT, "into",
+                                        "into: agent '%s' exists; delete it first or pick "
+                                        "another id",
+                                        into);
+        he.code = "agent_exists";
+        http_exchange_reply_error(x, &he);
+        return;
+    }
+    err = *why;
+    if (at != AGENT_FORK_ALL && be->agents.ops->get(be->agents.self, key, &info, NULL) == SEM_OK &&
+        at > info.tokens)
+        sem_err_set(&err, SEM_EREQUEST, "at_tokens is %u; agent '%s' holds %u tokens", at,
+                    http_exchange_param(x), info.tokens);
+    http_api_reply_error(api, x, &err, "at_tokens");
+}
+
+void agents_routes_fork(http_api *api, http_exchange *x)
+{
+    const http_backend *be = http_api_backend(api);
+    char key[AGENT_KEY_MAX + 1], into_key[AGENT_KEY_MAX + 1];
+    if (!path_agent(api, x, key) || !have_op(api, x, be->agents.ops->fork != NULL, "fork"))
+        return;
+    const char *into = NULL;
+    uint32_t at = AGENT_FORK_ALL;
+    json_t *body = NULL;
+    req_err e = {0};
+    if (fork_body(x, &into, into_key, &at, &body, &e) != SEM_OK) {
+        http_api_reply_error(api, x, &e.err, e.param);
+        json_decref(body);
+        return;
+    }
+    agent_info info;
+    sem_err err = {0};
+    sem_status st = be->agents.ops->fork(be->agents.self, key, into_key, at, &info, &err);
+    if (st == SEM_OK) {
+        reply_agent(x, 201, &info, into);
+    } else if (st == SEM_ENOTFOUND) {
+        sem_err_set(&err, st, "agent '%s' not found", http_exchange_param(x));
+        http_api_reply_error(api, x, &err, "id");
+    } else if (st == SEM_EREQUEST) {
+        fork_refused(api, x, &err, key, into, into_key, at);
+    } else {
+        http_api_reply_error(api, x, &err, NULL);
+    }
+    json_decref(body);
+}
+
+/* Pins (ttl_s > 0) or unpins (0) the agent of the path and replies it. */
+static void pin_agent(http_api *api, http_exchange *x, const char *key, uint32_t ttl_s)
+{
+    const http_backend *be = http_api_backend(api);
+    const char *id = http_exchange_param(x);
+    agent_info info;
+    sem_err err = {0};
+    sem_status st = be->agents.ops->pin(be->agents.self, key, ttl_s, &info, &err);
+    if (st == SEM_ENOTFOUND && ttl_s == 0)
+        st = SEM_OK; /* a warm agent holds no pin: nothing to release */
+    if (st == SEM_OK && ttl_s == 0)
+        st = be->agents.ops->get(be->agents.self, key, &info, &err);
+    if (st == SEM_OK) {
+        reply_agent(x, 200, &info, id);
+        return;
+    }
+    sem_err why = err;
+    if (st == SEM_ENOTFOUND)
+        sem_err_set(&err, st,
+                    "agent '%s' has no memory in RAM to pin (it is unknown, or only on disk); "
+                    "send it a request or prefill it first",
+                    id);
+    else if (st == SEM_EPOOL)
+        sem_err_set(&err, st,
+                    "pinning agent '%s' would exceed the pin budget: release another pin or "
+                    "wait for one to end (%.300s)",
+                    id, why.detail);
+    http_api_reply_error(api, x, &err, st == SEM_ENOTFOUND ? "id" : NULL);
+}
+
+void agents_routes_pin(http_api *api, http_exchange *x)
+{
+    const http_backend *be = http_api_backend(api);
+    char key[AGENT_KEY_MAX + 1];
+    if (!path_agent(api, x, key) || !have_op(api, x, be->agents.ops->pin != NULL, "pin"))
+        return;
+    json_t *body = NULL;
+    req_err e = {0};
+    uint32_t ttl = 0;
+    sem_status st = req_body_object(x, &body, &e);
+    if (st == SEM_OK && (st = req_uint(body, "ttl_s", 1, PIN_TTL_MAX_S, &ttl, &e)) == SEM_OK &&
+        ttl == 0)
+        st = req_fail(&e, SEM_EREQUEST, "ttl_s",
+                      "ttl_s (1 to %u seconds) is required; DELETE the pin to release it",
+                      PIN_TTL_MAX_S);
+    json_decref(body);
+    if (st != SEM_OK) {
+        http_api_reply_error(api, x, &e.err, e.param);
+        return;
+    }
+    pin_agent(api, x, key, ttl);
+}
+
+void agents_routes_unpin(http_api *api, http_exchange *x)
+{
+    const http_backend *be = http_api_backend(api);
+    char key[AGENT_KEY_MAX + 1];
+    if (!path_agent(api, x, key) || !have_op(api, x, be->agents.ops->pin != NULL, "pin"))
+        return;
+    agent_info info;
+    sem_err err = {0};
+    if (be->agents.ops->get(be->agents.self, key, &info, &err) != SEM_OK) {
+        sem_err_set(&err, SEM_ENOTFOUND, "agent '%s' not found", http_exchange_param(x));
+        http_api_reply_error(api, x, &err, "id");
+        return;
+    }
+    pin_agent(api, x, key, 0);
 }

@@ -7,11 +7,20 @@
  * an OpenAI-shaped message list for the prompt port, so both APIs render
  * through the same chat template.
  *
- * Usage reports agent memory in Anthropic's terms, which add up to the
- * prompt: cache_read_input_tokens are the prompt tokens whose KV was
- * reused, cache_creation_input_tokens those newly kept in the agent's
- * memory (0 for an anonymous request: nothing is kept for it), and
- * input_tokens the rest.
+ * cache_control breakpoints ({"type": "ephemeral", "ttl"?: "5m"|"1h"} on
+ * tools, system blocks and message content blocks; at most GEN_PINS_MAX)
+ * become the engine's pins: each marks the prompt prefix that the
+ * conversation renders to when cut after the marked message (tools and
+ * system for a tools or system mark), found by rendering the cut without
+ * a generation prompt and matching its tokens against the whole prompt.
+ *
+ * Usage reports memory in Anthropic's terms, which add up to the prompt:
+ * cache_read_input_tokens are the prompt tokens whose KV was reused;
+ * cache_creation_input_tokens, with breakpoints, the tokens beyond those
+ * up to the last breakpoint (split into cache_creation's 5m and 1h by the
+ * breakpoints' TTLs), without, those newly kept in the agent's memory (0
+ * for an anonymous request: nothing is kept for it); input_tokens the
+ * rest.
  *
  * Streaming sends Anthropic's events in order: message_start,
  * content_block_start, ping, content_block_delta..., content_block_stop,
@@ -337,7 +346,130 @@ static sem_status system_turn(const json_t *content, const char *param, json_t *
     return append(out, json_pack("{s:s,s:o}", "role", "system", "content", text), e);
 }
 
-static sem_status read_messages(const json_t *msgs, json_t *out, req_err *e)
+/* ---------------------------------------------------------------- cache breakpoints */
+
+/* TTLs of cache_control in seconds: the default "5m" and "1h". */
+#define CACHE_TTL_5M 300u
+#define CACHE_TTL_1H 3600u
+
+/* One cache_control field (param names it): NULL/absent is no mark, else
+ * {"type": "ephemeral", "ttl"?: "5m"|"1h"}; *ttl_s 0 when there is none. */
+static sem_status cache_control(const json_t *holder, const char *param, uint32_t *ttl_s,
+                                req_err *e)
+{
+    const json_t *cc = json_object_get(holder, "cache_control");
+    *ttl_s = 0;
+    if (!cc || json_is_null(cc))
+        return SEM_OK;
+    if (!json_is_object(cc))
+        return req_fail(e, SEM_EREQUEST, param, "%s must be an object", param);
+    const json_t *type = json_object_get(cc, "type"), *ttl = json_object_get(cc, "ttl");
+    if (!json_is_string(type) || strcmp(json_string_value(type), "ephemeral") != 0)
+        return req_fail(e, SEM_EREQUEST, param, "%s.type must be \"ephemeral\"", param);
+    *ttl_s = CACHE_TTL_5M;
+    if (!ttl || json_is_null(ttl))
+        return SEM_OK;
+    if (json_is_string(ttl) && strcmp(json_string_value(ttl), "1h") == 0)
+        *ttl_s = CACHE_TTL_1H;
+    else if (!json_is_string(ttl) || strcmp(json_string_value(ttl), "5m") != 0)
+        return req_fail(e, SEM_EREQUEST, param, "%s.ttl must be \"5m\" or \"1h\"", param);
+    return SEM_OK;
+}
+
+/* Counts the breakpoints found so far (*found) and keeps the first
+ * GEN_PINS_MAX in r. */
+typedef struct mark_scan {
+    an_request *r;
+    size_t found;
+} mark_scan;
+
+/* The cache_control of every object of list (param: the list's field);
+ * message: the messages[] index the list belongs to, -1 for tools/system. */
+static sem_status scan_list(mark_scan *m, const json_t *list, const char *field, int message,
+                            req_err *e)
+{
+    size_t i;
+    const json_t *item;
+    char param[HTTP_ERROR_PARAM_MAX];
+    json_array_foreach(list, i, item)
+    {
+        uint32_t ttl;
+        snprintf(param, sizeof param, "%s[%zu].cache_control", field, i);
+        sem_status st = cache_control(item, param, &ttl, e);
+        if (st != SEM_OK)
+            return st;
+        if (ttl && m->found++ < GEN_PINS_MAX)
+            m->r->marks[m->r->n_marks++] = (an_cache_mark){.message = message, .ttl_s = ttl};
+    }
+    return SEM_OK;
+}
+
+/* Every cache_control breakpoint, in Anthropic's order (tools, system,
+ * messages): each checked, at most GEN_PINS_MAX as Anthropic allows. */
+static sem_status read_cache_marks(an_request *r, req_err *e)
+{
+    const json_t *b = r->body, *msgs = json_object_get(b, "messages"), *m;
+    mark_scan scan = {.r = r};
+    sem_status st = scan_list(&scan, json_object_get(b, "tools"), "tools", -1, e);
+    if (st == SEM_OK)
+        st = scan_list(&scan, json_object_get(b, "system"), "system", -1, e);
+    size_t i;
+    char field[64];
+    json_array_foreach(msgs, i, m)
+    {
+        if (st != SEM_OK)
+            break;
+        snprintf(field, sizeof field, "messages[%zu].content", i);
+        st = scan_list(&scan, json_object_get(m, "content"), field, (int)i, e);
+    }
+    if (st == SEM_OK && scan.found > GEN_PINS_MAX)
+        st = req_fail(e, SEM_EREQUEST, "cache_control",
+                      "A maximum of %d blocks with cache_control may be provided. Found %zu.",
+                      GEN_PINS_MAX, scan.found);
+    return st;
+}
+
+/* The marks of messages[message] end after the first n converted messages. */
+static void mark_cut(an_request *r, int message, size_t n)
+{
+    for (size_t i = 0; i < r->n_marks; i++)
+        if (r->marks[i].message == message)
+            r->marks[i].cut = n;
+}
+
+/* Each mark's prompt position (a prefix rendered on its own and matched
+ * against the whole prompt). */
+static sem_status place_cache_marks(prompt_port pp, an_request *r, req_err *e)
+{
+    for (size_t i = 0; i < r->n_marks; i++) {
+        sem_status st = chat_prefix_tokens(pp, &r->spec, r->marks[i].cut, r->prep.prompt,
+                                           r->prep.n_prompt, &r->marks[i].tokens, e);
+        if (st != SEM_OK)
+            return st;
+    }
+    return SEM_OK;
+}
+
+/* The marks as the engine's pins: one per distinct position (the longest
+ * TTL of those at it), none for a mark that matched nothing. */
+static void cache_pins(const an_request *r, gen_params *p)
+{
+    p->n_pins = 0;
+    for (size_t i = 0; i < r->n_marks; i++) {
+        const an_cache_mark *m = &r->marks[i];
+        uint32_t j = 0;
+        while (j < p->n_pins && p->pins[j].tokens != m->tokens)
+            j++;
+        if (m->tokens == 0)
+            continue;
+        if (j == p->n_pins)
+            p->pins[p->n_pins++] = (gen_pin){.tokens = m->tokens, .ttl_s = m->ttl_s};
+        else if (m->ttl_s > p->pins[j].ttl_s)
+            p->pins[j].ttl_s = m->ttl_s;
+    }
+}
+
+static sem_status read_messages(const json_t *msgs, json_t *out, an_request *r, req_err *e)
 {
     if (!msgs || json_is_null(msgs))
         return req_fail(e, SEM_EREQUEST, "messages", "messages is required");
@@ -374,6 +506,7 @@ static sem_status read_messages(const json_t *msgs, json_t *out, req_err *e)
                                   : assistant_turn(content, sub, out, e);
         if (st != SEM_OK)
             return st;
+        mark_cut(r, (int)i, json_array_size(out));
     }
     return SEM_OK;
 }
@@ -506,16 +639,20 @@ static sem_status read_conversation(an_request *r, req_err *e)
     r->messages = json_array();
     if (!r->messages)
         return out_of_memory(e);
+    sem_status st = read_cache_marks(r, e);
+    if (st != SEM_OK)
+        return st;
     const json_t *system = json_object_get(b, "system");
     if (system && !json_is_null(system)) {
         json_t *c;
-        sem_status st = text_content(system, "system", &c, e);
+        st = text_content(system, "system", &c, e);
         if (st != SEM_OK)
             return st;
         if ((st = append(r->messages, json_pack("{s:s,s:o}", "role", "system", "content", c), e)))
             return st;
     }
-    sem_status st = read_messages(json_object_get(b, "messages"), r->messages, e);
+    mark_cut(r, -1, json_array_size(r->messages)); /* tools and system */
+    st = read_messages(json_object_get(b, "messages"), r->messages, r, e);
     if (st != SEM_OK)
         return st;
     const json_t *tools = json_object_get(b, "tools");
@@ -561,24 +698,54 @@ sem_status anthropic_routes_read_request(const route_input *in, int count_only, 
             (st = req_agent_id(&in->who, b, "metadata.user_id", r->agent, e)))
             return st;
     }
-    if ((st = read_conversation(r, e)) != SEM_OK)
+    if ((st = read_conversation(r, e)) != SEM_OK ||
+        (st = chat_prepare(in->prompts, &r->spec, &r->prep, e)) != SEM_OK)
         return st;
-    return chat_prepare(in->prompts, &r->spec, &r->prep, e);
+    return count_only ? SEM_OK : place_cache_marks(in->prompts, r, e);
 }
 
 /* ---------------------------------------------------------------- responses */
 
-static json_t *usage_json(const http_gen *g, const gen_result *res, int output_only)
+/* Prompt tokens newly written, and of them those a 1h breakpoint covers. */
+typedef struct an_creation {
+    uint32_t total, one_hour;
+} an_creation;
+
+/*
+ * With breakpoints, what they cover beyond the cached tokens (up to the
+ * last one; up to the last 1h one counts as 1h, as Anthropic counts it).
+ * Without, an agent's whole uncached prompt (its memory keeps it; no TTL,
+ * reported as 5m) and nothing for an anonymous request.
+ */
+static an_creation creation_of(const http_gen *g, const gen_pin *pins, uint32_t n_pins,
+                               uint32_t cached)
+{
+    if (n_pins == 0)
+        return (an_creation){.total = g->has_agent ? g->n_prompt - cached : 0};
+    uint32_t last = 0, last_1h = 0;
+    for (uint32_t i = 0; i < n_pins; i++) {
+        uint32_t at = pins[i].tokens < g->n_prompt ? pins[i].tokens : g->n_prompt;
+        last = at > last ? at : last;
+        if (pins[i].ttl_s >= CACHE_TTL_1H && at > last_1h)
+            last_1h = at;
+    }
+    return (an_creation){.total = last > cached ? last - cached : 0,
+                         .one_hour = last_1h > cached ? last_1h - cached : 0};
+}
+
+/* Usage in Anthropic's terms; the three input counts add up to the prompt. */
+static json_t *usage_json(const http_gen *g, const gen_pin *pins, uint32_t n_pins,
+                          const gen_result *res)
 {
     uint32_t cached = res->cached_tokens > g->n_prompt ? g->n_prompt : res->cached_tokens;
-    uint32_t creation = g->has_agent ? g->n_prompt - cached : 0;
-    json_t *u = json_pack("{s:i}", "output_tokens", (json_int_t)res->completion_tokens);
-    if (!output_only) {
-        json_object_set_new(u, "input_tokens", json_integer(g->n_prompt - cached - creation));
-        json_object_set_new(u, "cache_creation_input_tokens", json_integer(creation));
-        json_object_set_new(u, "cache_read_input_tokens", json_integer(cached));
-    }
-    return u;
+    an_creation made = creation_of(g, pins, n_pins, cached);
+    return json_pack("{s:I,s:I,s:I,s:{s:I,s:I},s:I}", "input_tokens",
+                     (json_int_t)(g->n_prompt - cached - made.total),
+                     "cache_creation_input_tokens", (json_int_t)made.total,
+                     "cache_read_input_tokens", (json_int_t)cached, "cache_creation",
+                     "ephemeral_5m_input_tokens", (json_int_t)(made.total - made.one_hour),
+                     "ephemeral_1h_input_tokens", (json_int_t)made.one_hour, "output_tokens",
+                     (json_int_t)res->completion_tokens);
 }
 
 /* stop_reason and stop_sequence of a finished request. */
@@ -632,6 +799,8 @@ typedef struct an_call {
     char *stops[REQ_STOP_MAX];
     size_t n_stop;
     strbuf text; /* whole: the text so far; stream: text read before the stream opened */
+    gen_pin pins[GEN_PINS_MAX]; /* the cache breakpoints, for usage */
+    uint32_t n_pins;
     chat_answer answer;
     /* the stream's content blocks */
     strbuf *out;      /* the stream step's output, while feeding */
@@ -751,7 +920,7 @@ static int stream_finish(an_call *c, strbuf *out)
     stop_of(&c->g.result, (const char *const *)c->stops, c->n_stop, c->answer.n_calls > 0,
             &reason, &seq);
     json_t *d = json_pack("{s:s,s:{s:s},s:o}", "type", "message_delta", "delta", "stop_reason",
-                          reason, "usage", usage_json(&c->g, &c->g.result, 0));
+                          reason, "usage", usage_json(&c->g, c->pins, c->n_pins, &c->g.result));
     json_object_set_new(json_object_get(d, "delta"), "stop_sequence",
                         seq ? json_string(seq) : json_null());
     event(out, "message_delta", d);
@@ -770,7 +939,7 @@ static int stream_next(void *self, strbuf *out, int idle)
         json_t *msg = message(c->id, c->model, json_array());
         json_object_set_new(msg, "stop_reason", json_null());
         json_object_set_new(msg, "stop_sequence", json_null());
-        json_object_set_new(msg, "usage", usage_json(&c->g, &now, 0));
+        json_object_set_new(msg, "usage", usage_json(&c->g, c->pins, c->n_pins, &now));
         event(out, "message_start",
               json_pack("{s:s,s:o}", "type", "message_start", "message", msg));
         event(out, "ping", json_pack("{s:s}", "type", "ping"));
@@ -831,7 +1000,7 @@ static void reply_whole(an_call *c)
     json_t *o = message(c->id, c->model, content_blocks(&c->answer));
     json_object_set_new(o, "stop_reason", json_string(reason));
     json_object_set_new(o, "stop_sequence", seq ? json_string(seq) : json_null());
-    json_object_set_new(o, "usage", usage_json(g, &g->result, 0));
+    json_object_set_new(o, "usage", usage_json(g, c->pins, c->n_pins, &g->result));
     http_gen_add_timing(g, x);
     http_exchange_reply_json(x, 200, o);
 }
@@ -912,6 +1081,9 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
                     .stop = r.stop,
                     .n_stop = r.n_stop};
     chat_prepared_params(&r.prep, &p);
+    cache_pins(&r, &p);
+    memcpy(c->pins, p.pins, sizeof c->pins);
+    c->n_pins = p.n_pins;
     if (http_gen_submit(&c->g, api, be, x, r.agent, &p, &e) != SEM_OK) {
         call_free(c);
         http_api_reply_error(api, x, &e.err, e.param);

@@ -4,6 +4,7 @@
 #include "chat_request.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int valid_tool_name(const char *s)
@@ -136,4 +137,41 @@ void chat_prepared_params(const chat_prepared *p, gen_params *gp)
     gp->grammar = p->grammar.text.len ? p->grammar.text.data : NULL;
     gp->grammar_triggers = p->grammar.n_triggers ? p->grammar.triggers : NULL;
     gp->n_grammar_triggers = p->grammar.n_triggers;
+}
+
+/* The first n messages as a new array (the items are shared). */
+static json_t *first_messages(const json_t *messages, size_t n)
+{
+    json_t *cut = json_array();
+    for (size_t i = 0; cut && i < n && i < json_array_size(messages); i++)
+        if (json_array_append(cut, json_array_get(messages, i))) {
+            json_decref(cut);
+            return NULL;
+        }
+    return cut;
+}
+
+sem_status chat_prefix_tokens(prompt_port pp, const chat_spec *s, size_t n_messages,
+                              const int32_t *prompt, size_t n_prompt, uint32_t *out, req_err *e)
+{
+    *out = 0;
+    const json_t *tools = json_array_size(s->tools) ? s->tools : NULL;
+    if (n_messages == 0 && !tools)
+        return SEM_OK;
+    json_t *cut = first_messages(s->messages, n_messages);
+    if (!cut)
+        return req_fail(e, SEM_ENOMEM, NULL, "out of memory cutting the conversation");
+    int32_t *tokens = NULL;
+    size_t n = 0;
+    req_err ignored = {0};
+    sem_status st = req_render_chat(pp, cut, tools, s->kwargs, 0, &tokens, &n, NULL, &ignored);
+    json_decref(cut);
+    if (st == SEM_ENOMEM)
+        return req_fail(e, SEM_ENOMEM, NULL, "out of memory rendering a cache breakpoint");
+    size_t common = 0;
+    while (st == SEM_OK && common < n && common < n_prompt && tokens[common] == prompt[common])
+        common++;
+    free(tokens);
+    *out = (uint32_t)common;
+    return SEM_OK;
 }

@@ -59,6 +59,17 @@ void chat_prepared_free(chat_prepared *p);
 void chat_prepared_params(const chat_prepared *p, gen_params *gp);
 
 /*
+ * Where a cache breakpoint ends in the prompt: the conversation's first
+ * n_messages messages (with the spec's tools and kwargs; 0 messages: the
+ * tools alone) rendered without a generation prompt, and the number of
+ * their tokens that prompt[0..n_prompt) starts with. *out is 0 when the
+ * template refuses the cut conversation (some want a user turn); only
+ * running out of memory is an error.
+ */
+sem_status chat_prefix_tokens(prompt_port pp, const chat_spec *spec, size_t n_messages,
+                              const int32_t *prompt, size_t n_prompt, uint32_t *out, req_err *e);
+
+/*
  * Checks OpenAI function tools: a list of {"type": "function", "function":
  * {"name": 1..128 of [A-Za-z0-9_-], "description"?, "parameters"?: object,
  * "strict"?}}. field names the list ("tools").

@@ -221,6 +221,11 @@ void metrics_render(const metrics *m, const metrics_engine *e, int ready, strbuf
     counter(b, "semantic_cache_misses_total", "Generation requests that reused no KV.", e->misses);
     gauge(b, "semantic_pool_blocks_used", "KV blocks in use.", e->pool_used);
     gauge(b, "semantic_pool_blocks_total", "KV blocks in the pool.", e->pool_total);
+    gauge(b, "semantic_pool_blocks_shared",
+          "KV blocks referenced by more than one sequence (counted once in blocks_used).",
+          e->pool_shared);
+    gauge(b, "semantic_pool_blocks_pinned",
+          "KV blocks kept from reclaim by agent pins and cache breakpoints.", e->pool_pinned);
     gauge(b, "semantic_pool_block_bytes", "Bytes of one KV block.", e->pool_block_bytes);
     header(b, "semantic_agents", "gauge", "Agents by memory tier.");
     strbuf_printf(b, "semantic_agents{tier=\"hot\"} %u\nsemantic_agents{tier=\"warm\"} %u\n",
@@ -232,6 +237,7 @@ void metrics_render(const metrics *m, const metrics_engine *e, int ready, strbuf
     gauge(b, "semantic_running_requests", "Requests being generated.", e->running);
     counter(b, "semantic_evictions_total", "Sequences whose KV blocks were reclaimed.",
             e->evictions);
+    counter(b, "semantic_agent_forks_total", "Agents created by fork.", e->forks);
     counter(b, "semantic_agent_saves_total", "Agent memory writes to the warm store.", e->saves);
     counter(b, "semantic_agent_save_failures_total", "Failed agent memory writes.",
             e->save_failures);

@@ -28,7 +28,10 @@ typedef struct metrics_engine {
     uint32_t running, waiting;
     uint32_t agents_hot, agents_warm;
     uint32_t pool_used, pool_total;
+    uint32_t pool_shared; /* blocks referenced by more than one sequence */
+    uint32_t pool_pinned; /* blocks held by pins (agents' and cache breakpoints') */
     uint64_t pool_block_bytes;
+    uint64_t forks;       /* agents created by fork */
     uint64_t hits_hot, hits_warm, misses;
     uint64_t evictions, saves, save_failures, saves_stopped, load_failures;
     uint64_t disk_bytes;

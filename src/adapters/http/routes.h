@@ -66,6 +66,14 @@ void openai_routes_models_get(http_api *api, http_exchange *x);
 
 /* anthropic_routes.c */
 
+/* A cache_control breakpoint of a messages request. */
+typedef struct an_cache_mark {
+    int message;     /* the messages[] index it marks; -1: tools or system */
+    size_t cut;      /* OpenAI-shaped messages its prefix renders (0: tools only) */
+    uint32_t ttl_s;  /* 300 ("5m") or 3600 ("1h") */
+    uint32_t tokens; /* prompt tokens its prefix ends at (0: none) */
+} an_cache_mark;
+
 /* A messages (or count_tokens) request, read and tokenized. */
 typedef struct an_request {
     json_t *body;
@@ -81,6 +89,8 @@ typedef struct an_request {
     char agent[AGENT_ID_MAX + 1];
     chat_spec spec;
     chat_prepared prep;
+    an_cache_mark marks[GEN_PINS_MAX]; /* in the request's order: tools, system, messages */
+    size_t n_marks;
 } an_request;
 
 /* Reads a messages body (count_only: a count_tokens body, which needs no
@@ -98,6 +108,9 @@ void agents_routes_list(http_api *api, http_exchange *x);
 void agents_routes_get(http_api *api, http_exchange *x);
 void agents_routes_delete(http_api *api, http_exchange *x);
 void agents_routes_prefill(http_api *api, http_exchange *x);
+void agents_routes_fork(http_api *api, http_exchange *x);
+void agents_routes_pin(http_api *api, http_exchange *x);
+void agents_routes_unpin(http_api *api, http_exchange *x);
 
 /* ops_routes.c */
 void ops_routes_health(http_api *api, http_exchange *x);
