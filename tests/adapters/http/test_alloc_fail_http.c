@@ -87,7 +87,10 @@ static outcome read_input(fixture *f, const uint8_t *data, size_t size)
             print_common(o.fields, sizeof o.fields, &r.sampling, r.stop, r.n_stop, r.agent,
                          r.model, r.max_tokens);
             size_t n = strlen(o.fields);
-            snprintf(o.fields + n, sizeof o.fields - n, " stream=%d", r.stream);
+            n += (size_t)snprintf(o.fields + n, sizeof o.fields - n, " stream=%d", r.stream);
+            for (size_t i = 0; i < r.n_marks && n < sizeof o.fields; i++)
+                n += (size_t)snprintf(o.fields + n, sizeof o.fields - n, " mark=%u/%u",
+                                      r.marks[i].tokens, r.marks[i].ttl_s);
             o.prompt = r.prep.prompt;
             o.n_prompt = r.prep.n_prompt;
             r.prep.prompt = NULL;
