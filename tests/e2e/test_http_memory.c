@@ -405,19 +405,23 @@ static void pins_have_a_budget(void **state)
 
 /* ---------------------------------------------------------------- cache_control */
 
-/* A messages body: a system block marked with system_ttl (NULL: unmarked)
- * and a user message marked with user_ttl ("": no ttl field; NULL:
- * unmarked). malloc'd. */
-static char *marked_body(const char *system_ttl, const char *user_ttl, int stream)
+/* A messages body: a long system block marked with system_ttl (NULL:
+ * unmarked) and a user message asking question, marked with user_ttl ("":
+ * no ttl field; NULL: unmarked). malloc'd. */
+static char *marked_body(const char *system_ttl, const char *user_ttl, const char *question,
+                         int stream)
 {
-    json_t *sys = json_pack("{s:s,s:s}", "type", "text", "text",
-                            "You are a storyteller for small children. You tell short, happy "
-                            "stories about cats, dogs, birds and a big red ball in the park. "
-                            "Every story has a beginning, a middle and an end.");
+    /* Longer than two KV blocks (256 tokens each), as system prompts are. */
+    char sys_text[2048] = "";
+    for (int i = 0; i < 6; i++)
+        strcat(sys_text, "You are a storyteller for small children. You tell short, happy "
+                         "stories about cats, dogs, birds and a big red ball in the park. "
+                         "Every story has a beginning, a middle and an end. ");
+    json_t *sys = json_pack("{s:s,s:s}", "type", "text", "text", sys_text);
     if (system_ttl)
         json_object_set_new(sys, "cache_control",
                             json_pack("{s:s,s:s}", "type", "ephemeral", "ttl", system_ttl));
-    json_t *user = json_pack("{s:s,s:s}", "type", "text", "text", STORY_Q);
+    json_t *user = json_pack("{s:s,s:s}", "type", "text", "text", question);
     if (user_ttl && *user_ttl)
         json_object_set_new(user, "cache_control",
                             json_pack("{s:s,s:s}", "type", "ephemeral", "ttl", user_ttl));
@@ -472,12 +476,12 @@ static void breakpoints_report_creation_then_reads(void **state)
                                       "SEMANTIC_ADMIN_KEY=", NULL};
     assert_int_equal(server_start(&s, SEMANTIC_BIN, STORIES, args, env, 1), 0);
     const char *A = "x-api-key: alpha-key\r\n", *B = "x-api-key: beta-key\r\n";
-    char *body = marked_body("1h", "", 0);
+    char *body = marked_body("1h", "", STORY_Q, 0);
     /* Cold: everything up to the user's breakpoint is written, the system
      * prompt for an hour, the rest of it for 5 minutes. */
     an_usage u = messages_usage(s.port, A, body);
     assert_int_equal(u.read, 0);
-    assert_true(u.h1 > 30);
+    assert_true(u.h1 > 256);
     assert_true(u.m5 > 5);
     /* After the last mark: the generation prompt (chatml spelled out in
      * the stories vocabulary's characters). */
@@ -488,11 +492,12 @@ static void breakpoints_report_creation_then_reads(void **state)
     assert_true(u.read >= total - u.input);
     assert_int_equal(u.creation, 0);
     assert_int_equal(u.input + u.read + u.creation, total);
-    /* An agent of the same key reuses the pinned prefix on its first request. */
+    /* An agent of the same key reuses the marked prefix on its first request. */
     char h[256];
     snprintf(h, sizeof h, "%sX-Agent-ID: worker-1\r\n", A);
     u = messages_usage(s.port, h, body);
-    assert_true(u.read >= total - u.input - 1);
+    assert_true(u.read >= total - u.input);
+    assert_int_equal(u.creation, 0);
     /* Another key reuses nothing. */
     u = messages_usage(s.port, B, body);
     assert_int_equal(u.read, 0);
@@ -500,7 +505,7 @@ static void breakpoints_report_creation_then_reads(void **state)
     free(body);
 
     /* Streaming reports the same usage in message_start and message_delta. */
-    body = marked_body("5m", "1h", 1);
+    body = marked_body("5m", "1h", "Tell me a story about a bird", 1);
     http_response r = e2e_call(s.port, "POST", MSG, B, body);
     assert_int_equal(r.status, 200);
     hc_event ev[64];
@@ -516,9 +521,11 @@ static void breakpoints_report_creation_then_reads(void **state)
     json_decref(delta);
     assert_int_equal(first.read, last.read);
     assert_int_equal(first.creation, last.creation);
-    /* Beta cached the system prompt above: the user's 1h mark covers the rest. */
-    assert_true(last.read > 30);
-    assert_true(last.h1 > 0);
+    /* Beta read its system prompt from its request above; what is new up
+     * to the user's mark is written for an hour (the last mark's TTL). */
+    assert_true(last.read > 256);
+    assert_true(last.creation > 0);
+    assert_int_equal(last.h1, last.creation);
     assert_int_equal(last.m5, 0);
     hc_sse_free(ev, n);
     hc_free(&r);

@@ -29,7 +29,7 @@ typedef struct metrics_engine {
     uint32_t agents_hot, agents_warm;
     uint32_t pool_used, pool_total;
     uint32_t pool_shared; /* blocks referenced by more than one sequence */
-    uint32_t pool_pinned; /* blocks held by pins (agents' and cache breakpoints') */
+    uint64_t pool_pinned; /* blocks held by pins (agents' and cache breakpoints'), per holder */
     uint64_t pool_block_bytes;
     uint64_t forks;       /* agents created by fork */
     uint64_t hits_hot, hits_warm, misses;
