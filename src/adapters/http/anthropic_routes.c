@@ -438,10 +438,18 @@ static void mark_cut(an_request *r, int message, size_t n)
 }
 
 /* Each mark's prompt position (a prefix rendered on its own and matched
- * against the whole prompt). */
+ * against the whole prompt); marks that end at the same message (a tool
+ * and a system block, two blocks of one message) are rendered once. */
 static sem_status place_cache_marks(prompt_port pp, an_request *r, req_err *e)
 {
     for (size_t i = 0; i < r->n_marks; i++) {
+        size_t same = 0;
+        while (same < i && r->marks[same].cut != r->marks[i].cut)
+            same++;
+        if (same < i) {
+            r->marks[i].tokens = r->marks[same].tokens;
+            continue;
+        }
         sem_status st = chat_prefix_tokens(pp, &r->spec, r->marks[i].cut, r->prep.prompt,
                                            r->prep.n_prompt, &r->marks[i].tokens, e);
         if (st != SEM_OK)
