@@ -100,7 +100,21 @@ static void start(engine *e, gen_request *r, req_phase phase)
     e->running[e->n_running++] = r;
 }
 
-/* An agent's request: hot reuse, or a load from disk first. */
+/* Blocks r's sequence may still take: its peak, plus the copy of a shared
+ * last block, less what its table holds. */
+uint64_t engine_owed(const gen_request *r, const block_table *t)
+{
+    uint64_t held = t ? block_table_total_blocks(t) : 0;
+    uint64_t peak = r->peak_blocks + (t ? block_table_cow_blocks(t) : 0);
+    return peak > held ? peak - held : 0;
+}
+
+/*
+ * An agent's request: hot reuse (its own blocks, or a donor's that start
+ * its prompt for longer), or a load from disk first: 1 admitted, 2 load
+ * the agent's file, 3 look for shared chunks on disk (a new agent), 0
+ * wait, -1 refused.
+ */
 static int admit_agent(engine *e, gen_request *r, uint64_t *need, sem_err *err)
 {
     agent *a = agents_get(e, r->agent_id, err);
@@ -111,8 +125,14 @@ static int admit_agent(engine *e, gen_request *r, uint64_t *need, sem_err *err)
     int hot = a->kv && block_table_n_tokens(a->kv) > 0;
     if (hot && agents_reuse_prefix(r, a->kv, err) != SEM_OK)
         return -1;
-    uint64_t held = a->kv ? block_table_total_blocks(a->kv) : 0;
-    *need = r->peak_blocks > held ? r->peak_blocks - held : 0;
+    int load = !hot && a->warm && e->o.warm;
+    if (!load) {
+        if (!a->kv && !(a->kv = block_table_create(e->pool, a->key, err)))
+            return -1;
+        if (share_take(e, r, a->kv, hot ? r->n_evaluated : 0, err) < 0)
+            return -1;
+    }
+    *need = engine_owed(r, a->kv);
     agent_set_state(a, AGENT_IDLE, AGENT_RUNNING); /* its own blocks are not reclaimed for it */
     int room = agents_make_room(e, *need);
     if (!room) {
@@ -120,15 +140,32 @@ static int admit_agent(engine *e, gen_request *r, uint64_t *need, sem_err *err)
         return 0;
     }
     r->ag = a;
-    if (!hot && a->warm && e->o.warm) {
+    if (load)
         return 2; /* the caller makes it LOADING and dispatches the load once r is ready */
-    }
-    if (!a->kv && !(a->kv = block_table_create(e->pool, a->key, err))) {
-        agent_set_state(a, AGENT_RUNNING, AGENT_IDLE);
-        r->ag = NULL;
-        return -1;
-    }
     r->kv = a->kv;
+    if (r->n_evaluated == 0 && !a->warm && e->o.warm && e->o.warm->ops->load_prefix &&
+        r->n_prompt > 1)
+        return 3;
+    return 1;
+}
+
+/* An anonymous request: the cached anonymous sequence, or a donor's
+ * blocks, whichever starts its prompt for longer. */
+static int admit_anonymous(engine *e, gen_request *r, sem_err *err)
+{
+    if (!agents_make_room(e, r->peak_blocks))
+        return 0;
+    if (!(r->kv = anon_take(e, r, err)))
+        return -1;
+    r->n_evaluated = block_table_n_tokens(r->kv);
+    if (share_take(e, r, r->kv, r->n_evaluated, err) < 0)
+        return -1;
+    /* A shared last block may have to be copied: room for that too. */
+    if (block_table_cow_blocks(r->kv) && !agents_make_room(e, engine_owed(r, r->kv))) {
+        anon_put(e, r->kv, r->scope);
+        r->kv = NULL;
+        return 0;
+    }
     return 1;
 }
 
@@ -141,18 +178,9 @@ static int admit_one(engine *e, gen_request *r, sem_err *err)
 {
     ENGINE_THREAD_ONLY(e);
     uint64_t need = r->peak_blocks;
-    int how = 1;
-    if (r->agent_id[0]) {
-        how = admit_agent(e, r, &need, err);
-        if (how == 0)
-            return 0;
-    } else if (!agents_make_room(e, need)) {
+    int how = r->agent_id[0] ? admit_agent(e, r, &need, err) : admit_anonymous(e, r, err);
+    if (how == 0)
         return 0;
-    } else if (!(r->kv = anon_take(e, r, err))) {
-        how = -1;
-    } else {
-        r->n_evaluated = block_table_n_tokens(r->kv);
-    }
     sampler_params sp = r->sp;
     if (how > 0 && (engine_grammar_vocab(e, r, err) != SEM_OK ||
                     !(r->smp = sampler_create(&sp, e->n_vocab, err))))
@@ -170,11 +198,15 @@ static int admit_one(engine *e, gen_request *r, sem_err *err)
     }
     for (uint32_t i = 0; i < r->n_prompt; i++)
         sampler_accept(r->smp, r->prompt[i]);
-    if (how == 2) {
+    if (how == 2 || how == 3) {
         /* Only now, when nothing more can fail: a load in flight must find
          * its request waiting. */
         agent_set_state(r->ag, AGENT_RUNNING, AGENT_LOADING);
-        io_push(e, IO_LOAD, r->ag, r->ag->key, 0);
+        if (how == 2)
+            io_push(e, IO_LOAD, r->ag, r->ag->key, 0);
+        else
+            io_push_prefix(e, r->ag, r->prompt, r->n_prompt - (r->prefill_only ? 0 : 1));
+        r->kv = NULL;
         start(e, r, PHASE_LOADING);
         return 1;
     }
@@ -198,6 +230,7 @@ static void dequeue(engine *e, gen_request **link, gen_request *prev)
 static void admit(engine *e)
 {
     ENGINE_THREAD_ONLY(e);
+    share_expire_pins(e);
     gen_request **link = &e->wait_head, *prev = NULL;
     while (*link) {
         gen_request *r = *link;
@@ -342,6 +375,8 @@ static void after_forward(engine *e, uint32_t n)
             r->n_evaluated += e->batch[i].n_new;
             if (r->n_evaluated < r->n_prompt)
                 continue;
+            if (r->n_pins)
+                share_pin_breakpoints(e, r);
             if (r->prefill_only) {
                 request_finish(e, r, GEN_STOP, NULL);
                 continue;

@@ -75,6 +75,8 @@ typedef struct engine_opts {
     uint32_t n_ctx;         /* tokens per sequence; 0: the model port's */
     uint32_t anon_keep;     /* finished anonymous sequences kept for reuse (default 16) */
     uint32_t save_delay_ms; /* write-behind delay after an agent's request (default 50) */
+    uint64_t pin_budget_blocks; /* blocks pins may hold (pinned agents and cache
+                                   breakpoints); 0: half the pool */
     warm_store *warm;       /* NULL: agent memory is not persisted */
     /* Called on the engine thread after every step; may be NULL. */
     void (*on_step)(void *user, const engine_step_info *info);
@@ -120,6 +122,13 @@ typedef struct engine_stats {
     uint64_t evictions;     /* sequences whose blocks were reclaimed */
     uint64_t hits_hot;      /* requests that reused KV held in the pool */
     uint64_t hits_warm;     /* requests that reused KV loaded from disk */
+    uint64_t hits_shared;   /* of the hits, requests whose reuse came from another
+                               sequence's blocks (shared, or shared chunks on disk) */
+    uint64_t forks;         /* agents created by fork */
+    uint64_t pins_skipped;  /* cache breakpoints not pinned (budget or pin table full) */
+    uint32_t pool_shared;   /* blocks with more than one holder */
+    uint64_t pool_pinned;   /* blocks held by pins (per holder) */
+    uint32_t prefix_pins;   /* cache breakpoints' prefixes held */
     uint64_t misses;        /* requests that reused nothing */
     uint64_t saves, save_failures, load_failures;
     uint64_t saves_stopped; /* writes given up because a request wanted the agent */

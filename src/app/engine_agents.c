@@ -143,6 +143,9 @@ void agents_free_all(engine *e)
     for (uint32_t i = 0; i < e->n_anon; i++)
         block_table_destroy(e->anon[i].kv);
     e->n_anon = 0;
+    for (uint32_t i = 0; i < e->n_pins; i++)
+        block_table_destroy(e->pins[i].kv);
+    e->n_pins = 0;
 }
 
 /* ---------------------------------------------------------------- anonymous */
@@ -246,12 +249,8 @@ void anon_put(engine *e, block_table *t, const char *scope)
 uint64_t agents_outstanding(const engine *e)
 {
     uint64_t sum = 0;
-    for (uint32_t i = 0; i < e->n_running; i++) {
-        const gen_request *r = e->running[i];
-        uint64_t held = r->kv ? block_table_total_blocks(r->kv) : 0;
-        if (r->peak_blocks > held)
-            sum += r->peak_blocks - held;
-    }
+    for (uint32_t i = 0; i < e->n_running; i++)
+        sum += engine_owed(e->running[i], e->running[i]->kv);
     return sum;
 }
 
@@ -284,13 +283,16 @@ static void dispatch_save(engine *e, agent *a)
     io_push(e, IO_SAVE, a, a->key, 0);
 }
 
-/* The idle agent holding blocks that was used least recently, or NULL. */
+/* The idle, unpinned agent holding blocks that was used least recently,
+ * or NULL. */
 static agent *lru_idle(engine *e, int want_clean)
 {
     agent *best = NULL;
+    int64_t now = deadline_wall_ms();
     for (uint32_t b = 0; b < AGENT_BUCKETS; b++) {
         for (agent *a = e->agents[b]; a; a = a->next) {
-            if (a->state != AGENT_IDLE || !a->kv || block_table_total_blocks(a->kv) == 0)
+            if (a->state != AGENT_IDLE || !a->kv || block_table_total_blocks(a->kv) == 0 ||
+                a->pinned_until_ms > now)
                 continue;
             int clean = !a->dirty || !e->o.warm;
             if (clean != want_clean)
@@ -446,10 +448,17 @@ static void load_done(engine *e, agent *a, engine_msg *m)
     ENGINE_THREAD_ONLY(e);
     gen_request *r = loading_request(e, a);
     sem_err err = {0};
+    int prefix = m->io == IO_LOAD_PREFIX;
     if (m->status == SEM_OK) {
         block_table_destroy(a->kv);
         a->kv = m->loaded;
-        a->dirty = 0;
+        a->dirty = prefix; /* shared chunks only: the agent has no file of its own yet */
+    } else if (prefix) {
+        if (m->status != SEM_ENOTFOUND)
+            engine_log(e, "warning", "agent '%s': shared chunks on disk were not used: %s",
+                       a->key, sem_err_text(&m->err));
+        if (!a->kv)
+            a->kv = block_table_create(e->pool, a->key, &err);
     } else {
         if (m->status != SEM_ENOTFOUND)
             engine_log(e, "warning", "agent '%s': its cache file was not used: %s", a->key,
@@ -489,6 +498,8 @@ static void load_done(engine *e, agent *a, engine_msg *m)
         e->stats.hits_warm++;
     else
         e->stats.misses++;
+    if (keep > 0 && prefix)
+        e->stats.hits_shared++;
     if (m->status != SEM_OK && m->status != SEM_ENOTFOUND)
         e->stats.load_failures++;
     sem_mutex_unlock(&e->inbox);
@@ -498,7 +509,7 @@ void agents_io_done(engine *e, engine_msg *m)
 {
     if (m->io == IO_SAVE)
         save_done(e, m->ag, m);
-    else if (m->io == IO_LOAD)
+    else
         load_done(e, m->ag, m);
     sem_mutex_lock(&e->inbox); /* settled: its blocks are where they belong */
     e->stats.io_in_flight--;
@@ -517,13 +528,20 @@ void agents_publish(engine *e, engine_stats *s)
     s->agents = e->n_agents;
     s->agents_hot = hot;
     s->agents_warm = warm;
+    s->pool_shared = block_pool_shared_count(e->pool);
+    s->pool_pinned = share_pinned_blocks(e);
+    s->prefix_pins = e->n_pins;
 }
 
 /* ---------------------------------------------------------------- agent store port */
 
 typedef struct call_args {
     const char *key;
-    agent_info *out;  /* get */
+    const char *into; /* fork */
+    uint32_t at;      /* fork */
+    uint32_t ttl_s;   /* pin */
+    int need_load;    /* fork: the parent is on disk only */
+    agent_info *out;  /* get, fork, pin */
     agent_info *list; /* list: [cap] */
     size_t n, cap;
     const char *prefix;
@@ -544,6 +562,8 @@ static void fill_info(const agent *a, agent_info *o, size_t block_bytes)
     o->last_use_ms = a->last_use_ms;
     o->hits = a->hits;
     o->tokens_saved = a->tokens_saved;
+    o->shared_tokens = hot ? block_table_shared_tokens(a->kv) : 0;
+    o->pinned_until_ms = a->pinned_until_ms > deadline_wall_ms() ? a->pinned_until_ms : 0;
 }
 
 static int known(const agent *a) { return (a->kv && block_table_n_tokens(a->kv) > 0) || a->warm ||
@@ -684,11 +704,92 @@ static sem_status as_evict(void *self, const char *key, sem_err *err)
     return on_engine(self, call_evict, &c, err);
 }
 
+static void call_fork(engine *e, void *arg)
+{
+    call_args *c = arg;
+    agent *child = NULL;
+    c->st = share_fork(e, c->key, c->into, c->at, &child, &c->err);
+    if (c->st == SEM_OK && !child)
+        c->need_load = 1;
+    else if (c->st == SEM_OK && c->out)
+        fill_info(child, c->out, block_pool_block_bytes(e->pool));
+}
+
+/* Brings a warm-only agent's memory into the pool the way a request
+ * would: a prefill-only request of its own tokens, all of them reused. */
+static sem_status load_agent(engine *e, const char *key, sem_err *err)
+{
+    warm_store *w = e->o.warm;
+    int32_t *tokens = NULL;
+    uint32_t n = 0;
+    if (!w || w->ops->peek(w->self, key, &tokens, &n, err) != SEM_OK)
+        return sem_err_set(err, SEM_ENOTFOUND, "agent '%s' not found", key);
+    generation_port gp = engine_generation_port(e);
+    gen_params p = {.agent_id = key, .prompt = tokens, .n_prompt = n, .prefill_only = 1};
+    gen_request *r = NULL;
+    sem_status st = gp.ops->submit(gp.self, &p, &r, err);
+    free(tokens);
+    if (st != SEM_OK)
+        return st;
+    char buf[64];
+    size_t got;
+    while (!gp.ops->read(gp.self, r, buf, sizeof buf, &got, -1))
+        ;
+    gen_result res = gp.ops->result(gp.self, r);
+    gp.ops->release(gp.self, r);
+    if (res.finish == GEN_ERROR) {
+        *err = res.error;
+        return res.error.status;
+    }
+    return res.finish == GEN_STOP ? SEM_OK
+                                  : sem_err_set(err, SEM_ECANCELLED, "loading agent '%s' was "
+                                                "cancelled", key);
+}
+
+static sem_status as_fork(void *self, const char *key, const char *into, uint32_t at,
+                          agent_info *out, sem_err *err)
+{
+    sem_status st = agent_key_validate(into, err);
+    if (st != SEM_OK)
+        return sem_err_set(err, SEM_EREQUEST, "fork into: %s", sem_err_text(err));
+    for (int attempt = 0; attempt < 2; attempt++) {
+        call_args c = {.key = key, .into = into, .at = at, .out = out};
+        if (on_engine(self, call_fork, &c, err) != SEM_OK || !c.need_load)
+            return c.st;
+        if (load_agent(self, key, err) != SEM_OK)
+            return err->status;
+    }
+    return sem_err_set(err, SEM_EBUSY, "agent '%s' left memory again while it was forked; retry",
+                       key);
+}
+
+static void call_pin(engine *e, void *arg)
+{
+    call_args *c = arg;
+    agent *a = agents_find(e, c->key);
+    if (!a || !known(a)) {
+        c->st = sem_err_set(&c->err, SEM_ENOTFOUND, "agent '%s' not found", c->key);
+        return;
+    }
+    c->st = share_pin_agent(e, a, c->ttl_s, &c->err);
+    if (c->st == SEM_OK && c->out)
+        fill_info(a, c->out, block_pool_block_bytes(e->pool));
+}
+
+static sem_status as_pin(void *self, const char *key, uint32_t ttl_s, agent_info *out,
+                         sem_err *err)
+{
+    call_args c = {.key = key, .ttl_s = ttl_s, .out = out};
+    return on_engine(self, call_pin, &c, err);
+}
+
 static const agent_store_ops engine_store_ops = {
     .list = as_list,
     .get = as_get,
     .remove = as_remove,
     .evict = as_evict,
+    .fork = as_fork,
+    .pin = as_pin,
 };
 
 agent_store engine_agent_store(engine *e) { return (agent_store){&engine_store_ops, e}; }

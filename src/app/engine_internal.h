@@ -70,6 +70,8 @@ struct gen_request {
     req_trigger *triggers;   /* [n_triggers]; none: the grammar applies from the start */
     size_t n_triggers;
     int top_logprobs;        /* -1: none */
+    gen_pin pins[GEN_PINS_MAX]; /* cache breakpoints (engine_share.c) */
+    uint32_t n_pins;
     /* Engine thread only. */
     gen_request *next;       /* inbox / waiting list */
     req_phase phase;
@@ -146,6 +148,7 @@ struct agent {
     int64_t last_use_ms;     /* unix ms */
     uint64_t last_step;      /* engine step of the last use (LRU) */
     uint64_t hits, tokens_saved;
+    int64_t pinned_until_ms; /* unix ms; kept from LRU reclaim until then */
     agent *next;             /* hash chain */
     engine_msg *io_done;     /* the report of its save or load: there is one at a
                                 time, dispatched while IDLE and handled before
@@ -159,13 +162,32 @@ typedef struct anon_seq {
     uint64_t last_step;
 } anon_seq;
 
-typedef enum io_kind { IO_SAVE, IO_LOAD, IO_REMOVE, IO_TOUCH } io_kind;
+/* A cache breakpoint's prefix kept hot (engine_share.c). */
+typedef struct prefix_pin {
+    block_table *kv;         /* shares the first tokens of a request's prompt */
+    char domain[GEN_SCOPE_MAX + 1];
+    int64_t until_ms;        /* unix ms */
+} prefix_pin;
+
+#define SHARE_PINS_MAX 64
+
+/* A table whose first `keep` tokens a request can share. */
+typedef struct share_donor {
+    const block_table *kv;
+    uint32_t keep;
+} share_donor;
+
+/* IO_LOAD_PREFIX reads, for a new agent, the shared chunks on disk that
+ * start its prompt (warm_store load_prefix). */
+typedef enum io_kind { IO_SAVE, IO_LOAD, IO_LOAD_PREFIX, IO_REMOVE, IO_TOUCH } io_kind;
 
 struct io_job {
     io_kind kind;
-    agent *ag;               /* SAVE / LOAD */
+    agent *ag;               /* SAVE / LOAD / LOAD_PREFIX */
     char key[WARM_KEY_MAX + 1];
     uint32_t saved;          /* TOUCH */
+    int32_t *tokens;         /* LOAD_PREFIX: [n_tokens], owned by the job */
+    uint32_t n_tokens;
     io_job *next;
 };
 
@@ -220,6 +242,8 @@ struct engine {
     uint32_t n_agents;
     anon_seq *anon;          /* [anon_keep] */
     uint32_t n_anon;
+    prefix_pin pins[SHARE_PINS_MAX];
+    uint32_t n_pins;
     uint64_t step;
     model_port_seq *batch;   /* [max_batch] */
     gen_request **batch_req;
@@ -236,6 +260,8 @@ void engine_log(engine *e, const char *level, const char *fmt, ...)
 void engine_wake(engine *e);
 /* Runs fn(e, arg) on the engine thread and waits for it. */
 void engine_call(engine *e, void (*fn)(engine *e, void *arg), void *arg);
+/* Blocks r's sequence over table t may still take from the pool. */
+uint64_t engine_owed(const gen_request *r, const block_table *t);
 
 /* engine_request.c */
 void request_unref(gen_request *r);
@@ -284,11 +310,39 @@ double agents_next_due(engine *e);
 void agents_io_done(engine *e, engine_msg *m);
 void agents_publish(engine *e, engine_stats *s);
 
+/* engine_share.c */
+/* The sharing domain of an agent key (its namespace) and of a request. */
+void share_domain_of_key(const char *key, char out[GEN_SCOPE_MAX + 1]);
+const char *share_domain(const gen_request *r, char buf[GEN_SCOPE_MAX + 1]);
+/* The table of domain, other than self, that gives the prompt the longest
+ * reusable prefix (at most cap tokens). */
+share_donor share_find(engine *e, const char *domain, const int32_t *prompt, uint32_t cap,
+                       const block_table *self);
+/* When a donor gives r more than the `have` tokens t holds, t becomes a
+ * share of the donor's prefix and r->n_evaluated its length: 1. 0 when
+ * none does; -1 (t empty) when sharing failed. */
+int share_take(engine *e, gen_request *r, block_table *t, uint32_t have, sem_err *err);
+/* Pins the prefixes r's breakpoints name (r->kv holds its prompt). */
+void share_pin_breakpoints(engine *e, const gen_request *r);
+/* Pins (ttl_s > 0) or unpins agent a within the pin budget. */
+sem_status share_pin_agent(engine *e, agent *a, uint32_t ttl_s, sem_err *err);
+/* Blocks held by pins (prefix pins and pinned agents, counted per holder). */
+uint64_t share_pinned_blocks(engine *e);
+/* Lets go of prefix pins whose time is over. */
+void share_expire_pins(engine *e);
+/* Forks agent key into `into` at `at` tokens (engine thread). *out is the
+ * new agent; NULL with SEM_OK when the parent is only on disk (load it,
+ * then fork again). */
+sem_status share_fork(engine *e, const char *key, const char *into, uint32_t at, agent **out,
+                      sem_err *err);
+
 /* engine_io.c */
 sem_status io_start(engine *e, sem_err *err);
 void io_stop(engine *e); /* finishes queued jobs; later pushes run inline */
 void io_free(engine *e);
 void io_push(engine *e, io_kind kind, agent *a, const char *key, uint32_t saved);
+/* Queues IO_LOAD_PREFIX for a's request over prompt[0..n) (copied). */
+void io_push_prefix(engine *e, agent *a, const int32_t *prompt, uint32_t n);
 uint32_t io_busy(engine *e);
 
 #endif

@@ -52,6 +52,13 @@ static void run_job(engine *e, io_job *j)
         st = w->ops->load(w->self, j->key, e->pool, &t, &err);
         post_done(e, j, st, &err, st == SEM_OK ? t : NULL);
         break;
+    case IO_LOAD_PREFIX: {
+        char ns[GEN_SCOPE_MAX + 1];
+        share_domain_of_key(j->key, ns);
+        st = w->ops->load_prefix(w->self, ns, j->tokens, j->n_tokens, e->pool, j->key, &t, &err);
+        post_done(e, j, st, &err, st == SEM_OK ? t : NULL);
+        break;
+    }
     case IO_REMOVE:
         st = w->ops->remove(w->self, j->key, &err);
         if (st != SEM_OK && st != SEM_ENOTFOUND)
@@ -81,6 +88,7 @@ static void *io_main(void *arg)
         if (!j)
             break; /* stopped and drained */
         run_job(e, j);
+        free(j->tokens);
         free(j);
         pthread_mutex_lock(&e->io_lock);
         e->io_busy--;
@@ -99,9 +107,9 @@ static void *io_main(void *arg)
 static void queue_job(engine *e, io_job *j)
 {
     io_job *after = NULL;
-    if (j->kind == IO_LOAD) {
+    if (j->kind == IO_LOAD || j->kind == IO_LOAD_PREFIX) {
         for (io_job *q = e->io_head; q; q = q->next)
-            if (q->kind == IO_LOAD || strcmp(q->key, j->key) == 0)
+            if (q->kind == IO_LOAD || q->kind == IO_LOAD_PREFIX || strcmp(q->key, j->key) == 0)
                 after = q;
     } else {
         after = e->io_tail;
@@ -125,34 +133,23 @@ static void count_in_flight(engine *e)
     sem_mutex_unlock(&e->inbox);
 }
 
-void io_push(engine *e, io_kind kind, agent *a, const char *key, uint32_t saved)
+static int reports(io_kind kind)
 {
-    if (!e->o.warm)
-        return;
-    io_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        engine_log(e, "error", "agent '%s': out of memory queueing disk I/O", key);
-        if (a && (kind == IO_SAVE || kind == IO_LOAD)) {
-            /* Reported as failed, so the agent leaves SAVING or LOADING. */
-            sem_err err = {0};
-            sem_err_set(&err, SEM_ENOMEM, "out of memory queueing disk I/O");
-            count_in_flight(e);
-            post_done(e, &(io_job){.kind = kind, .ag = a}, SEM_ENOMEM, &err, NULL);
-        }
-        return;
-    }
-    if (kind == IO_SAVE || kind == IO_LOAD) /* agents_io_done counts it out */
+    return kind == IO_SAVE || kind == IO_LOAD || kind == IO_LOAD_PREFIX;
+}
+
+/* Queues j, or runs it here when the I/O thread is gone; frees it. */
+static void push_job(engine *e, io_job *j)
+{
+    if (reports(j->kind)) /* agents_io_done counts it out */
         count_in_flight(e);
-    j->kind = kind;
-    j->ag = a;
-    j->saved = saved;
-    memcpy(j->key, key, strlen(key) + 1);
     pthread_mutex_lock(&e->io_lock);
     if (e->io_stop) {
         /* The I/O thread is gone (the engine is being destroyed on this
          * thread): run the job here. */
         pthread_mutex_unlock(&e->io_lock);
         run_job(e, j);
+        free(j->tokens);
         free(j);
         return;
     }
@@ -160,6 +157,50 @@ void io_push(engine *e, io_kind kind, agent *a, const char *key, uint32_t saved)
     e->io_busy++;
     pthread_cond_signal(&e->io_wake);
     pthread_mutex_unlock(&e->io_lock);
+}
+
+/* A job that could not be queued for lack of memory: a save or load is
+ * reported as failed, so its agent leaves SAVING or LOADING. */
+static void push_failed(engine *e, io_kind kind, agent *a, const char *key)
+{
+    engine_log(e, "error", "agent '%s': out of memory queueing disk I/O", key);
+    if (a && reports(kind)) {
+        sem_err err = {0};
+        sem_err_set(&err, SEM_ENOMEM, "out of memory queueing disk I/O");
+        count_in_flight(e);
+        post_done(e, &(io_job){.kind = kind, .ag = a}, SEM_ENOMEM, &err, NULL);
+    }
+}
+
+void io_push(engine *e, io_kind kind, agent *a, const char *key, uint32_t saved)
+{
+    if (!e->o.warm)
+        return;
+    io_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        push_failed(e, kind, a, key);
+        return;
+    }
+    j->kind = kind;
+    j->ag = a;
+    j->saved = saved;
+    memcpy(j->key, key, strlen(key) + 1);
+    push_job(e, j);
+}
+
+void io_push_prefix(engine *e, agent *a, const int32_t *prompt, uint32_t n)
+{
+    io_job *j = calloc(1, sizeof *j);
+    int32_t *copy = j ? malloc((n ? n : 1) * sizeof *copy) : NULL;
+    if (!copy) {
+        free(j);
+        push_failed(e, IO_LOAD_PREFIX, a, a->key);
+        return;
+    }
+    memcpy(copy, prompt, n * sizeof *copy);
+    *j = (io_job){.kind = IO_LOAD_PREFIX, .ag = a, .tokens = copy, .n_tokens = n};
+    memcpy(j->key, a->key, strlen(a->key) + 1);
+    push_job(e, j);
 }
 
 uint32_t io_busy(engine *e)

@@ -272,6 +272,15 @@ static sem_status validate(engine *e, const gen_params *p, sem_err *err)
                                p->prompt[i], e->n_vocab);
     if (!p->prefill_only && p->max_tokens == 0)
         return sem_err_set(err, SEM_EREQUEST, "max_tokens must be at least 1");
+    if (p->n_pins > GEN_PINS_MAX)
+        return sem_err_set(err, SEM_EREQUEST, "%u cache breakpoints; at most %d", p->n_pins,
+                           GEN_PINS_MAX);
+    for (uint32_t i = 0; i < p->n_pins; i++)
+        if (p->pins[i].tokens == 0 || p->pins[i].tokens > p->n_prompt || p->pins[i].ttl_s == 0)
+            return sem_err_set(err, SEM_EREQUEST,
+                               "cache breakpoint %u covers %u tokens for %u s; it must cover "
+                               "1..%u prompt tokens for at least 1 s",
+                               i, p->pins[i].tokens, p->pins[i].ttl_s, p->n_prompt);
     return SEM_OK;
 }
 
@@ -298,6 +307,8 @@ static gen_request *make_request(engine *e, const gen_params *p, sem_err *err)
     r->n_prompt = p->n_prompt;
     r->max_tokens = p->prefill_only ? 0 : p->max_tokens;
     r->prefill_only = p->prefill_only;
+    r->n_pins = p->n_pins;
+    memcpy(r->pins, p->pins, sizeof r->pins);
     r->notify = p->notify;
     r->notify_user = p->notify_user;
     r->pending = -1;

@@ -3,8 +3,24 @@
  *
  * Bookkeeping, all guarded by pool->lock:
  *   free_stack[0..n_free)  indices of free blocks (pop to allocate)
- *   owner_of[block]        handle of the owner, BLOCK_OWNER_NONE when free
- *   slots[]                registered owners: generation, block count, name
+ *   refs[block]            references held: 0 free, 1 one holder, more shared
+ *   owner_of[block]        the one holder while the block has never been
+ *                          shared since it was allocated; SHARED once it
+ *                          has been (holders are then counted, not named);
+ *                          BLOCK_OWNER_NONE when free
+ *   mark[block]            scratch of free/transfer: "listed in this call"
+ *   slots[]                registered owners: generation, references held, name
+ *
+ * A block's life:
+ *
+ *              alloc                 share                share
+ *   FREE ───────────────▶ HELD(1) ──────────▶ SHARED(2) ──────────▶ SHARED(k+1)
+ *    ▲                      │                   │  ◀──────────────────  │
+ *    │      free (last)     │                   │      free (k > 1)     │
+ *    └──────────────────────┴───────────────────┘
+ *
+ * A SHARED block that drops back to one reference stays SHARED (its holder
+ * is not named); it returns to FREE when its last reference goes.
  *
  * An owner handle is (generation << SLOT_BITS) | (slot + 1). Removing an
  * owner bumps the slot's generation, so an old handle no longer matches.
@@ -20,9 +36,10 @@
 
 #define SLOT_BITS 20u
 #define SLOT_MASK ((1u << SLOT_BITS) - 1u)
-#define MAX_SLOTS (SLOT_MASK - 1u) /* keeps MARK below out of the handle space */
+#define MAX_SLOTS (SLOT_MASK - 1u) /* keeps SHARED out of the handle space */
 #define GEN_MASK ((1u << (32u - SLOT_BITS)) - 1u)
-#define MARK 0xFFFFFFFFu           /* owner_of value of a block being freed */
+#define SHARED 0xFFFFFFFFu         /* owner_of of a block that has been shared */
+#define REFS_MAX UINT16_MAX
 #define ARENA_ALIGN 64u
 #define OWNER_NAME_MAX 48
 
@@ -43,6 +60,9 @@ struct block_pool {
     uint32_t *free_stack; /* [total] */
     uint32_t n_free;
     block_owner *owner_of; /* [total] */
+    uint16_t *refs;        /* [total] */
+    uint8_t *mark;         /* [total], all 0 between calls */
+    uint32_t n_shared;     /* blocks with refs > 1 */
     owner_slot *slots;
     uint32_t n_slots, cap_slots;
     uint32_t *free_slots; /* [cap_slots] reusable slot indices */
@@ -192,12 +212,16 @@ block_pool *block_pool_create(const cache_spec *spec, size_t budget_bytes, sem_e
     pool->arena = arena_alloc(n * stride);
     pool->free_stack = malloc(n * sizeof *pool->free_stack);
     pool->owner_of = calloc(n, sizeof *pool->owner_of);
-    if (!pool->arena || !pool->free_stack || !pool->owner_of) {
+    pool->refs = calloc(n, sizeof *pool->refs);
+    pool->mark = calloc(n, 1);
+    if (!pool->arena || !pool->free_stack || !pool->owner_of || !pool->refs || !pool->mark) {
         sem_err_set(err, SEM_ENOMEM, "block pool: cannot allocate %zu blocks of %zu bytes (%zu MiB)",
                     n, stride, n * stride >> 20);
         free(pool->arena);
         free(pool->free_stack);
         free(pool->owner_of);
+        free(pool->refs);
+        free(pool->mark);
         free(pool);
         return NULL;
     }
@@ -217,6 +241,8 @@ void block_pool_destroy(block_pool *pool)
     free(pool->arena);
     free(pool->free_stack);
     free(pool->owner_of);
+    free(pool->refs);
+    free(pool->mark);
     free(pool->slots);
     free(pool->free_slots);
     free(pool);
@@ -245,6 +271,7 @@ sem_status block_pool_alloc(block_pool *pool, uint32_t n, block_owner owner, uin
         for (uint32_t i = 0; i < n; i++) {
             uint32_t b = pool->free_stack[--pool->n_free];
             pool->owner_of[b] = owner;
+            pool->refs[b] = 1;
             out[i] = b;
         }
         os->blocks += n;
@@ -253,12 +280,23 @@ sem_status block_pool_alloc(block_pool *pool, uint32_t n, block_owner owner, uin
     return st;
 }
 
+/* Clears the marks claim_blocks set on blocks[0..n). */
+static void unmark(block_pool *pool, uint32_t n, const uint32_t *blocks)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (blocks[i] < pool->total)
+            pool->mark[blocks[i]] = 0;
+}
+
 /*
- * First pass of free/transfer: checks every block and marks it so a second
- * listing is caught; on failure undoes the marks. Caller holds the lock.
+ * First pass of free/transfer: checks every block (in range, allocated,
+ * held by owner as far as the pool can tell, not listed twice) and that
+ * the owner holds at least n references; marks them, and unmarks all on
+ * failure. Caller holds the lock; the caller unmarks after its second
+ * pass.
  */
 static sem_status claim_blocks(block_pool *pool, uint32_t n, const uint32_t *blocks,
-                               block_owner owner, sem_err *err)
+                               block_owner owner, const owner_slot *os, sem_err *err)
 {
     SEM_MUTEX_ASSERT_HELD(&pool->lock);
     sem_status st = SEM_OK;
@@ -271,26 +309,24 @@ static sem_status claim_blocks(block_pool *pool, uint32_t n, const uint32_t *blo
             break;
         }
         block_owner cur = pool->owner_of[b];
-        if (cur == owner) {
-            pool->owner_of[b] = MARK;
-            continue;
-        }
-        if (cur == MARK)
+        if (pool->mark[b])
             st = sem_err_set(err, SEM_EINVAL, "block pool: block %u listed twice", b);
-        else if (cur == BLOCK_OWNER_NONE)
+        else if (pool->refs[b] == 0)
             st = sem_err_set(err, SEM_EINVAL, "block pool: block %u is already free (double free)",
                              b);
-        else
+        else if (cur != owner && cur != SHARED)
             st = sem_err_set(err, SEM_EINVAL,
                              "block pool: block %u belongs to owner '%s', not to '%s'", b,
                              owner_name(pool, cur), owner_name(pool, owner));
-        break;
+        if (st != SEM_OK)
+            break;
+        pool->mark[b] = 1;
     }
-    if (st != SEM_OK) {
-        for (uint32_t j = 0; j < i; j++)
-            if (pool->owner_of[blocks[j]] == MARK)
-                pool->owner_of[blocks[j]] = owner;
-    }
+    if (st == SEM_OK && os->blocks < n)
+        st = sem_err_set(err, SEM_EINVAL, "block pool: owner '%s' holds %u references, not %u",
+                         os->name, os->blocks, n);
+    if (st != SEM_OK)
+        unmark(pool, i < n ? i : n, blocks);
     return st;
 }
 
@@ -307,11 +343,17 @@ sem_status block_pool_free(block_pool *pool, uint32_t n, const uint32_t *blocks,
     if (!os)
         st = sem_err_set(err, SEM_EINVAL, "block pool: unknown owner handle 0x%08x", owner);
     else
-        st = claim_blocks(pool, n, blocks, owner, err);
+        st = claim_blocks(pool, n, blocks, owner, os, err);
     if (st == SEM_OK) {
         for (uint32_t i = 0; i < n; i++) {
-            pool->owner_of[blocks[i]] = BLOCK_OWNER_NONE;
-            pool->free_stack[pool->n_free++] = blocks[i];
+            uint32_t b = blocks[i];
+            pool->mark[b] = 0;
+            if (pool->refs[b] == 2)
+                pool->n_shared--;
+            if (--pool->refs[b] > 0)
+                continue;
+            pool->owner_of[b] = BLOCK_OWNER_NONE;
+            pool->free_stack[pool->n_free++] = b;
         }
         os->blocks -= n;
     }
@@ -334,12 +376,63 @@ sem_status block_pool_transfer(block_pool *pool, uint32_t n, const uint32_t *blo
         st = sem_err_set(err, SEM_EINVAL, "block pool: unknown owner handle 0x%08x",
                          src ? to : from);
     else
-        st = claim_blocks(pool, n, blocks, from, err);
+        st = claim_blocks(pool, n, blocks, from, src, err);
     if (st == SEM_OK) {
-        for (uint32_t i = 0; i < n; i++)
-            pool->owner_of[blocks[i]] = to;
+        for (uint32_t i = 0; i < n; i++) {
+            pool->mark[blocks[i]] = 0;
+            if (pool->owner_of[blocks[i]] == from)
+                pool->owner_of[blocks[i]] = to;
+        }
         src->blocks -= n;
         dst->blocks += n;
+    }
+    sem_mutex_unlock(&pool->lock);
+    return st;
+}
+
+sem_status block_pool_share(block_pool *pool, uint32_t n, const uint32_t *blocks,
+                            block_owner owner, sem_err *err)
+{
+    if (!pool || (n && !blocks))
+        return sem_err_set(err, SEM_EINVAL, "block_pool_share: NULL argument");
+    if (n == 0)
+        return sem_err_set(err, SEM_EINVAL, "block pool: share of 0 blocks");
+    sem_mutex_lock(&pool->lock);
+    owner_slot *os = slot_of(pool, owner);
+    sem_status st = SEM_OK;
+    uint32_t i = 0;
+    if (!os)
+        st = sem_err_set(err, SEM_EINVAL, "block pool: unknown owner handle 0x%08x", owner);
+    for (; st == SEM_OK && i < n; i++) {
+        uint32_t b = blocks[i];
+        if (b >= pool->total)
+            st = sem_err_set(err, SEM_EINVAL, "block pool: block %u out of range (%u blocks)", b,
+                             pool->total);
+        else if (pool->mark[b])
+            st = sem_err_set(err, SEM_EINVAL, "block pool: block %u listed twice", b);
+        else if (pool->refs[b] == 0)
+            st = sem_err_set(err, SEM_EINVAL, "block pool: block %u is free; only a held block "
+                             "can be shared", b);
+        else if (pool->owner_of[b] == owner)
+            st = sem_err_set(err, SEM_EINVAL, "block pool: owner '%s' already holds block %u",
+                             os->name, b);
+        else if (pool->refs[b] == REFS_MAX)
+            st = sem_err_set(err, SEM_EPOOL, "block pool: block %u has %u holders, the most "
+                             "one block may have", b, (unsigned)REFS_MAX);
+        else
+            pool->mark[b] = 1;
+    }
+    if (st != SEM_OK) {
+        unmark(pool, i ? i - 1 : 0, blocks);
+    } else {
+        for (i = 0; i < n; i++) {
+            uint32_t b = blocks[i];
+            pool->mark[b] = 0;
+            if (++pool->refs[b] == 2)
+                pool->n_shared++;
+            pool->owner_of[b] = SHARED;
+        }
+        os->blocks += n;
     }
     sem_mutex_unlock(&pool->lock);
     return st;
@@ -376,7 +469,25 @@ block_owner block_pool_owner_of(block_pool *pool, uint32_t block)
     sem_mutex_lock(&pool->lock);
     block_owner o = pool->owner_of[block];
     sem_mutex_unlock(&pool->lock);
-    return o;
+    return o == SHARED ? BLOCK_OWNER_SHARED : o;
+}
+
+uint32_t block_pool_refs(block_pool *pool, uint32_t block)
+{
+    if (block >= pool->total)
+        return 0;
+    sem_mutex_lock(&pool->lock);
+    uint32_t r = pool->refs[block];
+    sem_mutex_unlock(&pool->lock);
+    return r;
+}
+
+uint32_t block_pool_shared_count(block_pool *pool)
+{
+    sem_mutex_lock(&pool->lock);
+    uint32_t n = pool->n_shared;
+    sem_mutex_unlock(&pool->lock);
+    return n;
 }
 
 sem_status block_pool_usage_of(block_pool *pool, block_owner owner, block_pool_usage *out,
@@ -406,16 +517,27 @@ uint32_t block_pool_owner_count(block_pool *pool)
 static sem_status check_locked(block_pool *pool, sem_err *err)
 {
     SEM_MUTEX_ASSERT_HELD(&pool->lock);
-    uint32_t used = 0;
+    uint32_t used = 0, shared = 0;
+    uint64_t refs = 0;
     for (uint32_t b = 0; b < pool->total; b++) {
         block_owner o = pool->owner_of[b];
+        if (pool->mark[b])
+            return sem_err_set(err, SEM_EINTERNAL, "block pool: block %u left marked", b);
+        if ((o == BLOCK_OWNER_NONE) != (pool->refs[b] == 0))
+            return sem_err_set(err, SEM_EINTERNAL, "block pool: block %u has %u references "
+                               "and owner 0x%08x", b, pool->refs[b], o);
         if (o == BLOCK_OWNER_NONE)
             continue;
-        if (!slot_of(pool, o))
+        if (o != SHARED && (pool->refs[b] != 1 || !slot_of(pool, o)))
             return sem_err_set(err, SEM_EINTERNAL, "block pool: block %u held by dead owner 0x%08x",
                                b, o);
         used++;
+        refs += pool->refs[b];
+        shared += pool->refs[b] > 1;
     }
+    if (shared != pool->n_shared)
+        return sem_err_set(err, SEM_EINTERNAL, "block pool: %u shared blocks, %u counted", shared,
+                           pool->n_shared);
     if (used + pool->n_free != pool->total)
         return sem_err_set(err, SEM_EINTERNAL,
                            "block pool: used %u + free %u != total %u", used, pool->n_free,
@@ -441,10 +563,10 @@ static sem_status check_locked(block_pool *pool, sem_err *err)
         live++;
         owned += pool->slots[s].blocks;
     }
-    if (owned != used)
+    if (owned != refs)
         return sem_err_set(err, SEM_EINTERNAL,
-                           "block pool: owners account for %llu blocks, %u are used",
-                           (unsigned long long)owned, used);
+                           "block pool: owners account for %llu references, blocks have %llu",
+                           (unsigned long long)owned, (unsigned long long)refs);
     if (live != pool->n_owners)
         return sem_err_set(err, SEM_EINTERNAL, "block pool: %u live slots, %u owners counted",
                            live, pool->n_owners);

@@ -4,6 +4,13 @@
  * Layer l holds logical blocks [first, first + n) in blocks[0..n). Growth
  * (capacity) is reserved before any pool allocation, so a failed append
  * has nothing to undo but what it never did.
+ *
+ * Copy on write. Blocks may be shared with other tables (block_table_share).
+ * Only append writes K/V, and only into the blocks its new tokens fall in:
+ * new blocks, and the last held block when the sequence ends inside it. If
+ * that last block is shared, append copies it into a block of its own in
+ * the same pool allocation as the new blocks, and lets go of the shared
+ * one. Truncating into a shared block copies nothing; the next append does.
  */
 #include "block_table.h"
 
@@ -25,6 +32,7 @@ struct block_table {
     uint32_t n_tokens, cap_tokens;
     uint32_t *scratch; /* [cap_scratch] blocks from one pool allocation */
     uint32_t cap_scratch;
+    uint8_t *copy;     /* [n_layers] append's "copy this layer's last block" */
     layer_blocks layers[]; /* [spec->n_layers] */
 };
 
@@ -144,7 +152,49 @@ void block_table_destroy(block_table *t)
         free(t->layers[l].blocks);
     free(t->tokens);
     free(t->scratch);
+    free(t->copy);
     free(t);
+}
+
+/* Whether layer lb's last held block is shared and the sequence ends
+ * inside it: the next append must copy it before writing. */
+static int needs_copy(const block_table *t, const layer_blocks *lb)
+{
+    return lb->n > 0 && t->n_tokens % t->spec->block_tokens != 0 &&
+           block_pool_refs(t->pool, lb->blocks[lb->n - 1]) > 1;
+}
+
+uint32_t block_table_cow_blocks(const block_table *t)
+{
+    uint32_t n = 0;
+    for (uint32_t l = 0; l < t->spec->n_layers; l++)
+        n += needs_copy(t, &t->layers[l]);
+    return n;
+}
+
+/* Replaces the shared last block of every layer marked in copy[] by
+ * fresh[k...] holding the same bytes; the shared ones are let go. */
+static sem_status copy_shared_tails(block_table *t, const uint8_t *copy, const uint32_t *fresh,
+                                    uint32_t *old, sem_err *err)
+{
+    size_t bytes = block_pool_block_bytes(t->pool);
+    uint32_t k = 0;
+    for (uint32_t l = 0; l < t->spec->n_layers; l++) {
+        if (!copy[l])
+            continue;
+        layer_blocks *lb = &t->layers[l];
+        uint32_t *last = &lb->blocks[lb->n - 1];
+        memcpy(block_pool_data(t->pool, fresh[k]), block_pool_data(t->pool, *last), bytes);
+        old[k] = *last;
+        *last = fresh[k++];
+    }
+    if (k == 0)
+        return SEM_OK;
+    sem_status st = block_pool_free(t->pool, k, old, t->owner, err);
+    if (st != SEM_OK)
+        return sem_err_set(err, SEM_EINTERNAL, "block table: copy on write: %s",
+                           sem_err_text(err));
+    return SEM_OK;
 }
 
 sem_status block_table_append(block_table *t, const int32_t *tokens, uint32_t n, sem_err *err)
@@ -158,9 +208,14 @@ sem_status block_table_append(block_table *t, const int32_t *tokens, uint32_t n,
         return sem_err_set(err, SEM_EINVAL, "block table: length %llu overflows",
                            (unsigned long long)new_len);
     uint32_t new_end = end_block(t, new_len);
+    if (!t->copy) {
+        t->copy = calloc(t->spec->n_layers, 1);
+        if (!t->copy)
+            return sem_err_set(err, SEM_ENOMEM, "block table: out of memory");
+    }
 
     /* Reserve every array first: after this point only the pool can fail. */
-    uint64_t need = 0;
+    uint64_t need = 0, copies = 0;
     for (uint32_t l = 0; l < t->spec->n_layers; l++) {
         layer_blocks *lb = &t->layers[l];
         uint32_t held_end = lb->n ? lb->first + lb->n : end_block(t, t->n_tokens);
@@ -168,17 +223,24 @@ sem_status block_table_append(block_table *t, const int32_t *tokens, uint32_t n,
         if (!grow_u32(&lb->blocks, &lb->cap, new_end - base))
             return sem_err_set(err, SEM_ENOMEM, "block table: out of memory");
         need += new_end - held_end;
+        t->copy[l] = (uint8_t)needs_copy(t, lb);
+        copies += t->copy[l];
     }
     if (!grow_i32(&t->tokens, &t->cap_tokens, new_len) ||
-        !grow_u32(&t->scratch, &t->cap_scratch, need))
+        !grow_u32(&t->scratch, &t->cap_scratch, need + 2 * copies))
         return sem_err_set(err, SEM_ENOMEM, "block table: out of memory");
 
-    if (need > 0) {
-        sem_status st = block_pool_alloc(t->pool, (uint32_t)need, t->owner, t->scratch, err);
+    if (need + copies > 0) {
+        sem_status st = block_pool_alloc(t->pool, (uint32_t)(need + copies), t->owner,
+                                         t->scratch, err);
         if (st != SEM_OK)
             return st;
     }
-    uint32_t k = 0;
+    /* scratch: [copies fresh blocks][need new blocks][copies old blocks] */
+    sem_status st = copy_shared_tails(t, t->copy, t->scratch, t->scratch + need + copies, err);
+    if (st != SEM_OK)
+        return st;
+    uint32_t k = (uint32_t)copies;
     for (uint32_t l = 0; l < t->spec->n_layers; l++) {
         layer_blocks *lb = &t->layers[l];
         if (lb->n == 0)
@@ -188,6 +250,55 @@ sem_status block_table_append(block_table *t, const int32_t *tokens, uint32_t n,
     }
     memcpy(t->tokens + t->n_tokens, tokens, (size_t)n * sizeof *tokens);
     t->n_tokens = (uint32_t)new_len;
+    CHECKED(t);
+    return SEM_OK;
+}
+
+sem_status block_table_share(block_table *t, const block_table *src, uint32_t n, sem_err *err)
+{
+    if (!t || !src)
+        return sem_err_set(err, SEM_EINVAL, "block_table_share: NULL argument");
+    if (t->pool != src->pool)
+        return sem_err_set(err, SEM_EINVAL, "block table: share across pools");
+    if (t->n_tokens != 0)
+        return sem_err_set(err, SEM_EINVAL, "block table: share into a table of %u tokens",
+                           t->n_tokens);
+    if (n == 0 || n > src->n_tokens)
+        return sem_err_set(err, SEM_EINVAL, "block table: share of %u tokens from a table of %u",
+                           n, src->n_tokens);
+    if (block_table_reusable(src, n) != n)
+        return sem_err_set(err, SEM_EINVAL, "block table: cannot share %u tokens: a "
+                           "sliding-window layer released part of that window", n);
+    uint64_t need = 0;
+    for (uint32_t l = 0; l < t->spec->n_layers; l++) {
+        uint64_t k = cache_spec_blocks_for(t->spec, l, n);
+        if (!grow_u32(&t->layers[l].blocks, &t->layers[l].cap, k))
+            return sem_err_set(err, SEM_ENOMEM, "block table: out of memory");
+        need += k;
+    }
+    if (!grow_i32(&t->tokens, &t->cap_tokens, n) || !grow_u32(&t->scratch, &t->cap_scratch, need))
+        return sem_err_set(err, SEM_ENOMEM, "block table: out of memory");
+    uint32_t k = 0;
+    for (uint32_t l = 0; l < t->spec->n_layers; l++) {
+        uint32_t first = (uint32_t)cache_spec_first_block(t->spec, l, n);
+        uint32_t count = (uint32_t)cache_spec_blocks_for(t->spec, l, n);
+        const layer_blocks *from = &src->layers[l];
+        memcpy(t->scratch + k, from->blocks + (first - from->first), count * sizeof(uint32_t));
+        k += count;
+    }
+    sem_status st = block_pool_share(t->pool, k, t->scratch, t->owner, err);
+    if (st != SEM_OK)
+        return st;
+    k = 0;
+    for (uint32_t l = 0; l < t->spec->n_layers; l++) {
+        layer_blocks *lb = &t->layers[l];
+        lb->first = (uint32_t)cache_spec_first_block(t->spec, l, n);
+        lb->n = (uint32_t)cache_spec_blocks_for(t->spec, l, n);
+        memcpy(lb->blocks, t->scratch + k, lb->n * sizeof *lb->blocks);
+        k += lb->n;
+    }
+    memcpy(t->tokens, src->tokens, (size_t)n * sizeof *t->tokens);
+    t->n_tokens = n;
     CHECKED(t);
     return SEM_OK;
 }
@@ -315,6 +426,23 @@ uint32_t block_table_total_blocks(const block_table *t)
     return n;
 }
 
+uint32_t block_table_shared_tokens(const block_table *t)
+{
+    uint32_t ref = 0; /* the first global layer holds every block */
+    while (ref + 1 < t->spec->n_layers && t->spec->layers[ref].kind != CACHE_ATTN_GLOBAL)
+        ref++;
+    const layer_blocks *lb = &t->layers[ref];
+    uint32_t bt = t->spec->block_tokens, shared = 0;
+    for (uint32_t i = 0; i < lb->n; i++) {
+        if (block_pool_refs(t->pool, lb->blocks[i]) < 2)
+            continue;
+        uint32_t start = (lb->first + i) * bt;
+        uint32_t end = start + bt < t->n_tokens ? start + bt : t->n_tokens;
+        shared += end - start;
+    }
+    return shared;
+}
+
 uint32_t block_table_block_for(const block_table *t, uint32_t layer, uint32_t pos)
 {
     const layer_blocks *lb = &t->layers[layer];
@@ -348,11 +476,14 @@ sem_status block_table_check(const block_table *t, sem_err *err)
         if (t->spec->layers[l].kind == CACHE_ATTN_GLOBAL && lb->first != 0)
             return sem_err_set(err, SEM_EINTERNAL, "block table: global layer %u starts at %u",
                                l, lb->first);
-        for (uint32_t i = 0; i < lb->n; i++)
-            if (block_pool_owner_of(t->pool, lb->blocks[i]) != t->owner)
-                return sem_err_set(err, SEM_EINTERNAL,
+        for (uint32_t i = 0; i < lb->n; i++) {
+            block_owner o = block_pool_owner_of(t->pool, lb->blocks[i]);
+            if (o == t->owner || (o == BLOCK_OWNER_SHARED && block_pool_refs(t->pool, lb->blocks[i])))
+                continue;
+            return sem_err_set(err, SEM_EINTERNAL,
                                    "block table: layer %u block %u (pool %u) is not owned", l,
                                    lb->first + i, lb->blocks[i]);
+        }
         held += lb->n;
     }
     block_pool_usage u;

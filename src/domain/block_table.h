@@ -12,6 +12,11 @@
  * The table also keeps the token ids, so prefix reuse compares tokens, and
  * the K/V of token p on layer l is found by block_table_block_for(t, l, p).
  *
+ * Blocks may be shared between tables (a fork, a common prefix): a shared
+ * block is never written; append copies the one shared block it would
+ * write into first (copy on write), so tables that share diverge without
+ * affecting each other.
+ *
  * Every mutator leaves the table valid or unchanged: append is
  * all-or-nothing, truncate refuses a length whose window was released, and
  * in builds without NDEBUG the invariants are checked after each one.
@@ -36,8 +41,10 @@ void block_table_destroy(block_table *t);
 
 /*
  * Appends n >= 1 tokens, allocating on every layer the blocks that the new
- * tokens fall into. The K/V of the new tokens is the caller's to write.
- * SEM_EPOOL (nothing changed) when the pool has too few free blocks.
+ * tokens fall into, and a copy of the last block where the sequence ends
+ * inside a shared one (block_table_cow_blocks). The K/V of the new tokens
+ * is the caller's to write. SEM_EPOOL (nothing changed) when the pool has
+ * too few free blocks.
  */
 sem_status block_table_append(block_table *t, const int32_t *tokens, uint32_t n, sem_err *err);
 
@@ -48,6 +55,23 @@ sem_status block_table_append(block_table *t, const int32_t *tokens, uint32_t n,
  * of the kept tokens is the caller's to write.
  */
 sem_status block_table_restore(block_table *t, const int32_t *tokens, uint32_t n, sem_err *err);
+
+/*
+ * Fills an empty table with the first n >= 1 tokens of src (same pool),
+ * sharing src's blocks instead of copying them: on each layer the blocks
+ * a sequence of n tokens keeps. No block is allocated. SEM_EINVAL when n
+ * exceeds src, or src's sliding windows no longer hold what n needs
+ * (block_table_reusable); SEM_EPOOL when a block has too many holders.
+ */
+sem_status block_table_share(block_table *t, const block_table *src, uint32_t n, sem_err *err);
+
+/* Blocks the next append must copy before writing: layers whose sequence
+ * ends inside a shared block (at most one per layer). */
+uint32_t block_table_cow_blocks(const block_table *t);
+
+/* Tokens whose blocks are shared with another holder (counted on the first
+ * global layer, which holds every block of the sequence). */
+uint32_t block_table_shared_tokens(const block_table *t);
 
 /*
  * Keeps only the first n tokens and frees whole blocks past them.

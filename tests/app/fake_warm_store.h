@@ -251,8 +251,10 @@ static uint64_t fake_disk_bytes(void *self)
     return b;
 }
 
-static const warm_store_ops fake_ops = {fake_save, fake_load,  fake_peek,      fake_remove,
-                                        fake_list, fake_get,   fake_touch,     fake_disk_bytes};
+static const warm_store_ops fake_ops = {.save = fake_save,     .load = fake_load,
+                                        .peek = fake_peek,     .remove = fake_remove,
+                                        .list = fake_list,     .get = fake_get,
+                                        .touch = fake_touch,   .disk_bytes = fake_disk_bytes};
 
 static void fake_init(fake_store *f)
 {

@@ -143,7 +143,8 @@ static void memory_survives_restarts_in_every_cache_type(void **state)
         uint32_t n_again = 0, n_fresh = 0;
         gen_result b = generate(&f, "agent", p, n, 12, again, &n_again);
         assert_int_equal(b.cached_tokens, 100 + n_gen - 1);
-        gen_result c = generate(&f, NULL, p, n, 12, fresh, &n_fresh);
+        /* Another namespace shares nothing: a fresh computation. */
+        gen_result c = generate(&f, "elsewhere.fresh", p, n, 12, fresh, &n_fresh);
         assert_int_equal(c.cached_tokens, 0);
         if (types[t] == KV_PAYLOAD_F16) /* lossless: exactly what a fresh run gives */
             assert_memory_equal(again, fresh, n_fresh * sizeof *fresh);

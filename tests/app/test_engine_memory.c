@@ -329,8 +329,11 @@ static void the_agent_store_lists_evicts_and_removes(void **state)
     assert_false(fake_has(&fs, "ns1.dan"));
     assert_int_equal(f.as.ops->remove(f.as.self, "ns1.dan", &err), SEM_ENOTFOUND);
     assert_int_equal(f.as.ops->remove(f.as.self, "nobody", &err), SEM_ENOTFOUND);
-    /* A new request with the removed key starts from nothing. */
-    outcome o = generate(&f, "ns1.dan", p, 30, 4, 0);
+    /* A new request with the removed key starts from nothing of its own
+     * (a prompt no other agent of ns1 holds, which it could share). */
+    int32_t q[30];
+    prompt_of(q, 30, 9);
+    outcome o = generate(&f, "ns1.dan", q, 30, 4, 0);
     assert_int_equal(o.res.cached_tokens, 0);
     /* Warm-up: prefill only, then a request with that prompt reuses it. */
     int32_t w[50];
