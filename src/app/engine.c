@@ -412,6 +412,9 @@ static void publish_stats(engine *e)
     e->stats.agents = s.agents;
     e->stats.agents_hot = s.agents_hot;
     e->stats.agents_warm = s.agents_warm;
+    e->stats.pool_shared = s.pool_shared;
+    e->stats.pool_pinned = s.pool_pinned;
+    e->stats.prefix_pins = s.prefix_pins;
     e->stats.running = e->n_running;
     e->stats.waiting = e->n_pending;
     e->stats.steps = e->step;

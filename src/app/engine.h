@@ -126,6 +126,7 @@ typedef struct engine_stats {
                                sequence's blocks (shared, or shared chunks on disk) */
     uint64_t forks;         /* agents created by fork */
     uint64_t pins_skipped;  /* cache breakpoints not pinned (budget or pin table full) */
+    uint64_t pins_broken;   /* pins let go early: a request could not fit otherwise */
     uint32_t pool_shared;   /* blocks with more than one holder */
     uint64_t pool_pinned;   /* blocks held by pins (per holder) */
     uint32_t prefix_pins;   /* cache breakpoints' prefixes held */

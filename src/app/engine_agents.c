@@ -304,11 +304,24 @@ static agent *lru_idle(engine *e, int want_clean)
     return best;
 }
 
+/* Whether a save or load is under way (its outcome may free blocks). */
+static int io_pending(engine *e)
+{
+    sem_mutex_lock(&e->inbox);
+    uint32_t n = e->stats.io_in_flight;
+    sem_mutex_unlock(&e->inbox);
+    return n > 0;
+}
+
 /*
  * Frees idle sequences until `need` blocks are free beyond what running
  * requests may still take. Anonymous sequences go first, then agents whose
  * KV is safe on disk; agents with unsaved KV are saved first (their blocks
  * are freed when the save completes), so the caller may have to wait.
+ * Pinned agents and prefixes are kept; only when nothing runs, nothing is
+ * being written and the request still does not fit are pins broken (the
+ * one ending first first), so a pin can delay a request but never starve
+ * it.
  */
 int agents_make_room(engine *e, uint64_t need)
 {
@@ -333,8 +346,11 @@ int agents_make_room(engine *e, uint64_t need)
         }
         /* Only agents with unsaved KV are left: save them, then free. */
         a = lru_idle(e, 0);
-        if (!a)
+        if (!a) {
+            if (e->n_running == 0 && !io_pending(e) && share_break_pin(e))
+                continue;
             return 0;
+        }
         a->evict_after_save = 1;
         dispatch_save(e, a);
     }
@@ -726,6 +742,7 @@ static sem_status load_agent(engine *e, const char *key, sem_err *err)
         return sem_err_set(err, SEM_ENOTFOUND, "agent '%s' not found", key);
     generation_port gp = engine_generation_port(e);
     gen_params p = {.agent_id = key, .prompt = tokens, .n_prompt = n, .prefill_only = 1};
+    p.sampling = (gen_sampling){.temperature = 0, .top_p = 1, .repeat_penalty = 1};
     gen_request *r = NULL;
     sem_status st = gp.ops->submit(gp.self, &p, &r, err);
     free(tokens);

@@ -328,6 +328,9 @@ void share_pin_breakpoints(engine *e, const gen_request *r);
 sem_status share_pin_agent(engine *e, agent *a, uint32_t ttl_s, sem_err *err);
 /* Blocks held by pins (prefix pins and pinned agents, counted per holder). */
 uint64_t share_pinned_blocks(engine *e);
+/* Breaks the pin that ends first (last resort of reclaiming): 1, or 0
+ * when there is none. */
+int share_break_pin(engine *e);
 /* Lets go of prefix pins whose time is over. */
 void share_expire_pins(engine *e);
 /* Forks agent key into `into` at `at` tokens (engine thread). *out is the

@@ -184,6 +184,43 @@ void share_expire_pins(engine *e)
     }
 }
 
+int share_break_pin(engine *e)
+{
+    ENGINE_THREAD_ONLY(e);
+    int64_t now = deadline_wall_ms(), first = INT64_MAX;
+    agent *who = NULL;
+    uint32_t pin = UINT32_MAX;
+    for (uint32_t b = 0; b < AGENT_BUCKETS; b++)
+        for (agent *a = e->agents[b]; a; a = a->next)
+            if (a->pinned_until_ms > now && a->pinned_until_ms < first && a->kv &&
+                a->state == AGENT_IDLE && block_table_total_blocks(a->kv) > 0) {
+                first = a->pinned_until_ms;
+                who = a;
+            }
+    for (uint32_t i = 0; i < e->n_pins; i++)
+        if (e->pins[i].until_ms < first) {
+            first = e->pins[i].until_ms;
+            pin = i;
+            who = NULL;
+        }
+    if (!who && pin == UINT32_MAX)
+        return 0;
+    if (who) {
+        engine_log(e, "warning", "agent '%s': its pin was broken: a request needs its blocks",
+                   who->key);
+        who->pinned_until_ms = 0;
+    } else {
+        engine_log(e, "warning", "a cache breakpoint's prefix of %u tokens was let go early: a "
+                   "request needs its blocks", block_table_n_tokens(e->pins[pin].kv));
+        block_table_destroy(e->pins[pin].kv);
+        e->pins[pin] = e->pins[--e->n_pins];
+    }
+    sem_mutex_lock(&e->inbox);
+    e->stats.pins_broken++;
+    sem_mutex_unlock(&e->inbox);
+    return 1;
+}
+
 /* The pin of exactly these tokens in domain, or NULL. */
 static prefix_pin *pin_find(engine *e, const char *domain, const int32_t *tokens, uint32_t n)
 {

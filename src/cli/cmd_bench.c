@@ -19,6 +19,10 @@
  * the aggregate decode rate (all tokens / wall time) and the mean rate
  * each sequence saw.
  *
+ * With --shared P,S,A[,F], A agents of one namespace start with the same P
+ * tokens and add S of their own: pool blocks, time to first token, disk
+ * bytes and the time of a fork of an F-token agent (bench_shared.c).
+ *
  * With --grammar json (or --grammar FILE.gbnf), sampled requests
  * (temperature 0.8, top-k 40, top-p 0.95, fixed seeds) of one sequence run
  * one after another until N tokens were decoded, without a grammar and then
@@ -39,6 +43,7 @@
 #include "base/deadline.h"
 #include "app/engine.h"
 #include "app/grammar.h"
+#include "bench_shared.h"
 #include "cli.h"
 #include "session.h"
 #include "serving_stack.h"
@@ -533,10 +538,12 @@ static void usage(void)
                     "       semantic bench -m MODEL --grammar json|FILE.gbnf [-n 128] [-r REPS] "
                     "[--json]\n"
                     "       semantic bench -m MODEL --memory N1,N2,... [--cache-dir DIR] "
-                    "[--cache-type TYPE] [-r REPS] [--json]\n");
+                    "[--cache-type TYPE] [-r REPS] [--json]\n"
+                    "       semantic bench -m MODEL --shared PREFIX,SUFFIX,AGENTS[,FORK] "
+                    "[--cache-dir DIR] [--cache-type TYPE] [--json]\n");
 }
 
-enum { O_JSON = 256, O_ISA, O_PAR, O_MEM, O_CDIR, O_CTYPE, O_GRAMMAR };
+enum { O_JSON = 256, O_ISA, O_PAR, O_MEM, O_CDIR, O_CTYPE, O_GRAMMAR, O_SHARED };
 
 int cmd_bench(int argc, char **argv)
 {
@@ -548,12 +555,14 @@ int cmd_bench(int argc, char **argv)
         {"memory", required_argument, 0, O_MEM}, {"cache-dir", required_argument, 0, O_CDIR},
         {"cache-type", required_argument, 0, O_CTYPE},
         {"grammar", required_argument, 0, O_GRAMMAR},
+        {"shared", required_argument, 0, O_SHARED},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     session_opts so = session_defaults();
     uint32_t pp = 512, tg = 128, threads = 0, reps = 5, parallel = 0;
     int json = 0, c;
     const char *memory = NULL, *cache_dir = NULL, *cache_type = NULL, *gname = NULL;
+    const char *shared = NULL;
     sem_err err = {0};
     sem_status st = SEM_OK;
     optind = 1;
@@ -572,6 +581,7 @@ int cmd_bench(int argc, char **argv)
         case O_CDIR: cache_dir = optarg; break;
         case O_CTYPE: cache_type = optarg; break;
         case O_GRAMMAR: gname = optarg; break;
+        case O_SHARED: shared = optarg; break;
         case 'h': usage(); return 0;
         default: return cli_option_error("bench", c, argc, argv);
         }
@@ -585,6 +595,8 @@ int cmd_bench(int argc, char **argv)
     if (pp == 0 && tg == 0 && !memory)
         return cli_usage_error("bench", "-p 0 and -n 0 leave nothing to measure");
     so.threads = (int)threads;
+    if (shared)
+        return bench_shared(&so, shared, cache_dir, cache_type, json);
     if (memory)
         return bench_memory(&so, memory, cache_dir, cache_type, (int)reps, json);
     if (gname && tg == 0)

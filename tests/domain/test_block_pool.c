@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "domain/block_pool.h"
 
@@ -294,6 +295,147 @@ static void random_operations_keep_the_invariants(void **state)
     block_pool_destroy(p);
 }
 
+/* ---------------------------------------------------------------- sharing */
+
+static void shared_blocks_are_freed_by_their_last_holder(void **state)
+{
+    (void)state;
+    block_pool *p = pool_of(8);
+    block_owner a = owner(p, "a"), b = owner(p, "b"), c = owner(p, "c");
+    uint32_t blk[3];
+    assert_int_equal(block_pool_alloc(p, 3, a, blk, NULL), SEM_OK);
+    assert_int_equal(block_pool_share(p, 2, blk, b, NULL), SEM_OK);
+    assert_int_equal(block_pool_share(p, 1, blk, c, NULL), SEM_OK);
+    assert_pool_ok(p);
+    /* Counted once in the pool, once per holder in usage. */
+    assert_int_equal(block_pool_used(p), 3);
+    assert_int_equal(block_pool_shared_count(p), 2);
+    assert_int_equal(block_pool_refs(p, blk[0]), 3);
+    assert_int_equal(block_pool_refs(p, blk[1]), 2);
+    assert_int_equal(block_pool_refs(p, blk[2]), 1);
+    assert_int_equal(block_pool_owner_of(p, blk[0]), BLOCK_OWNER_SHARED);
+    assert_int_equal(block_pool_owner_of(p, blk[2]), a);
+    block_pool_usage u;
+    assert_int_equal(block_pool_usage_of(p, b, &u, NULL), SEM_OK);
+    assert_int_equal(u.blocks, 2);
+    /* The first holder goes: nothing is freed that others hold. */
+    assert_int_equal(block_pool_free(p, 3, blk, a, NULL), SEM_OK);
+    assert_int_equal(block_pool_used(p), 2);
+    assert_int_equal(block_pool_shared_count(p), 1);
+    assert_pool_ok(p);
+    assert_int_equal(block_pool_free(p, 2, blk, b, NULL), SEM_OK);
+    assert_int_equal(block_pool_used(p), 1);
+    assert_int_equal(block_pool_shared_count(p), 0);
+    assert_int_equal(block_pool_free(p, 1, blk, c, NULL), SEM_OK);
+    assert_int_equal(block_pool_used(p), 0);
+    assert_pool_ok(p);
+    /* Every reference is gone: one more free is a double free. */
+    sem_err err = {0};
+    assert_int_equal(block_pool_free(p, 1, blk, c, &err), SEM_EINVAL);
+    assert_non_null(strstr(err.detail, "double free"));
+    block_pool_destroy(p);
+}
+
+static void bad_shares_are_refused_whole(void **state)
+{
+    (void)state;
+    block_pool *p = pool_of(8);
+    block_owner a = owner(p, "a"), b = owner(p, "b");
+    uint32_t blk[2], free_one;
+    assert_int_equal(block_pool_alloc(p, 2, a, blk, NULL), SEM_OK);
+    assert_int_equal(block_pool_alloc(p, 1, a, &free_one, NULL), SEM_OK);
+    assert_int_equal(block_pool_free(p, 1, &free_one, a, NULL), SEM_OK);
+    sem_err err = {0};
+    uint32_t with_free[2] = {blk[0], free_one};
+    assert_int_equal(block_pool_share(p, 2, with_free, b, &err), SEM_EINVAL);
+    assert_non_null(strstr(err.detail, "is free"));
+    uint32_t twice[2] = {blk[1], blk[1]};
+    assert_int_equal(block_pool_share(p, 2, twice, b, &err), SEM_EINVAL);
+    assert_non_null(strstr(err.detail, "listed twice"));
+    assert_int_equal(block_pool_share(p, 1, blk, a, &err), SEM_EINVAL); /* its own */
+    uint32_t out_of_range = 99;
+    assert_int_equal(block_pool_share(p, 1, &out_of_range, b, &err), SEM_EINVAL);
+    assert_int_equal(block_pool_share(p, 1, blk, 12345, &err), SEM_EINVAL);
+    assert_int_equal(block_pool_share(p, 0, blk, b, &err), SEM_EINVAL);
+    /* Nothing changed. */
+    assert_int_equal(block_pool_refs(p, blk[0]), 1);
+    assert_int_equal(block_pool_refs(p, blk[1]), 1);
+    assert_int_equal(block_pool_shared_count(p), 0);
+    block_pool_usage u;
+    assert_int_equal(block_pool_usage_of(p, b, &u, NULL), SEM_OK);
+    assert_int_equal(u.blocks, 0);
+    assert_pool_ok(p);
+    /* A holder cannot free more references than it holds. */
+    assert_int_equal(block_pool_share(p, 1, blk, b, NULL), SEM_OK);
+    assert_int_equal(block_pool_free(p, 2, blk, b, &err), SEM_EINVAL);
+    assert_int_equal(block_pool_refs(p, blk[0]), 2);
+    assert_pool_ok(p);
+    assert_int_equal(block_pool_free(p, 1, blk, b, NULL), SEM_OK);
+    assert_int_equal(block_pool_free(p, 2, blk, a, NULL), SEM_OK);
+    assert_pool_ok(p);
+    block_pool_destroy(p);
+}
+
+/* Allocations, shares and frees at random by 12 owners; the invariants and
+ * the holders' own tally of references agree after every step. */
+static void random_sharing_keeps_the_invariants(void **state)
+{
+    (void)state;
+    enum { OWNERS = 12, TOTAL = 64, OPS = 20000 };
+    block_pool *p = pool_of(TOTAL);
+    block_owner o[OWNERS];
+    uint32_t held[OWNERS][TOTAL];
+    uint32_t n_held[OWNERS] = {0};
+    uint32_t refs[TOTAL] = {0};
+    for (int i = 0; i < OWNERS; i++)
+        o[i] = owner(p, "share");
+    uint64_t rng = 7;
+    for (int op = 0; op < OPS; op++) {
+        int w = (int)(test_rand(&rng) % OWNERS), v = (int)(test_rand(&rng) % OWNERS);
+        int kind = (int)(test_rand(&rng) % 3);
+        if (kind == 0 && n_held[w] < TOTAL && block_pool_free_count(p) > 0) {
+            uint32_t b;
+            assert_int_equal(block_pool_alloc(p, 1, o[w], &b, NULL), SEM_OK);
+            held[w][n_held[w]++] = b;
+            refs[b]++;
+        } else if (kind == 1 && n_held[v] > 0 && w != v) {
+            uint32_t b = held[v][test_rand(&rng) % n_held[v]];
+            int has = 0;
+            for (uint32_t i = 0; i < n_held[w]; i++)
+                has |= held[w][i] == b;
+            if (!has) {
+                assert_int_equal(block_pool_share(p, 1, &b, o[w], NULL), SEM_OK);
+                held[w][n_held[w]++] = b;
+                refs[b]++;
+            }
+        } else if (n_held[w] > 0) {
+            uint32_t at = (uint32_t)(test_rand(&rng) % n_held[w]);
+            uint32_t b = held[w][at];
+            assert_int_equal(block_pool_free(p, 1, &b, o[w], NULL), SEM_OK);
+            held[w][at] = held[w][--n_held[w]];
+            refs[b]--;
+        }
+        uint32_t used = 0, shared = 0;
+        for (uint32_t b = 0; b < TOTAL; b++) {
+            assert_int_equal(block_pool_refs(p, b), refs[b]);
+            used += refs[b] > 0;
+            shared += refs[b] > 1;
+        }
+        assert_int_equal(block_pool_used(p), used);
+        assert_int_equal(block_pool_shared_count(p), shared);
+        if (op % 64 == 0)
+            assert_pool_ok(p);
+    }
+    for (int i = 0; i < OWNERS; i++) {
+        if (n_held[i])
+            assert_int_equal(block_pool_free(p, n_held[i], held[i], o[i], NULL), SEM_OK);
+        assert_int_equal(block_pool_owner_remove(p, o[i], NULL), SEM_OK);
+    }
+    assert_int_equal(block_pool_free_count(p), TOTAL);
+    assert_pool_ok(p);
+    block_pool_destroy(p);
+}
+
 /* ---------------------------------------------------------------- threads */
 
 typedef struct worker {
@@ -370,6 +512,9 @@ int main(void)
         cmocka_unit_test(bad_frees_are_refused_whole),
         cmocka_unit_test(transfer_moves_ownership_whole),
         cmocka_unit_test(random_operations_keep_the_invariants),
+        cmocka_unit_test(shared_blocks_are_freed_by_their_last_holder),
+        cmocka_unit_test(bad_shares_are_refused_whole),
+        cmocka_unit_test(random_sharing_keeps_the_invariants),
         cmocka_unit_test(eight_threads_share_one_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

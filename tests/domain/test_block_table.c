@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "domain/block_table.h"
 
@@ -345,6 +346,200 @@ static void random_operations_keep_the_invariants(void **state)
     block_pool_destroy(p);
 }
 
+/* ---------------------------------------------------------------- sharing */
+
+/* Writes a recognisable byte into every block of t's layer l. */
+static void stamp(block_table *t, uint32_t l, uint8_t v)
+{
+    for (uint32_t i = 0; i < block_table_n_blocks(t, l); i++)
+        block_pool_data(block_table_pool(t), block_table_blocks(t, l)[i])[0] = v;
+}
+
+static void share_takes_no_block_and_copies_on_write(void **state)
+{
+    (void)state;
+    cache_spec s = test_spec(2, 16);
+    block_pool *p = pool_for(&s, 32);
+    block_table *a = block_table_create(p, "a", NULL), *b = block_table_create(p, "b", NULL);
+    append_seq(a, 0, 40); /* blocks 0, 1 full; 2 holds 8 tokens */
+    stamp(a, 0, 0xA1);
+    uint32_t free_before = block_pool_free_count(p);
+    sem_err err = {0};
+    assert_int_equal(block_table_share(b, a, 40, &err), SEM_OK);
+    assert_int_equal(block_pool_free_count(p), free_before);
+    assert_int_equal(block_table_n_tokens(b), 40);
+    assert_memory_equal(block_table_tokens(b), block_table_tokens(a), 40 * sizeof(int32_t));
+    assert_int_equal(block_table_blocks(b, 1)[2], block_table_blocks(a, 1)[2]);
+    assert_int_equal(block_table_shared_tokens(a), 40);
+    assert_int_equal(block_table_cow_blocks(b), 2); /* the partial block, both layers */
+    assert_table_ok(a);
+    assert_table_ok(b);
+    /* b writes: its last block is copied (bytes and all), a's is untouched. */
+    uint32_t a_last = block_table_blocks(a, 0)[2];
+    append_seq(b, 500, 1);
+    assert_int_equal(block_pool_free_count(p), free_before - 2);
+    assert_int_not_equal(block_table_blocks(b, 0)[2], a_last);
+    assert_int_equal(block_table_blocks(b, 0)[1], block_table_blocks(a, 0)[1]);
+    assert_int_equal(block_pool_data(p, block_table_blocks(b, 0)[2])[0], 0xA1);
+    block_pool_data(p, block_table_blocks(b, 0)[2])[0] = 0xB2;
+    assert_int_equal(block_pool_data(p, a_last)[0], 0xA1);
+    assert_int_equal(block_pool_refs(p, a_last), 1);
+    assert_int_equal(block_table_cow_blocks(b), 0);
+    assert_int_equal(block_table_shared_tokens(a), 32);
+    assert_int_equal(block_table_shared_tokens(b), 32);
+    /* a writes too: its last block is its own again, no copy. */
+    uint32_t free_mid = block_pool_free_count(p);
+    append_seq(a, 40, 1);
+    assert_int_equal(block_pool_free_count(p), free_mid);
+    assert_int_equal(block_table_blocks(a, 0)[2], a_last);
+    /* a goes: b keeps every block it shares, valid. */
+    block_table_destroy(a);
+    assert_table_ok(b);
+    assert_int_equal(block_table_shared_tokens(b), 0);
+    assert_int_equal(block_pool_used(p), block_table_total_blocks(b));
+    block_table_destroy(b);
+    assert_int_equal(block_pool_used(p), 0);
+    block_pool_destroy(p);
+}
+
+static void sharing_whole_blocks_needs_no_copy(void **state)
+{
+    (void)state;
+    cache_spec s = test_spec(2, 16);
+    block_pool *p = pool_for(&s, 32);
+    block_table *a = block_table_create(p, "a", NULL), *b = block_table_create(p, "b", NULL);
+    append_seq(a, 0, 40);
+    assert_int_equal(block_table_share(b, a, 32, NULL), SEM_OK);
+    assert_int_equal(block_table_cow_blocks(b), 0);
+    uint32_t free_before = block_pool_free_count(p);
+    append_seq(b, 900, 1); /* a new block on each layer, nothing copied */
+    assert_int_equal(block_pool_free_count(p), free_before - 2);
+    assert_int_equal(block_pool_refs(p, block_table_blocks(a, 0)[2]), 1);
+    /* Truncating into a shared block copies nothing until the next write. */
+    assert_int_equal(block_table_truncate(b, 20, NULL), SEM_OK);
+    assert_int_equal(block_table_cow_blocks(b), 2);
+    append_seq(b, 700, 3);
+    assert_int_equal(block_table_cow_blocks(b), 0);
+    assert_int_equal(block_pool_refs(p, block_table_blocks(a, 0)[1]), 1);
+    assert_table_ok(a);
+    assert_table_ok(b);
+    block_table_destroy(a);
+    block_table_destroy(b);
+    block_pool_destroy(p);
+}
+
+static void a_copy_that_does_not_fit_changes_nothing(void **state)
+{
+    (void)state;
+    cache_spec s = test_spec(2, 16);
+    block_pool *p = pool_for(&s, 6);
+    block_table *a = block_table_create(p, "a", NULL), *b = block_table_create(p, "b", NULL);
+    append_seq(a, 0, 40); /* 6 blocks: the pool is full */
+    assert_int_equal(block_table_share(b, a, 40, NULL), SEM_OK);
+    sem_err err = {0};
+    int32_t tok = 1;
+    assert_int_equal(block_table_append(b, &tok, 1, &err), SEM_EPOOL);
+    assert_int_equal(block_table_n_tokens(b), 40);
+    assert_int_equal(block_table_blocks(b, 0)[2], block_table_blocks(a, 0)[2]);
+    assert_int_equal(block_table_cow_blocks(b), 2);
+    assert_table_ok(b);
+    block_table_destroy(a); /* a's references go; b's blocks are b's alone */
+    assert_int_equal(block_table_cow_blocks(b), 0);
+    append_seq(b, 40, 1);
+    assert_table_ok(b);
+    block_table_destroy(b);
+    block_pool_destroy(p);
+}
+
+static void share_refuses_what_it_cannot_give(void **state)
+{
+    (void)state;
+    cache_spec s = hybrid_spec(); /* layer 2 keeps a window of 20 */
+    block_pool *p = pool_for(&s, 64);
+    block_table *a = block_table_create(p, "a", NULL), *b = block_table_create(p, "b", NULL);
+    append_seq(a, 0, 100);
+    assert_int_equal(block_table_release_window(a, NULL), SEM_OK);
+    sem_err err = {0};
+    assert_int_equal(block_table_share(b, a, 101, &err), SEM_EINVAL);
+    assert_int_equal(block_table_share(b, a, 0, &err), SEM_EINVAL);
+    assert_int_equal(block_table_share(b, a, 99, &err), SEM_EINVAL); /* window released */
+    assert_non_null(strstr(err.detail, "sliding"));
+    assert_int_equal(block_table_share(b, a, 100, &err), SEM_OK);
+    /* The sliding layer shares only the blocks its window needs. */
+    assert_int_equal(block_table_n_blocks(b, 0), 7);
+    assert_int_equal(block_table_first_block(b, 2), (uint32_t)cache_spec_first_block(&s, 2, 100));
+    assert_table_ok(b);
+    assert_int_equal(block_table_share(b, a, 50, &err), SEM_EINVAL); /* b is not empty */
+    block_pool *other = pool_for(&s, 8);
+    block_table *c = block_table_create(other, "c", NULL);
+    assert_int_equal(block_table_share(c, a, 10, &err), SEM_EINVAL); /* another pool */
+    block_table_destroy(c);
+    block_pool_destroy(other);
+    block_table_destroy(a);
+    append_seq(b, 100, 20);
+    assert_int_equal(block_table_release_window(b, NULL), SEM_OK);
+    assert_table_ok(b);
+    block_table_destroy(b);
+    assert_int_equal(block_pool_used(p), 0);
+    block_pool_destroy(p);
+}
+
+/* Tables fork from one another and write, truncate and die at random;
+ * every table's K/V stays what it wrote (a byte per token), whoever
+ * shares it. */
+static void random_forks_never_see_each_others_writes(void **state)
+{
+    (void)state;
+    enum { TABLES = 8, OPS = 4000 };
+    cache_spec s = test_spec(2, 16);
+    block_pool *p = pool_for(&s, 400);
+    block_table *t[TABLES];
+    for (int i = 0; i < TABLES; i++)
+        t[i] = block_table_create(p, "fork", NULL);
+    uint64_t rng = 99;
+    size_t tok_bytes = cache_spec_block_bytes(&s) / 16 / 2; /* one token's slice of K */
+    for (int op = 0; op < OPS; op++) {
+        int i = (int)(test_rand(&rng) % TABLES), j = (int)(test_rand(&rng) % TABLES);
+        uint32_t n = block_table_n_tokens(t[i]);
+        int kind = (int)(test_rand(&rng) % 4);
+        if (kind == 0 && i != j && block_table_n_tokens(t[j]) > 0) {
+            block_table_clear(t[i]);
+            uint32_t at = 1 + (uint32_t)(test_rand(&rng) % block_table_n_tokens(t[j]));
+            assert_int_equal(block_table_share(t[i], t[j], at, NULL), SEM_OK);
+        } else if (kind == 1 && n > 0) {
+            assert_int_equal(block_table_truncate(t[i], (uint32_t)(test_rand(&rng) % n), NULL),
+                             SEM_OK);
+        } else if (kind == 2 && n + 8 < 200) {
+            int32_t tok[8];
+            uint32_t k = 1 + (uint32_t)(test_rand(&rng) % 8);
+            for (uint32_t q = 0; q < k; q++)
+                tok[q] = (int32_t)(test_rand(&rng) % 250);
+            if (block_table_append(t[i], tok, k, NULL) != SEM_OK)
+                continue;
+            /* Write each new token's byte on layer 0, as a forward pass would. */
+            for (uint32_t q = 0; q < k; q++) {
+                uint32_t pos = n + q;
+                uint8_t *blk = block_pool_data(p, block_table_block_for(t[i], 0, pos));
+                blk[(pos % 16) * tok_bytes] = (uint8_t)tok[q];
+            }
+        } else if (kind == 3) {
+            block_table_clear(t[i]);
+        }
+        for (int k = 0; k < TABLES; k++) {
+            const int32_t *tk = block_table_tokens(t[k]);
+            for (uint32_t pos = 0; pos < block_table_n_tokens(t[k]); pos++) {
+                uint8_t *blk = block_pool_data(p, block_table_block_for(t[k], 0, pos));
+                assert_int_equal(blk[(pos % 16) * tok_bytes], (uint8_t)tk[pos]);
+            }
+            assert_table_ok(t[k]);
+        }
+    }
+    for (int i = 0; i < TABLES; i++)
+        block_table_destroy(t[i]);
+    assert_int_equal(block_pool_used(p), 0);
+    block_pool_destroy(p);
+}
+
 /* ---------------------------------------------------------------- threads */
 
 typedef struct worker {
@@ -426,6 +621,11 @@ int main(void)
         cmocka_unit_test(a_short_sequence_never_releases),
         cmocka_unit_test(restore_allocates_only_the_kept_blocks),
         cmocka_unit_test(random_operations_keep_the_invariants),
+        cmocka_unit_test(share_takes_no_block_and_copies_on_write),
+        cmocka_unit_test(sharing_whole_blocks_needs_no_copy),
+        cmocka_unit_test(a_copy_that_does_not_fit_changes_nothing),
+        cmocka_unit_test(share_refuses_what_it_cannot_give),
+        cmocka_unit_test(random_forks_never_see_each_others_writes),
         cmocka_unit_test(eight_threads_cycle_their_own_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
