@@ -34,8 +34,16 @@ void rs_output_emit(rs_output *o, const char *type, json_t *fields)
 }
 
 /* The open item, its index and id. */
-static json_t *open_item(const rs_output *o) { return json_array_get(o->items, json_array_size(o->items) - 1); }
-static json_int_t open_index(const rs_output *o) { return (json_int_t)json_array_size(o->items) - 1; }
+static json_t *open_item(const rs_output *o)
+{
+    return json_array_get(o->items, json_array_size(o->items) - 1);
+}
+
+static json_int_t open_index(const rs_output *o)
+{
+    return (json_int_t)json_array_size(o->items) - 1;
+}
+
 static const char *open_id(const rs_output *o)
 {
     return json_string_value(json_object_get(open_item(o), "id"));

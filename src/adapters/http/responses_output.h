@@ -32,7 +32,12 @@
 #include "chat_answer.h"
 #include "http_api.h"
 
-typedef enum rs_item_kind { RS_ITEM_NONE, RS_ITEM_MESSAGE, RS_ITEM_REASONING, RS_ITEM_CALL } rs_item_kind;
+typedef enum rs_item_kind {
+    RS_ITEM_NONE,
+    RS_ITEM_MESSAGE,
+    RS_ITEM_REASONING,
+    RS_ITEM_CALL
+} rs_item_kind;
 
 typedef struct rs_output {
     http_api *api;

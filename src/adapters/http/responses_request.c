@@ -187,9 +187,11 @@ static sem_status read_item(const json_t *it, const char *base, json_t **out, re
                         "%s is \"%s\"; semantic takes message, function_call, "
                         "function_call_output and reasoning items",
                         p, json_string_value(type));
+    if (st == SEM_OK && !*out)
+        return req_fail(e, SEM_ENOMEM, base, "out of memory reading %s", base);
     const json_t *id = json_object_get(it, "id");
-    if (st == SEM_OK && json_is_string(id))
-        json_object_set(*out, "id", (json_t *)id);
+    if (st == SEM_OK && json_is_string(id) && json_object_set(*out, "id", (json_t *)id) != 0)
+        return req_fail(e, SEM_ENOMEM, base, "out of memory reading %s", base);
     return st;
 }
 
@@ -198,11 +200,14 @@ static sem_status read_input(const json_t *b, rs_request *r, req_err *e)
     const json_t *in = json_object_get(b, "input");
     if (!present(in))
         return req_fail(e, SEM_EREQUEST, "input", "input is required");
-    r->input = json_array();
+    if (!(r->input = json_array()))
+        return req_fail(e, SEM_ENOMEM, "input", "out of memory reading input");
     if (json_is_string(in)) {
-        json_array_append_new(r->input, json_pack("{s:s,s:s,s:[{s:s,s:O}]}", "type", "message",
-                                                  "role", "user", "content", "type", "input_text",
-                                                  "text", in));
+        if (json_array_append_new(r->input,
+                                  json_pack("{s:s,s:s,s:[{s:s,s:O}]}", "type", "message", "role",
+                                            "user", "content", "type", "input_text", "text",
+                                            in)) != 0)
+            return req_fail(e, SEM_ENOMEM, "input", "out of memory reading input");
         return SEM_OK;
     }
     if (!json_is_array(in) || json_array_size(in) == 0)
@@ -216,9 +221,12 @@ static sem_status read_input(const json_t *b, rs_request *r, req_err *e)
         snprintf(p, sizeof p, "input[%zu]", i);
         json_t *item = NULL;
         sem_status st = read_item(it, p, &item, e);
-        if (st != SEM_OK)
+        if (st != SEM_OK) {
+            json_decref(item);
             return st;
-        json_array_append_new(r->input, item);
+        }
+        if (json_array_append_new(r->input, item) != 0)
+            return req_fail(e, SEM_ENOMEM, p, "out of memory reading %s", p);
     }
     return SEM_OK;
 }
@@ -233,7 +241,8 @@ static sem_status read_tools(const json_t *b, rs_request *r, req_err *e)
         return SEM_OK;
     if (!json_is_array(tools))
         return req_fail(e, SEM_EREQUEST, "tools", "tools must be a list");
-    r->tools = json_array();
+    if (!(r->tools = json_array()))
+        return req_fail(e, SEM_ENOMEM, "tools", "out of memory reading tools");
     char p[PARAM_MAX];
     size_t i;
     const json_t *t;
@@ -252,7 +261,9 @@ static sem_status read_tools(const json_t *b, rs_request *r, req_err *e)
         for (int k = 0; k < 4; k++)
             if (present(json_object_get(t, keys[k])))
                 json_object_set(fn, keys[k], json_object_get(t, keys[k]));
-        json_array_append_new(r->tools, json_pack("{s:s,s:o}", "type", "function", "function", fn));
+        if (json_array_append_new(r->tools,
+                                  json_pack("{s:s,s:o}", "type", "function", "function", fn)) != 0)
+            return req_fail(e, SEM_ENOMEM, p, "out of memory reading %s", p);
     }
     return chat_check_tools(r->tools, "tools", e);
 }
@@ -339,8 +350,8 @@ static sem_status read_scalars(const json_t *b, uint32_t n_ctx, rs_request *r, r
     sem_status st;
     int seed_given = 0;
     r->store = 1;
-    if ((st = req_string(b, "model", &r->model, e)) || (st = req_bool(b, "stream", &r->stream, e)) ||
-        (st = req_bool(b, "store", &r->store, e)) ||
+    if ((st = req_string(b, "model", &r->model, e)) ||
+        (st = req_bool(b, "stream", &r->stream, e)) || (st = req_bool(b, "store", &r->store, e)) ||
         (st = req_string(b, "instructions", &r->instructions, e)) ||
         (st = req_string(b, "previous_response_id", &r->previous_id, e)) ||
         (st = req_sampling(b, 2.0f, &r->sampling, &seed_given, e)))
@@ -349,11 +360,14 @@ static sem_status read_scalars(const json_t *b, uint32_t n_ctx, rs_request *r, r
         (st = req_uint(b, "max_output_tokens", 1, n_ctx, &r->max_output_tokens, e)) != SEM_OK)
         return st;
     const char *objects[] = {"metadata", "reasoning"};
-    for (int i = 0; i < 2; i++)
-        if (present(json_object_get(b, objects[i])) && !json_is_object(json_object_get(b, objects[i])))
+    for (int i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(b, objects[i]);
+        if (present(v) && !json_is_object(v))
             return req_fail(e, SEM_EREQUEST, objects[i], "%s must be an object", objects[i]);
+    }
     if (json_is_true(json_object_get(b, "background")))
-        return req_fail(e, SEM_EUNSUPPORTED, "background", "background responses are not supported");
+        return req_fail(e, SEM_EUNSUPPORTED, "background",
+                        "background responses are not supported");
     return SEM_OK;
 }
 
@@ -428,7 +442,7 @@ static int has_call(const json_t *messages, const char *id)
 }
 
 /* The assistant message a call joins: the last message when it is the
- * assistant's, else a new one. */
+ * assistant's, else a new one; NULL when out of memory. */
 static json_t *assistant_for_call(json_t *messages, json_t **reasoning)
 {
     json_t *last = json_array_get(messages, json_array_size(messages) - 1);
@@ -437,10 +451,12 @@ static json_t *assistant_for_call(json_t *messages, json_t **reasoning)
         if (*reasoning)
             json_object_set_new(last, "reasoning_content", *reasoning);
         *reasoning = NULL;
-        json_array_append_new(messages, last);
+        if (json_array_append_new(messages, last) != 0)
+            return NULL;
     }
-    if (!json_is_array(json_object_get(last, "tool_calls")))
-        json_object_set_new(last, "tool_calls", json_array());
+    if (!json_is_array(json_object_get(last, "tool_calls")) &&
+        json_object_set_new(last, "tool_calls", json_array()) != 0)
+        return NULL;
     return last;
 }
 
@@ -464,6 +480,7 @@ sem_status rs_items_to_messages(const json_t *items, json_t *messages, json_t **
     json_array_foreach(items, i, it)
     {
         const json_t *type = json_object_get(it, "type");
+        int lost = 0; /* an allocation failed: the conversation would lose a part */
         if (is(type, "message")) {
             json_t *m = json_pack("{s:O,s:o}", "role", json_object_get(it, "role"), "content",
                                   joined_text(json_object_get(it, "content")));
@@ -471,14 +488,14 @@ sem_status rs_items_to_messages(const json_t *items, json_t *messages, json_t **
                 json_object_set_new(m, "reasoning_content", *reasoning);
                 *reasoning = NULL;
             }
-            json_array_append_new(messages, m);
+            lost = json_array_append_new(messages, m) != 0;
         } else if (is(type, "function_call")) {
             json_t *a = assistant_for_call(messages, reasoning);
-            json_array_append_new(
+            lost = !a || json_array_append_new(
                 json_object_get(a, "tool_calls"),
                 json_pack("{s:O,s:s,s:{s:O,s:O}}", "id", json_object_get(it, "call_id"), "type",
                           "function", "function", "name", json_object_get(it, "name"),
-                          "arguments", json_object_get(it, "arguments")));
+                          "arguments", json_object_get(it, "arguments"))) != 0;
         } else if (is(type, "function_call_output")) {
             const char *id = json_string_value(json_object_get(it, "call_id"));
             if (!has_call(messages, id)) {
@@ -487,11 +504,15 @@ sem_status rs_items_to_messages(const json_t *items, json_t *messages, json_t **
                                 "%s is \"%s\", which no earlier function_call has as its call_id",
                                 p, id);
             }
-            json_array_append_new(messages,
+            lost = json_array_append_new(messages,
                                   json_pack("{s:s,s:s,s:O}", "role", "tool", "tool_call_id", id,
-                                            "content", json_object_get(it, "output")));
+                                            "content", json_object_get(it, "output"))) != 0;
         } else if (is(type, "reasoning")) {
             add_reasoning(it, reasoning);
+        }
+        if (lost) {
+            snprintf(p, sizeof p, "%s[%zu]", field, i);
+            return req_fail(e, SEM_ENOMEM, p, "out of memory rendering %s", p);
         }
     }
     return SEM_OK;

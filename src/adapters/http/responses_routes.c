@@ -161,8 +161,9 @@ static int stream_finish(rs_call *c, strbuf *out)
         http_error he = http_gen_error(&c->g);
         http_exchange_note_error(c->x, he.message);
         json_t *r = response_now(c, "failed");
-        json_object_set_new(r, "error", json_pack("{s:s,s:s}", "code", he.code ? he.code : "server_error",
-                                                  "message", he.message));
+        json_object_set_new(r, "error",
+                            json_pack("{s:s,s:s}", "code", he.code ? he.code : "server_error",
+                                      "message", he.message));
         rs_output_emit(&c->output, "response.failed", json_pack("{s:o}", "response", r));
     } else {
         rs_output_finish(&c->output);
@@ -468,7 +469,8 @@ static sem_status submit(rs_call *c, const http_backend *be, const rs_request *r
     chat_prepared_params(prep, &p);
     sem_status st = http_gen_submit(&c->g, c->api, be, c->x, c->agent, &p, e);
     if (st == SEM_ETOOLARGE)
-        snprintf(e->param, sizeof e->param, "%s", r->max_output_tokens ? "max_output_tokens" : "input");
+        snprintf(e->param, sizeof e->param, "%s",
+                 r->max_output_tokens ? "max_output_tokens" : "input");
     if (st != SEM_OK && forked) {
         char key[AGENT_KEY_MAX + 1];
         auth_agent_key(c->ns, c->agent, key);
@@ -625,8 +627,8 @@ void responses_routes_input_items(http_api *api, http_exchange *x)
     size_t n = json_array_size(items), start = 0;
     json_t *data = json_array();
     for (size_t k = 0; after && k < n; k++) {
-        const json_t *it = json_array_get(items, desc ? n - 1 - k : k);
-        if (strcmp(json_is_string(json_object_get(it, "id")) ? json_string_value(json_object_get(it, "id")) : "", after) == 0)
+        const json_t *id = json_object_get(json_array_get(items, desc ? n - 1 - k : k), "id");
+        if (json_is_string(id) && strcmp(json_string_value(id), after) == 0)
             start = k + 1;
     }
     for (size_t k = start; k < n && json_array_size(data) < (size_t)limit; k++)

@@ -45,7 +45,8 @@ static const char SCHEMA[] = "CREATE TABLE IF NOT EXISTS responses("
                              " input TEXT NOT NULL,"
                              " response TEXT NOT NULL,"
                              " UNIQUE(ns, id));"
-                             "CREATE INDEX IF NOT EXISTS responses_agent ON responses(ns, agent, seq);"
+                             "CREATE INDEX IF NOT EXISTS responses_agent"
+                             " ON responses(ns, agent, seq);"
                              "CREATE INDEX IF NOT EXISTS responses_age ON responses(created_at);";
 
 struct response_db {
