@@ -51,7 +51,7 @@ typedef struct serve_config {
     const char *api_keys[SERVE_MAX_KEYS];
     size_t n_api_keys;
     int api_keys_from_flags;
-    uint32_t port, pool_mb, disk_mb, max_batch, max_queue, ctx, threads, drain_timeout_s;
+    uint32_t port, pool_mb, pin_mb, disk_mb, max_batch, max_queue, ctx, threads, drain_timeout_s;
     uint32_t max_connections, read_timeout_s, idle_timeout_s, max_header_bytes;
     uint64_t max_body_bytes;
     uint64_t responses_max, responses_max_age_s; /* retention of stored responses; 0: none */
@@ -74,6 +74,7 @@ enum {
     O_ADMIN_KEY,
     O_CACHE_DIR,
     O_DISK_MB,
+    O_PIN_MB,
     O_CACHE_TYPE,
     O_POOL_MB,
     O_MAX_BATCH,
@@ -116,6 +117,8 @@ static const serve_option options[] = {
     {"cache-type", O_CACHE_TYPE, "TYPE", "q8_0", "KV element type on disk: f16, q8_0, q4_0"},
     {"pool-mb", O_POOL_MB, "N", "max-batch full-context sequences, at most half of free RAM",
      "KV block pool in RAM, MiB (hot agent memory and running requests)"},
+    {"pin-mb", O_PIN_MB, "N", "half of --pool-mb",
+     "pool memory pinned agents and cache breakpoints may hold, MiB"},
     {"max-batch", O_MAX_BATCH, "N", "8", "sequences generated at once"},
     {"max-queue", O_MAX_QUEUE, "N", "256", "requests waiting for admission before 429"},
     {"ctx", O_CTX, "N", "model's, at most 4096", "context length per sequence"},
@@ -216,6 +219,7 @@ static sem_status apply(serve_config *c, int id, const char *v, int from_env, se
     case O_ADMIN_KEY: c->admin_key = v; break;
     case O_CACHE_DIR: c->cache_dir = v; break;
     case O_DISK_MB: st = cli_parse_u32("--disk-mb", v, 0, UINT32_MAX, &c->disk_mb, err); break;
+    case O_PIN_MB: st = cli_parse_u32("--pin-mb", v, 1, UINT32_MAX, &c->pin_mb, err); break;
     case O_CACHE_TYPE:
         if (strcmp(v, "f16") != 0 && strcmp(v, "q8_0") != 0 && strcmp(v, "q4_0") != 0)
             return sem_err_set(err, SEM_EINVAL, "--cache-type: '%s' is not f16, q8_0 or q4_0", v);
@@ -404,6 +408,7 @@ static sem_status load(serve_state *s, sem_err *err)
     o.model_path = c->model_path;
     o.cache_dir = c->cache_dir;
     o.pool_mb = c->pool_mb;
+    o.pin_mb = c->pin_mb;
     o.disk_mb = c->disk_mb;
     o.cache_type = c->cache_type;
     o.kv_type = c->kv_type;
