@@ -245,6 +245,8 @@ static void chunk_file(char out[CHUNK_NAME_CAP], const kv_chunk_name *n)
 /* Pins names[0..n) (a save or load_prefix is using them); 0 when out of memory. */
 static int pins_add(disk_store *s, const kv_chunk_name *names, size_t n)
 {
+    if (n == 0)
+        return 1;
     pthread_mutex_lock(&s->chunk_lock);
     if (s->n_pins + n > s->cap_pins) {
         size_t cap = s->cap_pins ? s->cap_pins : 64;
