@@ -38,6 +38,7 @@
 #include "adapters/model/model.h"
 #include "adapters/model/model_backend.h"
 #include "adapters/model/model_prompts.h"
+#include "adapters/store/response_store.h"
 #include "app/engine.h"
 #include "cli.h"
 #include "serving_stack.h"
@@ -50,9 +51,10 @@ typedef struct serve_config {
     const char *api_keys[SERVE_MAX_KEYS];
     size_t n_api_keys;
     int api_keys_from_flags;
-    uint32_t port, pool_mb, disk_mb, max_batch, max_queue, ctx, threads, drain_timeout_s;
+    uint32_t port, pool_mb, pin_mb, disk_mb, max_batch, max_queue, ctx, threads, drain_timeout_s;
     uint32_t max_connections, read_timeout_s, idle_timeout_s, max_header_bytes;
     uint64_t max_body_bytes;
+    uint64_t responses_max, responses_max_age_s; /* retention of stored responses; 0: none */
     cache_kv_type kv_type;
     char *env_keys;               /* owns the strings of SEMANTIC_API_KEY */
     char cache_dir_buf[PATH_MAX]; /* the default cache folder */
@@ -72,6 +74,7 @@ enum {
     O_ADMIN_KEY,
     O_CACHE_DIR,
     O_DISK_MB,
+    O_PIN_MB,
     O_CACHE_TYPE,
     O_POOL_MB,
     O_MAX_BATCH,
@@ -86,7 +89,9 @@ enum {
     O_MAX_CONN,
     O_READ_TIMEOUT,
     O_IDLE_TIMEOUT,
-    O_MODEL_ID
+    O_MODEL_ID,
+    O_RESPONSES_MAX,
+    O_RESPONSES_MAX_AGE
 };
 
 typedef struct serve_option {
@@ -112,6 +117,8 @@ static const serve_option options[] = {
     {"cache-type", O_CACHE_TYPE, "TYPE", "q8_0", "KV element type on disk: f16, q8_0, q4_0"},
     {"pool-mb", O_POOL_MB, "N", "max-batch full-context sequences, at most half of free RAM",
      "KV block pool in RAM, MiB (hot agent memory and running requests)"},
+    {"pin-mb", O_PIN_MB, "N", "half of --pool-mb",
+     "pool memory pinned agents and cache breakpoints may hold, MiB"},
     {"max-batch", O_MAX_BATCH, "N", "8", "sequences generated at once"},
     {"max-queue", O_MAX_QUEUE, "N", "256", "requests waiting for admission before 429"},
     {"ctx", O_CTX, "N", "model's, at most 4096", "context length per sequence"},
@@ -122,6 +129,10 @@ static const serve_option options[] = {
     {"threads", O_THREADS, "N", "all cores", "compute threads"},
     {"isa", O_ISA, "NAME", "best available", "kernels: portable, avx2, avx512"},
     {"model-id", O_MODEL_ID, "NAME", "file name without .gguf", "model name in /v1/models"},
+    {"responses-max", O_RESPONSES_MAX, "N", "100000",
+     "stored Responses API responses kept, oldest deleted first (0: no limit)"},
+    {"responses-max-age-s", O_RESPONSES_MAX_AGE, "SECONDS", "2592000 (30 days)",
+     "age after which a stored response is deleted (0: no limit)"},
     {"drain-timeout", O_DRAIN, "SECONDS", "30", "time running requests get to finish at shutdown"},
     {"max-body-bytes", O_MAX_BODY, "N", "8388608", "largest request body (413 beyond)"},
     {"max-header-bytes", O_MAX_HEADER, "N", "16384", "largest request head, about (431 beyond)"},
@@ -208,6 +219,7 @@ static sem_status apply(serve_config *c, int id, const char *v, int from_env, se
     case O_ADMIN_KEY: c->admin_key = v; break;
     case O_CACHE_DIR: c->cache_dir = v; break;
     case O_DISK_MB: st = cli_parse_u32("--disk-mb", v, 0, UINT32_MAX, &c->disk_mb, err); break;
+    case O_PIN_MB: st = cli_parse_u32("--pin-mb", v, 1, UINT32_MAX, &c->pin_mb, err); break;
     case O_CACHE_TYPE:
         if (strcmp(v, "f16") != 0 && strcmp(v, "q8_0") != 0 && strcmp(v, "q4_0") != 0)
             return sem_err_set(err, SEM_EINVAL, "--cache-type: '%s' is not f16, q8_0 or q4_0", v);
@@ -223,6 +235,10 @@ static sem_status apply(serve_config *c, int id, const char *v, int from_env, se
     case O_THREADS: st = cli_parse_u32("--threads", v, 1, 1024, &c->threads, err); break;
     case O_ISA: c->isa = v; break;
     case O_MODEL_ID: c->model_id = v; break;
+    case O_RESPONSES_MAX: st = cli_parse_u64("--responses-max", v, &c->responses_max, err); break;
+    case O_RESPONSES_MAX_AGE:
+        st = cli_parse_u64("--responses-max-age-s", v, &c->responses_max_age_s, err);
+        break;
     case O_DRAIN:
         st = cli_parse_u32("--drain-timeout", v, 0, 86400, &c->drain_timeout_s, err);
         break;
@@ -271,6 +287,8 @@ static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *er
                         .idle_timeout_s = h.idle_timeout_s,
                         .max_header_bytes = (uint32_t)h.max_header_bytes,
                         .max_body_bytes = h.max_body_bytes,
+                        .responses_max = 100000,
+                        .responses_max_age_s = 30 * 86400,
                         .kv_type = CACHE_KV_F16};
     default_cache_dir(c);
     /* The environment first, then the flags. */
@@ -327,6 +345,7 @@ typedef struct serve_state {
     http_api *api;
     http_server *server;
     serving_stack st; /* model, backend, pool, disk store, engine, prompts */
+    response_db *responses; /* the Responses API's stored responses */
     http_backend backend;
 } serve_state;
 
@@ -368,6 +387,21 @@ static void backend_stats(void *user, metrics_engine *out)
         out->disk_bytes = s->st.warm.ops->disk_bytes(s->st.warm.self);
 }
 
+/* The stored responses: responses.sqlite in the cache folder, in memory
+ * without one (they then last as long as the process). */
+static sem_status open_responses(serve_state *s, sem_err *err)
+{
+    char path[sizeof s->st.cache_dir + 32];
+    snprintf(path, sizeof path, "%s%s", s->st.cache_dir,
+             s->st.cache_dir[0] ? "/responses.sqlite" : ":memory:");
+    response_db_opts o = {.path = path,
+                          .max_count = s->cfg.responses_max,
+                          .max_age_s = s->cfg.responses_max_age_s,
+                          .now_s = (int64_t)time(NULL)};
+    s->responses = response_db_open(&o, err);
+    return s->responses ? SEM_OK : err->status;
+}
+
 /* Loads the model and builds the serving stack (cli/serving_stack.h) behind HTTP. */
 static sem_status load(serve_state *s, sem_err *err)
 {
@@ -377,6 +411,7 @@ static sem_status load(serve_state *s, sem_err *err)
     o.model_path = c->model_path;
     o.cache_dir = c->cache_dir;
     o.pool_mb = c->pool_mb;
+    o.pin_mb = c->pin_mb;
     o.disk_mb = c->disk_mb;
     o.cache_type = c->cache_type;
     o.kv_type = c->kv_type;
@@ -388,6 +423,8 @@ static sem_status load(serve_state *s, sem_err *err)
     o.chat_template = c->chat_template;
     o.chat_template_file = c->chat_template_file;
     if (serving_stack_open(&s->st, &o, err) != SEM_OK)
+        return err->status;
+    if (open_responses(s, err) != SEM_OK)
         return err->status;
     const cache_spec *spec = block_pool_spec(s->st.pool);
     uint64_t need = cache_spec_peak_blocks(spec, s->st.ctx, o.chunk);
@@ -403,7 +440,8 @@ static sem_status load(serve_state *s, sem_err *err)
                                 .prompts = model_prompts_port(s->st.prompts),
                                 .stats = backend_stats,
                                 .stats_user = s,
-                                .persistent = s->st.store != NULL};
+                                .persistent = s->st.store != NULL,
+                                .responses = response_db_port(s->responses)};
     char msg[PATH_MAX + 512];
     snprintf(msg, sizeof msg,
              "loaded %s in %.0f ms: context %u, pool %.1f MiB (%s: %u blocks of %zu bytes), "
@@ -424,6 +462,7 @@ static void teardown(serve_state *s)
 {
     http_server_stop(s->server);
     serving_stack_close(&s->st, 0);
+    response_db_close(s->responses);
     http_api_free(s->api);
     auth_free(s->auth);
     free(s->cfg.env_keys);

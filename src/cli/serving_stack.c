@@ -183,6 +183,9 @@ sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem
     eo.max_queue = o->max_queue;
     eo.n_ctx = s->ctx;
     eo.warm = s->store ? &s->warm : NULL;
+    eo.pin_budget_blocks = (o->pin_mb << 20) / block_pool_block_bytes(s->pool);
+    if (o->pin_mb && eo.pin_budget_blocks == 0)
+        eo.pin_budget_blocks = 1;
     if (!o->quiet) {
         eo.log = log_line;
         eo.log_user = (void *)"engine";

@@ -23,6 +23,7 @@ typedef struct serving_stack_opts {
     const char *cache_dir;     /* NULL: the default (serving_stack_default_cache_dir); "" = no persistence */
     uint64_t pool_mb;          /* KV pool; 0: from the model: max_batch sequences of ctx
                                   tokens, at most half of MemAvailable, at least one */
+    uint64_t pin_mb;           /* pool memory pins may hold; 0: half the pool */
     uint64_t disk_mb;          /* 0: unlimited */
     const char *cache_type;    /* on disk: f16, q8_0 (default), q4_0 */
     cache_kv_type kv_type;     /* in memory */

@@ -232,12 +232,43 @@ static void budgets_hold_under_two_hundred_agents(void **state)
     close_fixture(&f);
 }
 
+/* After a restart, a new agent whose prompt starts like an agent on disk
+ * reads the shared chunks of that start instead of computing them, within
+ * its namespace only, and decodes what a fresh computation decodes. */
+static void a_new_agent_reads_shared_chunks_from_disk(void **state)
+{
+    (void)state;
+    fixture f;
+    open_fixture(&f, STORIES);
+    uint32_t V = model_hparams_of(f.m)->n_vocab;
+    int32_t p[300];
+    prompt_of(p, 300, 0, V);
+    start(&f, f.dir, KV_PAYLOAD_F16, 0, 512);
+    generate(&f, "ns.first", p, 300, 4, NULL, NULL);
+    stop(&f);
+    start(&f, f.dir, KV_PAYLOAD_F16, 0, 512); /* nothing hot */
+    for (uint32_t i = 280; i < 300; i++)
+        p[i] = (int32_t)(3 + i % 7);
+    int32_t got[8], fresh[8];
+    uint32_t n_got = 0, n_fresh = 0;
+    gen_result b = generate(&f, "ns.second", p, 300, 8, got, &n_got);
+    assert_int_equal(b.cached_tokens, 256); /* two whole chunks of 128 */
+    assert_true(engine_get_stats(f.e).hits_shared >= 1);
+    gen_result c = generate(&f, "other.third", p, 300, 8, fresh, &n_fresh);
+    assert_int_equal(c.cached_tokens, 0);
+    assert_int_equal(n_got, n_fresh);
+    assert_memory_equal(got, fresh, n_got * sizeof *got);
+    stop(&f);
+    close_fixture(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(memory_survives_restarts_in_every_cache_type),
         cmocka_unit_test(a_damaged_file_is_quarantined_and_recomputed),
         cmocka_unit_test(budgets_hold_under_two_hundred_agents),
+        cmocka_unit_test(a_new_agent_reads_shared_chunks_from_disk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@
 #include "ports/agent_store.h"
 #include "ports/generation_port.h"
 #include "ports/prompt_port.h"
+#include "ports/response_store.h"
 
 typedef struct http_backend {
     const char *model_id; /* the name /v1/models lists */
@@ -38,6 +39,7 @@ typedef struct http_backend {
     void (*stats)(void *user, metrics_engine *out);
     void *stats_user;
     int persistent; /* agent memory is written to a warm store */
+    response_store responses; /* the Responses API's stored responses (ops NULL: none) */
 } http_backend;
 
 typedef enum http_state { HTTP_STATE_LOADING, HTTP_STATE_READY, HTTP_STATE_DRAINING } http_state;

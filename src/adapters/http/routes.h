@@ -1,6 +1,6 @@
 /*
  * routes.h - the handlers the router's table points to, one group per
- * file: openai_routes.c, anthropic_routes.c, agents_routes.c,
+ * file: openai_routes.c, responses_routes.c, anthropic_routes.c, agents_routes.c,
  * ops_routes.c (health, readiness, metrics, admin).
  *
  * Every handler runs after the router checked credentials and state, on
@@ -102,6 +102,13 @@ void anthropic_routes_request_free(an_request *r);
 
 void anthropic_routes_messages(http_api *api, http_exchange *x);
 void anthropic_routes_count_tokens(http_api *api, http_exchange *x);
+
+/* responses_routes.c: create runs on the blocking thread (store reads and
+ * forks wait), then streams from a worker; the others on the blocking thread. */
+void responses_routes_create(http_api *api, http_exchange *x);
+void responses_routes_get(http_api *api, http_exchange *x);
+void responses_routes_input_items(http_api *api, http_exchange *x);
+void responses_routes_delete(http_api *api, http_exchange *x);
 
 /* agents_routes.c */
 void agents_routes_list(http_api *api, http_exchange *x);

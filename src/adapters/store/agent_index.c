@@ -14,7 +14,7 @@
 
 #include <sqlite3.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 enum {
     ST_PUT,
@@ -26,6 +26,15 @@ enum {
     ST_TOTAL,
     ST_LRU_ALL,
     ST_TOTAL_ALL,
+    ST_UNLINK_REFS,
+    ST_UNLINK,
+    ST_LINK_CHUNK,
+    ST_LINK,
+    ST_CHUNK_GET,
+    ST_CHUNK_LOST,
+    ST_CHUNK_UNUSED,
+    ST_CHUNK_DROP,
+    ST_CHUNK_ALL,
     ST_COUNT
 };
 
@@ -47,7 +56,19 @@ static const char *const SQL[ST_COUNT] = {
     [ST_ALL] = "SELECT " ROW_COLUMNS " FROM agents ORDER BY key",
     [ST_TOTAL] = "SELECT coalesce(sum(bytes), 0) FROM agents WHERE fingerprint = ?1",
     [ST_LRU_ALL] = "SELECT " ROW_COLUMNS " FROM agents ORDER BY last_use_ms, key",
-    [ST_TOTAL_ALL] = "SELECT coalesce(sum(bytes), 0) FROM agents",
+    [ST_TOTAL_ALL] = "SELECT (SELECT coalesce(sum(bytes), 0) FROM agents) + "
+                     "(SELECT coalesce(sum(bytes), 0) FROM chunks)",
+    [ST_UNLINK_REFS] = "UPDATE chunks SET refs = refs - 1 WHERE name IN "
+                       "(SELECT name FROM agent_chunks WHERE key = ?1)",
+    [ST_UNLINK] = "DELETE FROM agent_chunks WHERE key = ?1",
+    [ST_LINK_CHUNK] = "INSERT INTO chunks(name, bytes, refs) VALUES(?1, ?2, 1) "
+                      "ON CONFLICT(name) DO UPDATE SET refs = refs + 1, bytes = excluded.bytes",
+    [ST_LINK] = "INSERT INTO agent_chunks(key, pos, name) VALUES(?1, ?2, ?3)",
+    [ST_CHUNK_GET] = "SELECT name, bytes, refs FROM chunks WHERE name = ?1",
+    [ST_CHUNK_LOST] = "UPDATE chunks SET bytes = 0 WHERE name = ?1",
+    [ST_CHUNK_UNUSED] = "SELECT name, bytes, refs FROM chunks WHERE refs <= 0 ORDER BY name",
+    [ST_CHUNK_DROP] = "DELETE FROM chunks WHERE name = ?1 AND refs <= 0",
+    [ST_CHUNK_ALL] = "SELECT name, bytes, refs FROM chunks ORDER BY name",
 };
 
 static const char SCHEMA[] =
@@ -62,7 +83,18 @@ static const char SCHEMA[] =
     " last_use_ms INTEGER NOT NULL,"
     " hits INTEGER NOT NULL DEFAULT 0,"
     " tokens_saved INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS agents_lru ON agents(fingerprint, last_use_ms);";
+    "CREATE INDEX IF NOT EXISTS agents_lru ON agents(fingerprint, last_use_ms);"
+    "CREATE TABLE IF NOT EXISTS chunks("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " bytes INTEGER NOT NULL,"
+    " refs INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS chunks_refs ON chunks(refs);"
+    "CREATE TABLE IF NOT EXISTS agent_chunks("
+    " key TEXT NOT NULL,"
+    " pos INTEGER NOT NULL,"
+    " name TEXT NOT NULL,"
+    " PRIMARY KEY(key, pos));"
+    "CREATE INDEX IF NOT EXISTS agent_chunks_name ON agent_chunks(name);";
 
 struct agent_index {
     pthread_mutex_t db_lock; /* guards db and stmt */
@@ -220,9 +252,18 @@ static sem_status collect(agent_index *ix, sqlite3_stmt *s, agent_row **out, siz
     return SEM_OK;
 }
 
+static sem_status put_row(agent_index *ix, const agent_row *r, sem_err *err);
+
 sem_status agent_index_put(agent_index *ix, const agent_row *r, sem_err *err)
 {
     pthread_mutex_lock(&ix->db_lock);
+    sem_status st = put_row(ix, r, err);
+    pthread_mutex_unlock(&ix->db_lock);
+    return st;
+}
+
+static sem_status put_row(agent_index *ix, const agent_row *r, sem_err *err)
+{
     sqlite3_stmt *s = ix->stmt[ST_PUT];
     sqlite3_bind_text(s, 1, r->key, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, r->file, -1, SQLITE_STATIC);
@@ -234,9 +275,7 @@ sem_status agent_index_put(agent_index *ix, const agent_row *r, sem_err *err)
     sqlite3_bind_int64(s, 8, r->last_use_ms);
     sqlite3_bind_int64(s, 9, (sqlite3_int64)r->hits);
     sqlite3_bind_int64(s, 10, (sqlite3_int64)r->tokens_saved);
-    sem_status st = step_done(ix, s, "put", err);
-    pthread_mutex_unlock(&ix->db_lock);
-    return st;
+    return step_done(ix, s, "put", err);
 }
 
 sem_status agent_index_get(agent_index *ix, const char *key, agent_row *out, sem_err *err)
@@ -258,14 +297,230 @@ sem_status agent_index_get(agent_index *ix, const char *key, agent_row *out, sem
     return st;
 }
 
+/* BEGIN IMMEDIATE, COMMIT, ROLLBACK; call under db_lock. */
+static sem_status tx_begin(agent_index *ix, sem_err *err)
+{
+    return exec(ix, "BEGIN IMMEDIATE;", "begin", err);
+}
+
+static sem_status tx_end(agent_index *ix, sem_status st, sem_err *err)
+{
+    if (st == SEM_OK)
+        st = exec(ix, "COMMIT;", "commit", err);
+    if (st != SEM_OK)
+        exec(ix, "ROLLBACK;", "rollback", NULL);
+    return st;
+}
+
+/* Drops key's links to chunks, one reference each; call in a transaction. */
+static sem_status unlink_chunks(agent_index *ix, const char *key, sem_err *err)
+{
+    sqlite3_stmt *s = ix->stmt[ST_UNLINK_REFS];
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sem_status st = step_done(ix, s, "unlink chunks", err);
+    if (st == SEM_OK) {
+        s = ix->stmt[ST_UNLINK];
+        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+        st = step_done(ix, s, "unlink chunks", err);
+    }
+    return st;
+}
+
 sem_status agent_index_delete(agent_index *ix, const char *key, int *deleted, sem_err *err)
 {
-    pthread_mutex_lock(&ix->db_lock);
-    sqlite3_stmt *s = ix->stmt[ST_DELETE];
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    sem_status st = step_done(ix, s, "delete", err);
     if (deleted)
-        *deleted = st == SEM_OK && sqlite3_changes(ix->db) > 0;
+        *deleted = 0;
+    pthread_mutex_lock(&ix->db_lock);
+    sem_status st = tx_begin(ix, err);
+    if (st == SEM_OK)
+        st = unlink_chunks(ix, key, err);
+    if (st == SEM_OK) {
+        sqlite3_stmt *s = ix->stmt[ST_DELETE];
+        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+        st = step_done(ix, s, "delete", err);
+        if (deleted)
+            *deleted = st == SEM_OK && sqlite3_changes(ix->db) > 0;
+    }
+    st = tx_end(ix, st, err);
+    if (st != SEM_OK && deleted)
+        *deleted = 0;
+    pthread_mutex_unlock(&ix->db_lock);
+    return st;
+}
+
+/* Links key to chunks names[0..n) (position i each), one reference each;
+ * call in a transaction. */
+static sem_status link_chunks(agent_index *ix, const char *key,
+                              const char (*names)[KV_CHUNK_HEX_BYTES], uint32_t n,
+                              uint64_t chunk_bytes, sem_err *err)
+{
+    sem_status st = SEM_OK;
+    for (uint32_t i = 0; st == SEM_OK && i < n; i++) {
+        sqlite3_stmt *s = ix->stmt[ST_LINK_CHUNK];
+        sqlite3_bind_text(s, 1, names[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)chunk_bytes);
+        st = step_done(ix, s, "link chunk", err);
+        if (st != SEM_OK)
+            break;
+        s = ix->stmt[ST_LINK];
+        sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, i);
+        sqlite3_bind_text(s, 3, names[i], -1, SQLITE_STATIC);
+        st = step_done(ix, s, "link chunk", err);
+    }
+    return st;
+}
+
+sem_status agent_index_put_chunks(agent_index *ix, const agent_row *r,
+                                  const char (*names)[KV_CHUNK_HEX_BYTES], uint32_t n,
+                                  uint64_t chunk_bytes, sem_err *err)
+{
+    pthread_mutex_lock(&ix->db_lock);
+    sem_status st = tx_begin(ix, err);
+    if (st == SEM_OK)
+        st = unlink_chunks(ix, r->key, err);
+    if (st == SEM_OK)
+        st = link_chunks(ix, r->key, names, n, chunk_bytes, err);
+    if (st == SEM_OK)
+        st = put_row(ix, r, err);
+    st = tx_end(ix, st, err);
+    pthread_mutex_unlock(&ix->db_lock);
+    return st;
+}
+
+static void read_chunk_row(sqlite3_stmt *s, agent_chunk_row *c)
+{
+    memset(c, 0, sizeof *c);
+    copy_text(c->name, sizeof c->name, sqlite3_column_text(s, 0));
+    c->bytes = (uint64_t)sqlite3_column_int64(s, 1);
+    c->refs = sqlite3_column_int64(s, 2);
+}
+
+sem_status agent_index_chunk_get(agent_index *ix, const char *name, agent_chunk_row *out,
+                                 sem_err *err)
+{
+    pthread_mutex_lock(&ix->db_lock);
+    sqlite3_stmt *s = ix->stmt[ST_CHUNK_GET];
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sem_status st = SEM_OK;
+    if (rc == SQLITE_ROW)
+        read_chunk_row(s, out);
+    else if (rc == SQLITE_DONE)
+        st = sem_err_set(err, SEM_ENOTFOUND, "chunk %s is not in the index", name);
+    else
+        st = db_error(ix, err, "chunk get");
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    pthread_mutex_unlock(&ix->db_lock);
+    return st;
+}
+
+sem_status agent_index_chunk_lost(agent_index *ix, const char *name, sem_err *err)
+{
+    pthread_mutex_lock(&ix->db_lock);
+    sqlite3_stmt *s = ix->stmt[ST_CHUNK_LOST];
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sem_status st = step_done(ix, s, "chunk lost", err);
+    pthread_mutex_unlock(&ix->db_lock);
+    return st;
+}
+
+sem_status agent_index_chunk_drop_unused(agent_index *ix, const char *name, int *dropped,
+                                         sem_err *err)
+{
+    pthread_mutex_lock(&ix->db_lock);
+    sqlite3_stmt *s = ix->stmt[ST_CHUNK_DROP];
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sem_status st = step_done(ix, s, "chunk drop", err);
+    *dropped = st == SEM_OK && sqlite3_changes(ix->db) > 0;
+    pthread_mutex_unlock(&ix->db_lock);
+    return st;
+}
+
+/* Collects every row of a bound SELECT of chunks; resets it. Call under db_lock. */
+static sem_status collect_chunks(agent_index *ix, sqlite3_stmt *s, agent_chunk_row **out,
+                                 size_t *n, sem_err *err)
+{
+    agent_chunk_row *rows = NULL;
+    size_t count = 0, cap = 0;
+    sem_status st = SEM_OK;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t c = cap ? cap * 2 : 16;
+            agent_chunk_row *g = realloc(rows, c * sizeof *g);
+            if (!g) {
+                st = sem_err_set(err, SEM_ENOMEM, "agent index: out of memory for %zu chunks", c);
+                break;
+            }
+            rows = g;
+            cap = c;
+        }
+        read_chunk_row(s, &rows[count++]);
+    }
+    if (st == SEM_OK && rc != SQLITE_DONE)
+        st = db_error(ix, err, "list chunks");
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (st != SEM_OK) {
+        free(rows);
+        return st;
+    }
+    *out = rows;
+    *n = count;
+    return SEM_OK;
+}
+
+sem_status agent_index_chunks_unused(agent_index *ix, agent_chunk_row **out, size_t *n,
+                                     sem_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&ix->db_lock);
+    sem_status st = collect_chunks(ix, ix->stmt[ST_CHUNK_UNUSED], out, n, err);
+    pthread_mutex_unlock(&ix->db_lock);
+    return st;
+}
+
+sem_status agent_index_chunks_all(agent_index *ix, agent_chunk_row **out, size_t *n,
+                                  sem_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&ix->db_lock);
+    sem_status st = collect_chunks(ix, ix->stmt[ST_CHUNK_ALL], out, n, err);
+    pthread_mutex_unlock(&ix->db_lock);
+    return st;
+}
+
+sem_status agent_index_chunks_rebuild(agent_index *ix, const agent_chunk_row *files,
+                                      size_t n_files, const agent_chunk_link *links,
+                                      size_t n_links, sem_err *err)
+{
+    pthread_mutex_lock(&ix->db_lock);
+    sem_status st = tx_begin(ix, err);
+    if (st == SEM_OK)
+        st = exec(ix, "DELETE FROM agent_chunks; DELETE FROM chunks;", "clear chunks", err);
+    for (size_t i = 0; st == SEM_OK && i < n_files; i++) {
+        sqlite3_stmt *s = ix->stmt[ST_LINK_CHUNK];
+        sqlite3_bind_text(s, 1, files[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)files[i].bytes);
+        st = step_done(ix, s, "rebuild chunks", err);
+    }
+    for (size_t i = 0; st == SEM_OK && i < n_links; i++) {
+        sqlite3_stmt *s = ix->stmt[ST_LINK];
+        sqlite3_bind_text(s, 1, links[i].key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, links[i].pos);
+        sqlite3_bind_text(s, 3, links[i].name, -1, SQLITE_STATIC);
+        st = step_done(ix, s, "rebuild links", err);
+    }
+    if (st == SEM_OK)
+        st = exec(ix,
+                  "UPDATE chunks SET refs = (SELECT count(*) FROM agent_chunks a "
+                  "WHERE a.name = chunks.name);",
+                  "count references", err);
+    st = tx_end(ix, st, err);
     pthread_mutex_unlock(&ix->db_lock);
     return st;
 }

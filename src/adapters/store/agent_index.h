@@ -17,6 +17,17 @@
  *       bytes INTEGER, fingerprint INTEGER, payload TEXT, created_ms INTEGER,
  *       last_use_ms INTEGER, hits INTEGER, tokens_saved INTEGER)
  *   CREATE INDEX agents_lru ON agents(fingerprint, last_use_ms)
+ *   CREATE TABLE chunks(name TEXT PRIMARY KEY, bytes INTEGER, refs INTEGER)
+ *   CREATE TABLE agent_chunks(key TEXT, pos INTEGER, name TEXT,
+ *       PRIMARY KEY(key, pos))
+ *
+ * chunks describes the shared chunk files (kv_chunk.h) by name (32 hex
+ * digits): their size (0 once the file is known to be gone) and how many
+ * agents name them; agent_chunks says which, so that replacing or deleting
+ * an agent drops its references in the same transaction. A chunk whose
+ * refs reach 0 keeps its row until the store deletes its file
+ * (agent_index_chunk_drop_unused). The files are the truth: the store
+ * rebuilds both tables from the agent files at open.
  *
  * fingerprint is the uint64 stored as the int64 with the same bits.
  *
@@ -31,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kv_chunk.h"
 #include "kv_file.h"
 #include "domain/status.h"
 #include "ports/warm_store.h"
@@ -52,6 +64,20 @@ typedef struct agent_row {
     uint64_t tokens_saved;
 } agent_row;
 
+/* A shared chunk's row. */
+typedef struct agent_chunk_row {
+    char name[KV_CHUNK_HEX_BYTES];
+    uint64_t bytes;
+    int64_t refs;
+} agent_chunk_row;
+
+/* Agent key names chunk `name` at position pos. */
+typedef struct agent_chunk_link {
+    char key[WARM_KEY_MAX + 1];
+    uint32_t pos;
+    char name[KV_CHUNK_HEX_BYTES];
+} agent_chunk_link;
+
 /*
  * Opens (creating if needed) the database at path, switches it to WAL and
  * prepares every statement. SEM_EIO with SQLite's message on failure
@@ -70,7 +96,45 @@ sem_status agent_index_put(agent_index *ix, const agent_row *r, sem_err *err);
 /* key's row; SEM_ENOTFOUND when there is none. */
 sem_status agent_index_get(agent_index *ix, const char *key, agent_row *out, sem_err *err);
 
-/* Deletes key's row; *deleted (may be NULL) says whether there was one. */
+/*
+ * agent_index_put and key's links to shared chunks in one transaction: the
+ * chunks it named before lose a reference, names[0..n) (chunk files of
+ * chunk_bytes each) gain one (rows made as needed, their bytes set).
+ */
+sem_status agent_index_put_chunks(agent_index *ix, const agent_row *r,
+                                  const char (*names)[KV_CHUNK_HEX_BYTES], uint32_t n,
+                                  uint64_t chunk_bytes, sem_err *err);
+
+/* Chunk name's row; SEM_ENOTFOUND when there is none. */
+sem_status agent_index_chunk_get(agent_index *ix, const char *name, agent_chunk_row *out,
+                                 sem_err *err);
+
+/* Records that chunk name's file is gone (quarantined, missing): bytes 0. */
+sem_status agent_index_chunk_lost(agent_index *ix, const char *name, sem_err *err);
+
+/* Chunks no agent names (refs <= 0), by name; *out malloc'd. */
+sem_status agent_index_chunks_unused(agent_index *ix, agent_chunk_row **out, size_t *n,
+                                     sem_err *err);
+
+/* Deletes chunk name's row if no agent names it; *dropped says whether. */
+sem_status agent_index_chunk_drop_unused(agent_index *ix, const char *name, int *dropped,
+                                         sem_err *err);
+
+/* Every chunk row, by name; *out malloc'd. */
+sem_status agent_index_chunks_all(agent_index *ix, agent_chunk_row **out, size_t *n,
+                                  sem_err *err);
+
+/*
+ * Replaces both chunk tables in one transaction: a row per chunk file
+ * (files[].name, .bytes), the links, and every refs counted from them.
+ */
+sem_status agent_index_chunks_rebuild(agent_index *ix, const agent_chunk_row *files,
+                                      size_t n_files, const agent_chunk_link *links,
+                                      size_t n_links, sem_err *err);
+
+/* Deletes key's row and its links to shared chunks (one reference less
+ * each) in one transaction; *deleted (may be NULL) says whether there was
+ * a row. */
 sem_status agent_index_delete(agent_index *ix, const char *key, int *deleted, sem_err *err);
 
 /*
@@ -99,7 +163,7 @@ sem_status agent_index_lru_all(agent_index *ix, agent_row **out, size_t *n, sem_
 sem_status agent_index_total_bytes(agent_index *ix, uint64_t fingerprint, uint64_t *out,
                                    sem_err *err);
 
-/* Sum of bytes over every row (all fingerprints). */
+/* Sum of bytes over every agent row (all fingerprints) and every chunk row. */
 sem_status agent_index_total_bytes_all(agent_index *ix, uint64_t *out, sem_err *err);
 
 #endif

@@ -8,6 +8,9 @@
  *   busy[] (keys with an operation in flight)     busy_lock (+ busy_cond)
  *   the index's connection and statements         the index's own db_lock
  *   other[] (counted files the index lacks)       other_lock (a leaf)
+ *   pins[] (chunks a save or load_prefix is using) chunk_lock (a leaf but
+ *                                                 for the index's db_lock)
+ *   a chunk file's deletion                       chunk_lock
  *   seq (names of temp and quarantined files)     atomic
  *   fsync_failures                                atomic
  *   a key's file <dir>/<key>.kv                   the key's busy mark
@@ -31,6 +34,20 @@
  * done and indexed); where the operation has already failed or has no
  * caller to tell (quarantine, reconcile, eviction after a save), the
  * failure is logged and counted (disk_store_fsync_failures).
+ *
+ * Shared chunks (kv_chunk.h) live in <dir>/chunks/<name>.kvc. A save
+ * pins the names of its chunks, writes those whose file is missing (temp,
+ * fsync, rename, folder fsync) BEFORE the agent file that names them, then
+ * records the agent and its links in one index transaction and unpins. A
+ * chunk no agent names (refs 0 in the index) is deleted by
+ * collect_chunks, under chunk_lock, only when nobody pins it: a save that
+ * pinned a name before checking its file either sees the file (which then
+ * stays) or writes it again; two saves that write one chunk at once rename
+ * identical content over each other. A chunk's refs change only in the
+ * transaction of an agent's save or deletion, and reconcile recounts them
+ * from the agent files, so a crash at any point leaves at worst a chunk
+ * nobody names (deleted at open) or an agent whose chunk is missing
+ * (dropped at open; until then its load fails with SEM_ECORRUPT).
  *
  * The disk budget covers every file of the store in the folder: agent
  * files of every model (the index's rows), and the files the index does
@@ -60,11 +77,17 @@
 #include <unistd.h>
 
 #include "agent_index.h"
+#include "kv_chunk.h"
+#include "kv_rows.h"
 #include "domain/agent_id.h"
 
 #define INDEX_NAME "index.sqlite"
 #define LOCK_NAME "LOCK"
 #define QUARANTINE_DIR "quarantine"
+#define CHUNK_DIR "chunks"
+#define CHUNK_SUFFIX ".kvc"
+#define CHUNK_TEMP_INFIX ".kvc.tmp-"
+#define CHUNK_NAME_CAP (KV_CHUNK_HEX_BYTES + 32)
 #define FILE_SUFFIX ".kv"
 #define TEMP_INFIX ".kv.tmp-"
 #define NAME_CAP 256 /* a key (160) plus any suffix we add fits in NAME_MAX */
@@ -94,6 +117,7 @@ struct disk_store {
     kv_payload payload;
     uint64_t budget;
     uint32_t chunk_tokens;
+    int whole_files;
     kv_write_hook write_hook;
     void *write_hook_ctx;
     int64_t (*now_ms)(void *ctx);
@@ -105,6 +129,11 @@ struct disk_store {
     disk_store_report report;
 
     agent_index *index; /* locked inside */
+    int chunks_fd;      /* <dir>/chunks */
+
+    pthread_mutex_t chunk_lock; /* guards pins, n_pins, cap_pins; held across a chunk's deletion */
+    kv_chunk_name *pins;        /* a multiset: one entry per pin */
+    size_t n_pins, cap_pins;
 
     pthread_mutex_t busy_lock; /* guards busy, n_busy, cap_busy */
     pthread_cond_t busy_cond;  /* signalled when a key is released */
@@ -189,6 +218,133 @@ static int sync_dir(disk_store *s, const char *what)
         logf_(s, "fsync %s after %s: %s", s->dir, what, strerror(e));
     }
     return e;
+}
+
+static int sync_chunks(disk_store *s, const char *what)
+{
+    int e = s->fsync_hook ? s->fsync_hook(s->fsync_hook_ctx, s->dir) : 0;
+    if (e == 0 && fsync(s->chunks_fd) != 0)
+        e = errno;
+    if (e) {
+        atomic_fetch_add(&s->fsync_failures, 1);
+        logf_(s, "fsync %s/" CHUNK_DIR " after %s: %s", s->dir, what, strerror(e));
+    }
+    return e;
+}
+
+/* "<32 hex>.kvc", the chunk's file in chunks/. */
+static void chunk_file(char out[CHUNK_NAME_CAP], const kv_chunk_name *n)
+{
+    char hex[KV_CHUNK_HEX_BYTES];
+    kv_chunk_hex(n, hex);
+    snprintf(out, CHUNK_NAME_CAP, "%s" CHUNK_SUFFIX, hex);
+}
+
+/* ------------------------------------------------------------ chunk pins */
+
+/* Pins names[0..n) (a save or load_prefix is using them); 0 when out of memory. */
+static int pins_add(disk_store *s, const kv_chunk_name *names, size_t n)
+{
+    if (n == 0)
+        return 1;
+    pthread_mutex_lock(&s->chunk_lock);
+    if (s->n_pins + n > s->cap_pins) {
+        size_t cap = s->cap_pins ? s->cap_pins : 64;
+        while (cap < s->n_pins + n)
+            cap *= 2;
+        kv_chunk_name *g = realloc(s->pins, cap * sizeof *g);
+        if (!g) {
+            pthread_mutex_unlock(&s->chunk_lock);
+            return 0;
+        }
+        s->pins = g;
+        s->cap_pins = cap;
+    }
+    memcpy(s->pins + s->n_pins, names, n * sizeof *names);
+    s->n_pins += n;
+    pthread_mutex_unlock(&s->chunk_lock);
+    return 1;
+}
+
+static void pins_drop(disk_store *s, const kv_chunk_name *names, size_t n)
+{
+    pthread_mutex_lock(&s->chunk_lock);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = s->n_pins; j-- > 0;)
+            if (memcmp(&s->pins[j], &names[i], sizeof names[i]) == 0) {
+                s->pins[j] = s->pins[--s->n_pins];
+                break;
+            }
+    pthread_mutex_unlock(&s->chunk_lock);
+}
+
+/* Call under chunk_lock. */
+static int pinned(const disk_store *s, const kv_chunk_name *name)
+{
+    for (size_t i = 0; i < s->n_pins; i++)
+        if (memcmp(&s->pins[i], name, sizeof *name) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * Deletes every chunk no agent names and nobody pins: its row first, then
+ * its file (a crash between leaves a file nobody names, which the next
+ * open deletes). Returns how many went; failures are logged.
+ */
+static size_t collect_chunks(disk_store *s)
+{
+    sem_err ierr = {0};
+    agent_chunk_row *rows = NULL;
+    size_t n = 0, gone = 0;
+    char failure[SEM_ERR_DETAIL_MAX] = ""; /* logged once the lock is released */
+    pthread_mutex_lock(&s->chunk_lock);
+    if (agent_index_chunks_unused(s->index, &rows, &n, &ierr) != SEM_OK)
+        snprintf(failure, sizeof failure, "%s", ierr.detail);
+    for (size_t i = 0; i < n; i++) {
+        kv_chunk_name name;
+        int dropped = 0;
+        if (!kv_chunk_parse_hex(rows[i].name, &name) || pinned(s, &name))
+            continue;
+        if (agent_index_chunk_drop_unused(s->index, rows[i].name, &dropped, &ierr) != SEM_OK) {
+            snprintf(failure, sizeof failure, "%s", ierr.detail);
+            break;
+        }
+        char file[CHUNK_NAME_CAP];
+        chunk_file(file, &name);
+        if (dropped && unlinkat(s->chunks_fd, file, 0) != 0 && errno != ENOENT)
+            snprintf(failure, sizeof failure, "delete %s/" CHUNK_DIR "/%s: %s", s->dir, file,
+                     strerror(errno));
+        gone += (size_t)dropped;
+    }
+    pthread_mutex_unlock(&s->chunk_lock);
+    free(rows);
+    if (failure[0])
+        logf_(s, "shared chunks: %s", failure);
+    if (gone)
+        sync_chunks(s, "deleting chunks no agent names"); /* logged and counted */
+    return gone;
+}
+
+/*
+ * After a failed save: deletes the files of names[0..n) that no index row
+ * describes and nobody pins (chunks the save wrote for nothing), so that
+ * every chunk file stays counted.
+ */
+static void drop_unindexed(disk_store *s, const kv_chunk_name *names, size_t n)
+{
+    pthread_mutex_lock(&s->chunk_lock);
+    for (size_t i = 0; i < n; i++) {
+        char hex[KV_CHUNK_HEX_BYTES], file[CHUNK_NAME_CAP];
+        agent_chunk_row row;
+        kv_chunk_hex(&names[i], hex);
+        if (pinned(s, &names[i]) ||
+            agent_index_chunk_get(s->index, hex, &row, NULL) != SEM_ENOTFOUND)
+            continue;
+        chunk_file(file, &names[i]);
+        unlinkat(s->chunks_fd, file, 0);
+    }
+    pthread_mutex_unlock(&s->chunk_lock);
 }
 
 /* ------------------------------------------------------------ other files */
@@ -373,7 +529,8 @@ static sem_status key_begin(disk_store *s, const char *key, sem_err *err)
 static void quarantine(disk_store *s, const char *name, const char *key, sem_err *err)
 {
     char target[NAME_CAP + 64];
-    snprintf(target, sizeof target, QUARANTINE_DIR "/%s.%lld-%llu", name, (long long)now_ms(s),
+    const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+    snprintf(target, sizeof target, QUARANTINE_DIR "/%s.%lld-%llu", base, (long long)now_ms(s),
              (unsigned long long)atomic_fetch_add(&s->seq, 1));
     const char *why = err ? err->detail : "failed a check";
     char reason[SEM_ERR_DETAIL_MAX];
@@ -399,11 +556,32 @@ static void quarantine(disk_store *s, const char *name, const char *key, sem_err
     if (e)
         err_append(err, "; fsync %s: %s (the move may not survive a power cut)", s->dir,
                    strerror(e));
+    if (base != name)
+        sync_chunks(s, "quarantining a chunk"); /* logged and counted */
     if (key[0]) {
         sem_err ierr = {0};
         if (agent_index_delete(s->index, key, NULL, &ierr) != SEM_OK)
             logf_(s, "%s", ierr.detail);
     }
+}
+
+/*
+ * A shared chunk that failed a check (or is missing, `missing`): moved to
+ * quarantine/ (when there), and its row says its file is gone, so that no
+ * load_prefix offers it and the next save that names it writes it again.
+ * Every agent that names it fails to load until then.
+ */
+static void quarantine_chunk(disk_store *s, const kv_chunk_name *name, int missing, sem_err *err)
+{
+    char file[CHUNK_NAME_CAP], rel[CHUNK_NAME_CAP + 16], hex[KV_CHUNK_HEX_BYTES];
+    chunk_file(file, name);
+    kv_chunk_hex(name, hex);
+    snprintf(rel, sizeof rel, CHUNK_DIR "/%s", file);
+    if (!missing)
+        quarantine(s, rel, "", err);
+    sem_err ierr = {0};
+    if (agent_index_chunk_lost(s->index, hex, &ierr) != SEM_OK)
+        logf_(s, "%s", ierr.detail);
 }
 
 /* ------------------------------------------------------------ budget */
@@ -488,6 +666,8 @@ static int enforce_budget(disk_store *s, const char *keep, int64_t delta)
                 if (agent_index_delete(s->index, key, NULL, &ierr) != SEM_OK)
                     logf_(s, "disk budget: %s", ierr.detail);
                 total -= cur.bytes < total ? cur.bytes : total;
+                if (collect_chunks(s)) /* the chunks only it named went too */
+                    counted_total(s, &total, &ierr);
                 deleted = 1;
                 if (cur.fingerprint != s->fingerprint)
                     logf_(s, "disk budget: deleted %s/%s, an agent of another model (%016llx)",
@@ -506,29 +686,153 @@ static int enforce_budget(disk_store *s, const char *keep, int64_t delta)
 
 /* ------------------------------------------------------------ save */
 
-static sem_status save_marked(disk_store *s, const char *key, const block_table *t,
-                              const atomic_int *stop, sem_err *err)
-{
-    char tmp[NAME_CAP], final[NAME_CAP], tmp_path[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s" TEMP_INFIX "%016llx", key, (unsigned long long)random64(s));
-    file_name(final, sizeof final, key);
-    snprintf(tmp_path, sizeof tmp_path, "%s/%s", s->dir, tmp);
+/* What a save writes: the agent file's header, its shared chunks' names. */
+typedef struct save_plan {
+    kv_file_header h;
+    kv_chunk_name root;                  /* parent of chunk 0 */
+    kv_chunk_name *names;                /* [h.n_shared] */
+    char (*hex)[KV_CHUNK_HEX_BYTES];     /* [h.n_shared] */
+    uint64_t chunk_bytes;                /* size of one chunk file */
+} save_plan;
 
-    int fd = openat(s->dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return sem_err_set(err, SEM_EIO, "saving agent '%s': create %s: %s", key, tmp_path,
-                           strerror(errno));
-    kv_file_write_opts wo = {
+static void plan_free(save_plan *p)
+{
+    free(p->names);
+    free(p->hex);
+    p->names = NULL;
+    p->hex = NULL;
+}
+
+static kv_file_write_opts write_opts(const disk_store *s, const atomic_int *stop)
+{
+    return (kv_file_write_opts){
         .fingerprint = s->fingerprint,
         .payload = s->payload,
         .chunk_tokens = s->chunk_tokens,
         .hook = s->write_hook,
         .hook_ctx = s->write_hook_ctx,
         .stop = stop,
+        .share = !s->whole_files,
     };
+}
+
+static sem_status plan_save(disk_store *s, const char *key, const block_table *t, save_plan *p,
+                            sem_err *err)
+{
+    memset(p, 0, sizeof *p);
+    kv_file_write_opts wo = write_opts(s, NULL);
+    sem_status st = kv_file_plan(t, &wo, &p->h, err);
+    if (st != SEM_OK)
+        return st;
+    uint32_t n = p->h.n_shared;
+    p->chunk_bytes = kv_chunk_size_for(&p->h);
+    p->names = n ? malloc(n * sizeof *p->names) : NULL;
+    p->hex = n ? malloc(n * sizeof *p->hex) : NULL;
+    if (n && (!p->names || !p->hex)) {
+        plan_free(p);
+        return sem_err_set(err, SEM_ENOMEM, "saving agent '%s': out of memory for %u chunk names",
+                           key, n);
+    }
+    kv_chunk_root(&p->h, key, kv_chunk_ns_len(key), &p->root);
+    kv_chunk_names(&p->h, key, kv_chunk_ns_len(key), block_table_tokens(t), n, p->names);
+    for (uint32_t i = 0; i < n; i++)
+        kv_chunk_hex(&p->names[i], p->hex[i]);
+    return SEM_OK;
+}
+
+/* Bytes the save adds besides the agent file: its chunks the index lacks. */
+static uint64_t new_chunk_bytes(disk_store *s, const save_plan *p)
+{
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < p->h.n_shared; i++) {
+        agent_chunk_row c;
+        if (agent_index_chunk_get(s->index, p->hex[i], &c, NULL) != SEM_OK || c.bytes == 0)
+            bytes += p->chunk_bytes;
+    }
+    return bytes;
+}
+
+/* Writes chunk i of the plan as chunks/<name>.kvc: temp file, fsync, rename. */
+static sem_status write_chunk(disk_store *s, const block_table *t, const save_plan *p,
+                              uint32_t i, const atomic_int *stop, sem_err *err)
+{
+    char file[CHUNK_NAME_CAP], tmp[CHUNK_NAME_CAP + 32], tmp_path[PATH_MAX];
+    chunk_file(file, &p->names[i]);
+    snprintf(tmp, sizeof tmp, "%s" CHUNK_TEMP_INFIX "%016llx", p->hex[i],
+             (unsigned long long)random64(s));
+    snprintf(tmp_path, sizeof tmp_path, "%s/" CHUNK_DIR "/%s", s->dir, tmp);
+    int fd = openat(s->chunks_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return sem_err_set(err, SEM_EIO, "create %s: %s", tmp_path, strerror(errno));
+    sem_status st = kv_chunk_write(fd, tmp_path, t, &p->h, i, &p->names[i],
+                                   i ? &p->names[i - 1] : &p->root, s->write_hook,
+                                   s->write_hook_ctx, stop, err);
+    if (st == SEM_OK && fsync(fd) != 0)
+        st = sem_err_set(err, SEM_EIO, "fsync %s: %s", tmp_path, strerror(errno));
+    if (close(fd) != 0 && st == SEM_OK)
+        st = sem_err_set(err, SEM_EIO, "close %s: %s", tmp_path, strerror(errno));
+    if (st == SEM_OK && renameat(s->chunks_fd, tmp, s->chunks_fd, file) != 0)
+        st = sem_err_set(err, SEM_EIO, "rename %s to %s: %s", tmp_path, file, strerror(errno));
+    if (st != SEM_OK)
+        unlinkat(s->chunks_fd, tmp, 0);
+    return st;
+}
+
+/*
+ * Writes every chunk of the plan whose file is missing or of the wrong
+ * size (the names are pinned), then fsyncs chunks/ so that they are
+ * durable before the agent file that names them.
+ */
+static sem_status write_chunks(disk_store *s, const block_table *t, const save_plan *p,
+                               const atomic_int *stop, sem_err *err)
+{
+    uint32_t written = 0;
+    sem_status st = SEM_OK;
+    for (uint32_t i = 0; st == SEM_OK && i < p->h.n_shared; i++) {
+        char file[CHUNK_NAME_CAP];
+        struct stat sb;
+        chunk_file(file, &p->names[i]);
+        if (fstatat(s->chunks_fd, file, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+            (uint64_t)sb.st_size == p->chunk_bytes)
+            continue;
+        st = write_chunk(s, t, p, i, stop, err);
+        written++;
+    }
+    if (st == SEM_OK && written) {
+        int e = sync_chunks(s, "writing shared chunks");
+        if (e)
+            st = sem_err_set(err, SEM_EIO, "fsync %s/" CHUNK_DIR ": %s", s->dir, strerror(e));
+    }
+    return st;
+}
+
+/* *in_place: whether the new agent file was renamed into place (its
+ * chunks are then in use, indexed or not). */
+static sem_status save_marked(disk_store *s, const char *key, const block_table *t,
+                              const save_plan *p, const atomic_int *stop, int *in_place,
+                              sem_err *err)
+{
+    *in_place = 0;
+    char tmp[NAME_CAP], final[NAME_CAP], tmp_path[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s" TEMP_INFIX "%016llx", key, (unsigned long long)random64(s));
+    file_name(final, sizeof final, key);
+    snprintf(tmp_path, sizeof tmp_path, "%s/%s", s->dir, tmp);
+
+    sem_status st = write_chunks(s, t, p, stop, err);
+    if (st != SEM_OK) {
+        if (st == SEM_EIO || st == SEM_ENOMEM || st == SEM_EINTERNAL)
+            sem_err_wrap(err, "saving agent '%s'", key);
+        return st;
+    }
+    int fd = openat(s->dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return sem_err_set(err, SEM_EIO, "saving agent '%s': create %s: %s", key, tmp_path,
+                           strerror(errno));
+    kv_file_write_opts wo = write_opts(s, stop);
+    wo.names = p->names;
     uint64_t bytes = 0;
     kv_payload payload = s->payload;
-    sem_status st = kv_file_write(fd, tmp_path, t, &wo, &bytes, &payload, err);
+    st = kv_file_write(fd, tmp_path, t, &wo, &bytes, &payload, err);
     if (st == SEM_OK && stop && atomic_load_explicit(stop, memory_order_relaxed))
         st = sem_err_set(err, SEM_ECANCELLED, "%s: the write was stopped", tmp_path);
     if (st == SEM_OK && fsync(fd) != 0)
@@ -545,6 +849,7 @@ static sem_status save_marked(disk_store *s, const char *key, const block_table 
     }
     /* The new file is in place (it replaced a newer or unreadable file, if
      * one was there): from here on the index must describe it. */
+    *in_place = 1;
     other_drop(s, final);
     int dir_errno = sync_dir(s, "renaming a saved file");
     int64_t now = now_ms(s);
@@ -558,7 +863,8 @@ static sem_status save_marked(disk_store *s, const char *key, const block_table 
     };
     snprintf(r.key, sizeof r.key, "%s", key);
     file_name(r.file, sizeof r.file, key);
-    st = agent_index_put(s->index, &r, err);
+    st = agent_index_put_chunks(s->index, &r, (const char(*)[KV_CHUNK_HEX_BYTES])p->hex,
+                                p->h.n_shared, p->chunk_bytes, err);
     if (st != SEM_OK) {
         sem_err_wrap(err, "saving agent '%s': the file is saved, the index is not (the next "
                           "open re-indexes it)", key);
@@ -572,6 +878,31 @@ static sem_status save_marked(disk_store *s, const char *key, const block_table 
     return SEM_OK;
 }
 
+/* Makes room under the budget for the plan's files, before they are written. */
+static sem_status make_room(disk_store *s, const char *key, const save_plan *p, sem_err *err)
+{
+    uint64_t need = p->h.file_bytes + new_chunk_bytes(s, p);
+    if (need > s->budget)
+        return sem_err_set(err, SEM_ETOOLARGE,
+                           "saving agent '%s': the size of its files, %llu bytes, exceeds the disk "
+                           "budget of %llu bytes",
+                           key, (unsigned long long)need, (unsigned long long)s->budget);
+    /* What the new file replaces: the key's file, whatever it is. */
+    agent_row old;
+    char name[NAME_CAP];
+    file_name(name, sizeof name, key);
+    uint64_t old_bytes = other_bytes(s, name);
+    if (agent_index_get(s->index, key, &old, NULL) == SEM_OK)
+        old_bytes += old.bytes;
+    int e = enforce_budget(s, key, (int64_t)need - (int64_t)old_bytes);
+    if (e)
+        return sem_err_set(err, SEM_EIO,
+                           "saving agent '%s': making room under the disk budget: fsync %s: "
+                           "%s (files were deleted; the save was not made)",
+                           key, s->dir, strerror(e));
+    return SEM_OK;
+}
+
 static sem_status ds_save(void *self, const char *key, const block_table *t,
                           const atomic_int *stop, sem_err *err)
 {
@@ -582,39 +913,28 @@ static sem_status ds_save(void *self, const char *key, const block_table *t,
         return sem_err_set(err, SEM_EINVAL, "saving agent '%s': NULL table", key);
     if (block_table_n_tokens(t) == 0)
         return sem_err_set(err, SEM_EINVAL, "saving agent '%s': the table holds no tokens", key);
-    if (s->budget) {
-        /* Make room first, so the files never exceed the budget. */
-        kv_file_write_opts wo = {.fingerprint = s->fingerprint, .payload = s->payload,
-                                 .chunk_tokens = s->chunk_tokens};
-        kv_file_header h;
-        sem_status pst = kv_file_plan(t, &wo, &h, err);
-        if (pst != SEM_OK)
-            return pst;
-        if (h.file_bytes > s->budget)
-            return sem_err_set(err, SEM_ETOOLARGE,
-                               "saving agent '%s': its file of %llu bytes exceeds the disk "
-                               "budget of %llu bytes",
-                               key, (unsigned long long)h.file_bytes,
-                               (unsigned long long)s->budget);
-        /* What the new file replaces: the key's file, whatever it is. */
-        agent_row old;
-        char name[NAME_CAP];
-        file_name(name, sizeof name, key);
-        uint64_t old_bytes = other_bytes(s, name);
-        if (agent_index_get(s->index, key, &old, NULL) == SEM_OK)
-            old_bytes += old.bytes;
-        int e = enforce_budget(s, key, (int64_t)h.file_bytes - (int64_t)old_bytes);
-        if (e)
-            return sem_err_set(err, SEM_EIO,
-                               "saving agent '%s': making room under the disk budget: fsync %s: "
-                               "%s (files were deleted; the save was not made)",
-                               key, s->dir, strerror(e));
-    }
-    sem_status st = key_begin(s, key, err);
-    if (st != SEM_OK)
+    save_plan p;
+    sem_status st = plan_save(s, key, t, &p, err);
+    if (st == SEM_OK && s->budget) /* make room first, so the files never exceed the budget */
+        st = make_room(s, key, &p, err);
+    if (st == SEM_OK)
+        st = key_begin(s, key, err);
+    if (st != SEM_OK) {
+        plan_free(&p);
         return st;
-    st = save_marked(s, key, t, stop, err);
+    }
+    if (!pins_add(s, p.names, p.h.n_shared)) {
+        st = sem_err_set(err, SEM_ENOMEM, "saving agent '%s': out of memory", key);
+    } else {
+        int in_place = 0;
+        st = save_marked(s, key, t, &p, stop, &in_place, err);
+        pins_drop(s, p.names, p.h.n_shared);
+        if (st != SEM_OK && !in_place)
+            drop_unindexed(s, p.names, p.h.n_shared);
+    }
     key_release(s, key);
+    plan_free(&p);
+    collect_chunks(s); /* the chunks it no longer names, or wrote in vain */
     if (st == SEM_OK && s->budget)
         enforce_budget(s, key, 0); /* a race's excess; an fsync failure is logged and counted */
     return st;
@@ -663,6 +983,30 @@ static void keep_newer(disk_store *s, const char *key, const char *name, sem_err
     logf_(s, "agent '%s' not loaded: %s", key, err->detail);
 }
 
+/* kv_chunk_source of the store's chunks/ folder. */
+static sem_status open_chunk(void *ctx, const kv_chunk_name *name, int *fd, char *path,
+                             size_t cap, sem_err *err)
+{
+    disk_store *s = ctx;
+    char file[CHUNK_NAME_CAP];
+    chunk_file(file, name);
+    snprintf(path, cap, "%s/" CHUNK_DIR "/%s", s->dir, file);
+    *fd = openat(s->chunks_fd, file, O_RDONLY | O_CLOEXEC);
+    if (*fd >= 0)
+        return SEM_OK;
+    if (errno == ENOENT)
+        return sem_err_set(err, SEM_ENOTFOUND, "%s is missing", path);
+    return sem_err_set(err, SEM_EIO, "open %s: %s", path, strerror(errno));
+}
+
+/* The namespace of key (its part before the first '.') into ns. */
+static void ns_of(const char *key, char ns[WARM_KEY_MAX + 1])
+{
+    size_t n = kv_chunk_ns_len(key);
+    memcpy(ns, key, n);
+    ns[n] = '\0';
+}
+
 static sem_status ds_load(void *self, const char *key, block_pool *pool, block_table **out,
                           sem_err *err)
 {
@@ -684,15 +1028,26 @@ static sem_status ds_load(void *self, const char *key, block_pool *pool, block_t
         kv_file_header *h = malloc(sizeof *h);
         if (h)
             h->version = 0;
-        st = h ? kv_file_read(fd, path, s->fingerprint, pool, key, out, h, err)
+        char ns[WARM_KEY_MAX + 1];
+        ns_of(key, ns);
+        kv_chunk_source src = {.ctx = s, .open = open_chunk};
+        kv_read_fault fault = {0};
+        st = h ? kv_file_read_from(fd, path, s->fingerprint, ns, &src, pool, key, out, h,
+                                   &fault, err)
                : sem_err_set(err, SEM_ENOMEM, "agent '%s': out of memory", key);
         close(fd);
         char name[NAME_CAP];
         file_name(name, sizeof name, key);
-        if (st == SEM_EINCOMPAT && kv_file_version_is_newer(h->version)) {
+        if (st != SEM_OK && fault.in_chunk && is_bad_file(st)) {
+            /* The agent file is sound; the chunk is not served to anyone. */
+            quarantine_chunk(s, &fault.name, fault.missing, err);
+            sem_err_wrap(err, "agent '%s'", key);
+        } else if (st == SEM_EINCOMPAT && kv_file_version_is_newer(h->version)) {
             keep_newer(s, key, name, err);
+            collect_chunks(s);
         } else if (is_bad_file(st)) {
             quarantine(s, name, key, err);
+            collect_chunks(s);
         } else if (st == SEM_OK) {
             if (h->version < KV_FILE_VERSION)
                 logf_(s, "agent '%s': read %s in format version %u; its next save writes "
@@ -715,6 +1070,135 @@ static sem_status ds_load(void *self, const char *key, block_pool *pool, block_t
     }
     key_release(s, key);
     return st;
+}
+
+/* ------------------------------------------------------------ shared prefixes */
+
+/* Whether ns can be a namespace: what a key may hold before its first '.'. */
+static int ns_valid(const char *ns)
+{
+    size_t n = strlen(ns);
+    if (n > WARM_KEY_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = ns[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* How many of names[0..k) the index holds with a file, from the first. */
+static uint32_t indexed_run(disk_store *s, const kv_chunk_name *names, uint32_t k)
+{
+    for (uint32_t i = 0; i < k; i++) {
+        char hex[KV_CHUNK_HEX_BYTES];
+        agent_chunk_row row;
+        kv_chunk_hex(&names[i], hex);
+        if (agent_index_chunk_get(s->index, hex, &row, NULL) != SEM_OK || row.bytes == 0)
+            return i;
+    }
+    return k;
+}
+
+/*
+ * Reads chunks 0..*k-1 into t (restored to *k chunks). A missing file
+ * shortens the run (*k, t truncated; the index learns it is gone); a bad
+ * one is quarantined and fails the read.
+ */
+static sem_status read_prefix(disk_store *s, const kv_file_header *h, const int32_t *tokens,
+                              const kv_chunk_name *root, const kv_chunk_name *names,
+                              block_table *t, uint32_t *k, sem_err *err)
+{
+    uint32_t max_dim = h->k_head_dim > h->v_head_dim ? h->k_head_dim : h->v_head_dim;
+    uint8_t *buf = malloc(h->chunk_tokens * kv_rows_token_bytes(h) + 8);
+    float *scratch = malloc(max_dim * sizeof *scratch);
+    sem_status st = SEM_OK;
+    if (!buf || !scratch)
+        st = sem_err_set(err, SEM_ENOMEM, "load_prefix: out of memory for a chunk");
+    for (uint32_t i = 0; st == SEM_OK && i < *k; i++) {
+        char path[PATH_MAX];
+        int fd = -1;
+        st = open_chunk(s, &names[i], &fd, path, sizeof path, err);
+        if (st == SEM_ENOTFOUND) {
+            quarantine_chunk(s, &names[i], 1, NULL);
+            *k = i;
+            st = i ? block_table_truncate(t, i * h->chunk_tokens, err) : st;
+            break;
+        }
+        if (st != SEM_OK)
+            break;
+        st = kv_chunk_read(fd, path, h, i, &names[i], i ? &names[i - 1] : root,
+                           tokens + (size_t)i * h->chunk_tokens, t, buf, scratch, err);
+        close(fd);
+        if (is_bad_file(st))
+            quarantine_chunk(s, &names[i], 0, err);
+    }
+    free(buf);
+    free(scratch);
+    return st;
+}
+
+static sem_status ds_load_prefix(void *self, const char *ns, const int32_t *tokens, uint32_t n,
+                                 block_pool *pool, const char *name, block_table **out,
+                                 sem_err *err)
+{
+    disk_store *s = self;
+    sem_err local = {0}; /* the detail goes into the quarantine log even without err */
+    if (!err)
+        err = &local;
+    if (out)
+        *out = NULL;
+    if (!ns || !pool || !out || (!tokens && n))
+        return sem_err_set(err, SEM_EINVAL, "load_prefix: NULL argument");
+    if (!ns_valid(ns))
+        return sem_err_set(err, SEM_EINVAL, "load_prefix: '%.40s' is not a namespace", ns);
+    const cache_spec *spec = block_pool_spec(pool);
+    for (uint32_t l = 0; l < spec->n_layers; l++)
+        if (spec->layers[l].kind == CACHE_ATTN_SLIDING)
+            return sem_err_set(err, SEM_ENOTFOUND,
+                               "load_prefix: layer %u is sliding-window; its window is each "
+                               "agent's own, never shared", l);
+    kv_file_write_opts wo = write_opts(s, NULL);
+    kv_file_header h;
+    if (n == 0 || kv_file_plan_spec(spec, n, &wo, &h, NULL) != SEM_OK || h.n_shared == 0)
+        return sem_err_set(err, SEM_ENOTFOUND,
+                           "load_prefix: %u tokens hold no whole chunk of %u", n,
+                           n ? h.chunk_tokens : 0);
+    kv_chunk_name root, *names = malloc(h.n_shared * sizeof *names);
+    if (!names)
+        return sem_err_set(err, SEM_ENOMEM, "load_prefix: out of memory for %u names",
+                           h.n_shared);
+    kv_chunk_root(&h, ns, strlen(ns), &root);
+    kv_chunk_names(&h, ns, strlen(ns), tokens, h.n_shared, names);
+    uint32_t k = indexed_run(s, names, h.n_shared);
+    sem_status st = SEM_OK;
+    block_table *t = NULL;
+    if (k == 0)
+        st = sem_err_set(err, SEM_ENOTFOUND, "load_prefix: no shared chunk starts these tokens");
+    else if (!pins_add(s, names, k))
+        st = sem_err_set(err, SEM_ENOMEM, "load_prefix: out of memory");
+    if (st != SEM_OK) {
+        free(names);
+        return st;
+    }
+    uint32_t n_pinned = k;
+    t = block_table_create(pool, name, err);
+    st = t ? block_table_restore(t, tokens, k * h.chunk_tokens, err)
+           : (err->status ? err->status : SEM_ENOMEM);
+    if (st == SEM_OK)
+        st = read_prefix(s, &h, tokens, &root, names, t, &k, err);
+    if (st == SEM_OK && k == 0)
+        st = sem_err_set(err, SEM_ENOTFOUND, "load_prefix: the first shared chunk is gone");
+    pins_drop(s, names, n_pinned);
+    free(names);
+    if (st != SEM_OK) {
+        block_table_destroy(t);
+        return st;
+    }
+    *out = t;
+    return SEM_OK;
 }
 
 static sem_status ds_peek(void *self, const char *key, int32_t **tokens, uint32_t *n,
@@ -753,6 +1237,7 @@ static sem_status ds_peek(void *self, const char *key, int32_t **tokens, uint32_
                 keep_newer(s, key, name, err);
             else if (is_bad_file(st))
                 quarantine(s, name, key, err);
+            collect_chunks(s);
         }
         free(h);
     }
@@ -792,6 +1277,7 @@ static sem_status ds_remove(void *self, const char *key, sem_err *err)
                              key, s->dir, strerror(dir_errno));
     }
     key_release(s, key);
+    collect_chunks(s); /* the chunks only it named */
     return st;
 }
 
@@ -874,6 +1360,7 @@ static uint64_t ds_disk_bytes(void *self)
 static const warm_store_ops DISK_STORE_OPS = {
     .save = ds_save,
     .load = ds_load,
+    .load_prefix = ds_load_prefix,
     .peek = ds_peek,
     .remove = ds_remove,
     .list = ds_list,
@@ -1102,6 +1589,169 @@ static void count_quarantine(disk_store *s)
     closedir(d);
 }
 
+static int cmp_chunk_row(const void *a, const void *b)
+{
+    return strcmp(((const agent_chunk_row *)a)->name, ((const agent_chunk_row *)b)->name);
+}
+
+/* Grows *arr (of elem bytes) to hold n + 1; 0 when out of memory. */
+static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 1;
+    size_t c = *cap ? *cap * 2 : 64;
+    void *g = realloc(*arr, c * elem);
+    if (!g)
+        return 0;
+    *arr = g;
+    *cap = c;
+    return 1;
+}
+
+/* The chunk files in chunks/ (by name), deleting interrupted writes. */
+static sem_status list_chunk_files(disk_store *s, agent_chunk_row **out, size_t *n, sem_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    int dfd = dup(s->chunks_fd);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return sem_err_set(err, SEM_EIO, "list %s/" CHUNK_DIR ": %s", s->dir, strerror(errno));
+    }
+    rewinddir(d);
+    agent_chunk_row *rows = NULL;
+    size_t count = 0, cap = 0;
+    sem_status st = SEM_OK;
+    struct dirent *e;
+    while (st == SEM_OK && (e = readdir(d)) != NULL) {
+        struct stat sb;
+        char hex[KV_CHUNK_HEX_BYTES];
+        size_t len = strlen(e->d_name);
+        kv_chunk_name name;
+        if (fstatat(s->chunks_fd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        if (strstr(e->d_name, CHUNK_TEMP_INFIX)) {
+            if (unlinkat(s->chunks_fd, e->d_name, 0) == 0)
+                s->report.temp_removed++;
+            continue;
+        }
+        if (len != KV_CHUNK_HEX_BYTES - 1 + sizeof CHUNK_SUFFIX - 1 ||
+            strcmp(e->d_name + KV_CHUNK_HEX_BYTES - 1, CHUNK_SUFFIX) != 0)
+            continue;
+        memcpy(hex, e->d_name, KV_CHUNK_HEX_BYTES - 1);
+        hex[KV_CHUNK_HEX_BYTES - 1] = '\0';
+        if (!kv_chunk_parse_hex(hex, &name))
+            continue;
+        if (!grow((void **)&rows, &cap, count, sizeof *rows)) {
+            st = sem_err_set(err, SEM_ENOMEM, "reconcile: out of memory");
+            break;
+        }
+        memset(&rows[count], 0, sizeof rows[count]);
+        memcpy(rows[count].name, hex, sizeof hex);
+        rows[count++].bytes = (uint64_t)sb.st_size;
+    }
+    closedir(d);
+    if (st != SEM_OK) {
+        free(rows);
+        return st;
+    }
+    if (count)
+        qsort(rows, count, sizeof *rows, cmp_chunk_row);
+    *out = rows;
+    *n = count;
+    return SEM_OK;
+}
+
+/*
+ * The shared chunks agent key's file names, appended to *links; 0 when the
+ * file names none. An agent whose header fails is quarantined; one that
+ * names a chunk no file holds can never load and is deleted (-1).
+ */
+static int agent_links(disk_store *s, const char *key, const agent_chunk_row *files,
+                       size_t n_files, agent_chunk_link **links, size_t *n_links,
+                       size_t *cap_links, sem_status *st, sem_err *err)
+{
+    char name[NAME_CAP], path[PATH_MAX];
+    file_name(name, sizeof name, key);
+    snprintf(path, sizeof path, "%s/%s", s->dir, name);
+    int fd = openat(s->dir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0; /* counted as it is by reconcile_file */
+    kv_file_header *h = malloc(sizeof *h);
+    kv_chunk_name *names = NULL;
+    sem_err ferr = {0};
+    sem_status rs = h ? kv_file_read_fixed(fd, path, h, &ferr) : SEM_ENOMEM;
+    if (rs == SEM_OK && h->n_shared)
+        rs = kv_file_read_header_names(fd, path, h, NULL, &names, &ferr);
+    close(fd);
+    int result = 0;
+    if (rs == SEM_ENOMEM) {
+        *st = sem_err_set(err, SEM_ENOMEM, "reconcile: out of memory");
+    } else if (is_bad_file(rs)) {
+        quarantine(s, name, key, &ferr);
+        s->report.quarantined++;
+        s->report.rows_dropped++;
+    } else if (rs == SEM_OK) {
+        for (uint32_t i = 0; i < h->n_shared; i++) {
+            agent_chunk_row want;
+            kv_chunk_hex(&names[i], want.name);
+            if (!bsearch(&want, files, n_files, sizeof *files, cmp_chunk_row)) {
+                result = -1;
+                logf_(s, "reconcile: deleted %s: its shared chunk %u (%s) is missing", path, i,
+                      want.name);
+                break;
+            }
+        }
+        for (uint32_t i = 0; result == 0 && i < h->n_shared; i++) {
+            if (!grow((void **)links, cap_links, *n_links, sizeof **links)) {
+                *st = sem_err_set(err, SEM_ENOMEM, "reconcile: out of memory");
+                break;
+            }
+            agent_chunk_link *l = &(*links)[(*n_links)++];
+            snprintf(l->key, sizeof l->key, "%s", key);
+            l->pos = i;
+            kv_chunk_hex(&names[i], l->name);
+        }
+    }
+    if (result < 0) {
+        unlinkat(s->dir_fd, name, 0);
+        agent_index_delete(s->index, key, NULL, NULL);
+        s->report.rows_dropped++;
+        s->report.missing_chunks++;
+    }
+    free(h);
+    free(names);
+    return result;
+}
+
+/* Rebuilds the chunk tables from chunks/ and the agent files; deletes the
+ * chunks no agent names. */
+static sem_status reconcile_chunks(disk_store *s, sem_err *err)
+{
+    agent_chunk_row *files = NULL;
+    agent_row *rows = NULL;
+    agent_chunk_link *links = NULL;
+    size_t n_files = 0, n_rows = 0, n_links = 0, cap_links = 0;
+    sem_status st = list_chunk_files(s, &files, &n_files, err);
+    if (st == SEM_OK)
+        st = agent_index_all(s->index, &rows, &n_rows, err);
+    for (size_t i = 0; st == SEM_OK && i < n_rows; i++)
+        agent_links(s, rows[i].key, files, n_files, &links, &n_links, &cap_links, &st, err);
+    if (st == SEM_OK)
+        st = agent_index_chunks_rebuild(s->index, files, n_files, links, n_links, err);
+    if (st == SEM_OK) {
+        size_t gone = collect_chunks(s);
+        s->report.chunks = (uint32_t)(n_files - gone);
+        s->report.chunks_removed = (uint32_t)gone;
+    }
+    free(files);
+    free(rows);
+    free(links);
+    return st;
+}
+
 static sem_status reconcile(disk_store *s, sem_err *err)
 {
     int dfd = dup(s->dir_fd);
@@ -1159,8 +1809,10 @@ static sem_status reconcile(disk_store *s, sem_err *err)
         st = reconcile_file(s, files.names[i], key, row, err);
     }
     if (st == SEM_OK)
+        st = reconcile_chunks(s, err);
+    if (st == SEM_OK)
         count_quarantine(s);
-    if (s->report.temp_removed || s->report.quarantined)
+    if (s->report.temp_removed || s->report.quarantined || s->report.missing_chunks)
         sync_dir(s, "reconciling the folder"); /* logged and counted; they are redone next open */
     free(rows);
     names_free(&files);
@@ -1195,6 +1847,8 @@ void disk_store_close(disk_store *s)
     if (!s)
         return;
     agent_index_close(s->index);
+    if (s->chunks_fd >= 0)
+        close(s->chunks_fd);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the flock */
     if (s->dir_fd >= 0)
@@ -1203,6 +1857,8 @@ void disk_store_close(disk_store *s)
         free(s->busy[i]);
     free(s->busy);
     free(s->other);
+    free(s->pins);
+    pthread_mutex_destroy(&s->chunk_lock);
     pthread_cond_destroy(&s->busy_cond);
     pthread_mutex_destroy(&s->busy_lock);
     pthread_mutex_destroy(&s->other_lock);
@@ -1233,11 +1889,12 @@ disk_store *disk_store_open(const disk_store_opts *o, sem_err *err)
         sem_err_set(err, SEM_ENOMEM, "disk store: out of memory");
         return NULL;
     }
-    s->dir_fd = s->lock_fd = -1;
+    s->dir_fd = s->lock_fd = s->chunks_fd = -1;
     s->fingerprint = o->fingerprint;
     s->payload = payload;
     s->budget = o->budget_bytes;
     s->chunk_tokens = o->chunk_tokens;
+    s->whole_files = o->whole_files;
     s->write_hook = o->write_hook;
     s->write_hook_ctx = o->write_hook_ctx;
     s->now_ms = o->now_ms;
@@ -1249,6 +1906,7 @@ disk_store *disk_store_open(const disk_store_opts *o, sem_err *err)
     pthread_mutex_init(&s->busy_lock, NULL);
     pthread_cond_init(&s->busy_cond, NULL);
     pthread_mutex_init(&s->other_lock, NULL);
+    pthread_mutex_init(&s->chunk_lock, NULL);
     atomic_init(&s->seq, 0);
     atomic_init(&s->fsync_failures, 0);
 
@@ -1271,6 +1929,17 @@ disk_store *disk_store_open(const disk_store_opts *o, sem_err *err)
         sem_err_set(err, errno == EWOULDBLOCK ? SEM_EBUSY : SEM_EIO,
                     "disk store: %s is in use by another store (lock %s/" LOCK_NAME ": %s)",
                     s->dir, s->dir, strerror(errno));
+        goto fail;
+    }
+    if (mkdirat(s->dir_fd, CHUNK_DIR, 0755) != 0 && errno != EEXIST) {
+        sem_err_set(err, SEM_EIO, "disk store: create %s/" CHUNK_DIR ": %s", s->dir,
+                    strerror(errno));
+        goto fail;
+    }
+    s->chunks_fd = openat(s->dir_fd, CHUNK_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->chunks_fd < 0) {
+        sem_err_set(err, SEM_EIO, "disk store: open %s/" CHUNK_DIR ": %s", s->dir,
+                    strerror(errno));
         goto fail;
     }
     char index_path[PATH_MAX];

@@ -3,6 +3,10 @@
  * folder, an SQLite index beside them (ports/warm_store.h is the contract).
  *
  *   <dir>/<key>.kv              an agent's tokens and KV (kv_file.h)
+ *   <dir>/chunks/<name>.kvc     a shared chunk: one whole chunk of the global
+ *                               layers of every agent (of one namespace)
+ *                               whose sequence starts alike (kv_chunk.h)
+ *   <dir>/chunks/<name>.kvc.tmp-<hex>  a chunk being written; deleted at open
  *   <dir>/<key>.kv.tmp-<hex>    a save in progress; deleted at open
  *   <dir>/index.sqlite[-wal,-shm]  the agent index (agent_index.h)
  *   <dir>/LOCK                  flock'd by the one process using the folder
@@ -49,7 +53,11 @@ typedef struct disk_store_opts {
     kv_payload payload;     /* rows on disk; KV_PAYLOAD_DEFAULT (0) is q8_0 */
     uint64_t budget_bytes;  /* total size of every file the store counts in the folder
                                (all models, newer, unreadable, quarantined); 0 = unlimited */
-    uint32_t chunk_tokens;  /* tokens per checksummed chunk; 0 = 256 */
+    uint32_t chunk_tokens;  /* tokens per checksummed chunk, and per shared chunk;
+                               0 = KV_FILE_DEFAULT_CHUNK_TOKENS (128) */
+    /* 1: every agent in one file of its own, no shared chunks (files of
+     * format 2 without the shared flag, as large as version 1's). */
+    int whole_files;
     /* Tests: called before every write of file data; a nonzero return
      * (ENOSPC...) fails that write with it. NULL in production. */
     kv_write_hook write_hook;
@@ -79,6 +87,9 @@ typedef struct disk_store_report {
     uint32_t rows_updated; /* rows that disagreed with their file, re-read */
     uint32_t rows_dropped; /* rows whose file was missing or unusable */
     uint32_t quarantined;  /* files whose header or size failed a check */
+    uint32_t chunks;       /* shared chunk files some agent names, indexed after open */
+    uint32_t chunks_removed; /* shared chunk files no agent named: deleted */
+    uint32_t missing_chunks; /* agent files deleted: they name a chunk no file holds */
 } disk_store_report;
 
 /*

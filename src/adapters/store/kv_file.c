@@ -17,6 +17,7 @@
 #include "kv_file.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +26,9 @@
 
 #include <xxhash.h>
 
-#include "adapters/kernels/cpu.h"
+#include "kv_chunk.h"
+#include "kv_rows.h"
 #include "adapters/kernels/quant.h"
-#include "adapters/kernels/tensor_type.h"
-#include "adapters/kernels/vec.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "kv_file: rows are copied as stored in blocks; a little-endian host is assumed"
@@ -55,36 +55,6 @@ enum {
 };
 
 _Static_assert(sizeof(KV_FILE_MAGIC) - 1 == 8, "the magic is 8 bytes");
-
-/* ------------------------------------------------------------ little-endian */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 /* ------------------------------------------------------------ payload types */
 
@@ -135,79 +105,33 @@ int kv_payload_fits(kv_payload p, uint32_t k_dim, uint32_t v_dim)
     return 0;
 }
 
-static uint32_t payload_tensor(kv_payload p)
-{
-    return p == KV_PAYLOAD_Q8_0 ? TENSOR_Q8_0 : p == KV_PAYLOAD_Q4_0 ? TENSOR_Q4_0 : TENSOR_F16;
-}
-
-static uint32_t kv_tensor(cache_kv_type t)
-{
-    return t == CACHE_KV_Q8_0 ? TENSOR_Q8_0 : TENSOR_F16;
-}
-
-/* The SIMD conversions of this CPU (f16 <-> f32, f32 <-> q8_0); looked up
- * once per file (the check reads CPUID, which traps in a VM). */
-static const vec_ops *fast_ops(void) { return vec_ops_for(cpu_isa_best()); }
-
-/*
- * One row from type `from` to type `to`; bit-exact copy when they agree.
- * Through f32 in scratch[dim]; the f16 and q8_0 steps use SIMD, q4_0 is
- * scalar (a 4096-token
- * 1B-shape agent converts 67 M values on every save and load).
- */
-static void convert_row(const vec_ops *vo, uint32_t from, const uint8_t *src, uint32_t to,
-                        uint8_t *dst, size_t dst_bytes, uint32_t dim, float *scratch)
-{
-    if (from == to) {
-        memcpy(dst, src, dst_bytes);
-        return;
-    }
-    if (from == TENSOR_F16)
-        vo->f16_to_f32(scratch, (const uint16_t *)src, dim);
-    else if (from == TENSOR_Q8_0)
-        vo->q8_0_to_f32(scratch, src, dim);
-    else
-        quant_dequantize_row_unchecked(from, src, scratch, dim);
-    if (to == TENSOR_F16)
-        vo->f32_to_f16((uint16_t *)dst, scratch, dim);
-    else if (to == TENSOR_Q8_0)
-        vo->quantize_q8_0(dst, scratch, dim);
-    else
-        quant_quantize_row(to, scratch, dst, dim, NULL);
-}
-
 /* ------------------------------------------------------------ geometry */
 
-/* Payload bytes of one token of one layer that keeps it. */
-static uint64_t token_bytes(const kv_file_header *h)
-{
-    return (uint64_t)h->n_kv_heads * (kv_payload_row_bytes(h->payload, h->k_head_dim) +
-                                      kv_payload_row_bytes(h->payload, h->v_head_dim));
-}
-
-/* Tokens layer l keeps of h->n_tokens (as cache_spec_kept_tokens). */
-static uint64_t kept_tokens(const kv_file_header *h, uint32_t l)
+/* The first token layer l holds in the file itself: past the window's
+ * start on a sliding layer, past the shared chunks on a global one. */
+static uint32_t first_inline(const kv_file_header *h, uint32_t l)
 {
     const cache_layer *ly = &h->layers[l];
-    if (ly->kind == CACHE_ATTN_SLIDING && h->n_tokens > ly->window)
-        return ly->window;
-    return h->n_tokens;
+    if (ly->kind == CACHE_ATTN_SLIDING)
+        return h->n_tokens > ly->window ? h->n_tokens - ly->window : 0;
+    return h->n_shared * h->chunk_tokens;
 }
 
-static uint64_t header_bytes_for(uint32_t n_layers, uint32_t n_tokens)
+static uint64_t header_bytes_for(uint32_t n_layers, uint32_t n_tokens, uint32_t n_shared)
 {
     return KV_FILE_FIXED_BYTES + (uint64_t)n_layers * LAYER_ENTRY_BYTES +
-           (uint64_t)n_tokens * 4 + CHECKSUM_BYTES;
+           (uint64_t)n_tokens * 4 + (uint64_t)n_shared * KV_CHUNK_NAME_BYTES + CHECKSUM_BYTES;
 }
 
 uint64_t kv_file_size_for(const kv_file_header *h)
 {
-    if (h->n_layers > CACHE_SPEC_MAX_LAYERS || h->chunk_tokens == 0)
+    if (h->n_layers > CACHE_SPEC_MAX_LAYERS || h->chunk_tokens == 0 ||
+        (uint64_t)h->n_shared * h->chunk_tokens > h->n_tokens)
         return 0;
-    uint64_t total = header_bytes_for(h->n_layers, h->n_tokens);
-    uint64_t per_token = token_bytes(h);
+    uint64_t total = header_bytes_for(h->n_layers, h->n_tokens, h->n_shared);
+    uint64_t per_token = kv_rows_token_bytes(h);
     for (uint32_t l = 0; l < h->n_layers; l++) {
-        uint64_t kept = kept_tokens(h, l);
+        uint64_t kept = h->n_tokens - first_inline(h, l);
         uint64_t chunks = (kept + h->chunk_tokens - 1) / h->chunk_tokens;
         /* kept < 2^32, per_token < 2^32: the product fits; 256 layers of it too. */
         total += kept * per_token + chunks * CHECKSUM_BYTES;
@@ -222,100 +146,44 @@ static uint64_t chunk_seed(uint64_t header_checksum, uint32_t layer, uint32_t ch
 
 /* ------------------------------------------------------------ writing */
 
-static sem_status write_all(int fd, const char *path, const void *buf, size_t n, uint64_t *off,
-                            const kv_file_write_opts *o, sem_err *err)
-{
-    const uint8_t *p = buf;
-    while (n > 0) {
-        int e = o->hook ? o->hook(o->hook_ctx, path, *off, n) : 0;
-        ssize_t w = -1;
-        if (e == 0) {
-            w = pwrite(fd, p, n, (off_t)*off);
-            e = w < 0 ? errno : 0;
-        }
-        if (e == EINTR)
-            continue;
-        if (e != 0)
-            return sem_err_set(err, SEM_EIO, "write %s at offset %llu: %s", path,
-                               (unsigned long long)*off, strerror(e));
-        if (w == 0)
-            return sem_err_set(err, SEM_EIO, "write %s at offset %llu: wrote nothing", path,
-                               (unsigned long long)*off);
-        p += w;
-        n -= (size_t)w;
-        *off += (uint64_t)w;
-    }
-    return SEM_OK;
-}
-
-/* Encodes h and tokens into buf (h->header_bytes long) and sets h->checksum. */
-static void encode_header(kv_file_header *h, const int32_t *tokens, uint8_t *buf)
+/* Encodes h, tokens and the shared chunks' names into buf (h->header_bytes
+ * long) and sets h->checksum. */
+static void encode_header(kv_file_header *h, const int32_t *tokens, const kv_chunk_name *names,
+                          uint8_t *buf)
 {
     memset(buf, 0, KV_FILE_FIXED_BYTES);
     memcpy(buf + OFF_MAGIC, KV_FILE_MAGIC, 8);
-    put32(buf + OFF_VERSION, h->version);
-    put32(buf + OFF_PREAMBLE_CHECK, XXH32(buf, PREAMBLE_BYTES, 0));
-    put64(buf + OFF_FINGERPRINT, h->fingerprint);
-    put32(buf + OFF_N_LAYERS, h->n_layers);
-    put32(buf + OFF_N_KV_HEADS, h->n_kv_heads);
-    put32(buf + OFF_K_HEAD_DIM, h->k_head_dim);
-    put32(buf + OFF_V_HEAD_DIM, h->v_head_dim);
-    put32(buf + OFF_PAYLOAD, (uint32_t)h->payload);
-    put32(buf + OFF_CHUNK_TOKENS, h->chunk_tokens);
-    put32(buf + OFF_N_TOKENS, h->n_tokens);
-    put32(buf + OFF_FLAGS, 0);
-    put64(buf + OFF_FILE_BYTES, h->file_bytes);
+    kv_put32(buf + OFF_VERSION, h->version);
+    kv_put32(buf + OFF_PREAMBLE_CHECK, XXH32(buf, PREAMBLE_BYTES, 0));
+    kv_put64(buf + OFF_FINGERPRINT, h->fingerprint);
+    kv_put32(buf + OFF_N_LAYERS, h->n_layers);
+    kv_put32(buf + OFF_N_KV_HEADS, h->n_kv_heads);
+    kv_put32(buf + OFF_K_HEAD_DIM, h->k_head_dim);
+    kv_put32(buf + OFF_V_HEAD_DIM, h->v_head_dim);
+    kv_put32(buf + OFF_PAYLOAD, (uint32_t)h->payload);
+    kv_put32(buf + OFF_CHUNK_TOKENS, h->chunk_tokens);
+    kv_put32(buf + OFF_N_TOKENS, h->n_tokens);
+    kv_put32(buf + OFF_FLAGS, h->n_shared ? KV_FILE_FLAG_SHARED : 0);
+    kv_put64(buf + OFF_FILE_BYTES, h->file_bytes);
     uint8_t *p = buf + KV_FILE_FIXED_BYTES;
     for (uint32_t l = 0; l < h->n_layers; l++, p += LAYER_ENTRY_BYTES) {
-        put32(p, (uint32_t)h->layers[l].kind);
-        put32(p + 4, h->layers[l].window);
+        kv_put32(p, (uint32_t)h->layers[l].kind);
+        kv_put32(p + 4, h->layers[l].window);
     }
     for (uint32_t i = 0; i < h->n_tokens; i++, p += 4)
-        put32(p, (uint32_t)tokens[i]);
+        kv_put32(p, (uint32_t)tokens[i]);
+    for (uint32_t i = 0; i < h->n_shared; i++, p += KV_CHUNK_NAME_BYTES)
+        memcpy(p, names[i].b, KV_CHUNK_NAME_BYTES);
     h->checksum = XXH64(buf, (size_t)(p - buf), 0);
-    put64(p, h->checksum);
+    kv_put64(p, h->checksum);
 }
 
-/*
- * Moves the rows of tokens [a, b) of layer l between the table's blocks and
- * buf, which holds them as K[head][token][row] then V[head][token][row] in
- * the payload type: into buf when saving (to_file), out of it (a verified
- * chunk) when loading.
- */
-static void move_chunk(const vec_ops *vo, const block_table *t, const kv_file_header *h,
-                       uint32_t l, uint32_t a, uint32_t b, uint8_t *buf, float *scratch,
-                       int to_file)
-{
-    block_pool *pool = block_table_pool(t);
-    const cache_spec *spec = block_pool_spec(pool);
-    uint32_t kv = kv_tensor(spec->kv_type), file = payload_tensor(h->payload);
-    for (int v = 0; v < 2; v++) {
-        uint32_t dim = v ? h->v_head_dim : h->k_head_dim;
-        size_t row = kv_payload_row_bytes(h->payload, dim);
-        size_t kv_row = cache_spec_row_bytes(spec->kv_type, dim);
-        for (uint32_t head = 0; head < h->n_kv_heads; head++) {
-            for (uint32_t p = a; p < b; p++, buf += row) {
-                uint32_t slot = p % spec->block_tokens;
-                size_t off = v ? cache_spec_v_offset(spec, head, slot)
-                               : cache_spec_k_offset(spec, head, slot);
-                uint8_t *cell = block_pool_data(pool, block_table_block_for(t, l, p)) + off;
-                if (to_file)
-                    convert_row(vo, kv, cell, file, buf, row, dim, scratch);
-                else
-                    convert_row(vo, file, buf, kv, cell, kv_row, dim, scratch);
-            }
-        }
-    }
-}
-
-sem_status kv_file_plan(const block_table *t, const kv_file_write_opts *o, kv_file_header *out,
-                        sem_err *err)
+sem_status kv_file_plan_spec(const cache_spec *spec, uint32_t n, const kv_file_write_opts *o,
+                             kv_file_header *out, sem_err *err)
 {
     const char *path = "kv file";
-    if (!t || !o)
+    if (!spec || !o)
         return sem_err_set(err, SEM_EINVAL, "kv_file_plan: NULL argument");
-    const cache_spec *spec = block_pool_spec(block_table_pool(t));
-    uint32_t n = block_table_n_tokens(t);
     if (n == 0)
         return sem_err_set(err, SEM_EINVAL, "the table holds no tokens; nothing to save");
     kv_payload payload = o->payload == KV_PAYLOAD_DEFAULT ? KV_PAYLOAD_Q8_0 : o->payload;
@@ -336,18 +204,28 @@ sem_status kv_file_plan(const block_table *t, const kv_file_write_opts *o, kv_fi
     h.payload = payload;
     h.n_tokens = n;
     memcpy(h.layers, spec->layers, spec->n_layers * sizeof h.layers[0]);
-    uint64_t per_token = token_bytes(&h);
+    uint64_t per_token = kv_rows_token_bytes(&h);
     uint64_t chunk = o->chunk_tokens ? o->chunk_tokens : KV_FILE_DEFAULT_CHUNK_TOKENS;
     if (chunk > KV_FILE_MAX_CHUNK_TOKENS)
         chunk = KV_FILE_MAX_CHUNK_TOKENS;
     if (chunk * per_token > KV_FILE_MAX_CHUNK_BYTES)
         chunk = per_token >= KV_FILE_MAX_CHUNK_BYTES ? 1 : KV_FILE_MAX_CHUNK_BYTES / per_token;
     h.chunk_tokens = (uint32_t)chunk;
-    h.header_bytes = header_bytes_for(h.n_layers, n);
+    h.n_shared = o->share && kv_chunk_has_global(&h) ? n / h.chunk_tokens : 0;
+    h.header_bytes = header_bytes_for(h.n_layers, n, h.n_shared);
     h.file_bytes = kv_file_size_for(&h);
 
     *out = h;
     return SEM_OK;
+}
+
+sem_status kv_file_plan(const block_table *t, const kv_file_write_opts *o, kv_file_header *out,
+                        sem_err *err)
+{
+    if (!t || !o)
+        return sem_err_set(err, SEM_EINVAL, "kv_file_plan: NULL argument");
+    return kv_file_plan_spec(block_pool_spec(block_table_pool(t)), block_table_n_tokens(t), o,
+                             out, err);
 }
 
 sem_status kv_file_write(int fd, const char *path, const block_table *t,
@@ -365,8 +243,11 @@ sem_status kv_file_write(int fd, const char *path, const block_table *t,
     sem_status pst = kv_file_plan(t, o, &h, err);
     if (pst != SEM_OK)
         return pst;
+    if (h.n_shared && !o->names)
+        return sem_err_set(err, SEM_EINVAL, "%s: %u shared chunks and no names for them", path,
+                           h.n_shared);
     kv_payload payload = h.payload;
-    uint64_t per_token = token_bytes(&h);
+    uint64_t per_token = kv_rows_token_bytes(&h);
     uint64_t chunk = h.chunk_tokens;
 
     uint8_t *hbuf = malloc(h.header_bytes);
@@ -379,12 +260,12 @@ sem_status kv_file_write(int fd, const char *path, const block_table *t,
                          (unsigned long long)(chunk * per_token));
         goto done;
     }
-    encode_header(&h, block_table_tokens(t), hbuf);
+    encode_header(&h, block_table_tokens(t), o->names, hbuf);
     uint64_t off = 0;
-    const vec_ops *vo = fast_ops();
-    st = write_all(fd, path, hbuf, h.header_bytes, &off, o, err);
+    const vec_ops *vo = kv_rows_ops();
+    st = kv_rows_write(fd, path, hbuf, h.header_bytes, &off, o->hook, o->hook_ctx, err);
     for (uint32_t l = 0; st == SEM_OK && l < h.n_layers; l++) {
-        uint32_t first = (uint32_t)(n - kept_tokens(&h, l));
+        uint32_t first = first_inline(&h, l);
         for (uint32_t a = first, c = 0; st == SEM_OK && a < n; a += h.chunk_tokens, c++) {
             uint32_t b = n - a > h.chunk_tokens ? a + h.chunk_tokens : n;
             size_t bytes = (size_t)((b - a) * per_token);
@@ -392,9 +273,9 @@ sem_status kv_file_write(int fd, const char *path, const block_table *t,
                 st = sem_err_set(err, SEM_ECANCELLED, "%s: the write was stopped", path);
                 break;
             }
-            move_chunk(vo, t, &h, l, a, b, cbuf, scratch, 1);
-            put64(cbuf + bytes, XXH64(cbuf, bytes, chunk_seed(h.checksum, l, c)));
-            st = write_all(fd, path, cbuf, bytes + CHECKSUM_BYTES, &off, o, err);
+            kv_rows_move(vo, t, &h, l, a, b, cbuf, scratch, 1);
+            kv_put64(cbuf + bytes, XXH64(cbuf, bytes, chunk_seed(h.checksum, l, c)));
+            st = kv_rows_write(fd, path, cbuf, bytes + CHECKSUM_BYTES, &off, o->hook, o->hook_ctx, err);
         }
     }
     if (st == SEM_OK && off != h.file_bytes)
@@ -414,28 +295,6 @@ done:
 }
 
 /* ------------------------------------------------------------ reading */
-
-/* Reads exactly n bytes at off; a short read is SEM_ECORRUPT (truncated). */
-static sem_status read_at(int fd, const char *path, void *buf, size_t n, uint64_t off,
-                          const char *what, sem_err *err)
-{
-    uint8_t *p = buf;
-    while (n > 0) {
-        ssize_t r = pread(fd, p, n, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return sem_err_set(err, SEM_EIO, "read %s at offset %llu: %s", path,
-                               (unsigned long long)off, strerror(errno));
-        if (r == 0)
-            return sem_err_set(err, SEM_ECORRUPT, "%s: truncated: the file ends at offset %llu "
-                               "inside the %s", path, (unsigned long long)off, what);
-        p += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return SEM_OK;
-}
 
 /* ------------------------------------------------------------ format versions */
 
@@ -461,20 +320,31 @@ typedef struct kv_format {
 /* Version 1: the layout of docs/cache-format.md, no flags. */
 static void decode_fixed_v1(const uint8_t *fixed, kv_file_header *h, uint32_t *flags)
 {
-    h->fingerprint = get64(fixed + OFF_FINGERPRINT);
-    h->n_layers = get32(fixed + OFF_N_LAYERS);
-    h->n_kv_heads = get32(fixed + OFF_N_KV_HEADS);
-    h->k_head_dim = get32(fixed + OFF_K_HEAD_DIM);
-    h->v_head_dim = get32(fixed + OFF_V_HEAD_DIM);
-    h->payload = (kv_payload)get32(fixed + OFF_PAYLOAD);
-    h->chunk_tokens = get32(fixed + OFF_CHUNK_TOKENS);
-    h->n_tokens = get32(fixed + OFF_N_TOKENS);
-    h->file_bytes = get64(fixed + OFF_FILE_BYTES);
-    *flags = get32(fixed + OFF_FLAGS);
+    h->fingerprint = kv_get64(fixed + OFF_FINGERPRINT);
+    h->n_layers = kv_get32(fixed + OFF_N_LAYERS);
+    h->n_kv_heads = kv_get32(fixed + OFF_N_KV_HEADS);
+    h->k_head_dim = kv_get32(fixed + OFF_K_HEAD_DIM);
+    h->v_head_dim = kv_get32(fixed + OFF_V_HEAD_DIM);
+    h->payload = (kv_payload)kv_get32(fixed + OFF_PAYLOAD);
+    h->chunk_tokens = kv_get32(fixed + OFF_CHUNK_TOKENS);
+    h->n_tokens = kv_get32(fixed + OFF_N_TOKENS);
+    h->file_bytes = kv_get64(fixed + OFF_FILE_BYTES);
+    *flags = kv_get32(fixed + OFF_FLAGS);
+}
+
+/* Version 2: version 1's layout, and the flag KV_FILE_FLAG_SHARED: the
+ * header names the n_tokens / chunk_tokens whole chunks whose global
+ * layers' rows are in shared chunk files. */
+static void decode_fixed_v2(const uint8_t *fixed, kv_file_header *h, uint32_t *flags)
+{
+    decode_fixed_v1(fixed, h, flags);
+    if ((*flags & KV_FILE_FLAG_SHARED) && h->chunk_tokens)
+        h->n_shared = h->n_tokens / h->chunk_tokens;
 }
 
 static const kv_format FORMATS[] = {
     {1, decode_fixed_v1, 0},
+    {2, decode_fixed_v2, KV_FILE_FLAG_SHARED},
 };
 
 _Static_assert(sizeof FORMATS / sizeof FORMATS[0] == KV_FILE_VERSION - KV_FILE_MIN_VERSION + 1,
@@ -510,7 +380,7 @@ static sem_status check_fields(const kv_file_header *h, const char *path, uint32
         return BAD(OFF_PAYLOAD, "payload type %u for head dims %u/%u", (unsigned)h->payload,
                    h->k_head_dim, h->v_head_dim);
     if (h->chunk_tokens == 0 || h->chunk_tokens > KV_FILE_MAX_CHUNK_TOKENS ||
-        (h->chunk_tokens > 1 && h->chunk_tokens * token_bytes(h) > KV_FILE_MAX_CHUNK_BYTES))
+        (h->chunk_tokens > 1 && h->chunk_tokens * kv_rows_token_bytes(h) > KV_FILE_MAX_CHUNK_BYTES))
         return BAD(OFF_CHUNK_TOKENS, "chunk_tokens = %u", h->chunk_tokens);
     if (h->n_tokens == 0)
         return BAD(OFF_N_TOKENS, "n_tokens = %u", h->n_tokens);
@@ -526,6 +396,10 @@ static sem_status check_fields(const kv_file_header *h, const char *path, uint32
             return BAD(KV_FILE_FIXED_BYTES + l * LAYER_ENTRY_BYTES, "layer %u kind %u window %u",
                        l, (unsigned)ly->kind, ly->window);
     }
+    if ((flags & KV_FILE_FLAG_SHARED) && (h->n_shared == 0 || !kv_chunk_has_global(h)))
+        return BAD(OFF_FLAGS, "flags = 0x%x: shared chunks for %u tokens of %u, %s", flags,
+                   h->n_tokens, h->chunk_tokens,
+                   kv_chunk_has_global(h) ? "less than a chunk" : "no global layer");
 #undef BAD
     return SEM_OK;
 }
@@ -535,18 +409,18 @@ static sem_status check_fields(const kv_file_header *h, const char *path, uint32
 static sem_status read_fixed(int fd, const char *path, kv_file_header *h,
                              uint8_t fixed[KV_FILE_FIXED_BYTES], uint32_t *flags, sem_err *err)
 {
-    sem_status st = read_at(fd, path, fixed, KV_FILE_FIXED_BYTES, 0, "fixed header", err);
+    sem_status st = kv_rows_read(fd, path, fixed, KV_FILE_FIXED_BYTES, 0, "fixed header", err);
     if (st != SEM_OK)
         return st;
     if (memcmp(fixed + OFF_MAGIC, KV_FILE_MAGIC, 8) != 0)
         return sem_err_set(err, SEM_ECORRUPT,
                            "%s: not a semantic KV cache file (bad magic at offset 0)", path);
-    if (get32(fixed + OFF_PREAMBLE_CHECK) != XXH32(fixed, PREAMBLE_BYTES, 0))
+    if (kv_get32(fixed + OFF_PREAMBLE_CHECK) != XXH32(fixed, PREAMBLE_BYTES, 0))
         return sem_err_set(err, SEM_ECORRUPT,
                            "%s: corrupt header: preamble check at offset %d does not match "
                            "the magic and version",
                            path, OFF_PREAMBLE_CHECK);
-    h->version = get32(fixed + OFF_VERSION);
+    h->version = kv_get32(fixed + OFF_VERSION);
     if (kv_file_version_is_newer(h->version))
         return sem_err_set(err, SEM_EINCOMPAT,
                            "%s: format version %u (offset %d) is newer than this build reads "
@@ -573,8 +447,16 @@ sem_status kv_file_read_fixed(int fd, const char *path, kv_file_header *h, sem_e
 sem_status kv_file_read_header(int fd, const char *path, kv_file_header *h, int32_t **tokens,
                                sem_err *err)
 {
+    return kv_file_read_header_names(fd, path, h, tokens, NULL, err);
+}
+
+sem_status kv_file_read_header_names(int fd, const char *path, kv_file_header *h,
+                                     int32_t **tokens, kv_chunk_name **names, sem_err *err)
+{
     if (tokens)
         *tokens = NULL;
+    if (names)
+        *names = NULL;
     memset(h, 0, sizeof *h);
     struct stat sb;
     if (fstat(fd, &sb) != 0)
@@ -591,7 +473,7 @@ sem_status kv_file_read_header(int fd, const char *path, kv_file_header *h, int3
     if (h->n_layers == 0 || h->n_layers > CACHE_SPEC_MAX_LAYERS)
         return sem_err_set(err, SEM_ECORRUPT, "%s: corrupt header at offset %d: n_layers = %u",
                            path, OFF_N_LAYERS, h->n_layers);
-    h->header_bytes = header_bytes_for(h->n_layers, h->n_tokens);
+    h->header_bytes = header_bytes_for(h->n_layers, h->n_tokens, h->n_shared);
     if (h->header_bytes > size)
         return sem_err_set(err, SEM_ECORRUPT,
                            "%s: truncated: the file is %llu bytes, its header alone needs %llu "
@@ -601,19 +483,21 @@ sem_status kv_file_read_header(int fd, const char *path, kv_file_header *h, int3
 
     uint8_t *buf = malloc(h->header_bytes);
     int32_t *tok = tokens ? malloc((size_t)h->n_tokens * sizeof *tok + 1) : NULL;
-    if (!buf || (tokens && !tok)) {
+    kv_chunk_name *nm = names && h->n_shared ? malloc(h->n_shared * sizeof *nm) : NULL;
+    if (!buf || (tokens && !tok) || (names && h->n_shared && !nm)) {
         free(buf);
         free(tok);
+        free(nm);
         return sem_err_set(err, SEM_ENOMEM, "%s: out of memory for a header of %llu bytes",
                            path, (unsigned long long)h->header_bytes);
     }
     memcpy(buf, fixed, sizeof fixed);
     size_t rest = (size_t)h->header_bytes - sizeof fixed;
-    st = read_at(fd, path, buf + sizeof fixed, rest, sizeof fixed, "header", err);
+    st = kv_rows_read(fd, path, buf + sizeof fixed, rest, sizeof fixed, "header", err);
     if (st != SEM_OK)
         goto fail;
     size_t body = (size_t)h->header_bytes - CHECKSUM_BYTES;
-    h->checksum = get64(buf + body);
+    h->checksum = kv_get64(buf + body);
     if (XXH64(buf, body, 0) != h->checksum) {
         st = sem_err_set(err, SEM_ECORRUPT,
                          "%s: corrupt header: checksum at offset %zu does not match bytes "
@@ -623,12 +507,14 @@ sem_status kv_file_read_header(int fd, const char *path, kv_file_header *h, int3
     }
     const uint8_t *p = buf + KV_FILE_FIXED_BYTES;
     for (uint32_t l = 0; l < h->n_layers; l++, p += LAYER_ENTRY_BYTES) {
-        h->layers[l].kind = (cache_attn_kind)get32(p);
-        h->layers[l].window = get32(p + 4);
+        h->layers[l].kind = (cache_attn_kind)kv_get32(p);
+        h->layers[l].window = kv_get32(p + 4);
     }
-    if (tok)
-        for (uint32_t i = 0; i < h->n_tokens; i++, p += 4)
-            tok[i] = (int32_t)get32(p);
+    for (uint32_t i = 0; tok && i < h->n_tokens; i++)
+        tok[i] = (int32_t)kv_get32(p + 4 * (size_t)i);
+    p += 4 * (size_t)h->n_tokens;
+    for (uint32_t i = 0; nm && i < h->n_shared; i++)
+        memcpy(nm[i].b, p + (size_t)i * KV_CHUNK_NAME_BYTES, KV_CHUNK_NAME_BYTES);
     st = check_fields(h, path, flags, err);
     if (st != SEM_OK)
         goto fail;
@@ -654,10 +540,13 @@ sem_status kv_file_read_header(int fd, const char *path, kv_file_header *h, int3
     free(buf);
     if (tokens)
         *tokens = tok;
+    if (names)
+        *names = nm;
     return SEM_OK;
 fail:
     free(buf);
     free(tok);
+    free(nm);
     return st;
 }
 
@@ -694,28 +583,91 @@ sem_status kv_file_check(const kv_file_header *h, const char *path, uint64_t fin
     return SEM_OK;
 }
 
+/*
+ * Checks that names[] are the names of h's shared chunks in namespace ns
+ * (so a file read under another namespace's key never serves its chunks)
+ * and reads each chunk into t through src.
+ */
+static sem_status read_shared(const kv_file_header *h, const char *path, const char *ns,
+                              const kv_chunk_source *src, const int32_t *tokens,
+                              const kv_chunk_name *names, block_table *t, uint8_t *cbuf,
+                              float *scratch, kv_read_fault *fault, sem_err *err)
+{
+    kv_chunk_name *want = malloc((h->n_shared + 1) * sizeof *want);
+    if (!want)
+        return sem_err_set(err, SEM_ENOMEM, "%s: out of memory for %u chunk names", path,
+                           h->n_shared);
+    kv_chunk_root(h, ns, strlen(ns), &want[0]);
+    kv_chunk_names(h, ns, strlen(ns), tokens, h->n_shared, want + 1);
+    sem_status st = SEM_OK;
+    if (memcmp(want + 1, names, h->n_shared * sizeof *names) != 0)
+        st = sem_err_set(err, SEM_ECORRUPT,
+                         "%s: the shared chunks it names are not those of its tokens in "
+                         "namespace '%s'",
+                         path, ns);
+    for (uint32_t i = 0; st == SEM_OK && i < h->n_shared; i++) {
+        char cpath[PATH_MAX];
+        int cfd = -1;
+        st = src->open(src->ctx, &names[i], &cfd, cpath, sizeof cpath, err);
+        if (st == SEM_OK) {
+            st = kv_chunk_read(cfd, cpath, h, i, &names[i], &want[i],
+                               tokens + (size_t)i * h->chunk_tokens, t, cbuf, scratch, err);
+            close(cfd);
+        } else if (st == SEM_ENOTFOUND) {
+            char hex[KV_CHUNK_HEX_BYTES];
+            kv_chunk_hex(&names[i], hex);
+            st = sem_err_set(err, SEM_ECORRUPT, "%s: shared chunk %u (%s) is missing", path, i,
+                             hex);
+            if (fault)
+                fault->missing = 1;
+        }
+        if (st != SEM_OK && fault && st != SEM_ENOMEM) {
+            fault->in_chunk = 1;
+            fault->name = names[i];
+        }
+    }
+    free(want);
+    return st;
+}
+
 sem_status kv_file_read(int fd, const char *path, uint64_t fingerprint, block_pool *pool,
                         const char *owner_name, block_table **out, kv_file_header *hout,
                         sem_err *err)
 {
+    return kv_file_read_from(fd, path, fingerprint, "", NULL, pool, owner_name, out, hout, NULL,
+                             err);
+}
+
+sem_status kv_file_read_from(int fd, const char *path, uint64_t fingerprint, const char *ns,
+                             const kv_chunk_source *src, block_pool *pool,
+                             const char *owner_name, block_table **out, kv_file_header *hout,
+                             kv_read_fault *fault, sem_err *err)
+{
     *out = NULL;
-    if (!pool || !path)
+    if (fault)
+        memset(fault, 0, sizeof *fault);
+    if (!pool || !path || !ns)
         return sem_err_set(err, SEM_EINVAL, "kv_file_read: NULL argument");
     kv_file_header *h = malloc(sizeof *h);
     if (!h)
         return sem_err_set(err, SEM_ENOMEM, "%s: out of memory", path);
     int32_t *tokens = NULL;
+    kv_chunk_name *names = NULL;
     uint8_t *cbuf = NULL;
     float *scratch = NULL;
     block_table *t = NULL;
     const cache_spec *spec = block_pool_spec(pool);
-    sem_status st = kv_file_read_header(fd, path, h, &tokens, err);
+    sem_status st = kv_file_read_header_names(fd, path, h, &tokens, &names, err);
     if (st == SEM_OK)
         st = kv_file_check(h, path, fingerprint, spec, err);
+    if (st == SEM_OK && h->n_shared && !src)
+        st = sem_err_set(err, SEM_EINCOMPAT,
+                         "%s: names %u shared chunks; only its store reads it", path,
+                         h->n_shared);
     if (st != SEM_OK)
         goto done;
 
-    uint64_t per_token = token_bytes(h);
+    uint64_t per_token = kv_rows_token_bytes(h);
     uint32_t max_dim = h->k_head_dim > h->v_head_dim ? h->k_head_dim : h->v_head_dim;
     cbuf = malloc(h->chunk_tokens * per_token + CHECKSUM_BYTES);
     scratch = malloc(max_dim * sizeof *scratch);
@@ -731,17 +683,17 @@ sem_status kv_file_read(int fd, const char *path, uint64_t fingerprint, block_po
     }
     st = block_table_restore(t, tokens, h->n_tokens, err);
     uint64_t off = h->header_bytes;
-    const vec_ops *vo = fast_ops();
+    const vec_ops *vo = kv_rows_ops();
     uint32_t n = h->n_tokens;
     for (uint32_t l = 0; st == SEM_OK && l < h->n_layers; l++) {
-        uint32_t first = (uint32_t)(n - kept_tokens(h, l));
+        uint32_t first = first_inline(h, l);
         for (uint32_t a = first, c = 0; st == SEM_OK && a < n; a += h->chunk_tokens, c++) {
             uint32_t b = n - a > h->chunk_tokens ? a + h->chunk_tokens : n;
             size_t bytes = (size_t)((b - a) * per_token);
-            st = read_at(fd, path, cbuf, bytes + CHECKSUM_BYTES, off, "payload", err);
+            st = kv_rows_read(fd, path, cbuf, bytes + CHECKSUM_BYTES, off, "payload", err);
             if (st != SEM_OK)
                 break;
-            uint64_t want = get64(cbuf + bytes);
+            uint64_t want = kv_get64(cbuf + bytes);
             if (XXH64(cbuf, bytes, chunk_seed(h->checksum, l, c)) != want) {
                 st = sem_err_set(err, SEM_ECORRUPT,
                                  "%s: corrupt payload: layer %u chunk %u (tokens %u..%u) at "
@@ -750,10 +702,12 @@ sem_status kv_file_read(int fd, const char *path, uint64_t fingerprint, block_po
                                  (unsigned long long)(off + bytes + CHECKSUM_BYTES - 1));
                 break;
             }
-            move_chunk(vo, t, h, l, a, b, cbuf, scratch, 0);
+            kv_rows_move(vo, t, h, l, a, b, cbuf, scratch, 0);
             off += bytes + CHECKSUM_BYTES;
         }
     }
+    if (st == SEM_OK && h->n_shared)
+        st = read_shared(h, path, ns, src, tokens, names, t, cbuf, scratch, fault, err);
 done:
     if (st == SEM_OK) {
         *out = t;
@@ -766,6 +720,7 @@ done:
     }
     free(h);
     free(tokens);
+    free(names);
     free(cbuf);
     free(scratch);
     return st;

@@ -10,7 +10,10 @@
  *   header   magic, version, preamble check, fingerprint, geometry,
  *            payload type, chunk size, token count, file size,
  *            per-layer kind and window, the tokens, XXH64 of all of it
- *   payload  per layer, per chunk of up to chunk_tokens kept tokens:
+ *            (version 2, shared: the names of the shared chunks)
+ *   payload  per layer, per chunk of up to chunk_tokens kept tokens
+ *            (version 2, shared: on global layers only the tokens past
+ *            the shared chunks):
  *            K[n_kv_heads][chunk][row] then V[n_kv_heads][chunk][row],
  *            rows in the payload type, then the chunk's XXH64
  *
@@ -55,15 +58,25 @@
  * KV_FILE_MIN_VERSION to KV_FILE_VERSION loads (kv_file.c, "format
  * versions"). KV_FILE_MIN_VERSION never rises: what a release wrote, later
  * releases read. */
-#define KV_FILE_VERSION 1
+#define KV_FILE_VERSION 2
 #define KV_FILE_MIN_VERSION 1
+/* Flag of version 2: the global layers' whole chunks are not in the file
+ * but in shared chunk files (kv_chunk.h), named after the tokens. */
+#define KV_FILE_FLAG_SHARED 1u
 #define KV_FILE_MAGIC "SEMKV\r\n\x1a" /* 8 bytes, no terminator in files */
 #define KV_FILE_FIXED_BYTES 64        /* fixed part of the header */
-#define KV_FILE_DEFAULT_CHUNK_TOKENS 256
+#define KV_FILE_DEFAULT_CHUNK_TOKENS 128
 #define KV_FILE_MAX_CHUNK_TOKENS 65536
 /* A chunk is verified before use, so it is held in memory: at most this
  * much unless one token alone is larger. */
 #define KV_FILE_MAX_CHUNK_BYTES (16u << 20)
+
+/* A shared chunk's name: XXH3-128 of what it is made from (kv_chunk.h),
+ * in XXH128's canonical (big-endian) byte order. */
+#define KV_CHUNK_NAME_BYTES 16
+typedef struct kv_chunk_name {
+    uint8_t b[KV_CHUNK_NAME_BYTES];
+} kv_chunk_name;
 
 /* Element type of the rows in a file. The values are the file's codes. */
 typedef enum kv_payload {
@@ -93,6 +106,8 @@ typedef struct kv_file_header {
     kv_payload payload;
     uint32_t chunk_tokens;
     uint32_t n_tokens;
+    uint32_t n_shared;     /* whole chunks held in shared chunk files: tokens
+                              [0, n_shared * chunk_tokens) of every global layer */
     uint64_t file_bytes;   /* exact size of the whole file */
     uint64_t header_bytes; /* fixed part + layers + tokens + checksum */
     uint64_t checksum;     /* XXH64 of the header; seeds the chunk checksums */
@@ -116,7 +131,24 @@ typedef struct kv_file_write_opts {
     void *hook_ctx;
     const atomic_int *stop; /* optional: nonzero stops the write before the next
                                chunk with SEM_ECANCELLED */
+    /* Shared chunks: when share is nonzero and the model has a global
+     * layer, the file names the n_tokens / chunk_tokens whole chunks
+     * instead of holding their global layers' rows. kv_file_plan says how
+     * many (n_shared); kv_file_write then takes their names in names[]
+     * (kv_chunk_names), and the caller writes the chunk files. */
+    int share;
+    const kv_chunk_name *names;
 } kv_file_write_opts;
+
+/* The header kv_file_write would write for t (its file_bytes is the size
+ * of the whole file), without writing anything. */
+sem_status kv_file_plan(const block_table *t, const kv_file_write_opts *o, kv_file_header *out,
+                        sem_err *err);
+
+/* The same for a sequence of n_tokens (>= 1) of this geometry: payload
+ * type, chunk size and shared chunks as a file of it would have them. */
+sem_status kv_file_plan_spec(const cache_spec *spec, uint32_t n_tokens,
+                             const kv_file_write_opts *o, kv_file_header *out, sem_err *err);
 
 /*
  * Writes table t (n_tokens >= 1) to fd, which must be an empty file open
@@ -125,10 +157,6 @@ typedef struct kv_file_write_opts {
  * *payload_out (may be NULL) the payload type used. SEM_EINVAL for an
  * empty table or bad options, SEM_EIO when a write fails.
  */
-/* The header kv_file_write would write for t (its file_bytes is the size
- * of the whole file), without writing anything. */
-sem_status kv_file_plan(const block_table *t, const kv_file_write_opts *o, kv_file_header *out,
-                        sem_err *err);
 
 sem_status kv_file_write(int fd, const char *path, const block_table *t,
                          const kv_file_write_opts *o, uint64_t *file_bytes,
@@ -144,6 +172,11 @@ sem_status kv_file_write(int fd, const char *path, const block_table *t,
  */
 sem_status kv_file_read_header(int fd, const char *path, kv_file_header *h, int32_t **tokens,
                                sem_err *err);
+
+/* As kv_file_read_header; with names non-NULL, *names receives the names
+ * of the h->n_shared shared chunks (malloc'd; NULL when there are none). */
+sem_status kv_file_read_header_names(int fd, const char *path, kv_file_header *h,
+                                     int32_t **tokens, kv_chunk_name **names, sem_err *err);
 
 /*
  * Reads only the fixed part of the header (KV_FILE_FIXED_BYTES): magic,
@@ -173,6 +206,38 @@ sem_status kv_file_check(const kv_file_header *h, const char *path, uint64_t fin
 sem_status kv_file_read(int fd, const char *path, uint64_t fingerprint, block_pool *pool,
                         const char *owner_name, block_table **out, kv_file_header *h,
                         sem_err *err);
+
+/*
+ * Where a reader finds shared chunk files: open() opens the file of chunk
+ * `name` for reading into *fd, with its path for messages in path[cap];
+ * SEM_ENOTFOUND when there is no such file, SEM_EIO otherwise.
+ */
+typedef struct kv_chunk_source {
+    void *ctx;
+    sem_status (*open)(void *ctx, const kv_chunk_name *name, int *fd, char *path, size_t cap,
+                       sem_err *err);
+} kv_chunk_source;
+
+/* Which file a failed read blames. */
+typedef struct kv_read_fault {
+    int in_chunk;       /* 1: shared chunk `name` (else the agent's own file) */
+    int missing;        /* 1: that chunk's file does not exist */
+    kv_chunk_name name;
+} kv_read_fault;
+
+/*
+ * kv_file_read for files that may name shared chunks: ns is the namespace
+ * of the agent (its key's part before the first '.'; the names the file
+ * gives must be those of its tokens in ns, else SEM_ECORRUPT), src opens
+ * the chunk files, each verified against what the agent file says it
+ * holds (kv_chunk_read). A missing chunk is SEM_ECORRUPT. On failure
+ * *fault (may be NULL) says which file is to blame. kv_file_read is this
+ * with no source: a file naming shared chunks is then SEM_EINCOMPAT.
+ */
+sem_status kv_file_read_from(int fd, const char *path, uint64_t fingerprint, const char *ns,
+                             const kv_chunk_source *src, block_pool *pool,
+                             const char *owner_name, block_table **out, kv_file_header *h,
+                             kv_read_fault *fault, sem_err *err);
 
 /* Whether a file of this format version was written by a later release
  * than this build (SEM_EINCOMPAT from the readers, not damage): such a file

@@ -67,6 +67,7 @@ static disk_store_opts opts_for(fixture *f, uint64_t fp, uint64_t budget)
 {
     return (disk_store_opts){
         .dir = f->dir, .fingerprint = fp, .budget_bytes = budget, .chunk_tokens = 16,
+        .whole_files = 1, /* shared chunks: test_disk_store_shared */
         .write_hook = fault, .write_hook_ctx = f,
         .fsync_hook = fsync_fault, .fsync_hook_ctx = f,
         .now_ms = fake_clock, .now_ctx = f,

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Real agent clients against `semantic serve`: Claude Code, the OpenAI
-# Agents SDK, the Vercel AI SDK and the official SDKs' tool calling.
+# Agents SDK, the Vercel AI SDK, the official SDKs' tool calling and the
+# Responses API (the openai SDK's responses and the Agents SDK's default model).
 #
 #   run.sh SEMANTIC_BIN SCRATCH_DIR TEST MODEL [TEMPLATE]
 #
-# TEST is one of claude_code, openai_agents, ai_sdk, official_sdks (the
+# TEST is one of claude_code, openai_agents, ai_sdk, official_sdks, responses (the
 # file TEST.mjs beside this script). Installs the npm packages (pinned
 # below; the newest majors need Node 22) into SCRATCH_DIR once, never in the
 # source tree; Claude Code's native binary only for claude_code. Fails at

@@ -1,0 +1,132 @@
+/*
+ * kv_rows.c - row movement between pool blocks and file payloads
+ * (kv_rows.h).
+ */
+#include "kv_rows.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adapters/kernels/cpu.h"
+#include "adapters/kernels/quant.h"
+#include "adapters/kernels/tensor_type.h"
+
+static uint32_t payload_tensor(kv_payload p)
+{
+    return p == KV_PAYLOAD_Q8_0 ? TENSOR_Q8_0 : p == KV_PAYLOAD_Q4_0 ? TENSOR_Q4_0 : TENSOR_F16;
+}
+
+static uint32_t kv_tensor(cache_kv_type t)
+{
+    return t == CACHE_KV_Q8_0 ? TENSOR_Q8_0 : TENSOR_F16;
+}
+
+const vec_ops *kv_rows_ops(void) { return vec_ops_for(cpu_isa_best()); }
+
+uint64_t kv_rows_token_bytes(const kv_file_header *h)
+{
+    return (uint64_t)h->n_kv_heads * (kv_payload_row_bytes(h->payload, h->k_head_dim) +
+                                      kv_payload_row_bytes(h->payload, h->v_head_dim));
+}
+
+/*
+ * One row from type `from` to type `to`; bit-exact copy when they agree.
+ * Through f32 in scratch[dim]; the f16 and q8_0 steps use SIMD, q4_0 is
+ * scalar (a 4096-token 1B-shape agent converts 67 M values on every save
+ * and load).
+ */
+static void convert_row(const vec_ops *vo, uint32_t from, const uint8_t *src, uint32_t to,
+                        uint8_t *dst, size_t dst_bytes, uint32_t dim, float *scratch)
+{
+    if (from == to) {
+        memcpy(dst, src, dst_bytes);
+        return;
+    }
+    if (from == TENSOR_F16)
+        vo->f16_to_f32(scratch, (const uint16_t *)src, dim);
+    else if (from == TENSOR_Q8_0)
+        vo->q8_0_to_f32(scratch, src, dim);
+    else
+        quant_dequantize_row_unchecked(from, src, scratch, dim);
+    if (to == TENSOR_F16)
+        vo->f32_to_f16((uint16_t *)dst, scratch, dim);
+    else if (to == TENSOR_Q8_0)
+        vo->quantize_q8_0(dst, scratch, dim);
+    else
+        quant_quantize_row(to, scratch, dst, dim, NULL);
+}
+
+void kv_rows_move(const vec_ops *vo, const block_table *t, const kv_file_header *h, uint32_t l,
+                  uint32_t a, uint32_t b, uint8_t *buf, float *scratch, int to_file)
+{
+    block_pool *pool = block_table_pool(t);
+    const cache_spec *spec = block_pool_spec(pool);
+    uint32_t kv = kv_tensor(spec->kv_type), file = payload_tensor(h->payload);
+    for (int v = 0; v < 2; v++) {
+        uint32_t dim = v ? h->v_head_dim : h->k_head_dim;
+        size_t row = kv_payload_row_bytes(h->payload, dim);
+        size_t kv_row = cache_spec_row_bytes(spec->kv_type, dim);
+        for (uint32_t head = 0; head < h->n_kv_heads; head++) {
+            for (uint32_t p = a; p < b; p++, buf += row) {
+                uint32_t slot = p % spec->block_tokens;
+                size_t off = v ? cache_spec_v_offset(spec, head, slot)
+                               : cache_spec_k_offset(spec, head, slot);
+                uint8_t *cell = block_pool_data(pool, block_table_block_for(t, l, p)) + off;
+                if (to_file)
+                    convert_row(vo, kv, cell, file, buf, row, dim, scratch);
+                else
+                    convert_row(vo, file, buf, kv, cell, kv_row, dim, scratch);
+            }
+        }
+    }
+}
+
+sem_status kv_rows_write(int fd, const char *path, const void *buf, size_t n, uint64_t *off,
+                         kv_write_hook hook, void *hook_ctx, sem_err *err)
+{
+    const uint8_t *p = buf;
+    while (n > 0) {
+        int e = hook ? hook(hook_ctx, path, *off, n) : 0;
+        ssize_t w = -1;
+        if (e == 0) {
+            w = pwrite(fd, p, n, (off_t)*off);
+            e = w < 0 ? errno : 0;
+        }
+        if (e == EINTR)
+            continue;
+        if (e != 0)
+            return sem_err_set(err, SEM_EIO, "write %s at offset %llu: %s", path,
+                               (unsigned long long)*off, strerror(e));
+        if (w == 0)
+            return sem_err_set(err, SEM_EIO, "write %s at offset %llu: wrote nothing", path,
+                               (unsigned long long)*off);
+        p += w;
+        n -= (size_t)w;
+        *off += (uint64_t)w;
+    }
+    return SEM_OK;
+}
+
+/* Reads exactly n bytes at off; a short read is SEM_ECORRUPT (truncated). */
+sem_status kv_rows_read(int fd, const char *path, void *buf, size_t n, uint64_t off,
+                        const char *what, sem_err *err)
+{
+    uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return sem_err_set(err, SEM_EIO, "read %s at offset %llu: %s", path,
+                               (unsigned long long)off, strerror(errno));
+        if (r == 0)
+            return sem_err_set(err, SEM_ECORRUPT, "%s: truncated: the file ends at offset %llu "
+                               "inside the %s", path, (unsigned long long)off, what);
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return SEM_OK;
+}
+
