@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The shared server: no API keys. */
 static server_proc srv;
@@ -117,6 +118,19 @@ static json_int_t geti(const json_t *o, const char *field)
     return json_integer_value(v);
 }
 
+/* A metrics series once it is above 0, waiting up to 2 s: the engine
+ * publishes its figures after the step that applied an operation, which
+ * may end just after the operation's answer. */
+static double metric_positive(uint16_t p, const char *series)
+{
+    double v = e2e_metric(p, series);
+    for (int i = 0; i < 200 && v <= 0; i++) {
+        usleep(10000);
+        v = e2e_metric(p, series);
+    }
+    return v;
+}
+
 /* POST path with body; returns the response (caller frees). */
 static http_response post(uint16_t p, const char *path, const char *headers, const char *body)
 {
@@ -173,8 +187,8 @@ static void a_fork_starts_from_its_parents_memory(void **state)
     }
     json_decref(list);
     assert_int_equal(seen, 2);
-    assert_true(e2e_metric(port, "semantic_pool_blocks_shared") > 0);
-    assert_true(e2e_metric(port, "semantic_agent_forks_total") >= 1);
+    assert_true(metric_positive(port, "semantic_pool_blocks_shared") > 0);
+    assert_true(metric_positive(port, "semantic_agent_forks_total") >= 1);
 
     /* The child continues the parent's conversation: all of it is cached. */
     char *b2 = chat_body(answer, "What did the cat do next?", 6);
@@ -212,6 +226,44 @@ static void a_fork_can_start_from_a_shorter_prefix(void **state)
     r = chat_as(port, "short-child", b);
     assert_int_equal(cached_of(&r), 5);
     assert_int_equal(prompt_of(&r), n_prompt);
+    hc_free(&r);
+    free(b);
+}
+
+/* A parent only on disk is read back for the fork. */
+static void a_warm_parent_can_be_forked(void **state)
+{
+    (void)state;
+    char *b = chat_body(NULL, NULL, 6);
+    http_response r = chat_as(port, "cold-parent", b);
+    hc_free(&r);
+    json_t *j = agent_get(port, NULL, "cold-parent");
+    json_int_t tokens = geti(j, "tokens");
+    json_decref(j);
+    r = e2e_call(port, "DELETE", "/v1/agents/cold-parent?evict_only=true", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    hc_free(&r);
+    /* The eviction's write ends shortly after the answer; a fork meanwhile
+     * is 429 (retry). */
+    for (int i = 0; i < 200 && e2e_metric(port, "semantic_agent_io_in_flight") != 0; i++)
+        usleep(10000);
+    j = agent_get(port, NULL, "cold-parent");
+    assert_string_equal(json_string_value(json_object_get(j, "tier")), "warm");
+    assert_int_equal(geti(j, "shared_tokens"), 0);
+    json_decref(j);
+    r = post(port, "/v1/agents/cold-parent/fork", NULL, "{\"into\":\"warm-child\"}");
+    if (r.status != 201)
+        fail_msg("fork of a warm parent: %d %s", r.status, r.body);
+    j = e2e_json(&r);
+    assert_int_equal(geti(j, "tokens"), tokens);
+    assert_string_equal(json_string_value(json_object_get(j, "tier")), "hot");
+    json_decref(j);
+    hc_free(&r);
+    /* Its first request, the parent's prompt again, reuses all of it but
+     * the last token (which must be evaluated again). */
+    r = chat_as(port, "warm-child", b);
+    assert_true(cached_of(&r) >= prompt_of(&r) - 2);
+    assert_true(cached_of(&r) > 10);
     hc_free(&r);
     free(b);
 }
@@ -287,7 +339,7 @@ static void pins_are_set_listed_and_released(void **state)
     assert_true(until >= before + 119 && until <= time(NULL) + 121);
     assert_string_equal(json_string_value(json_object_get(j, "id")), "pinned");
     json_decref(j);
-    assert_true(e2e_metric(port, "semantic_pool_blocks_pinned") > 0);
+    assert_true(metric_positive(port, "semantic_pool_blocks_pinned") > 0);
     /* The agent object and the listing show it. */
     j = agent_get(port, NULL, "pinned");
     assert_int_equal(geti(j, "pinned_until"), until);
@@ -324,7 +376,7 @@ static void pin_errors(void **state)
     r = chat_as(port, "gone-cold", b);
     hc_free(&r);
     free(b);
-    /* Without a disk tier, evicting forgets the RAM copy: nothing to pin. */
+    /* Evicted: its memory is only on disk, nothing in RAM to pin. */
     r = e2e_call(port, "DELETE", "/v1/agents/gone-cold?evict_only=true", NULL, NULL);
     assert_int_equal(r.status, 200);
     hc_free(&r);
@@ -498,6 +550,17 @@ static void breakpoints_report_creation_then_reads(void **state)
     u = messages_usage(s.port, h, body);
     assert_true(u.read >= total - u.input);
     assert_int_equal(u.creation, 0);
+    /* Forks stay within a key: beta cannot fork alpha's agent, nor see alpha's fork. */
+    http_response r = post(s.port, "/v1/agents/worker-1/fork", B, "{\"into\":\"stolen\"}");
+    e2e_assert_openai_error(&r, 404, "id");
+    hc_free(&r);
+    r = post(s.port, "/v1/agents/worker-1/fork", A, "{\"into\":\"worker-2\"}");
+    assert_int_equal(r.status, 201);
+    hc_free(&r);
+    r = e2e_call(s.port, "GET", "/v1/agents/worker-2", B, NULL);
+    assert_int_equal(r.status, 404);
+    hc_free(&r);
+    json_decref(agent_get(s.port, A, "worker-2"));
     /* Another key reuses nothing. */
     u = messages_usage(s.port, B, body);
     assert_int_equal(u.read, 0);
@@ -506,7 +569,7 @@ static void breakpoints_report_creation_then_reads(void **state)
 
     /* Streaming reports the same usage in message_start and message_delta. */
     body = marked_body("5m", "1h", "Tell me a story about a bird", 1);
-    http_response r = e2e_call(s.port, "POST", MSG, B, body);
+    r = e2e_call(s.port, "POST", MSG, B, body);
     assert_int_equal(r.status, 200);
     hc_event ev[64];
     size_t n = hc_sse_parse(r.body, ev, 64);
@@ -611,6 +674,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_fork_starts_from_its_parents_memory),
         cmocka_unit_test(a_fork_can_start_from_a_shorter_prefix),
+        cmocka_unit_test(a_warm_parent_can_be_forked),
         cmocka_unit_test(fork_errors),
         cmocka_unit_test(pins_are_set_listed_and_released),
         cmocka_unit_test(pin_errors),
