@@ -449,8 +449,9 @@ static sem_status memory_point(const serving_stack_opts *so, uint32_t n, int rep
             s = sem_err_set(err, SEM_EINTERNAL, "warm run reused %u of %u tokens", cached, n);
         agent_info ai;
         agent_store as = engine_agent_store(st.e);
+        /* The folder holds this agent alone: its file and its chunks. */
         if (s == SEM_OK && as.ops->get(as.self, id, &ai, err) == SEM_OK)
-            row->bytes_per_token = (double)ai.disk_bytes / (n - 1);
+            row->bytes_per_token = (double)st.warm.ops->disk_bytes(st.warm.self) / (n - 1);
         if (s == SEM_OK)
             as.ops->remove(as.self, id, NULL);
         serving_stack_close(&st, 60000);
