@@ -463,7 +463,7 @@ static void pins_have_a_budget(void **state)
 static char *marked_body(const char *system_ttl, const char *user_ttl, const char *question,
                          int stream)
 {
-    /* Longer than two KV blocks (256 tokens each), as system prompts are. */
+    /* Several hundred tokens (several KV blocks), as system prompts are. */
     char sys_text[2048] = "";
     for (int i = 0; i < 6; i++)
         strcat(sys_text, "You are a storyteller for small children. You tell short, happy "
