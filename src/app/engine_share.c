@@ -327,7 +327,8 @@ sem_status share_fork(engine *e, const char *key, const char *into, uint32_t at,
         return sem_err_set(err, SEM_EREQUEST, "agent '%s' exists already; fork into a new id",
                            into);
     if (p->state == AGENT_LOADING || (!hot && p->state != AGENT_IDLE))
-        return sem_err_set(err, SEM_EBUSY, "agent '%s' is being read from disk; retry", key);
+        return sem_err_set(err, SEM_EBUSY, "agent '%s' is being %s disk; retry", key,
+                           p->state == AGENT_LOADING ? "read from" : "written to");
     if (!hot)
         return SEM_OK; /* warm only: the caller loads it (*out stays NULL) and retries */
     uint32_t n = block_table_n_tokens(p->kv);
