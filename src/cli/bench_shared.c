@@ -50,8 +50,8 @@ static void prompt_of(int32_t *p, uint32_t prefix, uint32_t n, uint32_t agent, u
     }
 }
 
-static sem_status ask(serving_stack *st, const char *id, const int32_t *p, uint32_t n,
-                      double *ttft, uint32_t *cached, sem_err *err)
+sem_status bench_agent_ttft(serving_stack *st, const char *id, const int32_t *p, uint32_t n,
+                            double *ttft, uint32_t *cached, sem_err *err)
 {
     generation_port gp = engine_generation_port(st->e);
     gen_params q = {.agent_id = id, .prompt = p, .n_prompt = n, .max_tokens = 1};
@@ -101,13 +101,14 @@ static sem_status run_agents(serving_stack *st, uint32_t P, uint32_t S, uint32_t
         prompt_of(p, P, P + S, a, vocab);
         snprintf(id, sizeof id, "bench.agent%u", a);
         if (a == 0) {
-            s = ask(st, id, p, P, &out->cold_ms, NULL, err);
+            s = bench_agent_ttft(st, id, p, P, &out->cold_ms, NULL, err);
             if (s == SEM_OK)
-                s = ask(st, id, p, P + S, &out->hot_ms, NULL, err);
+                s = bench_agent_ttft(st, id, p, P + S, &out->hot_ms, NULL, err);
             settle(st);
             out->blocks_one = block_pool_used(st->pool);
         } else {
-            s = ask(st, id, p, P + S, &out->shared_ms[a], &out->shared_cached[a], err);
+            s = bench_agent_ttft(st, id, p, P + S, &out->shared_ms[a], &out->shared_cached[a],
+                                 err);
         }
     }
     free(p);
@@ -129,7 +130,7 @@ static sem_status run_fork(serving_stack *st, uint32_t F, uint32_t vocab, shared
         return sem_err_set(err, SEM_ENOMEM, "out of memory");
     prompt_of(p, F, F, 999, vocab);
     double ttft;
-    sem_status s = ask(st, "bench.parent", p, F, &ttft, NULL, err);
+    sem_status s = bench_agent_ttft(st, "bench.parent", p, F, &ttft, NULL, err);
     free(p);
     if (s != SEM_OK)
         return s;
@@ -159,7 +160,7 @@ static sem_status one_run(const serving_stack_opts *base, const char *dir, uint3
     int32_t *p = malloc((P + S) * sizeof *p);
     double ttft;
     prompt_of(p, P, P + S, 0, vocab);
-    s = p ? ask(&st, "bench.alone", p, P + S, &ttft, NULL, err)
+    s = p ? bench_agent_ttft(&st, "bench.alone", p, P + S, &ttft, NULL, err)
           : sem_err_set(err, SEM_ENOMEM, "out of memory");
     free(p);
     serving_stack_close(&st, 60000);

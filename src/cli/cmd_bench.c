@@ -387,32 +387,6 @@ static int bench_grammar(session *s, const session_opts *so, const char *name, u
     return 0;
 }
 
-/* One request of agent `id`; returns its time to first token. */
-static sem_status agent_ttft(serving_stack *st, const char *id, const int32_t *prompt, uint32_t n,
-                             double *ttft, uint32_t *cached, sem_err *err)
-{
-    generation_port gp = engine_generation_port(st->e);
-    gen_params p = {.agent_id = id, .prompt = prompt, .n_prompt = n, .max_tokens = 1};
-    p.sampling = (gen_sampling){.temperature = 0, .top_p = 1, .repeat_penalty = 1};
-    gen_request *r = NULL;
-    sem_status s = gp.ops->submit(gp.self, &p, &r, err);
-    if (s != SEM_OK)
-        return s;
-    char buf[256];
-    size_t got;
-    while (!gp.ops->read(gp.self, r, buf, sizeof buf, &got, -1)) {
-    }
-    gen_result res = gp.ops->result(gp.self, r);
-    gp.ops->release(gp.self, r);
-    if (res.finish == GEN_ERROR) {
-        *err = res.error;
-        return err->status;
-    }
-    *ttft = res.ttft_ms;
-    *cached = res.cached_tokens;
-    return SEM_OK;
-}
-
 typedef struct memory_row {
     uint32_t n;
     stats cold, hot, warm;
@@ -438,13 +412,13 @@ static sem_status memory_point(const serving_stack_opts *so, uint32_t n, int rep
         uint32_t cached = 0;
         if ((s = serving_stack_open(&st, so, err)) != SEM_OK)
             break;
-        s = agent_ttft(&st, id, prompt, n, &cold[r], &cached, err);
+        s = bench_agent_ttft(&st, id, prompt, n, &cold[r], &cached, err);
         if (s == SEM_OK)
-            s = agent_ttft(&st, id, prompt, n, &hot[r], &cached, err);
+            s = bench_agent_ttft(&st, id, prompt, n, &hot[r], &cached, err);
         serving_stack_close(&st, 60000); /* saves the agent */
         if (s != SEM_OK || (s = serving_stack_open(&st, so, err)) != SEM_OK)
             break;
-        s = agent_ttft(&st, id, prompt, n, &warm[r], &cached, err);
+        s = bench_agent_ttft(&st, id, prompt, n, &warm[r], &cached, err);
         if (s == SEM_OK && cached != n - 1)
             s = sem_err_set(err, SEM_EINTERNAL, "warm run reused %u of %u tokens", cached, n);
         agent_info ai;

@@ -254,6 +254,38 @@ sem_status block_table_append(block_table *t, const int32_t *tokens, uint32_t n,
     return SEM_OK;
 }
 
+/* Reserves the arrays an empty table needs to hold the kept blocks of n
+ * tokens; *need receives how many blocks that is. */
+static sem_status reserve_kept(block_table *t, uint32_t n, uint64_t *need, sem_err *err)
+{
+    *need = 0;
+    for (uint32_t l = 0; l < t->spec->n_layers; l++) {
+        uint64_t k = cache_spec_blocks_for(t->spec, l, n);
+        if (!grow_u32(&t->layers[l].blocks, &t->layers[l].cap, k))
+            return sem_err_set(err, SEM_ENOMEM, "block table: out of memory");
+        *need += k;
+    }
+    if (!grow_i32(&t->tokens, &t->cap_tokens, n) || !grow_u32(&t->scratch, &t->cap_scratch, *need))
+        return sem_err_set(err, SEM_ENOMEM, "block table: out of memory");
+    return SEM_OK;
+}
+
+/* Gives an empty table the kept blocks of n tokens, layer after layer from
+ * scratch, and the tokens. */
+static void place_kept(block_table *t, const int32_t *tokens, uint32_t n)
+{
+    uint32_t k = 0;
+    for (uint32_t l = 0; l < t->spec->n_layers; l++) {
+        layer_blocks *lb = &t->layers[l];
+        lb->first = (uint32_t)cache_spec_first_block(t->spec, l, n);
+        lb->n = (uint32_t)cache_spec_blocks_for(t->spec, l, n);
+        memcpy(lb->blocks, t->scratch + k, lb->n * sizeof *lb->blocks);
+        k += lb->n;
+    }
+    memcpy(t->tokens, tokens, (size_t)n * sizeof *tokens);
+    t->n_tokens = n;
+}
+
 sem_status block_table_share(block_table *t, const block_table *src, uint32_t n, sem_err *err)
 {
     if (!t || !src)
@@ -269,15 +301,10 @@ sem_status block_table_share(block_table *t, const block_table *src, uint32_t n,
     if (block_table_reusable(src, n) != n)
         return sem_err_set(err, SEM_EINVAL, "block table: cannot share %u tokens: a "
                            "sliding-window layer released part of that window", n);
-    uint64_t need = 0;
-    for (uint32_t l = 0; l < t->spec->n_layers; l++) {
-        uint64_t k = cache_spec_blocks_for(t->spec, l, n);
-        if (!grow_u32(&t->layers[l].blocks, &t->layers[l].cap, k))
-            return sem_err_set(err, SEM_ENOMEM, "block table: out of memory");
-        need += k;
-    }
-    if (!grow_i32(&t->tokens, &t->cap_tokens, n) || !grow_u32(&t->scratch, &t->cap_scratch, need))
-        return sem_err_set(err, SEM_ENOMEM, "block table: out of memory");
+    uint64_t need;
+    sem_status st = reserve_kept(t, n, &need, err);
+    if (st != SEM_OK)
+        return st;
     uint32_t k = 0;
     for (uint32_t l = 0; l < t->spec->n_layers; l++) {
         uint32_t first = (uint32_t)cache_spec_first_block(t->spec, l, n);
@@ -286,19 +313,10 @@ sem_status block_table_share(block_table *t, const block_table *src, uint32_t n,
         memcpy(t->scratch + k, from->blocks + (first - from->first), count * sizeof(uint32_t));
         k += count;
     }
-    sem_status st = block_pool_share(t->pool, k, t->scratch, t->owner, err);
+    st = block_pool_share(t->pool, k, t->scratch, t->owner, err);
     if (st != SEM_OK)
         return st;
-    k = 0;
-    for (uint32_t l = 0; l < t->spec->n_layers; l++) {
-        layer_blocks *lb = &t->layers[l];
-        lb->first = (uint32_t)cache_spec_first_block(t->spec, l, n);
-        lb->n = (uint32_t)cache_spec_blocks_for(t->spec, l, n);
-        memcpy(lb->blocks, t->scratch + k, lb->n * sizeof *lb->blocks);
-        k += lb->n;
-    }
-    memcpy(t->tokens, src->tokens, (size_t)n * sizeof *t->tokens);
-    t->n_tokens = n;
+    place_kept(t, src->tokens, n);
     CHECKED(t);
     return SEM_OK;
 }
@@ -314,28 +332,13 @@ sem_status block_table_restore(block_table *t, const int32_t *tokens, uint32_t n
                            t->n_tokens);
     if (n > UINT32_MAX - t->spec->block_tokens)
         return sem_err_set(err, SEM_EINVAL, "block table: length %u overflows", n);
-    uint64_t need = 0;
-    for (uint32_t l = 0; l < t->spec->n_layers; l++) {
-        uint64_t k = cache_spec_blocks_for(t->spec, l, n);
-        if (!grow_u32(&t->layers[l].blocks, &t->layers[l].cap, k))
-            return sem_err_set(err, SEM_ENOMEM, "block table: out of memory");
-        need += k;
-    }
-    if (!grow_i32(&t->tokens, &t->cap_tokens, n) || !grow_u32(&t->scratch, &t->cap_scratch, need))
-        return sem_err_set(err, SEM_ENOMEM, "block table: out of memory");
-    sem_status st = block_pool_alloc(t->pool, (uint32_t)need, t->owner, t->scratch, err);
+    uint64_t need;
+    sem_status st = reserve_kept(t, n, &need, err);
+    if (st == SEM_OK)
+        st = block_pool_alloc(t->pool, (uint32_t)need, t->owner, t->scratch, err);
     if (st != SEM_OK)
         return st;
-    uint32_t k = 0;
-    for (uint32_t l = 0; l < t->spec->n_layers; l++) {
-        layer_blocks *lb = &t->layers[l];
-        lb->first = (uint32_t)cache_spec_first_block(t->spec, l, n);
-        lb->n = (uint32_t)cache_spec_blocks_for(t->spec, l, n);
-        memcpy(lb->blocks, t->scratch + k, lb->n * sizeof *lb->blocks);
-        k += lb->n;
-    }
-    memcpy(t->tokens, tokens, (size_t)n * sizeof *tokens);
-    t->n_tokens = n;
+    place_kept(t, tokens, n);
     CHECKED(t);
     return SEM_OK;
 }
