@@ -990,8 +990,9 @@ static json_t *content_blocks(const chat_answer *a)
     return blocks;
 }
 
-static void reply_whole(an_call *c)
+static void reply_whole(void *self)
 {
+    an_call *c = self;
     http_exchange *x = c->x;
     http_gen *g = &c->g;
     http_gen_note_usage(g, x);
@@ -1013,23 +1014,12 @@ static void reply_whole(an_call *c)
     http_exchange_reply_json(x, 200, o);
 }
 
-/* Answers as http_gen_wait_step says. */
+static const http_gen_route an_route = {reply_whole, call_free, &an_stream_ops};
+
 static void call_step(void *self, http_exchange *x)
 {
     an_call *c = self;
-    http_error he;
-    switch (http_gen_wait_step(&c->g, &c->text, c->stream, x, &he)) {
-    case HTTP_GEN_WAIT: break;
-    case HTTP_GEN_WHOLE:
-        reply_whole(c);
-        call_free(c);
-        break;
-    case HTTP_GEN_FAILED:
-        call_free(c);
-        http_exchange_reply_error(x, &he);
-        break;
-    case HTTP_GEN_STREAM: http_exchange_reply_stream(x, &an_stream_ops, c); break;
-    }
+    http_gen_step(&c->g, &c->text, c->stream, x, &an_route, c);
 }
 
 static const http_wait_ops an_wait_ops = {call_step, call_free};

@@ -84,6 +84,24 @@ http_gen_next http_gen_wait_step(http_gen *g, strbuf *text, int stream, http_exc
     return HTTP_GEN_STREAM;
 }
 
+void http_gen_step(http_gen *g, strbuf *text, int stream, http_exchange *x,
+                   const http_gen_route *route, void *call)
+{
+    http_error he;
+    switch (http_gen_wait_step(g, text, stream, x, &he)) {
+    case HTTP_GEN_WAIT: break;
+    case HTTP_GEN_WHOLE:
+        route->reply_whole(call);
+        route->free(call);
+        break;
+    case HTTP_GEN_FAILED:
+        route->free(call);
+        http_exchange_reply_error(x, &he);
+        break;
+    case HTTP_GEN_STREAM: http_exchange_reply_stream(x, route->stream, call); break;
+    }
+}
+
 gen_result http_gen_peek(const http_gen *g)
 {
     return g->done ? g->result : g->be->gen.ops->result(g->be->gen.self, g->req);

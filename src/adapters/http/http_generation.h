@@ -71,6 +71,21 @@ typedef enum http_gen_next {
 http_gen_next http_gen_wait_step(http_gen *g, strbuf *text, int stream, http_exchange *x,
                                  http_error *he);
 
+/* How a generation route answers, for http_gen_step. */
+typedef struct http_gen_route {
+    void (*reply_whole)(void *call); /* the whole answer, from the text read */
+    void (*free)(void *call);
+    const http_stream_ops *stream;   /* the stream, opened with its first text */
+} http_gen_route;
+
+/*
+ * The wait step of a generation route (its http_wait_ops step): stays
+ * suspended, answers whole and frees the call, frees the call and answers
+ * the error of a stream that failed before any text, or opens the stream.
+ */
+void http_gen_step(http_gen *g, strbuf *text, int stream, http_exchange *x,
+                   const http_gen_route *route, void *call);
+
 /* The result so far: cached_tokens is known once the request was admitted. */
 gen_result http_gen_peek(const http_gen *g);
 

@@ -573,8 +573,9 @@ static json_t *chat_message(oa_call *c)
     return m;
 }
 
-static void reply_whole(oa_call *c)
+static void reply_whole(void *self)
 {
+    oa_call *c = self;
     http_exchange *x = c->x;
     http_gen *g = &c->g;
     http_gen_note_usage(g, x);
@@ -604,23 +605,12 @@ static void reply_whole(oa_call *c)
     http_exchange_reply_json(x, 200, o);
 }
 
-/* Answers as http_gen_wait_step says. */
+static const http_gen_route oa_route = {reply_whole, call_free, &oa_stream_ops};
+
 static void call_step(void *self, http_exchange *x)
 {
     oa_call *c = self;
-    http_error he;
-    switch (http_gen_wait_step(&c->g, &c->text, c->stream, x, &he)) {
-    case HTTP_GEN_WAIT: break;
-    case HTTP_GEN_WHOLE:
-        reply_whole(c);
-        call_free(c);
-        break;
-    case HTTP_GEN_FAILED:
-        call_free(c);
-        http_exchange_reply_error(x, &he);
-        break;
-    case HTTP_GEN_STREAM: http_exchange_reply_stream(x, &oa_stream_ops, c); break;
-    }
+    http_gen_step(&c->g, &c->text, c->stream, x, &oa_route, c);
 }
 
 static const http_wait_ops oa_wait_ops = {call_step, call_free};

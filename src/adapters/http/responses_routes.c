@@ -216,8 +216,9 @@ static const http_stream_ops rs_stream_ops = {stream_next, call_free};
 
 /* ---------------------------------------------------------------- whole */
 
-static void reply_whole(rs_call *c)
+static void reply_whole(void *self)
 {
+    rs_call *c = self;
     http_exchange *x = c->x;
     http_gen_note_usage(&c->g, x);
     if (!http_gen_ok(&c->g)) {
@@ -234,22 +235,12 @@ static void reply_whole(rs_call *c)
     http_exchange_reply_json(x, 200, r);
 }
 
+static const http_gen_route rs_route = {reply_whole, call_free, &rs_stream_ops};
+
 static void call_step(void *self, http_exchange *x)
 {
     rs_call *c = self;
-    http_error he;
-    switch (http_gen_wait_step(&c->g, &c->text, c->stream, x, &he)) {
-    case HTTP_GEN_WAIT: break;
-    case HTTP_GEN_WHOLE:
-        reply_whole(c);
-        call_free(c);
-        break;
-    case HTTP_GEN_FAILED:
-        call_free(c);
-        http_exchange_reply_error(x, &he);
-        break;
-    case HTTP_GEN_STREAM: http_exchange_reply_stream(x, &rs_stream_ops, c); break;
-    }
+    http_gen_step(&c->g, &c->text, c->stream, x, &rs_route, c);
 }
 
 static const http_wait_ops rs_wait_ops = {call_step, call_free};
