@@ -218,29 +218,35 @@ static sem_status step_done(agent_index *ix, sqlite3_stmt *s, const char *what, 
     return st;
 }
 
-/* Collects every row of a bound SELECT; resets it. Call under db_lock. */
-static sem_status collect(agent_index *ix, sqlite3_stmt *s, agent_row **out, size_t *n,
-                          sem_err *err)
+/*
+ * Collects every row of a bound SELECT into a malloc'd array of `size`-byte
+ * elements, each filled by read(); resets the statement. Call under
+ * db_lock. `what` names the query in messages.
+ */
+static sem_status collect_rows(agent_index *ix, sqlite3_stmt *s, size_t size,
+                               void (*read)(sqlite3_stmt *s, void *row), const char *what,
+                               void **out, size_t *n, sem_err *err)
 {
-    agent_row *rows = NULL;
+    char *rows = NULL;
     size_t count = 0, cap = 0;
     sem_status st = SEM_OK;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (count == cap) {
             size_t c = cap ? cap * 2 : 16;
-            agent_row *g = realloc(rows, c * sizeof *g);
+            char *g = realloc(rows, c * size);
             if (!g) {
-                st = sem_err_set(err, SEM_ENOMEM, "agent index: out of memory for %zu rows", c);
+                st = sem_err_set(err, SEM_ENOMEM, "agent index: %s: out of memory for %zu rows",
+                                 what, c);
                 break;
             }
             rows = g;
             cap = c;
         }
-        read_row(s, &rows[count++]);
+        read(s, rows + count++ * size);
     }
     if (st == SEM_OK && rc != SQLITE_DONE)
-        st = db_error(ix, err, "list");
+        st = db_error(ix, err, what);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     if (st != SEM_OK) {
@@ -250,6 +256,15 @@ static sem_status collect(agent_index *ix, sqlite3_stmt *s, agent_row **out, siz
     *out = rows;
     *n = count;
     return SEM_OK;
+}
+
+static void read_agent(sqlite3_stmt *s, void *row) { read_row(s, row); }
+
+/* Collects every agent row of a bound SELECT. Call under db_lock. */
+static sem_status collect(agent_index *ix, sqlite3_stmt *s, agent_row **out, size_t *n,
+                          sem_err *err)
+{
+    return collect_rows(ix, s, sizeof **out, read_agent, "list", (void **)out, n, err);
 }
 
 static sem_status put_row(agent_index *ix, const agent_row *r, sem_err *err);
@@ -438,38 +453,13 @@ sem_status agent_index_chunk_drop_unused(agent_index *ix, const char *name, int 
     return st;
 }
 
-/* Collects every row of a bound SELECT of chunks; resets it. Call under db_lock. */
+static void read_chunk(sqlite3_stmt *s, void *row) { read_chunk_row(s, row); }
+
+/* Collects every chunk row of a bound SELECT. Call under db_lock. */
 static sem_status collect_chunks(agent_index *ix, sqlite3_stmt *s, agent_chunk_row **out,
                                  size_t *n, sem_err *err)
 {
-    agent_chunk_row *rows = NULL;
-    size_t count = 0, cap = 0;
-    sem_status st = SEM_OK;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (count == cap) {
-            size_t c = cap ? cap * 2 : 16;
-            agent_chunk_row *g = realloc(rows, c * sizeof *g);
-            if (!g) {
-                st = sem_err_set(err, SEM_ENOMEM, "agent index: out of memory for %zu chunks", c);
-                break;
-            }
-            rows = g;
-            cap = c;
-        }
-        read_chunk_row(s, &rows[count++]);
-    }
-    if (st == SEM_OK && rc != SQLITE_DONE)
-        st = db_error(ix, err, "list chunks");
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    if (st != SEM_OK) {
-        free(rows);
-        return st;
-    }
-    *out = rows;
-    *n = count;
-    return SEM_OK;
+    return collect_rows(ix, s, sizeof **out, read_chunk, "list chunks", (void **)out, n, err);
 }
 
 sem_status agent_index_chunks_unused(agent_index *ix, agent_chunk_row **out, size_t *n,
