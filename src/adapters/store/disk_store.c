@@ -203,33 +203,30 @@ static int64_t mtime_ms_of(const struct stat *sb)
 }
 
 /*
- * fsyncs the folder, so that the renames and deletions before it survive a
- * power cut. Returns 0 or the errno; a failure is counted and logged with
- * `what` (what the fsync was for), and the caller decides what it means
- * for its operation.
+ * fsyncs a folder of the store (fd; sub names it under the store's folder),
+ * so that the renames and deletions before it survive a power cut. Returns
+ * 0 or the errno; a failure is counted and logged with `what` (what the
+ * fsync was for), and the caller decides what it means for its operation.
  */
-static int sync_dir(disk_store *s, const char *what)
+static int sync_folder(disk_store *s, int fd, const char *sub, const char *what)
 {
     int e = s->fsync_hook ? s->fsync_hook(s->fsync_hook_ctx, s->dir) : 0;
-    if (e == 0 && fsync(s->dir_fd) != 0)
+    if (e == 0 && fsync(fd) != 0)
         e = errno;
     if (e) {
         atomic_fetch_add(&s->fsync_failures, 1);
-        logf_(s, "fsync %s after %s: %s", s->dir, what, strerror(e));
+        logf_(s, "fsync %s%s after %s: %s", s->dir, sub, what, strerror(e));
     }
     return e;
 }
 
+/* The store's folder, where agent files are renamed into place. */
+static int sync_dir(disk_store *s, const char *what) { return sync_folder(s, s->dir_fd, "", what); }
+
+/* The same for chunks/, where chunk files are renamed into place. */
 static int sync_chunks(disk_store *s, const char *what)
 {
-    int e = s->fsync_hook ? s->fsync_hook(s->fsync_hook_ctx, s->dir) : 0;
-    if (e == 0 && fsync(s->chunks_fd) != 0)
-        e = errno;
-    if (e) {
-        atomic_fetch_add(&s->fsync_failures, 1);
-        logf_(s, "fsync %s/" CHUNK_DIR " after %s: %s", s->dir, what, strerror(e));
-    }
-    return e;
+    return sync_folder(s, s->chunks_fd, "/" CHUNK_DIR, what);
 }
 
 /* "<32 hex>.kvc", the chunk's file in chunks/. */
