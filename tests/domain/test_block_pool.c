@@ -499,6 +499,75 @@ static void eight_threads_share_one_pool(void **state)
     block_pool_destroy(p);
 }
 
+typedef struct sharer {
+    block_pool *pool;
+    const uint32_t *common; /* [16] blocks a parent holds throughout */
+    uint64_t seed;
+    int failures;
+} sharer;
+
+/* Shares and lets go of the common blocks while allocating its own, and
+ * reads the common blocks' bytes (shared blocks are read-only). */
+static void *share_churn(void *arg)
+{
+    sharer *w = arg;
+    block_owner me;
+    if (block_pool_owner_add(w->pool, "sharer", &me, NULL) != SEM_OK) {
+        w->failures++;
+        return NULL;
+    }
+    for (int i = 0; i < 5000; i++) {
+        uint32_t at = (uint32_t)(test_rand(&w->seed) % 12);
+        uint32_t k = 1 + (uint32_t)(test_rand(&w->seed) % 4);
+        if (block_pool_share(w->pool, k, w->common + at, me, NULL) != SEM_OK)
+            w->failures++;
+        uint32_t own;
+        sem_status st = block_pool_alloc(w->pool, 1, me, &own, NULL);
+        if (st == SEM_OK) {
+            memcpy(block_pool_data(w->pool, own), block_pool_data(w->pool, w->common[at]), 64);
+            if (block_pool_free(w->pool, 1, &own, me, NULL) != SEM_OK)
+                w->failures++;
+        } else if (st != SEM_EPOOL) {
+            w->failures++;
+        }
+        if (block_pool_refs(w->pool, w->common[at]) < 2)
+            w->failures++;
+        if (block_pool_free(w->pool, k, w->common + at, me, NULL) != SEM_OK)
+            w->failures++;
+    }
+    if (block_pool_owner_remove(w->pool, me, NULL) != SEM_OK)
+        w->failures++;
+    return NULL;
+}
+
+static void eight_threads_share_common_blocks(void **state)
+{
+    (void)state;
+    block_pool *p = pool_of(64);
+    block_owner parent = owner(p, "parent");
+    uint32_t common[16];
+    assert_int_equal(block_pool_alloc(p, 16, parent, common, NULL), SEM_OK);
+    for (int i = 0; i < 16; i++)
+        memset(block_pool_data(p, common[i]), i, 64);
+    pthread_t th[8];
+    sharer w[8];
+    for (int i = 0; i < 8; i++) {
+        w[i] = (sharer){.pool = p, .common = common, .seed = 77u + (uint64_t)i};
+        assert_int_equal(pthread_create(&th[i], NULL, share_churn, &w[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+    }
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(block_pool_refs(p, common[i]), 1);
+    assert_int_equal(block_pool_shared_count(p), 0);
+    assert_pool_ok(p);
+    assert_int_equal(block_pool_free(p, 16, common, parent, NULL), SEM_OK);
+    assert_int_equal(block_pool_free_count(p), 64);
+    block_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -516,6 +585,7 @@ int main(void)
         cmocka_unit_test(bad_shares_are_refused_whole),
         cmocka_unit_test(random_sharing_keeps_the_invariants),
         cmocka_unit_test(eight_threads_share_one_pool),
+        cmocka_unit_test(eight_threads_share_common_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
