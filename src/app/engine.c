@@ -143,8 +143,9 @@ static int admit_agent(engine *e, gen_request *r, uint64_t *need, sem_err *err)
     if (load)
         return 2; /* the caller makes it LOADING and dispatches the load once r is ready */
     r->kv = a->kv;
-    if (r->n_evaluated == 0 && !a->warm && e->o.warm && e->o.warm->ops->load_prefix &&
-        r->n_prompt > 1)
+    /* A new agent: its memory may be in a tier this node has not listed
+     * (a remote one), or shared chunks on disk may start its prompt. */
+    if (r->n_evaluated == 0 && !a->warm && e->o.warm && r->n_prompt > 1)
         return 3;
     return 1;
 }

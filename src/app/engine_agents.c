@@ -469,6 +469,7 @@ static void load_done(engine *e, agent *a, engine_msg *m)
         block_table_destroy(a->kv);
         a->kv = m->loaded;
         a->dirty = prefix; /* shared chunks only: the agent has no file of its own yet */
+        a->warm |= !prefix; /* its own file (found in a tier this node did not list) */
     } else if (prefix) {
         if (m->status != SEM_ENOTFOUND)
             engine_log(e, "warning", "agent '%s': shared chunks on disk were not used: %s",
@@ -653,10 +654,29 @@ static void call_get(engine *e, void *arg)
         fill_info(a, c->out, block_pool_block_bytes(e->pool));
 }
 
+/* An agent this node does not know, as the warm store (and a remote tier
+ * under it) sees it; from the calling thread, which may wait for I/O. */
+static sem_status warm_get(engine *e, const char *key, agent_info *out, sem_err *err)
+{
+    warm_info wi;
+    if (!e->o.warm || e->o.warm->ops->get(e->o.warm->self, key, &wi, NULL) != SEM_OK)
+        return sem_err_set(err, SEM_ENOTFOUND, "agent '%s' not found", key);
+    memset(out, 0, sizeof *out);
+    snprintf(out->key, sizeof out->key, "%s", key);
+    out->tier = wi.remote ? AGENT_TIER_REMOTE : AGENT_TIER_WARM;
+    out->tokens = wi.tokens;
+    out->disk_bytes = wi.remote ? 0 : wi.bytes;
+    out->last_use_ms = wi.last_use_ms;
+    out->hits = wi.hits;
+    out->tokens_saved = wi.tokens_saved;
+    return SEM_OK;
+}
+
 static sem_status as_get(void *self, const char *key, agent_info *out, sem_err *err)
 {
     call_args c = {.key = key, .out = out};
-    return on_engine(self, call_get, &c, err);
+    sem_status st = on_engine(self, call_get, &c, err);
+    return st == SEM_ENOTFOUND ? warm_get(self, key, out, err) : st;
 }
 
 static void call_remove(engine *e, void *arg)

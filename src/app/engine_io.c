@@ -53,9 +53,20 @@ static void run_job(engine *e, io_job *j)
         post_done(e, j, st, &err, st == SEM_OK ? t : NULL);
         break;
     case IO_LOAD_PREFIX: {
+        /* A new agent here may be known to a tier under the disk (another
+         * server wrote it): its own memory first, then shared chunks. */
+        st = w->ops->load(w->self, j->key, e->pool, &t, &err);
+        if (st == SEM_OK) {
+            j->kind = IO_LOAD; /* reported as the load of its own memory */
+            post_done(e, j, st, &err, t);
+            break;
+        }
         char ns[GEN_SCOPE_MAX + 1];
         share_domain_of_key(j->key, ns);
-        st = w->ops->load_prefix(w->self, ns, j->tokens, j->n_tokens, e->pool, j->key, &t, &err);
+        st = SEM_ENOTFOUND;
+        if (w->ops->load_prefix)
+            st = w->ops->load_prefix(w->self, ns, j->tokens, j->n_tokens, e->pool, j->key, &t,
+                                     &err);
         post_done(e, j, st, &err, st == SEM_OK ? t : NULL);
         break;
     }

@@ -17,7 +17,14 @@
 #include "domain/status.h"
 #include "warm_store.h"
 
-typedef enum agent_tier { AGENT_TIER_HOT, AGENT_TIER_WARM } agent_tier;
+/* Where an agent's memory is nearest: the pool, this node's disk, or only a
+ * remote tier shared by several servers (read back on its next request). */
+typedef enum agent_tier { AGENT_TIER_HOT, AGENT_TIER_WARM, AGENT_TIER_REMOTE } agent_tier;
+
+static inline const char *agent_tier_name(agent_tier t)
+{
+    return t == AGENT_TIER_HOT ? "hot" : t == AGENT_TIER_WARM ? "warm" : "remote";
+}
 
 typedef struct agent_info {
     char key[WARM_KEY_MAX + 1];
@@ -42,7 +49,9 @@ typedef struct agent_info {
 typedef struct agent_store_ops {
     /* Agents whose key starts with prefix, most recently used first; *out malloc'd. */
     sem_status (*list)(void *self, const char *prefix, agent_info **out, size_t *n, sem_err *err);
-    /* SEM_ENOTFOUND when the agent is in neither tier. */
+    /* SEM_ENOTFOUND when no tier holds the agent. An agent this node does
+     * not know is looked up in the warm store from the calling thread (a
+     * remote tier may answer: tier AGENT_TIER_REMOTE). */
     sem_status (*get)(void *self, const char *key, agent_info *out, sem_err *err);
     /* Forgets the agent in both tiers; its queued and running requests are cancelled. */
     sem_status (*remove)(void *self, const char *key, sem_err *err);

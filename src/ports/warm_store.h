@@ -2,6 +2,12 @@
  * warm_store.h - the warm tier of agent memory: one file per agent on
  * disk, with an index, as the engine sees it.
  *
+ * Tiers. A warm store may be a composition: the local disk, and under it a
+ * remote tier shared by several servers. load() and get() then answer from
+ * the nearest tier that has the agent (a remote copy is verified and kept
+ * locally before it is served), save() writes locally and then, behind it,
+ * to the remote tier; list() and disk_bytes() are the local disk's.
+ *
  * A file holds an agent's token sequence and the KV of every layer's kept
  * tokens (all of them on global layers, the last window on sliding ones),
  * with the model's fingerprint, the KV geometry and a checksum per chunk.
@@ -38,6 +44,7 @@ typedef struct warm_info {
     int64_t last_use_ms;    /* unix time of the last save or load */
     uint64_t hits;          /* requests that reused the agent's memory (touch()) */
     uint64_t tokens_saved;  /* prompt tokens not recomputed thanks to this agent's memory */
+    int remote;             /* held only by a remote tier (not on this node's disk yet) */
 } warm_info;
 
 typedef struct warm_store_ops {

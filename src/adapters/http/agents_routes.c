@@ -43,7 +43,7 @@ static json_t *agent_json(const agent_info *a, const char *id)
     json_t *pinned = a->pinned_until_ms > 0 ? json_integer((a->pinned_until_ms + 999) / 1000)
                                             : json_null();
     return json_pack("{s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "id", id, "object",
-                     "agent", "tier", a->tier == AGENT_TIER_HOT ? "hot" : "warm", "busy", a->busy,
+                     "agent", "tier", agent_tier_name(a->tier), "busy", a->busy,
                      "tokens", (json_int_t)a->tokens, "hot_bytes", (json_int_t)a->hot_bytes,
                      "disk_bytes", (json_int_t)a->disk_bytes, "last_used_at",
                      (json_int_t)(a->last_use_ms / 1000), "hits", (json_int_t)a->hits,
