@@ -1,0 +1,45 @@
+/*
+ * tiered_store.h - the warm store as a composition of tiers: this node's
+ * disk (disk_store) and, under it, a remote tier shared by several servers
+ * (ports/remote_tier.h). The engine sees one warm_store; the tier policy
+ * lives here and nowhere else:
+ *
+ *   save     to disk, then (behind it, on the store's writer thread) the
+ *            agent's file and its shared chunks to the remote tier;
+ *   load     from disk; on a miss, from the remote tier: the blobs are
+ *            written into the disk store (verified by the file codec) and
+ *            loaded from there, so what is served was always checked;
+ *   get      disk, else the remote tier (warm_info.remote);
+ *   remove   both tiers;
+ *   list, disk_bytes, load_prefix, peek, touch: the disk's.
+ *
+ * A remote tier that is down, slow or full never fails an operation that
+ * the disk can serve: its failures are counted (tiered_store_stats) and
+ * retried with backoff by the tier.
+ */
+#ifndef SEM_TIERED_STORE_H
+#define SEM_TIERED_STORE_H
+
+#include "disk_store.h"
+#include "ports/remote_tier.h"
+#include "ports/warm_store.h"
+
+typedef struct tiered_store tiered_store;
+
+typedef struct tiered_store_opts {
+    disk_store *disk;       /* borrowed; outlives the tiered store */
+    remote_tier remote;     /* ops NULL: no remote tier (a plain disk store) */
+    uint64_t fingerprint;   /* the model's, part of every remote name */
+    uint32_t max_queue;     /* remote writes waiting; beyond it the oldest is dropped (0: 64) */
+    void (*log)(void *ctx, const char *message);
+    void *log_ctx;
+} tiered_store_opts;
+
+tiered_store *tiered_store_open(const tiered_store_opts *o, sem_err *err);
+/* Finishes queued remote writes for up to drain_ms, then frees. */
+void tiered_store_close(tiered_store *t, uint32_t drain_ms);
+warm_store tiered_store_port(tiered_store *t);
+/* The remote tier's state and counters, plus the writes still queued. */
+void tiered_store_stats(tiered_store *t, remote_stats *out, uint32_t *queued);
+
+#endif
