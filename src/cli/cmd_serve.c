@@ -48,10 +48,12 @@
 typedef struct serve_config {
     const char *model_path, *host, *admin_key, *chat_template, *chat_template_file, *isa, *model_id;
     const char *cache_dir, *cache_type;
+    const char *cache_remote; /* a Redis URL; NULL: no remote tier */
     const char *api_keys[SERVE_MAX_KEYS];
     size_t n_api_keys;
     int api_keys_from_flags;
     uint32_t port, pool_mb, pin_mb, disk_mb, max_batch, max_queue, ctx, threads, drain_timeout_s;
+    uint32_t remote_mb, remote_ttl_s;
     uint32_t max_connections, read_timeout_s, idle_timeout_s, max_header_bytes;
     uint64_t max_body_bytes;
     uint64_t responses_max, responses_max_age_s; /* retention of stored responses; 0: none */
@@ -76,6 +78,9 @@ enum {
     O_DISK_MB,
     O_PIN_MB,
     O_CACHE_TYPE,
+    O_CACHE_REMOTE,
+    O_REMOTE_MB,
+    O_REMOTE_TTL,
     O_POOL_MB,
     O_MAX_BATCH,
     O_MAX_QUEUE,
@@ -115,6 +120,12 @@ static const serve_option options[] = {
      "folder of the disk tier of agent memory"},
     {"disk-mb", O_DISK_MB, "N", "10240", "disk budget of agent memory in MiB (0: unlimited)"},
     {"cache-type", O_CACHE_TYPE, "TYPE", "q8_0", "KV element type on disk: f16, q8_0, q4_0"},
+    {"cache-remote", O_CACHE_REMOTE, "URL", "none",
+     "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]: agent memory shared by servers"},
+    {"cache-remote-mb", O_REMOTE_MB, "N", "0: none",
+     "remote tier budget, MiB (least recently used agents go first)"},
+    {"cache-remote-ttl-s", O_REMOTE_TTL, "SECONDS", "0: never",
+     "remote entries expire this long after their last use"},
     {"pool-mb", O_POOL_MB, "N", "max-batch full-context sequences, at most half of free RAM",
      "KV block pool in RAM, MiB (hot agent memory and running requests)"},
     {"pin-mb", O_PIN_MB, "N", "half of --pool-mb",
@@ -225,6 +236,13 @@ static sem_status apply(serve_config *c, int id, const char *v, int from_env, se
             return sem_err_set(err, SEM_EINVAL, "--cache-type: '%s' is not f16, q8_0 or q4_0", v);
         c->cache_type = v;
         break;
+    case O_CACHE_REMOTE: c->cache_remote = *v ? v : NULL; break;
+    case O_REMOTE_MB:
+        st = cli_parse_u32("--cache-remote-mb", v, 0, UINT32_MAX, &c->remote_mb, err);
+        break;
+    case O_REMOTE_TTL:
+        st = cli_parse_u32("--cache-remote-ttl-s", v, 0, UINT32_MAX, &c->remote_ttl_s, err);
+        break;
     case O_POOL_MB: st = cli_parse_u32("--pool-mb", v, 1, 1u << 24, &c->pool_mb, err); break;
     case O_MAX_BATCH: st = cli_parse_u32("--max-batch", v, 1, 256, &c->max_batch, err); break;
     case O_MAX_QUEUE: st = cli_parse_u32("--max-queue", v, 1, 1u << 20, &c->max_queue, err); break;
@@ -325,6 +343,10 @@ static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *er
         return sem_err_set(err, SEM_EINVAL, "-m MODEL (or SEMANTIC_MODEL) is required");
     if (c->chat_template && c->chat_template_file)
         return sem_err_set(err, SEM_EINVAL, "--chat-template and --chat-template-file: give one of them");
+    if (c->cache_remote && !*c->cache_dir)
+        return sem_err_set(err, SEM_EINVAL,
+                           "--cache-remote needs the disk tier: the remote tier sits under it, "
+                           "but --cache-dir is '' (persistence off)");
     if (!c->model_id) {
         const char *base = strrchr(c->model_path, '/');
         base = base ? base + 1 : c->model_path;
@@ -360,6 +382,14 @@ static void log_line(const char *level, const char *source, const char *message)
     }
 }
 
+/* The remote tier's state for readiness and metrics (never blocks). */
+static void backend_remote(void *user, metrics_remote *out)
+{
+    serve_state *s = user;
+    serving_stack_remote_stats(&s->st, &out->stats, &out->queued);
+    out->enabled = out->stats.state != REMOTE_OFF;
+}
+
 static void backend_stats(void *user, metrics_engine *out)
 {
     serve_state *s = user;
@@ -385,6 +415,7 @@ static void backend_stats(void *user, metrics_engine *out)
                             .io_in_flight = st.io_in_flight};
     if (s->st.store)
         out->disk_bytes = s->st.warm.ops->disk_bytes(s->st.warm.self);
+    backend_remote(user, &out->remote);
 }
 
 /* The stored responses: responses.sqlite in the cache folder, in memory
@@ -422,6 +453,11 @@ static sem_status load(serve_state *s, sem_err *err)
     o.isa = c->isa;
     o.chat_template = c->chat_template;
     o.chat_template_file = c->chat_template_file;
+    o.cache_remote = c->cache_remote;
+    o.remote_mb = c->remote_mb;
+    o.remote_ttl_s = c->remote_ttl_s;
+    /* Queued remote writes get part of the drain time at shutdown. */
+    o.remote_drain_ms = c->drain_timeout_s < 10 ? c->drain_timeout_s * 1000 : 10000;
     if (serving_stack_open(&s->st, &o, err) != SEM_OK)
         return err->status;
     if (open_responses(s, err) != SEM_OK)
@@ -440,12 +476,18 @@ static sem_status load(serve_state *s, sem_err *err)
                                 .prompts = model_prompts_port(s->st.prompts),
                                 .stats = backend_stats,
                                 .stats_user = s,
+                                .remote = s->st.tiered ? backend_remote : NULL,
                                 .persistent = s->st.store != NULL,
                                 .responses = response_db_port(s->responses)};
-    char msg[PATH_MAX + 512];
+    char msg[PATH_MAX + 1024], remote[512] = "";
+    if (s->st.tiered) {
+        char shown[400];
+        serving_stack_redact_url(c->cache_remote, shown, sizeof shown);
+        snprintf(remote, sizeof remote, ", shared through %s", shown);
+    }
     snprintf(msg, sizeof msg,
              "loaded %s in %.0f ms: context %u, pool %.1f MiB (%s: %u blocks of %zu bytes), "
-             "batch %u, agent memory in %s",
+             "batch %u, agent memory in %s%s",
              c->model_id, deadline_now_ms() - t0, s->st.ctx,
              (double)block_pool_total(s->st.pool) * (double)block_pool_block_bytes(s->st.pool) /
                  (1 << 20),
@@ -453,7 +495,7 @@ static sem_status load(serve_state *s, sem_err *err)
              : s->st.pool_capped ? "from the model, cut to half of MemAvailable"
                                  : "from the model",
              block_pool_total(s->st.pool), block_pool_block_bytes(s->st.pool), c->max_batch,
-             s->st.cache_dir[0] ? s->st.cache_dir : "RAM only");
+             s->st.cache_dir[0] ? s->st.cache_dir : "RAM only", remote);
     log_line("info", "serve", msg);
     return SEM_OK;
 }

@@ -1,5 +1,10 @@
 /*
  * serving_stack.c - assembling and tearing down the serving stack.
+ *
+ * Order: model, backend, pool, disk store, remote tier, tiered store,
+ * engine, prompts; torn down in reverse, so the engine's last saves reach
+ * the tiered store, which hands its queued remote writes to the tier
+ * before the tier and then the disk close.
  */
 #include "serving_stack.h"
 #include "cli.h"
@@ -48,10 +53,63 @@ static void log_line(void *user, const char *level, const char *message)
 
 static void store_log(void *ctx, const char *message) { log_line(ctx, "warning", message); }
 
+void serving_stack_redact_url(const char *url, char *out, size_t cap)
+{
+    const char *scheme = strstr(url, "://");
+    const char *host = scheme ? scheme + 3 : url;
+    const char *at = strrchr(host, '@');
+    const char *slash = strchr(host, '/');
+    if (!at || (slash && slash < at)) {
+        snprintf(out, cap, "%s", url);
+        return;
+    }
+    snprintf(out, cap, "%.*s***@%s", (int)(host - url), url, at + 1);
+}
+
+/* The remote tier and the tiered store over the disk (--cache-remote). */
+static sem_status open_remote(serving_stack *s, const serving_stack_opts *o, sem_err *err)
+{
+    redis_tier_opts r = {.url = o->cache_remote,
+                         .budget_bytes = o->remote_mb << 20,
+                         .ttl_s = o->remote_ttl_s};
+    tiered_store_opts t = {.disk = s->store, .fingerprint = model_fingerprint(s->m)};
+    if (!o->quiet) {
+        r.log = t.log = store_log;
+        r.log_ctx = t.log_ctx = (void *)"remote";
+    }
+    s->redis = redis_tier_open(&r, err);
+    if (!s->redis) {
+        char shown[512];
+        serving_stack_redact_url(o->cache_remote, shown, sizeof shown);
+        return sem_err_wrap(err, "--cache-remote %s", shown);
+    }
+    t.remote = redis_tier_port(s->redis);
+    s->tiered = tiered_store_open(&t, err);
+    if (!s->tiered)
+        return err->status;
+    s->warm = tiered_store_port(s->tiered);
+    return SEM_OK;
+}
+
+void serving_stack_remote_stats(const serving_stack *s, remote_stats *out, uint32_t *queued)
+{
+    memset(out, 0, sizeof *out);
+    *queued = 0;
+    out->state = REMOTE_OFF;
+    if (s->tiered)
+        tiered_store_stats(s->tiered, out, queued);
+}
+
 static sem_status open_store(serving_stack *s, const serving_stack_opts *o, sem_err *err)
 {
-    if (o->cache_dir && !*o->cache_dir)
+    int remote = o->cache_remote && *o->cache_remote;
+    if (o->cache_dir && !*o->cache_dir) {
+        if (remote)
+            return sem_err_set(err, SEM_EINVAL,
+                               "--cache-remote needs the disk tier: the remote tier sits under "
+                               "it, but --cache-dir is '' (persistence off)");
         return SEM_OK; /* persistence off */
+    }
     if (o->cache_dir)
         snprintf(s->cache_dir, sizeof s->cache_dir, "%s", o->cache_dir);
     else if (serving_stack_default_cache_dir(s->cache_dir, sizeof s->cache_dir, err) != SEM_OK)
@@ -69,7 +127,7 @@ static sem_status open_store(serving_stack *s, const serving_stack_opts *o, sem_
     if (!s->store)
         return err->status;
     s->warm = disk_store_port(s->store);
-    return SEM_OK;
+    return remote ? open_remote(s, o, err) : SEM_OK;
 }
 
 /* MemAvailable from /proc/meminfo in bytes; 0 when it cannot be read. */
@@ -154,6 +212,7 @@ static sem_status open_prompts(serving_stack *s, const serving_stack_opts *o, co
 sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem_err *err)
 {
     memset(s, 0, sizeof *s);
+    s->remote_drain_ms = o->remote_drain_ms;
     char *tmpl_src = NULL;
     sem_status st = read_template_file(o, &tmpl_src, err);
     if (st != SEM_OK)
@@ -211,6 +270,10 @@ void serving_stack_close(serving_stack *s, uint32_t drain_ms)
         engine_drain(s->e, drain_ms);
     model_prompts_destroy(s->prompts);
     engine_destroy(s->e);
+    if (s->tiered)
+        tiered_store_close(s->tiered, s->remote_drain_ms);
+    if (s->redis)
+        redis_tier_close(s->redis);
     disk_store_close(s->store);
     block_pool_destroy(s->pool);
     model_backend_destroy(s->backend);

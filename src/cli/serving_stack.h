@@ -1,7 +1,9 @@
 /*
  * serving_stack.h - the serving stack the long-lived commands share: a model, its
- * backend (forward pass), the block pool, the warm store on disk, the
- * batching engine and the prompt port. `serve` puts HTTP in front of it;
+ * backend (forward pass), the block pool, the warm store (the disk, and
+ * under it a remote tier shared by several servers when --cache-remote is
+ * given: adapters/store/tiered_store.h), the batching engine and the
+ * prompt port. `serve` puts HTTP in front of it;
  * `run --agent` submits one request to it.
  *
  * Threads: built and torn down on the caller's thread; the engine and the
@@ -15,7 +17,9 @@
 #include "adapters/model/model.h"
 #include "adapters/model/model_backend.h"
 #include "adapters/model/model_prompts.h"
+#include "adapters/remote/redis_tier.h"
 #include "adapters/store/disk_store.h"
+#include "adapters/store/tiered_store.h"
 #include "app/engine.h"
 
 typedef struct serving_stack_opts {
@@ -35,6 +39,11 @@ typedef struct serving_stack_opts {
     const char *chat_template; /* a built-in's name; NULL: the model's */
     const char *chat_template_file; /* a Jinja template file to use instead (not with
                                        chat_template); one that does not parse is an error */
+    const char *cache_remote;  /* a Redis URL (adapters/remote/redis_tier.h); NULL or "": no
+                                  remote tier. Needs the disk tier (SEM_EINVAL without) */
+    uint64_t remote_mb;        /* byte budget of the remote tier, MiB (0: none) */
+    uint32_t remote_ttl_s;     /* remote keys expire this long after their last use (0: never) */
+    uint32_t remote_drain_ms;  /* at close, time queued remote writes get to finish */
     int quiet;                 /* no log lines on stderr */
 } serving_stack_opts;
 
@@ -45,11 +54,14 @@ typedef struct serving_stack {
     model_backend *backend;
     block_pool *pool;
     disk_store *store;
+    redis_tier *redis;      /* NULL: no remote tier */
+    tiered_store *tiered;   /* the warm store over store and redis; NULL without redis */
     warm_store warm;
     engine *e;
     model_prompts *prompts;
     uint32_t ctx;
     sem_err template_warning; /* why the chat template is a fallback (status SEM_OK: it is not) */
+    uint32_t remote_drain_ms;
     int pool_capped; /* the pool sized from the model was cut to half of MemAvailable */
     char cache_dir[4096];
 } serving_stack;
@@ -57,6 +69,14 @@ typedef struct serving_stack {
 sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem_err *err);
 /* Drains (writing unsaved agent memory) and frees everything. */
 void serving_stack_close(serving_stack *s, uint32_t drain_ms);
+
+/* The remote tier's state, counters and queued writes; state REMOTE_OFF
+ * and zeros without one. Never blocks on the network. */
+void serving_stack_remote_stats(const serving_stack *s, remote_stats *out, uint32_t *queued);
+
+/* url with its password (and user) replaced by "***", for logs: a URL's
+ * credentials are never logged. */
+void serving_stack_redact_url(const char *url, char *out, size_t cap);
 
 /* $XDG_DATA_HOME/semantic/cache, else $HOME/.local/share/semantic/cache. */
 sem_status serving_stack_default_cache_dir(char *out, size_t cap, sem_err *err);

@@ -38,6 +38,9 @@ typedef struct http_backend {
     /* Fills the engine's and stores' figures (may be NULL). */
     void (*stats)(void *user, metrics_engine *out);
     void *stats_user;
+    /* The remote tier's state and counters, with stats_user; never blocks
+     * (readiness calls it on an event-loop worker). NULL: no remote tier. */
+    void (*remote)(void *user, metrics_remote *out);
     int persistent; /* agent memory is written to a warm store */
     response_store responses; /* the Responses API's stored responses (ops NULL: none) */
 } http_backend;

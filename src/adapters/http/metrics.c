@@ -172,6 +172,38 @@ static void counter(strbuf *b, const char *name, const char *help, unsigned long
     strbuf_printf(b, "%s %llu\n", name, v);
 }
 
+/* The remote tier's series: semantic_remote_enabled always, the rest with
+ * the tier on. */
+static void remote_lines(strbuf *b, const metrics_remote *r)
+{
+    gauge(b, "semantic_remote_enabled",
+          "1 when agent memory is shared through a remote tier (--cache-remote).",
+          (unsigned long long)(r->enabled != 0));
+    if (!r->enabled)
+        return;
+    const remote_stats *s = &r->stats;
+    gauge(b, "semantic_remote_up", "1 when the remote tier answers, 0 while it is down.",
+          (unsigned long long)(s->state == REMOTE_OK));
+    counter(b, "semantic_remote_puts_total", "Agents written to the remote tier.", s->puts);
+    counter(b, "semantic_remote_put_failures_total",
+            "Agent writes to the remote tier that failed or were skipped while it was down.",
+            s->put_failures);
+    counter(b, "semantic_remote_gets_total", "Agent reads from the remote tier.", s->gets);
+    counter(b, "semantic_remote_get_hits_total", "Agent reads that found the agent.",
+            s->get_hits);
+    counter(b, "semantic_remote_get_failures_total",
+            "Agent reads that failed or were skipped while the tier was down.",
+            s->get_failures);
+    counter(b, "semantic_remote_corrupt_total",
+            "Remote entries dropped because they failed verification (recomputed instead).",
+            s->corrupt);
+    counter(b, "semantic_remote_evictions_total",
+            "Agents removed from the remote tier by its byte budget.", s->evictions);
+    gauge(b, "semantic_remote_bytes", "Bytes the remote tier holds for this model, as last seen.",
+          s->bytes);
+    gauge(b, "semantic_remote_queue", "Agent writes waiting for the remote tier.", r->queued);
+}
+
 void metrics_render(const metrics *m, const metrics_engine *e, int ready, strbuf *b)
 {
     header(b, "semantic_http_requests_total", "counter", "HTTP requests by route and status.");
@@ -250,4 +282,5 @@ void metrics_render(const metrics *m, const metrics_engine *e, int ready, strbuf
           "Agent memory saves and loads not settled yet (a deleted or evicted agent being "
           "written frees its KV blocks when the write ends).",
           e->io_in_flight);
+    remote_lines(b, &e->remote);
 }

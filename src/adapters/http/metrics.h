@@ -19,8 +19,16 @@
 #include <stdint.h>
 
 #include "base/strbuf.h"
+#include "ports/remote_tier.h"
 
 typedef struct metrics metrics;
+
+/* The remote tier shared by several servers (ports/remote_tier.h). */
+typedef struct metrics_remote {
+    int enabled;        /* --cache-remote given: the rest is meaningful */
+    remote_stats stats;
+    uint32_t queued;    /* remote writes waiting */
+} metrics_remote;
 
 /* The engine's and stores' figures, read when the page is rendered. */
 typedef struct metrics_engine {
@@ -37,6 +45,7 @@ typedef struct metrics_engine {
     uint64_t disk_bytes;
     uint32_t io_in_flight; /* agent saves and loads not settled yet */
     int persistent; /* a warm store is open */
+    metrics_remote remote;
 } metrics_engine;
 
 /* route_names[i] labels route i (the pointers are copied; the strings must be static). */

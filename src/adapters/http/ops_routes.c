@@ -4,7 +4,9 @@
  *
  *   GET  /health        200 while the process serves HTTP at all
  *   GET  /health/ready  200 when generation requests are admitted; 503 with
- *                       the reason ("loading", "draining") otherwise
+ *                       the reason ("loading", "draining") otherwise. A
+ *                       remote tier that is down does not make it 503 (RAM
+ *                       and disk still serve): the body says "remote":"down"
  *   GET  /metrics       Prometheus text format (metrics.h)
  *   POST /admin/clear   forgets every agent of every namespace
  *   POST /admin/drain   the graceful shutdown SIGTERM starts (202)
@@ -33,14 +35,26 @@ void ops_routes_health(http_api *api, http_exchange *x)
         x, 200, json_pack("{s:s,s:s}", "status", "ok", "state", state_name(http_api_state(api))));
 }
 
+static const char *remote_name(const metrics_remote *r)
+{
+    if (!r->enabled)
+        return "off";
+    return r->stats.state == REMOTE_OK ? "ok" : "down";
+}
+
 void ops_routes_ready(http_api *api, http_exchange *x)
 {
     http_state st = http_api_state(api);
     if (st == HTTP_STATE_READY) {
         const http_backend *be = http_api_backend(api);
-        http_exchange_reply_json(x, 200,
-                                 json_pack("{s:s,s:s,s:b}", "status", "ready", "model",
-                                           be->model_id, "persistence", be->persistent));
+        metrics_remote r = {0};
+        if (be->remote)
+            be->remote(be->stats_user, &r);
+        http_exchange_reply_json(
+            x, 200,
+            json_pack("{s:s,s:s,s:b,s:s,s:I}", "status", "ready", "model", be->model_id,
+                      "persistence", be->persistent, "remote", remote_name(&r), "remote_queue",
+                      (json_int_t)r.queued));
         return;
     }
     const char *reason = st == HTTP_STATE_LOADING
