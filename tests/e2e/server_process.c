@@ -13,9 +13,12 @@
  */
 #include "server_process.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -466,4 +469,86 @@ int server_stop_keep(server_proc *s, int sig, int timeout_ms)
     pid_drop(pid);
     s->pid = 0;
     return rc;
+}
+
+/* ---------------------------------------------------------------- other programs */
+
+int server_spawn(server_proc *s, const char *const *argv)
+{
+    memset(s, 0, sizeof *s);
+    registry_init();
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(s->log_path, sizeof s->log_path, "%s/semantic-e2e-%d-XXXXXX", tmp, (int)getpid());
+    int lfd = mkstemp(s->log_path);
+    if (lfd < 0)
+        return -1;
+    path_add(s->log_path);
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(lfd);
+        server_discard_log(s);
+        return -1;
+    }
+    if (pid == 0) { /* as in server_start */
+        setpgid(0, 0);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(126);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        dup2(lfd, 1);
+        dup2(lfd, 2);
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 0);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    close(lfd);
+    s->pid = pid;
+    pid_add(pid);
+    return 0;
+}
+
+int server_exited(server_proc *s)
+{
+    int status;
+    if (!s->pid)
+        return 1;
+    if (waitpid(s->pid, &status, WNOHANG) != s->pid)
+        return 0;
+    pid_drop(s->pid);
+    s->pid = 0;
+    return 1;
+}
+
+int server_temp_dir(const char *name, char *out, size_t cap)
+{
+    registry_init();
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    int n = snprintf(out, cap, "%s/semantic-e2e-%s-XXXXXX", tmp, name);
+    if (n < 0 || (size_t)n >= cap || (size_t)n >= PATH_CAP || !mkdtemp(out))
+        return -1;
+    path_add(out);
+    return 0;
+}
+
+void server_temp_dir_remove(const char *path) { path_drop(path, 1); }
+
+uint16_t server_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    uint16_t port = 0;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
 }

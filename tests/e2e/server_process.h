@@ -30,6 +30,7 @@
 #ifndef SEM_TEST_SERVER_PROCESS_H
 #define SEM_TEST_SERVER_PROCESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -64,5 +65,26 @@ char *server_log(const server_proc *s);
 
 /* Deletes the log file (a test that passed has no use for it). */
 void server_discard_log(server_proc *s);
+
+/*
+ * Any other program a test runs beside semantic (redis-server, nginx),
+ * under the same guarantees: its own process group, killed with the
+ * thread that started it and by the exit handlers and the reaper, stdout
+ * and stderr to a fresh log file (s->log_path). argv[0] is a path; it
+ * does not wait for anything (s->port stays 0). Stop it with server_stop
+ * or server_stop_keep; 0 or -1.
+ */
+int server_spawn(server_proc *s, const char *const *argv);
+
+/* Whether a spawned program has exited (it is then reaped: pid 0). */
+int server_exited(server_proc *s);
+
+/* A fresh temporary folder named after name, removed when the test
+ * process ends however it ends, or by server_temp_dir_remove. 0 or -1. */
+int server_temp_dir(const char *name, char *out, size_t cap);
+void server_temp_dir_remove(const char *path);
+
+/* A TCP port of 127.0.0.1 free at the moment of the call, or 0. */
+uint16_t server_free_port(void);
 
 #endif
