@@ -30,16 +30,24 @@ typedef struct tiered_store_opts {
     disk_store *disk;       /* borrowed; outlives the tiered store */
     remote_tier remote;     /* ops NULL: no remote tier (a plain disk store) */
     uint64_t fingerprint;   /* the model's, part of every remote name */
+    /* The pool's KV geometry, part of every remote name with the payload
+     * type the disk writes. NULL: learned from the first table saved or
+     * pool loaded into; until then get() and remove() see the disk only. */
+    const cache_spec *spec;
     uint32_t max_queue;     /* remote writes waiting; beyond it the oldest is dropped (0: 64) */
     void (*log)(void *ctx, const char *message);
     void *log_ctx;
 } tiered_store_opts;
 
+/* The tiered store over o->disk (and o->remote). SEM_EINVAL without a
+ * disk, SEM_ENOMEM, SEM_EIO when the writer thread cannot start. */
 tiered_store *tiered_store_open(const tiered_store_opts *o, sem_err *err);
-/* Finishes queued remote writes for up to drain_ms, then frees. */
+/* Finishes queued remote writes for up to drain_ms (the rest are dropped
+ * and counted), stops the writer thread, then frees. */
 void tiered_store_close(tiered_store *t, uint32_t drain_ms);
 warm_store tiered_store_port(tiered_store *t);
-/* The remote tier's state and counters, plus the writes still queued. */
+/* The remote tier's state and counters (dropped: the writes this store
+ * dropped), plus the writes still queued. */
 void tiered_store_stats(tiered_store *t, remote_stats *out, uint32_t *queued);
 
 #endif
