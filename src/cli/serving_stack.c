@@ -72,7 +72,9 @@ static sem_status open_remote(serving_stack *s, const serving_stack_opts *o, sem
     redis_tier_opts r = {.url = o->cache_remote,
                          .budget_bytes = o->remote_mb << 20,
                          .ttl_s = o->remote_ttl_s};
-    tiered_store_opts t = {.disk = s->store, .fingerprint = model_fingerprint(s->m)};
+    tiered_store_opts t = {.disk = s->store,
+                           .fingerprint = model_fingerprint(s->m),
+                           .spec = block_pool_spec(s->pool)};
     if (!o->quiet) {
         r.log = t.log = store_log;
         r.log_ctx = t.log_ctx = (void *)"remote";

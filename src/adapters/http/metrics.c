@@ -197,6 +197,12 @@ static void remote_lines(strbuf *b, const metrics_remote *r)
     counter(b, "semantic_remote_corrupt_total",
             "Remote entries dropped because they failed verification (recomputed instead).",
             s->corrupt);
+    counter(b, "semantic_remote_timeouts_total",
+            "Remote tier commands that ran past their timeout.", s->timeouts);
+    counter(b, "semantic_remote_full_total",
+            "Writes the remote tier refused at its memory limit (maxmemory).", s->full);
+    counter(b, "semantic_remote_dropped_total",
+            "Queued remote writes dropped (queue full, or left at shutdown).", s->dropped);
     counter(b, "semantic_remote_evictions_total",
             "Agents removed from the remote tier by its byte budget.", s->evictions);
     gauge(b, "semantic_remote_bytes", "Bytes the remote tier holds for this model, as last seen.",
