@@ -11,7 +11,9 @@
  *
  * The order of things: the listener starts first (readiness answers 503
  * "loading"), then the model, the KV pool, the prompt port, the warm store
- * and the engine are built and published to the routes (ready). SIGTERM,
+ * (the disk, and the Redis tier under it with --cache-remote) and the
+ * engine are built and published to the routes (ready). The Redis URL's
+ * credentials are never logged (serving_stack_redact_url). SIGTERM,
  * SIGINT or POST /admin/drain start the shutdown: readiness and new
  * generation requests answer 503, running requests get --drain-timeout
  * seconds to finish (then they are cancelled), agent memory is written to
