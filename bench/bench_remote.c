@@ -139,6 +139,22 @@ static void wait_zero(uint16_t port, const char *series)
 
 static void wait_io(uint16_t port) { wait_zero(port, "semantic_agent_io_in_flight"); }
 
+/* Waits until the node at port sees agent in Redis only (up to 10 min). */
+static void wait_remote(uint16_t port, const char *agent)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/agents/%s", agent);
+    for (int i = 0; i < 60000; i++) {
+        http_response r;
+        int found = hc_call(port, "GET", path, NULL, NULL, &r) == 0 && r.status == 200 &&
+                    strstr(r.body, "\"tier\":\"remote\"") != NULL;
+        hc_free(&r);
+        if (found)
+            return;
+        usleep(10000);
+    }
+}
+
 static int start(server_proc *s, const bench_args *a, const char *url)
 {
     const char *args[20];
@@ -175,9 +191,8 @@ static void bench_ttft(const bench_args *a, const char *url)
         char agent[64];
         snprintf(agent, sizeof agent, "ttft-%d-%d", r, (int)getpid());
         char *body = long_body((unsigned)r + 1, a->words, 1, 0);
-        double puts = metric(A.port, "semantic_remote_puts_total");
         cold[r] = timed_chat(A.port, agent, body, &prompt, &c);
-        wait_metric(A.port, "semantic_remote_puts_total", puts + 1);
+        wait_remote(B.port, agent);
         remote[r] = timed_chat(B.port, agent, body, &prompt, &cached_remote);
         hot[r] = timed_chat(A.port, agent, body, &prompt, &c);
         wait_io(A.port);
@@ -317,7 +332,7 @@ int main(int argc, char **argv)
     bench_args a = {.model = "/work/models/llama-1b-q4_0.gguf",
                     .server = SEMANTIC_BIN,
                     .ctx = "6144",
-                    .words = 3000,
+                    .words = 4000,
                     .reps = 3,
                     .decode_tokens = 128,
                     .writers = 2,
