@@ -43,10 +43,11 @@ static inline char *ru_content(const http_response *r)
     return s;
 }
 
-/* The story question, then (answer given) the answer and a follow-up. malloc'd. */
-static inline char *ru_chat_body(const char *answer, const char *follow_up, int max_tokens)
+/* question, then (answer given) the answer and a follow-up. malloc'd. */
+static inline char *ru_chat_body_q(const char *question, const char *answer,
+                                   const char *follow_up, int max_tokens)
 {
-    json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", STORY_Q);
+    json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", question);
     if (answer) {
         json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "assistant", "content", answer));
         json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", follow_up));
@@ -56,6 +57,12 @@ static inline char *ru_chat_body(const char *answer, const char *follow_up, int 
     char *s = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     return s;
+}
+
+/* The story question, then (answer given) the answer and a follow-up. malloc'd. */
+static inline char *ru_chat_body(const char *answer, const char *follow_up, int max_tokens)
+{
+    return ru_chat_body_q(STORY_Q, answer, follow_up, max_tokens);
 }
 
 /* POST CC as agent under key; asserts 200. */

@@ -7,6 +7,8 @@
  *     that A computed (B's GET /v1/agents/{id} says tier "remote" first);
  *   - a server with another model never reads those entries, and another
  *     API key never sees them;
+ *   - an entry corrupted by hand in Redis is dropped and counted, and the
+ *     agent's memory is computed again;
  *   - Redis killed while the servers run: requests still succeed,
  *     readiness stays 200 and says "remote":"down", the failures are
  *     counted; Redis back: "ok" again;
@@ -134,12 +136,13 @@ static void the_password_is_never_logged(void **state)
 
 /* ---------------------------------------------------------------- sharing */
 
-/* A's answer to the story question as agent (malloc'd), once A has written
- * the agent to Redis; *prompt: the prompt's tokens. */
-static char *talk_to_a(const char *key, const char *agent, json_int_t *prompt)
+/* A's answer to question as agent (malloc'd), once A has written the
+ * agent to Redis; *prompt: the prompt's tokens. */
+static char *talk_to_a_q(const char *key, const char *agent, const char *question,
+                         json_int_t *prompt)
 {
     double puts = ru_metric(srv_a.port, KEY1, "semantic_remote_puts_total");
-    char *b1 = ru_chat_body(NULL, NULL, 12);
+    char *b1 = ru_chat_body_q(question, NULL, NULL, 12);
     http_response r = ru_chat(srv_a.port, key, agent, b1);
     *prompt = ru_usage(&r, "prompt_tokens");
     char *answer = ru_content(&r);
@@ -147,6 +150,11 @@ static char *talk_to_a(const char *key, const char *agent, json_int_t *prompt)
     free(b1);
     ru_wait_metric(srv_a.port, KEY1, "semantic_remote_puts_total", puts + 1, 30000);
     return answer;
+}
+
+static char *talk_to_a(const char *key, const char *agent, json_int_t *prompt)
+{
+    return talk_to_a_q(key, agent, STORY_Q, prompt);
 }
 
 static void an_agent_moves_to_another_server(void **state)
@@ -210,6 +218,47 @@ static void another_model_never_reads_them(void **state)
     assert_int_equal(ru_metric(c.port, KEY1, "semantic_remote_corrupt_total"), 0);
     assert_int_equal(server_stop(&c, SIGTERM, 20000), 0);
     server_discard_log(&c);
+    free(b2);
+    free(answer);
+}
+
+/* The first of Redis's keys matching pattern into out ("" when none). */
+static void redis_first_key(const char *pattern, char *out, size_t cap)
+{
+    const char *args[] = {"KEYS", pattern};
+    char *reply;
+    if (redis_command(&redis, args, NULL, 2, &reply, NULL) != 0)
+        fail_msg("KEYS %s: no answer", pattern);
+    size_t n = strcspn(reply, "\n");
+    snprintf(out, cap, "%.*s", (int)n, reply);
+    free(reply);
+}
+
+static void a_corrupt_entry_is_dropped(void **state)
+{
+    (void)state;
+    json_int_t prompt1;
+    /* A question of its own: no other agent on B shares its start. */
+    static const char q[] = "Once upon a time a wizard lost his hat in the snow";
+    char *answer = talk_to_a_q(KEY1, "corrupted", q, &prompt1);
+    /* Its index: sem:v1:<space>:a:<namespace>.corrupted (docs/remote-tier.md). */
+    char key[512];
+    redis_first_key("sem:v1:*:a:*.corrupted", key, sizeof key);
+    if (!key[0])
+        fail_msg("no index key for agent \"corrupted\" in Redis");
+    const char *args[] = {"SETRANGE", key, "40", "\x01\x02\x03\x04"};
+    size_t lens[] = {8, strlen(key), 2, 4};
+    char *reply;
+    assert_int_equal(redis_command(&redis, args, lens, 4, &reply, NULL), 0);
+    assert_true(reply[0] == ':');
+    free(reply);
+    double corrupt = ru_metric(srv_b.port, KEY1, "semantic_remote_corrupt_total");
+    /* B's request succeeds without the corrupt memory, and says why. */
+    char *b2 = ru_chat_body_q(q, answer, "And then?", 4);
+    http_response r = ru_chat(srv_b.port, KEY1, "corrupted", b2);
+    assert_int_equal(ru_usage(&r, "cached_tokens"), 0);
+    hc_free(&r);
+    assert_true(ru_metric(srv_b.port, KEY1, "semantic_remote_corrupt_total") > corrupt);
     free(b2);
     free(answer);
 }
@@ -286,6 +335,7 @@ int main(void)
         cmocka_unit_test(an_agent_moves_to_another_server),
         cmocka_unit_test(another_key_never_sees_them),
         cmocka_unit_test(another_model_never_reads_them),
+        cmocka_unit_test(a_corrupt_entry_is_dropped),
         cmocka_unit_test(requests_go_on_while_redis_is_down),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
