@@ -9,6 +9,8 @@
  *     API key never sees them;
  *   - an entry corrupted by hand in Redis is dropped and counted, and the
  *     agent's memory is computed again;
+ *   - a slow Redis (DEBUG SLEEP) holds no request for long, and a full one
+ *     (maxmemory) refuses writes that are counted, requests unaffected;
  *   - Redis killed while the servers run: requests still succeed,
  *     readiness stays 200 and says "remote":"down", the failures are
  *     counted; Redis back: "ok" again;
@@ -20,6 +22,7 @@
  */
 #include "remote_util.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -54,7 +57,7 @@ static int start_node(server_proc *s, const char *model, int via_env)
 static int setup(void **state)
 {
     (void)state;
-    if (redis_start(&redis, PASSWORD, NULL) != 0)
+    if (redis_start(&redis, PASSWORD, "enable-debug-command yes\n") != 0)
         return -1;
     snprintf(url, sizeof url, "redis://:%s@127.0.0.1:%u", PASSWORD, (unsigned)redis.port);
     if (start_node(&srv_a, STORIES, 0) != 0 || start_node(&srv_b, STORIES, 1) != 0)
@@ -263,8 +266,6 @@ static void a_corrupt_entry_is_dropped(void **state)
     free(answer);
 }
 
-/* ---------------------------------------------------------------- Redis away */
-
 /* Polls readiness until "remote" is want, asking A for an agent it does
  * not know between polls (which makes the tier try Redis); fails after
  * timeout_ms. */
@@ -282,6 +283,65 @@ static void wait_remote_state(uint16_t port, const char *want, int timeout_ms)
     }
     fail_msg("readiness says remote \"%s\", not \"%s\"", got, want);
 }
+
+static void *redis_sleep_main(void *arg)
+{
+    (void)arg;
+    char *reply;
+    redis_simple(&redis, "DEBUG SLEEP 3", &reply);
+    free(reply);
+    return NULL;
+}
+
+static void a_slow_redis_holds_no_request(void **state)
+{
+    (void)state;
+    double timeouts = ru_metric(srv_a.port, KEY1, "semantic_remote_timeouts_total");
+    pthread_t th;
+    pthread_create(&th, NULL, redis_sleep_main, NULL);
+    usleep(200000); /* Redis is asleep */
+    char *b = ru_chat_body_q("A slow river carried the boat", NULL, NULL, 4);
+    double t0 = hc_now_ms();
+    http_response r = ru_chat(srv_a.port, KEY1, "patient", b);
+    double ms = hc_now_ms() - t0;
+    hc_free(&r);
+    pthread_join(th, NULL);
+    /* The new agent's lookup waited one command timeout (500 ms), not 3 s. */
+    if (ms > 2500)
+        fail_msg("a request took %.0f ms while Redis slept", ms);
+    ru_wait_metric(srv_a.port, KEY1, "semantic_remote_timeouts_total", timeouts + 1, 10000);
+    wait_remote_state(srv_a.port, "ok", 30000); /* after its backoff */
+    free(b);
+}
+
+static void a_full_redis_refuses_writes(void **state)
+{
+    (void)state;
+    char *reply;
+    wait_remote_state(srv_a.port, "ok", 30000);
+    assert_int_equal(redis_simple(&redis, "CONFIG SET maxmemory 1", &reply), 0);
+    assert_string_equal(reply, "+OK");
+    free(reply);
+    double full = ru_metric(srv_a.port, KEY1, "semantic_remote_full_total");
+    /* A prompt of several whole chunks (128 tokens each), so the put has
+     * chunks to write. */
+    char q[4096] = "The library was full of old books";
+    for (int i = 0; i < 60; i++)
+        strcat(q, i % 2 ? " and maps" : " of kings");
+    char *b = ru_chat_body_q(q, NULL, NULL, 4);
+    http_response r = ru_chat(srv_a.port, KEY1, "crowded", b);
+    hc_free(&r);
+    ru_wait_metric(srv_a.port, KEY1, "semantic_remote_full_total", full + 1, 30000);
+    assert_int_equal(redis_simple(&redis, "CONFIG SET maxmemory 0", &reply), 0);
+    free(reply);
+    /* Still served, from RAM. */
+    r = ru_chat(srv_a.port, KEY1, "crowded", b);
+    assert_true(ru_usage(&r, "cached_tokens") > 0);
+    hc_free(&r);
+    free(b);
+}
+
+/* ---------------------------------------------------------------- Redis away */
 
 static void requests_go_on_while_redis_is_down(void **state)
 {
@@ -336,6 +396,8 @@ int main(void)
         cmocka_unit_test(another_key_never_sees_them),
         cmocka_unit_test(another_model_never_reads_them),
         cmocka_unit_test(a_corrupt_entry_is_dropped),
+        cmocka_unit_test(a_slow_redis_holds_no_request),
+        cmocka_unit_test(a_full_redis_refuses_writes),
         cmocka_unit_test(requests_go_on_while_redis_is_down),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
