@@ -3,7 +3,7 @@
  * (docs/performance.md, "Several nodes").
  *
  *   bench_remote [--model PATH] [--server BIN] [--threads N] [--ctx 6144] [--words N] [--reps N]
- *                [--decode-tokens N] [--writers N] [--writer-words N]
+ *                [--decode-tokens N] [--writers N] [--writer-words N] [--writer-pause-ms N]
  *
  * Starts a redis-server (redis_process.h) and `semantic serve`s on free
  * ports of 127.0.0.1 and measures:
@@ -20,7 +20,7 @@
  *   2. the decode rate of one agent generating --decode-tokens tokens
  *      (streamed; after its first token) while --writers other agents with
  *      --writer-words of memory take short turns one after another, each
- *      turn followed by a save: on a server with the remote tier (every
+ *      turn followed by a save and a pause of --writer-pause-ms: on a server with the remote tier (every
  *      save is also put to Redis) and on one without, alternating, --reps
  *      times each.
  */
@@ -39,7 +39,7 @@
 
 typedef struct bench_args {
     const char *model, *server, *threads, *ctx;
-    int words, reps, decode_tokens, writers, writer_words;
+    int words, reps, decode_tokens, writers, writer_words, writer_pause_ms;
 } bench_args;
 
 static int cmp_double(const void *a, const void *b)
@@ -222,6 +222,7 @@ static void bench_ttft(const bench_args *a, const char *url)
 
 typedef struct writer_ctx {
     uint16_t port;
+    int pause_ms;
     int writers;
     volatile int stop;
     int turns;
@@ -249,6 +250,8 @@ static void *writer_main(void *arg)
         long p, c;
         if (timed_chat(w->port, agent, w->bodies[i], &p, &c) >= 0)
             w->turns++;
+        for (int slept = 0; slept < w->pause_ms && !w->stop; slept += 10)
+            usleep(10000);
     }
     return NULL;
 }
@@ -262,7 +265,7 @@ static double decode_once(const bench_args *a, const char *url, int *turns, doub
         fprintf(stderr, "bench_remote: the server did not start\n");
         exit(1);
     }
-    writer_ctx w = {.port = s.port, .writers = a->writers};
+    writer_ctx w = {.port = s.port, .writers = a->writers, .pause_ms = a->writer_pause_ms};
     w.bodies = calloc((size_t)a->writers, sizeof *w.bodies);
     for (int i = 0; i < a->writers; i++) {
         char agent[32];
@@ -336,16 +339,18 @@ int main(int argc, char **argv)
                     .reps = 3,
                     .decode_tokens = 128,
                     .writers = 2,
-                    .writer_words = 1500};
+                    .writer_words = 1500,
+                    .writer_pause_ms = 500};
     static const struct option longs[] = {
         {"model", required_argument, 0, 'm'},        {"server", required_argument, 0, 's'},
         {"threads", required_argument, 0, 't'},      {"words", required_argument, 0, 'w'},
         {"reps", required_argument, 0, 'r'},         {"decode-tokens", required_argument, 0, 'd'},
         {"writers", required_argument, 0, 'W'},      {"writer-words", required_argument, 0, 'x'},
+        {"writer-pause-ms", required_argument, 0, 'p'},
         {"ctx", required_argument, 0, 'c'},          {"skip-ttft", no_argument, 0, 'T'},          {"skip-decode", no_argument, 0, 'D'},
         {0, 0, 0, 0}};
     int ch, skip_ttft = 0, skip_decode = 0;
-    while ((ch = getopt_long(argc, argv, "m:s:t:c:w:r:d:W:x:TD", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "m:s:t:c:w:r:d:W:x:p:TD", longs, NULL)) != -1) {
         switch (ch) {
         case 'm': a.model = optarg; break;
         case 's': a.server = optarg; break;
@@ -356,6 +361,7 @@ int main(int argc, char **argv)
         case 'd': a.decode_tokens = atoi(optarg); break;
         case 'W': a.writers = atoi(optarg); break;
         case 'x': a.writer_words = atoi(optarg); break;
+        case 'p': a.writer_pause_ms = atoi(optarg); break;
         case 'T': skip_ttft = 1; break;
         case 'D': skip_decode = 1; break;
         default: fprintf(stderr, "usage: see bench/bench_remote.c\n"); return 2;
