@@ -161,12 +161,11 @@ int share_should_wait(engine *e, const gen_request *r)
     }
     if (coming < bt || has_sliding(e->spec))
         return 0; /* (a sliding window would be released before it could be shared) */
+    /* No scan of the other donors: one that held this start would have
+     * given it to the running request at its admission, which would then
+     * hold it already. Only r's own memory is checked. */
     const agent *a = r->agent_id[0] ? agents_find(e, r->agent_id) : NULL;
-    const block_table *own = a ? a->kv : NULL;
-    uint32_t have = own ? offer(own, r->prompt, cap) : 0;
-    if (have >= coming)
-        return 0;
-    return share_find(e, domain, r->prompt, cap, own).keep < coming;
+    return !(a && a->kv && offer(a->kv, r->prompt, cap) >= coming);
 }
 
 int share_take(engine *e, gen_request *r, block_table *t, uint32_t have, sem_err *err)
