@@ -39,6 +39,9 @@ typedef struct remote_stats {
     uint64_t corrupt;                 /* blobs dropped after failing verification */
     uint64_t evictions;               /* agents removed by the tier's byte budget */
     uint64_t bytes;                   /* bytes the tier holds for this server's model(s), as last seen */
+    uint64_t timeouts;                /* commands that ran past the tier's timeout */
+    uint64_t full;                    /* writes refused because the tier is at its memory limit */
+    uint64_t dropped;                 /* queued writes dropped (queue full, or left at close) */
 } remote_stats;
 
 typedef struct remote_tier_ops {

@@ -29,7 +29,9 @@ typedef struct redis_tier_opts {
 } redis_tier_opts;
 
 /* Parses the URL and connects (a failed first connection is not an
- * error: the tier starts DOWN and retries). SEM_EINVAL for a bad URL. */
+ * error: the tier starts DOWN and retries). SEM_EINVAL for a bad URL,
+ * SEM_EUNSUPPORTED for rediss:// (this hiredis has no TLS). The caller
+ * owns the tier and closes it after every user of its port is done. */
 redis_tier *redis_tier_open(const redis_tier_opts *o, sem_err *err);
 void redis_tier_close(redis_tier *r);
 remote_tier redis_tier_port(redis_tier *r);

@@ -1004,10 +1004,11 @@ static void ns_of(const char *key, char ns[WARM_KEY_MAX + 1])
     ns[n] = '\0';
 }
 
-static sem_status ds_load(void *self, const char *key, block_pool *pool, block_table **out,
-                          sem_err *err)
+sem_status disk_store_load_fault(disk_store *s, const char *key, block_pool *pool,
+                                 block_table **out, kv_read_fault *blame, sem_err *err)
 {
-    disk_store *s = self;
+    if (blame)
+        memset(blame, 0, sizeof *blame);
     sem_err local = {0}; /* the detail goes into the quarantine log even without err */
     if (!err)
         err = &local;
@@ -1064,9 +1065,17 @@ static sem_status ds_load(void *self, const char *key, block_pool *pool, block_t
                 logf_(s, "agent '%s' loaded, but its use was not recorded: %s", key, ierr.detail);
         }
         free(h);
+        if (blame)
+            *blame = fault;
     }
     key_release(s, key);
     return st;
+}
+
+static sem_status ds_load(void *self, const char *key, block_pool *pool, block_table **out,
+                          sem_err *err)
+{
+    return disk_store_load_fault(self, key, pool, out, NULL, err);
 }
 
 /* ------------------------------------------------------------ shared prefixes */
@@ -1952,4 +1961,317 @@ disk_store *disk_store_open(const disk_store_opts *o, sem_err *err)
 fail:
     disk_store_close(s);
     return NULL;
+}
+
+/* ------------------------------------------------------------ transfer
+ *
+ * Export reads an agent's files under its key mark, so they are one
+ * version; import writes them as a save does (budget first, chunks before
+ * the agent file, temp files, fsync, rename, folder fsync, index), and
+ * renames nothing whose header fails a check. The rows' checksums are
+ * left to the codec on the load that follows (disk_store_load_fault says
+ * which file failed), so a copy is verified once, not twice.
+ */
+
+/* Reads n bytes at offset 0 of fd. */
+static sem_status read_all(int fd, const char *path, uint8_t *buf, size_t n, sem_err *err)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t got = pread(fd, buf + done, n - done, (off_t)done);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return sem_err_set(err, SEM_EIO, "read %s: %s", path, strerror(errno));
+        if (got == 0)
+            return sem_err_set(err, SEM_ECORRUPT, "read %s: %zu bytes, expected %zu", path,
+                               done, n);
+        done += (size_t)got;
+    }
+    return SEM_OK;
+}
+
+/* Writes data[0..n) to fd (a new, empty file), through the test hook. */
+static sem_status write_all(disk_store *s, int fd, const char *path, const uint8_t *data,
+                            size_t n, sem_err *err)
+{
+    int e = s->write_hook ? s->write_hook(s->write_hook_ctx, path, 0, n) : 0;
+    size_t done = 0;
+    while (!e && done < n) {
+        ssize_t put = write(fd, data + done, n - done);
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put < 0)
+            e = errno;
+        else
+            done += (size_t)put;
+    }
+    return e ? sem_err_set(err, SEM_EIO, "write %s: %s", path, strerror(e)) : SEM_OK;
+}
+
+void disk_store_agent_free(disk_store_agent *a)
+{
+    if (!a)
+        return;
+    free(a->file);
+    for (uint32_t i = 0; a->chunks && i < a->n_chunks; i++)
+        free(a->chunks[i].data);
+    free(a->chunks);
+    memset(a, 0, sizeof *a);
+}
+
+/* Reads shared chunk `name` (which an agent names) into c. */
+static sem_status export_chunk(disk_store *s, const kv_chunk_name *name, disk_store_chunk *c,
+                               sem_err *err)
+{
+    char path[PATH_MAX];
+    int fd;
+    kv_chunk_hex(name, c->name);
+    sem_status st = open_chunk(s, name, &fd, path, sizeof path, err);
+    if (st == SEM_ENOTFOUND)
+        return sem_err_set(err, SEM_ECORRUPT, "%s is missing", path);
+    if (st != SEM_OK)
+        return st;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        st = sem_err_set(err, SEM_EIO, "stat %s: %s", path, strerror(errno));
+    else if (!(c->data = malloc(sb.st_size > 0 ? (size_t)sb.st_size : 1)))
+        st = sem_err_set(err, SEM_ENOMEM, "%s: out of memory for %lld bytes", path,
+                         (long long)sb.st_size);
+    else {
+        c->len = (size_t)sb.st_size;
+        st = read_all(fd, path, c->data, c->len, err);
+    }
+    close(fd);
+    return st;
+}
+
+/* Export with key marked: the file, then its chunks. */
+static sem_status export_marked(disk_store *s, const char *key, disk_store_agent *out,
+                                sem_err *err)
+{
+    char path[PATH_MAX];
+    int fd;
+    sem_status st = open_file(s, key, path, &fd, err);
+    if (st != SEM_OK)
+        return st;
+    kv_chunk_name *names = NULL;
+    st = kv_file_read_header_names(fd, path, &out->header, NULL, &names, err);
+    if (st == SEM_OK)
+        st = kv_file_check(&out->header, path, s->fingerprint, NULL, err);
+    if (st == SEM_OK && !(out->file = malloc(out->header.file_bytes)))
+        st = sem_err_set(err, SEM_ENOMEM, "%s: out of memory for %llu bytes", path,
+                         (unsigned long long)out->header.file_bytes);
+    if (st == SEM_OK) {
+        out->file_len = (size_t)out->header.file_bytes;
+        st = read_all(fd, path, out->file, out->file_len, err);
+    }
+    close(fd);
+    uint32_t n = out->header.n_shared;
+    if (st == SEM_OK && n && !(out->chunks = calloc(n, sizeof *out->chunks)))
+        st = sem_err_set(err, SEM_ENOMEM, "%s: out of memory for %u chunks", path, n);
+    for (uint32_t i = 0; st == SEM_OK && i < n; i++) {
+        out->n_chunks = i + 1;
+        st = export_chunk(s, &names[i], &out->chunks[i], err);
+    }
+    free(names);
+    return st;
+}
+
+sem_status disk_store_export(disk_store *s, const char *key, disk_store_agent *out,
+                             sem_err *err)
+{
+    memset(out, 0, sizeof *out);
+    sem_status st = key_begin(s, key, err);
+    if (st != SEM_OK)
+        return st;
+    st = export_marked(s, key, out, err);
+    key_release(s, key);
+    if (st != SEM_OK) {
+        sem_err_wrap(err, "exporting agent '%s'", key);
+        disk_store_agent_free(out);
+    }
+    return st;
+}
+
+/* The checks a chunk blob passes before it is renamed into place: the
+ * size of a chunk file of the agent's geometry, the magic, its own name. */
+static sem_status check_chunk_blob(const disk_store_chunk *c, const kv_chunk_name *name,
+                                   const char *hex, uint64_t bytes, sem_err *err)
+{
+    if (strcmp(c->name, hex) != 0)
+        return sem_err_set(err, SEM_ECORRUPT, "chunk %s was supplied where the file names %s",
+                           c->name, hex);
+    if (c->len != bytes)
+        return sem_err_set(err, SEM_ECORRUPT, "chunk %s: %zu bytes, a chunk file of this "
+                           "geometry has %llu", hex, c->len, (unsigned long long)bytes);
+    if (memcmp(c->data, KV_CHUNK_MAGIC, 8) != 0 ||
+        memcmp(c->data + 64, name->b, KV_CHUNK_NAME_BYTES) != 0)
+        return sem_err_set(err, SEM_ECORRUPT, "chunk %s: its magic or its own name (offsets 0, "
+                           "64) is wrong", hex);
+    return SEM_OK;
+}
+
+/* Writes the agent's bytes as a temp file and verifies its header into p
+ * (p->names, p->hex and p->chunk_bytes too). */
+static sem_status import_file(disk_store *s, const disk_store_agent *a, const char *tmp,
+                              const char *tmp_path, save_plan *p, sem_err *err)
+{
+    int fd = openat(s->dir_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return sem_err_set(err, SEM_EIO, "create %s: %s", tmp_path, strerror(errno));
+    sem_status st = write_all(s, fd, tmp_path, a->file, a->file_len, err);
+    if (st == SEM_OK && fsync(fd) != 0)
+        st = sem_err_set(err, SEM_EIO, "fsync %s: %s", tmp_path, strerror(errno));
+    if (st == SEM_OK)
+        st = kv_file_read_header_names(fd, tmp_path, &p->h, NULL, &p->names, err);
+    if (close(fd) != 0 && st == SEM_OK)
+        st = sem_err_set(err, SEM_EIO, "close %s: %s", tmp_path, strerror(errno));
+    if (st == SEM_OK)
+        st = kv_file_check(&p->h, tmp_path, s->fingerprint, NULL, err);
+    uint32_t n = st == SEM_OK ? p->h.n_shared : 0;
+    if (n && !(p->hex = malloc(n * sizeof *p->hex)))
+        st = sem_err_set(err, SEM_ENOMEM, "%s: out of memory for %u chunk names", tmp_path, n);
+    for (uint32_t i = 0; i < n && p->hex; i++)
+        kv_chunk_hex(&p->names[i], p->hex[i]);
+    p->chunk_bytes = kv_chunk_size_for(&p->h);
+    if (st == SEM_OK && a->n_chunks != n)
+        st = sem_err_set(err, SEM_ECORRUPT, "%s names %u shared chunks; %u were supplied",
+                         tmp_path, n, a->n_chunks);
+    return st;
+}
+
+/* Writes the chunks whose file is missing or of another size, then
+ * fsyncs chunks/ (the names are pinned). */
+static sem_status import_chunks(disk_store *s, const disk_store_agent *a, const save_plan *p,
+                                sem_err *err)
+{
+    uint32_t written = 0;
+    sem_status st = SEM_OK;
+    for (uint32_t i = 0; st == SEM_OK && i < p->h.n_shared; i++) {
+        char file[CHUNK_NAME_CAP], tmp[CHUNK_NAME_CAP + 32], tmp_path[PATH_MAX];
+        struct stat sb;
+        chunk_file(file, &p->names[i]);
+        if (fstatat(s->chunks_fd, file, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+            (uint64_t)sb.st_size == p->chunk_bytes)
+            continue;
+        snprintf(tmp, sizeof tmp, "%s" CHUNK_TEMP_INFIX "%016llx", p->hex[i],
+                 (unsigned long long)random64(s));
+        snprintf(tmp_path, sizeof tmp_path, "%s/" CHUNK_DIR "/%s", s->dir, tmp);
+        int fd = openat(s->chunks_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return sem_err_set(err, SEM_EIO, "create %s: %s", tmp_path, strerror(errno));
+        st = write_all(s, fd, tmp_path, a->chunks[i].data, a->chunks[i].len, err);
+        if (st == SEM_OK && fsync(fd) != 0)
+            st = sem_err_set(err, SEM_EIO, "fsync %s: %s", tmp_path, strerror(errno));
+        if (close(fd) != 0 && st == SEM_OK)
+            st = sem_err_set(err, SEM_EIO, "close %s: %s", tmp_path, strerror(errno));
+        if (st == SEM_OK && renameat(s->chunks_fd, tmp, s->chunks_fd, file) != 0)
+            st = sem_err_set(err, SEM_EIO, "rename %s: %s", tmp_path, strerror(errno));
+        if (st != SEM_OK)
+            unlinkat(s->chunks_fd, tmp, 0);
+        written++;
+    }
+    if (st == SEM_OK && written) {
+        int e = sync_chunks(s, "importing shared chunks");
+        if (e)
+            st = sem_err_set(err, SEM_EIO, "fsync %s/" CHUNK_DIR ": %s", s->dir, strerror(e));
+    }
+    return st;
+}
+
+/* With key marked and the chunks pinned: chunks, rename, index. */
+static sem_status import_marked(disk_store *s, const char *key, const disk_store_agent *a,
+                                const save_plan *p, const char *tmp, int *in_place,
+                                sem_err *err)
+{
+    char final[NAME_CAP];
+    file_name(final, sizeof final, key);
+    sem_status st = import_chunks(s, a, p, err);
+    if (st == SEM_OK && renameat(s->dir_fd, tmp, s->dir_fd, final) != 0)
+        st = sem_err_set(err, SEM_EIO, "rename %s/%s to %s: %s", s->dir, tmp, final,
+                         strerror(errno));
+    if (st != SEM_OK)
+        return st;
+    *in_place = 1;
+    other_drop(s, final);
+    int dir_errno = sync_dir(s, "renaming an imported file");
+    int64_t now = now_ms(s);
+    agent_row r = {.tokens = p->h.n_tokens, .bytes = p->h.file_bytes,
+                   .fingerprint = p->h.fingerprint, .payload = p->h.payload,
+                   .created_ms = now, .last_use_ms = now};
+    snprintf(r.key, sizeof r.key, "%s", key);
+    file_name(r.file, sizeof r.file, key);
+    st = agent_index_put_chunks(s->index, &r, (const char(*)[KV_CHUNK_HEX_BYTES])p->hex,
+                                p->h.n_shared, p->chunk_bytes, err);
+    if (st == SEM_OK && dir_errno)
+        st = sem_err_set(err, SEM_EIO, "fsync %s: %s (the imported file is in place but its "
+                         "rename may not survive a power cut)", s->dir, strerror(dir_errno));
+    return st;
+}
+
+/* The blobs' headers: the file's was read by import_file; the chunks'. */
+static sem_status check_chunk_blobs(const disk_store_agent *a, const save_plan *p,
+                                    int *bad_chunk, sem_err *err)
+{
+    for (uint32_t i = 0; i < p->h.n_shared; i++) {
+        sem_status st = check_chunk_blob(&a->chunks[i], &p->names[i], p->hex[i],
+                                         p->chunk_bytes, err);
+        if (st != SEM_OK) {
+            if (bad_chunk)
+                *bad_chunk = (int)i;
+            return st;
+        }
+    }
+    return SEM_OK;
+}
+
+sem_status disk_store_import(disk_store *s, const char *key, const disk_store_agent *a,
+                             int *bad_chunk, sem_err *err)
+{
+    if (bad_chunk)
+        *bad_chunk = -1;
+    if (agent_key_validate(key, err) != SEM_OK)
+        return SEM_EREQUEST;
+    if (!a || !a->file || !a->file_len || (a->n_chunks && !a->chunks))
+        return sem_err_set(err, SEM_EINVAL, "importing agent '%s': no file bytes", key);
+    char tmp[NAME_CAP], tmp_path[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s" TEMP_INFIX "%016llx", key, (unsigned long long)random64(s));
+    snprintf(tmp_path, sizeof tmp_path, "%s/%s", s->dir, tmp);
+    save_plan p;
+    memset(&p, 0, sizeof p);
+    sem_status st = import_file(s, a, tmp, tmp_path, &p, err);
+    if (st == SEM_OK)
+        st = check_chunk_blobs(a, &p, bad_chunk, err);
+    if (st == SEM_OK && s->budget)
+        st = make_room(s, key, &p, err);
+    int marked = 0, in_place = 0;
+    if (st == SEM_OK && (st = key_begin(s, key, err)) == SEM_OK)
+        marked = 1;
+    if (st == SEM_OK && !pins_add(s, p.names, p.h.n_shared))
+        st = sem_err_set(err, SEM_ENOMEM, "out of memory");
+    else if (st == SEM_OK) {
+        st = import_marked(s, key, a, &p, tmp, &in_place, err);
+        pins_drop(s, p.names, p.h.n_shared);
+        if (st != SEM_OK && !in_place)
+            drop_unindexed(s, p.names, p.h.n_shared);
+    }
+    if (marked)
+        key_release(s, key);
+    if (!in_place)
+        unlinkat(s->dir_fd, tmp, 0);
+    plan_free(&p);
+    if (st != SEM_OK)
+        sem_err_wrap(err, "importing agent '%s'", key);
+    collect_chunks(s);
+    if (st == SEM_OK && s->budget)
+        enforce_budget(s, key, 0);
+    return st;
+}
+
+sem_status disk_store_plan_header(const disk_store *s, const cache_spec *spec,
+                                  kv_file_header *out, sem_err *err)
+{
+    kv_file_write_opts wo = write_opts(s, NULL);
+    return kv_file_plan_spec(spec, 1, &wo, out, err);
 }

@@ -112,4 +112,66 @@ disk_store_report disk_store_open_report(const disk_store *s);
 /* Folder fsyncs that failed since open (each also logged). */
 uint64_t disk_store_fsync_failures(const disk_store *s);
 
+/* ------------------------------------------------------------ transfer
+ * An agent's files as bytes, to copy them to another store (a remote tier
+ * under this one) and back. */
+
+typedef struct disk_store_chunk {
+    char name[2 * KV_CHUNK_NAME_BYTES + 1]; /* 32 lowercase hex digits */
+    uint8_t *data;                          /* the chunk file's bytes */
+    size_t len;
+} disk_store_chunk;
+
+typedef struct disk_store_agent {
+    uint8_t *file;             /* the agent file's bytes */
+    size_t file_len;
+    kv_file_header header;     /* the agent file's, verified */
+    disk_store_chunk *chunks;  /* [n_chunks]: the shared chunks it names, in order */
+    uint32_t n_chunks;
+} disk_store_agent;
+
+/*
+ * Reads key's agent file (its header verified, of this store's model) and
+ * every shared chunk file it names into *out (malloc'd; free with
+ * disk_store_agent_free). The key is held meanwhile, so the files are one
+ * consistent version. SEM_ENOTFOUND without a file; SEM_ECORRUPT /
+ * SEM_EINCOMPAT when its header fails a check or a chunk is missing (the
+ * file is not quarantined: a load will do that); SEM_EIO, SEM_ENOMEM.
+ */
+sem_status disk_store_export(disk_store *s, const char *key, disk_store_agent *out,
+                             sem_err *err);
+void disk_store_agent_free(disk_store_agent *a);
+
+/*
+ * Writes a->file as key's agent file and a->chunks (the chunks it names,
+ * in order; a->header is ignored) as shared chunk files, exactly as a save
+ * does: room made under the disk budget, chunks first (a chunk file
+ * already present with the right size is kept), temp files, fsync, rename,
+ * folder fsync, then the index. Before anything is renamed into place the
+ * file's header is verified (kv_file_read_header_names: preamble, version,
+ * checksum, exact size), its fingerprint must be this store's, and each
+ * chunk must name itself as the header says and have a chunk file's size;
+ * the rows' checksums are checked by the codec on the following load.
+ * SEM_ECORRUPT (nothing renamed; the detail names the blob, and *bad_chunk
+ * (may be NULL) is the index of the chunk to blame or -1 for the file),
+ * SEM_EINCOMPAT (another model, a newer format), SEM_ETOOLARGE (over the
+ * disk budget), SEM_EIO, SEM_ENOMEM.
+ */
+sem_status disk_store_import(disk_store *s, const char *key, const disk_store_agent *a,
+                             int *bad_chunk, sem_err *err);
+
+/*
+ * The warm_store load (ports/warm_store.h) that also says, when it fails
+ * with SEM_ECORRUPT or SEM_EINCOMPAT, which file was to blame (*fault; the
+ * file was quarantined as load() does).
+ */
+sem_status disk_store_load_fault(disk_store *s, const char *key, block_pool *pool,
+                                 block_table **out, kv_read_fault *fault, sem_err *err);
+
+/* The header a file of geometry spec would have in this store (payload
+ * type after any fallback, chunk size), for naming copies of its files
+ * elsewhere. SEM_EINVAL for a spec the codec refuses. */
+sem_status disk_store_plan_header(const disk_store *s, const cache_spec *spec,
+                                  kv_file_header *out, sem_err *err);
+
 #endif
