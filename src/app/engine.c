@@ -245,8 +245,9 @@ static void admit(engine *e)
         agent *a = r->agent_id[0] ? agents_find(e, r->agent_id) : NULL;
         if (a && a->state == AGENT_SAVING) /* stop the write: r needs the table */
             atomic_store_explicit(&a->save_stop, 1, memory_order_relaxed);
-        if (a && a->state != AGENT_IDLE) {
-            prev = r; /* its agent is busy: others behind it may go */
+        if ((a && a->state != AGENT_IDLE) || share_should_wait(e, r)) {
+            prev = r; /* its agent is busy, or a running prefill computes its start
+                         for it: others behind it may go */
             link = &r->next;
             continue;
         }

@@ -322,6 +322,9 @@ share_donor share_find(engine *e, const char *domain, const int32_t *prompt, uin
  * share of the donor's prefix and r->n_evaluated its length: 1. 0 when
  * none does; -1 (t empty) when sharing failed. */
 int share_take(engine *e, gen_request *r, block_table *t, uint32_t have, sem_err *err);
+/* 1 when a running prefill will soon hold a longer start of r's prompt
+ * than r can share now: r waits for it instead of computing it too. */
+int share_should_wait(engine *e, const gen_request *r);
 /* Pins the prefixes r's breakpoints name (r->kv holds its prompt). */
 void share_pin_breakpoints(engine *e, const gen_request *r);
 /* Pins (ttl_s > 0) or unpins agent a within the pin budget. */

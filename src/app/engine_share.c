@@ -120,7 +120,52 @@ share_donor share_find(engine *e, const char *domain, const int32_t *prompt, uin
     for (uint32_t i = 0; i < e->n_pins; i++)
         if (strcmp(e->pins[i].domain, domain) == 0)
             consider(&best, e->pins[i].kv, 0, self, prompt, cap);
+    for (uint32_t i = 0; i < e->n_running; i++) {
+        const gen_request *q = e->running[i];
+        if (!q->ag && q->kv && strcmp(q->scope, domain) == 0)
+            consider(&best, q->kv, 1, self, prompt, cap);
+    }
     return best;
+}
+
+static int has_sliding(const cache_spec *spec)
+{
+    for (uint32_t l = 0; l < spec->n_layers; l++)
+        if (spec->layers[l].kind == CACHE_ATTN_SLIDING)
+            return 1;
+    return 0;
+}
+
+/*
+ * Requests that arrive together with a common start: the first admitted
+ * computes it, and the others wait until it has, then share its blocks
+ * instead of computing the same tokens side by side. Waiting costs them
+ * nothing: prefills share one chunk budget per step, so computing the
+ * start twice at once would take as long as once and then once more.
+ */
+int share_should_wait(engine *e, const gen_request *r)
+{
+    ENGINE_THREAD_ONLY(e);
+    char buf[GEN_SCOPE_MAX + 1], qbuf[GEN_SCOPE_MAX + 1];
+    const char *domain = share_domain(r, buf);
+    uint32_t bt = e->spec->block_tokens, cap = r->n_prompt - (r->prefill_only ? 0 : 1);
+    uint32_t coming = 0;
+    for (uint32_t i = 0; i < e->n_running; i++) {
+        const gen_request *q = e->running[i];
+        if ((q->phase != PHASE_PREFILL && q->phase != PHASE_LOADING) ||
+            strcmp(share_domain(q, qbuf), domain) != 0)
+            continue;
+        uint32_t lcp = common_prefix(q->prompt, q->n_prompt, r->prompt, cap) / bt * bt;
+        if (lcp > q->n_evaluated && lcp > coming)
+            coming = lcp;
+    }
+    if (coming < bt || has_sliding(e->spec))
+        return 0; /* (a sliding window would be released before it could be shared) */
+    /* No scan of the other donors: one that held this start would have
+     * given it to the running request at its admission, which would then
+     * hold it already. Only r's own memory is checked. */
+    const agent *a = r->agent_id[0] ? agents_find(e, r->agent_id) : NULL;
+    return !(a && a->kv && offer(a->kv, r->prompt, cap) >= coming);
 }
 
 int share_take(engine *e, gen_request *r, block_table *t, uint32_t have, sem_err *err)

@@ -196,6 +196,42 @@ static void anonymous_requests_share_within_their_scope_only(void **state)
     close_fixture(&f);
 }
 
+/* Requests submitted together with a common start: one computes it, the
+ * others wait for it and share it. */
+static void requests_arriving_together_compute_their_start_once(void **state)
+{
+    (void)state;
+    fixture f;
+    open_fixture(&f, 1024, 0);
+    enum { COMMON = 260, N = 300, AGENTS = 4 };
+    int32_t p[AGENTS][N];
+    gen_request *r[AGENTS];
+    for (uint32_t i = 0; i < AGENTS; i++) {
+        prompt_of(p[i], N, COMMON, i);
+        char key[32];
+        snprintf(key, sizeof key, "burst.a%u", i);
+        gen_params q = {.agent_id = key, .prompt = p[i], .n_prompt = N, .max_tokens = 4};
+        q.sampling = (gen_sampling){.temperature = 0, .top_p = 1, .repeat_penalty = 1};
+        sem_err err = {0};
+        if (f.gp.ops->submit(f.gp.self, &q, &r[i], &err) != SEM_OK)
+            fail_msg("submit: %s", err.detail);
+    }
+    uint32_t cached = 0;
+    for (uint32_t i = 0; i < AGENTS; i++) {
+        char buf[256];
+        size_t got;
+        while (!f.gp.ops->read(f.gp.self, r[i], buf, sizeof buf, &got, -1)) {
+        }
+        gen_result res = f.gp.ops->result(f.gp.self, r[i]);
+        assert_int_not_equal(res.finish, GEN_ERROR);
+        cached += res.cached_tokens;
+        f.gp.ops->release(f.gp.self, r[i]);
+    }
+    /* Three of the four reused the whole blocks of the common start. */
+    assert_true(cached >= (AGENTS - 1) * (COMMON / 64 * 64));
+    close_fixture(&f);
+}
+
 /* ---------------------------------------------------------------- forks */
 
 static void a_fork_shares_until_either_side_writes(void **state)
@@ -399,6 +435,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(agents_of_one_namespace_share_a_common_prefix),
         cmocka_unit_test(anonymous_requests_share_within_their_scope_only),
+        cmocka_unit_test(requests_arriving_together_compute_their_start_once),
         cmocka_unit_test(a_fork_shares_until_either_side_writes),
         cmocka_unit_test(a_fork_of_an_agent_on_disk_loads_it_first),
         cmocka_unit_test(a_pinned_agent_survives_pressure_until_unpinned),

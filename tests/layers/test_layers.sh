@@ -78,6 +78,13 @@ probe adapters/model adapters/http/http_api.h missing
 probe adapters/store adapters/store/disk_store.h ok
 probe adapters/store adapters/model/model.h missing
 probe adapters/store app/engine.h missing
+probe adapters/remote adapters/remote/redis_tier.h ok
+probe adapters/remote ports/remote_tier.h ok
+probe adapters/remote adapters/store/disk_store.h missing
+probe adapters/remote adapters/model/model.h missing
+probe adapters/remote app/engine.h missing
+probe adapters/remote adapters/http/http_api.h missing
+probe adapters/store adapters/remote/redis_tier.h missing
 probe adapters/http adapters/http/http_api.h ok
 probe adapters/http adapters/chat/tool_grammar.h ok
 probe adapters/http app/grammar.h missing

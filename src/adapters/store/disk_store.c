@@ -2121,8 +2121,6 @@ static sem_status import_file(disk_store *s, const disk_store_agent *a, const ch
     if (fd < 0)
         return sem_err_set(err, SEM_EIO, "create %s: %s", tmp_path, strerror(errno));
     sem_status st = write_all(s, fd, tmp_path, a->file, a->file_len, err);
-    if (st == SEM_OK && fsync(fd) != 0)
-        st = sem_err_set(err, SEM_EIO, "fsync %s: %s", tmp_path, strerror(errno));
     if (st == SEM_OK)
         st = kv_file_read_header_names(fd, tmp_path, &p->h, NULL, &p->names, err);
     if (close(fd) != 0 && st == SEM_OK)
@@ -2141,12 +2139,11 @@ static sem_status import_file(disk_store *s, const disk_store_agent *a, const ch
     return st;
 }
 
-/* Writes the chunks whose file is missing or of another size, then
- * fsyncs chunks/ (the names are pinned). */
+/* Writes the chunks whose file is missing or of another size (the names
+ * are pinned). */
 static sem_status import_chunks(disk_store *s, const disk_store_agent *a, const save_plan *p,
                                 sem_err *err)
 {
-    uint32_t written = 0;
     sem_status st = SEM_OK;
     for (uint32_t i = 0; st == SEM_OK && i < p->h.n_shared; i++) {
         char file[CHUNK_NAME_CAP], tmp[CHUNK_NAME_CAP + 32], tmp_path[PATH_MAX];
@@ -2162,20 +2159,12 @@ static sem_status import_chunks(disk_store *s, const disk_store_agent *a, const 
         if (fd < 0)
             return sem_err_set(err, SEM_EIO, "create %s: %s", tmp_path, strerror(errno));
         st = write_all(s, fd, tmp_path, a->chunks[i].data, a->chunks[i].len, err);
-        if (st == SEM_OK && fsync(fd) != 0)
-            st = sem_err_set(err, SEM_EIO, "fsync %s: %s", tmp_path, strerror(errno));
         if (close(fd) != 0 && st == SEM_OK)
             st = sem_err_set(err, SEM_EIO, "close %s: %s", tmp_path, strerror(errno));
         if (st == SEM_OK && renameat(s->chunks_fd, tmp, s->chunks_fd, file) != 0)
             st = sem_err_set(err, SEM_EIO, "rename %s: %s", tmp_path, strerror(errno));
         if (st != SEM_OK)
             unlinkat(s->chunks_fd, tmp, 0);
-        written++;
-    }
-    if (st == SEM_OK && written) {
-        int e = sync_chunks(s, "importing shared chunks");
-        if (e)
-            st = sem_err_set(err, SEM_EIO, "fsync %s/" CHUNK_DIR ": %s", s->dir, strerror(e));
     }
     return st;
 }
@@ -2195,19 +2184,14 @@ static sem_status import_marked(disk_store *s, const char *key, const disk_store
         return st;
     *in_place = 1;
     other_drop(s, final);
-    int dir_errno = sync_dir(s, "renaming an imported file");
     int64_t now = now_ms(s);
     agent_row r = {.tokens = p->h.n_tokens, .bytes = p->h.file_bytes,
                    .fingerprint = p->h.fingerprint, .payload = p->h.payload,
                    .created_ms = now, .last_use_ms = now};
     snprintf(r.key, sizeof r.key, "%s", key);
     file_name(r.file, sizeof r.file, key);
-    st = agent_index_put_chunks(s->index, &r, (const char(*)[KV_CHUNK_HEX_BYTES])p->hex,
-                                p->h.n_shared, p->chunk_bytes, err);
-    if (st == SEM_OK && dir_errno)
-        st = sem_err_set(err, SEM_EIO, "fsync %s: %s (the imported file is in place but its "
-                         "rename may not survive a power cut)", s->dir, strerror(dir_errno));
-    return st;
+    return agent_index_put_chunks(s->index, &r, (const char(*)[KV_CHUNK_HEX_BYTES])p->hex,
+                                  p->h.n_shared, p->chunk_bytes, err);
 }
 
 /* The blobs' headers: the file's was read by import_file; the chunks'. */

@@ -144,10 +144,13 @@ void disk_store_agent_free(disk_store_agent *a);
 
 /*
  * Writes a->file as key's agent file and a->chunks (the chunks it names,
- * in order; a->header is ignored) as shared chunk files, exactly as a save
- * does: room made under the disk budget, chunks first (a chunk file
- * already present with the right size is kept), temp files, fsync, rename,
- * folder fsync, then the index. Before anything is renamed into place the
+ * in order; a->header is ignored) as shared chunk files, as a save does:
+ * room made under the disk budget, chunks first (a chunk file already
+ * present with the right size is kept), temp files, rename, then the
+ * index. Unlike a save it does not fsync: an imported file is a copy of
+ * what the remote tier still holds, and one a crash tears fails its
+ * checksums on load (quarantined, fetched again) rather than being
+ * served; skipping the fsyncs halves the time of a remote load. Before anything is renamed into place the
  * file's header is verified (kv_file_read_header_names: preamble, version,
  * checksum, exact size), its fingerprint must be this store's, and each
  * chunk must name itself as the header says and have a chunk file's size;

@@ -15,7 +15,15 @@
  *
  * A remote tier that is down, slow or full never fails an operation that
  * the disk can serve: its failures are counted (tiered_store_stats) and
- * retried with backoff by the tier.
+ * the tier backs off; a remote write that fails is not retried (the
+ * agent's next save writes it). A remote copy that fails verification is
+ * reported to the tier (dropped there) and the load is a miss
+ * (SEM_ECORRUPT). docs/remote-tier.md has the layout and the policy.
+ *
+ * Threads: every port operation may be called from any thread (load and
+ * get of an agent held only remotely do network and disk I/O on the
+ * caller's thread); remote writes run on the store's own writer thread.
+ * The caller owns the store; the disk store and the remote tier outlive it.
  */
 #ifndef SEM_TIERED_STORE_H
 #define SEM_TIERED_STORE_H

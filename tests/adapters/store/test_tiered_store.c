@@ -416,7 +416,9 @@ static void test_measure_4k_1b(void **state)
     spec.k_head_dim = spec.v_head_dim = 64;
     spec.block_tokens = 16;
     spec.kv_type = CACHE_KV_Q8_0;
-    block_pool *pool = block_pool_create(&spec, cache_spec_block_bytes(&spec) * 300 * 2, NULL);
+    /* A block is 16 tokens of one layer: two 4096-token tables at once. */
+    block_pool *pool = block_pool_create(&spec, cache_spec_block_bytes(&spec) * (4096 * 2 + 64),
+                                         NULL);
     assert_non_null(pool);
     block_table *src = make_table(pool, 3, 4096, 1);
     save(&a, "big", src);
