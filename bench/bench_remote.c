@@ -310,24 +310,35 @@ static double decode_once(const bench_args *a, const char *url, int *turns, doub
     return rate;
 }
 
+/* Pairs of runs, with and without the remote tier, alternating which goes
+ * first; the median of the pairs' ratios (each pair ran under the same
+ * machine load, which varies between pairs on a shared machine). */
 static void bench_decode(const bench_args *a, const char *url)
 {
-    double with[64], without[64];
+    double with[64], without[64], ratio[64];
     int n = a->reps < 64 ? a->reps : 64;
     for (int r = 0; r < n; r++) {
-        int turns, decoded = 0;
-        double puts;
-        with[r] = decode_once(a, url, &turns, &puts, &decoded);
-        printf("decode with remote writes: %.2f tok/s (%d tokens; %d writer turns, %.0f remote "
-               "puts)\n", with[r], decoded, turns, puts);
-        without[r] = decode_once(a, NULL, &turns, &puts, &decoded);
-        printf("decode without a remote tier: %.2f tok/s (%d tokens; %d writer turns)\n",
-               without[r], decoded, turns);
-        fflush(stdout);
+        for (int k = 0; k < 2; k++) {
+            int remote = (k == 0) == (r % 2 == 0), turns, decoded = 0;
+            double puts;
+            double rate = decode_once(a, remote ? url : NULL, &turns, &puts, &decoded);
+            if (remote) {
+                with[r] = rate;
+                printf("pair %d: with remote writes %.2f tok/s (%d tokens; %d writer turns, %.0f "
+                       "remote puts)\n", r, rate, decoded, turns, puts);
+            } else {
+                without[r] = rate;
+                printf("pair %d: without a remote tier %.2f tok/s (%d tokens; %d writer turns)\n",
+                       r, rate, decoded, turns);
+            }
+            fflush(stdout);
+        }
+        ratio[r] = with[r] / without[r];
     }
-    double mw = median(with, n), mo = median(without, n);
-    printf("decode, median of %d: %.2f tok/s with remote writes, %.2f without: %+.1f %%\n", n, mw,
-           mo, (mw / mo - 1) * 100);
+    double mr = median(ratio, n);
+    printf("decode, %d pairs: median ratio with/without remote writes %.3f (%+.1f %%); median "
+           "rates %.2f and %.2f tok/s\n", n, mr, (mr - 1) * 100, median(with, n),
+           median(without, n));
 }
 
 int main(int argc, char **argv)
