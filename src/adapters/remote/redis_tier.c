@@ -5,7 +5,10 @@
  * State and its lock: everything below `lock` in struct redis_tier (the
  * connection, the backoff, the counters) is guarded by that one mutex,
  * held for the whole of each operation, so commands of different threads
- * never interleave on the connection. The rest is read-only after open.
+ * never interleave on the connection. Each operation ends by copying the
+ * counters to `shown` (under `shown_lock`), which stats() reads, so a
+ * readiness probe never waits for a command in flight. The rest is
+ * read-only after open.
  *
  * Connection states:
  *
@@ -60,12 +63,26 @@ struct redis_tier {
     uint32_t backoff_ms;  /* the next backoff */
     int was_up;           /* for logging state changes once */
     remote_stats st;
+
+    /* The counters as of the last operation's end, for stats(): readiness
+     * and metrics read them without waiting for a command in flight. */
+    pthread_mutex_t shown_lock;
+    remote_stats shown;
 };
 
 static const char *const BOOK_KEYS[N_BOOK_KEYS] = {
     KEY_PREFIX "lru", KEY_PREFIX "agents", KEY_PREFIX "refs", KEY_PREFIX "sizes",
     KEY_PREFIX "bytes",
 };
+
+/* Ends an operation: publishes the counters for stats(), then unlocks. */
+static void unlock_publish(redis_tier *r)
+{
+    pthread_mutex_lock(&r->shown_lock);
+    r->shown = r->st;
+    pthread_mutex_unlock(&r->shown_lock);
+    pthread_mutex_unlock(&r->lock);
+}
 
 static void logf_(const redis_tier *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(const redis_tier *r, const char *fmt, ...)
@@ -414,7 +431,7 @@ static sem_status rt_put_agent(void *self, const char *space, const char *key,
     } else {
         r->st.put_failures++;
     }
-    pthread_mutex_unlock(&r->lock);
+    unlock_publish(r);
     return st;
 }
 
@@ -475,7 +492,7 @@ static sem_status rt_get_agent(void *self, const char *space, const char *key, u
         r->st.get_hits++;
     else if (st != SEM_ENOTFOUND)
         r->st.get_failures++;
-    pthread_mutex_unlock(&r->lock);
+    unlock_publish(r);
     free(ikey);
     return st;
 }
@@ -518,7 +535,7 @@ static sem_status rt_get_chunk(void *self, const char *space, const char *name, 
     sem_status st = get_chunk_locked(r, ckey, data, len, err);
     if (st != SEM_OK && st != SEM_ENOTFOUND)
         r->st.get_failures++;
-    pthread_mutex_unlock(&r->lock);
+    unlock_publish(r);
     free(ckey);
     return st;
 }
@@ -555,7 +572,7 @@ static sem_status rt_remove_agent(void *self, const char *space, const char *key
     int was = 0;
     pthread_mutex_lock(&r->lock);
     sem_status st = forget_locked(r, ikey, &was, err);
-    pthread_mutex_unlock(&r->lock);
+    unlock_publish(r);
     free(ikey);
     if (st == SEM_OK && !was)
         return sem_err_set(err, SEM_ENOTFOUND, "remote tier: agent '%s' is not there", key);
@@ -602,7 +619,7 @@ static void rt_report_corrupt(void *self, const char *space, const char *key_or_
         int was = 0;
         forget_locked(r, k, &was, NULL);
     }
-    pthread_mutex_unlock(&r->lock);
+    unlock_publish(r);
     logf_(r, "remote tier %s: dropped %s, which failed verification", r->where, k);
     free(k);
 }
@@ -610,9 +627,9 @@ static void rt_report_corrupt(void *self, const char *space, const char *key_or_
 static void rt_stats(void *self, remote_stats *out)
 {
     redis_tier *r = self;
-    pthread_mutex_lock(&r->lock);
-    *out = r->st;
-    pthread_mutex_unlock(&r->lock);
+    pthread_mutex_lock(&r->shown_lock);
+    *out = r->shown;
+    pthread_mutex_unlock(&r->shown_lock);
 }
 
 static const remote_tier_ops REDIS_TIER_OPS = {
@@ -650,6 +667,11 @@ redis_tier *redis_tier_open(const redis_tier_opts *o, sem_err *err)
         free(r);
         return sem_err_set(err, SEM_ENOMEM, "remote tier: cannot create its lock"), NULL;
     }
+    if (pthread_mutex_init(&r->shown_lock, NULL) != 0) {
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+        return sem_err_set(err, SEM_ENOMEM, "remote tier: cannot create its lock"), NULL;
+    }
     pthread_mutex_lock(&r->lock);
     if (conn_get(r, NULL) == SEM_OK) {
         redisReply *rep = redisCommand(r->c, "PING");
@@ -660,7 +682,7 @@ redis_tier *redis_tier_open(const redis_tier_opts *o, sem_err *err)
             conn_good(r);
         }
     }
-    pthread_mutex_unlock(&r->lock);
+    unlock_publish(r);
     return r;
 }
 
@@ -670,6 +692,7 @@ void redis_tier_close(redis_tier *r)
         return;
     if (r->c)
         redisFree(r->c);
+    pthread_mutex_destroy(&r->shown_lock);
     pthread_mutex_destroy(&r->lock);
     memset(&r->url, 0, sizeof r->url); /* the password does not linger in freed memory */
     free(r);
