@@ -405,7 +405,7 @@ async function refreshAgent() {
   }
   if (state.open !== id) return;
   $('agent-summary').textContent = a.tier + ' · ' + fmtInt(a.tokens) + ' tokens · ' + fmtBytes(a.hot_bytes) +
-    ' in RAM, ' + fmtBytes(a.disk_bytes) + ' on disk · ' + fmtInt(a.hits) + ' hits, ' + fmtInt(a.tokens_saved) +
+    ' in RAM, ' + fmtBytes(a.disk_bytes) + ' on disk · ' + fmtInt(a.hits) + (a.hits === 1 ? ' hit, ' : ' hits, ') + fmtInt(a.tokens_saved) +
     ' tokens saved' + (a.pinned_until ? ' · pinned until ' + fmtClock(a.pinned_until * 1000) : '') +
     (a.busy ? ' · generating' : '');
   drawTimeline(a, reqs.data[0] || null);
