@@ -2,8 +2,8 @@
  * stats_window.c - one-second buckets in a ring, under one mutex.
  *
  * Bucket i holds second s where s % n == i; a bucket found holding an
- * older second is cleared before use, and one holding a newer second
- * means the second asked for has left the window (nothing is added).
+ * older second is cleared before use. A second more than n before the
+ * newest one recorded has left the window: nothing is added to it.
  */
 #include "stats_window.h"
 
@@ -24,6 +24,7 @@ typedef struct bucket {
 struct stats_window {
     sem_mutex lock;
     uint32_t n;
+    int64_t latest; /* the newest second recorded (-1: none) */
     bucket *b; /* (n) */
 };
 
@@ -44,6 +45,7 @@ sem_status stats_window_create(uint32_t seconds, stats_window **out, sem_err *er
         b[i].second = -1;
     sem_mutex_init(&w->lock);
     w->n = seconds;
+    w->latest = -1;
     w->b = b;
     *out = w;
     return SEM_OK;
@@ -67,8 +69,10 @@ static int64_t second_of(double ms) { return (int64_t)floor(ms / 1000.0); }
 static bucket *bucket_for(stats_window *w, int64_t s)
 {
     SEM_MUTEX_ASSERT_HELD(&w->lock);
-    if (s < 0)
-        return NULL;
+    if (s < 0 || s <= w->latest - (int64_t)w->n)
+        return NULL; /* older than the window */
+    if (s > w->latest)
+        w->latest = s;
     bucket *b = &w->b[s % w->n];
     if (b->second > s)
         return NULL;
