@@ -134,15 +134,16 @@ function useKey(key) {
 
 function gauge(parent, title, used, total, detail, shared = 0) {
   const fig = el('figure', { class: 'gauge' });
+  const frac = total > 0 ? Math.min(1, used / total) : 0;
   const label = el('div', { class: 'label' });
-  label.append(el('span', {}, title), el('span', {}, detail));
+  label.append(el('span', {}, title), el('span', {}, total > 0 ? (frac * 100).toFixed(frac < 0.1 ? 1 : 0) + '%' : ''));
   fig.appendChild(label);
   const s = svg('svg', { role: 'img', 'aria-label': title + ': ' + detail }, fig);
   svg('rect', { class: 'track', x: 0, y: 0, width: '100%', height: '100%', rx: 3 }, s);
-  const frac = total > 0 ? Math.min(1, used / total) : 0;
   svg('rect', { class: 'fill', x: 0, y: 0, width: (frac * 100).toFixed(2) + '%', height: '100%', rx: 3 }, s);
   if (shared > 0 && total > 0)
     svg('rect', { class: 'fill shared', x: 0, y: 0, width: (Math.min(1, shared / total) * 100).toFixed(2) + '%', height: '100%', rx: 3 }, s);
+  fig.appendChild(el('p', { class: 'detail' }, detail));
   parent.appendChild(fig);
 }
 
