@@ -16,7 +16,7 @@
 #define H 400.0
 #define LEFT 78.0
 #define RIGHT 24.0
-#define TOP 70.0
+#define TOP 88.0
 #define BOTTOM 64.0
 #define PW (W - LEFT - RIGHT)
 #define PH (H - TOP - BOTTOM)
@@ -156,16 +156,17 @@ sem_status bench_plot_bars(strbuf *out, const char *title, const char *subtitle,
 
 static int has_point(const plot_lines *p, double v) { return isfinite(v) && (!p->log_y || v > 0); }
 
+/* One row under the subtitle: a swatch and the name of each series. */
 static void legend(strbuf *out, const plot_lines *p)
 {
-    double x = W - RIGHT;
-    for (size_t s = p->n_series; s-- > 0;) {
-        x -= 14 + 7.0 * (double)strlen(p->series[s].name) + 18;
-        strbuf_printf(out, "<rect x=\"%.1f\" y=\"40\" width=\"14\" height=\"4\" fill=\"%s\"/>"
-                           "<text x=\"%.1f\" y=\"46\" font-size=\"12\" fill=\"#1d1f21\">",
+    double x = LEFT - 54;
+    for (size_t s = 0; s < p->n_series; s++) {
+        strbuf_printf(out, "<rect x=\"%.1f\" y=\"63\" width=\"14\" height=\"4\" fill=\"%s\"/>"
+                           "<text x=\"%.1f\" y=\"69\" font-size=\"12\" fill=\"#1d1f21\">",
                       x, COLOURS[s], x + 19);
         put_text(out, p->series[s].name);
         strbuf_puts(out, "</text>\n");
+        x += 19 + 7.0 * (double)strlen(p->series[s].name) + 22;
     }
 }
 

@@ -583,11 +583,11 @@ static sem_status plot_speed(const char *path, const char *sub, uint32_t pp, uin
 
 /*
  * The batching curve: aggregate and per-sequence decode rates at 1, 2, 4,
- * ... sequences and at n_seq (each point the median of reps), drawn as two
- * lines.
+ * ... sequences (each point the median of reps) and at n_seq (the run the
+ * table printed: at_n and per_n), drawn as two lines.
  */
 static sem_status plot_parallel(session *s, const char *path, const char *sub, uint32_t n_seq,
-                                uint32_t n_gen, int reps, sem_err *err)
+                                uint32_t n_gen, int reps, stats at_n, stats per_n, sem_err *err)
 {
     double agg[BENCH_PLOT_MAX_POINTS], per[BENCH_PLOT_MAX_POINTS];
     char ticks[BENCH_PLOT_MAX_POINTS][12];
@@ -595,8 +595,9 @@ static sem_status plot_parallel(session *s, const char *path, const char *sub, u
     size_t n = 0;
     sem_status st = SEM_OK;
     for (uint32_t k = 1; st == SEM_OK; k = k * 2 < n_seq ? k * 2 : n_seq) {
-        stats a, p;
-        st = measure_parallel(s, k, n_gen, reps, &a, &p, err);
+        stats a = at_n, p = per_n;
+        if (k < n_seq)
+            st = measure_parallel(s, k, n_gen, reps, &a, &p, err);
         agg[n] = a.median;
         per[n] = p.median;
         snprintf(ticks[n], sizeof ticks[n], "%u", k);
@@ -745,7 +746,7 @@ int cmd_bench(int argc, char **argv)
                  model_arch_of(s.m)->name, forward_threads(s.fc),
                  cpu_isa_name(forward_isa(s.fc)), reps);
         if (plot && tg && parallel)
-            st = plot_parallel(&s, plot, sub, parallel, tg, (int)reps, &err);
+            st = plot_parallel(&s, plot, sub, parallel, tg, (int)reps, sg, per, &err);
         else if (plot)
             st = plot_speed(plot, sub, pp, tg, sp, sg, &err);
     }
