@@ -444,6 +444,13 @@ static sem_status memory_point(const serving_stack_opts *so, uint32_t n, int rep
     return s;
 }
 
+/* A path's last component: the model's name in a picture's subtitle. */
+static const char *file_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
 /* Cold, hot and warm TTFT by context, on a log axis (they differ by
  * orders of magnitude). */
 static sem_status plot_memory(const char *path, const memory_row *rows, int count,
@@ -462,7 +469,7 @@ static sem_status plot_memory(const char *path, const memory_row *rows, int coun
     }
     plot_series series[3] = {{"cold", y[0]}, {"hot (RAM)", y[1]}, {"warm (disk)", y[2]}};
     char sub[512];
-    snprintf(sub, sizeof sub, "%s, KV on disk in %s, median of %d", model_path,
+    snprintf(sub, sizeof sub, "%s, KV on disk in %s, median of %d", file_name(model_path),
              cache_type ? cache_type : "q8_0", reps);
     plot_lines p = {.title = "Time to first token of an agent, by context",
                     .subtitle = sub, .x_label = "prompt tokens",
@@ -742,7 +749,8 @@ int cmd_bench(int argc, char **argv)
             json_decref(o);
         }
         char sub[512];
-        snprintf(sub, sizeof sub, "%s (%s), %d threads, %s kernels, median of %u", so.model_path,
+        snprintf(sub, sizeof sub, "%s (%s), %d threads, %s kernels, median of %u",
+                 file_name(so.model_path),
                  model_arch_of(s.m)->name, forward_threads(s.fc),
                  cpu_isa_name(forward_isa(s.fc)), reps);
         if (plot && tg && parallel)
