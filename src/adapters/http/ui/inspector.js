@@ -222,7 +222,8 @@ function drawServer(st) {
   parts.push(st.state);
   parts.push('up ' + fmtDuration(st.uptime_s));
   if (st.running != null) parts.push(st.running + ' running, ' + st.waiting + ' waiting');
-  if (st.agents) parts.push(st.agents.hot + ' hot, ' + st.agents.warm + ' warm agents');
+  /* An agent in the pool usually has its file on disk too: the two overlap. */
+  if (st.agents) parts.push(st.agents.hot + ' agents in RAM, ' + st.agents.warm + ' on disk');
   $('server-line').textContent = parts.join(' · ');
   $('server').hidden = false;
   drawGauges(st);
