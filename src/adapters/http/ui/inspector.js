@@ -223,7 +223,9 @@ function drawServer(st) {
   parts.push('up ' + fmtDuration(st.uptime_s));
   if (st.running != null) parts.push(st.running + ' running, ' + st.waiting + ' waiting');
   /* An agent in the pool usually has its file on disk too: the two overlap. */
-  if (st.agents) parts.push(st.agents.hot + ' agents in RAM, ' + st.agents.warm + ' on disk');
+  if (st.agents)
+    parts.push(st.agents.hot + (st.agents.hot === 1 ? ' agent' : ' agents') + ' in RAM, ' +
+               st.agents.warm + ' on disk');
   $('server-line').textContent = parts.join(' · ');
   $('server').hidden = false;
   drawGauges(st);
