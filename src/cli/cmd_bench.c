@@ -23,6 +23,10 @@
  * tokens and add S of their own: pool blocks, time to first token, disk
  * bytes and the time of a fork of an F-token agent (bench_shared.c).
  *
+ * With --plot FILE.svg, the run is also drawn (bench_plot.h): pp/tg as
+ * bars, --parallel N as a curve of tok/s by sequences (measured at 1, 2,
+ * 4, ... and N), --memory as cold, hot and warm TTFT by context.
+ *
  * With --grammar json (or --grammar FILE.gbnf), sampled requests
  * (temperature 0.8, top-k 40, top-p 0.95, fixed seeds) of one sequence run
  * one after another until N tokens were decoded, without a grammar and then
@@ -43,6 +47,7 @@
 #include "base/deadline.h"
 #include "app/engine.h"
 #include "app/grammar.h"
+#include "bench_plot.h"
 #include "bench_shared.h"
 #include "cli.h"
 #include "session.h"
@@ -439,8 +444,47 @@ static sem_status memory_point(const serving_stack_opts *so, uint32_t n, int rep
     return s;
 }
 
+/* A path's last component: the model's name in a picture's subtitle. */
+static const char *file_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* Cold, hot and warm TTFT by context, on a log axis (they differ by
+ * orders of magnitude). */
+static sem_status plot_memory(const char *path, const memory_row *rows, int count,
+                              const char *model_path, const char *cache_type, int reps,
+                              sem_err *err)
+{
+    double y[3][16];
+    char ticks[16][16];
+    const char *tick[16];
+    for (int i = 0; i < count; i++) {
+        y[0][i] = rows[i].cold.median;
+        y[1][i] = rows[i].hot.median;
+        y[2][i] = rows[i].warm.median;
+        snprintf(ticks[i], sizeof ticks[i], "%u", rows[i].n);
+        tick[i] = ticks[i];
+    }
+    plot_series series[3] = {{"cold", y[0]}, {"hot (RAM)", y[1]}, {"warm (disk)", y[2]}};
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s, KV on disk in %s, median of %d", file_name(model_path),
+             cache_type ? cache_type : "q8_0", reps);
+    plot_lines p = {.title = "Time to first token of an agent, by context",
+                    .subtitle = sub, .x_label = "prompt tokens",
+                    .y_label = "time to first token (ms, log scale)", .x_ticks = tick,
+                    .n = (size_t)count, .series = series, .n_series = 3, .log_y = 1};
+    strbuf svg = {0};
+    sem_status st = bench_plot_lines(&svg, &p, err);
+    if (st == SEM_OK)
+        st = bench_plot_write(path, &svg, err);
+    strbuf_free(&svg);
+    return st;
+}
+
 static int bench_memory(const session_opts *so, const char *sizes, const char *cache_dir,
-                        const char *cache_type, int reps, int json)
+                        const char *cache_type, int reps, int json, const char *plot)
 {
     uint32_t n[16];
     int count = 0;
@@ -498,6 +542,8 @@ static int bench_memory(const session_opts *so, const char *sizes, const char *c
         printf("%s\n", d);
         free(d);
     }
+    if (plot && plot_memory(plot, rows, count, so->model_path, cache_type, reps, &err) != SEM_OK)
+        return cli_fail("bench", &err);
     return 0;
 }
 
@@ -509,16 +555,78 @@ static json_t *stats_json(stats s)
 static void usage(void)
 {
     printf("usage: semantic bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] "
-                    "[--parallel N] [--isa NAME] [--json]\n"
+                    "[--parallel N] [--isa NAME] [--json] [--plot FILE.svg]\n"
                     "       semantic bench -m MODEL --grammar json|FILE.gbnf [-n 128] [-r REPS] "
                     "[--json]\n"
                     "       semantic bench -m MODEL --memory N1,N2,... [--cache-dir DIR] "
-                    "[--cache-type TYPE] [-r REPS] [--json]\n"
+                    "[--cache-type TYPE] [-r REPS] [--json] [--plot FILE.svg]\n"
                     "       semantic bench -m MODEL --shared PREFIX,SUFFIX,AGENTS[,FORK] "
                     "[--cache-dir DIR] [--cache-type TYPE] [--json]\n");
 }
 
-enum { O_JSON = 256, O_ISA, O_PAR, O_MEM, O_CDIR, O_CTYPE, O_GRAMMAR, O_SHARED };
+enum { O_JSON = 256, O_ISA, O_PAR, O_MEM, O_CDIR, O_CTYPE, O_GRAMMAR, O_SHARED, O_PLOT };
+
+/* pp and tg as bars, median with a min-max whisker. */
+static sem_status plot_speed(const char *path, const char *sub, uint32_t pp, uint32_t tg,
+                             stats sp, stats sg, sem_err *err)
+{
+    char lp[32], lg[32];
+    snprintf(lp, sizeof lp, "pp%u", pp);
+    snprintf(lg, sizeof lg, "tg%u", tg);
+    plot_bar bars[2];
+    size_t n = 0;
+    if (pp)
+        bars[n++] = (plot_bar){lp, sp.median, sp.min, sp.max};
+    if (tg)
+        bars[n++] = (plot_bar){lg, sg.median, sg.min, sg.max};
+    strbuf svg = {0};
+    sem_status st = bench_plot_bars(&svg, "Prompt processing and generation", sub, "tokens/s",
+                                    bars, n, err);
+    if (st == SEM_OK)
+        st = bench_plot_write(path, &svg, err);
+    strbuf_free(&svg);
+    return st;
+}
+
+/*
+ * The batching curve: aggregate and per-sequence decode rates at 1, 2, 4,
+ * ... sequences (each point the median of reps) and at n_seq (the run the
+ * table printed: at_n and per_n), drawn as two lines.
+ */
+static sem_status plot_parallel(session *s, const char *path, const char *sub, uint32_t n_seq,
+                                uint32_t n_gen, int reps, stats at_n, stats per_n, sem_err *err)
+{
+    double agg[BENCH_PLOT_MAX_POINTS], per[BENCH_PLOT_MAX_POINTS];
+    char ticks[BENCH_PLOT_MAX_POINTS][12];
+    const char *tick[BENCH_PLOT_MAX_POINTS];
+    size_t n = 0;
+    sem_status st = SEM_OK;
+    for (uint32_t k = 1; st == SEM_OK; k = k * 2 < n_seq ? k * 2 : n_seq) {
+        stats a = at_n, p = per_n;
+        if (k < n_seq)
+            st = measure_parallel(s, k, n_gen, reps, &a, &p, err);
+        agg[n] = a.median;
+        per[n] = p.median;
+        snprintf(ticks[n], sizeof ticks[n], "%u", k);
+        tick[n] = ticks[n];
+        n++;
+        if (k == n_seq)
+            break;
+    }
+    if (st != SEM_OK)
+        return st;
+    plot_series series[2] = {{"all sequences", agg}, {"per sequence", per}};
+    plot_lines p = {.title = "Decode rate by sequences generated together",
+                    .subtitle = sub, .x_label = "sequences (--parallel)",
+                    .y_label = "tokens/s", .x_ticks = tick, .n = n, .series = series,
+                    .n_series = 2};
+    strbuf svg = {0};
+    st = bench_plot_lines(&svg, &p, err);
+    if (st == SEM_OK)
+        st = bench_plot_write(path, &svg, err);
+    strbuf_free(&svg);
+    return st;
+}
 
 int cmd_bench(int argc, char **argv)
 {
@@ -531,13 +639,14 @@ int cmd_bench(int argc, char **argv)
         {"cache-type", required_argument, 0, O_CTYPE},
         {"grammar", required_argument, 0, O_GRAMMAR},
         {"shared", required_argument, 0, O_SHARED},
+        {"plot", required_argument, 0, O_PLOT},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     session_opts so = session_defaults();
     uint32_t pp = 512, tg = 128, threads = 0, reps = 5, parallel = 0;
     int json = 0, c;
     const char *memory = NULL, *cache_dir = NULL, *cache_type = NULL, *gname = NULL;
-    const char *shared = NULL;
+    const char *shared = NULL, *plot = NULL;
     sem_err err = {0};
     sem_status st = SEM_OK;
     optind = 1;
@@ -557,6 +666,7 @@ int cmd_bench(int argc, char **argv)
         case O_CTYPE: cache_type = optarg; break;
         case O_GRAMMAR: gname = optarg; break;
         case O_SHARED: shared = optarg; break;
+        case O_PLOT: plot = optarg; break;
         case 'h': usage(); return 0;
         default: return cli_option_error("bench", c, argc, argv);
         }
@@ -570,10 +680,15 @@ int cmd_bench(int argc, char **argv)
     if (pp == 0 && tg == 0 && !memory)
         return cli_usage_error("bench", "-p 0 and -n 0 leave nothing to measure");
     so.threads = (int)threads;
+    if (plot && (shared || gname))
+        return cli_usage_error("bench", "--plot draws pp/tg, --parallel and --memory runs; "
+                                        "not --%s", shared ? "shared" : "grammar");
+    if (plot && !*plot)
+        return cli_usage_error("bench", "--plot needs a FILE.svg to write");
     if (shared)
         return bench_shared(&so, shared, cache_dir, cache_type, json);
     if (memory)
-        return bench_memory(&so, memory, cache_dir, cache_type, (int)reps, json);
+        return bench_memory(&so, memory, cache_dir, cache_type, (int)reps, json, plot);
     if (gname && tg == 0)
         return cli_usage_error("bench", "--grammar needs -n N tokens to generate");
     so.ctx = (pp > tg ? pp : tg) + 1;
@@ -633,6 +748,15 @@ int cmd_bench(int argc, char **argv)
             free(d);
             json_decref(o);
         }
+        char sub[512];
+        snprintf(sub, sizeof sub, "%s (%s), %d threads, %s kernels, median of %u",
+                 file_name(so.model_path),
+                 model_arch_of(s.m)->name, forward_threads(s.fc),
+                 cpu_isa_name(forward_isa(s.fc)), reps);
+        if (plot && tg && parallel)
+            st = plot_parallel(&s, plot, sub, parallel, tg, (int)reps, sg, per, &err);
+        else if (plot)
+            st = plot_speed(plot, sub, pp, tg, sp, sg, &err);
     }
     session_close(&s);
     return st == SEM_OK ? 0 : cli_fail("bench", &err);

@@ -417,6 +417,7 @@ static void backend_stats(void *user, metrics_engine *out)
                             .io_in_flight = st.io_in_flight};
     if (s->st.store)
         out->disk_bytes = s->st.warm.ops->disk_bytes(s->st.warm.self);
+    out->disk_budget = (uint64_t)s->cfg.disk_mb << 20;
     backend_remote(user, &out->remote);
 }
 

@@ -12,6 +12,7 @@
  *                                        sharing the parent's KV blocks
  *   POST   /v1/agents/{id}/pin           {"ttl_s"}: keep its blocks from LRU
  *   DELETE /v1/agents/{id}/pin           release the pin
+ *   GET    /v1/agents/{id}/requests      its last requests (agent_history.h)
  *
  * Every id is looked up in the caller's namespace (auth.h): an id of
  * another key's namespace is simply not found, and a fork's parent and
@@ -19,7 +20,7 @@
  *
  * Threads: the agent store's operations wait for an engine step (a fork
  * of a warm parent reads its file), so the router runs list, get, delete,
- * fork and pin on the server's blocking thread
+ * fork, pin and requests on the server's blocking thread
  * (http_exchange_run_blocking). Prefill runs on an event-loop worker: it
  * submits, waits for the end in an exchange step, then describes the
  * agent from the blocking thread.
@@ -130,6 +131,8 @@ void agents_routes_delete(http_api *api, http_exchange *x)
     sem_err err = {0};
     sem_status st = evict ? be->agents.ops->evict(be->agents.self, key, &err)
                           : be->agents.ops->remove(be->agents.self, key, &err);
+    if (st == SEM_OK && !evict)
+        agent_history_forget(api->history, key);
     if (st != SEM_OK) {
         if (st == SEM_ENOTFOUND)
             sem_err_set(&err, st, "agent '%s' %s", id,
@@ -426,4 +429,38 @@ void agents_routes_unpin(http_api *api, http_exchange *x)
         return;
     }
     pin_agent(api, x, key, 0);
+}
+
+/* ---------------------------------------------------------------- history */
+
+static json_t *request_json(const agent_request *r)
+{
+    return json_pack("{s:I,s:I,s:I,s:I,s:f,s:f,s:s}", "at_ms", (json_int_t)r->at_ms,
+                     "prompt_tokens", (json_int_t)r->prompt_tokens, "cached_tokens",
+                     (json_int_t)r->cached_tokens, "completion_tokens",
+                     (json_int_t)r->completion_tokens, "ttft_ms", r->ttft_ms, "duration_ms",
+                     r->total_ms, "finish", r->finish);
+}
+
+void agents_routes_requests(http_api *api, http_exchange *x)
+{
+    const http_backend *be = http_api_backend(api);
+    char key[AGENT_KEY_MAX + 1];
+    if (!path_agent(api, x, key))
+        return;
+    agent_info info;
+    sem_err err = {0};
+    if (be->agents.ops->get(be->agents.self, key, &info, &err) != SEM_OK) {
+        sem_err_set(&err, SEM_ENOTFOUND, "agent '%s' not found", http_exchange_param(x));
+        http_api_reply_error(api, x, &err, "id");
+        return;
+    }
+    agent_request last[AGENT_HISTORY_MAX];
+    size_t n = agent_history_read(api->history, key, last, AGENT_HISTORY_MAX);
+    json_t *data = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(data, request_json(&last[i]));
+    http_exchange_reply_json(x, 200,
+                             json_pack("{s:s,s:s,s:o}", "object", "list", "id",
+                                       http_exchange_param(x), "data", data));
 }

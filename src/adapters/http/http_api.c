@@ -32,6 +32,11 @@ http_api *http_api_create(const http_api_opts *o, sem_err *err)
         sem_err_set(err, SEM_ENOMEM, "out of memory for metrics");
         return NULL;
     }
+    if (stats_window_create(HTTP_STATS_WINDOW_S, &api->window, err) != SEM_OK ||
+        agent_history_create(HTTP_HISTORY_AGENTS, &api->history, err) != SEM_OK) {
+        http_api_free(api);
+        return NULL;
+    }
     atomic_init(&api->backend, NULL);
     atomic_init(&api->state, HTTP_STATE_LOADING);
     atomic_init(&api->shutdown_requested, 0);
@@ -50,6 +55,8 @@ void http_api_free(http_api *api)
     if (!api)
         return;
     metrics_free(api->metrics);
+    stats_window_free(api->window);
+    agent_history_free(api->history);
     free(api);
 }
 

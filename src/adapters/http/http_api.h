@@ -13,7 +13,8 @@
  * Threads: any thread. The state and the backend pointer are atomics
  * (release on publish, acquire on read); everything else is immutable
  * after http_api_create or is itself thread-safe (metrics).
- * Ownership: the api borrows auth; it owns its metrics.
+ * Ownership: the api borrows auth; it owns its metrics, stats window and
+ * agent history.
  */
 #ifndef SEM_HTTP_API_H
 #define SEM_HTTP_API_H
@@ -21,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "agent_history.h"
 #include "auth.h"
 #include "base/deadline.h"
 #include "http_exchange.h"
@@ -29,6 +31,7 @@
 #include "ports/generation_port.h"
 #include "ports/prompt_port.h"
 #include "ports/response_store.h"
+#include "stats_window.h"
 
 typedef struct http_backend {
     const char *model_id; /* the name /v1/models lists */
@@ -54,9 +57,17 @@ typedef struct http_api_opts {
     const char *version;   /* for system_fingerprint */
 } http_api_opts;
 
+/* The inspector's figures (GET /v1/stats, GET /v1/agents/{id}/requests):
+ * the last HTTP_STATS_WINDOW_S seconds, the last requests of up to
+ * HTTP_HISTORY_AGENTS agents. */
+#define HTTP_STATS_WINDOW_S 300u
+#define HTTP_HISTORY_AGENTS 4096u
+
 typedef struct http_api {
     http_api_opts o;
     metrics *metrics;
+    stats_window *window;   /* fed by every generation that ends */
+    agent_history *history; /* fed by every agent's generation that ends */
     _Atomic(const http_backend *) backend;
     atomic_int state;
     atomic_int shutdown_requested; /* POST /admin/drain */

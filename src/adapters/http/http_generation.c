@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth.h"
 
@@ -20,6 +21,7 @@ sem_status http_gen_submit(http_gen *g, http_api *api, const http_backend *be, h
     char key[AGENT_KEY_MAX + 1];
     if (agent_id && *agent_id) {
         auth_agent_key(http_exchange_namespace(x), agent_id, key);
+        memcpy(g->key, key, sizeof g->key);
         p->agent_id = key;
         g->has_agent = 1;
     } else {
@@ -42,6 +44,28 @@ sem_status http_gen_submit(http_gen *g, http_api *api, const http_backend *be, h
     return SEM_OK;
 }
 
+/* The inspector's record of a generation that ended: the window's second
+ * and, for an agent, its history. */
+static void record(http_gen *g)
+{
+    const gen_result *r = &g->result;
+    double decode_ms = r->ttft_ms > 0 && r->total_ms > r->ttft_ms ? r->total_ms - r->ttft_ms : 0;
+    stats_sample s = {.end_ms = deadline_now_ms(), .ttft_ms = r->ttft_ms, .decode_ms = decode_ms,
+                      .prompt_tokens = g->n_prompt, .cached_tokens = r->cached_tokens,
+                      .completion_tokens = r->completion_tokens};
+    stats_window_record(g->api->window, &s);
+    if (!g->has_agent)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    agent_request a = {.at_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+                       .prompt_tokens = g->n_prompt, .cached_tokens = r->cached_tokens,
+                       .completion_tokens = r->completion_tokens, .ttft_ms = r->ttft_ms,
+                       .total_ms = r->total_ms};
+    snprintf(a.finish, sizeof a.finish, "%s", gen_finish_name(r->finish));
+    agent_history_record(g->api->history, g->key, &a);
+}
+
 static void finish(http_gen *g)
 {
     g->done = 1;
@@ -50,6 +74,7 @@ static void finish(http_gen *g)
      * agent's own tokens may differ from the tokenizer's (prompt_align.h). */
     if (g->result.prompt_tokens)
         g->n_prompt = g->result.prompt_tokens;
+    record(g);
 }
 
 int http_gen_read(http_gen *g, strbuf *out)

@@ -32,6 +32,7 @@ typedef struct http_gen {
     gen_request *req;
     uint32_t n_prompt;
     int has_agent; /* the request named an agent (its memory is kept) */
+    char key[AGENT_KEY_MAX + 1]; /* the agent's key in its namespace ("" anonymous) */
     int done;      /* finished and every byte read */
     gen_result result; /* valid once done */
 } http_gen;
@@ -50,7 +51,8 @@ sem_status http_gen_submit(http_gen *g, http_api *api, const http_backend *be, h
 json_t *http_gen_text(const char *s, size_t n);
 
 /* Appends the text readable now to out, without waiting; returns g->done
- * (finished and every byte read). */
+ * (finished and every byte read). The read that finds the end records the
+ * request in the api's stats window and, for an agent, its history. */
 int http_gen_read(http_gen *g, strbuf *out);
 
 /* What a route's wait step does next. */

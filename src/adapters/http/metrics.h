@@ -43,6 +43,7 @@ typedef struct metrics_engine {
     uint64_t hits_hot, hits_warm, misses;
     uint64_t evictions, saves, save_failures, saves_stopped, load_failures;
     uint64_t disk_bytes;
+    uint64_t disk_budget; /* bytes the disk tier may hold; 0: unlimited */
     uint32_t io_in_flight; /* agent saves and loads not settled yet */
     int persistent; /* a warm store is open */
     metrics_remote remote;

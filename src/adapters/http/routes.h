@@ -1,7 +1,8 @@
 /*
  * routes.h - the handlers the router's table points to, one group per
  * file: openai_routes.c, responses_routes.c, anthropic_routes.c, agents_routes.c,
- * ops_routes.c (health, readiness, metrics, admin).
+ * ops_routes.c (health, readiness, metrics, admin), stats_routes.c (the
+ * inspector's figures), ui_routes.c (the inspector page).
  *
  * Every handler runs after the router checked credentials and state, on
  * an event-loop worker (or on the blocking thread, for the routes the
@@ -118,6 +119,7 @@ void agents_routes_prefill(http_api *api, http_exchange *x);
 void agents_routes_fork(http_api *api, http_exchange *x);
 void agents_routes_pin(http_api *api, http_exchange *x);
 void agents_routes_unpin(http_api *api, http_exchange *x);
+void agents_routes_requests(http_api *api, http_exchange *x);
 
 /* ops_routes.c */
 void ops_routes_health(http_api *api, http_exchange *x);
@@ -125,5 +127,13 @@ void ops_routes_ready(http_api *api, http_exchange *x);
 void ops_routes_metrics(http_api *api, http_exchange *x);
 void ops_routes_admin_clear(http_api *api, http_exchange *x);
 void ops_routes_admin_drain(http_api *api, http_exchange *x);
+
+/* stats_routes.c: GET /v1/stats, on the blocking thread (it reads the
+ * engine's figures). */
+void stats_routes_get(http_api *api, http_exchange *x);
+
+/* ui_routes.c: GET /ui and its two assets, public (they hold no data). */
+void ui_routes_page(http_api *api, http_exchange *x);
+void ui_routes_asset(http_api *api, http_exchange *x);
 
 #endif
