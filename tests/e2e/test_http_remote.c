@@ -388,6 +388,15 @@ static void requests_go_on_while_redis_is_down(void **state)
     }
     wait_remote_state(srv_a.port, "down", 10000);
     assert_int_equal(ru_metric(srv_a.port, KEY1, "semantic_remote_up"), 0);
+    /* The inspector's figures say it too. */
+    char h[128];
+    ru_headers(h, sizeof h, KEY1, NULL);
+    http_response st = e2e_call(srv_a.port, "GET", "/v1/stats", h, NULL);
+    assert_int_equal(st.status, 200);
+    json_t *js = e2e_json(&st);
+    assert_string_equal(json_string_value(json_object_get(js, "remote")), "down");
+    json_decref(js);
+    hc_free(&st);
     for (int waited = 0; waited < 10000; waited += 100) {
         if (ru_metric(srv_a.port, KEY1, "semantic_remote_put_failures_total") > put_failures ||
             ru_metric(srv_a.port, KEY1, "semantic_remote_get_failures_total") > get_failures)

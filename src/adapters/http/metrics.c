@@ -172,6 +172,13 @@ static void counter(strbuf *b, const char *name, const char *help, unsigned long
     strbuf_printf(b, "%s %llu\n", name, v);
 }
 
+const char *metrics_remote_state(const metrics_remote *r)
+{
+    if (!r->enabled)
+        return "off";
+    return r->stats.state == REMOTE_OK ? "ok" : "down";
+}
+
 /* The remote tier's series: semantic_remote_enabled always, the rest with
  * the tier on. */
 static void remote_lines(strbuf *b, const metrics_remote *r)

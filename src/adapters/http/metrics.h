@@ -30,6 +30,9 @@ typedef struct metrics_remote {
     uint32_t queued;    /* remote writes waiting */
 } metrics_remote;
 
+/* "ok", "down" or "off" (no remote tier): readiness and /v1/stats say it. */
+const char *metrics_remote_state(const metrics_remote *r);
+
 /* The engine's and stores' figures, read when the page is rendered. */
 typedef struct metrics_engine {
     int available; /* 0 while the model loads: the rest is absent */

@@ -35,13 +35,6 @@ void ops_routes_health(http_api *api, http_exchange *x)
         x, 200, json_pack("{s:s,s:s}", "status", "ok", "state", state_name(http_api_state(api))));
 }
 
-static const char *remote_name(const metrics_remote *r)
-{
-    if (!r->enabled)
-        return "off";
-    return r->stats.state == REMOTE_OK ? "ok" : "down";
-}
-
 void ops_routes_ready(http_api *api, http_exchange *x)
 {
     http_state st = http_api_state(api);
@@ -53,7 +46,7 @@ void ops_routes_ready(http_api *api, http_exchange *x)
         http_exchange_reply_json(
             x, 200,
             json_pack("{s:s,s:s,s:b,s:s,s:I}", "status", "ready", "model", be->model_id,
-                      "persistence", be->persistent, "remote", remote_name(&r), "remote_queue",
+                      "persistence", be->persistent, "remote", metrics_remote_state(&r), "remote_queue",
                       (json_int_t)r.queued));
         return;
     }

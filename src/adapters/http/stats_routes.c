@@ -4,7 +4,7 @@
  *
  *   pool     the KV block pool now (blocks used, total, shared, pinned; bytes)
  *   disk     the disk tier (bytes held, budget; enabled)
- *   remote   "off": this build's engine reports no remote tier figures
+ *   remote   the remote tier's state: "ok", "down" or "off" (as readiness)
  *   agents   agents by tier
  *   series   the last HTTP_STATS_WINDOW_S seconds at 1 s (stats_window.h):
  *            requests per second, mean TTFT of cold and returning requests,
@@ -70,7 +70,7 @@ static void add_engine(json_t *o, const http_backend *be)
     json_object_set_new(o, "waiting", json_integer(e.waiting));
     json_object_set_new(o, "pool", pool_json(&e));
     json_object_set_new(o, "disk", disk_json(&e));
-    json_object_set_new(o, "remote", json_string("off"));
+    json_object_set_new(o, "remote", json_string(metrics_remote_state(&e.remote)));
     json_object_set_new(o, "agents", json_pack("{s:I,s:I}", "hot", (json_int_t)e.agents_hot,
                                                "warm", (json_int_t)e.agents_warm));
 }
