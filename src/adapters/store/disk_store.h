@@ -142,26 +142,6 @@ sem_status disk_store_export(disk_store *s, const char *key, disk_store_agent *o
                              sem_err *err);
 void disk_store_agent_free(disk_store_agent *a);
 
-/*
- * Writes a->file as key's agent file and a->chunks (the chunks it names,
- * in order; a->header is ignored) as shared chunk files, as a save does:
- * room made under the disk budget, chunks first (a chunk file already
- * present with the right size is kept), temp files, rename, then the
- * index. Unlike a save it does not fsync: an imported file is a copy of
- * what the remote tier still holds, and one a crash tears fails its
- * checksums on load (quarantined, fetched again) rather than being
- * served; skipping the fsyncs halves the time of a remote load. Before anything is renamed into place the
- * file's header is verified (kv_file_read_header_names: preamble, version,
- * checksum, exact size), its fingerprint must be this store's, and each
- * chunk must name itself as the header says and have a chunk file's size;
- * the rows' checksums are checked by the codec on the following load.
- * SEM_ECORRUPT (nothing renamed; the detail names the blob, and *bad_chunk
- * (may be NULL) is the index of the chunk to blame or -1 for the file),
- * SEM_EINCOMPAT (another model, a newer format), SEM_ETOOLARGE (over the
- * disk budget), SEM_EIO, SEM_ENOMEM.
- */
-sem_status disk_store_import(disk_store *s, const char *key, const disk_store_agent *a,
-                             int *bad_chunk, sem_err *err);
 
 /*
  * The warm_store load (ports/warm_store.h) that also says, when it fails

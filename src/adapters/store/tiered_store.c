@@ -37,11 +37,14 @@
  */
 #include "tiered_store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "base/deadline.h"
@@ -358,9 +361,55 @@ static void blame(tiered_store *t, const char *space, const char *key, const cha
     t->remote.ops->report_corrupt(t->remote.self, space, chunk ? chunk : key);
 }
 
-/* Fetches key from the remote tier and imports it into the disk store. */
-static sem_status fetch_import(tiered_store *t, const char *space, const char *key,
-                               sem_err *err)
+/* A memory file holding bytes, for the codec, which reads file descriptors:
+ * -1 with err on failure. */
+static int mem_file(const uint8_t *data, size_t len, const char *what, sem_err *err)
+{
+    int fd = memfd_create("semantic-remote", MFD_CLOEXEC);
+    size_t done = 0;
+    while (fd >= 0 && done < len) {
+        ssize_t n = write(fd, data + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close(fd);
+            fd = -1;
+            break;
+        }
+        done += (size_t)n;
+    }
+    if (fd < 0)
+        sem_err_set(err, SEM_EIO, "%s: cannot hold %zu bytes in memory: %s", what, len,
+                    strerror(errno));
+    return fd;
+}
+
+/* The codec's chunk source over fetched chunks (kv_chunk_source). */
+static sem_status open_fetched(void *ctx, const kv_chunk_name *name, int *fd, char *path,
+                               size_t cap, sem_err *err)
+{
+    const disk_store_agent *a = ctx;
+    char hex[KV_CHUNK_HEX_BYTES];
+    kv_chunk_hex(name, hex);
+    snprintf(path, cap, "remote chunk %s", hex);
+    for (uint32_t i = 0; i < a->n_chunks; i++) {
+        if (strcmp(a->chunks[i].name, hex) != 0)
+            continue;
+        *fd = mem_file(a->chunks[i].data, a->chunks[i].len, path, err);
+        return *fd >= 0 ? SEM_OK : SEM_EIO;
+    }
+    return sem_err_set(err, SEM_ENOTFOUND, "%s is missing", path);
+}
+
+/*
+ * Fetches key from the remote tier and reads it into a table of pool
+ * straight from the fetched bytes, verified by the codec exactly as a file
+ * on disk is. Nothing is written here: the engine writes the agent to this
+ * node's disk behind its request, as it writes any agent, so the disk
+ * write is off the request's path.
+ */
+static sem_status fetch_read(tiered_store *t, const char *space, const char *key,
+                             block_pool *pool, block_table **out, sem_err *err)
 {
     uint8_t *index = NULL;
     size_t len = 0;
@@ -376,15 +425,29 @@ static sem_status fetch_import(tiered_store *t, const char *space, const char *k
     }
     disk_store_agent a;
     memset(&a, 0, sizeof a);
-    a.file = (uint8_t *)v.file;
-    a.file_len = v.file_len;
     st = fetch_chunks(t, space, key, &v, &a, err);
-    int bad = -1;
-    if (st == SEM_OK)
-        st = disk_store_import(t->disk, key, &a, &bad, err);
-    if (st == SEM_ECORRUPT || st == SEM_EINCOMPAT)
-        blame(t, space, key, bad >= 0 ? a.chunks[bad].name : NULL);
-    a.file = NULL; /* it lives in index */
+    int fd = st == SEM_OK ? mem_file(v.file, v.file_len, key, err) : -1;
+    if (fd >= 0) {
+        char ns[WARM_KEY_MAX + 1];
+        size_t n = kv_chunk_ns_len(key);
+        memcpy(ns, key, n);
+        ns[n] = '\0';
+        kv_chunk_source src = {.ctx = &a, .open = open_fetched};
+        kv_read_fault fault = {0};
+        char path[WARM_KEY_MAX + 32];
+        snprintf(path, sizeof path, "remote agent %s", key);
+        st = kv_file_read_from(fd, path, t->fingerprint, ns, &src, pool, key, out, NULL, &fault,
+                               err);
+        close(fd);
+        if (st == SEM_ECORRUPT || st == SEM_EINCOMPAT) {
+            char hex[KV_CHUNK_HEX_BYTES];
+            kv_chunk_hex(&fault.name, hex);
+            blame(t, space, key, fault.in_chunk ? hex : NULL);
+            st = SEM_ECORRUPT;
+        }
+    } else if (st == SEM_OK) {
+        st = SEM_EIO;
+    }
     disk_store_agent_free(&a);
     free(index);
     return st;
@@ -402,27 +465,19 @@ static sem_status ts_load(void *self, const char *key, block_pool *pool, block_t
     if (!reader_space(t, key, space))
         return st;
     sem_err rerr = {0};
-    sem_status rst = fetch_import(t, space, key, &rerr);
-    if (rst == SEM_ECORRUPT || rst == SEM_EINCOMPAT) {
+    sem_status rst = fetch_read(t, space, key, pool, out, &rerr);
+    if (rst == SEM_OK)
+        return SEM_OK;
+    if (rst == SEM_ECORRUPT) {
         if (err)
             *err = rerr;
         return SEM_ECORRUPT;
     }
-    if (rst != SEM_OK) /* not there, or the tier failed: a miss, as the disk said */
-        return rst == SEM_ENOTFOUND ? st
-                                    : sem_err_set(err, SEM_ENOTFOUND, "agent '%s' has no saved "
-                                                  "memory here; the remote tier: %s", key,
-                                                  rerr.detail);
-    kv_read_fault fault;
-    st = disk_store_load_fault(t->disk, key, pool, out, &fault, err);
-    if (st == SEM_ECORRUPT || st == SEM_EINCOMPAT) {
-        char hex[KV_CHUNK_HEX_BYTES];
-        kv_chunk_hex(&fault.name, hex);
-        blame(t, space, key, fault.in_chunk ? hex : NULL);
-        t->dport.ops->remove(t->dport.self, key, NULL); /* a clean miss, not a stale file */
-        return SEM_ECORRUPT;
-    }
-    return st;
+    /* not there, or the tier failed: a miss, as the disk said */
+    return rst == SEM_ENOTFOUND ? st
+                                : sem_err_set(err, SEM_ENOTFOUND, "agent '%s' has no saved "
+                                              "memory here; the remote tier: %s", key,
+                                              rerr.detail);
 }
 
 static sem_status ts_get(void *self, const char *key, warm_info *out, sem_err *err)

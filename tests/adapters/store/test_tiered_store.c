@@ -144,8 +144,12 @@ static void test_two_nodes_bit_exact(void **state)
     assert_rows_identical(src, got);
     assert_table_is(got, 7, 100, 1.0 / 1024);
     block_table_destroy(got);
+    /* Read into RAM only: b's disk gets it when the engine saves it. */
     assert_int_equal(b.ws.ops->get(b.ws.self, "alice.w1", &wi, &err), SEM_OK);
-    assert_int_equal(wi.remote, 0); /* now on b's disk */
+    assert_int_equal(wi.remote, 1);
+    save(&b, "alice.w1", src);
+    assert_int_equal(b.ws.ops->get(b.ws.self, "alice.w1", &wi, &err), SEM_OK);
+    assert_int_equal(wi.remote, 0);
     assert_int_equal(wi.tokens, 100);
 
     /* A third node with the spec given learns of it through get(). */
