@@ -648,10 +648,13 @@ static void call_get(engine *e, void *arg)
 {
     call_args *c = arg;
     agent *a = agents_find(e, c->key);
-    if (!a || !known(a))
+    if (!a || !known(a)) {
         c->st = sem_err_set(&c->err, SEM_ENOTFOUND, "agent '%s' not found", c->key);
-    else
-        fill_info(a, c->out, block_pool_block_bytes(e->pool));
+        return;
+    }
+    fill_info(a, c->out, block_pool_block_bytes(e->pool));
+    if (c->out->tier == AGENT_TIER_HOT)
+        share_list_sharers(e, a, c->out);
 }
 
 /* An agent this node does not know, as the warm store (and a remote tier

@@ -334,6 +334,8 @@ uint64_t share_pinned_blocks(engine *e);
 /* Breaks the pin that ends first (last resort of reclaiming): 1, or 0
  * when there is none. */
 int share_break_pin(engine *e);
+/* Fills out's sharers: the tables of a's domain that hold a's leading blocks. */
+void share_list_sharers(engine *e, const agent *a, agent_info *out);
 /* Lets go of prefix pins whose time is over. */
 void share_expire_pins(engine *e);
 /* Forks agent key into `into` at `at` tokens (engine thread). *out is the

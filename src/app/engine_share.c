@@ -410,3 +410,66 @@ sem_status share_fork(engine *e, const char *key, const char *into, uint32_t at,
     *out = c;
     return SEM_OK;
 }
+
+/* ---------------------------------------------------------------- sharers */
+
+/* The first global layer, which holds every block of a sequence. */
+static uint32_t ref_layer(const cache_spec *spec)
+{
+    uint32_t l = 0;
+    while (l + 1 < spec->n_layers && spec->layers[l].kind != CACHE_ATTN_GLOBAL)
+        l++;
+    return l;
+}
+
+/* Tokens of a on the leading blocks a and b both hold. */
+static uint32_t common_blocks(const cache_spec *spec, const block_table *a, const block_table *b)
+{
+    uint32_t l = ref_layer(spec);
+    if (block_table_first_block(a, l) != 0 || block_table_first_block(b, l) != 0)
+        return 0;
+    const uint32_t *x = block_table_blocks(a, l), *y = block_table_blocks(b, l);
+    uint32_t n = block_table_n_blocks(a, l), m = block_table_n_blocks(b, l), i = 0;
+    while (i < n && i < m && x[i] == y[i])
+        i++;
+    uint64_t tokens = (uint64_t)i * spec->block_tokens;
+    return tokens < block_table_n_tokens(a) ? (uint32_t)tokens : block_table_n_tokens(a);
+}
+
+/* Inserts (key, tokens) into out, kept sorted by tokens, at most the max. */
+static void add_sharer(agent_info *out, const char *key, uint32_t tokens)
+{
+    if (tokens == 0)
+        return;
+    uint32_t n = out->n_sharers, at = n;
+    while (at > 0 && out->sharers[at - 1].tokens < tokens)
+        at--;
+    if (at == AGENT_SHARERS_MAX)
+        return;
+    if (n == AGENT_SHARERS_MAX)
+        n--;
+    memmove(out->sharers + at + 1, out->sharers + at, (n - at) * sizeof *out->sharers);
+    snprintf(out->sharers[at].key, sizeof out->sharers[at].key, "%s", key);
+    out->sharers[at].tokens = tokens;
+    out->n_sharers = n + 1;
+}
+
+void share_list_sharers(engine *e, const agent *a, agent_info *out)
+{
+    ENGINE_THREAD_ONLY(e);
+    out->n_sharers = 0;
+    if (!a->kv || block_table_n_tokens(a->kv) == 0 || block_table_shared_tokens(a->kv) == 0)
+        return;
+    char domain[GEN_SCOPE_MAX + 1];
+    share_domain_of_key(a->key, domain);
+    for (uint32_t b = 0; b < AGENT_BUCKETS; b++)
+        for (agent *o = e->agents[b]; o; o = o->next)
+            if (o != a && o->kv && o->state != AGENT_LOADING && key_in_domain(o->key, domain))
+                add_sharer(out, o->key, common_blocks(e->spec, a->kv, o->kv));
+    for (uint32_t i = 0; i < e->n_anon; i++)
+        if (strcmp(e->anon[i].scope, domain) == 0)
+            add_sharer(out, "", common_blocks(e->spec, a->kv, e->anon[i].kv));
+    for (uint32_t i = 0; i < e->n_pins; i++)
+        if (strcmp(e->pins[i].domain, domain) == 0)
+            add_sharer(out, "*", common_blocks(e->spec, a->kv, e->pins[i].kv));
+}

@@ -26,6 +26,14 @@ static inline const char *agent_tier_name(agent_tier t)
     return t == AGENT_TIER_HOT ? "hot" : t == AGENT_TIER_WARM ? "warm" : "remote";
 }
 
+/* Who else holds an agent's blocks (get() only): another agent's key, "" for
+ * an anonymous sequence, "*" for a cache breakpoint's pinned prefix. */
+#define AGENT_SHARERS_MAX 8
+typedef struct agent_sharer {
+    char key[WARM_KEY_MAX + 1];
+    uint32_t tokens;        /* of this agent's tokens, those on blocks the other holds too */
+} agent_sharer;
+
 typedef struct agent_info {
     char key[WARM_KEY_MAX + 1];
     agent_tier tier;
@@ -41,6 +49,10 @@ typedef struct agent_info {
      * tokens - shared_tokens are the agent's alone. 0 when warm. */
     uint32_t shared_tokens;
     int64_t pinned_until_ms; /* unix ms the agent's pin lasts until; 0: not pinned */
+    /* get() of a hot agent: the sequences sharing its blocks, most tokens
+     * first (at most AGENT_SHARERS_MAX); list() leaves them empty. */
+    uint32_t n_sharers;
+    agent_sharer sharers[AGENT_SHARERS_MAX];
 } agent_info;
 
 /* Forks: "all of the parent's tokens". */

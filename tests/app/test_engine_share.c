@@ -252,6 +252,11 @@ static void a_fork_shares_until_either_side_writes(void **state)
     assert_int_equal(block_pool_used(f.pool), used); /* no block allocated */
     assert_int_equal(child.tokens, held);
     assert_int_equal(child.shared_tokens, held);
+    /* get() names who shares: the parent holds the child's whole blocks. */
+    agent_info ci = info(&f, "ns.child");
+    assert_int_equal(ci.n_sharers, 1);
+    assert_string_equal(ci.sharers[0].key, "ns.parent");
+    assert_int_equal(ci.sharers[0].tokens, held);
     assert_int_equal(info(&f, "ns.parent").shared_tokens, held);
     assert_int_equal(engine_get_stats(f.e).forks, 1);
     /* Both continue the conversation their own way; each reuses all of it. */

@@ -167,6 +167,15 @@ static void a_fork_starts_from_its_parents_memory(void **state)
     assert_int_equal(geti(child, "own_tokens"), geti(child, "tokens") - geti(child, "shared_tokens"));
     assert_true(json_is_null(json_object_get(child, "pinned_until")));
     json_decref(child);
+    /* GET names who shares: the parent, by its id (no namespace in it). */
+    child = agent_get(port, NULL, "child");
+    json_t *with = json_object_get(child, "shared_with");
+    assert_true(json_array_size(with) >= 1);
+    json_t *first = json_array_get(with, 0);
+    assert_string_equal(json_string_value(json_object_get(first, "kind")), "agent");
+    assert_string_equal(json_string_value(json_object_get(first, "id")), "parent");
+    assert_true(geti(first, "tokens") > 0);
+    json_decref(child);
 
     /* The listing shows both sides sharing; the metrics count the blocks. */
     r = e2e_call(port, "GET", "/v1/agents", NULL, NULL);

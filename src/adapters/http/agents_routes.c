@@ -53,6 +53,24 @@ static json_t *agent_json(const agent_info *a, const char *id)
                      "pinned_until", pinned);
 }
 
+/* "shared_with" of GET /v1/agents/{id}: the other holders of its blocks,
+ * agents by their id (the key without the caller's namespace), anonymous
+ * requests as "anonymous", cache breakpoints as "cache_breakpoint". */
+static json_t *sharers_json(const agent_info *a)
+{
+    json_t *arr = json_array();
+    for (uint32_t i = 0; arr && i < a->n_sharers; i++) {
+        const char *k = a->sharers[i].key, *dot = strchr(k, '.');
+        const char *kind = !*k ? "anonymous" : strcmp(k, "*") == 0 ? "cache_breakpoint" : "agent";
+        json_t *o = json_pack("{s:s,s:I}", "kind", kind, "tokens",
+                              (json_int_t)a->sharers[i].tokens);
+        if (o && strcmp(kind, "agent") == 0)
+            json_object_set_new(o, "id", json_string(dot ? dot + 1 : k));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
 /* The {id} of the path, checked, and its key in the caller's namespace. */
 static int path_agent(http_api *api, http_exchange *x, char key[AGENT_KEY_MAX + 1])
 {
@@ -106,7 +124,10 @@ void agents_routes_get(http_api *api, http_exchange *x)
         http_api_reply_error(api, x, &err, "id");
         return;
     }
-    http_exchange_reply_json(x, 200, agent_json(&info, http_exchange_param(x)));
+    json_t *o = agent_json(&info, http_exchange_param(x));
+    if (o && info.tier == AGENT_TIER_HOT)
+        json_object_set_new(o, "shared_with", sharers_json(&info));
+    http_exchange_reply_json(x, 200, o);
 }
 
 void agents_routes_delete(http_api *api, http_exchange *x)

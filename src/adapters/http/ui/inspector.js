@@ -376,6 +376,21 @@ function drawTimeline(a, last) {
     legend.appendChild(item);
   }
   fig.appendChild(legend);
+  fig.appendChild(sharersLine(a.shared_with || []));
+}
+
+// Who else holds this agent's blocks: other agents, anonymous requests,
+// cache breakpoints, with the tokens shared with each.
+function sharersLine(list) {
+  const p = el('p', { class: 'sharers', id: 'agent-sharers' });
+  if (!list.length) {
+    p.textContent = 'No other sequence holds its blocks.';
+    return p;
+  }
+  const names = list.map((w) => (w.kind === 'agent' ? w.id : w.kind === 'anonymous' ? 'an anonymous request' : 'a cache breakpoint') +
+    ' (' + fmtInt(w.tokens) + ' tokens)');
+  p.textContent = 'Shares its first blocks with ' + names.join(', ') + '.';
+  return p;
 }
 
 function drawRequests(list) {
