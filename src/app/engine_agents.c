@@ -657,12 +657,15 @@ static void call_get(engine *e, void *arg)
         share_list_sharers(e, a, c->out);
 }
 
-/* An agent this node does not know, as the warm store (and a remote tier
- * under it) sees it; from the calling thread, which may wait for I/O. */
+/* An agent this node does not know, as a remote tier under the warm store
+ * sees it; from the calling thread, which may wait for I/O. */
 static sem_status warm_get(engine *e, const char *key, agent_info *out, sem_err *err)
 {
+    /* This node's disk is the engine's to know (listed at start, tracked
+     * since): only a tier under it can hold an agent the engine does not. */
     warm_info wi;
-    if (!e->o.warm || e->o.warm->ops->get(e->o.warm->self, key, &wi, NULL) != SEM_OK)
+    if (!e->o.warm || io_removing(e, key) ||
+        e->o.warm->ops->get(e->o.warm->self, key, &wi, NULL) != SEM_OK || !wi.remote)
         return sem_err_set(err, SEM_ENOTFOUND, "agent '%s' not found", key);
     memset(out, 0, sizeof *out);
     snprintf(out->key, sizeof out->key, "%s", key);

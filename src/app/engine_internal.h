@@ -229,6 +229,7 @@ struct engine {
     pthread_mutex_t io_lock; /* guards the I/O queue */
     pthread_cond_t io_wake;
     io_job *io_head, *io_tail;
+    io_job *io_current;      /* the job the I/O thread runs, or NULL */
     int io_stop;
     uint32_t io_busy;        /* jobs queued or running */
 
@@ -352,5 +353,8 @@ void io_push(engine *e, io_kind kind, agent *a, const char *key, uint32_t saved)
 /* Queues IO_LOAD_PREFIX for a's request over prompt[0..n) (copied). */
 void io_push_prefix(engine *e, agent *a, const int32_t *prompt, uint32_t n);
 uint32_t io_busy(engine *e);
+/* Whether a removal of key is queued or running (its file may still be
+ * there, but the agent is gone). */
+int io_removing(engine *e, const char *key);
 
 #endif

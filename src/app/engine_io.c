@@ -95,10 +95,14 @@ static void *io_main(void *arg)
             if (!e->io_head)
                 e->io_tail = NULL;
         }
+        e->io_current = j;
         pthread_mutex_unlock(&e->io_lock);
         if (!j)
             break; /* stopped and drained */
         run_job(e, j);
+        pthread_mutex_lock(&e->io_lock);
+        e->io_current = NULL;
+        pthread_mutex_unlock(&e->io_lock);
         free(j->tokens);
         free(j);
         pthread_mutex_lock(&e->io_lock);
@@ -212,6 +216,17 @@ void io_push_prefix(engine *e, agent *a, const int32_t *prompt, uint32_t n)
     *j = (io_job){.kind = IO_LOAD_PREFIX, .ag = a, .tokens = copy, .n_tokens = n};
     memcpy(j->key, a->key, strlen(a->key) + 1);
     push_job(e, j);
+}
+
+int io_removing(engine *e, const char *key)
+{
+    pthread_mutex_lock(&e->io_lock);
+    int found = e->io_current && e->io_current->kind == IO_REMOVE &&
+                strcmp(e->io_current->key, key) == 0;
+    for (io_job *q = e->io_head; q && !found; q = q->next)
+        found = q->kind == IO_REMOVE && strcmp(q->key, key) == 0;
+    pthread_mutex_unlock(&e->io_lock);
+    return found;
 }
 
 uint32_t io_busy(engine *e)

@@ -62,8 +62,8 @@ typedef struct agent_store_ops {
     /* Agents whose key starts with prefix, most recently used first; *out malloc'd. */
     sem_status (*list)(void *self, const char *prefix, agent_info **out, size_t *n, sem_err *err);
     /* SEM_ENOTFOUND when no tier holds the agent. An agent this node does
-     * not know is looked up in the warm store from the calling thread (a
-     * remote tier may answer: tier AGENT_TIER_REMOTE). */
+     * not know is looked up in a remote tier under the warm store, from the
+     * calling thread (tier AGENT_TIER_REMOTE). */
     sem_status (*get)(void *self, const char *key, agent_info *out, sem_err *err);
     /* Forgets the agent in both tiers; its queued and running requests are cancelled. */
     sem_status (*remove)(void *self, const char *key, sem_err *err);
