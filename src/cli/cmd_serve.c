@@ -390,6 +390,7 @@ static void backend_remote(void *user, metrics_remote *out)
     serve_state *s = user;
     serving_stack_remote_stats(&s->st, &out->stats, &out->queued);
     out->enabled = out->stats.state != REMOTE_OFF;
+    out->budget_bytes = (uint64_t)s->cfg.remote_mb << 20;
 }
 
 static void backend_stats(void *user, metrics_engine *out)

@@ -394,7 +394,11 @@ static void requests_go_on_while_redis_is_down(void **state)
     http_response st = e2e_call(srv_a.port, "GET", "/v1/stats", h, NULL);
     assert_int_equal(st.status, 200);
     json_t *js = e2e_json(&st);
-    assert_string_equal(json_string_value(json_object_get(js, "remote")), "down");
+    json_t *remote = json_object_get(js, "remote");
+    assert_string_equal(json_string_value(json_object_get(remote, "state")), "down");
+    assert_true(json_is_integer(json_object_get(remote, "budget_bytes")));
+    assert_true(json_is_integer(json_object_get(remote, "queued")));
+    assert_true(json_integer_value(json_object_get(remote, "puts")) > 0); /* before Redis died */
     json_decref(js);
     hc_free(&st);
     for (int waited = 0; waited < 10000; waited += 100) {

@@ -28,6 +28,7 @@ typedef struct metrics_remote {
     int enabled;        /* --cache-remote given: the rest is meaningful */
     remote_stats stats;
     uint32_t queued;    /* remote writes waiting */
+    uint64_t budget_bytes; /* --cache-remote-mb in bytes; 0: no budget */
 } metrics_remote;
 
 /* "ok", "down" or "off" (no remote tier): readiness and /v1/stats say it. */

@@ -4,7 +4,8 @@
  *
  *   pool     the KV block pool now (blocks used, total, shared, pinned; bytes)
  *   disk     the disk tier (bytes held, budget; enabled)
- *   remote   the remote tier's state: "ok", "down" or "off" (as readiness)
+ *   remote   "off", or the remote tier's state (as readiness), bytes, budget,
+ *            queued writes and counters
  *   agents   agents by tier
  *   series   the last HTTP_STATS_WINDOW_S seconds at 1 s (stats_window.h):
  *            requests per second, mean TTFT of cold and returning requests,
@@ -57,6 +58,20 @@ static json_t *series_json(const stats_point *p, size_t n)
                      "memory_share", share);
 }
 
+/* "off", or the tier's state, the bytes it holds for this server's model
+ * and its budget, the writes waiting and its counters. */
+static json_t *remote_json(const metrics_remote *r)
+{
+    if (!r->enabled)
+        return json_string("off");
+    const remote_stats *s = &r->stats;
+    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "state", metrics_remote_state(r),
+                     "bytes", (json_int_t)s->bytes, "budget_bytes", (json_int_t)r->budget_bytes,
+                     "queued", (json_int_t)r->queued, "puts", (json_int_t)s->puts,
+                     "put_failures", (json_int_t)s->put_failures, "gets", (json_int_t)s->gets,
+                     "get_hits", (json_int_t)s->get_hits, "corrupt", (json_int_t)s->corrupt);
+}
+
 /* The engine's part of the object (absent while the model loads). */
 static void add_engine(json_t *o, const http_backend *be)
 {
@@ -70,7 +85,7 @@ static void add_engine(json_t *o, const http_backend *be)
     json_object_set_new(o, "waiting", json_integer(e.waiting));
     json_object_set_new(o, "pool", pool_json(&e));
     json_object_set_new(o, "disk", disk_json(&e));
-    json_object_set_new(o, "remote", json_string(metrics_remote_state(&e.remote)));
+    json_object_set_new(o, "remote", remote_json(&e.remote));
     json_object_set_new(o, "agents", json_pack("{s:I,s:I}", "hot", (json_int_t)e.agents_hot,
                                                "warm", (json_int_t)e.agents_warm));
 }
