@@ -8,6 +8,10 @@
  * (the caller chooses). Timeouts bound every command; after a failure the
  * tier backs off (doubling, up to a limit) and answers SEM_EBUSY at once
  * meanwhile, so requests never wait on a dead Redis.
+ *
+ * hiredis writes with write(): a write to a connection Redis has closed
+ * raises SIGPIPE, so the process must ignore it (semantic serve does, at
+ * start); the write then fails with EPIPE and is counted like any other.
  */
 #ifndef SEM_REDIS_TIER_H
 #define SEM_REDIS_TIER_H
