@@ -128,7 +128,7 @@ static int read_reply(conn *c, char **out, size_t *len)
 static int write_all(int fd, const char *p, size_t n)
 {
     while (n) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL); /* a dead Redis: EPIPE, not a signal */
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
