@@ -629,6 +629,10 @@ static void serve_lists_its_options_and_refuses_bad_ones(void **state)
     assert_int_equal(r.code, 2);
     assert_contains(r.err, "--cache-type");
     done(&r);
+    r = run((const char *[]){"serve", "-m", STORIES, "--pin-mb", "0", NULL});
+    assert_int_equal(r.code, 2);
+    assert_contains(r.err, "--pin-mb: 0 is outside 1..");
+    done(&r);
     /* A bad value from the environment names the variable. */
     setenv("SEMANTIC_MAX_BATCH", "many", 1);
     r = run((const char *[]){"serve", "-m", STORIES, NULL});
@@ -722,6 +726,10 @@ static void usage_errors_say_why_first_and_where_the_usage_is(void **state)
                        "bench", "-p 0 and -n 0 leave nothing to measure");
     expect_usage_error((const char *[]){"bench", "-m", STORIES, "--memory", "8,x", NULL}, "bench",
                        "--memory: '8,x' is not a list of token counts");
+    expect_usage_error((const char *[]){"bench", "-m", STORIES, "--shared", "3000,200", NULL},
+                       "bench", "--shared: '3000,200' is not PREFIX,SUFFIX,AGENTS[,FORK]");
+    expect_usage_error((const char *[]){"bench", "-m", STORIES, "--shared", "8,1,8", NULL},
+                       "bench", "--shared: prefix >= 16, suffix >= 1, 2..64 agents");
     expect_usage_error((const char *[]){"bench", "-m", STORIES, "-qx", NULL}, "bench",
                        "unknown option '-q'");
     expect_help((const char *[]){"bench", "--help", NULL}, "--parallel");
