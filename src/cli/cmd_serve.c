@@ -1,28 +1,34 @@
 /*
  * cmd_serve.c - `semantic serve`: the OpenAI- and Anthropic-compatible
- * HTTP server over one model, with agent memory.
+ * HTTP server over one or more models (cli/model_registry.h), with agent
+ * memory.
  *
- *   semantic serve -m MODEL [--host 127.0.0.1] [--port 8000] [--api-key KEY]...
- *                  [--admin-key KEY] [--cache-dir DIR] [--pool-mb N] ... (see --help)
+ *   semantic serve -m [NAME=]MODEL... [--models-dir DIR] [--alias PATTERN=NAME]...
+ *                  [--default-model NAME] [--models-ram MIB] [--host 127.0.0.1]
+ *                  [--port 8000] [--api-key KEY]... [--admin-key KEY] ... (see --help)
  *
  * Every option can also come from the environment: --max-batch is
  * SEMANTIC_MAX_BATCH, --api-key is SEMANTIC_API_KEY (several keys comma
  * separated). A flag on the command line wins over the variable.
  *
  * The order of things: the listener starts first (readiness answers 503
- * "loading"), then the model, the KV pool, the prompt port, the warm store
- * (the disk, and the Redis tier under it with --cache-remote) and the
- * engine are built and published to the routes (ready). The Redis URL's
+ * "loading"), then the -m models are loaded (each: the model, the KV
+ * pool, the prompt port, the warm store (the disk, and the Redis tier
+ * under it with --cache-remote) and the engine) and the registry is
+ * published to the routes (ready); the folder's models load on demand. The Redis URL's
  * credentials are never logged (serving_stack_redact_url). SIGTERM,
  * SIGINT or POST /admin/drain start the shutdown: readiness and new
  * generation requests answer 503, running requests get --drain-timeout
  * seconds to finish (then they are cancelled), agent memory is written to
  * the warm store, the listener stops, and the process exits 0.
  *
+ * SIGHUP rescans --models-dir.
+ *
  * Signals are blocked in every thread and taken synchronously by the main
  * thread (sigtimedwait), so no handler and no global flag is needed.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -34,6 +40,7 @@
 
 #include "adapters/http/auth.h"
 #include "base/deadline.h"
+#include "base/fs_dirs.h"
 #include "adapters/http/http_api.h"
 #include "adapters/http/http_server.h"
 #include "adapters/kernels/cpu.h"
@@ -43,12 +50,24 @@
 #include "adapters/store/response_store.h"
 #include "app/engine.h"
 #include "cli.h"
+#include "model_registry.h"
 #include "serving_stack.h"
 
 #define SERVE_MAX_KEYS 64
+#define SERVE_MAX_MODELS 64
+#define SERVE_MAX_ALIASES 64
 
 typedef struct serve_config {
-    const char *model_path, *host, *admin_key, *chat_template, *chat_template_file, *isa, *model_id;
+    model_spec models[SERVE_MAX_MODELS];
+    char model_names[SERVE_MAX_MODELS][HTTP_MODEL_NAME_MAX]; /* of -m NAME=PATH */
+    size_t n_models;
+    int models_from_flags;
+    model_alias aliases[SERVE_MAX_ALIASES];
+    char alias_bufs[SERVE_MAX_ALIASES][512];
+    size_t n_aliases;
+    const char *models_dir, *default_model;
+    uint32_t models_ram_mb;
+    const char *host, *admin_key, *chat_template, *chat_template_file, *isa, *model_id;
     const char *cache_dir, *cache_type;
     const char *cache_remote; /* a Redis URL; NULL: no remote tier */
     const char *api_keys[SERVE_MAX_KEYS];
@@ -62,7 +81,6 @@ typedef struct serve_config {
     cache_kv_type kv_type;
     char *env_keys;               /* owns the strings of SEMANTIC_API_KEY */
     char cache_dir_buf[PATH_MAX]; /* the default cache folder */
-    char model_id_buf[256];
 } serve_config;
 
 /* ---------------------------------------------------------------- options */
@@ -98,7 +116,11 @@ enum {
     O_IDLE_TIMEOUT,
     O_MODEL_ID,
     O_RESPONSES_MAX,
-    O_RESPONSES_MAX_AGE
+    O_RESPONSES_MAX_AGE,
+    O_MODELS_DIR,
+    O_ALIAS,
+    O_DEFAULT_MODEL,
+    O_MODELS_RAM
 };
 
 typedef struct serve_option {
@@ -110,7 +132,18 @@ typedef struct serve_option {
 } serve_option;
 
 static const serve_option options[] = {
-    {"model", O_MODEL, "PATH", "(required)", "GGUF model file"},
+    {"model", O_MODEL, "[NAME=]PATH", "none",
+     "GGUF model file, loaded at start, served as NAME (default: the file name without .gguf); "
+     "repeat for several"},
+    {"models-dir", O_MODELS_DIR, "DIR", "none",
+     "serve every DIR/*.gguf under its file name, loaded on its first request"},
+    {"alias", O_ALIAS, "PATTERN=NAME", "none",
+     "client model names matching the shell PATTERN get model NAME (repeat; env: comma "
+     "separated)"},
+    {"default-model", O_DEFAULT_MODEL, "NAME", "none: an unknown name is a 404",
+     "model for any name that is not served"},
+    {"models-ram", O_MODELS_RAM, "MIB", "0: no limit",
+     "RAM for loaded models (weights and KV pools); the least recently used idle one unloads"},
     {"host", O_HOST, "ADDR", "127.0.0.1", "address to listen on"},
     {"port", O_PORT, "N", "8000", "port to listen on (0: any free port)"},
     {"api-key", O_API_KEY, "KEY", "none: open access",
@@ -141,7 +174,8 @@ static const serve_option options[] = {
      "Jinja chat template file to use instead"},
     {"threads", O_THREADS, "N", "all cores", "compute threads"},
     {"isa", O_ISA, "NAME", "best available", "kernels: portable, avx2, avx512"},
-    {"model-id", O_MODEL_ID, "NAME", "file name without .gguf", "model name in /v1/models"},
+    {"model-id", O_MODEL_ID, "NAME", "file name without .gguf",
+     "name of a single -m model (as -m NAME=PATH)"},
     {"responses-max", O_RESPONSES_MAX, "N", "100000",
      "stored Responses API responses kept, oldest deleted first (0: no limit)"},
     {"responses-max-age-s", O_RESPONSES_MAX_AGE, "SECONDS", "2592000 (30 days)",
@@ -166,7 +200,7 @@ static void env_name(const char *opt, char *out, size_t cap)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: semantic serve -m MODEL [options]\n\n");
+    fprintf(f, "usage: semantic serve -m [NAME=]MODEL... | --models-dir DIR [options]\n\n");
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const serve_option *o = &options[i];
         char flag[64], env[64], short_flag[8] = "    ";
@@ -190,6 +224,59 @@ static sem_status add_key(serve_config *c, const char *key, sem_err *err)
     if (!*key)
         return sem_err_set(err, SEM_EINVAL, "--api-key: an API key is empty");
     c->api_keys[c->n_api_keys++] = key;
+    return SEM_OK;
+}
+
+/* -m [NAME=]PATH: NAME= when what comes before the first '=' is no path. */
+static sem_status add_model(serve_config *c, const char *v, sem_err *err)
+{
+    if (c->n_models == SERVE_MAX_MODELS)
+        return sem_err_set(err, SEM_EINVAL, "-m: at most %d models", SERVE_MAX_MODELS);
+    model_spec *m = &c->models[c->n_models];
+    const char *eq = strchr(v, '=');
+    *m = (model_spec){.path = v};
+    if (eq && !memchr(v, '/', (size_t)(eq - v))) {
+        if (eq == v || (size_t)(eq - v) >= HTTP_MODEL_NAME_MAX)
+            return sem_err_set(err, SEM_EINVAL, "-m %s: the name before '=' is empty or too long",
+                               v);
+        char *name = c->model_names[c->n_models];
+        snprintf(name, HTTP_MODEL_NAME_MAX, "%.*s", (int)(eq - v), v);
+        *m = (model_spec){.name = name, .path = eq + 1};
+    }
+    if (!*m->path)
+        return sem_err_set(err, SEM_EINVAL, "-m '%s': the path is empty", v);
+    c->n_models++;
+    return SEM_OK;
+}
+
+/* --alias PATTERN=NAME (split at the last '='; names hold none). */
+static sem_status add_alias(serve_config *c, const char *v, sem_err *err)
+{
+    if (c->n_aliases == SERVE_MAX_ALIASES)
+        return sem_err_set(err, SEM_EINVAL, "--alias: at most %d aliases", SERVE_MAX_ALIASES);
+    char *buf = c->alias_bufs[c->n_aliases];
+    if (snprintf(buf, sizeof c->alias_bufs[0], "%s", v) >= (int)sizeof c->alias_bufs[0])
+        return sem_err_set(err, SEM_EINVAL, "--alias %s: too long", v);
+    char *eq = strrchr(buf, '=');
+    if (!eq || eq == buf || !eq[1])
+        return sem_err_set(err, SEM_EINVAL, "--alias '%s': expected PATTERN=NAME", v);
+    *eq = '\0';
+    c->aliases[c->n_aliases++] = (model_alias){.pattern = buf, .target = eq + 1};
+    return SEM_OK;
+}
+
+static sem_status parse_env_aliases(serve_config *c, const char *v, sem_err *err)
+{
+    char copy[4096];
+    if (snprintf(copy, sizeof copy, "%s", v) >= (int)sizeof copy)
+        return sem_err_set(err, SEM_EINVAL, "too long");
+    char *save = NULL;
+    for (char *a = strtok_r(copy, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+        while (*a == ' ')
+            a++;
+        if (*a && add_alias(c, a, err) != SEM_OK)
+            return err->status;
+    }
     return SEM_OK;
 }
 
@@ -218,7 +305,18 @@ static sem_status apply(serve_config *c, int id, const char *v, int from_env, se
 {
     sem_status st = SEM_OK;
     switch (id) {
-    case O_MODEL: c->model_path = v; break;
+    case O_MODEL:
+        if (!from_env && !c->models_from_flags) {
+            c->models_from_flags = 1;
+            c->n_models = 0; /* flags replace the environment's model */
+        }
+        return add_model(c, v, err);
+    case O_MODELS_DIR: c->models_dir = *v ? v : NULL; break;
+    case O_ALIAS: return from_env ? parse_env_aliases(c, v, err) : add_alias(c, v, err);
+    case O_DEFAULT_MODEL: c->default_model = *v ? v : NULL; break;
+    case O_MODELS_RAM:
+        st = cli_parse_u32("--models-ram", v, 0, 1u << 24, &c->models_ram_mb, err);
+        break;
     case O_HOST: c->host = v; break;
     case O_PORT: st = cli_parse_u32("--port", v, 0, 65535, &c->port, err); break;
     case O_API_KEY:
@@ -341,22 +439,22 @@ static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *er
     }
     if (optind != argc)
         return sem_err_set(err, SEM_EINVAL, "unexpected argument '%s'", argv[optind]);
-    if (!c->model_path)
-        return sem_err_set(err, SEM_EINVAL, "-m MODEL (or SEMANTIC_MODEL) is required");
+    if (!c->n_models && !c->models_dir)
+        return sem_err_set(err, SEM_EINVAL,
+                           "-m MODEL or --models-dir DIR (or SEMANTIC_MODEL, SEMANTIC_MODELS_DIR) "
+                           "is required");
     if (c->chat_template && c->chat_template_file)
         return sem_err_set(err, SEM_EINVAL, "--chat-template and --chat-template-file: give one of them");
     if (c->cache_remote && !*c->cache_dir)
         return sem_err_set(err, SEM_EINVAL,
                            "--cache-remote needs the disk tier: the remote tier sits under it, "
                            "but --cache-dir is '' (persistence off)");
-    if (!c->model_id) {
-        const char *base = strrchr(c->model_path, '/');
-        base = base ? base + 1 : c->model_path;
-        size_t n = strlen(base);
-        if (n > 5 && strcmp(base + n - 5, ".gguf") == 0)
-            n -= 5;
-        snprintf(c->model_id_buf, sizeof c->model_id_buf, "%.*s", (int)n, base);
-        c->model_id = c->model_id_buf;
+    if (c->model_id) {
+        if (c->n_models != 1 || c->models[0].name)
+            return sem_err_set(err, SEM_EINVAL,
+                               "--model-id names a single -m model; with several, name each "
+                               "with -m NAME=PATH");
+        c->models[0].name = c->model_id;
     }
     return SEM_OK;
 }
@@ -368,9 +466,9 @@ typedef struct serve_state {
     http_auth *auth;
     http_api *api;
     http_server *server;
-    serving_stack st; /* model, backend, pool, disk store, engine, prompts */
-    response_db *responses; /* the Responses API's stored responses */
-    http_backend backend;
+    model_registry *registry; /* the models, each with its serving stack */
+    http_models models;
+    response_db *responses;   /* the Responses API's stored responses, every model's */
 } serve_state;
 
 static void log_line(const char *level, const char *source, const char *message)
@@ -384,51 +482,13 @@ static void log_line(const char *level, const char *source, const char *message)
     }
 }
 
-/* The remote tier's state for readiness and metrics (never blocks). */
-static void backend_remote(void *user, metrics_remote *out)
-{
-    serve_state *s = user;
-    serving_stack_remote_stats(&s->st, &out->stats, &out->queued);
-    out->enabled = out->stats.state != REMOTE_OFF;
-    out->budget_bytes = (uint64_t)s->cfg.remote_mb << 20;
-}
-
-static void backend_stats(void *user, metrics_engine *out)
-{
-    serve_state *s = user;
-    engine_stats st = engine_get_stats(s->st.e);
-    *out = (metrics_engine){.running = st.running,
-                            .waiting = st.waiting,
-                            .agents_hot = st.agents_hot,
-                            .agents_warm = st.agents_warm,
-                            .pool_used = st.pool_used,
-                            .pool_total = st.pool_total,
-                            .pool_shared = st.pool_shared,
-                            .pool_pinned = st.pool_pinned,
-                            .forks = st.forks,
-                            .pool_block_bytes = block_pool_block_bytes(s->st.pool),
-                            .hits_hot = st.hits_hot,
-                            .hits_warm = st.hits_warm,
-                            .misses = st.misses,
-                            .evictions = st.evictions,
-                            .saves = st.saves,
-                            .save_failures = st.save_failures,
-                            .saves_stopped = st.saves_stopped,
-                            .load_failures = st.load_failures,
-                            .io_in_flight = st.io_in_flight};
-    if (s->st.store)
-        out->disk_bytes = s->st.warm.ops->disk_bytes(s->st.warm.self);
-    out->disk_budget = (uint64_t)s->cfg.disk_mb << 20;
-    backend_remote(user, &out->remote);
-}
-
 /* The stored responses: responses.sqlite in the cache folder, in memory
  * without one (they then last as long as the process). */
 static sem_status open_responses(serve_state *s, sem_err *err)
 {
-    char path[sizeof s->st.cache_dir + 32];
-    snprintf(path, sizeof path, "%s%s", s->st.cache_dir,
-             s->st.cache_dir[0] ? "/responses.sqlite" : ":memory:");
+    char path[PATH_MAX + 32];
+    const char *dir = s->cfg.cache_dir;
+    snprintf(path, sizeof path, "%s%s", dir, *dir ? "/responses.sqlite" : ":memory:");
     response_db_opts o = {.path = path,
                           .max_count = s->cfg.responses_max,
                           .max_age_s = s->cfg.responses_max_age_s,
@@ -437,14 +497,9 @@ static sem_status open_responses(serve_state *s, sem_err *err)
     return s->responses ? SEM_OK : err->status;
 }
 
-/* Loads the model and builds the serving stack (cli/serving_stack.h) behind HTTP. */
-static sem_status load(serve_state *s, sem_err *err)
+static serving_stack_opts stack_opts(const serve_config *c)
 {
-    const serve_config *c = &s->cfg;
-    double t0 = deadline_now_ms();
     serving_stack_opts o = serving_stack_defaults();
-    o.model_path = c->model_path;
-    o.cache_dir = c->cache_dir;
     o.pool_mb = c->pool_mb;
     o.pin_mb = c->pin_mb;
     o.disk_mb = c->disk_mb;
@@ -462,56 +517,64 @@ static sem_status load(serve_state *s, sem_err *err)
     o.remote_ttl_s = c->remote_ttl_s;
     /* Queued remote writes get part of the drain time at shutdown. */
     o.remote_drain_ms = c->drain_timeout_s < 10 ? c->drain_timeout_s * 1000 : 10000;
-    if (serving_stack_open(&s->st, &o, err) != SEM_OK)
-        return err->status;
+    return o;
+}
+
+/* Builds the model registry (loading the -m models) behind HTTP. */
+static sem_status load(serve_state *s, sem_err *err)
+{
+    const serve_config *c = &s->cfg;
+    if (*c->cache_dir && fs_make_dirs(c->cache_dir) != 0)
+        return sem_err_set(err, SEM_EIO, "--cache-dir %s: %s", c->cache_dir, strerror(errno));
     if (open_responses(s, err) != SEM_OK)
         return err->status;
-    const cache_spec *spec = block_pool_spec(s->st.pool);
-    uint64_t need = cache_spec_peak_blocks(spec, s->st.ctx, o.chunk);
-    if (need > block_pool_total(s->st.pool))
-        return sem_err_set(err, SEM_EINVAL,
-                           "--pool-mb %u holds %u KV blocks; one sequence of the full context "
-                           "(%u tokens) needs %llu: raise --pool-mb or lower --ctx",
-                           c->pool_mb, block_pool_total(s->st.pool), s->st.ctx,
-                           (unsigned long long)need);
-    s->backend = (http_backend){.model_id = c->model_id,
-                                .gen = engine_generation_port(s->st.e),
-                                .agents = engine_agent_store(s->st.e),
-                                .prompts = model_prompts_port(s->st.prompts),
-                                .stats = backend_stats,
-                                .stats_user = s,
-                                .remote = s->st.tiered ? backend_remote : NULL,
-                                .persistent = s->st.store != NULL,
-                                .responses = response_db_port(s->responses)};
-    char msg[PATH_MAX + 1024], remote[512] = "";
-    if (s->st.tiered) {
-        char shown[400];
+    model_registry_opts ro = {.models = c->models,
+                              .n_models = c->n_models,
+                              .models_dir = c->models_dir,
+                              .aliases = c->aliases,
+                              .n_aliases = c->n_aliases,
+                              .default_model = c->default_model,
+                              .ram_budget = (uint64_t)c->models_ram_mb << 20,
+                              .stack = stack_opts(c),
+                              .cache_dir = c->cache_dir,
+                              .disk_budget = (uint64_t)c->disk_mb << 20,
+                              .remote_budget = (uint64_t)c->remote_mb << 20,
+                              .responses = response_db_port(s->responses)};
+    if (c->cache_remote) {
+        char shown[400], msg[512];
         serving_stack_redact_url(c->cache_remote, shown, sizeof shown);
-        snprintf(remote, sizeof remote, ", shared through %s", shown);
+        snprintf(msg, sizeof msg, "agent memory is shared through %s", shown);
+        log_line("info", "serve", msg);
     }
-    snprintf(msg, sizeof msg,
-             "loaded %s in %.0f ms: context %u, pool %.1f MiB (%s: %u blocks of %zu bytes), "
-             "batch %u, agent memory in %s%s",
-             c->model_id, deadline_now_ms() - t0, s->st.ctx,
-             (double)block_pool_total(s->st.pool) * (double)block_pool_block_bytes(s->st.pool) /
-                 (1 << 20),
-             c->pool_mb          ? "--pool-mb"
-             : s->st.pool_capped ? "from the model, cut to half of MemAvailable"
-                                 : "from the model",
-             block_pool_total(s->st.pool), block_pool_block_bytes(s->st.pool), c->max_batch,
-             s->st.cache_dir[0] ? s->st.cache_dir : "RAM only", remote);
-    log_line("info", "serve", msg);
+    s->registry = model_registry_open(&ro, err);
+    if (!s->registry)
+        return err->status;
+    s->models = model_registry_port(s->registry);
     return SEM_OK;
 }
 
 static void teardown(serve_state *s)
 {
     http_server_stop(s->server);
-    serving_stack_close(&s->st, 0);
+    model_registry_close(s->registry);
     response_db_close(s->responses);
     http_api_free(s->api);
     auth_free(s->auth);
     free(s->cfg.env_keys);
+}
+
+/* SIGHUP: the models folder is read again. */
+static void rescan(serve_state *s)
+{
+    uint32_t added, removed, changed;
+    sem_err err = {0};
+    char msg[1024];
+    if (s->models.ops->rescan(s->models.self, &added, &removed, &changed, &err) != SEM_OK)
+        snprintf(msg, sizeof msg, "SIGHUP: %s", sem_err_text(&err));
+    else
+        snprintf(msg, sizeof msg, "SIGHUP: models rescanned: %u added, %u removed, %u changed",
+                 added, removed, changed);
+    log_line(err.status ? "error" : "info", "serve", msg);
 }
 
 /* Waits for SIGTERM/SIGINT (blocked in every thread) or an admin drain. */
@@ -520,7 +583,9 @@ static int wait_for_shutdown(serve_state *s, const sigset_t *set)
     for (;;) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
         int sig = sigtimedwait(set, NULL, &ts);
-        if (sig > 0)
+        if (sig == SIGHUP)
+            rescan(s);
+        else if (sig > 0)
             return sig;
         if (http_api_shutdown_requested(s->api))
             return 0;
@@ -541,6 +606,7 @@ int cmd_serve(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -572,16 +638,16 @@ int cmd_serve(int argc, char **argv)
     char url[300];
     snprintf(url, sizeof url, "http://%s%s%s:%u", strchr(s.cfg.host, ':') ? "[" : "",
              s.cfg.host, strchr(s.cfg.host, ':') ? "]" : "", (unsigned)http_server_port(s.server));
-    snprintf(msg, sizeof msg, "listening on %s (%s; loading %s: not ready yet, wait for \"ready\")",
-             url, auth_has_keys(s.auth) ? "API keys required" : "no API key required",
-             s.cfg.model_path);
+    snprintf(msg, sizeof msg, "listening on %s (%s; loading: not ready yet, wait for \"ready\")",
+             url, auth_has_keys(s.auth) ? "API keys required" : "no API key required");
     log_line("info", "serve", msg);
     if (load(&s, &err) != SEM_OK) {
         teardown(&s);
         return cli_fail("serve", &err);
     }
-    http_api_set_backend(s.api, &s.backend);
-    snprintf(msg, sizeof msg, "ready: %s answers on %s", s.cfg.model_id, url);
+    http_api_set_models(s.api, &s.models, response_db_port(s.responses));
+    snprintf(msg, sizeof msg, "ready: %zu models%s answer on %s", s.cfg.n_models,
+             s.cfg.models_dir ? " and the models folder's" : "", url);
     log_line("info", "serve", msg);
 
     int sig = wait_for_shutdown(&s, &set);
@@ -592,7 +658,7 @@ int cmd_serve(int argc, char **argv)
              s.cfg.drain_timeout_s);
     log_line("info", "serve", msg);
     http_api_set_draining(s.api);
-    uint32_t failed = engine_drain(s.st.e, s.cfg.drain_timeout_s * 1000);
+    uint32_t failed = model_registry_drain(s.registry, s.cfg.drain_timeout_s * 1000);
     if (failed) {
         snprintf(msg, sizeof msg, "%u agents could not be saved", failed);
         log_line("error", "serve", msg);

@@ -211,33 +211,44 @@ static sem_status open_prompts(serving_stack *s, const serving_stack_opts *o, co
     return SEM_OK;
 }
 
-sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem_err *err)
+sem_status serving_stack_open_model(serving_stack *s, const serving_stack_opts *o, sem_err *err)
 {
     memset(s, 0, sizeof *s);
     s->remote_drain_ms = o->remote_drain_ms;
-    char *tmpl_src = NULL;
+    char *tmpl_src = NULL; /* read now only so that a wrong path fails before the load */
     sem_status st = read_template_file(o, &tmpl_src, err);
+    free(tmpl_src);
     if (st != SEM_OK)
         return st;
-    st = SEM_EINVAL;
     s->m = model_load(o->model_path, err);
-    if (!s->m) {
-        free(tmpl_src);
+    if (!s->m)
         return err->status;
-    }
     const model_hparams *hp = model_hparams_of(s->m);
     s->ctx = o->ctx ? o->ctx : (hp->n_ctx_train < STACK_MAX_CTX ? hp->n_ctx_train : STACK_MAX_CTX);
-    if ((st = cli_check_ctx(s->ctx, hp->n_ctx_train, o->model_path, err)) != SEM_OK)
-        goto fail;
     cpu_isa isa = cpu_isa_best();
-    if (o->isa && (st = cpu_isa_parse(o->isa, &isa, err)) != SEM_OK)
+    if ((st = cli_check_ctx(s->ctx, hp->n_ctx_train, o->model_path, err)) != SEM_OK ||
+        (o->isa && (st = cpu_isa_parse(o->isa, &isa, err)) != SEM_OK))
         goto fail;
     forward_opts fo = {.n_threads = o->threads > 0 ? o->threads
                                                     : (int)sysconf(_SC_NPROCESSORS_ONLN),
                        .isa = isa, .max_tokens = o->chunk + o->max_batch};
     s->backend = model_backend_create(s->m, &fo, s->ctx, err);
-    if (!s->backend || (st = open_pool(s, o, err)) != SEM_OK || (st = open_store(s, o, err)) != SEM_OK)
+    if (!s->backend || (st = open_pool(s, o, err)) != SEM_OK)
         goto fail_status;
+    return SEM_OK;
+fail_status:
+    st = err->status ? err->status : SEM_EINTERNAL;
+fail:
+    serving_stack_close(s, 0);
+    return st;
+}
+
+sem_status serving_stack_open_serving(serving_stack *s, const serving_stack_opts *o, sem_err *err)
+{
+    char *tmpl_src = NULL;
+    sem_status st = read_template_file(o, &tmpl_src, err);
+    if (st != SEM_OK || (st = open_store(s, o, err)) != SEM_OK)
+        goto fail;
     engine_opts eo = engine_defaults();
     eo.max_batch = o->max_batch;
     eo.chunk = o->chunk;
@@ -252,9 +263,7 @@ sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem
         eo.log_user = (void *)"engine";
     }
     s->e = engine_create(model_backend_port(s->backend), s->pool, &eo, err);
-    if (!s->e)
-        goto fail_status;
-    if (open_prompts(s, o, tmpl_src, err) != SEM_OK)
+    if (!s->e || (st = open_prompts(s, o, tmpl_src, err)) != SEM_OK)
         goto fail_status;
     free(tmpl_src);
     return SEM_OK;
@@ -264,6 +273,19 @@ fail:
     free(tmpl_src);
     serving_stack_close(s, 0);
     return st;
+}
+
+sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem_err *err)
+{
+    sem_status st = serving_stack_open_model(s, o, err);
+    return st == SEM_OK ? serving_stack_open_serving(s, o, err) : st;
+}
+
+uint64_t serving_stack_ram_bytes(const serving_stack *s)
+{
+    uint64_t pool = s->pool ? (uint64_t)block_pool_total(s->pool) * block_pool_block_bytes(s->pool)
+                            : 0;
+    return pool + (s->m ? gguf_file_size(model_gguf(s->m)) : 0);
 }
 
 void serving_stack_close(serving_stack *s, uint32_t drain_ms)

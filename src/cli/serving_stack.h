@@ -67,6 +67,15 @@ typedef struct serving_stack {
 } serving_stack;
 
 sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem_err *err);
+/* serving_stack_open in two steps: the model, its backend and the pool
+ * (the slow part, which touches no shared folder), then the warm store,
+ * the engine and the prompts (which lock the cache folder). A reload
+ * takes the first step beside the running stack and the second once the
+ * old stack let go of the folder. On failure each step closes s. */
+sem_status serving_stack_open_model(serving_stack *s, const serving_stack_opts *o, sem_err *err);
+sem_status serving_stack_open_serving(serving_stack *s, const serving_stack_opts *o, sem_err *err);
+/* Memory the stack holds: the model file (mapped) and the KV pool, bytes. */
+uint64_t serving_stack_ram_bytes(const serving_stack *s);
 /* Drains (writing unsaved agent memory) and frees everything. */
 void serving_stack_close(serving_stack *s, uint32_t drain_ms);
 

@@ -25,6 +25,7 @@ static const struct {
     [SEM_ETOOLARGE] = {"too_large", "the input exceeds a configured limit"},
     [SEM_EAUTH] = {"unauthorized", "missing or invalid credentials"},
     [SEM_EINTERNAL] = {"internal", "internal error (a bug in semantic)"},
+    [SEM_EAGAIN] = {"not_ready", "not ready yet: try again when told"},
 };
 
 const char *sem_status_name(sem_status st)

@@ -29,6 +29,7 @@ typedef enum sem_status {
     SEM_ETOOLARGE,      /* input exceeds a configured limit (context, body) */
     SEM_EAUTH,          /* missing or wrong credentials */
     SEM_EINTERNAL,      /* a bug: an invariant did not hold */
+    SEM_EAGAIN,         /* not ready yet: the caller is told when (a model loading) */
     SEM_STATUS_COUNT
 } sem_status;
 

@@ -86,34 +86,62 @@ static int path_agent(http_api *api, http_exchange *x, char key[AGENT_KEY_MAX + 
     return 1;
 }
 
-void agents_routes_list(http_api *api, http_exchange *x)
+typedef struct agents_listing {
+    const char *prefix; /* "<namespace>." or "" */
+    json_t *data;
+    sem_err err;        /* the first model whose store failed */
+} agents_listing;
+
+/* Appends the caller's agents on one model, each naming the model (the
+ * same id on two models is two agents). */
+static void list_model(void *user, const http_backend *be)
 {
-    const http_backend *be = http_api_backend(api);
-    const char *ns = http_exchange_namespace(x);
-    char prefix[AUTH_NS_LEN + 2];
-    snprintf(prefix, sizeof prefix, "%s%s", ns, *ns ? "." : "");
+    agents_listing *l = user;
     agent_info *list = NULL;
     size_t n = 0;
     sem_err err = {0};
-    if (be->agents.ops->list(be->agents.self, prefix, &list, &n, &err) != SEM_OK) {
-        http_api_reply_error(api, x, &err, NULL);
+    if (be->agents.ops->list(be->agents.self, l->prefix, &list, &n, &err) != SEM_OK) {
+        if (l->err.status == SEM_OK)
+            l->err = err;
         return;
     }
-    json_t *data = json_array();
-    size_t skip = strlen(prefix);
+    size_t skip = strlen(l->prefix);
     for (size_t i = 0; i < n; i++) {
         const char *id = list[i].key + skip;
         if (strchr(id, '.'))
             continue; /* another namespace's agent (served when keys are configured) */
-        json_array_append_new(data, agent_json(&list[i], id));
+        json_t *o = agent_json(&list[i], id);
+        json_object_set_new(o, "model", json_string(be->model_id));
+        json_array_append_new(l->data, o);
     }
     free(list);
-    http_exchange_reply_json(x, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+}
+
+/* GET /v1/agents: the agents of ?model= (loaded for it), or of every
+ * loaded model. The memory of a model that is not loaded stays on its
+ * disk until the model is loaded again. */
+void agents_routes_list(http_api *api, http_exchange *x)
+{
+    const http_backend *be = http_api_model(x);
+    const char *ns = http_exchange_namespace(x);
+    char prefix[AUTH_NS_LEN + 2];
+    snprintf(prefix, sizeof prefix, "%s%s", ns, *ns ? "." : "");
+    agents_listing l = {.prefix = prefix, .data = json_array()};
+    if (be)
+        list_model(&l, be);
+    else
+        http_api_each_loaded(api, list_model, &l);
+    if (l.err.status != SEM_OK) {
+        json_decref(l.data);
+        http_api_reply_error(api, x, &l.err, NULL);
+        return;
+    }
+    http_exchange_reply_json(x, 200, json_pack("{s:s,s:o}", "object", "list", "data", l.data));
 }
 
 void agents_routes_get(http_api *api, http_exchange *x)
 {
-    const http_backend *be = http_api_backend(api);
+    const http_backend *be = http_api_model(x);
     char key[AGENT_KEY_MAX + 1];
     if (!path_agent(api, x, key))
         return;
@@ -132,7 +160,7 @@ void agents_routes_get(http_api *api, http_exchange *x)
 
 void agents_routes_delete(http_api *api, http_exchange *x)
 {
-    const http_backend *be = http_api_backend(api);
+    const http_backend *be = http_api_model(x);
     char key[AGENT_KEY_MAX + 1];
     if (!path_agent(api, x, key))
         return;
@@ -190,7 +218,7 @@ static void prefill_free(void *self)
 static void prefill_describe(void *self, http_exchange *x)
 {
     prefill_call *c = self;
-    const http_backend *be = http_api_backend(c->api);
+    const http_backend *be = http_api_model(x);
     agent_info info;
     sem_err err = {0};
     if (be->agents.ops->get(be->agents.self, c->key, &info, &err) == SEM_OK)
@@ -229,7 +257,7 @@ static const http_wait_ops prefill_wait_ops = {prefill_step, prefill_free};
 
 void agents_routes_prefill(http_api *api, http_exchange *x)
 {
-    const http_backend *be = http_api_backend(api);
+    const http_backend *be = http_api_model(x);
     char key[AGENT_KEY_MAX + 1];
     if (!path_agent(api, x, key))
         return;
@@ -332,7 +360,7 @@ static sem_status fork_body(http_exchange *x, const char **into, char into_key[A
 static void fork_refused(http_api *api, http_exchange *x, const sem_err *why, const char *key,
                          const char *into, const char *into_key, uint32_t at)
 {
-    const http_backend *be = http_api_backend(api);
+    const http_backend *be = http_api_model(x);
     agent_info info;
     sem_err err = {0};
     if (be->agents.ops->get(be->agents.self, into_key, &info, &err) == SEM_OK) {
@@ -354,7 +382,7 @@ static void fork_refused(http_api *api, http_exchange *x, const sem_err *why, co
 
 void agents_routes_fork(http_api *api, http_exchange *x)
 {
-    const http_backend *be = http_api_backend(api);
+    const http_backend *be = http_api_model(x);
     char key[AGENT_KEY_MAX + 1], into_key[AGENT_KEY_MAX + 1];
     if (!path_agent(api, x, key) || !have_op(api, x, be->agents.ops->fork != NULL, "fork"))
         return;
@@ -386,7 +414,7 @@ void agents_routes_fork(http_api *api, http_exchange *x)
 /* Pins (ttl_s > 0) or unpins (0) the agent of the path and replies it. */
 static void pin_agent(http_api *api, http_exchange *x, const char *key, uint32_t ttl_s)
 {
-    const http_backend *be = http_api_backend(api);
+    const http_backend *be = http_api_model(x);
     const char *id = http_exchange_param(x);
     agent_info info;
     sem_err err = {0};
@@ -415,7 +443,7 @@ static void pin_agent(http_api *api, http_exchange *x, const char *key, uint32_t
 
 void agents_routes_pin(http_api *api, http_exchange *x)
 {
-    const http_backend *be = http_api_backend(api);
+    const http_backend *be = http_api_model(x);
     char key[AGENT_KEY_MAX + 1];
     if (!path_agent(api, x, key) || !have_op(api, x, be->agents.ops->pin != NULL, "pin"))
         return;
@@ -438,7 +466,7 @@ void agents_routes_pin(http_api *api, http_exchange *x)
 
 void agents_routes_unpin(http_api *api, http_exchange *x)
 {
-    const http_backend *be = http_api_backend(api);
+    const http_backend *be = http_api_model(x);
     char key[AGENT_KEY_MAX + 1];
     if (!path_agent(api, x, key) || !have_op(api, x, be->agents.ops->pin != NULL, "pin"))
         return;
@@ -465,7 +493,7 @@ static json_t *request_json(const agent_request *r)
 
 void agents_routes_requests(http_api *api, http_exchange *x)
 {
-    const http_backend *be = http_api_backend(api);
+    const http_backend *be = http_api_model(x);
     char key[AGENT_KEY_MAX + 1];
     if (!path_agent(api, x, key))
         return;

@@ -1039,7 +1039,7 @@ static route_input input_of(http_api *api, const http_backend *be, http_exchange
 
 void anthropic_routes_messages(http_api *api, http_exchange *x)
 {
-    const http_backend *be = http_api_backend(api);
+    const http_backend *be = http_api_model(x);
     an_request r;
     req_err e = {0};
     route_input in = input_of(api, be, x);
@@ -1095,7 +1095,7 @@ void anthropic_routes_messages(http_api *api, http_exchange *x)
 
 void anthropic_routes_count_tokens(http_api *api, http_exchange *x)
 {
-    const http_backend *be = http_api_backend(api);
+    const http_backend *be = http_api_model(x);
     an_request r;
     req_err e = {0};
     route_input in = input_of(api, be, x);

@@ -37,7 +37,7 @@ http_api *http_api_create(const http_api_opts *o, sem_err *err)
         http_api_free(api);
         return NULL;
     }
-    atomic_init(&api->backend, NULL);
+    atomic_init(&api->models, NULL);
     atomic_init(&api->state, HTTP_STATE_LOADING);
     atomic_init(&api->shutdown_requested, 0);
     atomic_init(&api->next_id, 0);
@@ -60,9 +60,10 @@ void http_api_free(http_api *api)
     free(api);
 }
 
-void http_api_set_backend(http_api *api, const http_backend *be)
+void http_api_set_models(http_api *api, const http_models *models, response_store responses)
 {
-    atomic_store_explicit(&api->backend, be, memory_order_release);
+    api->responses = responses;
+    atomic_store_explicit(&api->models, models, memory_order_release);
     int loading = HTTP_STATE_LOADING;
     atomic_compare_exchange_strong(&api->state, &loading, HTTP_STATE_READY);
 }
@@ -74,10 +75,173 @@ http_state http_api_state(const http_api *api)
     return (http_state)atomic_load((atomic_int *)&api->state);
 }
 
-const http_backend *http_api_backend(const http_api *api)
+const http_models *http_api_models(const http_api *api)
 {
-    return atomic_load_explicit((_Atomic(const http_backend *) *)&api->backend,
+    return atomic_load_explicit((_Atomic(const http_models *) *)&api->models,
                                 memory_order_acquire);
+}
+
+/* ---------------------------------------------------------------- models */
+
+static void lease_release(void *ctx, void *lease)
+{
+    const http_models *m = ctx;
+    m->ops->release(m->self, lease);
+}
+
+/* An exchange waiting for its model to load; the route runs again after. */
+typedef struct model_wait {
+    http_api *api;
+    http_exchange *x; /* the pending wake's argument */
+    http_route_fn rerun;
+    char served[HTTP_MODEL_NAME_MAX];
+} model_wait;
+
+static void reply_model_error(http_api *api, http_exchange *x, const sem_err *err)
+{
+    http_error he;
+    if (err->status == SEM_ENOTFOUND) {
+        he = http_error_make(HTTP_ERR_NOT_FOUND, "model", "%s", err->detail);
+        he.code = "model_not_found";
+    } else {
+        he = http_error_make(HTTP_ERR_UNAVAILABLE, "model", "%s", err->detail);
+        http_exchange_add_header(x, "Retry-After", "1");
+    }
+    (void)api;
+    http_exchange_note_error(x, err->detail);
+    http_exchange_reply_error(x, &he);
+}
+
+/* Leases the served model on x; 1 when done, 0 with *err (SEM_EAGAIN: a
+ * wake for x is pending). */
+static int lease_on(http_api *api, http_exchange *x, const char *served, int load, sem_err *err)
+{
+    const http_models *m = http_api_models(api);
+    const http_backend *be = NULL;
+    void *lease = NULL;
+    if (m->ops->acquire(m->self, served, load, &be, &lease, http_exchange_wake, x, err) != SEM_OK)
+        return 0;
+    http_exchange_lease l = {.value = be, .lease = lease, .release = lease_release,
+                             .ctx = (void *)m};
+    snprintf(l.name, sizeof l.name, "%s", served);
+    http_exchange_set_lease(x, &l);
+    return 1;
+}
+
+static void model_wait_step(void *self, http_exchange *x)
+{
+    model_wait *w = self;
+    sem_err err = {0};
+    if (lease_on(w->api, x, w->served, 0, &err)) {
+        http_api *api = w->api;
+        http_route_fn rerun = w->rerun;
+        free(w);
+        rerun(api, x); /* finds the lease, and goes on as if it never waited */
+        return;
+    }
+    if (err.status == SEM_EAGAIN)
+        return; /* still loading: the wake is registered again */
+    http_api *api = w->api;
+    free(w);
+    reply_model_error(api, x, &err);
+}
+
+static void model_wait_close(void *self)
+{
+    model_wait *w = self;
+    const http_models *m = http_api_models(w->api);
+    m->ops->cancel_wait(m->self, w->x); /* no wake may reach the exchange now */
+    free(w);
+}
+
+static const http_wait_ops model_wait_ops = {model_wait_step, model_wait_close};
+
+int http_api_use_model(http_api *api, http_exchange *x, const char *name, int load,
+                       http_route_fn rerun, const http_backend **be)
+{
+    const http_exchange_lease *held = http_exchange_lease_of(x);
+    if (held) {
+        *be = held->value;
+        return 1;
+    }
+    const http_models *m = http_api_models(api);
+    sem_err err = {0};
+    char served[HTTP_MODEL_NAME_MAX];
+    if (!m) {
+        sem_err_set(&err, SEM_EBUSY, "the server is starting: its models are not set up yet");
+        reply_model_error(api, x, &err);
+        return 0;
+    }
+    if (m->ops->resolve(m->self, name, served, &err) != SEM_OK) {
+        reply_model_error(api, x, &err);
+        return 0;
+    }
+    if (lease_on(api, x, served, load, &err)) {
+        *be = http_exchange_lease_of(x)->value;
+        return 1;
+    }
+    if (err.status != SEM_EAGAIN) {
+        reply_model_error(api, x, &err);
+        return 0;
+    }
+    model_wait *w = calloc(1, sizeof *w);
+    if (!w) {
+        m->ops->cancel_wait(m->self, x);
+        sem_err_set(&err, SEM_ENOMEM, "out of memory");
+        reply_model_error(api, x, &err);
+        return 0;
+    }
+    *w = (model_wait){.api = api, .x = x, .rerun = rerun};
+    snprintf(w->served, sizeof w->served, "%s", served);
+    http_exchange_wait(x, &model_wait_ops, w);
+    return 0;
+}
+
+int http_api_use_request_model(http_api *api, http_exchange *x, http_route_fn rerun,
+                               const http_backend **be)
+{
+    const http_exchange_lease *held = http_exchange_lease_of(x);
+    if (held) { /* a rerun after the load: the body was read the first time */
+        *be = held->value;
+        return 1;
+    }
+    size_t len = 0;
+    const char *body = http_exchange_body(x, &len);
+    json_t *root = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+    const char *name = root ? json_string_value(json_object_get(root, "model")) : NULL;
+    int ok = http_api_use_model(api, x, name, 1, rerun, be);
+    json_decref(root);
+    return ok;
+}
+
+const http_backend *http_api_model(const http_exchange *x)
+{
+    const http_exchange_lease *l = http_exchange_lease_of(x);
+    return l ? l->value : NULL;
+}
+
+void http_api_each_loaded(http_api *api, void (*fn)(void *user, const http_backend *be),
+                          void *user)
+{
+    const http_models *m = http_api_models(api);
+    if (!m)
+        return;
+    enum { MAX = 64 };
+    http_model_info *list = calloc(MAX, sizeof *list);
+    if (!list)
+        return;
+    size_t n = m->ops->list(m->self, list, MAX);
+    for (size_t i = 0; i < n && i < MAX; i++) {
+        const http_backend *be = NULL;
+        void *lease = NULL;
+        sem_err err = {0};
+        if (list[i].state != HTTP_MODEL_LOADED ||
+            m->ops->acquire(m->self, list[i].id, 0, &be, &lease, NULL, NULL, &err) != SEM_OK)
+            continue;
+        fn(user, be);
+        m->ops->release(m->self, lease);
+    }
+    free(list);
 }
 
 void http_api_request_shutdown(http_api *api) { atomic_store(&api->shutdown_requested, 1); }

@@ -84,6 +84,7 @@ http_error http_error_from_status(const sem_err *err, const char *param, int dra
     case SEM_EIO:
     case SEM_ECORRUPT:
     case SEM_EINCOMPAT:
+    case SEM_EAGAIN:
     case SEM_ECANCELLED: e = make(HTTP_ERR_UNAVAILABLE, param, sem_status_name(st)); break;
     case SEM_EINTERNAL:
     default: e = make(HTTP_ERR_INTERNAL, param, "internal_error"); break;

@@ -89,12 +89,33 @@ double http_exchange_age_ms(const http_exchange *x);
 /* Set by the router before the route runs. */
 void http_exchange_set_route(http_exchange *x, int route_id, http_shape shape, const char *param);
 void http_exchange_set_namespace(http_exchange *x, const char *ns);
+/* The route_id the router set (-1: none matched). */
+int http_exchange_route(const http_exchange *x);
 
 /* Facts for the request log and metrics. */
 void http_exchange_note_agent(http_exchange *x, const char *agent_id);
 void http_exchange_note_usage(http_exchange *x, uint32_t prompt_tokens, uint32_t cached_tokens,
                               uint32_t completion_tokens, double ttft_ms);
 void http_exchange_note_error(http_exchange *x, const char *message);
+
+/*
+ * The model the exchange runs on (http_api_use_model): what was leased,
+ * and how to release it. The exchange releases it when it ends, after its
+ * stream or wait was closed, so nothing of the request still uses what
+ * the lease keeps alive. One per exchange; a second replaces nothing and
+ * is released at once.
+ */
+typedef struct http_exchange_lease {
+    const void *value; /* the leased object (an http_backend) */
+    void *lease;
+    void (*release)(void *ctx, void *lease);
+    void *ctx;
+    char name[128]; /* what it was leased under (the served model's name) */
+} http_exchange_lease;
+
+void http_exchange_set_lease(http_exchange *x, const http_exchange_lease *l);
+/* NULL when the exchange holds none. */
+const http_exchange_lease *http_exchange_lease_of(const http_exchange *x);
 
 /* A response header for the reply to come (copied). */
 void http_exchange_add_header(http_exchange *x, const char *name, const char *value);

@@ -25,6 +25,16 @@ typedef enum route_runs {
                         thread (agent store operations, the engine's figures) */
 } route_runs;
 
+/* Which model the handler works on; the router leases it first (loading
+ * it while the exchange waits) and the handler finds it with
+ * http_api_model(). */
+typedef enum route_model {
+    MODEL_NONE,      /* none, or every loaded one (the handler iterates) */
+    MODEL_BODY,      /* the JSON body's "model" (absent: the default) */
+    MODEL_QUERY,     /* ?model= (absent: the default) */
+    MODEL_QUERY_ALL  /* ?model= when given; else none (the handler iterates) */
+} route_model;
+
 typedef struct route {
     const char *name; /* metrics label */
     const char *method;
@@ -34,61 +44,70 @@ typedef struct route {
     route_access access;
     route_needs needs;
     route_runs runs;
+    route_model model; /* MODEL_NONE when left out */
 } route;
 
 #define OPENAI HTTP_SHAPE_OPENAI
 #define ANTHROPIC HTTP_SHAPE_ANTHROPIC
 #define LOOP RUNS_ON_LOOP
 #define BLOCKING RUNS_BLOCKING
+#define BODY MODEL_BODY
+#define QUERY MODEL_QUERY
+#define NONE MODEL_NONE
 
 static const route routes[] = {
     {"chat_completions", "POST", "/v1/chat/completions", openai_routes_chat_completions, OPENAI,
-     ACCESS_API, NEEDS_ADMISSION, LOOP},
+     ACCESS_API, NEEDS_ADMISSION, LOOP, BODY},
     {"completions", "POST", "/v1/completions", openai_routes_completions, OPENAI, ACCESS_API,
-     NEEDS_ADMISSION, LOOP},
+     NEEDS_ADMISSION, LOOP, BODY},
     {"models_list", "GET", "/v1/models", openai_routes_models_list, OPENAI, ACCESS_API,
-     NEEDS_BACKEND, LOOP},
+     NEEDS_BACKEND, LOOP, NONE},
     {"models_get", "GET", "/v1/models/{id}", openai_routes_models_get, OPENAI, ACCESS_API,
-     NEEDS_BACKEND, LOOP},
+     NEEDS_BACKEND, LOOP, NONE},
     {"responses_create", "POST", "/v1/responses", responses_routes_create, OPENAI, ACCESS_API,
-     NEEDS_ADMISSION, BLOCKING},
+     NEEDS_ADMISSION, BLOCKING, BODY},
     {"responses_get", "GET", "/v1/responses/{id}", responses_routes_get, OPENAI, ACCESS_API,
-     NEEDS_BACKEND, BLOCKING},
+     NEEDS_BACKEND, BLOCKING, NONE},
     {"responses_delete", "DELETE", "/v1/responses/{id}", responses_routes_delete, OPENAI,
-     ACCESS_API, NEEDS_BACKEND, BLOCKING},
+     ACCESS_API, NEEDS_BACKEND, BLOCKING, NONE},
     {"responses_input_items", "GET", "/v1/responses/{id}/input_items",
-     responses_routes_input_items, OPENAI, ACCESS_API, NEEDS_BACKEND, BLOCKING},
+     responses_routes_input_items, OPENAI, ACCESS_API, NEEDS_BACKEND, BLOCKING, NONE},
     {"messages", "POST", "/v1/messages", anthropic_routes_messages, ANTHROPIC, ACCESS_API,
-     NEEDS_ADMISSION, LOOP},
+     NEEDS_ADMISSION, LOOP, BODY},
     {"messages_count_tokens", "POST", "/v1/messages/count_tokens", anthropic_routes_count_tokens,
-     ANTHROPIC, ACCESS_API, NEEDS_BACKEND, LOOP},
+     ANTHROPIC, ACCESS_API, NEEDS_BACKEND, LOOP, BODY},
     {"agents_list", "GET", "/v1/agents", agents_routes_list, OPENAI, ACCESS_API, NEEDS_BACKEND,
-     BLOCKING},
+     BLOCKING, MODEL_QUERY_ALL},
     {"agents_get", "GET", "/v1/agents/{id}", agents_routes_get, OPENAI, ACCESS_API, NEEDS_BACKEND,
-     BLOCKING},
+     BLOCKING, QUERY},
     {"agents_delete", "DELETE", "/v1/agents/{id}", agents_routes_delete, OPENAI, ACCESS_API,
-     NEEDS_BACKEND, BLOCKING},
+     NEEDS_BACKEND, BLOCKING, QUERY},
     {"agents_prefill", "POST", "/v1/agents/{id}/prefill", agents_routes_prefill, OPENAI, ACCESS_API,
-     NEEDS_ADMISSION, LOOP},
+     NEEDS_ADMISSION, LOOP, QUERY},
     {"agents_fork", "POST", "/v1/agents/{id}/fork", agents_routes_fork, OPENAI, ACCESS_API,
-     NEEDS_ADMISSION, BLOCKING},
+     NEEDS_ADMISSION, BLOCKING, QUERY},
     {"agents_pin", "POST", "/v1/agents/{id}/pin", agents_routes_pin, OPENAI, ACCESS_API,
-     NEEDS_BACKEND, BLOCKING},
+     NEEDS_BACKEND, BLOCKING, QUERY},
     {"agents_unpin", "DELETE", "/v1/agents/{id}/pin", agents_routes_unpin, OPENAI, ACCESS_API,
-     NEEDS_BACKEND, BLOCKING},
+     NEEDS_BACKEND, BLOCKING, QUERY},
     {"agents_requests", "GET", "/v1/agents/{id}/requests", agents_routes_requests, OPENAI,
-     ACCESS_API, NEEDS_BACKEND, BLOCKING},
-    {"stats", "GET", "/v1/stats", stats_routes_get, OPENAI, ACCESS_API, NEEDS_NOTHING, BLOCKING},
-    {"ui", "GET", "/ui", ui_routes_page, OPENAI, ACCESS_PUBLIC, NEEDS_NOTHING, LOOP},
-    {"ui_asset", "GET", "/ui/{id}", ui_routes_asset, OPENAI, ACCESS_PUBLIC, NEEDS_NOTHING, LOOP},
-    {"health", "GET", "/health", ops_routes_health, OPENAI, ACCESS_PUBLIC, NEEDS_NOTHING, LOOP},
+     ACCESS_API, NEEDS_BACKEND, BLOCKING, QUERY},
+    {"stats", "GET", "/v1/stats", stats_routes_get, OPENAI, ACCESS_API, NEEDS_NOTHING, BLOCKING,
+     MODEL_QUERY_ALL},
+    {"ui", "GET", "/ui", ui_routes_page, OPENAI, ACCESS_PUBLIC, NEEDS_NOTHING, LOOP, NONE},
+    {"ui_asset", "GET", "/ui/{id}", ui_routes_asset, OPENAI, ACCESS_PUBLIC, NEEDS_NOTHING, LOOP, NONE},
+    {"health", "GET", "/health", ops_routes_health, OPENAI, ACCESS_PUBLIC, NEEDS_NOTHING, LOOP, NONE},
     {"health_ready", "GET", "/health/ready", ops_routes_ready, OPENAI, ACCESS_PUBLIC,
-     NEEDS_NOTHING, LOOP},
-    {"metrics", "GET", "/metrics", ops_routes_metrics, OPENAI, ACCESS_API, NEEDS_NOTHING, BLOCKING},
+     NEEDS_NOTHING, LOOP, NONE},
+    {"metrics", "GET", "/metrics", ops_routes_metrics, OPENAI, ACCESS_API, NEEDS_NOTHING, BLOCKING, NONE},
     {"admin_clear", "POST", "/admin/clear", ops_routes_admin_clear, OPENAI, ACCESS_ADMIN,
-     NEEDS_BACKEND, BLOCKING},
+     NEEDS_BACKEND, BLOCKING, NONE},
     {"admin_drain", "POST", "/admin/drain", ops_routes_admin_drain, OPENAI, ACCESS_ADMIN,
-     NEEDS_NOTHING, LOOP},
+     NEEDS_NOTHING, LOOP, NONE},
+    {"admin_models_rescan", "POST", "/admin/models/rescan", ops_routes_admin_rescan, OPENAI,
+     ACCESS_ADMIN, NEEDS_ADMISSION, LOOP, NONE},
+    {"admin_models_reload", "POST", "/admin/models/{id}/reload", ops_routes_admin_reload, OPENAI,
+     ACCESS_ADMIN, NEEDS_ADMISSION, LOOP, NONE},
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
@@ -183,6 +202,50 @@ static void offload_run(void *self, http_exchange *x)
 
 static const http_wait_ops offload_ops = {offload_run, free};
 
+/* Runs the matched route's handler where it runs; the model is leased. */
+static void run_handler(http_api *api, http_exchange *x)
+{
+    const route *r = &routes[http_exchange_route(x)];
+    if (r->runs == RUNS_BLOCKING) {
+        offload *o = malloc(sizeof *o);
+        if (!o) {
+            http_error e = http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "out of memory");
+            http_exchange_reply_error(x, &e);
+            return;
+        }
+        *o = (offload){api, r->handler};
+        http_exchange_run_blocking(x, &offload_ops, o);
+        return;
+    }
+    r->handler(api, x);
+}
+
+/* Leases the route's model (a wait for its load reruns run_route), then
+ * runs the handler. */
+static void run_route(http_api *api, http_exchange *x)
+{
+    const route *r = &routes[http_exchange_route(x)];
+    const http_backend *be = NULL;
+    const char *q = http_exchange_query(x, "model");
+    switch (r->model) {
+    case MODEL_NONE: break;
+    case MODEL_BODY:
+        if (!http_api_use_request_model(api, x, run_route, &be))
+            return;
+        break;
+    case MODEL_QUERY_ALL:
+        if (!q)
+            break;
+        /* fall through */
+    case MODEL_QUERY:
+        if (!http_api_use_model(api, x, q, 1, run_route, &be))
+            return;
+        break;
+    }
+    run_handler(api, x);
+}
+
+
 void http_router_dispatch(http_api *api, http_exchange *x)
 {
     const char *method = http_exchange_method(x), *path = http_exchange_path(x);
@@ -217,16 +280,5 @@ void http_router_dispatch(http_api *api, http_exchange *x)
     }
     if (!check_access(api, x, found) || !check_state(api, x, found))
         return;
-    if (found->runs == RUNS_BLOCKING) {
-        offload *o = malloc(sizeof *o);
-        if (!o) {
-            http_error e = http_error_make(HTTP_ERR_UNAVAILABLE, NULL, "out of memory");
-            http_exchange_reply_error(x, &e);
-            return;
-        }
-        *o = (offload){api, found->handler};
-        http_exchange_run_blocking(x, &offload_ops, o);
-        return;
-    }
-    found->handler(api, x);
+    run_route(api, x);
 }

@@ -154,6 +154,7 @@ struct http_exchange {
     int hangup;     /* the watchdog saw the client hang up */
     job_state job;
     double wake_at; /* a parked stream's keep-alive is due (monotonic ms); 0: none */
+    http_exchange_lease lease; /* lease.release NULL: none */
 };
 
 http_server_opts http_server_defaults(void)
@@ -222,6 +223,8 @@ const char *http_exchange_body(const http_exchange *x, size_t *len)
     *len = x->body.len;
     return x->body.data ? x->body.data : "";
 }
+
+int http_exchange_route(const http_exchange *x) { return x->route_id; }
 
 void http_exchange_set_route(http_exchange *x, int route_id, http_shape shape, const char *param)
 {
@@ -516,6 +519,23 @@ void http_exchange_reply_stream(http_exchange *x, const http_stream_ops *ops, vo
     queue(x, 200, r, "text/event-stream");
 }
 
+/* ---------------------------------------------------------------- leases */
+
+void http_exchange_set_lease(http_exchange *x, const http_exchange_lease *l)
+{
+    if (x->lease.release) {
+        if (l->release)
+            l->release(l->ctx, l->lease);
+        return;
+    }
+    x->lease = *l;
+}
+
+const http_exchange_lease *http_exchange_lease_of(const http_exchange *x)
+{
+    return x->lease.release ? &x->lease : NULL;
+}
+
 /* ---------------------------------------------------------------- continuations */
 
 void http_exchange_wait(http_exchange *x, const http_wait_ops *ops, void *self)
@@ -805,6 +825,8 @@ static int valid_request_id(const char *id)
 
 static void exchange_free(http_exchange *x)
 {
+    if (x->lease.release)
+        x->lease.release(x->lease.ctx, x->lease.lease);
     for (size_t i = 0; i < x->n_extra; i++) {
         free(x->extra[i][0]);
         free(x->extra[i][1]);

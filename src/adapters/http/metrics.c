@@ -179,45 +179,70 @@ const char *metrics_remote_state(const metrics_remote *r)
     return r->stats.state == REMOTE_OK ? "ok" : "down";
 }
 
-/* The remote tier's series: semantic_remote_enabled always, the rest with
- * the tier on. */
-static void remote_lines(strbuf *b, const metrics_remote *r)
+/* One series with a line per loaded model: `expr` is read with `e`
+ * naming each model's figures in turn. extra: more labels (", k=\"v\"")
+ * or "". */
+#define MODEL_SERIES(b, type, name, help, es, n, extra, expr)                                 \
+    do {                                                                                     \
+        header(b, name, type, help);                                                         \
+        for (size_t i_ = 0; i_ < (n); i_++) {                                                \
+            const metrics_engine *e = &(es)[i_];                                             \
+            strbuf_printf(b, "%s{model=\"%s\"%s} %llu\n", name, e->model, extra,              \
+                          (unsigned long long)(expr));                                       \
+        }                                                                                    \
+    } while (0)
+
+/* The remote tier's series: semantic_remote_enabled always, the rest for
+ * the models whose tier is on. */
+static void remote_lines(strbuf *b, const metrics_engine *es, size_t n)
 {
-    gauge(b, "semantic_remote_enabled",
-          "1 when agent memory is shared through a remote tier (--cache-remote).",
-          (unsigned long long)(r->enabled != 0));
-    if (!r->enabled)
+    MODEL_SERIES(b, "gauge", "semantic_remote_enabled",
+                 "1 when agent memory is shared through a remote tier (--cache-remote).", es, n,
+                 "", e->remote.enabled != 0);
+    metrics_engine on[64];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < 64; i++)
+        if (es[i].remote.enabled)
+            on[k++] = es[i];
+    if (!k)
         return;
-    const remote_stats *s = &r->stats;
-    gauge(b, "semantic_remote_up", "1 when the remote tier answers, 0 while it is down.",
-          (unsigned long long)(s->state == REMOTE_OK));
-    counter(b, "semantic_remote_puts_total", "Agents written to the remote tier.", s->puts);
-    counter(b, "semantic_remote_put_failures_total",
-            "Agent writes to the remote tier that failed or were skipped while it was down.",
-            s->put_failures);
-    counter(b, "semantic_remote_gets_total", "Agent reads from the remote tier.", s->gets);
-    counter(b, "semantic_remote_get_hits_total", "Agent reads that found the agent.",
-            s->get_hits);
-    counter(b, "semantic_remote_get_failures_total",
-            "Agent reads that failed or were skipped while the tier was down.",
-            s->get_failures);
-    counter(b, "semantic_remote_corrupt_total",
-            "Remote entries dropped because they failed verification (recomputed instead).",
-            s->corrupt);
-    counter(b, "semantic_remote_timeouts_total",
-            "Remote tier commands that ran past their timeout.", s->timeouts);
-    counter(b, "semantic_remote_full_total",
-            "Writes the remote tier refused at its memory limit (maxmemory).", s->full);
-    counter(b, "semantic_remote_dropped_total",
-            "Queued remote writes dropped (queue full, or left at shutdown).", s->dropped);
-    counter(b, "semantic_remote_evictions_total",
-            "Agents removed from the remote tier by its byte budget.", s->evictions);
-    gauge(b, "semantic_remote_bytes", "Bytes the remote tier holds for this model, as last seen.",
-          s->bytes);
-    gauge(b, "semantic_remote_queue", "Agent writes waiting for the remote tier.", r->queued);
+    MODEL_SERIES(b, "gauge", "semantic_remote_up", "1 when the remote tier answers, 0 while it is down.",
+                 on, k, "", e->remote.stats.state == REMOTE_OK);
+    MODEL_SERIES(b, "counter", "semantic_remote_puts_total", "Agents written to the remote tier.",
+                 on, k, "", e->remote.stats.puts);
+    MODEL_SERIES(b, "counter", "semantic_remote_put_failures_total",
+                 "Agent writes to the remote tier that failed or were skipped while it was down.",
+                 on, k, "", e->remote.stats.put_failures);
+    MODEL_SERIES(b, "counter", "semantic_remote_gets_total", "Agent reads from the remote tier.",
+                 on, k, "", e->remote.stats.gets);
+    MODEL_SERIES(b, "counter", "semantic_remote_get_hits_total", "Agent reads that found the agent.",
+                 on, k, "", e->remote.stats.get_hits);
+    MODEL_SERIES(b, "counter", "semantic_remote_get_failures_total",
+                 "Agent reads that failed or were skipped while the tier was down.", on, k, "",
+                 e->remote.stats.get_failures);
+    MODEL_SERIES(b, "counter", "semantic_remote_corrupt_total",
+                 "Remote entries dropped because they failed verification (recomputed instead).",
+                 on, k, "", e->remote.stats.corrupt);
+    MODEL_SERIES(b, "counter", "semantic_remote_timeouts_total",
+                 "Remote tier commands that ran past their timeout.", on, k, "",
+                 e->remote.stats.timeouts);
+    MODEL_SERIES(b, "counter", "semantic_remote_full_total",
+                 "Writes the remote tier refused at its memory limit (maxmemory).", on, k, "",
+                 e->remote.stats.full);
+    MODEL_SERIES(b, "counter", "semantic_remote_dropped_total",
+                 "Queued remote writes dropped (queue full, or left at shutdown).", on, k, "",
+                 e->remote.stats.dropped);
+    MODEL_SERIES(b, "counter", "semantic_remote_evictions_total",
+                 "Agents removed from the remote tier by its byte budget.", on, k, "",
+                 e->remote.stats.evictions);
+    MODEL_SERIES(b, "gauge", "semantic_remote_bytes",
+                 "Bytes the remote tier holds for this model, as last seen.", on, k, "",
+                 e->remote.stats.bytes);
+    MODEL_SERIES(b, "gauge", "semantic_remote_queue", "Agent writes waiting for the remote tier.",
+                 on, k, "", e->remote.queued);
 }
 
-void metrics_render(const metrics *m, const metrics_engine *e, int ready, strbuf *b)
+void metrics_render(const metrics *m, const metrics_engine *es, size_t n, int ready, strbuf *b)
 {
     header(b, "semantic_http_requests_total", "counter", "HTTP requests by route and status.");
     for (size_t r = 0; r <= m->n_routes; r++)
@@ -255,45 +280,61 @@ void metrics_render(const metrics *m, const metrics_engine *e, int ready, strbuf
             "Streamed responses whose client went away before the end.", load(&m->streams_aborted));
     gauge(b, "semantic_ready", "1 when the server accepts generation requests.",
           (unsigned long long)(ready != 0));
-    if (!e || !e->available)
+    if (!n)
         return;
-    header(b, "semantic_cache_hits_total", "counter",
-           "Generation requests that reused KV, by the tier it came from.");
-    strbuf_printf(b, "semantic_cache_hits_total{tier=\"hot\"} %llu\n",
-                    (unsigned long long)e->hits_hot);
-    strbuf_printf(b, "semantic_cache_hits_total{tier=\"warm\"} %llu\n",
-                    (unsigned long long)e->hits_warm);
-    counter(b, "semantic_cache_misses_total", "Generation requests that reused no KV.", e->misses);
-    gauge(b, "semantic_pool_blocks_used", "KV blocks in use.", e->pool_used);
-    gauge(b, "semantic_pool_blocks_total", "KV blocks in the pool.", e->pool_total);
-    gauge(b, "semantic_pool_blocks_shared",
-          "KV blocks referenced by more than one sequence (counted once in blocks_used).",
-          e->pool_shared);
-    gauge(b, "semantic_pool_blocks_pinned",
-          "KV blocks kept from reclaim by agent pins and cache breakpoints.", e->pool_pinned);
-    gauge(b, "semantic_pool_block_bytes", "Bytes of one KV block.", e->pool_block_bytes);
-    header(b, "semantic_agents", "gauge", "Agents by memory tier.");
-    strbuf_printf(b, "semantic_agents{tier=\"hot\"} %u\nsemantic_agents{tier=\"warm\"} %u\n",
-                    e->agents_hot, e->agents_warm);
-    gauge(b, "semantic_disk_bytes", "Bytes of every file the disk budget counts in the cache folder (agents of every model, quarantined, unreadable and newer-version files).", e->disk_bytes);
-    gauge(b, "semantic_persistence_enabled", "1 when agent memory is persisted to disk.",
-          (unsigned long long)(e->persistent != 0));
-    gauge(b, "semantic_queue_depth", "Requests waiting for admission.", e->waiting);
-    gauge(b, "semantic_running_requests", "Requests being generated.", e->running);
-    counter(b, "semantic_evictions_total", "Sequences whose KV blocks were reclaimed.",
-            e->evictions);
-    counter(b, "semantic_agent_forks_total", "Agents created by fork.", e->forks);
-    counter(b, "semantic_agent_saves_total", "Agent memory writes to the warm store.", e->saves);
-    counter(b, "semantic_agent_save_failures_total", "Failed agent memory writes.",
-            e->save_failures);
-    counter(b, "semantic_agent_saves_stopped_total",
-            "Agent memory writes given up because a request of the agent arrived.",
-            e->saves_stopped);
-    counter(b, "semantic_agent_load_failures_total", "Failed agent memory loads.",
-            e->load_failures);
-    gauge(b, "semantic_agent_io_in_flight",
-          "Agent memory saves and loads not settled yet (a deleted or evicted agent being "
-          "written frees its KV blocks when the write ends).",
-          e->io_in_flight);
-    remote_lines(b, &e->remote);
+    MODEL_SERIES(b, "gauge", "semantic_model_ram_bytes",
+                 "Bytes of a loaded model: its weights and its KV pool.", es, n, "", e->ram_bytes);
+    MODEL_SERIES(b, "counter", "semantic_cache_hits_total",
+                 "Generation requests that reused KV, by the tier it came from.", es, n,
+                 ",tier=\"hot\"", e->hits_hot);
+    for (size_t i = 0; i < n; i++)
+        strbuf_printf(b, "semantic_cache_hits_total{model=\"%s\",tier=\"warm\"} %llu\n",
+                      es[i].model, (unsigned long long)es[i].hits_warm);
+    MODEL_SERIES(b, "counter", "semantic_cache_misses_total",
+                 "Generation requests that reused no KV.", es, n, "", e->misses);
+    MODEL_SERIES(b, "gauge", "semantic_pool_blocks_used", "KV blocks in use.", es, n, "",
+                 e->pool_used);
+    MODEL_SERIES(b, "gauge", "semantic_pool_blocks_total", "KV blocks in the pool.", es, n, "",
+                 e->pool_total);
+    MODEL_SERIES(b, "gauge", "semantic_pool_blocks_shared",
+                 "KV blocks referenced by more than one sequence (counted once in blocks_used).",
+                 es, n, "", e->pool_shared);
+    MODEL_SERIES(b, "gauge", "semantic_pool_blocks_pinned",
+                 "KV blocks kept from reclaim by agent pins and cache breakpoints.", es, n, "",
+                 e->pool_pinned);
+    MODEL_SERIES(b, "gauge", "semantic_pool_block_bytes", "Bytes of one KV block.", es, n, "",
+                 e->pool_block_bytes);
+    MODEL_SERIES(b, "gauge", "semantic_agents", "Agents by memory tier.", es, n,
+                 ",tier=\"hot\"", e->agents_hot);
+    for (size_t i = 0; i < n; i++)
+        strbuf_printf(b, "semantic_agents{model=\"%s\",tier=\"warm\"} %u\n", es[i].model,
+                      es[i].agents_warm);
+    MODEL_SERIES(b, "gauge", "semantic_disk_bytes",
+                 "Bytes of every file the disk budget counts in the model's cache folder (agents, "
+                 "quarantined, unreadable and newer-version files).",
+                 es, n, "", e->disk_bytes);
+    MODEL_SERIES(b, "gauge", "semantic_persistence_enabled",
+                 "1 when agent memory is persisted to disk.", es, n, "", e->persistent != 0);
+    MODEL_SERIES(b, "gauge", "semantic_queue_depth", "Requests waiting for admission.", es, n, "",
+                 e->waiting);
+    MODEL_SERIES(b, "gauge", "semantic_running_requests", "Requests being generated.", es, n, "",
+                 e->running);
+    MODEL_SERIES(b, "counter", "semantic_evictions_total",
+                 "Sequences whose KV blocks were reclaimed.", es, n, "", e->evictions);
+    MODEL_SERIES(b, "counter", "semantic_agent_forks_total", "Agents created by fork.", es, n, "",
+                 e->forks);
+    MODEL_SERIES(b, "counter", "semantic_agent_saves_total",
+                 "Agent memory writes to the warm store.", es, n, "", e->saves);
+    MODEL_SERIES(b, "counter", "semantic_agent_save_failures_total",
+                 "Failed agent memory writes.", es, n, "", e->save_failures);
+    MODEL_SERIES(b, "counter", "semantic_agent_saves_stopped_total",
+                 "Agent memory writes given up because a request of the agent arrived.", es, n,
+                 "", e->saves_stopped);
+    MODEL_SERIES(b, "counter", "semantic_agent_load_failures_total",
+                 "Failed agent memory loads.", es, n, "", e->load_failures);
+    MODEL_SERIES(b, "gauge", "semantic_agent_io_in_flight",
+                 "Agent memory saves and loads not settled yet (a deleted or evicted agent being "
+                 "written frees its KV blocks when the write ends).",
+                 es, n, "", e->io_in_flight);
+    remote_lines(b, es, n);
 }

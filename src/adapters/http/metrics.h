@@ -37,6 +37,8 @@ const char *metrics_remote_state(const metrics_remote *r);
 /* The engine's and stores' figures, read when the page is rendered. */
 typedef struct metrics_engine {
     int available; /* 0 while the model loads: the rest is absent */
+    const char *model; /* the served name (a metric label: [A-Za-z0-9._:+-] only) */
+    uint64_t ram_bytes; /* the model's weights and KV pool */
     uint32_t running, waiting;
     uint32_t agents_hot, agents_warm;
     uint32_t pool_used, pool_total;
@@ -74,7 +76,9 @@ typedef struct metrics_totals {
 } metrics_totals;
 metrics_totals metrics_read_totals(const metrics *m);
 
-/* Appends the page to out; ready: 1 ready, 0 not. */
-void metrics_render(const metrics *m, const metrics_engine *e, int ready, strbuf *out);
+/* Appends the page to out: the server's series, then those of every
+ * loaded model (es[0..n), each line labelled model="..."); ready: 1
+ * ready, 0 not. */
+void metrics_render(const metrics *m, const metrics_engine *es, size_t n, int ready, strbuf *out);
 
 #endif

@@ -646,7 +646,7 @@ static oa_call *new_call(http_api *api, http_exchange *x, const oa_request *r, c
 
 static void generate(http_api *api, http_exchange *x, int chat)
 {
-    const http_backend *be = http_api_backend(api);
+    const http_backend *be = http_api_model(x);
     route_input in = {.who = {.agent_header = http_exchange_header(x, "X-Agent-ID"),
                               .session_header = http_exchange_header(x, "X-Claude-Code-Session-Id")},
                       .prompts = be->prompts,
@@ -695,28 +695,90 @@ static void generate(http_api *api, http_exchange *x, int chat)
 void openai_routes_chat_completions(http_api *api, http_exchange *x) { generate(api, x, 1); }
 void openai_routes_completions(http_api *api, http_exchange *x) { generate(api, x, 0); }
 
-static json_t *model_object(http_api *api, const http_backend *be)
+static const char *const state_names[] = {"available", "loading", "loaded"};
+
+static json_t *model_object(http_api *api, const http_model_info *m)
 {
-    return json_pack("{s:s,s:s,s:I,s:s}", "id", be->model_id, "object", "model", "created",
-                     (json_int_t)api->started_unix, "owned_by", "semantic");
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:I}", "id", m->id, "object", "model", "created",
+                          (json_int_t)api->started_unix, "owned_by", "semantic", "state",
+                          state_names[m->state], "size_bytes", (json_int_t)m->file_bytes);
+    if (!o)
+        return NULL;
+    if (m->n_ctx) {
+        json_object_set_new(o, "context_length", json_integer(m->n_ctx));
+        json_object_set_new(o, "context_length_train", json_integer(m->n_ctx_train));
+        json_object_set_new(o, "architecture", json_string(m->arch));
+        json_object_set_new(o, "chat_template", json_string(m->chat_template));
+    }
+    if (m->state == HTTP_MODEL_LOADED) {
+        json_object_set_new(o, "ram_bytes", json_integer((json_int_t)m->ram_bytes));
+        json_object_set_new(o, "loaded_at", json_integer(m->loaded_at));
+    }
+    json_object_set_new(o, "running", json_integer(m->running));
+    json_object_set_new(o, "loads", json_integer(m->loads));
+    if (m->last_used)
+        json_object_set_new(o, "last_used", json_integer(m->last_used));
+    json_object_set_new(o, "default", json_boolean(m->is_default));
+    if (m->error[0])
+        json_object_set_new(o, "error", json_string(m->error));
+    return o;
+}
+
+/* Every served model's figures; NULL (reply made) when there are none yet. */
+static http_model_info *models_info(http_api *api, http_exchange *x, size_t *n)
+{
+    const http_models *m = http_api_models(api);
+    enum { MAX = 256 };
+    http_model_info *list = m ? calloc(MAX, sizeof *list) : NULL;
+    if (!list) {
+        http_error he = http_error_make(HTTP_ERR_UNAVAILABLE, NULL,
+                                        m ? "out of memory" : "the server is starting");
+        http_exchange_reply_error(x, &he);
+        return NULL;
+    }
+    *n = m->ops->list(m->self, list, MAX);
+    if (*n > MAX)
+        *n = MAX;
+    return list;
 }
 
 void openai_routes_models_list(http_api *api, http_exchange *x)
 {
-    const http_backend *be = http_api_backend(api);
-    http_exchange_reply_json(
-        x, 200, json_pack("{s:s,s:[o]}", "object", "list", "data", model_object(api, be)));
+    size_t n = 0;
+    http_model_info *list = models_info(api, x, &n);
+    if (!list)
+        return;
+    json_t *data = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(data, model_object(api, &list[i]));
+    free(list);
+    http_exchange_reply_json(x, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
 }
 
+/* GET /v1/models/{id}: a served model by its name, or by an alias of it
+ * (the served model is shown, under its own id). */
 void openai_routes_models_get(http_api *api, http_exchange *x)
 {
-    const http_backend *be = http_api_backend(api);
-    if (strcmp(http_exchange_param(x), be->model_id) != 0) {
-        http_error he = http_error_make(HTTP_ERR_NOT_FOUND, "model",
-                                        "model '%s' is not served here; this server serves '%s'",
-                                        http_exchange_param(x), be->model_id);
-        http_exchange_reply_error(x, &he);
+    const http_models *m = http_api_models(api);
+    char served[HTTP_MODEL_NAME_MAX];
+    sem_err err = {0};
+    const char *want = http_exchange_param(x);
+    size_t n = 0;
+    http_model_info *list = models_info(api, x, &n);
+    if (!list)
         return;
+    sem_status st = m->ops->resolve(m->self, want, served, &err);
+    for (size_t i = 0; st == SEM_OK && i < n; i++) {
+        if (strcmp(list[i].id, served) == 0) {
+            json_t *o = model_object(api, &list[i]);
+            free(list);
+            http_exchange_reply_json(x, 200, o);
+            return;
+        }
     }
-    http_exchange_reply_json(x, 200, model_object(api, be));
+    free(list);
+    http_error he = http_error_make(HTTP_ERR_NOT_FOUND, "model", "model '%s' is not served here",
+                                    want);
+    he.code = "model_not_found";
+    http_exchange_reply_error(x, &he);
 }

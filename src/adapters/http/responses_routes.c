@@ -472,7 +472,7 @@ static sem_status submit(rs_call *c, const http_backend *be, const rs_request *r
 
 void responses_routes_create(http_api *api, http_exchange *x)
 {
-    const http_backend *be = http_api_backend(api);
+    const http_backend *be = http_api_model(x);
     const char *ns = http_exchange_namespace(x);
     req_identity who = {.agent_header = http_exchange_header(x, "X-Agent-ID"),
                         .session_header = http_exchange_header(x, "X-Claude-Code-Session-Id")};
@@ -532,11 +532,11 @@ void responses_routes_create(http_api *api, http_exchange *x)
 /* The stored record of the path's id in the caller's namespace, or 404. */
 static int path_record(http_api *api, http_exchange *x, response_record *out)
 {
-    const http_backend *be = http_api_backend(api);
+    const response_store *rs = &api->responses;
     const char *id = http_exchange_param(x);
     sem_err err = {0};
-    if (!be->responses.ops || strlen(id) > RESPONSE_ID_MAX ||
-        be->responses.ops->get(be->responses.self, http_exchange_namespace(x), id, out, &err) !=
+    if (!rs->ops || strlen(id) > RESPONSE_ID_MAX ||
+        rs->ops->get(rs->self, http_exchange_namespace(x), id, out, &err) !=
             SEM_OK) {
         if (err.status != SEM_OK && err.status != SEM_ENOTFOUND) {
             http_api_reply_error(api, x, &err, NULL);
@@ -566,12 +566,11 @@ void responses_routes_get(http_api *api, http_exchange *x)
 
 void responses_routes_delete(http_api *api, http_exchange *x)
 {
-    const http_backend *be = http_api_backend(api);
     response_record r;
     if (!path_record(api, x, &r))
         return;
     sem_err err = {0};
-    sem_status st = be->responses.ops->remove(be->responses.self, r.ns, r.id, &err);
+    sem_status st = api->responses.ops->remove(api->responses.self, r.ns, r.id, &err);
     json_t *reply = json_pack("{s:s,s:s,s:b}", "id", r.id, "object", "response.deleted",
                               "deleted", 1);
     response_record_free(&r);

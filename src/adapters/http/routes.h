@@ -127,6 +127,8 @@ void ops_routes_ready(http_api *api, http_exchange *x);
 void ops_routes_metrics(http_api *api, http_exchange *x);
 void ops_routes_admin_clear(http_api *api, http_exchange *x);
 void ops_routes_admin_drain(http_api *api, http_exchange *x);
+void ops_routes_admin_rescan(http_api *api, http_exchange *x);
+void ops_routes_admin_reload(http_api *api, http_exchange *x);
 
 /* stats_routes.c: GET /v1/stats, on the blocking thread (it reads the
  * engine's figures). */

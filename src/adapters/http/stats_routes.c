@@ -90,6 +90,19 @@ static void add_engine(json_t *o, const http_backend *be)
                                                "warm", (json_int_t)e.agents_warm));
 }
 
+/* Without ?model=, the first loaded model's figures; every loaded model's
+ * name in "models". */
+static void add_first(void *user, const http_backend *be)
+{
+    json_t *o = user;
+    json_t *names = json_object_get(o, "models");
+    if (!names) {
+        add_engine(o, be);
+        json_object_set_new(o, "models", names = json_array());
+    }
+    json_array_append_new(names, json_string(be->model_id));
+}
+
 void stats_routes_get(http_api *api, http_exchange *x)
 {
     static const char *const states[] = {"loading", "ready", "draining"};
@@ -109,7 +122,10 @@ void stats_routes_get(http_api *api, http_exchange *x)
         (json_int_t)t.cached_tokens, "generated_tokens", (json_int_t)t.generated_tokens,
         "series", series_json(points, n));
     free(points);
-    if (o)
-        add_engine(o, http_api_backend(api));
+    const http_backend *be = http_api_model(x); /* ?model= */
+    if (o && be)
+        add_engine(o, be);
+    else if (o)
+        http_api_each_loaded(api, add_first, o);
     http_exchange_reply_json(x, 200, o);
 }

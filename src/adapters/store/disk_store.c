@@ -59,6 +59,7 @@
  */
 #include "disk_store.h"
 #include "base/deadline.h"
+#include "base/fs_dirs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1827,27 +1828,6 @@ static sem_status reconcile(disk_store *s, sem_err *err)
 
 /* ------------------------------------------------------------ open, close */
 
-/* mkdir -p */
-static int make_dirs(const char *dir)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
 void disk_store_close(disk_store *s)
 {
     if (!s)
@@ -1916,7 +1896,7 @@ disk_store *disk_store_open(const disk_store_opts *o, sem_err *err)
     atomic_init(&s->seq, 0);
     atomic_init(&s->fsync_failures, 0);
 
-    if (make_dirs(s->dir) != 0) {
+    if (fs_make_dirs(s->dir) != 0) {
         sem_err_set(err, SEM_EIO, "disk store: create folder %s: %s", s->dir, strerror(errno));
         goto fail;
     }
