@@ -646,8 +646,9 @@ int cmd_serve(int argc, char **argv)
         return cli_fail("serve", &err);
     }
     http_api_set_models(s.api, &s.models, response_db_port(s.responses));
-    snprintf(msg, sizeof msg, "ready: %zu models%s answer on %s", s.cfg.n_models,
-             s.cfg.models_dir ? " and the models folder's" : "", url);
+    snprintf(msg, sizeof msg, "ready: %zu model%s loaded%s, answering on %s", s.cfg.n_models,
+             s.cfg.n_models == 1 ? "" : "s",
+             s.cfg.models_dir ? " (the models folder's load on demand)" : "", url);
     log_line("info", "serve", msg);
 
     int sig = wait_for_shutdown(&s, &set);

@@ -357,6 +357,18 @@ static entry *idle_victim(model_registry *r, const entry *e)
     return best;
 }
 
+/* After a load: the pool's size is known only once the model is, so the
+ * first load of a model may pass the budget; idle models make room. */
+static void trim(model_registry *r, const entry *e)
+{
+    entry *v;
+    while (r->o.ram_budget && ram_used(r) > r->o.ram_budget && (v = idle_victim(r, e))) {
+        logf_(r, "info", "unloading %s (least recently used) to keep --models-ram", v->name);
+        retire(r, v->live);
+        v->live = NULL;
+    }
+}
+
 /* ---------------------------------------------------------------- jobs (registry thread) */
 
 static void fail_entry(model_registry *r, entry *e, const sem_err *err, int room)
@@ -394,6 +406,7 @@ static void job_load(model_registry *r, entry *e)
     in->owner = e;
     e->want_load = 0;
     publish(r, e, in);
+    trim(r, e);
     logf_(r, "info",
           "loaded %s in %.0f ms: context %u, %.1f MiB (weights and a pool of %u KV blocks of "
           "%zu bytes), agent memory in %s",
@@ -929,7 +942,10 @@ model_registry *model_registry_open(const model_registry_opts *o, sem_err *err)
     sem_mutex_init(&r->mu);
     pthread_cond_init(&r->cv, NULL);
     uint32_t a, b, c;
-    if (add_specs(r, err) != SEM_OK ||
+    sem_status st = add_specs(r, err);
+    if (st == SEM_OK && r->single && !r->o.default_model)
+        r->o.default_model = r->models[0]->name; /* one model answers every name, as before */
+    if (st != SEM_OK ||
         (o->models_dir && op_rescan(r, &a, &b, &c, err) != SEM_OK) || check_names(r, err) != SEM_OK)
         goto fail;
     if (*o->cache_dir && fs_make_dirs(o->cache_dir) != 0) {

@@ -55,7 +55,9 @@ typedef struct model_registry_opts {
     const char *models_dir;     /* NULL: none; its *.gguf load on demand */
     const model_alias *aliases;
     size_t n_aliases;
-    const char *default_model;  /* NULL: an unknown name is not found */
+    const char *default_model;  /* NULL: an unknown name is not found, except on a
+                                   server of one -m model and no folder, whose
+                                   model answers every name */
     uint64_t ram_budget;        /* bytes of weights and pools loaded at once; 0: none */
     serving_stack_opts stack;   /* model_path and cache_dir are set per model */
     const char *cache_dir;      /* "" = no persistence */

@@ -79,18 +79,44 @@ static inline void e2e_assert_healthy(uint16_t port)
     hc_free(&r);
 }
 
-/* The value of a metrics series ("name{labels}" exactly), or -1. */
+/* A series line without its model="..." label: name{a="1",model="m"} 5
+ * becomes name{a="1"} 5 in out. */
+static inline void e2e_metric_unlabel(const char *line, size_t len, char *out, size_t cap)
+{
+    snprintf(out, cap, "%.*s", (int)len, line);
+    char *m = strstr(out, "model=\"");
+    char *brace = strchr(out, '{');
+    if (!m || !brace || m < brace)
+        return;
+    char *end = strchr(m + 7, '"');
+    if (!end)
+        return;
+    end++;
+    if (*end == ',')
+        end++;
+    else if (m[-1] == ',')
+        m--;
+    memmove(m, end, strlen(end) + 1);
+    if (brace[1] == '}')
+        memmove(brace, brace + 2, strlen(brace + 2) + 1);
+}
+
+/* The value of a metrics series ("name{labels}" exactly, leaving out the
+ * model label), summed over the models; -1 when there is none. */
 static inline double e2e_metric(uint16_t port, const char *series)
 {
     http_response r = e2e_call(port, "GET", "/metrics", NULL, NULL);
     double v = -1;
     size_t n = strlen(series);
+    char buf[1024];
     for (const char *line = r.body; line && *line;) {
-        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
-            v = atof(line + n + 1);
-            break;
-        }
         const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        if (*line != '#') {
+            e2e_metric_unlabel(line, len, buf, sizeof buf);
+            if (strncmp(buf, series, n) == 0 && buf[n] == ' ')
+                v = (v < 0 ? 0 : v) + atof(buf + n + 1);
+        }
         line = nl ? nl + 1 : NULL;
     }
     hc_free(&r);

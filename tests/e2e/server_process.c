@@ -344,8 +344,10 @@ int server_start(server_proc *s, const char *bin, const char *model, const char 
     int n = 0;
     argv[n++] = bin;
     argv[n++] = "serve";
-    argv[n++] = "-m";
-    argv[n++] = model;
+    if (model) {
+        argv[n++] = "-m";
+        argv[n++] = model;
+    }
     argv[n++] = "--host";
     argv[n++] = "127.0.0.1";
     argv[n++] = "--port";
@@ -423,6 +425,12 @@ int server_start(server_proc *s, const char *bin, const char *model, const char 
         hc_free(&r);
         if (ok)
             return 0;
+        int status;
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) { /* it gave up: no use waiting */
+            pid_drop(s->pid);
+            s->pid = 0;
+            break;
+        }
         sleep_ms(10);
     }
 fail : {

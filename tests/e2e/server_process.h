@@ -43,7 +43,7 @@ typedef struct server_proc {
 } server_proc;
 
 /*
- * Starts bin serve -m model --host 127.0.0.1 --port 0 plus args (and a
+ * Starts bin serve -m model (model NULL: no -m) --host 127.0.0.1 --port 0 plus args (and a
  * fresh temporary --cache-dir unless args name one)
  * (NULL-terminated, may be NULL) with extra environment entries env
  * ("NAME=value", NULL-terminated, may be NULL), and waits up to 30 s for
