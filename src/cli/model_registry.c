@@ -80,6 +80,7 @@ struct entry {
     uint32_t n_ctx, n_ctx_train, loads;
     uint64_t pool_bytes;
     char arch[32], tmpl[64], error[256];
+    sem_status error_status; /* of the last failed load */
     int error_is_room; /* the last load failed for want of room under the budget */
     int64_t loaded_at, last_used;
 };
@@ -152,8 +153,12 @@ static int64_t now_s(void) { return (int64_t)time(NULL); }
 static int stat_id(const char *path, file_id *id)
 {
     struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+    if (stat(path, &sb) != 0)
         return -1;
+    if (S_ISDIR(sb.st_mode)) {
+        errno = EISDIR;
+        return -1;
+    }
     *id = (file_id){sb.st_dev, sb.st_ino, sb.st_size, sb.st_mtim};
     return 0;
 }
@@ -374,6 +379,7 @@ static void trim(model_registry *r, const entry *e)
 static void fail_entry(model_registry *r, entry *e, const sem_err *err, int room)
 {
     snprintf(e->error, sizeof e->error, "%s", sem_err_text(err));
+    e->error_status = err->status;
     e->error_is_room = room;
     e->want_load = 0;
     logf_(r, "error", "model %s: %s", e->name, e->error);
@@ -571,7 +577,8 @@ static void *registry_main(void *arg)
 
 /* ---------------------------------------------------------------- the port */
 
-static sem_status op_resolve(void *self, const char *name, char *served, sem_err *err)
+static sem_status op_resolve(void *self, const char *name, int use_default, char *served,
+                             sem_err *err)
 {
     model_registry *r = self;
     sem_status st = SEM_OK;
@@ -583,7 +590,7 @@ static sem_status op_resolve(void *self, const char *name, char *served, sem_err
         for (size_t i = 0; i < r->o.n_aliases && !target; i++)
             if (fnmatch(r->o.aliases[i].pattern, name, 0) == 0)
                 target = r->o.aliases[i].target;
-        if (!target)
+        if (!target && use_default)
             target = r->o.default_model;
     } else {
         target = r->o.default_model;
@@ -882,9 +889,10 @@ static sem_status add_specs(model_registry *r, sem_err *err)
         entry *e = NULL;
         if (add_entry(r, name, s->path, 0, &e, err) != SEM_OK)
             return err->status;
+        errno = 0;
         if (stat_id(s->path, &e->id) != 0)
-            return sem_err_set(err, SEM_EINVAL, "-m %s: %s", s->path,
-                               errno ? strerror(errno) : "not a regular file");
+            return sem_err_set(err, errno == ENOENT ? SEM_ENOTFOUND : SEM_EINVAL, "-m %s: %s",
+                               s->path, strerror(errno));
         e->preload = 1;
     }
     return SEM_OK;
@@ -919,7 +927,7 @@ static sem_status preload(model_registry *r, sem_err *err)
         while (e->want_load)
             sem_mutex_wait(&r->mu, &r->cv);
         if (!e->live && !e->error_is_room) {
-            sem_err_set(err, SEM_EINVAL, "%s", e->error);
+            sem_err_set(err, e->error_status ? e->error_status : SEM_EINVAL, "%s", e->error);
             sem_mutex_unlock(&r->mu);
             return err->status;
         }

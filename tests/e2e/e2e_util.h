@@ -101,11 +101,12 @@ static inline void e2e_metric_unlabel(const char *line, size_t len, char *out, s
         memmove(brace, brace + 2, strlen(brace + 2) + 1);
 }
 
-/* The value of a metrics series ("name{labels}" exactly, leaving out the
- * model label), summed over the models; -1 when there is none. */
-static inline double e2e_metric(uint16_t port, const char *series)
+/* The value of a metrics series ("name{labels}" exactly): a series named
+ * without its model label is summed over the models; -1 when there is
+ * none. headers: the request's (an API key), or NULL. */
+static inline double e2e_metric_as(uint16_t port, const char *headers, const char *series)
 {
-    http_response r = e2e_call(port, "GET", "/metrics", NULL, NULL);
+    http_response r = e2e_call(port, "GET", "/metrics", headers, NULL);
     double v = -1;
     size_t n = strlen(series);
     char buf[1024];
@@ -113,7 +114,10 @@ static inline double e2e_metric(uint16_t port, const char *series)
         const char *nl = strchr(line, '\n');
         size_t len = nl ? (size_t)(nl - line) : strlen(line);
         if (*line != '#') {
-            e2e_metric_unlabel(line, len, buf, sizeof buf);
+            if (strstr(series, "model=\""))
+                snprintf(buf, sizeof buf, "%.*s", (int)len, line); /* one model's */
+            else
+                e2e_metric_unlabel(line, len, buf, sizeof buf);
             if (strncmp(buf, series, n) == 0 && buf[n] == ' ')
                 v = (v < 0 ? 0 : v) + atof(buf + n + 1);
         }
@@ -121,6 +125,11 @@ static inline double e2e_metric(uint16_t port, const char *series)
     }
     hc_free(&r);
     return v;
+}
+
+static inline double e2e_metric(uint16_t port, const char *series)
+{
+    return e2e_metric_as(port, NULL, series);
 }
 
 #endif

@@ -104,19 +104,7 @@ static inline double ru_metric(uint16_t port, const char *key, const char *serie
 {
     char h[512];
     ru_headers(h, sizeof h, key, NULL);
-    http_response r = e2e_call(port, "GET", "/metrics", h, NULL);
-    double v = -1;
-    size_t n = strlen(series);
-    for (const char *line = r.body; line && *line;) {
-        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
-            v = atof(line + n + 1);
-            break;
-        }
-        const char *nl = strchr(line, '\n');
-        line = nl ? nl + 1 : NULL;
-    }
-    hc_free(&r);
-    return v;
+    return e2e_metric_as(port, h, series);
 }
 
 /* Polls a series every 50 ms until it reaches at_least; fails after timeout_ms. */

@@ -1,10 +1,11 @@
 /*
  * Specification of the server under concurrent load, at its default
- * connection limit (1024):
+ * connection limit (1024), serving two models of different architectures
+ * (llama and qwen2):
  *
  *   - 256 clients each open a new connection per request and send 3
- *     requests over 16 agents, mixing the OpenAI and Anthropic APIs, half
- *     of them streamed; 16 keep-alive clients send 8 requests each on one
+ *     requests over 16 agents (8 on each model), mixing the OpenAI and
+ *     Anthropic APIs, half of them streamed; 16 keep-alive clients send 8 requests each on one
  *     connection; 128 idle keep-alive connections stay open throughout.
  *     Every request succeeds (no 503, no other 5xx, no 429), no connection
  *     is refused, the idle connections still answer afterwards, every
@@ -29,6 +30,10 @@
 #include <unistd.h>
 
 #define AGENTS 16
+#define QWEN SEM_TEST_DATA "/models/tiny-qwen2-q8_0.gguf"
+
+/* Agent i talks to model i % 2. */
+static const char *const model_names[2] = {"llama", "qwen"};
 #define CALL_TIMEOUT_MS 120000
 
 static uint16_t port;
@@ -143,15 +148,17 @@ static void one_request(client *c, int j, int *fd)
                  agent, k,
                  k < j % 3 ? ",{\"role\":\"assistant\",\"content\":\"Once upon a time\"}" : "");
     }
+    const char *model = model_names[agent % 2];
     if (anthropic)
         snprintf(body, sizeof body,
-                 "{\"max_tokens\":%d,\"temperature\":0.8,\"stream\":%s,\"messages\":[%s]}",
-                 3 + j % 5, stream ? "true" : "false", turns);
+                 "{\"model\":\"%s\",\"max_tokens\":%d,\"temperature\":0.8,\"stream\":%s,"
+                 "\"messages\":[%s]}",
+                 model, 3 + j % 5, stream ? "true" : "false", turns);
     else
         snprintf(body, sizeof body,
-                 "{\"max_tokens\":%d,\"temperature\":0.8,\"seed\":%d,\"stream\":%s%s,"
-                 "\"messages\":[%s]}",
-                 3 + j % 5, j, stream ? "true" : "false",
+                 "{\"model\":\"%s\",\"max_tokens\":%d,\"temperature\":0.8,\"seed\":%d,"
+                 "\"stream\":%s%s,\"messages\":[%s]}",
+                 model, 3 + j % 5, j, stream ? "true" : "false",
                  stream ? ",\"stream_options\":{\"include_usage\":true}" : "", turns);
     const char *path = anthropic ? "/v1/messages" : "/v1/chat/completions";
     http_response r = {0};
@@ -230,11 +237,11 @@ static void many_clients_at_the_default_limit_are_all_served_and_accounted(void 
         per_fresh = 20;
     /* The connection limit is the default; the timeouts leave the idle
      * connections alone however long a sanitizer build takes. */
-    static const char *const args[] = {"--pool-mb",     "64",  "--max-batch",    "8",
-                                       "--max-queue",   "2048", "--read-timeout", "600",
-                                       "--idle-timeout", "600", "--drain-timeout", "10",
-                                       NULL};
-    assert_int_equal(server_start(&srv, SEMANTIC_BIN, STORIES, args, NULL, 1), 0);
+    static const char *const args[] = {"-m",            "qwen=" QWEN, "--pool-mb",     "64",
+                                       "--max-batch",    "8",         "--max-queue",   "2048",
+                                       "--read-timeout", "600",       "--idle-timeout", "600",
+                                       "--drain-timeout", "10",       NULL};
+    assert_int_equal(server_start(&srv, SEMANTIC_BIN, "llama=" STORIES, args, NULL, 1), 0);
     port = srv.port;
     int *idle = calloc((size_t)n_idle, sizeof *idle);
     for (int i = 0; i < n_idle; i++) {
@@ -302,24 +309,35 @@ static void many_clients_at_the_default_limit_are_all_served_and_accounted(void 
                 (double)(all.by_kind[2] + all.by_kind[3]));
     assert_true(metric("semantic_running_requests") == 0);
     assert_true(metric("semantic_queue_depth") == 0);
-    /* The agents hold exactly the blocks in use. */
+    /* The agents hold exactly the blocks in use, on each model. */
     http_response r = e2e_call(port, "GET", "/v1/agents", NULL, NULL);
     json_t *j = e2e_json(&r);
-    double held = 0;
+    double held[2] = {0, 0};
     size_t i;
     json_t *a;
-    json_array_foreach(json_object_get(j, "data"), i, a) held += (double)geti(a, "hot_bytes");
+    json_array_foreach(json_object_get(j, "data"), i, a)
+    {
+        int q = strcmp(json_string_value(json_object_get(a, "model")), "qwen") == 0;
+        int agent = atoi(json_string_value(json_object_get(a, "id")) + strlen("load-agent-"));
+        assert_int_equal(q, agent % 2);
+        held[q] += (double)geti(a, "hot_bytes");
+    }
     assert_int_equal(json_array_size(json_object_get(j, "data")), AGENTS);
     json_decref(j);
     hc_free(&r);
-    assert_true(held / metric("semantic_pool_block_bytes") == metric("semantic_pool_blocks_used"));
+    for (int m = 0; m < 2; m++) {
+        char bytes[96], used[96];
+        snprintf(bytes, sizeof bytes, "semantic_pool_block_bytes{model=\"%s\"}", model_names[m]);
+        snprintf(used, sizeof used, "semantic_pool_blocks_used{model=\"%s\"}", model_names[m]);
+        assert_true(held[m] / metric(bytes) == metric(used));
+    }
     /* Deleting them empties the pool once their writes in flight have
      * ended: an agent deleted while its memory is being written keeps its
      * blocks until the write stops (the write-behind save that follows
      * each request is often under way here). */
     for (int k = 0; k < AGENTS; k++) {
         char path[64];
-        snprintf(path, sizeof path, "/v1/agents/load-agent-%d", k);
+        snprintf(path, sizeof path, "/v1/agents/load-agent-%d?model=%s", k, model_names[k % 2]);
         r = e2e_call(port, "DELETE", path, NULL, NULL);
         assert_int_equal(r.status, 200);
         hc_free(&r);

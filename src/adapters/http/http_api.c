@@ -172,7 +172,7 @@ int http_api_use_model(http_api *api, http_exchange *x, const char *name, int lo
         reply_model_error(api, x, &err);
         return 0;
     }
-    if (m->ops->resolve(m->self, name, served, &err) != SEM_OK) {
+    if (m->ops->resolve(m->self, name, 1, served, &err) != SEM_OK) {
         reply_model_error(api, x, &err);
         return 0;
     }

@@ -58,10 +58,12 @@ typedef struct http_model_info {
 
 typedef struct http_models_ops {
     /* The served model `name` stands for: itself, its alias's target, or
-     * the default model for any other name (and for "" or NULL). Without
-     * a default: SEM_ENOTFOUND for an unknown name; "" or NULL gives the
-     * first served model. served gets HTTP_MODEL_NAME_MAX bytes. */
-    sem_status (*resolve)(void *self, const char *name, char *served, sem_err *err);
+     * (with use_default) the default model for any other name, and for ""
+     * or NULL. Without a default: SEM_ENOTFOUND for an unknown name; ""
+     * or NULL gives the first served model. served gets
+     * HTTP_MODEL_NAME_MAX bytes. */
+    sem_status (*resolve)(void *self, const char *name, int use_default, char *served,
+                          sem_err *err);
     /* SEM_OK: *be is the model's backend and *lease the lease on it.
      * SEM_EAGAIN: it is loading (started now when load is 1); wake(arg)
      * follows. SEM_EBUSY: not loaded and load is 0 (nothing started), or

@@ -767,7 +767,7 @@ void openai_routes_models_get(http_api *api, http_exchange *x)
     http_model_info *list = models_info(api, x, &n);
     if (!list)
         return;
-    sem_status st = m->ops->resolve(m->self, want, served, &err);
+    sem_status st = m->ops->resolve(m->self, want, 0, served, &err);
     for (size_t i = 0; st == SEM_OK && i < n; i++) {
         if (strcmp(list[i].id, served) == 0) {
             json_t *o = model_object(api, &list[i]);
