@@ -188,12 +188,6 @@ static void test_url_bad(void **state)
             fail_msg("'%s' was accepted", bad[i]);
         assert_true(strlen(err.detail) > 0);
     }
-    sem_err err = {0};
-    assert_int_equal(redis_url_parse("rediss://h:6380", &u, &err), SEM_EUNSUPPORTED);
-    assert_non_null(strstr(err.detail, "TLS"));
-    redis_tier_opts o = {.url = "rediss://h"};
-    assert_null(redis_tier_open(&o, &err));
-    assert_int_equal(err.status, SEM_EUNSUPPORTED);
 }
 
 /* ------------------------------------------------------------ round trips */
