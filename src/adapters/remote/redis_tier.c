@@ -92,7 +92,7 @@ static void logf_(const redis_tier *r, const char *fmt, ...)
 {
     if (!r->log)
         return;
-    char msg[768];
+    char msg[REDIS_URL_PATH_MAX * 3 + 1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -198,8 +198,12 @@ static void conn_good(redis_tier *r)
 {
     r->backoff_ms = BACKOFF_MIN_MS;
     r->st.state = REMOTE_OK;
-    if (!r->was_up)
-        logf_(r, "remote tier %s is up", r->where);
+    if (!r->was_up) {
+        char how[REDIS_URL_PATH_MAX * 3 + 256];
+        redis_url_describe_tls(&r->url, how, sizeof how);
+        logf_(r, "remote tier %s is up%s%s%s", r->where, how[0] ? " (" : "", how,
+              how[0] ? ")" : "");
+    }
     r->was_up = 1;
 }
 

@@ -61,9 +61,10 @@ sem_status redis_url_parse(const char *url, redis_url *out, sem_err *err);
  * credentials are set; never the options (redis_url_describe_tls). */
 void redis_url_describe(const redis_url *u, char *out, size_t cap);
 
-/* How a rediss:// connection is checked, for a log line: "certificate
- * and host name verified against CA file PATH, client certificate PATH",
- * "NOT verified (insecure=1)"; "" for redis://. Paths are not secrets. */
+/* How a rediss:// connection is checked, for a log line: "TLS, the
+ * server's certificate and name verified against CA file PATH, client
+ * certificate PATH with key PATH", or "... NOT verified (insecure=1)";
+ * "" for redis://. Paths are not secrets. */
 void redis_url_describe_tls(const redis_url *u, char *out, size_t cap);
 
 #endif

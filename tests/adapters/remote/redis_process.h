@@ -20,9 +20,13 @@ typedef struct redis_process redis_process;
 /* Whether redis-server is on PATH. */
 int redis_process_available(void);
 
+/* A port of 127.0.0.1 that nobody listens on now (for tls-port). */
+int redis_process_free_port(void);
+
 /* Starts redis-server with extra config lines (may be NULL, "\n"-separated)
- * and waits until it answers PING (5 s at most). NULL on failure, with the
- * reason in why[cap]. */
+ * and waits until it answers PING on its plain port (5 s at most). NULL on
+ * failure, with the reason in why[cap] (ending with the last lines of
+ * redis-server's output, e.g. a configuration line it refused). */
 redis_process *redis_process_start(const char *extra_conf, char *why, size_t cap);
 
 /* Kills it (SIGKILL) and waits for it; the folder and port stay. */

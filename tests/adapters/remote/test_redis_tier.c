@@ -1,7 +1,7 @@
 /*
  * The remote tier on Redis (adapters/remote/redis_tier.h), against a real
  * redis-server that each test starts on a free 127.0.0.1 port and kills:
- * URLs, put/get/remove, spaces that never see each other, shared chunks
+ * put/get/remove, spaces that never see each other, shared chunks
  * counted by reference, a dead server (EIO, then EBUSY while backing off,
  * then recovery), a restart that lost everything, Redis at maxmemory, a
  * slow Redis, the LRU byte budget and the TTL. Without redis-server the
@@ -16,7 +16,6 @@
 #include <time.h>
 
 #include "adapters/remote/redis_tier.h"
-#include "adapters/remote/redis_url.h"
 #include "base/deadline.h"
 #include "redis_process.h"
 
@@ -138,56 +137,6 @@ static remote_stats stats_of(remote_tier t)
     remote_stats s;
     t.ops->stats(t.self, &s);
     return s;
-}
-
-/* ------------------------------------------------------------ URLs */
-
-static void test_url_good(void **state)
-{
-    (void)state;
-    redis_url u;
-    assert_int_equal(redis_url_parse("redis://localhost", &u, NULL), SEM_OK);
-    assert_string_equal(u.host, "localhost");
-    assert_int_equal(u.port, 6379);
-    assert_int_equal(u.db, 0);
-    assert_false(u.has_password);
-    assert_int_equal(redis_url_parse("redis://10.0.0.7:6380/3", &u, NULL), SEM_OK);
-    assert_string_equal(u.host, "10.0.0.7");
-    assert_int_equal(u.port, 6380);
-    assert_int_equal(u.db, 3);
-    assert_int_equal(redis_url_parse("redis://:s%40cret@h:1", &u, NULL), SEM_OK);
-    assert_true(u.has_password);
-    assert_string_equal(u.user, "");
-    assert_string_equal(u.password, "s@cret");
-    assert_int_equal(redis_url_parse("redis://alice:pw:x@h/", &u, NULL), SEM_OK);
-    assert_string_equal(u.user, "alice");
-    assert_string_equal(u.password, "pw:x");
-    assert_int_equal(u.db, 0);
-    assert_int_equal(redis_url_parse("redis://[::1]:7000/1", &u, NULL), SEM_OK);
-    assert_string_equal(u.host, "::1");
-    assert_int_equal(u.port, 7000);
-    char desc[300];
-    assert_int_equal(redis_url_parse("redis://alice:secret@h:1/2", &u, NULL), SEM_OK);
-    redis_url_describe(&u, desc, sizeof desc);
-    assert_null(strstr(desc, "secret"));
-    assert_string_equal(desc, "redis://alice:***@h:1/2");
-}
-
-static void test_url_bad(void **state)
-{
-    (void)state;
-    static const char *const bad[] = {
-        "", "http://h", "redis://", "redis://:6379", "redis://h:0", "redis://h:65536",
-        "redis://h:12x", "redis://h/x", "redis://h/-1", "redis://h/1/2", "redis://h?db=1",
-        "redis://pw@h", "redis://a:%zz@h", "redis://[::1", "redis://h#f", "redis://a b",
-    };
-    redis_url u;
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        sem_err err = {0};
-        if (redis_url_parse(bad[i], &u, &err) != SEM_EINVAL)
-            fail_msg("'%s' was accepted", bad[i]);
-        assert_true(strlen(err.detail) > 0);
-    }
 }
 
 /* ------------------------------------------------------------ round trips */
@@ -478,8 +427,6 @@ int main(void)
      * an error, not a signal that ends the process (redis_tier.h). */
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_url_good),
-        cmocka_unit_test(test_url_bad),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_spaces_apart),
         cmocka_unit_test(test_shared_chunks_counted),
