@@ -144,7 +144,11 @@ static sem_status load_client(redis_tls *t, const redis_tls_opts *o, sem_err *er
                            "certificate (%s)", o->cert_file, why);
     }
     if (SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1) {
+        int mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
         openssl_error(why, sizeof why);
+        if (mismatch)
+            return sem_err_set(err, SEM_EINVAL, "remote tier TLS: key '%s' does not belong to "
+                               "cert '%s' (%s)", key, o->cert_file, why);
         return sem_err_set(err, SEM_EINVAL, "remote tier TLS: key '%s' holds no PEM private "
                            "key without a passphrase (%s)", key, why);
     }

@@ -25,6 +25,7 @@
 struct redis_process {
     pid_t pid;
     int port;
+    int tls_port; /* 0: no TLS */
     char dir[512];
     char conf[600];
     char url[64];
@@ -173,6 +174,28 @@ redis_process *redis_process_start(const char *extra_conf, char *why, size_t cap
     }
     return p;
 }
+
+redis_process *redis_process_start_tls(const char *dir, const char *cert, const char *ca,
+                                       int auth_clients, int *no_tls, char *why, size_t cap)
+{
+    char conf[2400];
+    int tls_port = redis_process_free_port();
+    snprintf(conf, sizeof conf,
+             "tls-port %d\ntls-cert-file %s/%s.pem\ntls-key-file %s/%s.key\n"
+             "tls-ca-cert-file %s/%s.pem\ntls-auth-clients %s\n",
+             tls_port, dir, cert, dir, cert, dir, ca, auth_clients ? "yes" : "no");
+    *no_tls = 0;
+    redis_process *p = redis_process_start(conf, why, cap);
+    if (!p) {
+        *no_tls = redis_process_available() && strstr(why, "tls-port") &&
+                  strstr(why, "Bad directive");
+        return NULL;
+    }
+    p->tls_port = tls_port;
+    return p;
+}
+
+int redis_process_tls_port(const redis_process *p) { return p->tls_port; }
 
 void redis_process_kill(redis_process *p)
 {

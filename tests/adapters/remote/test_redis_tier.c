@@ -17,7 +17,7 @@
 
 #include "adapters/remote/redis_tier.h"
 #include "base/deadline.h"
-#include "redis_process.h"
+#include "remote_test_util.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -25,17 +25,6 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static redis_process *start_or_skip(const char *conf)
-{
-    char why[512];
-    redis_process *p = redis_process_start(conf, why, sizeof why);
-    if (!p) {
-        print_message("skipped: %s\n", why);
-        skip();
-    }
-    return p;
 }
 
 static redis_tier *open_tier(const redis_process *p, uint64_t budget, uint32_t ttl,
@@ -144,7 +133,7 @@ static remote_stats stats_of(remote_tier t)
 static void test_round_trip(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 0, 0);
     remote_tier t = redis_tier_port(r);
     assert_int_equal(stats_of(t).state, REMOTE_OK);
@@ -184,7 +173,7 @@ static void test_round_trip(void **state)
 static void test_spaces_apart(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 0, 0);
     remote_tier t = redis_tier_port(r);
     unsigned seeds[1] = {5};
@@ -205,7 +194,7 @@ static void test_spaces_apart(void **state)
 static void test_shared_chunks_counted(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 0, 0);
     remote_tier t = redis_tier_port(r);
     unsigned sa[2] = {1, 2}, sb[2] = {1, 3};
@@ -228,7 +217,7 @@ static void test_shared_chunks_counted(void **state)
 static void test_dead_server(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 0, 300);
     remote_tier t = redis_tier_port(r);
     unsigned seeds[1] = {1};
@@ -267,7 +256,7 @@ static void test_dead_server(void **state)
 static void test_open_while_down(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_process_kill(p);
     redis_tier *r = open_tier(p, 0, 0, 200); /* not an error: starts DOWN */
     remote_tier t = redis_tier_port(r);
@@ -283,7 +272,7 @@ static void test_open_while_down(void **state)
 static void test_maxmemory(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip("maxmemory 2mb\nmaxmemory-policy noeviction");
+    redis_process *p = rt_start_or_skip("maxmemory 2mb\nmaxmemory-policy noeviction");
     redis_tier *r = open_tier(p, 0, 0, 0);
     remote_tier t = redis_tier_port(r);
     int failed = 0;
@@ -310,7 +299,7 @@ static void test_maxmemory(void **state)
 static void test_slow_server(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 0, 200);
     remote_tier t = redis_tier_port(r);
     unsigned seeds[1] = {1};
@@ -342,7 +331,7 @@ static void test_slow_server(void **state)
 static void test_budget_lru(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     /* Each agent: 1000 bytes of index and a chunk of its own of 10000. */
     redis_tier *r = open_tier(p, 3 * 11000 + 500, 0, 0);
     remote_tier t = redis_tier_port(r);
@@ -376,7 +365,7 @@ static void test_budget_lru(void **state)
 static void test_ttl(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 1, 0);
     remote_tier t = redis_tier_port(r);
     unsigned seeds[1] = {1};
@@ -403,7 +392,7 @@ static void test_ttl(void **state)
 static void test_chunk_vanished_before_commit(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 0, 0);
     remote_tier t = redis_tier_port(r);
     unsigned seeds[1] = {1};
