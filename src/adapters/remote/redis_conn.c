@@ -128,10 +128,14 @@ static sem_status fail(redis_conn *c, int timed_out, sem_err *err, const char *f
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
+    int no_cert = redis_tls_cert_requested(c->ssl);
     c->tls_clean = 0;
     redis_conn_close(c);
     c->timed_out = timed_out;
-    return sem_err_set(err, SEM_EIO, "%s: %s", c->where, why);
+    return sem_err_set(err, SEM_EIO, "%s: %s%s", c->where, why,
+                       no_cert ? " (the server asked for a client certificate, and none is "
+                                 "given: cert= and key=)"
+                               : "");
 }
 
 /* ------------------------------------------------------------ waiting */

@@ -72,6 +72,17 @@ static int bio_create(BIO *b)
 
 /* ------------------------------------------------------------ the context */
 
+/* Called by OpenSSL when the server asks for a client certificate and the
+ * context has none: it sends none, and marks the session (its app data,
+ * which nothing else uses) so a failure can say why. */
+static int no_client_cert(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    (void)x509;
+    (void)pkey;
+    SSL_set_app_data(ssl, (void *)ssl);
+    return 0;
+}
+
 /* No passphrase prompt: an encrypted key fails to load. */
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
 {
@@ -184,6 +195,7 @@ redis_tls *redis_tls_new(const redis_tls_opts *o, sem_err *err)
     SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_default_passwd_cb(t->ctx, no_passphrase);
     SSL_CTX_set_verify(t->ctx, t->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_client_cert_cb(t->ctx, no_client_cert);
     if (load_trust(t, o, err) != SEM_OK || load_client(t, o, err) != SEM_OK) {
         redis_tls_free(t);
         return NULL;
@@ -250,3 +262,5 @@ void redis_tls_why(SSL *ssl, char *out, size_t cap)
     }
     openssl_error(out, cap);
 }
+
+int redis_tls_cert_requested(SSL *ssl) { return ssl && SSL_get_app_data(ssl) == (void *)ssl; }

@@ -49,4 +49,9 @@ struct ssl_st *redis_tls_session(const redis_tls *t, int fd, const char *host, s
  * this thread's OpenSSL error queue. */
 void redis_tls_why(struct ssl_st *ssl, char *out, size_t cap);
 
+/* Whether the server asked ssl for a client certificate that the context
+ * does not have (a server with tls-auth-clients yes then ends the session
+ * after the handshake, at its first read). */
+int redis_tls_cert_requested(struct ssl_st *ssl);
+
 #endif
