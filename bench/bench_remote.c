@@ -4,6 +4,7 @@
  *
  *   bench_remote [--model PATH] [--server BIN] [--threads N] [--ctx 6144] [--words N] [--reps N]
  *                [--decode-tokens N] [--writers N] [--writer-words N] [--writer-pause-ms N]
+ *                [--tls] [--skip-ttft] [--skip-decode]
  *
  * Starts a redis-server (redis_process.h) and `semantic serve`s on free
  * ports of 127.0.0.1 and measures:
@@ -23,6 +24,12 @@
  *      turn followed by a save and a pause of --writer-pause-ms: on a server with the remote tier (every
  *      save is also put to Redis) and on one without, alternating, --reps
  *      times each.
+ *
+ * With --tls, Redis also listens with TLS (certificates made by the
+ * openssl command line, tls_files.h) and a third server C reads the same
+ * agents over rediss://, before or after B (alternating, each once the
+ * other's disk save is done): *remote over TLS* against *remote* for the
+ * very same bytes in the same Redis.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -36,6 +43,7 @@
 #include "http_client.h"
 #include "redis_process.h"
 #include "server_process.h"
+#include "tls_files.h"
 
 typedef struct bench_args {
     const char *model, *server, *threads, *ctx;
@@ -177,15 +185,16 @@ static int start(server_proc *s, const bench_args *a, const char *url)
 
 /* ---------------------------------------------------------------- 1. TTFT */
 
-static void bench_ttft(const bench_args *a, const char *url)
+static void bench_ttft(const bench_args *a, const char *url, const char *tls_url)
 {
-    server_proc A, B;
-    if (start(&A, a, url) != 0 || start(&B, a, url) != 0) {
+    server_proc A, B, C = {0};
+    if (start(&A, a, url) != 0 || start(&B, a, url) != 0 ||
+        (tls_url && start(&C, a, tls_url) != 0)) {
         fprintf(stderr, "bench_remote: the servers did not start\n");
         exit(1);
     }
-    double cold[64], hot[64], warm[64], remote[64];
-    long prompt = 0, cached_remote = 0, cached_warm = 0, c;
+    double cold[64], hot[64], warm[64], remote[64], remote_tls[64];
+    long prompt = 0, cached_remote = 0, cached_tls = 0, cached_warm = 0, c;
     int n = a->reps < 64 ? a->reps : 64;
     for (int r = 0; r < n; r++) {
         char agent[64];
@@ -193,7 +202,21 @@ static void bench_ttft(const bench_args *a, const char *url)
         char *body = long_body((unsigned)r + 1, a->words, 1, 0);
         cold[r] = timed_chat(A.port, agent, body, &prompt, &c);
         wait_remote(B.port, agent);
-        remote[r] = timed_chat(B.port, agent, body, &prompt, &cached_remote);
+        if (tls_url)
+            wait_remote(C.port, agent);
+        /* B and C read the same bytes; which goes first alternates, and
+         * the second starts once the first's save to its disk is done. */
+        for (int k = 0; k < (tls_url ? 2 : 1); k++) {
+            if (tls_url && (k == 0) == (r % 2 == 1)) {
+                remote_tls[r] = timed_chat(C.port, agent, body, &prompt, &cached_tls);
+                printf("agent %d: remote over TLS %.1f ms (%ld cached)\n", r, remote_tls[r],
+                       cached_tls);
+                wait_io(C.port);
+            } else {
+                remote[r] = timed_chat(B.port, agent, body, &prompt, &cached_remote);
+                wait_io(B.port);
+            }
+        }
         hot[r] = timed_chat(A.port, agent, body, &prompt, &c);
         wait_io(A.port);
         char path[128];
@@ -214,6 +237,12 @@ static void bench_ttft(const bench_args *a, const char *url)
     printf("TTFT, %ld-token agent, median of %d: cold %.0f ms, remote %.1f ms, warm (disk) "
            "%.1f ms, hot %.1f ms; remote/warm %.2fx, cold/remote %.0fx\n",
            prompt, n, mc, mr, mw, mh, mr / mw, mc / mr);
+    if (tls_url) {
+        double mt = median(remote_tls, n);
+        printf("TTFT over TLS, median of %d: remote over TLS %.1f ms, remote %.1f ms; TLS/plain "
+               "%.2fx (%+.1f ms)\n", n, mt, mr, mt / mr, mt - mr);
+        server_stop(&C, SIGTERM, 60000);
+    }
     server_stop(&A, SIGTERM, 60000);
     server_stop(&B, SIGTERM, 60000);
 }
@@ -358,10 +387,11 @@ int main(int argc, char **argv)
         {"reps", required_argument, 0, 'r'},         {"decode-tokens", required_argument, 0, 'd'},
         {"writers", required_argument, 0, 'W'},      {"writer-words", required_argument, 0, 'x'},
         {"writer-pause-ms", required_argument, 0, 'p'},
-        {"ctx", required_argument, 0, 'c'},          {"skip-ttft", no_argument, 0, 'T'},          {"skip-decode", no_argument, 0, 'D'},
+        {"ctx", required_argument, 0, 'c'},          {"skip-ttft", no_argument, 0, 'T'},
+        {"skip-decode", no_argument, 0, 'D'},        {"tls", no_argument, 0, 'S'},
         {0, 0, 0, 0}};
-    int ch, skip_ttft = 0, skip_decode = 0;
-    while ((ch = getopt_long(argc, argv, "m:s:t:c:w:r:d:W:x:p:TD", longs, NULL)) != -1) {
+    int ch, skip_ttft = 0, skip_decode = 0, tls = 0;
+    while ((ch = getopt_long(argc, argv, "m:s:t:c:w:r:d:W:x:p:TDS", longs, NULL)) != -1) {
         switch (ch) {
         case 'm': a.model = optarg; break;
         case 's': a.server = optarg; break;
@@ -375,20 +405,40 @@ int main(int argc, char **argv)
         case 'p': a.writer_pause_ms = atoi(optarg); break;
         case 'T': skip_ttft = 1; break;
         case 'D': skip_decode = 1; break;
+        case 'S': tls = 1; break;
         default: fprintf(stderr, "usage: see bench/bench_remote.c\n"); return 2;
         }
     }
+    tls_files *certs = NULL;
+    char conf[2400] = "", tls_url[1200] = "";
+    if (tls) {
+        char why[1200];
+        if (!(certs = tls_files_make(why, sizeof why))) {
+            fprintf(stderr, "bench_remote: %s\n", why);
+            return 1;
+        }
+        const char *d = tls_files_dir(certs);
+        uint16_t tls_port = server_free_port();
+        snprintf(conf, sizeof conf,
+                 "tls-port %u\ntls-cert-file %s/server.pem\ntls-key-file %s/server.key\n"
+                 "tls-ca-cert-file %s/ca.pem\ntls-auth-clients no\n",
+                 (unsigned)tls_port, d, d, d);
+        snprintf(tls_url, sizeof tls_url, "rediss://127.0.0.1:%u/0?cacert=%s/ca.pem",
+                 (unsigned)tls_port, d);
+    }
     redis_proc redis;
-    if (redis_start(&redis, NULL, NULL) != 0) {
-        fprintf(stderr, "bench_remote: %s\n", REDIS_MISSING_MSG);
+    if (redis_start(&redis, NULL, conf) != 0) {
+        fprintf(stderr, "bench_remote: %s\n", redis_server_bin() ? "redis-server did not start"
+                                                                 : REDIS_MISSING_MSG);
         return 1;
     }
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%u", (unsigned)redis.port);
     if (!skip_ttft)
-        bench_ttft(&a, url);
+        bench_ttft(&a, url, tls ? tls_url : NULL);
     if (!skip_decode)
         bench_decode(&a, url);
     redis_stop(&redis);
+    tls_files_remove(certs);
     return 0;
 }

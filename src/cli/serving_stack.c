@@ -57,9 +57,14 @@ void serving_stack_redact_url(const char *url, char *out, size_t cap)
 {
     const char *scheme = strstr(url, "://");
     const char *host = scheme ? scheme + 3 : url;
-    const char *at = strrchr(host, '@');
-    const char *slash = strchr(host, '/');
-    if (!at || (slash && slash < at)) {
+    /* The credentials end at the last '@' before the path, the query
+     * (rediss:// options name files, which may hold '@') or a fragment. */
+    size_t authority = strcspn(host, "/?#");
+    const char *at = NULL;
+    for (const char *p = host; p < host + authority; p++)
+        if (*p == '@')
+            at = p;
+    if (!at) {
         snprintf(out, cap, "%s", url);
         return;
     }

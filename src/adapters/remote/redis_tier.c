@@ -1,6 +1,7 @@
 /*
- * redis_tier.c - the remote tier on Redis through hiredis (redis_tier.h;
- * the key layout, consistency and budget are in docs/remote-tier.md).
+ * redis_tier.c - the remote tier on Redis over one redis_conn, TCP or TLS
+ * (redis_tier.h; the key layout, consistency and budget are in
+ * docs/remote-tier.md).
  *
  * State and its lock: everything below `lock` in struct redis_tier (the
  * connection, the backoff, the counters) is guarded by that one mutex,
@@ -12,10 +13,10 @@
  *
  * Connection states:
  *
- *   DOWN (c NULL, retry_at in the future)  --time passes-->  DOWN, may retry
- *   DOWN, may retry  --connect, AUTH, SELECT ok-->  OK (c set)
+ *   DOWN (c closed, retry_at in the future)  --time passes-->  DOWN, may retry
+ *   DOWN, may retry  --connect (and TLS), AUTH, SELECT ok-->  OK (c open)
  *   DOWN, may retry  --any failure-->  DOWN, retry_at = now + backoff, backoff doubles
- *   OK  --I/O error or timeout-->  DOWN (c freed), as above
+ *   OK  --I/O error or timeout-->  DOWN (c closed), as above
  *   OK  --a command that succeeds-->  OK, backoff back to BACKOFF_MIN_MS
  *
  * While DOWN and before retry_at, every operation answers SEM_EBUSY at
@@ -25,17 +26,17 @@
  */
 #include "redis_tier.h"
 
-#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "base/deadline.h"
+#include "redis_conn.h"
 #include "redis_scripts.h"
+#include "redis_tls.h"
 #include "redis_url.h"
 
 #define KEY_PREFIX "sem:v1:"
@@ -50,15 +51,17 @@
 
 struct redis_tier {
     redis_url url;
-    char where[REDIS_URL_HOST_MAX + 64]; /* the URL without its password */
+    char where[REDIS_URL_HOST_MAX + REDIS_URL_CRED_MAX + 64]; /* the URL without its password */
     uint64_t budget;
     uint32_t ttl_s;
     uint32_t timeout_ms;
     void (*log)(void *ctx, const char *message);
     void *log_ctx;
 
+    redis_tls *tls;       /* rediss://: the TLS context; NULL for redis:// */
+
     pthread_mutex_t lock;
-    redisContext *c;      /* NULL while DOWN */
+    redis_conn *c;        /* closed while DOWN */
     double retry_at;      /* deadline_now_ms() before which no reconnect is tried */
     uint32_t backoff_ms;  /* the next backoff */
     int was_up;           /* for logging state changes once */
@@ -89,7 +92,7 @@ static void logf_(const redis_tier *r, const char *fmt, ...)
 {
     if (!r->log)
         return;
-    char msg[768];
+    char msg[REDIS_URL_PATH_MAX * 3 + 1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -99,22 +102,15 @@ static void logf_(const redis_tier *r, const char *fmt, ...)
 
 /* ------------------------------------------------------------ connection */
 
-/* Drops the connection after `what` failed and schedules the next try.
- * Returns SEM_EIO with the detail in err. Call with the lock held. */
-static sem_status conn_fail(redis_tier *r, const char *what, int saved_errno, sem_err *err)
+/* Drops the connection after `what` failed (why: the detail) and
+ * schedules the next try. Returns SEM_EIO with the detail in err. Call
+ * with the lock held. */
+static sem_status conn_fail(redis_tier *r, const char *what, const char *why, int timed_out,
+                            sem_err *err)
 {
-    char why[256];
-    if (r->c && r->c->err)
-        snprintf(why, sizeof why, "%s", r->c->errstr);
-    else
-        snprintf(why, sizeof why, "%s", strerror(saved_errno ? saved_errno : EIO));
-    int timed_out = saved_errno == EAGAIN || saved_errno == EWOULDBLOCK ||
-                    saved_errno == ETIMEDOUT || saved_errno == EINPROGRESS;
     if (timed_out)
         r->st.timeouts++;
-    if (r->c)
-        redisFree(r->c);
-    r->c = NULL;
+    redis_conn_close(r->c);
     r->st.state = REMOTE_DOWN;
     r->retry_at = deadline_now_ms() + r->backoff_ms;
     uint32_t waited = r->backoff_ms;
@@ -127,51 +123,60 @@ static sem_status conn_fail(redis_tier *r, const char *what, int saved_errno, se
                        what, why, timed_out ? " (timed out)" : "", waited);
 }
 
-/* A reply that must be "OK" or an integer; frees it. 1 when it is. */
-static int reply_ok(redisReply *rep)
+/* The connection's own failure e (it closed itself) as conn_fail. */
+static sem_status io_fail(redis_tier *r, const char *what, const sem_err *e, sem_err *err)
 {
-    int ok = rep && (rep->type == REDIS_REPLY_STATUS || rep->type == REDIS_REPLY_INTEGER);
-    if (rep)
-        freeReplyObject(rep);
-    return ok;
+    return conn_fail(r, what, e->detail, redis_conn_timed_out(r->c), err);
 }
 
-/* Connects, authenticates and selects the database. With the lock held. */
+/* Sends argv and reads its reply; NULL after conn_fail (err set). */
+static redisReply *run(redis_tier *r, const char *what, int argc, const char **argv,
+                       const size_t *lens, sem_err *err)
+{
+    sem_err e = {0};
+    redisReply *rep = NULL;
+    if (redis_conn_command(r->c, argc, argv, lens, &rep, &e) != SEM_OK)
+        io_fail(r, what, &e, err);
+    return rep;
+}
+
+/* A setup command (AUTH, SELECT) whose reply must not be an error. */
+static sem_status setup_command(redis_tier *r, const char *what, int argc, const char **argv,
+                                sem_err *err)
+{
+    redisReply *rep = run(r, what, argc, argv, NULL, err);
+    if (!rep)
+        return SEM_EIO;
+    char why[160] = "";
+    if (rep->type == REDIS_REPLY_ERROR)
+        snprintf(why, sizeof why, "refused (%.100s)", rep->str);
+    else if (rep->type != REDIS_REPLY_STATUS && rep->type != REDIS_REPLY_INTEGER)
+        snprintf(why, sizeof why, "unexpected reply type %d", rep->type);
+    freeReplyObject(rep);
+    return why[0] ? conn_fail(r, what, why, 0, err) : SEM_OK;
+}
+
+/* Connects (with the TLS handshake for rediss://), authenticates and
+ * selects the database. With the lock held. */
 static sem_status conn_open(redis_tier *r, sem_err *err)
 {
-    struct timeval tv = {.tv_sec = r->timeout_ms / 1000,
-                         .tv_usec = (suseconds_t)(r->timeout_ms % 1000) * 1000};
-    errno = 0;
-    r->c = redisConnectWithTimeout(r->url.host, r->url.port, tv);
-    int e = errno;
-    if (!r->c)
-        return conn_fail(r, "connect", ENOMEM, err);
-    if (r->c->err)
-        return conn_fail(r, "connect", e, err);
-    if (redisSetTimeout(r->c, tv) != REDIS_OK)
-        return conn_fail(r, "set timeout", errno, err);
+    sem_err e = {0};
+    if (redis_conn_connect(r->c, &e) != SEM_OK)
+        return io_fail(r, "connect", &e, err);
     if (r->url.has_password) {
-        redisReply *rep = r->url.user[0]
-                              ? redisCommand(r->c, "AUTH %s %s", r->url.user, r->url.password)
-                              : redisCommand(r->c, "AUTH %s", r->url.password);
-        e = errno;
-        if (!rep)
-            return conn_fail(r, "AUTH", e, err);
-        if (rep->type == REDIS_REPLY_ERROR) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "AUTH refused (%.100s)", rep->str);
-            freeReplyObject(rep);
-            return conn_fail(r, msg, EACCES, err);
-        }
-        freeReplyObject(rep);
+        const char *auth_user[3] = {"AUTH", r->url.user, r->url.password};
+        const char *auth[2] = {"AUTH", r->url.password};
+        sem_status st = r->url.user[0] ? setup_command(r, "AUTH", 3, auth_user, err)
+                                       : setup_command(r, "AUTH", 2, auth, err);
+        if (st != SEM_OK)
+            return st;
     }
     if (r->url.db) {
-        redisReply *rep = redisCommand(r->c, "SELECT %d", r->url.db);
-        e = errno;
-        if (!rep)
-            return conn_fail(r, "SELECT", e, err);
-        if (!reply_ok(rep))
-            return conn_fail(r, "SELECT refused", EINVAL, err);
+        char db[16];
+        snprintf(db, sizeof db, "%d", r->url.db);
+        const char *select[2] = {"SELECT", db};
+        if (setup_command(r, "SELECT", 2, select, err) != SEM_OK)
+            return SEM_EIO;
     }
     return SEM_OK;
 }
@@ -179,7 +184,7 @@ static sem_status conn_open(redis_tier *r, sem_err *err)
 /* The connection, opened if the backoff allows; SEM_EBUSY while backing off. */
 static sem_status conn_get(redis_tier *r, sem_err *err)
 {
-    if (r->c)
+    if (redis_conn_is_open(r->c))
         return SEM_OK;
     double now = deadline_now_ms();
     if (now < r->retry_at)
@@ -193,20 +198,13 @@ static void conn_good(redis_tier *r)
 {
     r->backoff_ms = BACKOFF_MIN_MS;
     r->st.state = REMOTE_OK;
-    if (!r->was_up)
-        logf_(r, "remote tier %s is up", r->where);
+    if (!r->was_up) {
+        char how[REDIS_URL_PATH_MAX * 3 + 256];
+        redis_url_describe_tls(&r->url, how, sizeof how);
+        logf_(r, "remote tier %s is up%s%s%s", r->where, how[0] ? " (" : "", how,
+              how[0] ? ")" : "");
+    }
     r->was_up = 1;
-}
-
-/* Sends argv and reads its reply; NULL after conn_fail (err set). */
-static redisReply *run(redis_tier *r, const char *what, int argc, const char **argv,
-                       const size_t *lens, sem_err *err)
-{
-    errno = 0;
-    redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
-    if (!rep)
-        conn_fail(r, what, errno, err);
-    return rep;
 }
 
 /* Whether a reply is Redis refusing a write at maxmemory. */
@@ -285,13 +283,16 @@ static redisReply *eval(redis_tier *r, const char *what, const char *script,
 static sem_status chunks_missing(redis_tier *r, char **keys, size_t n, int *missing,
                                  sem_err *err)
 {
-    for (size_t i = 0; i < n; i++)
-        redisAppendCommand(r->c, "EXISTS %s", keys[i]);
+    sem_err e = {0};
+    for (size_t i = 0; i < n; i++) {
+        const char *argv[2] = {"EXISTS", keys[i]};
+        if (redis_conn_append(r->c, 2, argv, NULL, &e) != SEM_OK)
+            return io_fail(r, "EXISTS of a chunk", &e, err);
+    }
     for (size_t i = 0; i < n; i++) {
         redisReply *rep = NULL;
-        errno = 0;
-        if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
-            return conn_fail(r, "EXISTS of a chunk", errno, err);
+        if (redis_conn_read(r->c, &rep, &e) != SEM_OK)
+            return io_fail(r, "EXISTS of a chunk", &e, err);
         missing[i] = !(rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
         freeReplyObject(rep);
     }
@@ -305,20 +306,21 @@ static sem_status chunks_write(redis_tier *r, char **keys, const remote_blob *ch
     char px[24];
     snprintf(px, sizeof px, "%d", PENDING_CHUNK_MS);
     size_t sent = 0;
+    sem_err e = {0};
     for (size_t i = 0; i < n; i++) {
         if (!missing[i])
             continue;
         const char *argv[6] = {"SET", keys[i], (const char *)chunks[i].data, "NX", "PX", px};
         size_t lens[6] = {3, strlen(keys[i]), chunks[i].len, 2, 2, strlen(px)};
-        redisAppendCommandArgv(r->c, 6, argv, lens);
+        if (redis_conn_append(r->c, 6, argv, lens, &e) != SEM_OK)
+            return io_fail(r, "SET of a chunk", &e, err);
         sent++;
     }
     sem_status st = SEM_OK;
     for (size_t i = 0; i < sent; i++) {
         redisReply *rep = NULL;
-        errno = 0;
-        if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
-            return conn_fail(r, "SET of a chunk", errno, err);
+        if (redis_conn_read(r->c, &rep, &e) != SEM_OK)
+            return io_fail(r, "SET of a chunk", &e, err);
         if (st == SEM_OK && rep->type == REDIS_REPLY_ERROR) {
             if (is_oom(rep))
                 r->st.full++;
@@ -511,10 +513,11 @@ static sem_status get_chunk_locked(redis_tier *r, const char *ckey, uint8_t **da
     st = take_blob(rep, data, len, ckey, err);
     freeReplyObject(rep);
     if (st == SEM_OK && r->ttl_s) {
-        redisReply *e = redisCommand(r->c, "EXPIRE %s %u", ckey, r->ttl_s);
-        if (!e)
-            conn_fail(r, "EXPIRE of a chunk", errno, NULL); /* the read itself succeeded */
-        else
+        char ttl[16];
+        snprintf(ttl, sizeof ttl, "%u", r->ttl_s);
+        const char *expire[3] = {"EXPIRE", ckey, ttl};
+        redisReply *e = run(r, "EXPIRE of a chunk", 3, expire, NULL, NULL);
+        if (e) /* else the connection is down; the read itself succeeded */
             freeReplyObject(e);
     }
     return st;
@@ -643,18 +646,52 @@ static const remote_tier_ops REDIS_TIER_OPS = {
 
 /* ------------------------------------------------------------ lifetime */
 
+/* The TLS context (rediss://) and the connection, still closed. */
+static sem_status open_transport(redis_tier *r, sem_err *err)
+{
+    if (r->url.tls) {
+        redis_tls_opts t = {.ca_file = r->url.tls_ca, .cert_file = r->url.tls_cert,
+                            .key_file = r->url.tls_key, .insecure = r->url.tls_insecure};
+        sem_err e = {0};
+        r->tls = redis_tls_new(&t, &e);
+        if (!r->tls)
+            return sem_err_set(err, e.status, "%s", e.detail);
+        if (r->url.tls_insecure)
+            logf_(r, "remote tier %s: insecure=1: the server's certificate and name are NOT "
+                     "verified; the link is encrypted, but anyone on the path can pose as "
+                     "the server", r->where);
+    }
+    redis_conn_opts c = {.host = r->url.host, .port = r->url.port, .timeout_ms = r->timeout_ms,
+                         .tls = r->tls};
+    r->c = redis_conn_new(&c, err);
+    return r->c ? SEM_OK : err ? err->status : SEM_ENOMEM;
+}
+
+/* Frees what open made, for an open that failed part-way. */
+static void open_undo(redis_tier *r, int locks)
+{
+    redis_conn_free(r->c);
+    redis_tls_free(r->tls);
+    if (locks > 1)
+        pthread_mutex_destroy(&r->shown_lock);
+    if (locks > 0)
+        pthread_mutex_destroy(&r->lock);
+    memset(&r->url, 0, sizeof r->url);
+    free(r);
+}
+
 redis_tier *redis_tier_open(const redis_tier_opts *o, sem_err *err)
 {
     if (!o)
         return sem_err_set(err, SEM_EINVAL, "remote tier: NULL options"), NULL;
-    redis_url u;
-    if (redis_url_parse(o->url, &u, err) != SEM_OK)
-        return NULL;
     redis_tier *r = calloc(1, sizeof *r);
     if (!r)
         return sem_err_set(err, SEM_ENOMEM, "remote tier: out of memory"), NULL;
-    r->url = u;
-    redis_url_describe(&u, r->where, sizeof r->where);
+    if (redis_url_parse(o->url, &r->url, err) != SEM_OK) {
+        open_undo(r, 0);
+        return NULL;
+    }
+    redis_url_describe(&r->url, r->where, sizeof r->where);
     r->budget = o->budget_bytes;
     r->ttl_s = o->ttl_s;
     r->timeout_ms = o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -663,21 +700,21 @@ redis_tier *redis_tier_open(const redis_tier_opts *o, sem_err *err)
     r->backoff_ms = BACKOFF_MIN_MS;
     r->was_up = 1; /* so that a first failure is logged */
     r->st.state = REMOTE_DOWN;
-    if (pthread_mutex_init(&r->lock, NULL) != 0) {
-        free(r);
-        return sem_err_set(err, SEM_ENOMEM, "remote tier: cannot create its lock"), NULL;
+    if (open_transport(r, err) != SEM_OK) {
+        open_undo(r, 0);
+        return NULL;
     }
-    if (pthread_mutex_init(&r->shown_lock, NULL) != 0) {
-        pthread_mutex_destroy(&r->lock);
-        free(r);
+    int locks = pthread_mutex_init(&r->lock, NULL) == 0;
+    locks += locks && pthread_mutex_init(&r->shown_lock, NULL) == 0;
+    if (locks < 2) {
+        open_undo(r, locks);
         return sem_err_set(err, SEM_ENOMEM, "remote tier: cannot create its lock"), NULL;
     }
     pthread_mutex_lock(&r->lock);
     if (conn_get(r, NULL) == SEM_OK) {
-        redisReply *rep = redisCommand(r->c, "PING");
-        if (!rep)
-            conn_fail(r, "PING", errno, NULL);
-        else {
+        const char *ping[1] = {"PING"};
+        redisReply *rep = run(r, "PING", 1, ping, NULL, NULL);
+        if (rep) {
             freeReplyObject(rep);
             conn_good(r);
         }
@@ -690,8 +727,8 @@ void redis_tier_close(redis_tier *r)
 {
     if (!r)
         return;
-    if (r->c)
-        redisFree(r->c);
+    redis_conn_free(r->c);
+    redis_tls_free(r->tls); /* after its last session */
     pthread_mutex_destroy(&r->shown_lock);
     pthread_mutex_destroy(&r->lock);
     memset(&r->url, 0, sizeof r->url); /* the password does not linger in freed memory */

@@ -25,6 +25,7 @@
 struct redis_process {
     pid_t pid;
     int port;
+    int tls_port; /* 0: no TLS */
     char dir[512];
     char conf[600];
     char url[64];
@@ -53,7 +54,7 @@ int redis_process_available(void)
     return 0;
 }
 
-static int free_port(void)
+int redis_process_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -115,6 +116,28 @@ static int spawn(redis_process *p)
     return -1;
 }
 
+/* The last non-empty lines of redis-server's output, joined by " / ". */
+static void last_lines(const redis_process *p, char *out, size_t cap)
+{
+    char path[600], buf[400];
+    snprintf(path, sizeof path, "%s/stdout.log", p->dir);
+    snprintf(out, cap, "no output");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, n > (long)sizeof buf - 1 ? n - (long)sizeof buf + 1 : 0, SEEK_SET);
+    size_t got = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[got] = '\0';
+    size_t used = 0;
+    out[0] = '\0';
+    for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+        if (used < cap)
+            used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? " / " : "", l);
+}
+
 redis_process *redis_process_start(const char *extra_conf, char *why, size_t cap)
 {
     if (!redis_process_available()) {
@@ -129,7 +152,7 @@ redis_process *redis_process_start(const char *extra_conf, char *why, size_t cap
         free(p);
         return NULL;
     }
-    p->port = free_port();
+    p->port = redis_process_free_port();
     snprintf(p->conf, sizeof p->conf, "%s/redis.conf", p->dir);
     snprintf(p->url, sizeof p->url, "redis://127.0.0.1:%d", p->port);
     FILE *f = fopen(p->conf, "w");
@@ -143,13 +166,36 @@ redis_process *redis_process_start(const char *extra_conf, char *why, size_t cap
             p->port, p->dir, extra_conf ? extra_conf : "");
     fclose(f);
     if (spawn(p) != 0) {
-        snprintf(why, cap, "redis-server did not start on port %d (see %s/stdout.log)", p->port,
-                 p->dir);
+        char out[400];
+        last_lines(p, out, sizeof out);
+        snprintf(why, cap, "redis-server did not start on port %d: %s", p->port, out);
         redis_process_stop(p);
         return NULL;
     }
     return p;
 }
+
+redis_process *redis_process_start_tls(const char *dir, const char *cert, const char *ca,
+                                       int auth_clients, int *no_tls, char *why, size_t cap)
+{
+    char conf[2400];
+    int tls_port = redis_process_free_port();
+    snprintf(conf, sizeof conf,
+             "tls-port %d\ntls-cert-file %s/%s.pem\ntls-key-file %s/%s.key\n"
+             "tls-ca-cert-file %s/%s.pem\ntls-auth-clients %s\n",
+             tls_port, dir, cert, dir, cert, dir, ca, auth_clients ? "yes" : "no");
+    *no_tls = 0;
+    redis_process *p = redis_process_start(conf, why, cap);
+    if (!p) {
+        *no_tls = redis_process_available() && strstr(why, "tls-port") &&
+                  strstr(why, "Bad directive");
+        return NULL;
+    }
+    p->tls_port = tls_port;
+    return p;
+}
+
+int redis_process_tls_port(const redis_process *p) { return p->tls_port; }
 
 void redis_process_kill(redis_process *p)
 {

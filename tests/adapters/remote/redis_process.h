@@ -20,10 +20,29 @@ typedef struct redis_process redis_process;
 /* Whether redis-server is on PATH. */
 int redis_process_available(void);
 
+/* A port of 127.0.0.1 that nobody listens on now (for tls-port). */
+int redis_process_free_port(void);
+
 /* Starts redis-server with extra config lines (may be NULL, "\n"-separated)
- * and waits until it answers PING (5 s at most). NULL on failure, with the
- * reason in why[cap]. */
+ * and waits until it answers PING on its plain port (5 s at most). NULL on
+ * failure, with the reason in why[cap] (ending with the last lines of
+ * redis-server's output, e.g. a configuration line it refused). */
 redis_process *redis_process_start(const char *extra_conf, char *why, size_t cap);
+
+/* What to say when redis-server refuses tls-port (for skip messages). */
+#define REDIS_PROCESS_NO_TLS_HINT                                                          \
+    "this redis-server has no TLS (it refuses tls-port): install Debian's redis-server "   \
+    "6 or later (tools/install-deps), or build Redis with BUILD_TLS=yes"
+
+/* Starts redis-server as redis_process_start does, plus TLS on a second
+ * free port (redis_process_tls_port): its certificate DIR/CERT.pem and
+ * key DIR/CERT.key, client certificates checked against DIR/CA.pem and
+ * required when auth_clients. NULL on failure, with *no_tls set when
+ * this redis-server was built without TLS. */
+redis_process *redis_process_start_tls(const char *dir, const char *cert, const char *ca,
+                                       int auth_clients, int *no_tls, char *why, size_t cap);
+/* The TLS port (0 without TLS). */
+int redis_process_tls_port(const redis_process *p);
 
 /* Kills it (SIGKILL) and waits for it; the folder and port stay. */
 void redis_process_kill(redis_process *p);

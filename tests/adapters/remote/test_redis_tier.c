@@ -1,7 +1,7 @@
 /*
  * The remote tier on Redis (adapters/remote/redis_tier.h), against a real
  * redis-server that each test starts on a free 127.0.0.1 port and kills:
- * URLs, put/get/remove, spaces that never see each other, shared chunks
+ * put/get/remove, spaces that never see each other, shared chunks
  * counted by reference, a dead server (EIO, then EBUSY while backing off,
  * then recovery), a restart that lost everything, Redis at maxmemory, a
  * slow Redis, the LRU byte budget and the TTL. Without redis-server the
@@ -16,9 +16,8 @@
 #include <time.h>
 
 #include "adapters/remote/redis_tier.h"
-#include "adapters/remote/redis_url.h"
 #include "base/deadline.h"
-#include "redis_process.h"
+#include "remote_test_util.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -26,17 +25,6 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static redis_process *start_or_skip(const char *conf)
-{
-    char why[512];
-    redis_process *p = redis_process_start(conf, why, sizeof why);
-    if (!p) {
-        print_message("skipped: %s\n", why);
-        skip();
-    }
-    return p;
 }
 
 static redis_tier *open_tier(const redis_process *p, uint64_t budget, uint32_t ttl,
@@ -140,68 +128,12 @@ static remote_stats stats_of(remote_tier t)
     return s;
 }
 
-/* ------------------------------------------------------------ URLs */
-
-static void test_url_good(void **state)
-{
-    (void)state;
-    redis_url u;
-    assert_int_equal(redis_url_parse("redis://localhost", &u, NULL), SEM_OK);
-    assert_string_equal(u.host, "localhost");
-    assert_int_equal(u.port, 6379);
-    assert_int_equal(u.db, 0);
-    assert_false(u.has_password);
-    assert_int_equal(redis_url_parse("redis://10.0.0.7:6380/3", &u, NULL), SEM_OK);
-    assert_string_equal(u.host, "10.0.0.7");
-    assert_int_equal(u.port, 6380);
-    assert_int_equal(u.db, 3);
-    assert_int_equal(redis_url_parse("redis://:s%40cret@h:1", &u, NULL), SEM_OK);
-    assert_true(u.has_password);
-    assert_string_equal(u.user, "");
-    assert_string_equal(u.password, "s@cret");
-    assert_int_equal(redis_url_parse("redis://alice:pw:x@h/", &u, NULL), SEM_OK);
-    assert_string_equal(u.user, "alice");
-    assert_string_equal(u.password, "pw:x");
-    assert_int_equal(u.db, 0);
-    assert_int_equal(redis_url_parse("redis://[::1]:7000/1", &u, NULL), SEM_OK);
-    assert_string_equal(u.host, "::1");
-    assert_int_equal(u.port, 7000);
-    char desc[300];
-    assert_int_equal(redis_url_parse("redis://alice:secret@h:1/2", &u, NULL), SEM_OK);
-    redis_url_describe(&u, desc, sizeof desc);
-    assert_null(strstr(desc, "secret"));
-    assert_string_equal(desc, "redis://alice:***@h:1/2");
-}
-
-static void test_url_bad(void **state)
-{
-    (void)state;
-    static const char *const bad[] = {
-        "", "http://h", "redis://", "redis://:6379", "redis://h:0", "redis://h:65536",
-        "redis://h:12x", "redis://h/x", "redis://h/-1", "redis://h/1/2", "redis://h?db=1",
-        "redis://pw@h", "redis://a:%zz@h", "redis://[::1", "redis://h#f", "redis://a b",
-    };
-    redis_url u;
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        sem_err err = {0};
-        if (redis_url_parse(bad[i], &u, &err) != SEM_EINVAL)
-            fail_msg("'%s' was accepted", bad[i]);
-        assert_true(strlen(err.detail) > 0);
-    }
-    sem_err err = {0};
-    assert_int_equal(redis_url_parse("rediss://h:6380", &u, &err), SEM_EUNSUPPORTED);
-    assert_non_null(strstr(err.detail, "TLS"));
-    redis_tier_opts o = {.url = "rediss://h"};
-    assert_null(redis_tier_open(&o, &err));
-    assert_int_equal(err.status, SEM_EUNSUPPORTED);
-}
-
 /* ------------------------------------------------------------ round trips */
 
 static void test_round_trip(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 0, 0);
     remote_tier t = redis_tier_port(r);
     assert_int_equal(stats_of(t).state, REMOTE_OK);
@@ -241,7 +173,7 @@ static void test_round_trip(void **state)
 static void test_spaces_apart(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 0, 0);
     remote_tier t = redis_tier_port(r);
     unsigned seeds[1] = {5};
@@ -262,7 +194,7 @@ static void test_spaces_apart(void **state)
 static void test_shared_chunks_counted(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 0, 0);
     remote_tier t = redis_tier_port(r);
     unsigned sa[2] = {1, 2}, sb[2] = {1, 3};
@@ -285,7 +217,7 @@ static void test_shared_chunks_counted(void **state)
 static void test_dead_server(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 0, 300);
     remote_tier t = redis_tier_port(r);
     unsigned seeds[1] = {1};
@@ -324,7 +256,7 @@ static void test_dead_server(void **state)
 static void test_open_while_down(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_process_kill(p);
     redis_tier *r = open_tier(p, 0, 0, 200); /* not an error: starts DOWN */
     remote_tier t = redis_tier_port(r);
@@ -340,7 +272,7 @@ static void test_open_while_down(void **state)
 static void test_maxmemory(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip("maxmemory 2mb\nmaxmemory-policy noeviction");
+    redis_process *p = rt_start_or_skip("maxmemory 2mb\nmaxmemory-policy noeviction");
     redis_tier *r = open_tier(p, 0, 0, 0);
     remote_tier t = redis_tier_port(r);
     int failed = 0;
@@ -367,7 +299,7 @@ static void test_maxmemory(void **state)
 static void test_slow_server(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 0, 200);
     remote_tier t = redis_tier_port(r);
     unsigned seeds[1] = {1};
@@ -399,7 +331,7 @@ static void test_slow_server(void **state)
 static void test_budget_lru(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     /* Each agent: 1000 bytes of index and a chunk of its own of 10000. */
     redis_tier *r = open_tier(p, 3 * 11000 + 500, 0, 0);
     remote_tier t = redis_tier_port(r);
@@ -433,7 +365,7 @@ static void test_budget_lru(void **state)
 static void test_ttl(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 1, 0);
     remote_tier t = redis_tier_port(r);
     unsigned seeds[1] = {1};
@@ -460,7 +392,7 @@ static void test_ttl(void **state)
 static void test_chunk_vanished_before_commit(void **state)
 {
     (void)state;
-    redis_process *p = start_or_skip(NULL);
+    redis_process *p = rt_start_or_skip(NULL);
     redis_tier *r = open_tier(p, 0, 0, 0);
     remote_tier t = redis_tier_port(r);
     unsigned seeds[1] = {1};
@@ -484,8 +416,6 @@ int main(void)
      * an error, not a signal that ends the process (redis_tier.h). */
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_url_good),
-        cmocka_unit_test(test_url_bad),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_spaces_apart),
         cmocka_unit_test(test_shared_chunks_counted),
