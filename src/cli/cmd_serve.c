@@ -468,7 +468,7 @@ static sem_status load_config(serve_config *c, int argc, char **argv, const stru
         return sem_err_wrap(err, "%s", from);
     for (size_t i = 0; i < conf_file_count(c->conf); i++)
         if (apply_entry(c, c->conf, conf_file_entry(c->conf, i), err) != SEM_OK)
-            return err->status;
+            return sem_err_wrap(err, "%s", from);
     /* The environment's or the flags' keys and models replace the file's. */
     c->api_keys_from_flags = 0;
     c->models_from_flags = 0;
