@@ -83,7 +83,8 @@ DESTDIR ?=
 SYSCONFDIR ?=
 INSTALL_BUILD ?= $(BUILD_release)
 
-install: $(INSTALL_BUILD)/Makefile
+# (A build folder configured already, of any generator, is used as it is.)
+install: $(if $(wildcard $(INSTALL_BUILD)/CMakeCache.txt),,$(INSTALL_BUILD)/Makefile)
 	$(CMAKE) -S . -B $(INSTALL_BUILD) -DSEM_SYSCONFDIR="$(SYSCONFDIR)" >/dev/null
 	$(CMAKE) --build $(INSTALL_BUILD) --target semantic man -j $(JOBS)
 	DESTDIR="$(DESTDIR)" $(CMAKE) --install $(INSTALL_BUILD) --prefix "$(PREFIX)"
