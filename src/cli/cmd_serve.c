@@ -228,7 +228,7 @@ static void usage(FILE *f)
         }
     }
     fprintf(f, "\nA flag wins over its environment variable, which wins over the --config file.\n"
-               "SIGTERM or SIGINT drains and exits 0. SIGHUP reloads.\n");
+               "SIGTERM or SIGINT drains and exits 0. SIGHUP rescans --models-dir.\n");
 }
 
 static sem_status add_key(serve_config *c, const char *key, sem_err *err)

@@ -1,15 +1,15 @@
 /*
  * `semantic serve` configured as a service runs it (docs/install.md):
  *
- *   - a --config file sets the port, the model and the API keys, and an
- *     --api-key-file adds keys: a request without a key is 401, each key
- *     is accepted, another is refused;
+ *   - a --config file sets the port, the models (repeated lines add up)
+ *     and the API keys, and an --api-key-file adds keys: a request without
+ *     a key is 401, each key is accepted, another is refused;
  *   - precedence: the environment wins over the file, and a flag over both
- *     (port and keys);
+ *     (port, keys and models);
  *   - a bad line stops the start with exit 2 and FILE:LINE in the message;
  *     a missing config or key file, or a key file without a key, too;
- *   - SIGHUP logs the reload and the server goes on; SIGTERM still drains
- *     and exits 0;
+ *   - SIGHUP rescans the config's models folder and the server goes on;
+ *     SIGTERM still drains and exits 0;
  *   - under MemoryDenyWriteExecute (the kernel's PR_SET_MDWE, which refuses
  *     what systemd's option refuses: memory both writable and executable)
  *     the server answers as it does without it: PCRE2's JIT is refused and
@@ -25,6 +25,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,6 +111,33 @@ static int wait_log(const server_proc *s, const char *text)
     return -1;
 }
 
+/* The ids GET /v1/models lists, sorted and comma separated, in out. */
+static void model_ids(uint16_t port, const char *key, char *out, size_t cap)
+{
+    char h[256];
+    snprintf(h, sizeof h, "Authorization: Bearer %s\r\n", key);
+    http_response r = e2e_call(port, "GET", "/v1/models", h, NULL);
+    if (r.status != 200)
+        fail_msg("GET /v1/models: %d %s", r.status, r.body);
+    json_t *j = e2e_json(&r);
+    json_t *data = json_object_get(j, "data");
+    const char *ids[16];
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(data) && n < 16; i++)
+        ids[n++] = json_string_value(json_object_get(json_array_get(data, i), "id"));
+    for (size_t i = 1; i < n; i++) /* insertion sort: a handful */
+        for (size_t k = i; k > 0 && strcmp(ids[k - 1], ids[k]) > 0; k--) {
+            const char *t = ids[k];
+            ids[k] = ids[k - 1];
+            ids[k - 1] = t;
+        }
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s", i ? "," : "", ids[i]);
+    json_decref(j);
+    hc_free(&r);
+}
+
 /* The status of GET /v1/models with key (NULL: none). */
 static int models_status(uint16_t port, const char *key)
 {
@@ -148,7 +176,8 @@ static void a_config_file_and_a_key_file_set_port_and_keys(void **state)
     (void)state;
     uint16_t port = server_free_port();
     char conf[600], keys[600];
-    make_config(conf, sizeof conf, "a.conf", port, STORIES, "api-key = from-the-config\n");
+    make_config(conf, sizeof conf, "a.conf", port, STORIES,
+                "api-key = from-the-config\nmodel = second=" STORIES "\n");
     make_file(keys, sizeof keys, "keys", "# the team's keys\nkey-one\n\n  key-two  \n# old-key\n");
     const char *argv[] = {SEMANTIC_BIN, "serve", "--config", conf, "--api-key-file", keys, NULL};
     server_proc s;
@@ -162,6 +191,9 @@ static void a_config_file_and_a_key_file_set_port_and_keys(void **state)
     assert_int_equal(models_status(port, "from-the-config"), 200);
     assert_int_equal(models_status(port, "old-key"), 401); /* a comment is no key */
     assert_int_equal(models_status(port, "# old-key"), 401);
+    char ids[256];
+    model_ids(port, "key-one", ids, sizeof ids);
+    assert_string_equal(ids, "second,stories260K"); /* both model lines */
     assert_int_equal(server_stop(&s, SIGTERM, 30000), 0);
     server_discard_log(&s);
 }
@@ -177,22 +209,29 @@ static void the_environment_wins_over_the_file_and_a_flag_over_both(void **state
     snprintf(env_port, sizeof env_port, "SEMANTIC_PORT=%u", p_env);
     /* The environment's port and key replace the file's. */
     const char *argv_env[] = {"/usr/bin/env", env_port, "SEMANTIC_API_KEY=env-key",
-                              SEMANTIC_BIN, "serve", "--config", conf, NULL};
+                              "SEMANTIC_MODEL=env-model=" STORIES, SEMANTIC_BIN, "serve",
+                              "--config", conf, NULL};
     server_proc s;
     start(&s, argv_env, p_env);
     assert_int_equal(models_status(p_env, "env-key"), 200);
     assert_int_equal(models_status(p_env, "conf-key"), 401);
+    char ids[256];
+    model_ids(p_env, "env-key", ids, sizeof ids);
+    assert_string_equal(ids, "env-model");
     assert_int_equal(server_stop(&s, SIGTERM, 30000), 0);
     server_discard_log(&s);
     /* A flag's port and key replace both. */
     uint16_t p_flag = server_free_port();
     char flag_port[16];
     snprintf(flag_port, sizeof flag_port, "%u", p_flag);
-    const char *argv_flag[] = {"/usr/bin/env", env_port, "SEMANTIC_API_KEY=env-key", SEMANTIC_BIN,
-                               "serve", "--config", conf, "--port", flag_port, "--api-key",
-                               "flag-key", NULL};
+    const char *argv_flag[] = {"/usr/bin/env", env_port, "SEMANTIC_API_KEY=env-key",
+                               "SEMANTIC_MODEL=env-model=" STORIES, SEMANTIC_BIN, "serve",
+                               "--config", conf, "--port", flag_port, "--api-key", "flag-key",
+                               "-m", "flag-model=" STORIES, NULL};
     start(&s, argv_flag, p_flag);
     assert_int_equal(models_status(p_flag, "flag-key"), 200);
+    model_ids(p_flag, "flag-key", ids, sizeof ids);
+    assert_string_equal(ids, "flag-model");
     assert_int_equal(models_status(p_flag, "env-key"), 401);
     assert_int_equal(models_status(p_flag, "conf-key"), 401);
     assert_int_equal(server_stop(&s, SIGTERM, 30000), 0);
@@ -260,19 +299,40 @@ static void missing_or_empty_files_stop_the_start(void **state)
     free(log);
 }
 
-static void sighup_reloads_and_the_server_goes_on(void **state)
+/* Copies the file at from to to. */
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    if (!in || !out)
+        fail_msg("cannot copy %s to %s", from, to);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            fail_msg("cannot write %s", to);
+    fclose(in);
+    if (fclose(out) != 0)
+        fail_msg("cannot write %s", to);
+}
+
+static void sighup_rescans_the_models_folder_and_the_server_goes_on(void **state)
 {
     (void)state;
     uint16_t port = server_free_port();
-    char conf[600];
-    make_config(conf, sizeof conf, "d.conf", port, STORIES, "");
+    char conf[600], models[600], line[700], added[700];
+    snprintf(models, sizeof models, "%s/models", dir);
+    assert_int_equal(mkdir(models, 0755), 0);
+    snprintf(line, sizeof line, "models-dir = %s\n", models);
+    make_config(conf, sizeof conf, "d.conf", port, STORIES, line);
     const char *argv[] = {SEMANTIC_BIN, "serve", "--config", conf, NULL};
     server_proc s;
     start(&s, argv, port);
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(kill(s.pid, SIGHUP), 0);
-        assert_int_equal(wait_log(&s, "reload: "), 0);
-    }
+    snprintf(added, sizeof added, "%s/added.gguf", models);
+    copy_file(STORIES, added);
+    assert_int_equal(kill(s.pid, SIGHUP), 0); /* what ExecReload sends */
+    assert_int_equal(wait_log(&s, "\"SIGHUP: models rescanned: 1 added, 0 removed"), 0);
+    assert_int_equal(kill(s.pid, SIGHUP), 0);
+    assert_int_equal(wait_log(&s, "\"SIGHUP: models rescanned: 0 added, 0 removed"), 0);
     e2e_assert_healthy(port);
     http_response r = e2e_call(port, "GET", "/health/ready", NULL, NULL);
     assert_int_equal(r.status, 200);
@@ -383,7 +443,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(the_environment_wins_over_the_file_and_a_flag_over_both),
         cmocka_unit_test(a_bad_line_stops_the_start_naming_file_and_line),
         cmocka_unit_test(missing_or_empty_files_stop_the_start),
-        cmocka_unit_test(sighup_reloads_and_the_server_goes_on),
+        cmocka_unit_test(sighup_rescans_the_models_folder_and_the_server_goes_on),
         cmocka_unit_test(the_server_runs_where_memory_cannot_be_writable_and_executable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

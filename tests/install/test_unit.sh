@@ -7,7 +7,7 @@
 #     start it: a fresh folder as STATE_DIRECTORY, a credentials folder
 #     holding api-keys, the installed config, and a HOME and working
 #     folder that must stay empty. Requests need a key; agent memory lands
-#     in the state folder; SIGHUP (ExecReload) logs the reload; SIGTERM
+#     in the state folder; SIGHUP (ExecReload) rescans the models folder; SIGTERM
 #     drains and exits 0 well within TimeoutStopSec;
 #   - under strace, every system call it makes is one the unit's
 #     SystemCallFilter allows (release builds: a sanitizer's runtime makes
@@ -60,12 +60,14 @@ stop_s=$(value TimeoutStopSec)
 conf=$(echo "$exec_start" | sed -n 's/.*--config \([^ ]*\).*/\1/p')
 [ -f "$conf" ] || bad "the unit's --config $conf was not installed"
 
-# The installed config, on the test model and a free port (any port: 0;
-# the log says which).
-port_line="port = 0"
-sed -e "s|^model = .*|model = $model|" -e "s|^port = .*|$port_line|" \
+# The installed config, on a models folder holding the test model, and a
+# free port (any port: 0; the log says which).
+mkdir -p "$tmp/state" "$tmp/creds" "$tmp/home" "$tmp/cwd" "$tmp/models"
+cp "$model" "$tmp/models/test-model.gguf"
+sed -e "s|^models-dir = .*|models-dir = $tmp/models|" -e "s|^port = .*|port = 0|" \
+    -e 's|^#default-model = .*|default-model = test-model|' \
     -e 's|^#pool-mb = .*|pool-mb = 16|' "$conf" >"$tmp/conf.new" && mv "$tmp/conf.new" "$conf"
-mkdir -p "$tmp/state" "$tmp/creds" "$tmp/home" "$tmp/cwd"
+grep -q "^models-dir = $tmp/models" "$conf" || bad "the example config has no models-dir line"
 printf '# test keys\nunit-key-1\nunit-key-2\n' >"$tmp/creds/api-keys"
 chmod 600 "$tmp/creds/api-keys"
 # What systemd substitutes in ExecStart.
@@ -130,11 +132,17 @@ url=http://127.0.0.1:$port
     -d '{"messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":4}' \
     "$url/v1/chat/completions")" = 200 ] || bad "a chat request failed"
 
-# SIGHUP, as ExecReload sends it.
+# SIGHUP, as ExecReload sends it: a model added to the folder is served.
+cp "$model" "$tmp/models/second.gguf"
 kill -HUP "$spid"
 i=0
-until grep -q '"reload: ' "$tmp/server.log" || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
-grep -q '"reload: ' "$tmp/server.log" || bad "SIGHUP logged no reload"
+until grep -q '"SIGHUP: models rescanned: 1 added' "$tmp/server.log" || [ $i -ge 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+grep -q '"SIGHUP: models rescanned: 1 added' "$tmp/server.log" || bad "SIGHUP did not rescan"
+curl -s -H 'Authorization: Bearer unit-key-1' "$url/v1/models" | grep -q '"second"' ||
+    bad "the model added before SIGHUP is not listed"
 [ "$(code "$url/health/ready")" = 200 ] || bad "not ready after SIGHUP"
 
 # SIGTERM, as systemctl stop sends it: exit 0 within TimeoutStopSec.
@@ -153,8 +161,9 @@ pid=""
 grep -q '"stopped"' "$tmp/server.log" || bad "the log does not end with stopped"
 
 # Agent memory in the state folder, nothing in HOME or the working folder.
-ls "$tmp/state"/*.kv >/dev/null 2>&1 || bad "no agent file in STATE_DIRECTORY"
-[ -f "$tmp/state/index.sqlite" ] || bad "no index in STATE_DIRECTORY"
+# (a folder of the models folder's model: models/NAME)
+ls "$tmp/state/models/test-model"/*.kv >/dev/null 2>&1 || bad "no agent file in STATE_DIRECTORY"
+[ -f "$tmp/state/models/test-model/index.sqlite" ] || bad "no agent index in STATE_DIRECTORY"
 [ -z "$(ls -A "$tmp/home")" ] || bad "the server wrote to HOME: $(ls -A "$tmp/home")"
 [ -z "$(ls -A "$tmp/cwd")" ] || bad "the server wrote to its working folder"
 
