@@ -54,8 +54,8 @@
 #include "adapters/store/response_store.h"
 #include "app/engine.h"
 #include "cli.h"
-#include "model_registry.h"
 #include "conf_file.h"
+#include "model_registry.h"
 #include "serving_stack.h"
 
 #define SERVE_MAX_KEYS 64
