@@ -5,6 +5,9 @@
 #                   test suite in three builds: optimized, ASan+UBSan, and
 #                   TSan (concurrency tests)
 #   make serve      install what is missing, build, and serve the bundled model
+#   make install    build, then install the program, its manual page, the docs,
+#                   the systemd unit and the config (PREFIX, DESTDIR, SYSCONFDIR;
+#                   docs/install.md); make uninstall removes them again
 #   make stress | fuzz | bench   long-running suites, not part of check
 #
 # JOBS sets build parallelism (default: number of cores).
@@ -26,7 +29,8 @@ LABELS_release :=
 LABELS_asan    :=
 LABELS_tsan    := concurrency
 
-.PHONY: all build check check-release check-asan check-tsan serve deps stress fuzz bench clean
+.PHONY: all build check check-release check-asan check-tsan serve deps stress fuzz bench clean \
+        install uninstall
 
 all: build
 
@@ -68,6 +72,33 @@ SERVE_MODEL ?= tests/data/models/stories260K.gguf
 serve: deps build
 	@echo 'make serve: requests are answered once the log says "ready" (Ctrl-C stops the server)'
 	$(BUILD_release)/semantic serve -m $(SERVE_MODEL) $(SERVE_ARGS)
+
+# Installation, from the optimized build (INSTALL_BUILD: another configured
+# build folder). PREFIX /usr/local by default; DESTDIR is put in front of
+# every path (a staging folder for packages); SYSCONFDIR, the folder of
+# semantic/semantic.conf, defaults to /etc for the prefixes /usr and
+# /usr/local, else PREFIX/etc. An existing semantic.conf is never replaced.
+PREFIX ?= /usr/local
+DESTDIR ?=
+SYSCONFDIR ?=
+INSTALL_BUILD ?= $(BUILD_release)
+
+# (A build folder configured already, of any generator, is used as it is.)
+install: $(if $(wildcard $(INSTALL_BUILD)/CMakeCache.txt),,$(INSTALL_BUILD)/Makefile)
+	$(CMAKE) -S . -B $(INSTALL_BUILD) -DSEM_SYSCONFDIR="$(SYSCONFDIR)" >/dev/null
+	$(CMAKE) --build $(INSTALL_BUILD) --target semantic man -j $(JOBS)
+	DESTDIR="$(DESTDIR)" $(CMAKE) --install $(INSTALL_BUILD) --prefix "$(PREFIX)"
+
+# Removes what the last install from INSTALL_BUILD wrote (its manifest),
+# under the same DESTDIR; the config file stays (it is the admin's).
+uninstall:
+	@test -f $(INSTALL_BUILD)/install_manifest.txt || \
+	  { echo "make uninstall: nothing installed from $(INSTALL_BUILD) (no install_manifest.txt)"; exit 1; }
+	@while IFS= read -r f || [ -n "$$f" ]; do echo "Removing: $(DESTDIR)$$f"; rm -f "$(DESTDIR)$$f"; done \
+	  < $(INSTALL_BUILD)/install_manifest.txt
+	@doc=$$(sed -n 's|/README.md$$||p' $(INSTALL_BUILD)/install_manifest.txt); \
+	  if [ -n "$$doc" ]; then for d in "$$doc/docs/img" "$$doc/docs" "$$doc/examples" "$$doc"; do \
+	    rmdir "$(DESTDIR)$$d" 2>/dev/null || true; done; fi
 
 # Long-running suites, not part of check.
 fuzz:

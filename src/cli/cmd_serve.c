@@ -9,7 +9,11 @@
  *
  * Every option can also come from the environment: --max-batch is
  * SEMANTIC_MAX_BATCH, --api-key is SEMANTIC_API_KEY (several keys comma
- * separated). A flag on the command line wins over the variable.
+ * separated), and from a config file of `max-batch = 8` lines (--config
+ * FILE or SEMANTIC_CONFIG; conf_file.h). Precedence: the config file, then
+ * the environment, then the flags, each one overriding the one before;
+ * the strings the file holds live as long as the serve_config.
+ * --api-key-file FILE adds one key per line of FILE to the other keys.
  *
  * The order of things: the listener starts first (readiness answers 503
  * "loading"), then the -m models are loaded (each: the model, the KV
@@ -50,6 +54,7 @@
 #include "adapters/store/response_store.h"
 #include "app/engine.h"
 #include "cli.h"
+#include "conf_file.h"
 #include "model_registry.h"
 #include "serving_stack.h"
 
@@ -80,6 +85,9 @@ typedef struct serve_config {
     uint64_t responses_max, responses_max_age_s; /* retention of stored responses; 0: none */
     cache_kv_type kv_type;
     char *env_keys;               /* owns the strings of SEMANTIC_API_KEY */
+    const char *api_key_file;     /* --api-key-file; NULL: none */
+    conf_file *conf;              /* owns the strings of the --config file */
+    conf_file *key_file;          /* owns the keys of --api-key-file */
     char cache_dir_buf[PATH_MAX]; /* the default cache folder */
 } serve_config;
 
@@ -120,7 +128,9 @@ enum {
     O_MODELS_DIR,
     O_ALIAS,
     O_DEFAULT_MODEL,
-    O_MODELS_RAM
+    O_MODELS_RAM,
+    O_CONFIG,
+    O_API_KEY_FILE
 };
 
 typedef struct serve_option {
@@ -186,6 +196,10 @@ static const serve_option options[] = {
     {"max-connections", O_MAX_CONN, "N", "1024", "connections open at once (503 beyond)"},
     {"read-timeout", O_READ_TIMEOUT, "SECONDS", "30", "time a request may take to arrive whole"},
     {"idle-timeout", O_IDLE_TIMEOUT, "SECONDS", "60", "a silent connection is closed after this"},
+    {"config", O_CONFIG, "FILE", "none",
+     "'option = value' lines; the environment and flags win over them"},
+    {"api-key-file", O_API_KEY_FILE, "FILE", "none",
+     "API keys, one per line ('#' comments), besides --api-key's"},
     {"help", O_HELP, NULL, NULL, "show this help"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -213,8 +227,8 @@ static void usage(FILE *f)
             fprintf(f, "  %-30s   env %s, default: %s\n", "", env, o->def);
         }
     }
-    fprintf(f,
-            "\nA flag wins over its environment variable. SIGTERM or SIGINT drains and exits 0.\n");
+    fprintf(f, "\nA flag wins over its environment variable, which wins over the --config file.\n"
+               "SIGTERM or SIGINT drains and exits 0. SIGHUP rescans --models-dir.\n");
 }
 
 static sem_status add_key(serve_config *c, const char *key, sem_err *err)
@@ -306,9 +320,9 @@ static sem_status apply(serve_config *c, int id, const char *v, int from_env, se
     sem_status st = SEM_OK;
     switch (id) {
     case O_MODEL:
-        if (!from_env && !c->models_from_flags) {
-            c->models_from_flags = 1;
-            c->n_models = 0; /* flags replace the environment's model */
+        if (from_env || !c->models_from_flags) {
+            c->models_from_flags = !from_env;
+            c->n_models = 0; /* the environment's model replaces the config file's, flags both */
         }
         return add_model(c, v, err);
     case O_MODELS_DIR: c->models_dir = *v ? v : NULL; break;
@@ -377,6 +391,8 @@ static sem_status apply(serve_config *c, int id, const char *v, int from_env, se
     case O_IDLE_TIMEOUT:
         st = cli_parse_u32("--idle-timeout", v, 2, 86400, &c->idle_timeout_s, err);
         break;
+    case O_CONFIG: break; /* read before everything else: load_config */
+    case O_API_KEY_FILE: c->api_key_file = *v ? v : NULL; break;
     default: return sem_err_set(err, SEM_EINVAL, "unknown option");
     }
     return st;
@@ -387,6 +403,98 @@ static void default_cache_dir(serve_config *c)
     if (serving_stack_default_cache_dir(c->cache_dir_buf, sizeof c->cache_dir_buf, NULL) != SEM_OK)
         snprintf(c->cache_dir_buf, sizeof c->cache_dir_buf, "var/cache");
     c->cache_dir = c->cache_dir_buf;
+}
+
+static void serve_config_free(serve_config *c)
+{
+    free(c->env_keys);
+    conf_file_free(c->conf);
+    conf_file_free(c->key_file);
+}
+
+/* One line of the config file, through apply() like a flag. */
+static sem_status apply_entry(serve_config *c, const conf_file *f, const conf_entry *e,
+                              sem_err *err)
+{
+    const serve_option *o = NULL;
+    for (size_t i = 0; i < N_OPTIONS && !o; i++)
+        if (strcmp(options[i].name, e->name) == 0)
+            o = &options[i];
+    sem_status st = SEM_OK;
+    if (!o)
+        st = sem_err_set(err, SEM_EINVAL,
+                         "unknown option '%s' (semantic serve --help lists them)", e->name);
+    else if (o->id == O_CONFIG || o->id == O_HELP)
+        st = sem_err_set(err, SEM_EINVAL, "'%s' cannot be set in a config file", e->name);
+    else if (o->arg)
+        st = apply(c, o->id, e->value, 0, err);
+    else if (strcmp(e->value, "true") == 0)
+        st = apply(c, o->id, NULL, 0, err);
+    else if (strcmp(e->value, "false") != 0)
+        st = sem_err_set(err, SEM_EINVAL, "'%s' takes no value: write '%s = true' or leave it out",
+                         e->name, e->name);
+    return st == SEM_OK ? SEM_OK : conf_file_where(f, e, err);
+}
+
+/*
+ * The config file (--config, else SEMANTIC_CONFIG), applied before the
+ * environment and the flags so that they win over it. A first pass over
+ * argv finds --config (and --help, which then works whatever the file or
+ * the environment hold).
+ */
+static sem_status load_config(serve_config *c, int argc, char **argv, const struct option *longs,
+                              sem_err *err)
+{
+    const char *path = NULL, *from = "--config";
+    optind = 0; /* 0: a full restart of getopt (glibc, musl) */
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":m:t:c:h", longs, NULL)) != -1) {
+        if (ch == 'h') {
+            usage(stdout);
+            exit(0);
+        }
+        if (ch == O_CONFIG)
+            path = optarg;
+    }
+    optind = 0;
+    if (!path) {
+        path = getenv("SEMANTIC_CONFIG");
+        from = "SEMANTIC_CONFIG";
+    }
+    if (!path || !*path)
+        return SEM_OK;
+    if (conf_file_load(path, CONF_FILE_OPTIONS, &c->conf, err) != SEM_OK)
+        return sem_err_wrap(err, "%s", from);
+    for (size_t i = 0; i < conf_file_count(c->conf); i++)
+        if (apply_entry(c, c->conf, conf_file_entry(c->conf, i), err) != SEM_OK)
+            return sem_err_wrap(err, "%s", from);
+    /* The environment's or the flags' keys and models replace the file's. */
+    c->api_keys_from_flags = 0;
+    c->models_from_flags = 0;
+    return SEM_OK;
+}
+
+/* --api-key-file: its keys join the others. A file without a key is an
+ * error, not an open server. */
+static sem_status load_key_file(serve_config *c, sem_err *err)
+{
+    if (!c->api_key_file)
+        return SEM_OK;
+    if (conf_file_load(c->api_key_file, CONF_FILE_LIST, &c->key_file, err) != SEM_OK)
+        return sem_err_wrap(err, "--api-key-file");
+    size_t n = conf_file_count(c->key_file);
+    if (n == 0)
+        return sem_err_set(err, SEM_EINVAL,
+                           "--api-key-file: %s holds no key (one per line, '#' starts a comment); "
+                           "the server would be open to everyone",
+                           c->api_key_file);
+    for (size_t i = 0; i < n; i++) {
+        const conf_entry *e = conf_file_entry(c->key_file, i);
+        if (add_key(c, e->value, err) != SEM_OK)
+            return conf_file_where(c->key_file, e, err);
+    }
+    return SEM_OK;
 }
 
 static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *err)
@@ -409,7 +517,14 @@ static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *er
                         .responses_max_age_s = 30 * 86400,
                         .kv_type = CACHE_KV_F16};
     default_cache_dir(c);
-    /* The environment first, then the flags. */
+    struct option longs[N_OPTIONS + 1];
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        longs[i] = (struct option){
+            options[i].name, options[i].arg ? required_argument : no_argument, 0, options[i].id};
+    longs[N_OPTIONS] = (struct option){0, 0, 0, 0};
+    /* The config file first, then the environment, then the flags. */
+    if (load_config(c, argc, argv, longs, err) != SEM_OK)
+        return err->status;
     for (size_t i = 0; i < N_OPTIONS; i++) {
         if (!options[i].arg)
             continue;
@@ -419,12 +534,7 @@ static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *er
         if (v && *v && apply(c, options[i].id, v, 1, err) != SEM_OK)
             return sem_err_wrap(err, "%s", env);
     }
-    struct option longs[N_OPTIONS + 1];
-    for (size_t i = 0; i < N_OPTIONS; i++)
-        longs[i] = (struct option){
-            options[i].name, options[i].arg ? required_argument : no_argument, 0, options[i].id};
-    longs[N_OPTIONS] = (struct option){0, 0, 0, 0};
-    optind = 1;
+    optind = 0;
     opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, ":m:t:c:h", longs, NULL)) != -1) {
@@ -439,6 +549,8 @@ static sem_status parse_args(int argc, char **argv, serve_config *c, sem_err *er
     }
     if (optind != argc)
         return sem_err_set(err, SEM_EINVAL, "unexpected argument '%s'", argv[optind]);
+    if (load_key_file(c, err) != SEM_OK)
+        return err->status;
     if (!c->n_models && !c->models_dir)
         return sem_err_set(err, SEM_EINVAL,
                            "-m MODEL or --models-dir DIR (or SEMANTIC_MODEL, SEMANTIC_MODELS_DIR) "
@@ -560,7 +672,7 @@ static void teardown(serve_state *s)
     response_db_close(s->responses);
     http_api_free(s->api);
     auth_free(s->auth);
-    free(s->cfg.env_keys);
+    serve_config_free(&s->cfg);
 }
 
 /* SIGHUP: the models folder is read again. */
@@ -598,7 +710,7 @@ int cmd_serve(int argc, char **argv)
     memset(&s, 0, sizeof s);
     sem_err err = {0};
     if (parse_args(argc, argv, &s.cfg, &err) != SEM_OK) {
-        free(s.cfg.env_keys);
+        serve_config_free(&s.cfg);
         return err.status == SEM_EINVAL ? cli_usage_fail("serve", &err) : cli_fail("serve", &err);
     }
     /* Every thread created from here on inherits the blocked signals. */
