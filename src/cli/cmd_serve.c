@@ -166,7 +166,8 @@ static const serve_option options[] = {
     {"disk-mb", O_DISK_MB, "N", "10240", "disk budget of agent memory in MiB (0: unlimited)"},
     {"cache-type", O_CACHE_TYPE, "TYPE", "q8_0", "KV element type on disk: f16, q8_0, q4_0"},
     {"cache-remote", O_CACHE_REMOTE, "URL", "none",
-     "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]: agent memory shared by servers"},
+     "redis[s]://[[USER]:PASSWORD@]HOST[:PORT][/DB][?cacert=..]: agent memory shared by "
+     "servers (rediss: TLS)"},
     {"cache-remote-mb", O_REMOTE_MB, "N", "0: none",
      "remote tier budget, MiB (least recently used agents go first)"},
     {"cache-remote-ttl-s", O_REMOTE_TTL, "SECONDS", "0: never",
