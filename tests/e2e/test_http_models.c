@@ -237,6 +237,13 @@ static void the_same_agent_on_two_models_is_two_memories(void **state)
     assert_int_equal(agents_named("", "twin", models, 4), 2);
     assert_int_equal(agents_named("?model=qwen", "twin", models, 4), 1);
     assert_string_equal(models[0], "qwen");
+    /* Each model's request history of it: its own two requests. */
+    r = e2e_call(port, "GET", "/v1/agents/twin/requests?model=qwen", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *h = e2e_json(&r);
+    assert_int_equal(json_array_size(json_object_get(h, "data")), 2);
+    json_decref(h);
+    hc_free(&r);
     /* Deleting it on one model leaves the other's. */
     r = e2e_call(port, "DELETE", "/v1/agents/twin?model=llama", NULL, NULL);
     assert_int_equal(r.status, 200);
