@@ -84,6 +84,7 @@ struct entry {
     char arch[32], tmpl[64], error[256];
     sem_status error_status; /* of the last failed load */
     int error_is_room; /* the last load failed for want of room under the budget */
+    double room_since_ms; /* waiting for a loaded model's requests to end (0: not) */
     int64_t loaded_at, last_used;
 };
 
@@ -441,29 +442,52 @@ static void job_load(model_registry *r, entry *e)
     wake_all(e);
 }
 
+/* How long a load waits for a loaded model's running requests to end
+ * before it gives up for want of room (ms). */
+#define ROOM_WAIT_MS 30000.0
+
+typedef enum room { ROOM_OK, ROOM_CHANGED, ROOM_WAIT } room;
+
+/* Whether a loaded model other than e has running requests. */
+static int any_running(const model_registry *r, const entry *e)
+{
+    for (size_t i = 0; i < r->n_models; i++)
+        if (r->models[i] != e && r->models[i]->live && r->models[i]->live->leases)
+            return 1;
+    return 0;
+}
+
 /*
- * A load under the budget: 1 when e may load now; else 0, having retired
- * the least recently used idle model (its free comes first), left it to
- * wait for a retired model to be freed, or failed it.
+ * A load under the budget. ROOM_OK: e may load now. ROOM_CHANGED: the
+ * least recently used idle model was retired (its free comes first), or
+ * e failed. ROOM_WAIT: a retired model is not freed yet, or every loaded
+ * model has running requests (for up to ROOM_WAIT_MS: a request often
+ * ends a moment after its answer).
  */
-static int room_for(model_registry *r, entry *e)
+static room room_for(model_registry *r, entry *e)
 {
     if (!r->o.ram_budget)
-        return 1;
+        return ROOM_OK;
     uint64_t need = (uint64_t)e->id.size +
                     (e->pool_bytes ? e->pool_bytes : r->o.stack.pool_mb << 20);
-    if (ram_used(r) + need <= r->o.ram_budget)
-        return 1;
+    if (ram_used(r) + need <= r->o.ram_budget) {
+        e->room_since_ms = 0;
+        return ROOM_OK;
+    }
     entry *v = idle_victim(r, e);
     if (v) {
         logf_(r, "info", "unloading %s (least recently used) to make room for %s", v->name,
               e->name);
         retire(r, v->live);
         v->live = NULL;
-        return 0;
+        return ROOM_CHANGED;
     }
-    if (r->retired)
-        return 0; /* wait: a retired model's memory comes back when it is freed */
+    double now = deadline_now_ms();
+    if (!e->room_since_ms)
+        e->room_since_ms = now;
+    if (r->retired || (any_running(r, e) && now - e->room_since_ms < ROOM_WAIT_MS))
+        return ROOM_WAIT;
+    e->room_since_ms = 0;
     sem_err err = {0};
     sem_err_set(&err, SEM_EBUSY,
                 "no room for model %s (%.0f MiB) under --models-ram %llu MiB: the loaded models "
@@ -471,7 +495,7 @@ static int room_for(model_registry *r, entry *e)
                 e->name, (double)need / (1 << 20),
                 (unsigned long long)(r->o.ram_budget >> 20), (double)ram_used(r) / (1 << 20));
     fail_entry(r, e, &err, 1);
-    return 0;
+    return ROOM_CHANGED;
 }
 
 /*
@@ -621,9 +645,11 @@ static int run_one_job(model_registry *r)
             wake_all(e);
             return 1;
         }
-        if (room_for(r, e))
+        room rf = room_for(r, e);
+        if (rf == ROOM_OK)
             job_load(r, e);
-        return 1;
+        if (rf != ROOM_WAIT)
+            return 1;
     }
     return 0;
 }
@@ -635,8 +661,8 @@ static void *registry_main(void *arg)
     while (!r->stop) {
         if (run_one_job(r))
             pthread_cond_broadcast(&r->cv);
-        else
-            sem_mutex_wait(&r->mu, &r->cv);
+        else /* a lease released wakes it; the timeout ends a wait for room */
+            sem_mutex_wait_ms(&r->mu, &r->cv, 1000);
     }
     sem_mutex_unlock(&r->mu);
     return NULL;
@@ -1015,7 +1041,7 @@ model_registry *model_registry_open(const model_registry_opts *o, sem_err *err)
     r->o = *o;
     r->single = o->n_models == 1 && !o->models_dir;
     sem_mutex_init(&r->mu);
-    pthread_cond_init(&r->cv, NULL);
+    deadline_cond_init(&r->cv);
     uint32_t a, b, c;
     sem_status st = add_specs(r, err);
     if (st == SEM_OK && r->single && !r->o.default_model)

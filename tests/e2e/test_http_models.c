@@ -70,6 +70,17 @@ static http_response chat(const char *model, const char *agent, const char *text
     return e2e_call(port, "POST", CC, headers[0] ? headers : NULL, body);
 }
 
+/* Asserts the status, printing the server's log when it is not that. */
+static void expect_status(const http_response *r, int want)
+{
+    if (r->status == want)
+        return;
+    char *log = server_log(&srv);
+    fprintf(stderr, "server log:\n%s\n", log);
+    free(log);
+    fail_msg("expected %d, got %d: %.300s", want, r->status, r->body ? r->body : "");
+}
+
 static json_int_t cached_of(const http_response *r)
 {
     json_t *j = e2e_json(r);
@@ -83,7 +94,7 @@ static json_int_t cached_of(const http_response *r)
 static json_t *model_entry(const char *id)
 {
     http_response r = e2e_call(port, "GET", "/v1/models", NULL, NULL);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     json_t *j = e2e_json(&r), *found = NULL, *m;
     size_t i;
     json_array_foreach(json_object_get(j, "data"), i, m)
@@ -108,7 +119,7 @@ static size_t agents_named(const char *query, const char *id, char models[][64],
     char path[256];
     snprintf(path, sizeof path, "/v1/agents%s", query);
     http_response r = e2e_call(port, "GET", path, NULL, NULL);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     json_t *j = e2e_json(&r), *a;
     size_t i, n = 0;
     json_array_foreach(json_object_get(j, "data"), i, a)
@@ -141,10 +152,10 @@ static void models_by_name_alias_and_default(void **state)
     json_decref(q);
     /* By name and by alias; the agent lands on the model the name means. */
     http_response r = chat("llama", "by-name", "hello", 0);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     hc_free(&r);
     r = chat("gpt-4o", "by-alias-openai", "hello", 0);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     json_t *j = e2e_json(&r);
     assert_string_equal(json_string_value(json_object_get(j, "model")), "gpt-4o");
     json_decref(j);
@@ -152,7 +163,7 @@ static void models_by_name_alias_and_default(void **state)
     r = e2e_call(port, "POST", MSG, "X-Agent-Id: by-alias-anthropic\r\n",
                  "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":4,"
                  "\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}");
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     hc_free(&r);
     char models[4][64];
     assert_int_equal(agents_named("", "by-name", models, 4), 1);
@@ -181,7 +192,7 @@ static void models_by_name_alias_and_default(void **state)
     hc_free(&r);
     /* An alias resolves on GET /v1/models/{id} too. */
     r = e2e_call(port, "GET", "/v1/models/claude-opus-4", NULL, NULL);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     assert_contains(r.body, "\"qwen\"");
     hc_free(&r);
     /* Labelled metrics, one set per model. */
@@ -199,7 +210,7 @@ static void models_by_name_alias_and_default(void **state)
                                         "--pool-mb", "16", NULL};
     start("llama=" STORIES, args2);
     r = chat("mistral-large", "by-default", "hello", 0);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     hc_free(&r);
     assert_int_equal(agents_named("", "by-default", models, 4), 1);
     assert_string_equal(models[0], "qwen");
@@ -218,12 +229,12 @@ static void the_same_agent_on_two_models_is_two_memories(void **state)
     start("llama=" STORIES, args);
     const char *text = "Once upon a time there was a little cat who liked to sing";
     http_response r = chat("llama", "twin", text, 0);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     assert_int_equal(cached_of(&r), 0);
     hc_free(&r);
     /* The same id on the other model: nothing of llama's memory. */
     r = chat("qwen", "twin", text, 0);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     assert_int_equal(cached_of(&r), 0);
     hc_free(&r);
     /* Each model remembers its own. */
@@ -239,20 +250,20 @@ static void the_same_agent_on_two_models_is_two_memories(void **state)
     assert_string_equal(models[0], "qwen");
     /* Each model's request history of it: its own two requests. */
     r = e2e_call(port, "GET", "/v1/agents/twin/requests?model=qwen", NULL, NULL);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     json_t *h = e2e_json(&r);
     assert_int_equal(json_array_size(json_object_get(h, "data")), 2);
     json_decref(h);
     hc_free(&r);
     /* Deleting it on one model leaves the other's. */
     r = e2e_call(port, "DELETE", "/v1/agents/twin?model=llama", NULL, NULL);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     hc_free(&r);
     r = e2e_call(port, "GET", "/v1/agents/twin?model=llama", NULL, NULL);
     assert_int_equal(r.status, 404);
     hc_free(&r);
     r = e2e_call(port, "GET", "/v1/agents/twin?model=qwen", NULL, NULL);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     hc_free(&r);
     stop();
 }
@@ -286,19 +297,19 @@ static void the_budget_unloads_the_idle_model_and_memory_comes_back(void **state
     assert_string_equal(state_of("b-qwen", buf, sizeof buf), "available");
     const char *text = "The little dog ran to the park and played with a red ball";
     http_response r = chat("a-llama", "keeper", text, 0);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     assert_int_equal(cached_of(&r), 0);
     hc_free(&r);
     assert_string_equal(state_of("a-llama", buf, sizeof buf), "loaded");
     /* The other model needs the room: the idle one is unloaded. */
     r = chat("b-qwen", "other", text, 0);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     hc_free(&r);
     assert_string_equal(state_of("b-qwen", buf, sizeof buf), "loaded");
     assert_string_equal(state_of("a-llama", buf, sizeof buf), "available");
     /* Back to the first: loaded again, its agent's memory read from disk. */
     r = chat("a-llama", "keeper", text, 0);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     assert_true(cached_of(&r) > 0);
     hc_free(&r);
     json_t *m = model_entry("a-llama");
@@ -370,7 +381,7 @@ static void a_reload_while_requests_stream_loses_none(void **state)
     port = srv.port;
     const char *text = "The old owl sat in the tree and watched the moon rise";
     http_response r = chat("swap", "remembered", text, 0);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     hc_free(&r);
     enum { N = 4 };
     streamer s[N];
@@ -426,7 +437,7 @@ static void a_reload_while_requests_stream_loses_none(void **state)
     assert_int_equal(unlink(path), 0);
     assert_int_equal(symlink(QWEN, path), 0);
     r = e2e_call(port, "POST", "/admin/models/rescan", "Authorization: Bearer adm\r\n", NULL);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     assert_contains(r.body, "\"changed\":1");
     hc_free(&r);
     until = hc_now_ms() + 30000;
@@ -442,7 +453,7 @@ static void a_reload_while_requests_stream_loses_none(void **state)
     assert_string_equal(json_string_value(json_object_get(m, "architecture")), "qwen2");
     json_decref(m);
     r = chat("swap", "remembered", text, 0);
-    assert_int_equal(r.status, 200);
+    expect_status(&r, 200);
     assert_int_equal(cached_of(&r), 0);
     hc_free(&r);
     /* A file that left the folder is no longer served. */
