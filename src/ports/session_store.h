@@ -17,7 +17,7 @@
  * agents A and B, seen by those two only), its text and its token count.
  *
  * Counters: `turns` counts the agent turns taken; `next` is the index of
- * the agent whose turn is next (round_robin and whisper). The state is
+ * the agent whose turn is next. The state is
  * "active" until turns reaches max_turns ("done"; max_turns 0: no limit).
  *
  * Threads: every operation may be called from any thread; the store
@@ -114,6 +114,11 @@ typedef struct session_store_ops {
      * turns, next and done, in one transaction: all or none. */
     sem_status (*append)(void *self, const char *ns, const char *id, session_message *m,
                          size_t n, uint32_t turns, uint32_t next, int done, sem_err *err);
+    /* Marks the session as running a turn (busy 1) so that a second turn
+     * cannot run at once: SEM_EBUSY when one already runs; busy 0 (and
+     * append) clears the mark. A store that opens finds no mark: a turn
+     * the process did not finish ran in a process that is gone. */
+    sem_status (*claim)(void *self, const char *ns, const char *id, int busy, sem_err *err);
     /* The transcript, oldest first (free with session_messages_free). */
     sem_status (*transcript)(void *self, const char *ns, const char *id, session_message **out,
                              size_t *n, sem_err *err);

@@ -23,7 +23,7 @@ static const char SCHEMA[] =
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, id TEXT NOT NULL,"
     " model TEXT NOT NULL, topology INTEGER NOT NULL, max_turns INTEGER NOT NULL,"
     " turns INTEGER NOT NULL, next INTEGER NOT NULL, done INTEGER NOT NULL,"
-    " created_at INTEGER NOT NULL, UNIQUE(ns, id));"
+    " created_at INTEGER NOT NULL, running INTEGER NOT NULL DEFAULT 0, UNIQUE(ns, id));"
     "CREATE TABLE IF NOT EXISTS session_agents("
     " ns TEXT NOT NULL, session TEXT NOT NULL, idx INTEGER NOT NULL, id TEXT NOT NULL,"
     " name TEXT NOT NULL, role TEXT NOT NULL, system TEXT NOT NULL,"
@@ -134,7 +134,8 @@ session_db *session_db_open(const char *path, sem_err *err)
     if (exec(d, "PRAGMA journal_mode = WAL;", "set WAL mode", err) != SEM_OK ||
         exec(d, "PRAGMA synchronous = NORMAL;", "set synchronous", err) != SEM_OK ||
         exec(d, SCHEMA, "create schema", err) != SEM_OK ||
-        exec(d, version_sql, "set schema version", err) != SEM_OK) {
+        exec(d, version_sql, "set schema version", err) != SEM_OK ||
+        exec(d, "UPDATE sessions SET running = 0;", "clear running turns", err) != SEM_OK) {
         session_db_close(d);
         return NULL;
     }
@@ -404,7 +405,7 @@ static sem_status ss_append(void *self, const char *ns, const char *id, session_
     pthread_mutex_lock(&d->db_lock);
     sem_status st = exec(d, "BEGIN IMMEDIATE;", "begin", err);
     if (st == SEM_OK) {
-        sqlite3_stmt *s = prepare(d, "UPDATE sessions SET turns = ?3, next = ?4, done = ?5 "
+        sqlite3_stmt *s = prepare(d, "UPDATE sessions SET turns = ?3, next = ?4, done = ?5, running = 0 "
                                      "WHERE ns = ?1 AND id = ?2", ns, id, err);
         if (s) {
             sqlite3_bind_int64(s, 3, turns);
@@ -421,6 +422,31 @@ static sem_status ss_append(void *self, const char *ns, const char *id, session_
             st = insert_message(d, ns, id, &m[i], err);
         }
         st = end_write(d, st, err);
+    }
+    pthread_mutex_unlock(&d->db_lock);
+    return st;
+}
+
+static sem_status ss_claim(void *self, const char *ns, const char *id, int busy, sem_err *err)
+{
+    session_db *d = self;
+    sem_err unread;
+    err = err ? err : &unread; /* callers may leave the detail unread */
+    pthread_mutex_lock(&d->db_lock);
+    sqlite3_stmt *s = prepare(d,
+                              busy ? "UPDATE sessions SET running = 1 "
+                                     "WHERE ns = ?1 AND id = ?2 AND running = 0"
+                                   : "UPDATE sessions SET running = 0 WHERE ns = ?1 AND id = ?2",
+                              ns, id, err);
+    sem_status st = run(d, s, "mark running", err);
+    if (st == SEM_OK && sqlite3_changes(d->db) == 0) {
+        sqlite3_stmt *q = prepare(d, "SELECT 1 FROM sessions WHERE ns = ?1 AND id = ?2", ns, id,
+                                  err);
+        int found = q && sqlite3_step(q) == SQLITE_ROW;
+        sqlite3_finalize(q);
+        st = !found  ? sem_err_set(err, SEM_ENOTFOUND, "session '%s' not found", id)
+             : busy ? sem_err_set(err, SEM_EBUSY, "session '%s' is running a turn", id)
+                    : SEM_OK;
     }
     pthread_mutex_unlock(&d->db_lock);
     return st;
@@ -480,6 +506,6 @@ static sem_status ss_transcript(void *self, const char *ns, const char *id,
 }
 
 static const session_store_ops ops = {ss_create, ss_get, ss_list, ss_remove, ss_append,
-                                      ss_transcript};
+                                      ss_claim, ss_transcript};
 
 session_store session_db_port(session_db *d) { return (session_store){&ops, d}; }

@@ -267,6 +267,30 @@ static void survives_a_reopen(void **state)
     session_messages_free(t, n);
 }
 
+static void one_turn_at_a_time(void **state)
+{
+    fixture *f = *state;
+    session_record r = rec("", "sess_c", 2);
+    create(f, &r);
+    sem_err err = {0};
+    assert_int_equal(f->ss.ops->claim(f->ss.self, "", "sess_c", 1, &err), SEM_OK);
+    assert_int_equal(f->ss.ops->claim(f->ss.self, "", "sess_c", 1, &err), SEM_EBUSY);
+    assert_contains(err.detail, "sess_c");
+    assert_int_equal(f->ss.ops->claim(f->ss.self, "", "sess_c", 0, NULL), SEM_OK);
+    assert_int_equal(f->ss.ops->claim(f->ss.self, "", "sess_c", 1, NULL), SEM_OK);
+    /* A turn's append ends its claim. */
+    session_message m[1] = {msg("a0", "all", "x")};
+    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_c", m, 1, 1, 1, 0, NULL), SEM_OK);
+    assert_int_equal(f->ss.ops->claim(f->ss.self, "", "sess_c", 1, NULL), SEM_OK);
+    /* A reopened store has no turn running. */
+    session_db_close(f->db);
+    f->db = open_db(f->path);
+    f->ss = session_db_port(f->db);
+    assert_int_equal(f->ss.ops->claim(f->ss.self, "", "sess_c", 1, NULL), SEM_OK);
+    assert_int_equal(f->ss.ops->claim(f->ss.self, "", "nope", 1, &err), SEM_ENOTFOUND);
+    assert_int_equal(f->ss.ops->claim(f->ss.self, "other", "sess_c", 0, NULL), SEM_ENOTFOUND);
+}
+
 static void open_fails_with_the_path(void **state)
 {
     (void)state;
@@ -311,6 +335,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(remove_deletes_session_agents_and_transcript, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(survives_a_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(one_turn_at_a_time, setup, teardown),
         cmocka_unit_test(open_fails_with_the_path),
         cmocka_unit_test(in_memory),
     };
