@@ -115,8 +115,8 @@ typedef struct session_store_ops {
     sem_status (*append)(void *self, const char *ns, const char *id, session_message *m,
                          size_t n, uint32_t turns, uint32_t next, int done, sem_err *err);
     /* Marks the session as running a turn (busy 1) so that a second turn
-     * cannot run at once: SEM_EBUSY when one already runs; busy 0 (and
-     * append) clears the mark. A store that opens finds no mark: a turn
+     * cannot run at once (a round appends several times under one mark):
+     * SEM_EBUSY when one already runs; busy 0 clears the mark. A store that opens finds no mark: a turn
      * the process did not finish ran in a process that is gone. */
     sem_status (*claim)(void *self, const char *ns, const char *id, int busy, sem_err *err);
     /* The transcript, oldest first (free with session_messages_free). */

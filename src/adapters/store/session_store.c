@@ -405,7 +405,7 @@ static sem_status ss_append(void *self, const char *ns, const char *id, session_
     pthread_mutex_lock(&d->db_lock);
     sem_status st = exec(d, "BEGIN IMMEDIATE;", "begin", err);
     if (st == SEM_OK) {
-        sqlite3_stmt *s = prepare(d, "UPDATE sessions SET turns = ?3, next = ?4, done = ?5, running = 0 "
+        sqlite3_stmt *s = prepare(d, "UPDATE sessions SET turns = ?3, next = ?4, done = ?5 "
                                      "WHERE ns = ?1 AND id = ?2", ns, id, err);
         if (s) {
             sqlite3_bind_int64(s, 3, turns);
