@@ -15,6 +15,8 @@
  * ids, or "" for a message from outside: a person, a tool result), the
  * name it is shown under, a channel ("all", or "A,B": a whisper between
  * agents A and B, seen by those two only), its text and its token count.
+ * Messages appended together (a broadcast round's answers, given to the
+ * same transcript) share a batch: the seq of the first of them.
  *
  * Counters: `turns` counts the agent turns taken; `next` is the index of
  * the agent whose turn is next. The state is
@@ -73,6 +75,7 @@ typedef struct session_record {
 
 typedef struct session_message {
     uint64_t seq;                              /* 1, 2, ... in the session */
+    uint64_t batch;                            /* seq of the first message appended with it */
     char speaker[SESSION_AGENT_ID_MAX + 1];    /* an agent id; "" from outside */
     char name[SESSION_NAME_MAX + 1];           /* shown as "NAME: text"; may be "" */
     char channel[SESSION_CHANNEL_MAX + 1];     /* "all" or "A,B" */
@@ -110,7 +113,7 @@ typedef struct session_store_ops {
                        sem_err *err);
     /* Deletes the session and its transcript; SEM_ENOTFOUND when none. */
     sem_status (*remove)(void *self, const char *ns, const char *id, sem_err *err);
-    /* Appends n messages (their seq is set here) and sets the session's
+    /* Appends n messages as one batch (their seq and batch are set here) and sets the session's
      * turns, next and done, in one transaction: all or none. */
     sem_status (*append)(void *self, const char *ns, const char *id, session_message *m,
                          size_t n, uint32_t turns, uint32_t next, int done, sem_err *err);

@@ -26,6 +26,29 @@ static int add(json_t *list, const char *role, const char *text, size_t len)
     return o && json_array_append_new(list, o) == 0;
 }
 
+/* Adds message m as the agent `self` reads it: its own text as an
+ * assistant message (ending the user text gathered before it), anything
+ * else gathered into `others`. 0 when out of memory. */
+static int read_one(json_t *list, strbuf *others, const session_agent *self,
+                    const session_message *m)
+{
+    if (!session_view_visible(m->channel, self->id))
+        return 1;
+    if (strcmp(m->speaker, self->id) == 0) {
+        int ok = !others->oom && (!others->len || add(list, "user", others->data, others->len));
+        strbuf_truncate(others, 0);
+        return ok && add(list, "assistant", m->text, strlen(m->text));
+    }
+    if (others->len)
+        strbuf_append(others, "\n\n", 2);
+    if (m->name[0]) {
+        strbuf_append(others, m->name, strlen(m->name));
+        strbuf_append(others, ": ", 2);
+    }
+    strbuf_append(others, m->text, strlen(m->text));
+    return 1;
+}
+
 json_t *session_view_messages(const session_record *r, size_t agent, const session_message *m,
                               size_t n)
 {
@@ -35,23 +58,17 @@ json_t *session_view_messages(const session_record *r, size_t agent, const sessi
     int ok = list != NULL;
     if (ok && self->system && *self->system)
         ok = add(list, "system", self->system, strlen(self->system));
-    for (size_t i = 0; ok && i < n; i++) {
-        if (!session_view_visible(m[i].channel, self->id))
-            continue;
-        if (strcmp(m[i].speaker, self->id) == 0) {
-            if (others.len)
-                ok = add(list, "user", others.data, others.len);
-            strbuf_truncate(&others, 0);
-            ok = ok && add(list, "assistant", m[i].text, strlen(m[i].text));
-            continue;
-        }
-        if (others.len)
-            strbuf_append(&others, "\n\n", 2);
-        if (m[i].name[0]) {
-            strbuf_append(&others, m[i].name, strlen(m[i].name));
-            strbuf_append(&others, ": ", 2);
-        }
-        strbuf_append(&others, m[i].text, strlen(m[i].text));
+    for (size_t i = 0, end; ok && i < n; i = end) {
+        /* One batch: the agent answered the transcript before it, so its
+         * own answer comes first, then the others' in their order. */
+        for (end = i + 1; end < n && m[end].batch == m[i].batch && m[i].batch; end++)
+            ;
+        for (size_t k = i; ok && k < end; k++)
+            if (strcmp(m[k].speaker, self->id) == 0)
+                ok = read_one(list, &others, self, &m[k]);
+        for (size_t k = i; ok && k < end; k++)
+            if (strcmp(m[k].speaker, self->id) != 0)
+                ok = read_one(list, &others, self, &m[k]);
     }
     ok = ok && !others.oom;
     if (ok && others.len)

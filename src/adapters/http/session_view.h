@@ -10,7 +10,9 @@
  *   - everything else as "user" messages, each "NAME: text" (text alone
  *     for a message with no name), consecutive ones joined by a blank
  *     line into one user message, so that roles alternate the way chat
- *     templates expect.
+ *     templates expect;
+ *   - within a batch (a broadcast round's answers, all given to the same
+ *     transcript) its own answer first, then the others'.
  *
  * The view only grows: what the agent saw at its turn N is, followed by
  * its own answer, the start of what it sees at turn N+1. So each turn's

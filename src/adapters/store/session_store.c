@@ -30,7 +30,7 @@ static const char SCHEMA[] =
     " persistent INTEGER NOT NULL, PRIMARY KEY(ns, session, idx));"
     "CREATE TABLE IF NOT EXISTS session_messages("
     " ns TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " speaker TEXT NOT NULL, name TEXT NOT NULL, channel TEXT NOT NULL,"
+    " batch INTEGER NOT NULL, speaker TEXT NOT NULL, name TEXT NOT NULL, channel TEXT NOT NULL,"
     " text TEXT NOT NULL, tokens INTEGER NOT NULL, created_at INTEGER NOT NULL,"
     " PRIMARY KEY(ns, session, seq));";
 
@@ -380,8 +380,8 @@ static sem_status insert_message(session_db *d, const char *ns, const char *id,
 {
     sqlite3_stmt *s = prepare(d,
                               "INSERT INTO session_messages(ns, session, seq, speaker, name, "
-                              "channel, text, tokens, created_at) "
-                              "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                              "channel, text, tokens, created_at, batch) "
+                              "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                               ns, id, err);
     if (s) {
         sqlite3_bind_int64(s, 3, (sqlite3_int64)m->seq);
@@ -391,6 +391,7 @@ static sem_status insert_message(session_db *d, const char *ns, const char *id,
         sqlite3_bind_text(s, 7, m->text ? m->text : "", -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 8, m->tokens);
         sqlite3_bind_int64(s, 9, m->created_at);
+        sqlite3_bind_int64(s, 10, (sqlite3_int64)m->batch);
     }
     return run(d, s, "insert message", err);
 }
@@ -419,6 +420,7 @@ static sem_status ss_append(void *self, const char *ns, const char *id, session_
             st = last_seq(d, ns, id, &seq, err);
         for (size_t i = 0; st == SEM_OK && i < n; i++) {
             m[i].seq = seq + 1 + i;
+            m[i].batch = seq + 1;
             st = insert_message(d, ns, id, &m[i], err);
         }
         st = end_write(d, st, err);
@@ -462,7 +464,7 @@ static sem_status ss_transcript(void *self, const char *ns, const char *id,
     *n = 0;
     pthread_mutex_lock(&d->db_lock);
     sqlite3_stmt *s = prepare(d,
-                              "SELECT seq, speaker, name, channel, text, tokens, created_at "
+                              "SELECT seq, speaker, name, channel, text, tokens, created_at, batch "
                               "FROM session_messages WHERE ns = ?1 AND session = ?2 ORDER BY seq",
                               ns, id, err);
     sem_status st = s ? SEM_OK : err->status;
@@ -489,6 +491,7 @@ static sem_status ss_transcript(void *self, const char *ns, const char *id,
         m->text = dup_text(sqlite3_column_text(s, 4));
         m->tokens = (uint32_t)sqlite3_column_int64(s, 5);
         m->created_at = sqlite3_column_int64(s, 6);
+        m->batch = (uint64_t)sqlite3_column_int64(s, 7);
         if (!m->text)
             st = sem_err_set(err, SEM_ENOMEM, "session store: out of memory reading '%s'", id);
     }

@@ -125,6 +125,31 @@ static void a_view_only_grows(void **state)
     json_decref(after);
 }
 
+/* A broadcast round's answers were all given to the same transcript:
+ * each agent reads its own first, so its view still only grows. */
+static void a_broadcast_batch_puts_the_readers_answer_first(void **state)
+{
+    (void)state;
+    session_record r = three();
+    session_message m[] = {say("", "", "all", "Go."), say("a", "Ann", "all", "A1"),
+                           say("b", "Ben", "all", "B1"), say("c", "Cid", "all", "C1")};
+    m[0].batch = 1;
+    m[1].batch = m[2].batch = m[3].batch = 2;
+    char *s = view(&r, 1, m, 4);
+    assert_string_equal(s, "[{\"role\":\"user\",\"content\":\"Go.\"},"
+                           "{\"role\":\"assistant\",\"content\":\"B1\"},"
+                           "{\"role\":\"user\",\"content\":\"Ann: A1\\n\\nCid: C1\"}]");
+    free(s);
+    json_t *before = session_view_messages(&r, 2, m, 1);
+    json_t *after = session_view_messages(&r, 2, m, 4);
+    assert_int_equal(json_array_size(before), 1);
+    assert_true(json_equal(json_array_get(before, 0), json_array_get(after, 0)));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(after, 1), "content")),
+                        "C1");
+    json_decref(before);
+    json_decref(after);
+}
+
 static void an_empty_view_is_empty(void **state)
 {
     (void)state;
@@ -267,6 +292,7 @@ int main(void)
         cmocka_unit_test(own_turns_are_assistant_others_are_named),
         cmocka_unit_test(whispers_reach_their_two_parties_only),
         cmocka_unit_test(a_view_only_grows),
+        cmocka_unit_test(a_broadcast_batch_puts_the_readers_answer_first),
         cmocka_unit_test(an_empty_view_is_empty),
         cmocka_unit_test(a_create_body_is_read),
         cmocka_unit_test(bad_create_bodies_name_their_field),

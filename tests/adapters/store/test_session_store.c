@@ -179,6 +179,8 @@ static void append_numbers_messages_and_sets_counters(void **state)
     assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_t", turn, 2, 2, 2, 0, NULL), SEM_OK);
     assert_int_equal(turn[0].seq, 2);
     assert_int_equal(turn[1].seq, 3);
+    assert_int_equal(turn[0].batch, 2);
+    assert_int_equal(turn[1].batch, 2); /* appended together */
 
     session_message *m;
     size_t n;
@@ -192,6 +194,8 @@ static void append_numbers_messages_and_sets_counters(void **state)
     assert_string_equal(m[2].text, "psst");
     assert_int_equal(m[2].tokens, 4);
     assert_int_equal(m[2].created_at, 2000);
+    assert_int_equal(m[0].batch, 1);
+    assert_int_equal(m[2].batch, 2);
     session_messages_free(m, n);
 
     session_record got;
