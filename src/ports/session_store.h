@@ -100,6 +100,12 @@ static inline void session_messages_free(session_message *m, size_t n)
     free(m);
 }
 
+/* What a turn moves: set together with the turn's messages. */
+typedef struct session_counters {
+    uint32_t turns, next;
+    int done;
+} session_counters;
+
 typedef struct session_store_ops {
     /* Stores a new session with its agents; SEM_EREQUEST when its id is
      * taken in the namespace. */
@@ -113,14 +119,16 @@ typedef struct session_store_ops {
                        sem_err *err);
     /* Deletes the session and its transcript; SEM_ENOTFOUND when none. */
     sem_status (*remove)(void *self, const char *ns, const char *id, sem_err *err);
-    /* Appends n messages as one batch (their seq and batch are set here) and sets the session's
-     * turns, next and done, in one transaction: all or none. */
+    /* Appends n messages as one batch (their seq and batch are set here)
+     * and, when set is not NULL, sets the session's counters, in one
+     * transaction: all or none. SEM_ENOTFOUND when the session is gone. */
     sem_status (*append)(void *self, const char *ns, const char *id, session_message *m,
-                         size_t n, uint32_t turns, uint32_t next, int done, sem_err *err);
+                         size_t n, const session_counters *set, sem_err *err);
     /* Marks the session as running a turn (busy 1) so that a second turn
      * cannot run at once (a round appends several times under one mark):
-     * SEM_EBUSY when one already runs; busy 0 clears the mark. A store that opens finds no mark: a turn
-     * the process did not finish ran in a process that is gone. */
+     * SEM_EBUSY when one already runs; busy 0 clears the mark. A store
+     * that opens finds no mark: a turn the process did not finish ran in
+     * a process that is gone. */
     sem_status (*claim)(void *self, const char *ns, const char *id, int busy, sem_err *err);
     /* The transcript, oldest first (free with session_messages_free). */
     sem_status (*transcript)(void *self, const char *ns, const char *id, session_message **out,

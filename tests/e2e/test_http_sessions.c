@@ -9,8 +9,10 @@
  */
 #include "e2e_util.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static server_proc srv;   /* open access */
 static server_proc keyed; /* two API keys */
@@ -243,6 +245,12 @@ static void whispers_stay_private(void **state)
     assert_true(b_after > b_before);
     free(vc);
     free(vb);
+    /* A whisper goes to another agent. */
+    char path[256];
+    snprintf(path, sizeof path, "/v1/sessions/%s/turn", id);
+    http_response self = call(srv.port, "POST", path, NULL, "{\"to\":\"wh-b\"}");
+    e2e_assert_openai_error(&self, 400, "to");
+    hc_free(&self);
     /* Ben's turn reads the whisper; Cid's prompt is what his view says. */
     t = act(srv.port, NULL, id, "turn", TURN);
     assert_string_equal(agent_of(turn_at(t, 0)), "wh-b");
@@ -398,6 +406,78 @@ static void a_session_survives_a_restart(void **state)
     server_discard_log(&s);
 }
 
+/* ---------------------------------------------------------------- one at a time */
+
+/* Sends a streamed round on a fresh connection and reads until its first
+ * delta: the round is then running. Returns the connection. */
+static int start_streamed_round(uint16_t port, const char *id)
+{
+    char req[1024];
+    const char *body = "{\"max_tokens\":400,\"temperature\":1,\"seed\":7,\"stream\":true}";
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/sessions/%s/round HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     id, strlen(body), body);
+    int fd = hc_connect(port);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    char buf[8192];
+    size_t got = 0;
+    while (got < sizeof buf - 1) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, LONG_MS) != 1)
+            fail_msg("no event of the streamed round");
+        ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
+        if (r <= 0)
+            fail_msg("the streamed round ended early: %.*s", (int)got, buf);
+        got += (size_t)r;
+        buf[got] = '\0';
+        if (strstr(buf, "event: delta"))
+            return fd;
+    }
+    fail_msg("no delta in the first 8 KiB of the stream");
+    return -1;
+}
+
+/* A second turn, or a delete, while a round runs is 409; a client that
+ * leaves mid-round frees the session, and the transcript holds whole
+ * turns only. */
+static void one_turn_at_a_time(void **state)
+{
+    (void)state;
+    json_t *s = three(srv.port, "busy", "round_robin", 0);
+    char turn_path[256], path[256];
+    snprintf(turn_path, sizeof turn_path, "/v1/sessions/%s/turn", id_of(s));
+    snprintf(path, sizeof path, "/v1/sessions/%s", id_of(s));
+    int fd = start_streamed_round(srv.port, id_of(s));
+    http_response r = call(srv.port, "POST", turn_path, NULL, TURN);
+    e2e_assert_openai_error(&r, 409, "session_id");
+    assert_non_null(strstr(r.body, "session_busy"));
+    hc_free(&r);
+    r = call(srv.port, "DELETE", path, NULL, NULL);
+    e2e_assert_openai_error(&r, 409, "session_id");
+    hc_free(&r);
+    close(fd);
+    /* The round is cancelled with its connection (or ends first); either
+     * way the session takes turns again. */
+    double until = hc_now_ms() + LONG_MS;
+    do {
+        r = call(srv.port, "POST", turn_path, NULL, TURN);
+        if (r.status == 200)
+            break;
+        e2e_assert_openai_error(&r, 409, "session_id");
+        hc_free(&r);
+        usleep(5000);
+    } while (hc_now_ms() < until);
+    assert_int_equal(r.status, 200);
+    hc_free(&r);
+    json_t *g = expect(srv.port, "GET", path, NULL, NULL, 200);
+    const json_t *t = json_object_get(g, "transcript");
+    assert_int_equal(json_array_size(t), (size_t)geti(g, "turns") + 1);
+    json_decref(g);
+    json_decref(s);
+}
+
 /* ---------------------------------------------------------------- keys, bad input */
 
 static void another_keys_session_is_not_found(void **state)
@@ -510,6 +590,7 @@ int main(void)
         cmocka_unit_test(a_streamed_round_sends_its_events),
         cmocka_unit_test(delete_removes_ephemeral_agents_and_keeps_persistent),
         cmocka_unit_test(a_session_survives_a_restart),
+        cmocka_unit_test(one_turn_at_a_time),
         cmocka_unit_test(another_keys_session_is_not_found),
         cmocka_unit_test(bad_input_is_a_400_naming_its_field),
     };

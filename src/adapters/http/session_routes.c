@@ -201,7 +201,7 @@ static sem_status create_session(http_api *api, http_exchange *x, const http_bac
     session_message m = {.text = (char *)initial, .created_at = r->created_at,
                          .tokens = count_tokens(be, initial)};
     snprintf(m.channel, sizeof m.channel, "all");
-    st = ss->ops->append(ss->self, r->ns, r->id, &m, 1, 0, 0, 0, &e->err);
+    st = ss->ops->append(ss->self, r->ns, r->id, &m, 1, NULL, &e->err);
     if (st != SEM_OK)
         ss->ops->remove(ss->self, r->ns, r->id, NULL);
     return st;
@@ -357,8 +357,7 @@ void session_routes_message(http_api *api, http_exchange *x)
     if (st == SEM_OK) {
         m.created_at = http_unix_now();
         m.tokens = count_tokens(be, m.text);
-        st = api->sessions.ops->append(api->sessions.self, r.ns, r.id, &m, 1, r.turns, r.next,
-                                       r.done, &e.err);
+        st = api->sessions.ops->append(api->sessions.self, r.ns, r.id, &m, 1, NULL, &e.err);
     }
     if (st != SEM_OK) {
         free(m.text);
@@ -603,8 +602,8 @@ static sem_status commit_batch(sess_call *c, sem_err *err)
         if (!m[k].text)
             st = sem_err_set(err, SEM_ENOMEM, "out of memory recording session '%s'", c->r.id);
     if (st == SEM_OK)
-        st = c->api->sessions.ops->append(c->api->sessions.self, c->r.ns, c->r.id, m, n, turns,
-                                          next, done, err);
+        st = c->api->sessions.ops->append(c->api->sessions.self, c->r.ns, c->r.id, m, n,
+                                          &(session_counters){turns, next, done}, err);
     if (st != SEM_OK) {
         for (size_t k = 0; k < n; k++)
             free(m[k].text);
@@ -794,6 +793,13 @@ static int prepare_call(http_api *api, http_exchange *x, sess_call *c)
     }
     c->claimed = 1;
     plan(c);
+    if (c->o.to[0] && strcmp(c->o.to, c->r.agents[c->order[0]].id) == 0) {
+        req_fail(&e, SEM_EREQUEST, "to", "to is '%s', the speaker itself; whisper to another "
+                 "agent of the session", c->o.to);
+        call_free(c);
+        reply_req_error(api, x, &e);
+        return 0;
+    }
     return 1;
 }
 

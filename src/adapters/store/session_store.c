@@ -179,8 +179,9 @@ static sem_status read_agents(session_db *d, session_record *r, sem_err *err)
     if (!s)
         return err->status;
     sem_status st = SEM_OK;
-    int rc;
-    while (st == SEM_OK && (rc = sqlite3_step(s)) == SQLITE_ROW && r->n_agents < SESSION_AGENTS_MAX) {
+    int rc = SQLITE_DONE;
+    while (st == SEM_OK && r->n_agents < SESSION_AGENTS_MAX &&
+           (rc = sqlite3_step(s)) == SQLITE_ROW) {
         session_agent *a = &r->agents[r->n_agents++];
         copy_text(a->id, sizeof a->id, sqlite3_column_text(s, 0));
         copy_text(a->name, sizeof a->name, sqlite3_column_text(s, 1));
@@ -396,26 +397,38 @@ static sem_status insert_message(session_db *d, const char *ns, const char *id,
     return run(d, s, "insert message", err);
 }
 
-static sem_status ss_append(void *self, const char *ns, const char *id, session_message *m,
-                            size_t n, uint32_t turns, uint32_t next, int done, sem_err *err)
+/* Sets the counters (set NULL: only checks that the session exists);
+ * call under db_lock, in a transaction. */
+static sem_status set_counters(session_db *d, const char *ns, const char *id,
+                               const session_counters *set, sem_err *err)
 {
+    sqlite3_stmt *s = prepare(d,
+                              set ? "UPDATE sessions SET turns = ?3, next = ?4, done = ?5 "
+                                    "WHERE ns = ?1 AND id = ?2"
+                                  : "UPDATE sessions SET turns = turns WHERE ns = ?1 AND id = ?2",
+                              ns, id, err);
+    if (s && set) {
+        sqlite3_bind_int64(s, 3, set->turns);
+        sqlite3_bind_int64(s, 4, set->next);
+        sqlite3_bind_int(s, 5, set->done != 0);
+    }
+    sem_status st = run(d, s, "update session", err);
+    if (st == SEM_OK && sqlite3_changes(d->db) == 0)
+        st = sem_err_set(err, SEM_ENOTFOUND, "session '%s' not found", id);
+    return st;
+}
+
+static sem_status ss_append(void *self, const char *ns, const char *id, session_message *m,
+                            size_t n, const session_counters *set, sem_err *err)
+{
+    session_db *d = self;
     sem_err unread;
     err = err ? err : &unread; /* callers may leave the detail unread */
-    session_db *d = self;
     uint64_t seq = 0;
     pthread_mutex_lock(&d->db_lock);
     sem_status st = exec(d, "BEGIN IMMEDIATE;", "begin", err);
     if (st == SEM_OK) {
-        sqlite3_stmt *s = prepare(d, "UPDATE sessions SET turns = ?3, next = ?4, done = ?5 "
-                                     "WHERE ns = ?1 AND id = ?2", ns, id, err);
-        if (s) {
-            sqlite3_bind_int64(s, 3, turns);
-            sqlite3_bind_int64(s, 4, next);
-            sqlite3_bind_int(s, 5, done != 0);
-        }
-        st = run(d, s, "update session", err);
-        if (st == SEM_OK && sqlite3_changes(d->db) == 0)
-            st = sem_err_set(err, SEM_ENOTFOUND, "session '%s' not found", id);
+        st = set_counters(d, ns, id, set, err);
         if (st == SEM_OK)
             st = last_seq(d, ns, id, &seq, err);
         for (size_t i = 0; st == SEM_OK && i < n; i++) {

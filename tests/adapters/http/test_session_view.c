@@ -223,7 +223,8 @@ static void bad_create_bodies_name_their_field(void **state)
                         "required");
     expect_create_error("{\"agents\":[{\"name\":\"a\"},{\"name\":\"a\"}]}", SEM_EREQUEST,
                         "agents[1].name", "same name");
-    expect_create_error("{\"agents\":[{\"name\":\"a\",\"id\":\"q\"},{\"name\":\"b\",\"id\":\"q\"}]}",
+    expect_create_error("{\"agents\":[{\"name\":\"a\",\"id\":\"q\"},"
+                        "{\"name\":\"b\",\"id\":\"q\"}]}",
                         SEM_EREQUEST, "agents[1].id", "same id");
     expect_create_error("{\"agents\":[{\"name\":\"a\",\"id\":\"../x\"}]}", SEM_EREQUEST,
                         "agents[0].id", "agents[0].id");

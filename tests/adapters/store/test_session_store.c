@@ -173,10 +173,12 @@ static void append_numbers_messages_and_sets_counters(void **state)
     session_record r = rec("", "sess_t", 3);
     create(f, &r);
     session_message first[1] = {msg("", "all", "Begin.")};
-    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_t", first, 1, 0, 0, 0, NULL), SEM_OK);
+    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_t", first, 1,
+                                       &(session_counters){0, 0, 0}, NULL), SEM_OK);
     assert_int_equal(first[0].seq, 1);
     session_message turn[2] = {msg("a0", "all", "hello"), msg("a1", "a0,a1", "psst")};
-    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_t", turn, 2, 2, 2, 0, NULL), SEM_OK);
+    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_t", turn, 2,
+                                       &(session_counters){2, 2, 0}, NULL), SEM_OK);
     assert_int_equal(turn[0].seq, 2);
     assert_int_equal(turn[1].seq, 3);
     assert_int_equal(turn[0].batch, 2);
@@ -206,12 +208,33 @@ static void append_numbers_messages_and_sets_counters(void **state)
     session_record_free(&got);
 }
 
+/* A message from outside leaves the counters to the turns. */
+static void append_without_counters_keeps_them(void **state)
+{
+    fixture *f = *state;
+    session_record r = rec("", "sess_k", 2);
+    create(f, &r);
+    session_message t[1] = {msg("a0", "all", "x")};
+    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_k", t, 1,
+                                       &(session_counters){5, 1, 0}, NULL), SEM_OK);
+    session_message m[1] = {msg("", "all", "from outside")};
+    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_k", m, 1, NULL, NULL), SEM_OK);
+    assert_int_equal(m[0].seq, 2);
+    session_record got;
+    assert_int_equal(f->ss.ops->get(f->ss.self, "", "sess_k", &got, NULL), SEM_OK);
+    assert_int_equal(got.turns, 5);
+    assert_int_equal(got.next, 1);
+    session_record_free(&got);
+    assert_int_equal(f->ss.ops->append(f->ss.self, "", "nope", m, 1, NULL, NULL), SEM_ENOTFOUND);
+}
+
 static void append_to_a_missing_session_changes_nothing(void **state)
 {
     fixture *f = *state;
     session_message m[1] = {msg("a0", "all", "x")};
     sem_err err = {0};
-    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_none", m, 1, 1, 0, 0, &err),
+    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_none", m, 1,
+                                       &(session_counters){1, 0, 0}, &err),
                      SEM_ENOTFOUND);
     assert_contains(err.detail, "sess_none");
     session_message *got;
@@ -227,7 +250,8 @@ static void remove_deletes_session_agents_and_transcript(void **state)
     session_record r = rec("", "sess_r", 2);
     create(f, &r);
     session_message m[1] = {msg("a0", "all", "x")};
-    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_r", m, 1, 1, 1, 0, NULL), SEM_OK);
+    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_r", m, 1,
+                                       &(session_counters){1, 1, 0}, NULL), SEM_OK);
     assert_int_equal(f->ss.ops->remove(f->ss.self, "other", "sess_r", NULL), SEM_ENOTFOUND);
     assert_int_equal(f->ss.ops->remove(f->ss.self, "", "sess_r", NULL), SEM_OK);
     assert_int_equal(f->ss.ops->remove(f->ss.self, "", "sess_r", NULL), SEM_ENOTFOUND);
@@ -252,7 +276,8 @@ static void survives_a_reopen(void **state)
     session_record r = rec("k", "sess_p", 4);
     create(f, &r);
     session_message m[2] = {msg("a0", "all", "one"), msg("a1", "all", "two")};
-    assert_int_equal(f->ss.ops->append(f->ss.self, "k", "sess_p", m, 2, 7, 3, 1, NULL), SEM_OK);
+    assert_int_equal(f->ss.ops->append(f->ss.self, "k", "sess_p", m, 2,
+                                       &(session_counters){7, 3, 1}, NULL), SEM_OK);
     session_db_close(f->db);
     f->db = open_db(f->path);
     f->ss = session_db_port(f->db);
@@ -284,7 +309,8 @@ static void one_turn_at_a_time(void **state)
     assert_int_equal(f->ss.ops->claim(f->ss.self, "", "sess_c", 1, NULL), SEM_OK);
     /* A round appends its turns one after the other under one claim. */
     session_message m[1] = {msg("a0", "all", "x")};
-    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_c", m, 1, 1, 1, 0, NULL), SEM_OK);
+    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_c", m, 1,
+                                       &(session_counters){1, 1, 0}, NULL), SEM_OK);
     assert_int_equal(f->ss.ops->claim(f->ss.self, "", "sess_c", 1, NULL), SEM_EBUSY);
     /* A reopened store has no turn running. */
     session_db_close(f->db);
@@ -334,6 +360,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(list_is_newest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(append_numbers_messages_and_sets_counters, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(append_without_counters_keeps_them, setup, teardown),
         cmocka_unit_test_setup_teardown(append_to_a_missing_session_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(remove_deletes_session_agents_and_transcript, setup,
