@@ -81,6 +81,8 @@ typedef struct session_message {
     char channel[SESSION_CHANNEL_MAX + 1];     /* "all" or "A,B" */
     char *text;                                /* malloc'd */
     uint32_t tokens;                           /* of text (generated, or tokenized) */
+    uint32_t prompt_tokens, cached_tokens;     /* an agent's turn: its prompt, and the
+                                                  part of it its memory held (0 otherwise) */
     int64_t created_at;                        /* unix seconds */
 } session_message;
 

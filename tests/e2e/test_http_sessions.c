@@ -183,6 +183,12 @@ static void round_robin_turns_and_rounds(void **state)
     const json_t *agents = json_object_get(g, "agents");
     assert_int_equal(geti(json_array_get(agents, 0), "turns"), 2);
     assert_int_equal(geti(json_array_get(agents, 1), "turns"), 1);
+    /* Ann's figures add up her two turns: only the second reused memory. */
+    assert_true(geti(json_array_get(agents, 0), "cached_tokens") >= a_prompt);
+    assert_int_equal(geti(json_array_get(agents, 1), "cached_tokens"), 0);
+    const json_t *first = json_array_get(json_object_get(g, "transcript"), 1);
+    assert_int_equal(geti(first, "prompt_tokens"), a_prompt);
+    assert_int_equal(geti(first, "cached_tokens"), 0);
     json_decref(g);
     json_decref(s);
 }

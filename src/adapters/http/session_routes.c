@@ -54,10 +54,15 @@ static json_t *channel_json(const char *channel)
 
 static json_t *message_json(const session_message *m)
 {
-    return json_pack("{s:I,s:o,s:s,s:o,s:s,s:I,s:I}", "seq", (json_int_t)m->seq, "speaker",
-                     m->speaker[0] ? json_string(m->speaker) : json_null(), "name", m->name,
-                     "channel", channel_json(m->channel), "text", m->text, "tokens",
-                     (json_int_t)m->tokens, "created_at", (json_int_t)m->created_at);
+    json_t *o = json_pack("{s:I,s:o,s:s,s:o,s:s,s:I,s:I}", "seq", (json_int_t)m->seq, "speaker",
+                          m->speaker[0] ? json_string(m->speaker) : json_null(), "name", m->name,
+                          "channel", channel_json(m->channel), "text", m->text, "tokens",
+                          (json_int_t)m->tokens, "created_at", (json_int_t)m->created_at);
+    if (o && m->speaker[0]) {
+        json_object_set_new(o, "prompt_tokens", json_integer(m->prompt_tokens));
+        json_object_set_new(o, "cached_tokens", json_integer(m->cached_tokens));
+    }
+    return o;
 }
 
 static json_t *agents_json(const session_record *r, const session_message *m, size_t n)
@@ -65,17 +70,19 @@ static json_t *agents_json(const session_record *r, const session_message *m, si
     json_t *list = json_array();
     for (size_t i = 0; i < r->n_agents; i++) {
         const session_agent *a = &r->agents[i];
-        json_int_t turns = 0, tokens = 0;
+        json_int_t turns = 0, tokens = 0, prompt = 0, cached = 0;
         for (size_t k = 0; k < n; k++)
             if (strcmp(m[k].speaker, a->id) == 0) {
                 turns++;
                 tokens += m[k].tokens;
+                prompt += m[k].prompt_tokens;
+                cached += m[k].cached_tokens;
             }
         json_array_append_new(
-            list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "id", a->id, "name", a->name, "role",
-                            a->role, "system", a->system, "lifecycle",
+            list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "id", a->id, "name", a->name,
+                            "role", a->role, "system", a->system, "lifecycle",
                             a->persistent ? "persistent" : "ephemeral", "turns", turns,
-                            "tokens", tokens));
+                            "tokens", tokens, "prompt_tokens", prompt, "cached_tokens", cached));
     }
     return list;
 }
@@ -595,6 +602,8 @@ static sem_status commit_batch(sess_call *c, sem_err *err)
         snprintf(m[k].channel, sizeof m[k].channel, "%s", t->channel);
         m[k].text = strdup(t->text.data ? t->text.data : "");
         m[k].tokens = t->g.result.completion_tokens;
+        m[k].prompt_tokens = t->g.n_prompt;
+        m[k].cached_tokens = t->g.result.cached_tokens;
         m[k].created_at = http_unix_now();
     }
     sem_status st = SEM_OK;

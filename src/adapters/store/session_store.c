@@ -31,7 +31,8 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS session_messages("
     " ns TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,"
     " batch INTEGER NOT NULL, speaker TEXT NOT NULL, name TEXT NOT NULL, channel TEXT NOT NULL,"
-    " text TEXT NOT NULL, tokens INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    " text TEXT NOT NULL, tokens INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,"
+    " cached_tokens INTEGER NOT NULL, created_at INTEGER NOT NULL,"
     " PRIMARY KEY(ns, session, seq));";
 
 struct session_db {
@@ -381,8 +382,8 @@ static sem_status insert_message(session_db *d, const char *ns, const char *id,
 {
     sqlite3_stmt *s = prepare(d,
                               "INSERT INTO session_messages(ns, session, seq, speaker, name, "
-                              "channel, text, tokens, created_at, batch) "
-                              "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                              "channel, text, tokens, created_at, batch, prompt_tokens, cached_tokens) "
+                              "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                               ns, id, err);
     if (s) {
         sqlite3_bind_int64(s, 3, (sqlite3_int64)m->seq);
@@ -393,6 +394,8 @@ static sem_status insert_message(session_db *d, const char *ns, const char *id,
         sqlite3_bind_int64(s, 8, m->tokens);
         sqlite3_bind_int64(s, 9, m->created_at);
         sqlite3_bind_int64(s, 10, (sqlite3_int64)m->batch);
+        sqlite3_bind_int64(s, 11, m->prompt_tokens);
+        sqlite3_bind_int64(s, 12, m->cached_tokens);
     }
     return run(d, s, "insert message", err);
 }
@@ -477,7 +480,8 @@ static sem_status ss_transcript(void *self, const char *ns, const char *id,
     *n = 0;
     pthread_mutex_lock(&d->db_lock);
     sqlite3_stmt *s = prepare(d,
-                              "SELECT seq, speaker, name, channel, text, tokens, created_at, batch "
+                              "SELECT seq, speaker, name, channel, text, tokens, created_at, batch, "
+                              "prompt_tokens, cached_tokens "
                               "FROM session_messages WHERE ns = ?1 AND session = ?2 ORDER BY seq",
                               ns, id, err);
     sem_status st = s ? SEM_OK : err->status;
@@ -505,6 +509,8 @@ static sem_status ss_transcript(void *self, const char *ns, const char *id,
         m->tokens = (uint32_t)sqlite3_column_int64(s, 5);
         m->created_at = sqlite3_column_int64(s, 6);
         m->batch = (uint64_t)sqlite3_column_int64(s, 7);
+        m->prompt_tokens = (uint32_t)sqlite3_column_int64(s, 8);
+        m->cached_tokens = (uint32_t)sqlite3_column_int64(s, 9);
         if (!m->text)
             st = sem_err_set(err, SEM_ENOMEM, "session store: out of memory reading '%s'", id);
     }

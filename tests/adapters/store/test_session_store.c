@@ -177,6 +177,8 @@ static void append_numbers_messages_and_sets_counters(void **state)
                                        &(session_counters){0, 0, 0}, NULL), SEM_OK);
     assert_int_equal(first[0].seq, 1);
     session_message turn[2] = {msg("a0", "all", "hello"), msg("a1", "a0,a1", "psst")};
+    turn[1].prompt_tokens = 40;
+    turn[1].cached_tokens = 31;
     assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_t", turn, 2,
                                        &(session_counters){2, 2, 0}, NULL), SEM_OK);
     assert_int_equal(turn[0].seq, 2);
@@ -195,6 +197,8 @@ static void append_numbers_messages_and_sets_counters(void **state)
     assert_string_equal(m[2].channel, "a0,a1");
     assert_string_equal(m[2].text, "psst");
     assert_int_equal(m[2].tokens, 4);
+    assert_int_equal(m[2].prompt_tokens, 40);
+    assert_int_equal(m[2].cached_tokens, 31);
     assert_int_equal(m[2].created_at, 2000);
     assert_int_equal(m[0].batch, 1);
     assert_int_equal(m[2].batch, 2);
