@@ -10,6 +10,7 @@
 #include "e2e_util.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -484,6 +485,112 @@ static void one_turn_at_a_time(void **state)
     json_decref(s);
 }
 
+/* ---------------------------------------------------------------- concurrent sessions */
+
+#define CONC_SESSIONS 4
+#define CONC_ROUNDS 10
+
+typedef struct conc_client {
+    pthread_t thread;
+    uint16_t port;
+    int index;
+    char id[96];
+    int rounds_ok;     /* rounds answered 200 with 4 turns */
+    char error[512];   /* the first failure, "" when none */
+} conc_client;
+
+static void *conc_main(void *arg)
+{
+    conc_client *c = arg;
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"agents\":[{\"id\":\"cc%d-a\",\"name\":\"Ann\"},{\"id\":\"cc%d-b\","
+             "\"name\":\"Ben\"},{\"id\":\"cc%d-c\",\"name\":\"Cid\"},{\"id\":\"cc%d-d\","
+             "\"name\":\"Dan\"}],\"topology\":\"%s\",\"initial_prompt\":\"Once upon a time\"}",
+             c->index, c->index, c->index, c->index, c->index % 2 ? "broadcast" : "round_robin");
+    http_response r;
+    if (hc_call_within(c->port, "POST", "/v1/sessions", NULL, body, LONG_MS, &r) != 0 ||
+        r.status != 201) {
+        snprintf(c->error, sizeof c->error, "create: %d %.400s", r.status, r.body ? r.body : "");
+        hc_free(&r);
+        return NULL;
+    }
+    json_t *j = json_loads(r.body, 0, NULL);
+    snprintf(c->id, sizeof c->id, "%s", json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    hc_free(&r);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/sessions/%s/round", c->id);
+    for (int k = 0; k < CONC_ROUNDS; k++) {
+        int ok = hc_call_within(c->port, "POST", path, NULL,
+                                "{\"max_tokens\":4,\"temperature\":0}", LONG_MS, &r) == 0 &&
+                 r.status == 200;
+        j = ok ? json_loads(r.body, 0, NULL) : NULL;
+        ok = ok && json_array_size(json_object_get(j, "turns")) == 4;
+        json_decref(j);
+        if (!ok) {
+            snprintf(c->error, sizeof c->error, "round %d: %d %.400s", k, r.status,
+                     r.body ? r.body : "");
+            hc_free(&r);
+            return NULL;
+        }
+        c->rounds_ok++;
+        hc_free(&r);
+    }
+    return NULL;
+}
+
+/* Four sessions of four agents, ten rounds each at once, on a pool that
+ * holds a few agents at a time: no round is refused or loses a turn,
+ * and once the sessions are deleted the pool is empty again. */
+static void concurrent_sessions_under_pool_pressure(void **state)
+{
+    (void)state;
+    server_proc s;
+    const char *const args[] = {"--pool-mb", "2", "--max-batch", "4", NULL};
+    static const char *const env[] = {"SEMANTIC_API_KEY=", "SEMANTIC_ADMIN_KEY=", NULL};
+    assert_int_equal(server_start(&s, SEMANTIC_BIN, STORIES, args, env, 1), 0);
+    conc_client c[CONC_SESSIONS];
+    memset(c, 0, sizeof c);
+    for (int i = 0; i < CONC_SESSIONS; i++) {
+        c[i].port = s.port;
+        c[i].index = i;
+        assert_int_equal(pthread_create(&c[i].thread, NULL, conc_main, &c[i]), 0);
+    }
+    for (int i = 0; i < CONC_SESSIONS; i++)
+        pthread_join(c[i].thread, NULL);
+    for (int i = 0; i < CONC_SESSIONS; i++) {
+        if (c[i].error[0])
+            fail_msg("session %d: %s", i, c[i].error);
+        assert_int_equal(c[i].rounds_ok, CONC_ROUNDS);
+        char path[256];
+        snprintf(path, sizeof path, "/v1/sessions/%s", c[i].id);
+        json_t *g = expect(s.port, "GET", path, NULL, NULL, 200);
+        assert_int_equal(geti(g, "turns"), 4 * CONC_ROUNDS);
+        assert_int_equal(json_array_size(json_object_get(g, "transcript")), 4 * CONC_ROUNDS + 1);
+        json_decref(g);
+    }
+    /* The pool was too small for every agent at once: some were evicted
+     * to disk and read back for their next turn. */
+    assert_true(e2e_metric(s.port, "semantic_evictions_total") > 0);
+    assert_true(e2e_metric(s.port, "semantic_cache_hits_total{tier=\"warm\"}") > 0);
+    for (int i = 0; i < CONC_SESSIONS; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "/v1/sessions/%s", c[i].id);
+        json_decref(expect(s.port, "DELETE", path, NULL, NULL, 200));
+    }
+    double until = hc_now_ms() + LONG_MS;
+    while (e2e_metric(s.port, "semantic_agent_io_in_flight") != 0 && hc_now_ms() < until)
+        usleep(10000);
+    assert_true(e2e_metric(s.port, "semantic_agent_io_in_flight") == 0);
+    assert_true(e2e_metric(s.port, "semantic_pool_blocks_used") == 0);
+    json_t *agents = expect(s.port, "GET", "/v1/agents", NULL, NULL, 200);
+    assert_int_equal(json_array_size(json_object_get(agents, "data")), 0);
+    json_decref(agents);
+    assert_int_equal(server_stop(&s, SIGTERM, 20000), 0);
+    server_discard_log(&s);
+}
+
 /* ---------------------------------------------------------------- keys, bad input */
 
 static void another_keys_session_is_not_found(void **state)
@@ -597,6 +704,7 @@ int main(void)
         cmocka_unit_test(delete_removes_ephemeral_agents_and_keeps_persistent),
         cmocka_unit_test(a_session_survives_a_restart),
         cmocka_unit_test(one_turn_at_a_time),
+        cmocka_unit_test(concurrent_sessions_under_pool_pressure),
         cmocka_unit_test(another_keys_session_is_not_found),
         cmocka_unit_test(bad_input_is_a_400_naming_its_field),
     };
