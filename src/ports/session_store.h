@@ -18,8 +18,8 @@
  * Messages appended together (a broadcast round's answers, given to the
  * same transcript) share a batch: the seq of the first of them.
  *
- * Counters: `turns` counts the agent turns taken; `next` is the index of
- * the agent whose turn is next. The state is
+ * Counters: `turns` counts the agent turns taken (a moderator's picks are
+ * not turns); `next` is the index of the agent whose turn is next. The state is
  * "active" until turns reaches max_turns ("done"; max_turns 0: no limit).
  *
  * Threads: every operation may be called from any thread; the store
@@ -66,7 +66,9 @@ typedef struct session_record {
     session_topology topology;
     uint32_t max_turns;                /* 0: no limit */
     uint32_t turns;                    /* agent turns taken */
-    uint32_t next;                     /* index of the next speaker */
+    uint32_t next;                     /* index of the next speaker (moderated: the
+                                          moderator, who picks it) */
+    int moderator;                     /* index of the moderator; -1 unless moderated */
     int done;                          /* turns reached max_turns */
     int64_t created_at;                /* unix seconds */
     size_t n_agents;

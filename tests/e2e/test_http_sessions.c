@@ -271,6 +271,56 @@ static void whispers_stay_private(void **state)
     json_decref(s);
 }
 
+/* Moderated: before each turn the moderator picks the speaker through a
+ * forced tool call whose only allowed arguments are the speakers' ids;
+ * the picks are notes only the moderator reads. */
+static void a_moderator_picks_valid_speakers(void **state)
+{
+    (void)state;
+    json_t *s = create(srv.port, NULL,
+                       "{\"agents\":[{\"id\":\"md-x\",\"name\":\"X\"},{\"id\":\"md-m\","
+                       "\"name\":\"Mod\",\"system\":\"You pick who speaks.\"},{\"id\":\"md-y\","
+                       "\"name\":\"Y\"},{\"id\":\"md-z\",\"name\":\"Z\"}],"
+                       "\"topology\":\"moderated\",\"moderator\":\"md-m\","
+                       "\"initial_prompt\":\"Once upon a time\",\"max_turns\":5}");
+    assert_string_equal(json_string_value(json_object_get(s, "next_speaker")), "md-m");
+    json_int_t first_pick_prompt = 0;
+    for (int round = 0; round < 2; round++) {
+        json_t *r = act(srv.port, NULL, id_of(s), "round",
+                        "{\"max_tokens\":6,\"temperature\":1,\"seed\":3}");
+        size_t n = json_array_size(json_object_get(r, "turns"));
+        assert_int_equal(n, round == 0 ? 6 : 4); /* 3 turns, then the 2 max_turns leaves */
+        for (size_t i = 0; i < n; i += 2) {
+            const json_t *pick = turn_at(r, i), *turn = turn_at(r, i + 1);
+            assert_string_equal(json_string_value(json_object_get(pick, "kind")), "pick");
+            assert_string_equal(agent_of(pick), "md-m");
+            const char *picked = json_string_value(json_object_get(pick, "picked"));
+            assert_non_null(picked);
+            assert_true(strcmp(picked, "md-x") == 0 || strcmp(picked, "md-y") == 0 ||
+                        strcmp(picked, "md-z") == 0);
+            assert_string_equal(json_string_value(json_object_get(turn, "kind")), "turn");
+            assert_string_equal(agent_of(turn), picked);
+            if (round == 0 && i == 0)
+                first_pick_prompt = usage_of(pick, "prompt_tokens");
+            if (round == 1 && i == 0) /* the moderator's memory holds its earlier picks */
+                assert_true(usage_of(pick, "cached_tokens") >= first_pick_prompt);
+        }
+        assert_int_equal(geti(r, "session_turns"), round == 0 ? 3 : 5);
+        json_decref(r);
+    }
+    json_int_t tokens;
+    char *vm = view(srv.port, id_of(s), "md-m", &tokens);
+    assert_non_null(strstr(vm, "next_speaker"));
+    free(vm);
+    const char *speakers[] = {"md-x", "md-y", "md-z"};
+    for (size_t i = 0; i < 3; i++) {
+        char *v = view(srv.port, id_of(s), speakers[i], &tokens);
+        assert_null(strstr(v, "next_speaker"));
+        free(v);
+    }
+    json_decref(s);
+}
+
 /* max_turns ends the session, mid-round if need be. */
 static void max_turns_ends_the_session(void **state)
 {
@@ -640,7 +690,10 @@ static void bad_input_is_a_400_naming_its_field(void **state)
         {"{\"agents\":[{\"name\":\"a\",\"id\":\"a/b\"}]}", "agents[0].id"},
         {"{\"agents\":[{\"name\":\"a\",\"lifecycle\":\"x\"}]}", "agents[0].lifecycle"},
         {"{\"agents\":[{\"name\":\"a\"}],\"topology\":\"star\"}", "topology"},
-        {"{\"agents\":[{\"name\":\"a\"}],\"topology\":\"moderated\"}", "topology"},
+        {"{\"agents\":[{\"name\":\"a\"}],\"topology\":\"moderated\"}", "agents"},
+        {"{\"agents\":[{\"name\":\"a\"},{\"name\":\"b\"}],\"topology\":\"moderated\","
+         "\"moderator\":\"c\"}",
+         "moderator"},
         {"{\"agents\":[{\"name\":\"a\"}],\"max_turns\":\"many\"}", "max_turns"},
         {"[1]", NULL},
     };
@@ -699,6 +752,7 @@ int main(void)
         cmocka_unit_test(round_robin_turns_and_rounds),
         cmocka_unit_test(broadcast_round_answers_one_transcript),
         cmocka_unit_test(whispers_stay_private),
+        cmocka_unit_test(a_moderator_picks_valid_speakers),
         cmocka_unit_test(max_turns_ends_the_session),
         cmocka_unit_test(a_streamed_round_sends_its_events),
         cmocka_unit_test(delete_removes_ephemeral_agents_and_keeps_persistent),

@@ -145,10 +145,34 @@ static sem_status read_topology(const json_t *body, session_record *r, req_err *
         return req_fail(e, SEM_EREQUEST, "topology",
                         "topology is '%s'; expected round_robin, broadcast, whisper or moderated",
                         t);
-    if (r->topology == SESSION_MODERATED)
-        return req_fail(e, SEM_EUNSUPPORTED, "topology",
-                        "the moderated topology is not supported yet; use round_robin, "
-                        "broadcast or whisper");
+    return SEM_OK;
+}
+
+/* "moderator": the agent id of a moderated session's moderator (default:
+ * the first agent), who picks the speakers among the others. */
+static sem_status read_moderator(const json_t *body, session_record *r, req_err *e)
+{
+    const char *m = NULL;
+    sem_status st = req_string(body, "moderator", &m, e);
+    r->moderator = -1;
+    if (st != SEM_OK)
+        return st;
+    if (r->topology != SESSION_MODERATED) {
+        if (m)
+            return req_fail(e, SEM_EREQUEST, "moderator",
+                            "moderator is for a moderated session; this one is %s",
+                            session_topology_name(r->topology));
+        return SEM_OK;
+    }
+    if (r->n_agents < 2)
+        return req_fail(e, SEM_EREQUEST, "agents",
+                        "a moderated session needs 2 agents or more: the moderator and the "
+                        "agents it picks from");
+    r->moderator = m ? session_agent_index(r, m) : 0;
+    if (r->moderator < 0)
+        return req_fail(e, SEM_EREQUEST, "moderator",
+                        "moderator is '%.64s', not the id of an agent of the session", m);
+    r->next = (uint32_t)r->moderator;
     return SEM_OK;
 }
 
@@ -159,6 +183,7 @@ sem_status session_request_create(const json_t *body, session_record *r,
     r->n_agents = 0;
     sem_status st;
     if ((st = read_agents(body, r, e)) || (st = read_topology(body, r, e)) ||
+        (st = read_moderator(body, r, e)) ||
         (st = req_uint(body, "max_turns", 0, SESSION_MAX_TURNS_LIMIT, &r->max_turns, e)) ||
         (st = req_string(body, "initial_prompt", initial_prompt, e)))
         return st;

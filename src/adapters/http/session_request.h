@@ -3,7 +3,7 @@
  * (docs/sessions.md):
  *
  *   POST /v1/sessions                 {"agents": [...], "topology", "initial_prompt"?,
- *                                      "max_turns"?, "model"?}
+ *                                      "max_turns"?, "moderator"?, "model"?}
  *   POST /v1/sessions/{id}/turn       {"stream"?, "max_tokens"?, "to"?, sampling...}
  *   POST /v1/sessions/{id}/round      {"stream"?, "max_tokens"?, sampling...}
  *   POST /v1/sessions/{id}/messages   {"content", "name"?, "channel"?}
@@ -29,7 +29,8 @@
  * session_record_free) and the initial prompt (borrowed from body, NULL
  * when none). r->id must be set: an agent given no id is named
  * "<session id>-<index>". ns, model and created_at are left to the
- * caller. The moderated topology is SEM_EUNSUPPORTED for now.
+ * caller. A moderated session's moderator (default: the first agent) is
+ * its next speaker: it picks who speaks.
  */
 sem_status session_request_create(const json_t *body, session_record *r,
                                   const char **initial_prompt, req_err *e);

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_answer.h"
 #include "domain/agent_id.h"
 #include "http_generation.h"
 #include "routes.h"
@@ -337,6 +338,54 @@ void session_routes_delete(http_api *api, http_exchange *x)
     session_record_free(&r);
 }
 
+/* ---------------------------------------------------------------- prompts */
+
+#define PICK_TOOL "next_speaker"
+
+/* The pick tool of a moderated session: its speakers' ids as an enum. */
+static json_t *pick_tool(const session_record *r)
+{
+    json_t *ids = json_array();
+    for (size_t i = 0; i < r->n_agents; i++)
+        if ((int)i != r->moderator)
+            json_array_append_new(ids, json_string(r->agents[i].id));
+    return json_pack("[{s:s,s:{s:s,s:s,s:{s:s,s:{s:{s:s,s:o}},s:[s]}}}]", "type", "function",
+                     "function", "name", PICK_TOOL, "description",
+                     "Pick the agent who speaks next.", "parameters", "type", "object",
+                     "properties", "speaker", "type", "string", "enum", ids, "required",
+                     "speaker");
+}
+
+/* Renders agent's prompt: its view of the transcript m, and for a
+ * moderator's pick the tool it must call. Fills prep (the prompt, and a
+ * pick's grammar). */
+static sem_status render_prompt(const http_backend *be, const session_record *r, size_t agent,
+                                int pick, const session_message *m, size_t n,
+                                chat_prepared *prep, req_err *e)
+{
+    const session_agent *a = &r->agents[agent];
+    json_t *msgs = session_view_messages(r, agent, m, n);
+    json_t *tools = pick ? pick_tool(r) : NULL;
+    sem_status st;
+    if (!msgs || (pick && !tools))
+        st = req_fail(e, SEM_ENOMEM, NULL, "out of memory");
+    else if (json_array_size(msgs) == 0)
+        st = req_fail(e, SEM_EREQUEST, "initial_prompt",
+                      "agent '%s' has nothing to answer: it has no system prompt and the "
+                      "transcript is empty; give the session an initial_prompt or POST a "
+                      "message first",
+                      a->id);
+    else
+        st = chat_prepare(be->prompts,
+                          &(chat_spec){.messages = msgs, .tools = tools,
+                                       .choice = pick ? CHAT_TOOL_NAMED : CHAT_TOOL_AUTO,
+                                       .tool_name = PICK_TOOL},
+                          prep, e);
+    json_decref(msgs);
+    json_decref(tools);
+    return st;
+}
+
 /* ---------------------------------------------------------------- messages, view */
 
 static void message_again(http_api *api, http_exchange *x)
@@ -410,12 +459,12 @@ void session_routes_view(http_api *api, http_exchange *x)
         return;
     }
     json_t *msgs = session_view_messages(&r, (size_t)i, m, n);
-    int32_t *toks = NULL;
-    size_t nt = 0;
+    chat_prepared prep = {0};
     req_err e = {0};
-    sem_status st = msgs ? req_render_chat(be->prompts, msgs, NULL, NULL, 1, &toks, &nt, NULL, &e)
+    sem_status st = msgs ? render_prompt(be, &r, (size_t)i, i == r.moderator, m, n, &prep, &e)
                          : req_fail(&e, SEM_ENOMEM, NULL, "out of memory");
-    free(toks);
+    size_t nt = prep.n_prompt;
+    chat_prepared_free(&prep);
     session_messages_free(m, n);
     session_record_free(&r);
     if (st != SEM_OK && json_array_size(msgs) > 0) {
@@ -431,13 +480,23 @@ void session_routes_view(http_api *api, http_exchange *x)
 
 /* ---------------------------------------------------------------- turns */
 
+/* The tokens a moderator's pick may take: the call's syntax and one agent
+ * id, with room. */
+#define PICK_MAX_TOKENS 256u
+
 typedef struct sess_turn {
     size_t agent;                           /* index in the session's agents */
+    int pick;                               /* a moderator's pick, not a turn */
     char channel[SESSION_CHANNEL_MAX + 1];  /* where it speaks */
     http_gen g;
+    chat_prepared prep;                     /* a pick's prompt and grammar */
     strbuf text;                            /* everything it said so far */
     int ended;                              /* its turn_end is out */
+    int picked;                             /* a pick: the agent it picked */
 } sess_turn;
+
+/* A turn of each speaker, and for a moderated session a pick before it. */
+#define SESS_TURNS_MAX (2 * SESSION_AGENTS_MAX)
 
 typedef struct sess_call {
     http_api *api;
@@ -447,11 +506,10 @@ typedef struct sess_call {
     session_message *log; /* the transcript, growing with each batch */
     size_t n_log;
     session_turn_opts o;
-    int round, claimed, finished, opened;
-    size_t order[SESSION_AGENTS_MAX]; /* the speakers, in order */
-    size_t n_order;
-    sess_turn turns[SESSION_AGENTS_MAX]; /* turns[k] is order[k]'s */
-    size_t batch_from, batch_to;          /* turns running now */
+    int round, claimed, finished;
+    sess_turn turns[SESS_TURNS_MAX]; /* the planned turns, in order */
+    size_t n_turns;
+    size_t batch_from, batch_to;     /* turns running now */
     int failed;
     http_error he;
     strbuf pending; /* events of the stream not sent yet */
@@ -462,6 +520,7 @@ static void call_free(void *self)
     sess_call *c = self;
     for (size_t k = 0; k < c->batch_to; k++) {
         http_gen_release(&c->turns[k].g);
+        chat_prepared_free(&c->turns[k].prep);
         strbuf_free(&c->turns[k].text);
     }
     if (c->claimed)
@@ -487,36 +546,32 @@ static void fail(sess_call *c, const http_error *he)
     }
 }
 
-/* Renders speaker k's view and submits it under its agent's key. */
+static const char *turn_kind(const sess_turn *t) { return t->pick ? "pick" : "turn"; }
+
+/* Renders turn k's prompt and submits it under its agent's key. */
 static sem_status submit_turn(sess_call *c, size_t k, strbuf *out, req_err *e)
 {
     sess_turn *t = &c->turns[k];
     const session_agent *a = &c->r.agents[t->agent];
-    json_t *msgs = session_view_messages(&c->r, t->agent, c->log, c->n_log);
-    int32_t *toks = NULL;
-    size_t n = 0;
-    sem_status st = !msgs ? req_fail(e, SEM_ENOMEM, NULL, "out of memory")
-                    : json_array_size(msgs) == 0
-                        ? req_fail(e, SEM_EREQUEST, "initial_prompt",
-                                   "agent '%s' has nothing to answer: it has no system prompt "
-                                   "and the transcript is empty; give the session an "
-                                   "initial_prompt or POST a message first", a->id)
-                        : req_render_chat(c->be->prompts, msgs, NULL, NULL, 1, &toks, &n, NULL, e);
-    json_decref(msgs);
+    sem_status st = render_prompt(c->be, &c->r, t->agent, t->pick, c->log, c->n_log, &t->prep, e);
     if (st == SEM_OK) {
         uint32_t n_ctx = c->be->prompts.ops->n_ctx(c->be->prompts.self);
-        gen_params p = {.sampling = c->o.sampling, .prompt = toks, .n_prompt = (uint32_t)n,
-                        .max_tokens = c->o.max_tokens};
-        if (n + c->o.max_tokens > n_ctx && n < n_ctx)
-            p.max_tokens = n_ctx - (uint32_t)n;
+        uint32_t n = (uint32_t)t->prep.n_prompt;
+        gen_params p = {.sampling = c->o.sampling,
+                        .max_tokens = t->pick ? PICK_MAX_TOKENS : c->o.max_tokens};
+        chat_prepared_params(&t->prep, &p);
+        if (n + p.max_tokens > n_ctx && n < n_ctx)
+            p.max_tokens = n_ctx - n;
         st = http_gen_submit(&t->g, c->api, c->be, c->x, a->id, &p, e);
     }
-    free(toks);
+    uint32_t before = 0; /* turns of the batch before this one */
+    for (size_t i = c->batch_from; i < k; i++)
+        before += !c->turns[i].pick;
     if (st == SEM_OK)
         emit(out, "turn_start",
-             json_pack("{s:s,s:s,s:o,s:I}", "agent", a->id, "name", a->name, "channel",
-                       channel_json(t->channel), "turn",
-                       (json_int_t)(c->r.turns + (k - c->batch_from) + 1)));
+             json_pack("{s:s,s:s,s:s,s:o,s:I}", "kind", turn_kind(t), "agent", a->id, "name",
+                       a->name, "channel", channel_json(t->channel), "turn",
+                       (json_int_t)(c->r.turns + before + 1)));
     return st;
 }
 
@@ -525,7 +580,7 @@ static sem_status submit_turn(sess_call *c, size_t k, strbuf *out, req_err *e)
 static sem_status start_batch(sess_call *c, strbuf *out, req_err *e)
 {
     size_t from = c->batch_to;
-    size_t to = c->round && c->r.topology == SESSION_BROADCAST ? c->n_order : from + 1;
+    size_t to = c->round && c->r.topology == SESSION_BROADCAST ? c->n_turns : from + 1;
     c->batch_from = from;
     for (size_t k = from; k < to; k++) {
         sem_status st = submit_turn(c, k, out, e);
@@ -548,10 +603,55 @@ static json_t *turn_usage(const sess_turn *t)
 static json_t *turn_json(const sess_call *c, const sess_turn *t)
 {
     const session_agent *a = &c->r.agents[t->agent];
-    return json_pack("{s:s,s:s,s:o,s:s%,s:s,s:o,s:f}", "agent", a->id, "name", a->name,
-                     "channel", channel_json(t->channel), "text", t->text.data ? t->text.data : "",
-                     t->text.len, "finish_reason", gen_finish_name(t->g.result.finish), "usage",
-                     turn_usage(t), "ttft_ms", t->g.result.ttft_ms);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:s%,s:s,s:o,s:f}", "kind", turn_kind(t), "agent",
+                          a->id, "name", a->name, "channel", channel_json(t->channel), "text",
+                          t->text.data ? t->text.data : "", t->text.len, "finish_reason",
+                          gen_finish_name(t->g.result.finish), "usage", turn_usage(t),
+                          "ttft_ms", t->g.result.ttft_ms);
+    if (o && t->pick)
+        json_object_set_new(o, "picked", json_string(c->r.agents[t->picked].id));
+    return o;
+}
+
+/* The agent a finished pick called for: its index, or -1 when the answer
+ * holds no call naming one of the speakers (a pick cut by the context). */
+static int read_pick(sess_call *c, sess_turn *t)
+{
+    chat_answer a;
+    int picked = -1;
+    if (chat_answer_init(&a, &t->prep, c->api, "call_") != SEM_OK)
+        return -1;
+    if (chat_answer_feed(&a, t->text.data ? t->text.data : "", t->text.len) == SEM_OK &&
+        chat_answer_finish(&a) == SEM_OK && a.n_calls > 0) {
+        json_t *args = json_loadb(a.calls[0].args.data ? a.calls[0].args.data : "",
+                                  a.calls[0].args.len, 0, NULL);
+        const char *id = json_string_value(json_object_get(args, "speaker"));
+        picked = id ? session_agent_index(&c->r, id) : -1;
+        if (picked == c->r.moderator)
+            picked = -1;
+        json_decref(args);
+    }
+    chat_answer_free(&a);
+    return picked;
+}
+
+/* A pick ended: the turn after it is the picked agent's. */
+static int apply_pick(sess_call *c, sess_turn *t)
+{
+    int picked = read_pick(c, t);
+    if (picked < 0) {
+        http_error he = http_error_make(HTTP_ERR_INTERNAL, NULL,
+                                        "the moderator's pick names no speaker of the session: "
+                                        "%.200s",
+                                        t->text.data ? t->text.data : "");
+        fail(c, &he);
+        return 0;
+    }
+    t->picked = picked;
+    size_t k = (size_t)(t - c->turns);
+    if (k + 1 < c->n_turns)
+        c->turns[k + 1].agent = (size_t)picked;
+    return 1;
 }
 
 /* Reads what turn t has; 1 once it ended (normally or not). */
@@ -573,10 +673,15 @@ static int pump_turn(sess_call *c, sess_turn *t, strbuf *out)
         fail(c, &he);
         return 1;
     }
-    json_t *end = json_pack("{s:s,s:s,s:o,s:I}", "agent", c->r.agents[t->agent].id,
-                            "finish_reason", gen_finish_name(t->g.result.finish), "usage",
-                            turn_usage(t), "cached_tokens", (json_int_t)t->g.result.cached_tokens);
+    if (t->pick && !apply_pick(c, t))
+        return 1;
+    json_t *end = json_pack("{s:s,s:s,s:s,s:o,s:I}", "kind", turn_kind(t), "agent",
+                            c->r.agents[t->agent].id, "finish_reason",
+                            gen_finish_name(t->g.result.finish), "usage", turn_usage(t),
+                            "cached_tokens", (json_int_t)t->g.result.cached_tokens);
     json_object_set_new(end, "ttft_ms", json_real(t->g.result.ttft_ms));
+    if (t->pick)
+        json_object_set_new(end, "picked", json_string(c->r.agents[t->picked].id));
     emit(out, "turn_end", end);
     return 1;
 }
@@ -590,8 +695,12 @@ static sem_status commit_batch(sess_call *c, sem_err *err)
         return sem_err_set(err, SEM_ENOMEM, "out of memory recording session '%s'", c->r.id);
     c->log = m;
     m += c->n_log;
-    uint32_t turns = c->r.turns + (uint32_t)n;
-    uint32_t next = (c->r.next + (uint32_t)n) % (uint32_t)c->r.n_agents;
+    uint32_t spoken = 0;
+    for (size_t k = 0; k < n; k++)
+        spoken += !c->turns[c->batch_from + k].pick;
+    uint32_t turns = c->r.turns + spoken;
+    uint32_t next = c->r.moderator >= 0 ? c->r.next /* the moderator, always */
+                                        : (c->r.next + spoken) % (uint32_t)c->r.n_agents;
     int done = c->r.max_turns && turns >= c->r.max_turns;
     for (size_t k = 0; k < n; k++) {
         const sess_turn *t = &c->turns[c->batch_from + k];
@@ -641,7 +750,7 @@ static void pump(sess_call *c, strbuf *out)
             fail(c, &he);
             return;
         }
-        if (c->batch_to == c->n_order || c->r.done) {
+        if (c->batch_to == c->n_turns || c->r.done) {
             c->finished = 1;
             return;
         }
@@ -738,23 +847,39 @@ static void call_step(void *self, http_exchange *x)
 
 static const http_wait_ops wait_ops = {call_step, call_free};
 
-/* The speakers of this turn or round, from the session's next speaker. */
+/* Turn k is agent's, on channel "all" or, with to, a whisper. */
+static void plan_turn(sess_call *c, size_t k, size_t agent, int pick, const char *to)
+{
+    sess_turn *t = &c->turns[k];
+    t->agent = agent;
+    t->pick = pick;
+    char channel[SESSION_CHANNEL_MAX + 1] = "all"; /* `to` may be a field of c */
+    if (to)
+        snprintf(channel, sizeof channel, "%s,%s", c->r.agents[agent].id, to);
+    memcpy(t->channel, channel, sizeof channel);
+}
+
+/* The turns of this turn or round, from the session's next speaker: in a
+ * moderated session each speaker's turn follows the moderator's pick
+ * (a note only the moderator reads), and speaks whoever was picked. */
 static void plan(sess_call *c)
 {
     uint32_t left = c->r.max_turns ? c->r.max_turns - c->r.turns : UINT32_MAX;
-    size_t n = c->round ? c->r.n_agents : 1;
+    int moderated = c->r.moderator >= 0;
+    size_t n = !c->round ? 1 : moderated ? c->r.n_agents - 1 : c->r.n_agents;
     if (n > left)
         n = left;
+    c->n_turns = 0;
     for (size_t k = 0; k < n; k++) {
-        c->order[k] = (c->r.next + k) % c->r.n_agents;
-        sess_turn *t = &c->turns[k];
-        t->agent = c->order[k];
-        if (c->o.to[0])
-            snprintf(t->channel, sizeof t->channel, "%s,%s", c->r.agents[t->agent].id, c->o.to);
-        else
-            snprintf(t->channel, sizeof t->channel, "all");
+        if (moderated) {
+            size_t m = (size_t)c->r.moderator;
+            plan_turn(c, c->n_turns++, m, 1, c->r.agents[m].id);
+            plan_turn(c, c->n_turns++, m, 0, NULL); /* the agent is the pick's */
+        } else {
+            plan_turn(c, c->n_turns++, (c->r.next + k) % c->r.n_agents, 0,
+                      c->o.to[0] ? c->o.to : NULL);
+        }
     }
-    c->n_order = n;
 }
 
 static void reply_conflict(http_api *api, http_exchange *x, const char *code, const char *msg)
@@ -802,7 +927,7 @@ static int prepare_call(http_api *api, http_exchange *x, sess_call *c)
     }
     c->claimed = 1;
     plan(c);
-    if (c->o.to[0] && strcmp(c->o.to, c->r.agents[c->order[0]].id) == 0) {
+    if (c->o.to[0] && strcmp(c->o.to, c->r.agents[c->turns[0].agent].id) == 0) {
         req_fail(&e, SEM_EREQUEST, "to", "to is '%s', the speaker itself; whisper to another "
                  "agent of the session", c->o.to);
         call_free(c);

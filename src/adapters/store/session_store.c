@@ -23,7 +23,8 @@ static const char SCHEMA[] =
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, id TEXT NOT NULL,"
     " model TEXT NOT NULL, topology INTEGER NOT NULL, max_turns INTEGER NOT NULL,"
     " turns INTEGER NOT NULL, next INTEGER NOT NULL, done INTEGER NOT NULL,"
-    " created_at INTEGER NOT NULL, running INTEGER NOT NULL DEFAULT 0, UNIQUE(ns, id));"
+    " created_at INTEGER NOT NULL, moderator INTEGER NOT NULL,"
+    " running INTEGER NOT NULL DEFAULT 0, UNIQUE(ns, id));"
     "CREATE TABLE IF NOT EXISTS session_agents("
     " ns TEXT NOT NULL, session TEXT NOT NULL, idx INTEGER NOT NULL, id TEXT NOT NULL,"
     " name TEXT NOT NULL, role TEXT NOT NULL, system TEXT NOT NULL,"
@@ -153,7 +154,7 @@ static void copy_text(char *dst, size_t cap, const unsigned char *src)
 static char *dup_text(const unsigned char *src) { return strdup(src ? (const char *)src : ""); }
 
 /* The session columns of a row (ns, id, model, topology, max_turns,
- * turns, next, done, created_at from column 0). */
+ * turns, next, done, created_at, moderator from column 0). */
 static void read_session(sqlite3_stmt *s, session_record *r)
 {
     memset(r, 0, sizeof *r);
@@ -166,9 +167,11 @@ static void read_session(sqlite3_stmt *s, session_record *r)
     r->next = (uint32_t)sqlite3_column_int64(s, 6);
     r->done = sqlite3_column_int(s, 7);
     r->created_at = sqlite3_column_int64(s, 8);
+    r->moderator = sqlite3_column_int(s, 9);
 }
 
-#define SESSION_COLUMNS "ns, id, model, topology, max_turns, turns, next, done, created_at"
+#define SESSION_COLUMNS                                                                    \
+    "ns, id, model, topology, max_turns, turns, next, done, created_at, moderator"
 
 /* Fills r's agents; call under db_lock. */
 static sem_status read_agents(session_db *d, session_record *r, sem_err *err)
@@ -234,7 +237,7 @@ static sem_status ss_create(void *self, const session_record *r, sem_err *err)
     if (st == SEM_OK) {
         sqlite3_stmt *s = prepare(d,
                                   "INSERT INTO sessions(" SESSION_COLUMNS
-                                  ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                  ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                                   r->ns, r->id, err);
         if (s) {
             sqlite3_bind_text(s, 3, r->model, -1, SQLITE_STATIC);
@@ -244,6 +247,7 @@ static sem_status ss_create(void *self, const session_record *r, sem_err *err)
             sqlite3_bind_int64(s, 7, r->next);
             sqlite3_bind_int(s, 8, r->done != 0);
             sqlite3_bind_int64(s, 9, r->created_at);
+            sqlite3_bind_int(s, 10, r->moderator);
         }
         st = run(d, s, "insert session", err);
         if (st != SEM_OK && (sqlite3_extended_errcode(d->db) & 0xff) == SQLITE_CONSTRAINT)

@@ -11,15 +11,17 @@
  *   CREATE TABLE sessions(seq INTEGER PRIMARY KEY AUTOINCREMENT,
  *       ns TEXT, id TEXT, model TEXT, topology INTEGER, max_turns INTEGER,
  *       turns INTEGER, next INTEGER, done INTEGER, created_at INTEGER,
- *       UNIQUE(ns, id))
+ *       moderator INTEGER, running INTEGER, UNIQUE(ns, id))
  *   CREATE TABLE session_agents(ns TEXT, session TEXT, idx INTEGER,
  *       id TEXT, name TEXT, role TEXT, system TEXT, persistent INTEGER,
  *       PRIMARY KEY(ns, session, idx))
  *   CREATE TABLE session_messages(ns TEXT, session TEXT, seq INTEGER,
- *       speaker TEXT, name TEXT, channel TEXT, text TEXT, tokens INTEGER,
+ *       batch INTEGER, speaker TEXT, name TEXT, channel TEXT, text TEXT,
+ *       tokens INTEGER, prompt_tokens INTEGER, cached_tokens INTEGER,
  *       created_at INTEGER, PRIMARY KEY(ns, session, seq))
  *
- * Every write (create, append, remove) is one transaction over the three
+ * `running` marks a session whose turn is under way (claim); open clears
+ * it. Every write (create, append, remove) is one transaction over the three
  * tables: a session is never seen without its agents, nor a turn's
  * messages without the counters that count them.
  *

@@ -204,6 +204,14 @@ static void a_create_body_is_read(void **state)
     assert_int_equal(r.agents[1].persistent, 1);
     assert_int_equal(r.topology, SESSION_BROADCAST);
     assert_int_equal(r.max_turns, 9);
+    assert_int_equal(r.moderator, -1);
+    session_record_free(&r);
+    assert_int_equal(create("{\"agents\":[{\"name\":\"A\"},{\"id\":\"m\",\"name\":\"M\"}],"
+                            "\"topology\":\"moderated\",\"moderator\":\"m\"}",
+                            &r, &e),
+                     SEM_OK);
+    assert_int_equal(r.moderator, 1);
+    assert_int_equal(r.next, 1); /* the moderator acts first */
     session_record_free(&r);
 }
 
@@ -233,7 +241,12 @@ static void bad_create_bodies_name_their_field(void **state)
     expect_create_error("{\"agents\":[{\"name\":\"a\"}],\"topology\":\"ring\"}", SEM_EREQUEST,
                         "topology", "round_robin, broadcast, whisper");
     expect_create_error("{\"agents\":[{\"name\":\"a\"}],\"topology\":\"moderated\"}",
-                        SEM_EUNSUPPORTED, "topology", "not supported yet");
+                        SEM_EREQUEST, "agents", "2 agents or more");
+    expect_create_error("{\"agents\":[{\"name\":\"a\"},{\"name\":\"b\"}],"
+                        "\"topology\":\"moderated\",\"moderator\":\"zed\"}",
+                        SEM_EREQUEST, "moderator", "zed");
+    expect_create_error("{\"agents\":[{\"name\":\"a\"}],\"moderator\":\"a\"}",
+                        SEM_EREQUEST, "moderator", "moderated session");
     expect_create_error("{\"agents\":[{\"name\":\"a\"}],\"max_turns\":-1}", SEM_EREQUEST,
                         "max_turns", "max_turns");
     expect_create_error("{\"agents\":[{\"name\":\"a\"}],\"initial_prompt\":5}", SEM_EREQUEST,

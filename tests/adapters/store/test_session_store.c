@@ -50,6 +50,7 @@ static session_record rec(const char *ns, const char *id, size_t n)
     r.topology = SESSION_WHISPER;
     r.max_turns = 7;
     r.created_at = 1000;
+    r.moderator = (int)n - 1;
     r.n_agents = n;
     for (size_t i = 0; i < n; i++) {
         snprintf(r.agents[i].id, sizeof r.agents[i].id, "a%zu", i);
@@ -94,6 +95,7 @@ static void create_then_get_every_field(void **state)
     assert_int_equal(got.turns, 0);
     assert_int_equal(got.done, 0);
     assert_int_equal(got.created_at, 1000);
+    assert_int_equal(got.moderator, 2);
     assert_int_equal(got.n_agents, 3);
     for (size_t i = 0; i < 3; i++) {
         assert_string_equal(got.agents[i].id, r.agents[i].id);
