@@ -489,7 +489,8 @@ typedef struct sess_turn {
     int pick;                               /* a moderator's pick, not a turn */
     char channel[SESSION_CHANNEL_MAX + 1];  /* where it speaks */
     http_gen g;
-    chat_prepared prep;                     /* a pick's prompt and grammar */
+    chat_prepared prep;                     /* a pick's prompt and grammar (until
+                                               its answer is read) */
     strbuf text;                            /* everything it said so far */
     int ended;                              /* its turn_end is out */
     int picked;                             /* a pick: the agent it picked */
@@ -564,6 +565,8 @@ static sem_status submit_turn(sess_call *c, size_t k, strbuf *out, req_err *e)
             p.max_tokens = n_ctx - n;
         st = http_gen_submit(&t->g, c->api, c->be, c->x, a->id, &p, e);
     }
+    if (!t->pick) /* the engine copied the prompt; a pick's syntax reads its answer */
+        chat_prepared_free(&t->prep);
     uint32_t before = 0; /* turns of the batch before this one */
     for (size_t i = c->batch_from; i < k; i++)
         before += !c->turns[i].pick;
