@@ -1,6 +1,8 @@
 /* Specification of session_store.h: sessions, agents and transcripts in SQLite. */
 #include "store_test_util.h"
 
+#include <sqlite3.h>
+
 #include "adapters/store/session_store.h"
 
 typedef struct fixture {
@@ -327,6 +329,70 @@ static void one_turn_at_a_time(void **state)
     assert_int_equal(f->ss.ops->claim(f->ss.self, "other", "sess_c", 0, NULL), SEM_ENOTFOUND);
 }
 
+/* Runs sql on the store's file from a connection of the test's own: a
+ * trigger that makes one insert fail, halfway through an operation. */
+static void inject(fixture *f, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+/* An append that fails on its second message leaves the transcript and
+ * the counters as they were. */
+static void a_failed_append_changes_nothing(void **state)
+{
+    fixture *f = *state;
+    session_record r = rec("", "sess_f", 2);
+    create(f, &r);
+    session_message one[1] = {msg("a0", "all", "one")};
+    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_f", one, 1,
+                                       &(session_counters){1, 1, 0}, NULL), SEM_OK);
+    inject(f, "CREATE TRIGGER inject AFTER INSERT ON session_messages WHEN NEW.seq = 3 "
+              "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
+    session_message two[2] = {msg("a1", "all", "two"), msg("a0", "all", "three")};
+    sem_err err = {0};
+    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_f", two, 2,
+                                       &(session_counters){3, 1, 1}, &err), SEM_EIO);
+    assert_contains(err.detail, "injected failure");
+    session_message *t;
+    size_t n;
+    assert_int_equal(f->ss.ops->transcript(f->ss.self, "", "sess_f", &t, &n, NULL), SEM_OK);
+    assert_int_equal(n, 1);
+    session_messages_free(t, n);
+    session_record got;
+    assert_int_equal(f->ss.ops->get(f->ss.self, "", "sess_f", &got, NULL), SEM_OK);
+    assert_int_equal(got.turns, 1);
+    assert_int_equal(got.done, 0);
+    session_record_free(&got);
+    inject(f, "DROP TRIGGER inject;");
+    assert_int_equal(f->ss.ops->append(f->ss.self, "", "sess_f", two, 2,
+                                       &(session_counters){3, 1, 1}, NULL), SEM_OK);
+    assert_int_equal(two[0].seq, 2);
+}
+
+/* A create that fails on its second agent leaves no session behind. */
+static void a_failed_create_leaves_nothing(void **state)
+{
+    fixture *f = *state;
+    inject(f, "CREATE TRIGGER inject AFTER INSERT ON session_agents WHEN NEW.idx = 1 "
+              "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
+    session_record r = rec("", "sess_g", 3);
+    sem_err err = {0};
+    assert_int_equal(f->ss.ops->create(f->ss.self, &r, &err), SEM_EIO);
+    assert_contains(err.detail, "injected failure");
+    session_record got;
+    assert_int_equal(f->ss.ops->get(f->ss.self, "", "sess_g", &got, NULL), SEM_ENOTFOUND);
+    inject(f, "DROP TRIGGER inject;");
+    create(f, &r);
+    assert_int_equal(f->ss.ops->get(f->ss.self, "", "sess_g", &got, NULL), SEM_OK);
+    assert_int_equal(got.n_agents, 3);
+    session_record_free(&got);
+}
+
 static void open_fails_with_the_path(void **state)
 {
     (void)state;
@@ -373,6 +439,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(survives_a_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(one_turn_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failed_append_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failed_create_leaves_nothing, setup, teardown),
         cmocka_unit_test(open_fails_with_the_path),
         cmocka_unit_test(in_memory),
     };
