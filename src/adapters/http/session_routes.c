@@ -24,7 +24,10 @@
  * the claim when it ends, however it ends. A round of a broadcast session
  * submits every speaker at once, each seeing the same transcript, so the
  * engine decodes them in one batch; other rounds run one speaker after
- * the other, each seeing the turns before it.
+ * the other, each seeing the turns before it. In a moderated session each
+ * turn is preceded by the moderator's pick: a generation constrained to
+ * a call of the next_speaker tool, whose argument is one of the speakers'
+ * ids, read back with the model's tool-call syntax (chat_answer.h).
  *
  * Threads: every route starts on the server's blocking thread (the store,
  * and the agent store's deletes, wait). A turn then goes on in exchange
