@@ -641,6 +641,40 @@ static void concurrent_sessions_under_pool_pressure(void **state)
     server_discard_log(&s);
 }
 
+/* A server killed in the middle of a round: after a restart the session
+ * has whole turns only, and takes turns again (the running mark of the
+ * dead process is gone). */
+static void a_round_killed_midway_leaves_whole_turns(void **state)
+{
+    (void)state;
+    server_proc s;
+    const char *const args[] = {"--pool-mb", "32", NULL};
+    static const char *const env[] = {"SEMANTIC_API_KEY=", "SEMANTIC_ADMIN_KEY=", NULL};
+    assert_int_equal(server_start(&s, SEMANTIC_BIN, STORIES, args, env, 1), 0);
+    json_t *sess = three(s.port, "kill", "round_robin", 0);
+    int fd = start_streamed_round(s.port, id_of(sess));
+    char dir[512], path[256];
+    snprintf(dir, sizeof dir, "%s", s.cache_dir);
+    snprintf(path, sizeof path, "/v1/sessions/%s", id_of(sess));
+    assert_int_equal(server_stop_keep(&s, SIGKILL, 20000), 128 + SIGKILL);
+    close(fd);
+    server_discard_log(&s);
+
+    const char *const again[] = {"--pool-mb", "32", "--cache-dir", dir, NULL};
+    assert_int_equal(server_start(&s, SEMANTIC_BIN, STORIES, again, env, 1), 0);
+    json_t *g = expect(s.port, "GET", path, NULL, NULL, 200);
+    json_int_t turns = geti(g, "turns");
+    assert_true(turns < 3);
+    assert_int_equal(json_array_size(json_object_get(g, "transcript")), (size_t)turns + 1);
+    json_decref(g);
+    json_t *r = act(s.port, NULL, id_of(sess), "turn", TURN);
+    assert_int_equal(geti(r, "session_turns"), turns + 1);
+    json_decref(r);
+    json_decref(sess);
+    assert_int_equal(server_stop(&s, SIGTERM, 20000), 0);
+    server_discard_log(&s);
+}
+
 /* ---------------------------------------------------------------- keys, bad input */
 
 static void another_keys_session_is_not_found(void **state)
@@ -758,6 +792,7 @@ int main(void)
         cmocka_unit_test(delete_removes_ephemeral_agents_and_keeps_persistent),
         cmocka_unit_test(a_session_survives_a_restart),
         cmocka_unit_test(one_turn_at_a_time),
+        cmocka_unit_test(a_round_killed_midway_leaves_whole_turns),
         cmocka_unit_test(concurrent_sessions_under_pool_pressure),
         cmocka_unit_test(another_keys_session_is_not_found),
         cmocka_unit_test(bad_input_is_a_400_naming_its_field),
