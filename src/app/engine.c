@@ -616,6 +616,14 @@ static void wait_io_settled(engine *e)
     }
 }
 
+uint32_t engine_save_idle(engine *e)
+{
+    uint64_t failures_before = engine_get_stats(e).save_failures;
+    engine_call(e, save_everything, NULL);
+    wait_io_settled(e);
+    return (uint32_t)(engine_get_stats(e).save_failures - failures_before);
+}
+
 uint32_t engine_drain(engine *e, uint32_t timeout_ms)
 {
     sem_mutex_lock(&e->inbox);

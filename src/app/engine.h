@@ -105,6 +105,16 @@ engine *engine_create(model_port mp, block_pool *pool, const engine_opts *o, sem
  */
 uint32_t engine_drain(engine *e, uint32_t timeout_ms);
 
+/*
+ * Writes every idle agent whose KV is not saved yet to the warm store now
+ * (not when its write-behind is due), and waits until the engine's disk
+ * work has settled. Running requests go on; their agents are written when
+ * they end, as always. Used before another engine starts over the same
+ * store (a reload of the same model), so that it finds every idle agent.
+ * Returns the number of saves that failed meanwhile.
+ */
+uint32_t engine_save_idle(engine *e);
+
 /* Cancels what is queued or running, stops the threads (pending writes are
  * finished first), frees every sequence. */
 void engine_destroy(engine *e);

@@ -12,8 +12,10 @@
  *              leases reach 0.
  *
  * The registry thread takes one job at a time, in this order: free a
- * retired instance nobody holds; finish a reload whose old instance is
- * gone; start a reload; load a model someone asked for. Slow work (model
+ * retired instance nobody holds (and whose warm store no other instance
+ * borrows); finish a reload whose old instance is gone; start a reload
+ * (of the same model: switch at once, sharing the store); load a model
+ * someone asked for. Slow work (model
  * load, agent writes) runs with the lock released; the entry's flags keep
  * other jobs off it meanwhile (busy). Every change broadcasts r->cv, on
  * which both the thread and model_registry_open wait.
@@ -325,6 +327,23 @@ static void retire(model_registry *r, instance *in)
     r->retired = in;
 }
 
+/* Whether another instance borrows in's warm store (it must go first). */
+static int lends(const model_registry *r, const instance *in)
+{
+    const disk_store *store = in->st.store;
+    if (!store || in->st.store_borrowed)
+        return 0;
+    for (const instance *o = r->retired; o; o = o->next)
+        if (o != in && o->st.store == store && o->st.store_borrowed)
+            return 1;
+    for (size_t i = 0; i < r->n_models; i++) {
+        const instance *o = r->models[i]->live;
+        if (o && o != in && o->st.store == store && o->st.store_borrowed)
+            return 1;
+    }
+    return 0;
+}
+
 static int has_retired(const model_registry *r, const entry *e)
 {
     for (const instance *in = r->retired; in; in = in->next)
@@ -455,6 +474,50 @@ static int room_for(model_registry *r, entry *e)
     return 0;
 }
 
+/*
+ * A reload of the same model (fingerprint): the new file gets an engine
+ * over the old file's warm store and serves new requests at once, while
+ * the old one finishes its running requests (lock held on entry and
+ * exit; released while the engine starts). The registry thread alone
+ * frees instances, so old stays valid meanwhile.
+ */
+static void switch_now(model_registry *r, entry *e, instance *in, instance *old,
+                       const serving_stack_opts *so)
+{
+    uint32_t running = old->leases;
+    e->busy = 1;
+    sem_mutex_unlock(&r->mu);
+    /* Idle agents' memory is written first, so that the new engine finds
+     * it in the store it shares (it lists the store when it starts). */
+    engine_save_idle(old->st.e);
+    sem_err err = {0};
+    sem_status st = check_pool(&in->st, so, &err);
+    if (st != SEM_OK)
+        serving_stack_close(&in->st, 0);
+    else
+        st = serving_stack_open_serving_from(&in->st, &old->st, so, &err); /* closes in on failure */
+    sem_mutex_lock(&r->mu);
+    e->busy = 0;
+    if (st != SEM_OK) {
+        free(in);
+        sem_err_wrap(&err, "reloading %s", e->path);
+        snprintf(e->error, sizeof e->error, "%s", sem_err_text(&err));
+        logf_(r, "error", "model %s: %s; the loaded file keeps serving", e->name, e->error);
+        return;
+    }
+    if (e->live == old) /* else a rescan retired it meanwhile */
+        retire(r, old);
+    if (e->gone) {
+        retire(r, in);
+        e->live = NULL;
+        return;
+    }
+    publish(r, e, in);
+    logf_(r, "info", "model %s: now serving the new file; %u running requests finish on the old one",
+          e->name, running);
+    wake_all(e);
+}
+
 /* Loads e's file again beside its live instance (lock held on entry and exit). */
 static void job_reload(model_registry *r, entry *e)
 {
@@ -480,6 +543,10 @@ static void job_reload(model_registry *r, entry *e)
     in->owner = e;
     in->ram = serving_stack_ram_bytes(&in->st);
     instance *old = e->live;
+    if (old && model_fingerprint(old->st.m) == model_fingerprint(in->st.m)) {
+        switch_now(r, e, in, old, &so);
+        return;
+    }
     if (old && model_fingerprint(old->st.m) != model_fingerprint(in->st.m))
         logf_(r, "info",
               "model %s: the new file is another model (fingerprint changed): its agents start "
@@ -524,7 +591,7 @@ static int run_one_job(model_registry *r)
 {
     for (instance **p = &r->retired; *p; p = &(*p)->next) {
         instance *in = *p;
-        if (in->leases)
+        if (in->leases || lends(r, in))
             continue;
         *p = in->next;
         sem_mutex_unlock(&r->mu);
@@ -1006,22 +1073,29 @@ void model_registry_close(model_registry *r)
         sem_mutex_unlock(&r->mu);
         pthread_join(r->thread, NULL);
     }
-    /* The HTTP server has stopped: no lease is left. */
-    while (r->retired) {
-        instance *in = r->retired;
-        r->retired = in->next;
-        close_instance(in);
-    }
+    /* The HTTP server has stopped: no lease is left. Every instance is
+     * closed, a store's borrowers before its owner. */
     for (size_t i = 0; i < r->n_models; i++) {
         entry *e = r->models[i];
         if (e->live)
-            close_instance(e->live);
+            retire(r, e->live);
+        e->live = NULL;
         if (e->pending) {
-            serving_stack_close(&e->pending->st, 0);
+            serving_stack_close(&e->pending->st, 0); /* no store yet */
             free(e->pending);
         }
-        free(e->waiters);
-        free(e);
+    }
+    while (r->retired) {
+        instance **p = &r->retired;
+        while (lends(r, *p))
+            p = &(*p)->next; /* some instance lends nothing: the borrowers form chains */
+        instance *in = *p;
+        *p = in->next;
+        close_instance(in);
+    }
+    for (size_t i = 0; i < r->n_models; i++) {
+        free(r->models[i]->waiters);
+        free(r->models[i]);
     }
     free(r->models);
     pthread_cond_destroy(&r->cv);

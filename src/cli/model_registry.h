@@ -15,10 +15,13 @@
  * that still does not fit fails (503).
  *
  * Reload. The new file is loaded beside the old one; requests that hold
- * the old one finish on it, new requests wait until the old one has let
- * go of the model's cache folder (its agents written) and then run on the
- * new file. Agents saved under another fingerprint are kept on disk, not
- * loaded, until the disk budget removes them.
+ * the old one finish on it. A file of the same model (fingerprint) serves
+ * new requests at once, over the old file's warm store (the store then
+ * belongs to the new stack; the old one is freed first). A file of
+ * another model makes new requests wait until the old one has let go of
+ * the model's cache folder (its agents written); agents saved under the
+ * other fingerprint are kept on disk, not loaded, until the disk budget
+ * removes them.
  *
  * Threads: the ops may be called from any thread (one mutex). Loads,
  * reloads and frees run on the registry's own thread, so no caller waits

@@ -248,11 +248,12 @@ fail:
     return st;
 }
 
-sem_status serving_stack_open_serving(serving_stack *s, const serving_stack_opts *o, sem_err *err)
+/* The engine over the pool and warm store, and the prompts. */
+static sem_status open_engine(serving_stack *s, const serving_stack_opts *o, sem_err *err)
 {
     char *tmpl_src = NULL;
     sem_status st = read_template_file(o, &tmpl_src, err);
-    if (st != SEM_OK || (st = open_store(s, o, err)) != SEM_OK)
+    if (st != SEM_OK)
         goto fail;
     engine_opts eo = engine_defaults();
     eo.max_batch = o->max_batch;
@@ -280,6 +281,39 @@ fail:
     return st;
 }
 
+sem_status serving_stack_open_serving(serving_stack *s, const serving_stack_opts *o, sem_err *err)
+{
+    sem_status st = open_store(s, o, err);
+    if (st != SEM_OK) {
+        serving_stack_close(s, 0);
+        return st;
+    }
+    return open_engine(s, o, err);
+}
+
+sem_status serving_stack_open_serving_from(serving_stack *s, serving_stack *from,
+                                           const serving_stack_opts *o, sem_err *err)
+{
+    if (model_fingerprint(s->m) != model_fingerprint(from->m) ||
+        cache_spec_block_bytes(block_pool_spec(s->pool)) !=
+            cache_spec_block_bytes(block_pool_spec(from->pool))) {
+        serving_stack_close(s, 0);
+        return sem_err_set(err, SEM_EINVAL, "the stacks serve different models: no store to share");
+    }
+    s->store = from->store;
+    s->redis = from->redis;
+    s->tiered = from->tiered;
+    s->warm = from->warm;
+    snprintf(s->cache_dir, sizeof s->cache_dir, "%s", from->cache_dir);
+    s->store_borrowed = 1; /* a failure below leaves from's store alone */
+    sem_status st = open_engine(s, o, err);
+    if (st != SEM_OK)
+        return st;
+    s->store_borrowed = 0;
+    from->store_borrowed = 1;
+    return SEM_OK;
+}
+
 sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem_err *err)
 {
     sem_status st = serving_stack_open_model(s, o, err);
@@ -299,11 +333,15 @@ void serving_stack_close(serving_stack *s, uint32_t drain_ms)
         engine_drain(s->e, drain_ms);
     model_prompts_destroy(s->prompts);
     engine_destroy(s->e);
-    if (s->tiered)
-        tiered_store_close(s->tiered, s->remote_drain_ms);
-    if (s->redis)
-        redis_tier_close(s->redis);
-    disk_store_close(s->store);
+    if (s->store_borrowed) {
+        /* Another stack owns the warm store. */
+    } else {
+        if (s->tiered)
+            tiered_store_close(s->tiered, s->remote_drain_ms);
+        if (s->redis)
+            redis_tier_close(s->redis);
+        disk_store_close(s->store);
+    }
     block_pool_destroy(s->pool);
     model_backend_destroy(s->backend);
     model_free(s->m);

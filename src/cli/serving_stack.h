@@ -63,6 +63,7 @@ typedef struct serving_stack {
     sem_err template_warning; /* why the chat template is a fallback (status SEM_OK: it is not) */
     uint32_t remote_drain_ms;
     int pool_capped; /* the pool sized from the model was cut to half of MemAvailable */
+    int store_borrowed; /* the warm store belongs to another stack (open_serving_from) */
     char cache_dir[4096];
 } serving_stack;
 
@@ -74,6 +75,14 @@ sem_status serving_stack_open(serving_stack *s, const serving_stack_opts *o, sem
  * old stack let go of the folder. On failure each step closes s. */
 sem_status serving_stack_open_model(serving_stack *s, const serving_stack_opts *o, sem_err *err);
 sem_status serving_stack_open_serving(serving_stack *s, const serving_stack_opts *o, sem_err *err);
+/* The second step over the warm store of the running stack `from`, of
+ * the same model (fingerprint and KV geometry; else SEM_EINVAL): both
+ * engines use one store (disk_store and tiered_store are thread-safe;
+ * an agent used on both is last writer wins, and a file is only used for
+ * the prompt prefix it matches). The store then belongs to s: from must be
+ * closed before s. On failure s is closed and from is untouched. */
+sem_status serving_stack_open_serving_from(serving_stack *s, serving_stack *from,
+                                           const serving_stack_opts *o, sem_err *err);
 /* Memory the stack holds: the model file (mapped) and the KV pool, bytes. */
 uint64_t serving_stack_ram_bytes(const serving_stack *s);
 /* Drains (writing unsaved agent memory) and frees everything. */

@@ -237,6 +237,13 @@ static void the_same_agent_on_two_models_is_two_memories(void **state)
     assert_int_equal(agents_named("", "twin", models, 4), 2);
     assert_int_equal(agents_named("?model=qwen", "twin", models, 4), 1);
     assert_string_equal(models[0], "qwen");
+    /* Each model's request history of it: its own two requests. */
+    r = e2e_call(port, "GET", "/v1/agents/twin/requests?model=qwen", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *h = e2e_json(&r);
+    assert_int_equal(json_array_size(json_object_get(h, "data")), 2);
+    json_decref(h);
+    hc_free(&r);
     /* Deleting it on one model leaves the other's. */
     r = e2e_call(port, "DELETE", "/v1/agents/twin?model=llama", NULL, NULL);
     assert_int_equal(r.status, 200);
@@ -316,7 +323,15 @@ static void *stream_main(void *arg)
     streamer *s = arg;
     char agent[32];
     snprintf(agent, sizeof agent, "streamer-%d", s->index);
-    http_response r = chat("swap", agent, "Tell me a long story about a brave little fox", 1);
+    const char *body = "{\"model\":\"swap\",\"max_tokens\":48,\"temperature\":0,\"stream\":true,"
+                       "\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":"
+                       "\"user\",\"content\":\"Tell me a long story about a brave little fox\"}]}";
+    char headers[64];
+    snprintf(headers, sizeof headers, "X-Agent-Id: %s\r\n", agent);
+    http_response r = {0};
+    /* Not e2e_call: a failure is reported by the test's thread, not this one. */
+    if (hc_call(port, "POST", CC, headers, body, &r) != 0)
+        r.status = -r.status - 1;
     hc_event ev[256];
     size_t n = r.status == 200 ? hc_sse_parse(r.body, ev, 256) : 0;
     s->ok = n >= 2 && strcmp(ev[n - 1].data, "[DONE]") == 0 && strstr(ev[n - 2].data, "usage");
@@ -375,13 +390,24 @@ static void a_reload_while_requests_stream_loses_none(void **state)
     while (!wait_state("swap", "loading") && field_of("swap", "loads") < 2 && hc_now_ms() < until)
         usleep(1000);
     r = chat("swap", "remembered", text, 0);
-    assert_int_equal(r.status, 200);
-    assert_true(cached_of(&r) > 0); /* same file, same fingerprint: the memory is kept */
+    int status = r.status;
+    json_int_t cached = status == 200 ? cached_of(&r) : -1;
     hc_free(&r);
     for (int i = 0; i < N; i++) {
         pthread_join(s[i].thread, NULL);
-        if (!s[i].ok)
+        if (!s[i].ok) {
+            char *log = server_log(&srv);
+            fprintf(stderr, "%s\n", log);
+            free(log);
             fail_msg("stream %d did not complete: %s", i, s[i].why);
+        }
+    }
+    assert_int_equal(status, 200);
+    if (cached <= 0) { /* same file, same fingerprint: the memory is kept */
+        char *log = server_log(&srv);
+        fprintf(stderr, "%s\n", log);
+        free(log);
+        fail_msg("the agent's memory was not reused after the reload");
     }
     until = hc_now_ms() + 20000;
     while (field_of("swap", "loads") < 2 && hc_now_ms() < until)

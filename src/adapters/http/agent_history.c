@@ -7,13 +7,14 @@
  */
 #include "agent_history.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/sem_mutex.h"
 
 typedef struct entry {
-    char key[AGENT_KEY_MAX + 1];
+    char key[AGENT_HISTORY_KEY_MAX + 1];
     agent_request ring[AGENT_HISTORY_MAX];
     uint32_t n, next;            /* entries held; where the next one goes */
     struct entry *chain;         /* the next entry of its hash bucket */
@@ -27,6 +28,12 @@ struct agent_history {
     entry **buckets;             /* (n_buckets) */
     entry *newest, *oldest;
 };
+
+void agent_history_key(const char *model, const char *key, char *out)
+{
+    snprintf(out, AGENT_HISTORY_KEY_MAX + 1, "%.*s/%.*s", HTTP_MODEL_NAME_MAX - 1, model,
+             AGENT_KEY_MAX, key);
+}
 
 sem_status agent_history_create(uint32_t max_agents, agent_history **out, sem_err *err)
 {
@@ -138,7 +145,7 @@ static entry *find_or_add(agent_history *h, const char *key)
 
 void agent_history_record(agent_history *h, const char *key, const agent_request *r)
 {
-    if (!key || !*key || strlen(key) > AGENT_KEY_MAX)
+    if (!key || !*key || strlen(key) > AGENT_HISTORY_KEY_MAX)
         return;
     sem_mutex_lock(&h->lock);
     entry *e = find_or_add(h, key);

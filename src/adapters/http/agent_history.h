@@ -5,8 +5,9 @@
  * Bounded both ways: at most `max_agents` agents (the one whose last
  * request is oldest is forgotten to make room for a new one) and at most
  * AGENT_HISTORY_MAX entries per agent (a ring: the oldest entry goes).
- * Keys are the engine's agent keys (namespaced, auth.h), so one key never
- * reads another key's history. The history lives in RAM only: it starts
+ * Keys are "MODEL/AGENT_KEY" (agent_history_key): the served model's name
+ * and the engine's agent key (namespaced, auth.h), so one API key never
+ * reads another's history, and the same agent id on two models has two. The history lives in RAM only: it starts
  * empty after a restart, and forgetting an agent (DELETE) forgets it.
  *
  * Threads: any thread (one mutex; a record is a short scan and a copy).
@@ -20,9 +21,11 @@
 
 #include "domain/agent_id.h"
 #include "domain/status.h"
+#include "http_models.h"
 
 #define AGENT_HISTORY_MAX 16u
 #define AGENT_HISTORY_AGENTS_MAX 65536u
+#define AGENT_HISTORY_KEY_MAX (HTTP_MODEL_NAME_MAX + 1 + AGENT_KEY_MAX)
 
 typedef struct agent_history agent_history;
 
@@ -39,7 +42,10 @@ typedef struct agent_request {
 sem_status agent_history_create(uint32_t max_agents, agent_history **out, sem_err *err);
 void agent_history_free(agent_history *h);
 
-/* Appends r to agent key's ring (a key longer than AGENT_KEY_MAX is ignored). */
+/* "model/key" into out (AGENT_HISTORY_KEY_MAX + 1 bytes). */
+void agent_history_key(const char *model, const char *key, char *out);
+
+/* Appends r to agent key's ring (a key longer than AGENT_HISTORY_KEY_MAX is ignored). */
 void agent_history_record(agent_history *h, const char *key, const agent_request *r);
 
 /* The agent's requests, newest first, into out (cap entries at most);

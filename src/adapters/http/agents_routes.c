@@ -180,8 +180,11 @@ void agents_routes_delete(http_api *api, http_exchange *x)
     sem_err err = {0};
     sem_status st = evict ? be->agents.ops->evict(be->agents.self, key, &err)
                           : be->agents.ops->remove(be->agents.self, key, &err);
-    if (st == SEM_OK && !evict)
-        agent_history_forget(api->history, key);
+    if (st == SEM_OK && !evict) {
+        char hk[AGENT_HISTORY_KEY_MAX + 1];
+        agent_history_key(be->model_id, key, hk);
+        agent_history_forget(api->history, hk);
+    }
     if (st != SEM_OK) {
         if (st == SEM_ENOTFOUND)
             sem_err_set(&err, st, "agent '%s' %s", id,
@@ -505,7 +508,9 @@ void agents_routes_requests(http_api *api, http_exchange *x)
         return;
     }
     agent_request last[AGENT_HISTORY_MAX];
-    size_t n = agent_history_read(api->history, key, last, AGENT_HISTORY_MAX);
+    char hk[AGENT_HISTORY_KEY_MAX + 1];
+    agent_history_key(be->model_id, key, hk);
+    size_t n = agent_history_read(api->history, hk, last, AGENT_HISTORY_MAX);
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(data, request_json(&last[i]));

@@ -63,7 +63,9 @@ static void record(http_gen *g)
                        .completion_tokens = r->completion_tokens, .ttft_ms = r->ttft_ms,
                        .total_ms = r->total_ms};
     snprintf(a.finish, sizeof a.finish, "%s", gen_finish_name(r->finish));
-    agent_history_record(g->api->history, g->key, &a);
+    char hk[AGENT_HISTORY_KEY_MAX + 1];
+    agent_history_key(g->be->model_id, g->key, hk);
+    agent_history_record(g->api->history, hk, &a);
 }
 
 static void finish(http_gen *g)

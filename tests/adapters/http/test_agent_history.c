@@ -109,7 +109,7 @@ static void forgetting_and_odd_keys(void **state)
     agent_history_forget(h, "nobody");
     agent_history_record(h, "", &(agent_request){.at_ms = 1});
     agent_history_record(h, NULL, &(agent_request){.at_ms = 1});
-    char long_key[AGENT_KEY_MAX + 2];
+    char long_key[AGENT_HISTORY_KEY_MAX + 2];
     memset(long_key, 'k', sizeof long_key - 1);
     long_key[sizeof long_key - 1] = '\0';
     agent_history_record(h, long_key, &(agent_request){.at_ms = 1});
@@ -119,6 +119,14 @@ static void forgetting_and_odd_keys(void **state)
     assert_int_equal(agent_history_read(h, "x", out, AGENT_HISTORY_MAX), 0);
     agent_history_record(h, "x", &(agent_request){.at_ms = 2});
     assert_int_equal(agent_history_read(h, "x", out, AGENT_HISTORY_MAX), 1);
+    /* The same agent on two models: two histories. */
+    char a[AGENT_HISTORY_KEY_MAX + 1], b[AGENT_HISTORY_KEY_MAX + 1];
+    agent_history_key("llama", "ns.alice", a);
+    agent_history_key("qwen", "ns.alice", b);
+    assert_string_equal(a, "llama/ns.alice");
+    agent_history_record(h, a, &(agent_request){.at_ms = 3});
+    assert_int_equal(agent_history_read(h, a, out, AGENT_HISTORY_MAX), 1);
+    assert_int_equal(agent_history_read(h, b, out, AGENT_HISTORY_MAX), 0);
     agent_history_free(h);
 }
 
