@@ -318,8 +318,11 @@ void session_routes_delete(http_api *api, http_exchange *x)
         auth_agent_key(r.ns, a->id, key);
         sem_err aerr = {0};
         sem_status st = be->agents.ops->remove(be->agents.self, key, &aerr);
-        if (st == SEM_OK)
-            agent_history_forget(api->history, key);
+        if (st == SEM_OK) {
+            char hk[AGENT_HISTORY_KEY_MAX + 1];
+            agent_history_key(be->model_id, key, hk);
+            agent_history_forget(api->history, hk);
+        }
         if (st == SEM_OK || st == SEM_ENOTFOUND) /* an agent that never spoke has no memory */
             json_array_append_new(deleted, json_string(a->id));
         else
