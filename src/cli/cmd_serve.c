@@ -52,6 +52,7 @@
 #include "adapters/model/model_backend.h"
 #include "adapters/model/model_prompts.h"
 #include "adapters/store/response_store.h"
+#include "adapters/store/session_store.h"
 #include "app/engine.h"
 #include "cli.h"
 #include "conf_file.h"
@@ -582,6 +583,7 @@ typedef struct serve_state {
     model_registry *registry; /* the models, each with its serving stack */
     http_models models;
     response_db *responses;   /* the Responses API's stored responses, every model's */
+    session_db *sessions;     /* multi-agent sessions, every model's */
 } serve_state;
 
 static void log_line(const char *level, const char *source, const char *message)
@@ -608,6 +610,16 @@ static sem_status open_responses(serve_state *s, sem_err *err)
                           .now_s = (int64_t)time(NULL)};
     s->responses = response_db_open(&o, err);
     return s->responses ? SEM_OK : err->status;
+}
+
+/* The sessions: sessions.sqlite in the cache folder, in memory without one. */
+static sem_status open_sessions(serve_state *s, sem_err *err)
+{
+    char path[PATH_MAX + 32];
+    const char *dir = s->cfg.cache_dir;
+    snprintf(path, sizeof path, "%s%s", dir, *dir ? "/sessions.sqlite" : ":memory:");
+    s->sessions = session_db_open(path, err);
+    return s->sessions ? SEM_OK : err->status;
 }
 
 static serving_stack_opts stack_opts(const serve_config *c)
@@ -639,7 +651,7 @@ static sem_status load(serve_state *s, sem_err *err)
     const serve_config *c = &s->cfg;
     if (*c->cache_dir && fs_make_dirs(c->cache_dir) != 0)
         return sem_err_set(err, SEM_EIO, "--cache-dir %s: %s", c->cache_dir, strerror(errno));
-    if (open_responses(s, err) != SEM_OK)
+    if (open_responses(s, err) != SEM_OK || open_sessions(s, err) != SEM_OK)
         return err->status;
     model_registry_opts ro = {.models = c->models,
                               .n_models = c->n_models,
@@ -671,6 +683,7 @@ static void teardown(serve_state *s)
     http_server_stop(s->server);
     model_registry_close(s->registry);
     response_db_close(s->responses);
+    session_db_close(s->sessions);
     http_api_free(s->api);
     auth_free(s->auth);
     serve_config_free(&s->cfg);
@@ -758,6 +771,7 @@ int cmd_serve(int argc, char **argv)
         teardown(&s);
         return cli_fail("serve", &err);
     }
+    http_api_set_sessions(s.api, session_db_port(s.sessions));
     http_api_set_models(s.api, &s.models, response_db_port(s.responses));
     snprintf(msg, sizeof msg, "ready: %zu model%s loaded%s, answering on %s", s.cfg.n_models,
              s.cfg.n_models == 1 ? "" : "s",

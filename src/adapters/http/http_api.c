@@ -68,6 +68,8 @@ void http_api_set_models(http_api *api, const http_models *models, response_stor
     atomic_compare_exchange_strong(&api->state, &loading, HTTP_STATE_READY);
 }
 
+void http_api_set_sessions(http_api *api, session_store sessions) { api->sessions = sessions; }
+
 void http_api_set_draining(http_api *api) { atomic_store(&api->state, HTTP_STATE_DRAINING); }
 
 http_state http_api_state(const http_api *api)

@@ -40,6 +40,7 @@
 #include "ports/generation_port.h"
 #include "ports/prompt_port.h"
 #include "ports/response_store.h"
+#include "ports/session_store.h"
 #include "stats_window.h"
 
 struct http_backend {
@@ -79,6 +80,7 @@ typedef struct http_api {
     agent_history *history; /* fed by every agent's generation that ends */
     _Atomic(const http_models *) models;
     response_store responses; /* every model's stored responses; set before the models */
+    session_store sessions;   /* multi-agent sessions; set before the models (ops NULL: none) */
     atomic_int state;
     atomic_int shutdown_requested; /* POST /admin/drain */
     atomic_uint_fast64_t next_id;
@@ -93,6 +95,9 @@ void http_api_free(http_api *api);
 /* responses: the Responses API's store, shared by every model (ops NULL:
  * none); published with the models. */
 void http_api_set_models(http_api *api, const http_models *models, response_store responses);
+/* The multi-agent sessions' store (ops NULL: none); call before
+ * http_api_set_models, which publishes it. */
+void http_api_set_sessions(http_api *api, session_store sessions);
 void http_api_set_draining(http_api *api);
 http_state http_api_state(const http_api *api);
 /* Replies err in the route's error shape (param: the field at fault; NULL

@@ -1,6 +1,7 @@
 /*
  * routes.h - the handlers the router's table points to, one group per
  * file: openai_routes.c, responses_routes.c, anthropic_routes.c, agents_routes.c,
+ * session_routes.c (multi-agent sessions),
  * ops_routes.c (health, readiness, metrics, admin), stats_routes.c (the
  * inspector's figures), ui_routes.c (the inspector page).
  *
@@ -120,6 +121,18 @@ void agents_routes_fork(http_api *api, http_exchange *x);
 void agents_routes_pin(http_api *api, http_exchange *x);
 void agents_routes_unpin(http_api *api, http_exchange *x);
 void agents_routes_requests(http_api *api, http_exchange *x);
+
+/* session_routes.c: every route starts on the blocking thread (the
+ * session store and agent deletes wait); turn and round then go on in
+ * exchange steps and stream calls on an event-loop worker. */
+void session_routes_create(http_api *api, http_exchange *x);
+void session_routes_list(http_api *api, http_exchange *x);
+void session_routes_get(http_api *api, http_exchange *x);
+void session_routes_delete(http_api *api, http_exchange *x);
+void session_routes_message(http_api *api, http_exchange *x);
+void session_routes_view(http_api *api, http_exchange *x);
+void session_routes_turn(http_api *api, http_exchange *x);
+void session_routes_round(http_api *api, http_exchange *x);
 
 /* ops_routes.c */
 void ops_routes_health(http_api *api, http_exchange *x);
