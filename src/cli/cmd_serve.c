@@ -741,7 +741,8 @@ int cmd_serve(int argc, char **argv)
     http_api_opts ao = {.auth = s.auth,
                         .keepalive_ms = keepalive < 15000 ? keepalive : 15000,
                         .log_fd = 2,
-                        .version = "semantic-" SEM_VERSION};
+                        .version = "semantic-" SEM_VERSION,
+                        .persistent = s.cfg.cache_dir[0] != '\0'};
     if (s.auth)
         s.api = http_api_create(&ao, &err);
     if (!s.auth || !s.api) {

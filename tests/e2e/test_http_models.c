@@ -292,7 +292,12 @@ static void the_budget_unloads_the_idle_model_and_memory_comes_back(void **state
     static const char *const env[] = {"SEMANTIC_API_KEY=", "SEMANTIC_ADMIN_KEY=", NULL};
     assert_int_equal(server_start(&srv, SEMANTIC_BIN, NULL, args, env, 1), 0);
     port = srv.port;
-    /* Nothing loads before it is asked for. */
+    /* Nothing loads before it is asked for; readiness says where memory goes. */
+    http_response rr = e2e_call(port, "GET", "/health/ready", NULL, NULL);
+    expect_status(&rr, 200);
+    assert_contains(rr.body, "\"models_loaded\":[]");
+    assert_contains(rr.body, "\"persistence\":true");
+    hc_free(&rr);
     assert_string_equal(state_of("a-llama", buf, sizeof buf), "available");
     assert_string_equal(state_of("b-qwen", buf, sizeof buf), "available");
     const char *text = "The little dog ran to the park and played with a red ball";

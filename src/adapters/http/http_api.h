@@ -65,6 +65,7 @@ typedef struct http_api_opts {
     uint32_t keepalive_ms; /* SSE keep-alive interval (below the idle timeout) */
     int log_fd;            /* one JSON line per request; -1: none */
     const char *version;   /* for system_fingerprint */
+    int persistent;        /* agent memory goes to disk (readiness says so before a model loads) */
 } http_api_opts;
 
 /* The inspector's figures (GET /v1/stats, GET /v1/agents/{id}/requests):

@@ -61,7 +61,7 @@ void ops_routes_ready(http_api *api, http_exchange *x)
 {
     http_state st = http_api_state(api);
     if (st == HTTP_STATE_READY) {
-        ready_view v = {.loaded = json_array()};
+        ready_view v = {.loaded = json_array(), .persistent = api->o.persistent};
         http_api_each_loaded(api, ready_add, &v);
         const char *first = json_string_value(json_array_get(v.loaded, 0));
         json_t *o = json_pack("{s:s,s:s?,s:o,s:b,s:s,s:I}", "status", "ready", "model", first,
