@@ -339,9 +339,14 @@ static sem_status read_answer(int fd, const char *url, int timeout_ms, int *stat
     for (;;) {
         ssize_t r = recv_some(fd, buf, sizeof buf, timeout_ms);
         if (r <= 0) {
-            st = sem_err_set(err, SEM_EIO, "%s: %s before the answer's headers", url,
-                             r == 0 ? "the server closed the connection"
-                                    : strerror(errno));
+            if (r == 0)
+                st = sem_err_set(err, SEM_EIO, "%s: the server closed the connection before "
+                                 "the answer's headers", url);
+            else if (errno == ETIMEDOUT)
+                st = sem_err_set(err, SEM_EIO, "%s: no answer within %d ms", url, timeout_ms);
+            else
+                st = sem_err_set(err, SEM_EIO, "%s: %s before the answer's headers", url,
+                                 strerror(errno));
             break;
         }
         strbuf_append(&head, buf, (size_t)r);
@@ -370,9 +375,11 @@ static sem_status read_body(int fd, const char *url, int timeout_ms, body_reader
     while (!b->done && !b->bad && !b->stopped) {
         ssize_t r = recv_some(fd, buf, sizeof buf, timeout_ms);
         if (r < 0)
-            return sem_err_set(err, SEM_EIO, "%s: reading the answer: %s", url,
-                               errno == ETIMEDOUT ? "no data within the timeout"
-                                                  : strerror(errno));
+            return errno == ETIMEDOUT
+                       ? sem_err_set(err, SEM_EIO, "%s: nothing more of the answer within %d "
+                                     "ms", url, timeout_ms)
+                       : sem_err_set(err, SEM_EIO, "%s: reading the answer: %s", url,
+                                     strerror(errno));
         if (r == 0) {
             if (b->framing == BODY_CLOSE)
                 return SEM_OK;

@@ -35,7 +35,7 @@ static sem_status only_known(const json_t *o, const char *const *known, const ch
         while (known[i] && strcmp(known[i], k) != 0)
             i++;
         if (!known[i])
-            return sem_err_set(err, SEM_EINVAL, "%s: unknown field %s%s'%s'", name, where,
+            return sem_err_set(err, SEM_EINVAL, "%s: unknown field '%s%s%s'", name, where,
                                *where ? "." : "", k);
     }
     return SEM_OK;
