@@ -33,7 +33,8 @@
 #include "session_stream.h"
 
 typedef struct run_ctx {
-    const char *server, *api_key;
+    const char *api_key;
+    char server[1024]; /* --server without trailing '/' */
     int json, timeout_ms;
     const scenario *sc;
     session_stream *stream;
@@ -121,7 +122,7 @@ static sem_status call_json(run_ctx *c, const char *method, const char *path, js
                            : http_fetch(&rq, &status, err);
     } while (st == SEM_OK && busy_retry(status, got.data, since, &attempt));
     free(text);
-    char what[300];
+    char what[1400];
     snprintf(what, sizeof what, "%s %s%s", method, c->server, path);
     if (st == SEM_OK && status != expect)
         st = http_error(what, status, got.data, err);
@@ -215,7 +216,7 @@ static sem_status step(run_ctx *c, const scenario_phase *ph, unsigned n, sem_err
     json_decref(body);
     if (!text)
         return sem_err_set(err, SEM_ENOMEM, "no memory for a request");
-    char path[200], what[400];
+    char path[200], what[1400];
     snprintf(path, sizeof path, "/v1/sessions/%s/%s", c->session, ph->by_turns ? "turn" : "round");
     snprintf(what, sizeof what, "POST %s%s", c->server, path);
     http_fetch_req rq = {.server = c->server, .method = "POST", .path = path,
@@ -300,9 +301,7 @@ static int run(run_ctx *c)
     for (size_t i = 0; i < scenario_phase_count(c->sc) && st == SEM_OK; i++)
         st = run_phase(c, i, &err);
     if (st != SEM_OK) {
-        fflush(stdout);
-        if (!c->json)
-            printf("\n");
+        session_stream_end_line(c->stream);
         sem_err ignored = {0};
         if (*c->session && scenario_cleanup(c->sc))
             delete_session(c, &ignored);
@@ -337,13 +336,14 @@ int cmd_session(int argc, char **argv)
         return cli_usage_error("session", "unknown verb '%s': run", argv[1]);
     run_ctx c = {.api_key = getenv("SEMANTIC_API_KEY"), .timeout_ms = 300000};
     uint32_t timeout_s;
+    const char *server = NULL;
     sem_err err = {0};
     int ch;
     optind = 2;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
-        case O_SERVER: c.server = optarg; break;
+        case O_SERVER: server = optarg; break;
         case O_KEY: c.api_key = optarg; break;
         case O_JSON: c.json = 1; break;
         case O_TIMEOUT:
@@ -357,11 +357,18 @@ int cmd_session(int argc, char **argv)
     }
     if (argc - optind != 1)
         return cli_usage_error("session", "run takes one scenario file, not %d", argc - optind);
-    if (!c.server)
+    if (!server)
         return cli_usage_error("session", "--server URL is required");
     http_fetch_url u;
-    if (http_fetch_parse_url(c.server, &u, &err) != SEM_OK)
+    if (http_fetch_parse_url(server, &u, &err) != SEM_OK)
         return cli_usage_fail("session", &err);
+    size_t n = strlen(server);
+    while (n > 0 && server[n - 1] == '/')
+        n--;
+    if (n >= sizeof c.server)
+        return cli_usage_error("session", "--server: the URL is longer than %zu bytes",
+                               sizeof c.server - 1);
+    memcpy(c.server, server, n);
     char *text = NULL;
     size_t len;
     scenario *sc = NULL;

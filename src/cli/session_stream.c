@@ -39,6 +39,7 @@ struct session_stream {
     json_t *answer;
     char *error;
     int oom;
+    int mid_line; /* a turn's text is printed and its line not ended */
     session_totals totals;
 };
 
@@ -184,12 +185,16 @@ static void flush(session_stream *s)
         turn_view *t = &s->turns[s->cursor];
         if (!t->header_done)
             print_header(s, t);
-        if (!s->json && strcmp(t->kind, "pick") != 0 && t->printed < t->text.len) {
-            fwrite(t->text.data + t->printed, 1, t->text.len - t->printed, s->out);
-            t->printed = t->text.len;
+        if (!s->json && strcmp(t->kind, "pick") != 0) {
+            s->mid_line = 1;
+            if (t->printed < t->text.len) {
+                fwrite(t->text.data + t->printed, 1, t->text.len - t->printed, s->out);
+                t->printed = t->text.len;
+            }
         }
         if (!t->ended)
             break;
+        s->mid_line = 0;
         print_end(s, t);
         count(s, t);
         s->cursor++;
@@ -329,6 +334,14 @@ int session_stream_feed(void *ctx, const char *p, size_t n)
         strbuf_consume(&s->pending, len + 2);
     }
     return s->oom || s->pending.oom || s->raw.oom ? -1 : 0;
+}
+
+void session_stream_end_line(session_stream *s)
+{
+    if (s->mid_line)
+        fputc('\n', s->out);
+    s->mid_line = 0;
+    fflush(s->out);
 }
 
 const json_t *session_stream_answer(const session_stream *s) { return s->answer; }

@@ -55,6 +55,10 @@ const char *session_stream_error(const session_stream *s);
 /* The raw body's first bytes (for an HTTP error's JSON). */
 const char *session_stream_raw(const session_stream *s);
 
+/* Ends the line of a turn cut short (a failed request), so that what is
+ * printed next starts on a line of its own. */
+void session_stream_end_line(session_stream *s);
+
 /* Totals over every turn printed since session_stream_new. */
 session_totals session_stream_totals(const session_stream *s);
 
