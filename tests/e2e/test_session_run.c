@@ -323,6 +323,81 @@ static void cleanup_false_keeps_the_session(void **state)
     assert_int_equal(session_count(), before + 1);
 }
 
+/* GET path on the open server (200); its JSON. */
+static json_t *get_json(const char *path)
+{
+    http_response r;
+    if (hc_call(srv.port, "GET", path, NULL, NULL, &r) != 0 || r.status != 200)
+        fail_msg("GET %s: %d", path, r.status);
+    json_t *j = e2e_json(&r);
+    hc_free(&r);
+    return j;
+}
+
+/* What a kept run leaves in its sessions: a later phase's prompt is a
+ * message to all in the same session; a whisper phase's prompt and turns
+ * are on the pair's channel, and the third agent never sees them. */
+static void phases_leave_messages_and_whispers_where_they_belong(void **state)
+{
+    (void)state;
+    const char *path = scenario_file(
+        "kept.json",
+        "{\"cleanup\":false,\"max_tokens\":4,\"agents\":["
+        "{\"id\":\"kw-a\",\"name\":\"A\",\"system\":\"You are A.\"},"
+        "{\"id\":\"kw-b\",\"name\":\"B\",\"system\":\"You are B.\"},"
+        "{\"id\":\"kw-c\",\"name\":\"C\",\"system\":\"You are C.\"}],"
+        "\"phases\":[{\"topology\":\"broadcast\",\"initial_prompt\":\"first words\"},"
+        "{\"topology\":\"broadcast\",\"prompt\":\"second words\"},"
+        "{\"whisper\":[\"kw-a\",\"kw-b\"],\"turns\":2,\"prompt\":\"secret words\"}]}");
+    cmd_result r = run_cmd((const char *[]){path, "--server", url, "--json", NULL}, NULL);
+    expect_ok(&r);
+    json_t *summary, *turns = json_lines(r.out, &summary);
+    assert_int_equal(json_array_size(turns), 8);
+    char broadcast[128], whisper[128], p[256];
+    snprintf(broadcast, sizeof broadcast, "%s", gets_(json_array_get(turns, 0), "session"));
+    snprintf(whisper, sizeof whisper, "%s", gets_(json_array_get(turns, 6), "session"));
+    json_decref(turns);
+    json_decref(summary);
+    done(&r);
+
+    snprintf(p, sizeof p, "/v1/sessions/%s", broadcast);
+    json_t *s = get_json(p);
+    const json_t *tr = json_object_get(s, "transcript");
+    /* first words, 3 answers, second words, 3 answers */
+    assert_int_equal(json_array_size(tr), 8);
+    assert_string_equal(gets_(json_array_get(tr, 0), "text"), "first words");
+    assert_string_equal(gets_(json_array_get(tr, 4), "text"), "second words");
+    assert_string_equal(gets_(json_array_get(tr, 4), "channel"), "all");
+    json_decref(s);
+
+    snprintf(p, sizeof p, "/v1/sessions/%s", whisper);
+    s = get_json(p);
+    tr = json_object_get(s, "transcript");
+    assert_int_equal(json_array_size(tr), 3);
+    for (size_t i = 0; i < 3; i++) {
+        const json_t *ch = json_object_get(json_array_get(tr, i), "channel");
+        assert_true(json_is_array(ch));
+        char *text = json_dumps(ch, JSON_COMPACT);
+        if (!strstr(text, "kw-a") || !strstr(text, "kw-b"))
+            fail_msg("message %zu is on %s", i, text);
+        free(text);
+    }
+    assert_string_equal(gets_(json_array_get(tr, 0), "text"), "secret words");
+    json_decref(s);
+    snprintf(p, sizeof p, "/v1/sessions/%s/view?agent=kw-c", whisper);
+    json_t *v = get_json(p);
+    char *seen = json_dumps(json_object_get(v, "messages"), JSON_COMPACT);
+    assert_null(strstr(seen, "secret words"));
+    free(seen);
+    json_decref(v);
+    snprintf(p, sizeof p, "/v1/sessions/%s/view?agent=kw-b", whisper);
+    v = get_json(p);
+    seen = json_dumps(json_object_get(v, "messages"), JSON_COMPACT);
+    assert_non_null(strstr(seen, "secret words"));
+    free(seen);
+    json_decref(v);
+}
+
 /* ---------------------------------------------------------------- failures */
 
 static void bad_scenarios_fail_naming_the_field(void **state)
@@ -411,6 +486,7 @@ int main(void)
         cmocka_unit_test(debate_prints_the_conversation),
         cmocka_unit_test(standup_broadcasts_then_whispers),
         cmocka_unit_test(cleanup_false_keeps_the_session),
+        cmocka_unit_test(phases_leave_messages_and_whispers_where_they_belong),
         cmocka_unit_test(bad_scenarios_fail_naming_the_field),
         cmocka_unit_test(server_errors_are_reported_and_the_session_deleted),
         cmocka_unit_test(unreachable_servers_and_bad_urls_fail),
