@@ -37,7 +37,8 @@ static void *serve_once(void *arg)
     size_t n = 0;
     ssize_t got;
     /* The head, and a body as long as its Content-Length. */
-    while (n < sizeof c->request - 1 && (got = read(fd, c->request + n, sizeof c->request - 1 - n)) > 0) {
+    while (n < sizeof c->request - 1 &&
+           (got = read(fd, c->request + n, sizeof c->request - 1 - n)) > 0) {
         n += (size_t)got;
         c->request[n] = '\0';
         char *end = strstr(c->request, "\r\n\r\n");
@@ -50,8 +51,9 @@ static void *serve_once(void *arg)
         while (read(fd, &b, 1) > 0)
             ;
     }
+    /* MSG_NOSIGNAL: a client that stopped reading may be gone already. */
     for (size_t i = 0; c->parts && c->parts[i]; i++)
-        if (write(fd, c->parts[i], strlen(c->parts[i])) < 0)
+        if (send(fd, c->parts[i], strlen(c->parts[i]), MSG_NOSIGNAL) < 0)
             break;
     close(fd);
     return NULL;
