@@ -71,5 +71,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_agents(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_session(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static void usage(FILE *out)
             "  mkmodel     write a random-weight model of a real shape\n"
             "  agents      list, show or remove the agents kept on disk\n"
             "  serve       the OpenAI- and Anthropic-compatible HTTP server\n"
+            "  session     run a multi-agent scenario against a server\n"
             "  version     print the version\n"
             "  help        show this help\n"
             "\n"
@@ -29,8 +30,8 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return cli_usage_error(NULL, "a command is required: run, serve, agents, tokenize, "
-                                     "info, perplexity, bench or mkmodel");
+        return cli_usage_error(NULL, "a command is required: run, serve, session, agents, "
+                                     "tokenize, info, perplexity, bench or mkmodel");
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
         usage(stdout);
@@ -50,7 +51,8 @@ int main(int argc, char **argv)
                 {"bench", cmd_bench},
                 {"mkmodel", cmd_mkmodel},
                 {"agents", cmd_agents},
-                {"serve", cmd_serve}};
+                {"serve", cmd_serve},
+                {"session", cmd_session}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0)
             return cmds[i].fn(argc - 1, argv + 1);
