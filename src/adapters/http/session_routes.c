@@ -522,6 +522,14 @@ typedef struct sess_call {
     strbuf pending; /* events of the stream not sent yet */
 } sess_call;
 
+/* Lets the session go (another turn, or a DELETE, may claim it). */
+static void unclaim(sess_call *c)
+{
+    if (c->claimed)
+        c->api->sessions.ops->claim(c->api->sessions.self, c->r.ns, c->r.id, 0, NULL);
+    c->claimed = 0;
+}
+
 static void call_free(void *self)
 {
     sess_call *c = self;
@@ -530,8 +538,7 @@ static void call_free(void *self)
         chat_prepared_free(&c->turns[k].prep);
         strbuf_free(&c->turns[k].text);
     }
-    if (c->claimed)
-        c->api->sessions.ops->claim(c->api->sessions.self, c->r.ns, c->r.id, 0, NULL);
+    unclaim(c);
     session_messages_free(c->log, c->n_log);
     session_record_free(&c->r);
     strbuf_free(&c->pending);
@@ -811,6 +818,8 @@ static int stream_next(void *self, strbuf *out, int idle)
         strbuf_truncate(&c->pending, 0);
     }
     pump(c, out);
+    if (c->failed || c->finished)
+        unclaim(c); /* before the last event: a client may act on it at once */
     if (c->failed) {
         note_usage(c);
         http_exchange_note_error(c->x, c->he.message);
