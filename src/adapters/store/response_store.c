@@ -15,6 +15,8 @@
 
 #include <sqlite3.h>
 
+#include "sqlite_db.h"
+
 #define SCHEMA_VERSION 1
 
 enum { ST_PUT, ST_GET, ST_DELETE, ST_LATEST, ST_PRUNE_AGE, ST_PRUNE_COUNT, ST_COUNT_ROWS, ST_N };
@@ -57,25 +59,9 @@ struct response_db {
     char *path;
 };
 
-/* SQLite's lack of memory is ours (SEM_ENOMEM); anything else is I/O. */
-static sem_status status_of(int rc) { return (rc & 0xff) == SQLITE_NOMEM ? SEM_ENOMEM : SEM_EIO; }
-
 static sem_status db_error(response_db *d, sem_err *err, const char *what)
 {
-    return sem_err_set(err, status_of(sqlite3_errcode(d->db)), "response store %s: %s: %s",
-                       d->path, what, sqlite3_errmsg(d->db));
-}
-
-static sem_status exec(response_db *d, const char *sql, const char *what, sem_err *err)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(d->db, sql, NULL, NULL, &msg);
-    if (rc == SQLITE_OK)
-        return SEM_OK;
-    sem_status st = sem_err_set(err, status_of(rc), "response store %s: %s: %s", d->path, what,
-                                msg ? msg : sqlite3_errmsg(d->db));
-    sqlite3_free(msg);
-    return st;
+    return sqlite_db_error(d->db, "response store", d->path, what, err);
 }
 
 /* Runs a statement that returns no rows; resets it. Call under db_lock. */
@@ -130,23 +116,8 @@ response_db *response_db_open(const response_db_opts *o, sem_err *err)
     d->max_count = o->max_count;
     d->max_age_s = o->max_age_s;
     pthread_mutex_init(&d->db_lock, NULL);
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(p, &d->db, flags, NULL) != SQLITE_OK) {
-        if (d->db)
-            db_error(d, err, "open");
-        else
-            sem_err_set(err, SEM_ENOMEM, "response store %s: out of memory", p);
-        response_db_close(d);
-        return NULL;
-    }
-    sqlite3_busy_timeout(d->db, 5000);
-    sqlite3_extended_result_codes(d->db, 1);
-    char version_sql[64];
-    snprintf(version_sql, sizeof version_sql, "PRAGMA user_version = %d;", SCHEMA_VERSION);
-    if (exec(d, "PRAGMA journal_mode = WAL;", "set WAL mode", err) != SEM_OK ||
-        exec(d, "PRAGMA synchronous = NORMAL;", "set synchronous", err) != SEM_OK ||
-        exec(d, SCHEMA, "create schema", err) != SEM_OK ||
-        exec(d, version_sql, "set schema version", err) != SEM_OK) {
+    d->db = sqlite_db_open(p, "response store", SCHEMA, SCHEMA_VERSION, err);
+    if (!d->db) {
         response_db_close(d);
         return NULL;
     }
@@ -201,12 +172,6 @@ static sem_status rs_put(void *self, const response_record *r, int64_t now_s, se
     return st;
 }
 
-static void copy_text(char *dst, size_t cap, const unsigned char *src)
-{
-    snprintf(dst, cap, "%s", src ? (const char *)src : "");
-}
-
-static char *dup_text(const unsigned char *src) { return strdup(src ? (const char *)src : ""); }
 
 static sem_status rs_get(void *self, const char *ns, const char *id, response_record *out,
                          sem_err *err)
@@ -220,14 +185,14 @@ static sem_status rs_get(void *self, const char *ns, const char *id, response_re
     int rc = sqlite3_step(s);
     sem_status st = SEM_OK;
     if (rc == SQLITE_ROW) {
-        copy_text(out->ns, sizeof out->ns, sqlite3_column_text(s, 0));
-        copy_text(out->id, sizeof out->id, sqlite3_column_text(s, 1));
-        copy_text(out->previous_id, sizeof out->previous_id, sqlite3_column_text(s, 2));
-        copy_text(out->agent, sizeof out->agent, sqlite3_column_text(s, 3));
+        sqlite_db_copy_text(out->ns, sizeof out->ns, sqlite3_column_text(s, 0));
+        sqlite_db_copy_text(out->id, sizeof out->id, sqlite3_column_text(s, 1));
+        sqlite_db_copy_text(out->previous_id, sizeof out->previous_id, sqlite3_column_text(s, 2));
+        sqlite_db_copy_text(out->agent, sizeof out->agent, sqlite3_column_text(s, 3));
         out->agent_tokens = (uint32_t)sqlite3_column_int64(s, 4);
         out->created_at = sqlite3_column_int64(s, 5);
-        out->input = dup_text(sqlite3_column_text(s, 6));
-        out->response = dup_text(sqlite3_column_text(s, 7));
+        out->input = sqlite_db_dup_text(sqlite3_column_text(s, 6));
+        out->response = sqlite_db_dup_text(sqlite3_column_text(s, 7));
         if (!out->input || !out->response) {
             response_record_free(out);
             st = sem_err_set(err, SEM_ENOMEM, "response store: out of memory reading '%s'", id);
@@ -269,7 +234,7 @@ static sem_status rs_latest(void *self, const char *ns, const char *agent,
     int rc = sqlite3_step(s);
     sem_status st = SEM_OK;
     if (rc == SQLITE_ROW)
-        copy_text(out, RESPONSE_ID_MAX + 1, sqlite3_column_text(s, 0));
+        sqlite_db_copy_text(out, RESPONSE_ID_MAX + 1, sqlite3_column_text(s, 0));
     else if (rc != SQLITE_DONE)
         st = db_error(d, err, "latest");
     sqlite3_reset(s);

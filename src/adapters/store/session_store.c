@@ -16,6 +16,8 @@
 
 #include <sqlite3.h>
 
+#include "sqlite_db.h"
+
 #define SCHEMA_VERSION 1
 
 static const char SCHEMA[] =
@@ -42,25 +44,14 @@ struct session_db {
     char *path;
 };
 
-/* SQLite's lack of memory is ours (SEM_ENOMEM); anything else is I/O. */
-static sem_status status_of(int rc) { return (rc & 0xff) == SQLITE_NOMEM ? SEM_ENOMEM : SEM_EIO; }
-
 static sem_status db_error(session_db *d, sem_err *err, const char *what)
 {
-    return sem_err_set(err, status_of(sqlite3_errcode(d->db)), "session store %s: %s: %s",
-                       d->path, what, sqlite3_errmsg(d->db));
+    return sqlite_db_error(d->db, "session store", d->path, what, err);
 }
 
 static sem_status exec(session_db *d, const char *sql, const char *what, sem_err *err)
 {
-    char *msg = NULL;
-    int rc = sqlite3_exec(d->db, sql, NULL, NULL, &msg);
-    if (rc == SQLITE_OK)
-        return SEM_OK;
-    sem_status st = sem_err_set(err, status_of(rc), "session store %s: %s: %s", d->path, what,
-                                msg ? msg : sqlite3_errmsg(d->db));
-    sqlite3_free(msg);
-    return st;
+    return sqlite_db_exec(d->db, "session store", d->path, sql, what, err);
 }
 
 /* A statement bound to (ns, id) as ?1 and ?2; NULL with err set. */
@@ -120,23 +111,8 @@ session_db *session_db_open(const char *path, sem_err *err)
     }
     d->path = p;
     pthread_mutex_init(&d->db_lock, NULL);
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(p, &d->db, flags, NULL) != SQLITE_OK) {
-        if (d->db)
-            db_error(d, err, "open");
-        else
-            sem_err_set(err, SEM_ENOMEM, "session store %s: out of memory", p);
-        session_db_close(d);
-        return NULL;
-    }
-    sqlite3_busy_timeout(d->db, 5000);
-    sqlite3_extended_result_codes(d->db, 1);
-    char version_sql[64];
-    snprintf(version_sql, sizeof version_sql, "PRAGMA user_version = %d;", SCHEMA_VERSION);
-    if (exec(d, "PRAGMA journal_mode = WAL;", "set WAL mode", err) != SEM_OK ||
-        exec(d, "PRAGMA synchronous = NORMAL;", "set synchronous", err) != SEM_OK ||
-        exec(d, SCHEMA, "create schema", err) != SEM_OK ||
-        exec(d, version_sql, "set schema version", err) != SEM_OK ||
+    d->db = sqlite_db_open(p, "session store", SCHEMA, SCHEMA_VERSION, err);
+    if (!d->db ||
         exec(d, "UPDATE sessions SET running = 0;", "clear running turns", err) != SEM_OK) {
         session_db_close(d);
         return NULL;
@@ -146,21 +122,15 @@ session_db *session_db_open(const char *path, sem_err *err)
 
 /* ------------------------------------------------------------ reading rows */
 
-static void copy_text(char *dst, size_t cap, const unsigned char *src)
-{
-    snprintf(dst, cap, "%s", src ? (const char *)src : "");
-}
-
-static char *dup_text(const unsigned char *src) { return strdup(src ? (const char *)src : ""); }
 
 /* The session columns of a row (ns, id, model, topology, max_turns,
  * turns, next, done, created_at, moderator from column 0). */
 static void read_session(sqlite3_stmt *s, session_record *r)
 {
     memset(r, 0, sizeof *r);
-    copy_text(r->ns, sizeof r->ns, sqlite3_column_text(s, 0));
-    copy_text(r->id, sizeof r->id, sqlite3_column_text(s, 1));
-    copy_text(r->model, sizeof r->model, sqlite3_column_text(s, 2));
+    sqlite_db_copy_text(r->ns, sizeof r->ns, sqlite3_column_text(s, 0));
+    sqlite_db_copy_text(r->id, sizeof r->id, sqlite3_column_text(s, 1));
+    sqlite_db_copy_text(r->model, sizeof r->model, sqlite3_column_text(s, 2));
     r->topology = (session_topology)sqlite3_column_int(s, 3);
     r->max_turns = (uint32_t)sqlite3_column_int64(s, 4);
     r->turns = (uint32_t)sqlite3_column_int64(s, 5);
@@ -187,10 +157,10 @@ static sem_status read_agents(session_db *d, session_record *r, sem_err *err)
     while (st == SEM_OK && r->n_agents < SESSION_AGENTS_MAX &&
            (rc = sqlite3_step(s)) == SQLITE_ROW) {
         session_agent *a = &r->agents[r->n_agents++];
-        copy_text(a->id, sizeof a->id, sqlite3_column_text(s, 0));
-        copy_text(a->name, sizeof a->name, sqlite3_column_text(s, 1));
-        a->role = dup_text(sqlite3_column_text(s, 2));
-        a->system = dup_text(sqlite3_column_text(s, 3));
+        sqlite_db_copy_text(a->id, sizeof a->id, sqlite3_column_text(s, 0));
+        sqlite_db_copy_text(a->name, sizeof a->name, sqlite3_column_text(s, 1));
+        a->role = sqlite_db_dup_text(sqlite3_column_text(s, 2));
+        a->system = sqlite_db_dup_text(sqlite3_column_text(s, 3));
         a->persistent = sqlite3_column_int(s, 4);
         if (!a->role || !a->system)
             st = sem_err_set(err, SEM_ENOMEM, "session store: out of memory reading '%s'", r->id);
@@ -506,10 +476,10 @@ static sem_status ss_transcript(void *self, const char *ns, const char *id,
         session_message *m = &v[len++];
         memset(m, 0, sizeof *m);
         m->seq = (uint64_t)sqlite3_column_int64(s, 0);
-        copy_text(m->speaker, sizeof m->speaker, sqlite3_column_text(s, 1));
-        copy_text(m->name, sizeof m->name, sqlite3_column_text(s, 2));
-        copy_text(m->channel, sizeof m->channel, sqlite3_column_text(s, 3));
-        m->text = dup_text(sqlite3_column_text(s, 4));
+        sqlite_db_copy_text(m->speaker, sizeof m->speaker, sqlite3_column_text(s, 1));
+        sqlite_db_copy_text(m->name, sizeof m->name, sqlite3_column_text(s, 2));
+        sqlite_db_copy_text(m->channel, sizeof m->channel, sqlite3_column_text(s, 3));
+        m->text = sqlite_db_dup_text(sqlite3_column_text(s, 4));
         m->tokens = (uint32_t)sqlite3_column_int64(s, 5);
         m->created_at = sqlite3_column_int64(s, 6);
         m->batch = (uint64_t)sqlite3_column_int64(s, 7);
