@@ -321,6 +321,28 @@ static void the_budget_unloads_the_idle_model_and_memory_comes_back(void **state
     assert_int_equal(json_integer_value(json_object_get(m, "loads")), 2);
     json_decref(m);
     assert_string_equal(state_of("b-qwen", buf, sizeof buf), "available");
+    /* Without --models-dir nothing is rescanned; here it is, but no
+     * admin key: the route is off. */
+    r = e2e_call(port, "POST", "/admin/models/rescan", NULL, NULL);
+    assert_true(r.status == 401 || r.status == 403 || r.status == 404);
+    hc_free(&r);
+    stop();
+
+    /* A budget smaller than a model: 503 with the reason, the server
+     * stays up, the model stays available. */
+    const char *tiny[] = {"--models-dir", dir, "--models-ram", "1", "--pool-mb", "4", NULL};
+    assert_int_equal(server_start(&srv, SEMANTIC_BIN, NULL, tiny, env, 1), 0);
+    port = srv.port;
+    r = chat("b-qwen", NULL, text, 0);
+    expect_status(&r, 503);
+    assert_contains(r.body, "no room for model b-qwen");
+    assert_contains(r.body, "--models-ram 1 MiB");
+    hc_free(&r);
+    assert_string_equal(state_of("b-qwen", buf, sizeof buf), "available");
+    json_t *q = model_entry("b-qwen");
+    assert_contains(json_string_value(json_object_get(q, "error")), "no room");
+    json_decref(q);
+    e2e_assert_healthy(port);
     stop();
     server_temp_dir_remove(dir);
 }
