@@ -137,6 +137,7 @@ static int admit_agent(engine *e, gen_request *r, uint64_t *need, sem_err *err)
     int room = agents_make_room(e, *need);
     if (!room) {
         agent_set_state(a, AGENT_RUNNING, AGENT_IDLE);
+        share_untie(e, r, a->kv);
         return 0;
     }
     r->ag = a;
@@ -163,6 +164,7 @@ static int admit_anonymous(engine *e, gen_request *r, sem_err *err)
         return -1;
     /* A shared last block may have to be copied: room for that too. */
     if (block_table_cow_blocks(r->kv) && !agents_make_room(e, engine_owed(r, r->kv))) {
+        share_untie(e, r, r->kv);
         anon_put(e, r->kv, r->scope);
         r->kv = NULL;
         return 0;

@@ -79,6 +79,8 @@ struct gen_request {
     block_table *kv;         /* the agent's table or the request's own */
     sampler *smp;
     uint32_t n_evaluated;    /* prompt tokens with KV */
+    int tied;                /* kv's last block is shared with a running sequence
+                                (share_take): dropped if r is not admitted */
     uint32_t limit;          /* tokens the sequence may reach */
     uint64_t peak_blocks;    /* blocks reserved for the sequence at its limit */
     int32_t pending;         /* sampled token not yet evaluated, or -1 */
@@ -175,6 +177,7 @@ typedef struct prefix_pin {
 typedef struct share_donor {
     const block_table *kv;
     uint32_t keep;
+    int running; /* kv belongs to a running sequence */
 } share_donor;
 
 /* IO_LOAD_PREFIX reads, for a new agent, the shared chunks on disk that
@@ -323,6 +326,10 @@ share_donor share_find(engine *e, const char *domain, const int32_t *prompt, uin
  * share of the donor's prefix and r->n_evaluated its length: 1. 0 when
  * none does; -1 (t empty) when sharing failed. */
 int share_take(engine *e, gen_request *r, block_table *t, uint32_t have, sem_err *err);
+/* r was not admitted after share_take: when t's last block is one a
+ * running sequence writes into, t lets it go (keeping whole blocks), so
+ * that sequence's next token needs no copy that no room was made for. */
+void share_untie(engine *e, gen_request *r, block_table *t);
 /* 1 when a running prefill will soon hold a longer start of r's prompt
  * than r can share now: r waits for it instead of computing it too. */
 int share_should_wait(engine *e, const gen_request *r);

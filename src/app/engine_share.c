@@ -84,9 +84,11 @@ static uint32_t offer(const block_table *t, const int32_t *prompt, uint32_t cap)
 }
 
 /*
- * A running donor's sequence will write into its last block: shared, that
- * block would have to be copied by a request whose reservation did not
- * count the copy. So a running donor gives whole blocks only.
+ * A running donor's sequence writes its next token into its last block.
+ * Shared, that block is copied by whichever writes first, so the donor's
+ * reservation grows by the copy (engine_owed counts it): the request that
+ * takes the share makes room for it at its admission, and if it is not
+ * admitted it lets the block go (share_untie).
  */
 static void consider(share_donor *best, const block_table *t, int running,
                      const block_table *self, const int32_t *prompt, uint32_t cap)
@@ -94,12 +96,8 @@ static void consider(share_donor *best, const block_table *t, int running,
     if (!t || t == self)
         return;
     uint32_t keep = offer(t, prompt, cap);
-    if (running) {
-        uint32_t bt = block_pool_spec(block_table_pool(t))->block_tokens;
-        keep = keep / bt * bt;
-    }
     if (keep > best->keep)
-        *best = (share_donor){.kv = t, .keep = keep};
+        *best = (share_donor){.kv = t, .keep = keep, .running = running};
 }
 
 share_donor share_find(engine *e, const char *domain, const int32_t *prompt, uint32_t cap,
@@ -155,7 +153,7 @@ int share_should_wait(engine *e, const gen_request *r)
         if ((q->phase != PHASE_PREFILL && q->phase != PHASE_LOADING) ||
             strcmp(share_domain(q, qbuf), domain) != 0)
             continue;
-        uint32_t lcp = common_prefix(q->prompt, q->n_prompt, r->prompt, cap) / bt * bt;
+        uint32_t lcp = common_prefix(q->prompt, q->n_prompt, r->prompt, cap);
         if (lcp > q->n_evaluated && lcp > coming)
             coming = lcp;
     }
@@ -184,10 +182,26 @@ int share_take(engine *e, gen_request *r, block_table *t, uint32_t have, sem_err
         return -1;
     }
     r->n_evaluated = d.keep;
+    r->tied = d.running && block_table_cow_blocks(t) > 0;
     sem_mutex_lock(&e->inbox);
     e->stats.hits_shared++;
     sem_mutex_unlock(&e->inbox);
     return 1;
+}
+
+void share_untie(engine *e, gen_request *r, block_table *t)
+{
+    ENGINE_THREAD_ONLY(e);
+    if (!r->tied || !t)
+        return;
+    r->tied = 0;
+    uint32_t whole = block_table_n_tokens(t) / e->spec->block_tokens * e->spec->block_tokens;
+    sem_err err = {0};
+    if (block_table_truncate(t, whole, &err) != SEM_OK) /* frees only: cannot fail on a
+                                                            valid length */
+        block_table_clear(t);
+    if (r->n_evaluated > block_table_n_tokens(t))
+        r->n_evaluated = block_table_n_tokens(t);
 }
 
 /* ---------------------------------------------------------------- pins */

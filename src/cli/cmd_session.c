@@ -4,7 +4,7 @@
  * server and prints the conversation live.
  *
  *   semantic session run SCENARIO.json --server URL [--api-key KEY]
- *                        [--json] [--timeout S]
+ *                        [--view own|shared] [--json] [--timeout S]
  *
  * The phases run in order. The first creates a session; a phase with the
  * same topology (and moderator) goes on in it, its prompt added as a
@@ -34,6 +34,7 @@
 
 typedef struct run_ctx {
     const char *api_key;
+    const char *view; /* --view, else the scenario's; NULL: the server's default */
     char server[1024]; /* --server without trailing '/' */
     int json, timeout_ms;
     const scenario *sc;
@@ -50,6 +51,8 @@ static void usage(void)
            "                            [--timeout S]\n"
            "  --server URL   the server, http://HOST:PORT (IPv6: http://[::1]:PORT)\n"
            "  --api-key KEY  sent as a bearer token (default: $SEMANTIC_API_KEY)\n"
+           "  --view V       own or shared: how each agent's prompt shows the transcript,\n"
+           "                 over the scenario's \"view\" (docs/sessions.md)\n"
            "  --json         one JSON object per turn, then a summary object\n"
            "  --timeout S    the longest wait for the server at each step, in seconds\n"
            "                 (default 300)\n"
@@ -158,6 +161,8 @@ static sem_status create_session(run_ctx *c, const scenario_phase *ph, sem_err *
         return sem_err_set(err, SEM_ENOMEM, "no memory for a request");
     if (scenario_model(c->sc))
         json_object_set_new(body, "model", json_string(scenario_model(c->sc)));
+    if (c->view)
+        json_object_set_new(body, "view", json_string(c->view));
     if (ph->moderator)
         json_object_set_new(body, "moderator", json_string(ph->moderator));
     if (ph->prompt && !ph->whisper[0])
@@ -315,13 +320,14 @@ static int run(run_ctx *c)
 
 /* ---------------------------------------------------------------- options */
 
-enum { O_SERVER = 256, O_KEY, O_JSON, O_TIMEOUT };
+enum { O_SERVER = 256, O_KEY, O_JSON, O_TIMEOUT, O_VIEW };
 
 int cmd_session(int argc, char **argv)
 {
     static const struct option opts[] = {{"server", required_argument, 0, O_SERVER},
                                          {"api-key", required_argument, 0, O_KEY},
                                          {"json", no_argument, 0, O_JSON},
+                                         {"view", required_argument, 0, O_VIEW},
                                          {"timeout", required_argument, 0, O_TIMEOUT},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -336,7 +342,7 @@ int cmd_session(int argc, char **argv)
         return cli_usage_error("session", "unknown verb '%s': run", argv[1]);
     run_ctx c = {.api_key = getenv("SEMANTIC_API_KEY"), .timeout_ms = 300000};
     uint32_t timeout_s;
-    const char *server = NULL;
+    const char *server = NULL, *view = NULL;
     sem_err err = {0};
     int ch;
     optind = 2;
@@ -346,6 +352,12 @@ int cmd_session(int argc, char **argv)
         case O_SERVER: server = optarg; break;
         case O_KEY: c.api_key = optarg; break;
         case O_JSON: c.json = 1; break;
+        case O_VIEW:
+            if (strcmp(optarg, "own") != 0 && strcmp(optarg, "shared") != 0)
+                return cli_usage_error("session", "--view is '%s'; expected own or shared",
+                                       optarg);
+            view = optarg;
+            break;
         case O_TIMEOUT:
             if (cli_parse_u32("--timeout", optarg, 1, 86400, &timeout_s, &err) != SEM_OK)
                 return cli_usage_fail("session", &err);
@@ -379,6 +391,7 @@ int cmd_session(int argc, char **argv)
     }
     free(text);
     c.sc = sc;
+    c.view = view ? view : scenario_view(sc);
     int rc;
     if (!(c.stream = session_stream_new(stdout, c.json))) {
         sem_err_set(&err, SEM_ENOMEM, "no memory");

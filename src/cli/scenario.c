@@ -15,6 +15,7 @@
 struct scenario {
     json_t *root;
     const char *model;
+    const char *view; /* "own", "shared", or NULL: the server's default */
     const json_t *agents;
     int cleanup;
     uint32_t max_tokens;
@@ -199,12 +200,16 @@ static sem_status parse_phase(const json_t *p, const json_t *agents, const char 
 static sem_status parse_root(scenario *s, const char *name, sem_err *err)
 {
     static const char *const known[] = {"model", "agents", "phases", "cleanup", "max_tokens",
-                                        "description", NULL};
+                                        "view", "description", NULL};
     if (!json_is_object(s->root))
         return sem_err_set(err, SEM_EINVAL, "%s: a scenario is a JSON object", name);
     sem_status st = only_known(s->root, known, name, "", err);
     if (st == SEM_OK)
         st = opt_string(s->root, "model", name, "", &s->model, err);
+    if (st == SEM_OK)
+        st = opt_string(s->root, "view", name, "", &s->view, err);
+    if (st == SEM_OK && s->view && strcmp(s->view, "own") != 0 && strcmp(s->view, "shared") != 0)
+        st = sem_err_set(err, SEM_EINVAL, "%s: view '%s' is not own or shared", name, s->view);
     if (st == SEM_OK)
         st = opt_count(s->root, "max_tokens", name, "", 1, MAX_TOKENS_LIMIT, &s->max_tokens,
                        err);
@@ -259,6 +264,7 @@ void scenario_free(scenario *s)
 }
 
 const char *scenario_model(const scenario *s) { return s->model; }
+const char *scenario_view(const scenario *s) { return s->view; }
 const json_t *scenario_agents(const scenario *s) { return s->agents; }
 int scenario_cleanup(const scenario *s) { return s->cleanup; }
 uint32_t scenario_max_tokens(const scenario *s) { return s->max_tokens; }

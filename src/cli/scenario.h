@@ -3,7 +3,7 @@
  * *Scenarios*), parsed and checked before anything is sent to a server.
  *
  *   {"model": "...", "agents": [{"id", "name", "role", "system",
- *    "lifecycle"}, ...], "max_tokens": 64, "cleanup": true,
+ *    "lifecycle"}, ...], "max_tokens": 64, "cleanup": true, "view": "own",
  *    "phases": [{"topology", "moderator", "prompt" | "initial_prompt",
  *                "rounds" | "turns", "whisper": [A, B], "max_tokens"}]}
  *
@@ -45,6 +45,7 @@ sem_status scenario_parse(const char *text, const char *name, scenario **out, se
 void scenario_free(scenario *s);
 
 const char *scenario_model(const scenario *s);  /* NULL: the server's default */
+const char *scenario_view(const scenario *s);   /* "own", "shared"; NULL: the server's default */
 const json_t *scenario_agents(const scenario *s); /* the agents array as written */
 int scenario_cleanup(const scenario *s);        /* delete sessions at the end (default 1) */
 uint32_t scenario_max_tokens(const scenario *s); /* 0: the server's default */

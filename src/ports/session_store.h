@@ -51,6 +51,14 @@ typedef enum session_topology {
     SESSION_MODERATED,   /* a moderator picks who speaks next */
 } session_topology;
 
+/* How an agent's prompt lays out the transcript (session_view.h). */
+typedef enum session_view_kind {
+    SESSION_VIEW_OWN,    /* each agent's point of view: its own turns as
+                                  assistant messages; nothing shared */
+    SESSION_VIEW_SHARED, /* one rendering for every agent, its own part
+                                  last: the transcript's KV blocks are shared */
+} session_view_kind;
+
 typedef struct session_agent {
     char id[SESSION_AGENT_ID_MAX + 1]; /* agent id inside the namespace */
     char name[SESSION_NAME_MAX + 1];   /* what the others read before its words */
@@ -64,6 +72,7 @@ typedef struct session_record {
     char ns[SESSION_NS_MAX + 1];       /* "" without API keys */
     char model[SESSION_MODEL_MAX + 1]; /* the served model it runs on */
     session_topology topology;
+    session_view_kind view;            
     uint32_t max_turns;                /* 0: no limit */
     uint32_t turns;                    /* agent turns taken */
     uint32_t next;                     /* index of the next speaker (moderated: the
@@ -149,6 +158,13 @@ static inline const char *session_topology_name(session_topology t)
 {
     static const char *const names[] = {"round_robin", "broadcast", "whisper", "moderated"};
     return (unsigned)t < 4 ? names[t] : "unknown";
+}
+
+/* "own", "shared". */
+static inline const char *session_view_kind_name(session_view_kind t)
+{
+    return t == SESSION_VIEW_SHARED ? "shared" : t == SESSION_VIEW_OWN ? "own"
+                                                                                  : "unknown";
 }
 
 #endif

@@ -197,26 +197,29 @@ static void anonymous_requests_share_within_their_scope_only(void **state)
 }
 
 /* Requests submitted together with a common start: one computes it, the
- * others wait for it and share it. */
+ * others wait for it and share it, the part of its last block too (the
+ * start ends inside a block: 260 tokens are 16 blocks and 4). What they
+ * generate is what each generates alone. */
 static void requests_arriving_together_compute_their_start_once(void **state)
 {
     (void)state;
     fixture f;
     open_fixture(&f, 1024, 0);
-    enum { COMMON = 260, N = 300, AGENTS = 4 };
+    enum { COMMON = 260, N = 300, AGENTS = 4, MAX = 4 };
     int32_t p[AGENTS][N];
     gen_request *r[AGENTS];
     for (uint32_t i = 0; i < AGENTS; i++) {
         prompt_of(p[i], N, COMMON, i);
         char key[32];
         snprintf(key, sizeof key, "burst.a%u", i);
-        gen_params q = {.agent_id = key, .prompt = p[i], .n_prompt = N, .max_tokens = 4};
+        gen_params q = {.agent_id = key, .prompt = p[i], .n_prompt = N, .max_tokens = MAX};
         q.sampling = (gen_sampling){.temperature = 0, .top_p = 1, .repeat_penalty = 1};
         sem_err err = {0};
         if (f.gp.ops->submit(f.gp.self, &q, &r[i], &err) != SEM_OK)
             fail_msg("submit: %s", err.detail);
     }
-    uint32_t cached = 0;
+    uint32_t cached = 0, n_out[AGENTS];
+    int32_t out[AGENTS][MAX];
     for (uint32_t i = 0; i < AGENTS; i++) {
         char buf[256];
         size_t got;
@@ -225,10 +228,24 @@ static void requests_arriving_together_compute_their_start_once(void **state)
         gen_result res = f.gp.ops->result(f.gp.self, r[i]);
         assert_int_not_equal(res.finish, GEN_ERROR);
         cached += res.cached_tokens;
+        int32_t *t;
+        assert_int_equal(f.gp.ops->tokens(f.gp.self, r[i], &t, &n_out[i], NULL), SEM_OK);
+        assert_int_equal(n_out[i], MAX);
+        memcpy(out[i], t, MAX * sizeof *t);
+        free(t);
         f.gp.ops->release(f.gp.self, r[i]);
     }
-    /* Three of the four reused the whole blocks of the common start. */
-    assert_true(cached >= (AGENTS - 1) * (COMMON / 64 * 64));
+    /* Three of the four reused the whole common start. */
+    assert_true(cached >= (AGENTS - 1) * COMMON);
+    /* Each alone, in a namespace of its own: the same tokens. */
+    for (uint32_t i = 0; i < AGENTS; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "solo%u.a", i);
+        outcome o = run(&f, NULL, key, p[i], N, MAX, NULL, 0);
+        assert_int_equal(o.res.cached_tokens, 0);
+        assert_int_equal(o.n, MAX);
+        assert_memory_equal(o.tokens, out[i], MAX * sizeof(int32_t));
+    }
     close_fixture(&f);
 }
 

@@ -24,6 +24,7 @@ static void a_full_scenario_gives_its_phases(void **state)
         "{\"topology\":\"broadcast\",\"rounds\":2}]}";
     assert_int_equal(scenario_parse(text, "t.json", &s, &err), SEM_OK);
     assert_string_equal(scenario_model(s), "m");
+    assert_null(scenario_view(s));
     assert_int_equal(scenario_max_tokens(s), 16);
     assert_false(scenario_cleanup(s));
     assert_int_equal(json_array_size(scenario_agents(s)), 2);
@@ -87,6 +88,8 @@ static void bad_scenarios_name_the_field(void **state)
         {"{" A1 ",\"phases\":[]}", "phases must be a list"},
         {"{" A1 ",\"phases\":[3]}", "phases[0] must be an object"},
         {"{" A1 ",\"model\":1,\"phases\":[{}]}", "model must be a string"},
+        {"{" A1 ",\"view\":\"both\",\"phases\":[{}]}", "view 'both' is not own or shared"},
+        {"{" A1 ",\"view\":2,\"phases\":[{}]}", "view must be a string"},
         {"{" A1 ",\"cleanup\":\"yes\",\"phases\":[{}]}", "cleanup must be true or false"},
         {"{" A1 ",\"max_tokens\":0,\"phases\":[{}]}", "max_tokens must be an integer in 1.."},
         {"{" A1 ",\"phases\":[{},{\"round\":2}]}", "unknown field 'phases[1].round'"},

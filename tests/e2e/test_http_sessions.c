@@ -641,6 +641,76 @@ static void concurrent_sessions_under_pool_pressure(void **state)
     server_discard_log(&s);
 }
 
+/* Tokens a round computed: its turns' prompt tokens less their cached. */
+static json_int_t round_prefill(const json_t *r)
+{
+    json_int_t sum = 0;
+    for (size_t i = 0; i < json_array_size(json_object_get(r, "turns")); i++)
+        sum += usage_of(turn_at(r, i), "prompt_tokens") - usage_of(turn_at(r, i), "cached_tokens");
+    return sum;
+}
+
+#define STORY                                                                                  \
+    "Once upon a time there was a little girl named Lily. She liked to play in the park "      \
+    "with her dog. One day the dog ran after a red ball and Lily ran after the dog. They "     \
+    "played all day in the sun and when it was time to go home they were happy and tired."
+
+/* The same broadcast session in the two layouts, two rounds each. Shared,
+ * the transcript is computed once per round and its blocks are held by
+ * every agent together; own, each agent computes it. The words do not
+ * matter: the counts do. */
+static void a_shared_transcript_is_computed_once(void **state)
+{
+    (void)state;
+    server_proc s;
+    const char *const args[] = {"--pool-mb", "64", "--max-batch", "8", NULL};
+    static const char *const env[] = {"SEMANTIC_API_KEY=", "SEMANTIC_ADMIN_KEY=", NULL};
+    assert_int_equal(server_start(&s, SEMANTIC_BIN, STORIES, args, env, 1), 0);
+    static const char *const layouts[] = {"own", "shared"};
+    json_int_t prefill[2][2], prompt[2];
+    for (int l = 0; l < 2; l++) {
+        char body[2048];
+        snprintf(body, sizeof body,
+                 "{\"agents\":[{\"id\":\"%s-a\",\"name\":\"Ann\",\"system\":\"You are Ann.\"},"
+                 "{\"id\":\"%s-b\",\"name\":\"Ben\",\"system\":\"You are Ben.\"},"
+                 "{\"id\":\"%s-c\",\"name\":\"Cid\",\"system\":\"You are Cid.\"},"
+                 "{\"id\":\"%s-d\",\"name\":\"Dan\",\"system\":\"You are Dan.\"}],"
+                 "\"topology\":\"broadcast\",\"view\":\"%s\",\"initial_prompt\":\"" STORY "\"}",
+                 layouts[l], layouts[l], layouts[l], layouts[l], layouts[l]);
+        json_t *sess = create(s.port, NULL, body);
+        assert_string_equal(json_string_value(json_object_get(sess, "view")), layouts[l]);
+        for (int round = 0; round < 2; round++) {
+            json_t *r = act(s.port, NULL, id_of(sess), "round", TURN);
+            assert_int_equal(json_array_size(json_object_get(r, "turns")), 4);
+            prefill[l][round] = round_prefill(r);
+            if (round == 0)
+                prompt[l] = usage_of(turn_at(r, 0), "prompt_tokens");
+            json_decref(r);
+        }
+        json_decref(sess);
+    }
+    /* Own: each of the four computes its whole first prompt (they differ
+     * from their system prompts on). */
+    assert_true(prefill[0][0] >= 4 * (prompt[0] - 1));
+    /* Shared: one computes the story, the others only what follows it. */
+    assert_true(prefill[1][0] < 2 * prompt[1]);
+    assert_true(prefill[1][0] < prefill[0][0]);
+    assert_true(prefill[1][1] < prefill[0][1]);
+    /* The agents of the shared session hold the story's blocks together. */
+    assert_true(e2e_metric(s.port, "semantic_pool_blocks_shared") > 0);
+    json_t *agents = expect(s.port, "GET", "/v1/agents", NULL, NULL, 200);
+    const json_t *list = json_object_get(agents, "data");
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *a = json_array_get(list, i);
+        const char *id = json_string_value(json_object_get(a, "id"));
+        if (strncmp(id, "shared-", 7) == 0)
+            assert_true(geti(a, "shared_tokens") >= prompt[1] / 2);
+    }
+    json_decref(agents);
+    assert_int_equal(server_stop(&s, SIGTERM, 20000), 0);
+    server_discard_log(&s);
+}
+
 /* A server killed in the middle of a round: after a restart the session
  * has whole turns only, and takes turns again (the running mark of the
  * dead process is gone). */
@@ -794,6 +864,7 @@ int main(void)
         cmocka_unit_test(one_turn_at_a_time),
         cmocka_unit_test(a_round_killed_midway_leaves_whole_turns),
         cmocka_unit_test(concurrent_sessions_under_pool_pressure),
+        cmocka_unit_test(a_shared_transcript_is_computed_once),
         cmocka_unit_test(another_keys_session_is_not_found),
         cmocka_unit_test(bad_input_is_a_400_naming_its_field),
     };

@@ -334,6 +334,34 @@ static json_t *get_json(const char *path)
     return j;
 }
 
+/* The view of the newest session: the scenario's "view", and --view over it. */
+static const char *newest_view(json_t **keep)
+{
+    *keep = get_json("/v1/sessions");
+    const json_t *s = json_array_get(json_object_get(*keep, "data"), 0);
+    return json_string_value(json_object_get(s, "view"));
+}
+
+static void the_view_reaches_the_session(void **state)
+{
+    (void)state;
+    const char *path = scenario_file(
+        "shared.json", "{\"cleanup\":false,\"max_tokens\":4,\"view\":\"shared\",\"agents\":["
+                       "{\"id\":\"view-a\",\"name\":\"A\"},{\"id\":\"view-b\",\"name\":\"B\"}],"
+                       "\"phases\":[{\"topology\":\"broadcast\",\"initial_prompt\":\"Go.\"}]}");
+    cmd_result r = run_cmd((const char *[]){path, "--server", url, NULL}, NULL);
+    expect_ok(&r);
+    done(&r);
+    json_t *list;
+    assert_string_equal(newest_view(&list), "shared");
+    json_decref(list);
+    r = run_cmd((const char *[]){path, "--server", url, "--view", "own", NULL}, NULL);
+    expect_ok(&r);
+    done(&r);
+    assert_string_equal(newest_view(&list), "own");
+    json_decref(list);
+}
+
 /* What a kept run leaves in its sessions: a later phase's prompt is a
  * message to all in the same session; a whisper phase's prompt and turns
  * are on the pair's channel, and the third agent never sees them. */
@@ -415,6 +443,12 @@ static void bad_scenarios_fail_naming_the_field(void **state)
                    "phases[0].whisper[1] 'b' is not the id of an agent");
     expect_failure((const char *[]){"/nonexistent/s.json", "--server", url, NULL}, NULL, 3,
                    "cannot open /nonexistent/s.json");
+    p = scenario_file("view.json", "{\"view\":\"mine\",\"agents\":[{\"name\":\"A\"}],"
+                                   "\"phases\":[{}]}");
+    expect_failure((const char *[]){p, "--server", url, NULL}, NULL, 2,
+                   "view.json: view 'mine' is not own or shared");
+    expect_failure((const char *[]){STANDUP, "--server", url, "--view", "mine", NULL}, NULL, 2,
+                   "--view is 'mine'; expected own or shared");
 }
 
 /* What the server refuses comes back with its status, param and message;
@@ -486,6 +520,7 @@ int main(void)
         cmocka_unit_test(debate_prints_the_conversation),
         cmocka_unit_test(standup_broadcasts_then_whispers),
         cmocka_unit_test(cleanup_false_keeps_the_session),
+        cmocka_unit_test(the_view_reaches_the_session),
         cmocka_unit_test(phases_leave_messages_and_whispers_where_they_belong),
         cmocka_unit_test(bad_scenarios_fail_naming_the_field),
         cmocka_unit_test(server_errors_are_reported_and_the_session_deleted),

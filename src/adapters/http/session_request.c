@@ -148,6 +148,20 @@ static sem_status read_topology(const json_t *body, session_record *r, req_err *
     return SEM_OK;
 }
 
+/* "view": "own" (default) or "shared" (session_view.h). */
+static sem_status read_view(const json_t *body, session_record *r, req_err *e)
+{
+    const char *t = NULL;
+    sem_status st = req_string(body, "view", &t, e);
+    if (st != SEM_OK || !t || strcmp(t, "own") == 0)
+        return st;
+    if (strcmp(t, "shared") != 0)
+        return req_fail(e, SEM_EREQUEST, "view",
+                        "view is '%.64s'; expected own or shared", t);
+    r->view = SESSION_VIEW_SHARED;
+    return SEM_OK;
+}
+
 /* "moderator": the agent id of a moderated session's moderator (default:
  * the first agent), who picks the speakers among the others. */
 static sem_status read_moderator(const json_t *body, session_record *r, req_err *e)
@@ -183,7 +197,7 @@ sem_status session_request_create(const json_t *body, session_record *r,
     r->n_agents = 0;
     sem_status st;
     if ((st = read_agents(body, r, e)) || (st = read_topology(body, r, e)) ||
-        (st = read_moderator(body, r, e)) ||
+        (st = read_view(body, r, e)) || (st = read_moderator(body, r, e)) ||
         (st = req_uint(body, "max_turns", 0, SESSION_MAX_TURNS_LIMIT, &r->max_turns, e)) ||
         (st = req_string(body, "initial_prompt", initial_prompt, e)))
         return st;

@@ -3,7 +3,7 @@
  * (docs/sessions.md):
  *
  *   POST /v1/sessions                 {"agents": [...], "topology", "initial_prompt"?,
- *                                      "max_turns"?, "moderator"?, "model"?}
+ *                                      "max_turns"?, "moderator"?, "view"?, "model"?}
  *   POST /v1/sessions/{id}/turn       {"stream"?, "max_tokens"?, "to"?, sampling...}
  *   POST /v1/sessions/{id}/round      {"stream"?, "max_tokens"?, sampling...}
  *   POST /v1/sessions/{id}/messages   {"content", "name"?, "channel"?}

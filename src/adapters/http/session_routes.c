@@ -94,9 +94,10 @@ static json_t *agents_json(const session_record *r, const session_message *m, si
 /* The session object; with the transcript when m is not NULL. */
 static json_t *session_json(const session_record *r, const session_message *m, size_t n)
 {
-    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:I,s:I,s:s,s:o,s:o}", "id", r->id, "object",
-                          "session", "created_at", (json_int_t)r->created_at, "model", r->model,
-                          "topology", session_topology_name(r->topology), "max_turns",
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:I,s:I,s:s,s:o,s:o}", "id", r->id,
+                          "object", "session", "created_at", (json_int_t)r->created_at, "model",
+                          r->model, "topology", session_topology_name(r->topology), "view",
+                          session_view_kind_name(r->view), "max_turns",
                           (json_int_t)r->max_turns, "turns", (json_int_t)r->turns, "state",
                           r->done ? "done" : "active", "next_speaker",
                           r->done ? json_null() : json_string(r->agents[r->next].id), "agents",

@@ -49,8 +49,8 @@ static int read_one(json_t *list, strbuf *others, const session_agent *self,
     return 1;
 }
 
-json_t *session_view_messages(const session_record *r, size_t agent, const session_message *m,
-                              size_t n)
+/* The own layout (session_view.h). */
+static json_t *own_view(const session_record *r, size_t agent, const session_message *m, size_t n)
 {
     const session_agent *self = &r->agents[agent];
     json_t *list = json_array();
@@ -79,4 +79,87 @@ json_t *session_view_messages(const session_record *r, size_t agent, const sessi
         return NULL;
     }
     return list;
+}
+
+/* Appends "NAME: text" (text alone with no name), after a blank line when
+ * b holds text already. */
+static void add_line(strbuf *b, const session_message *m)
+{
+    if (b->len)
+        strbuf_append(b, "\n\n", 2);
+    if (m->name[0]) {
+        strbuf_append(b, m->name, strlen(m->name));
+        strbuf_append(b, ": ", 2);
+    }
+    strbuf_append(b, m->text, strlen(m->text));
+}
+
+/* Who takes part: the same text for every agent of the session. */
+static void add_preamble(strbuf *b, const session_record *r)
+{
+    strbuf_printf(b, "A conversation among %zu participants:", r->n_agents);
+    for (size_t i = 0; i < r->n_agents; i++) {
+        const session_agent *a = &r->agents[i];
+        strbuf_printf(b, "\n- %s", a->name);
+        if (a->role && *a->role)
+            strbuf_printf(b, " (%s)", a->role);
+    }
+    strbuf_puts(b, "\nEach message of the conversation starts with its speaker's name.");
+}
+
+/* The agent's own part, after the transcript: the whispers it is a party
+ * to, who it is, its system prompt. */
+static void add_own_part(strbuf *b, const session_agent *self, const session_message *m,
+                         size_t n)
+{
+    int heading = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(m[i].channel, "all") == 0 || !session_view_visible(m[i].channel, self->id))
+            continue;
+        if (!heading) {
+            if (b->len)
+                strbuf_append(b, "\n\n---\n", 6);
+            strbuf_puts(b, "Private messages, seen only by you and the other party:");
+            heading = 1;
+        }
+        add_line(b, &m[i]);
+    }
+    if (b->len)
+        strbuf_append(b, "\n\n---\n", 6);
+    strbuf_printf(b, "You are %s.", self->name);
+    if (self->role && *self->role)
+        strbuf_printf(b, " Your role: %s.", self->role);
+    if (self->system && *self->system)
+        strbuf_printf(b, "\n%s", self->system);
+    strbuf_printf(b, "\nWrite %s's next message.", self->name);
+}
+
+/* The shared layout (session_view.h). */
+static json_t *shared_view(const session_record *r, size_t agent, const session_message *m,
+                           size_t n)
+{
+    strbuf pre = {0}, body = {0};
+    add_preamble(&pre, r);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m[i].channel, "all") == 0)
+            add_line(&body, &m[i]);
+    add_own_part(&body, &r->agents[agent], m, n);
+    json_t *list = NULL;
+    if (!pre.oom && !body.oom)
+        list = json_array();
+    if (list && (!add(list, "system", pre.data, pre.len) ||
+                 !add(list, "user", body.data, body.len))) {
+        json_decref(list);
+        list = NULL;
+    }
+    strbuf_free(&pre);
+    strbuf_free(&body);
+    return list;
+}
+
+json_t *session_view_messages(const session_record *r, size_t agent, const session_message *m,
+                              size_t n)
+{
+    return r->view == SESSION_VIEW_SHARED ? shared_view(r, agent, m, n)
+                                                       : own_view(r, agent, m, n);
 }

@@ -1,8 +1,9 @@
 /*
  * session_view.h - a session's transcript as one agent sees it: the chat
  * messages its prompt is rendered from (docs/sessions.md, "What an agent
- * sees").
+ * sees"). A session picks one of two layouts when it is made.
  *
+ * Own (the default): each agent's point of view.
  *   - its system prompt first, when it has one;
  *   - the messages of the transcript it may see, in order: those on
  *     channel "all" and the whispers it is one of the two parties to;
@@ -13,11 +14,26 @@
  *     templates expect;
  *   - within a batch (a broadcast round's answers, all given to the same
  *     transcript) its own answer first, then the others'.
+ *   The view only grows: what the agent saw at its turn N is, followed by
+ *   its own answer, the start of what it sees at turn N+1. So each turn's
+ *   prompt extends the agent's memory and its KV is reused up to the new
+ *   messages; but no two agents' prompts agree past their system prompts,
+ *   so each agent holds the whole transcript's KV itself.
  *
- * The view only grows: what the agent saw at its turn N is, followed by
- * its own answer, the start of what it sees at turn N+1. So each turn's
- * prompt extends the agent's memory and its KV is reused up to the new
- * messages.
+ * Shared: one rendering of the transcript for every agent, its own part
+ * last.
+ *   - a system message that is the same for every agent: who takes part
+ *     (names and roles);
+ *   - one user message: every message on channel "all" in order, each
+ *     "NAME: text", joined by blank lines (the speaker's own turns too);
+ *     then the agent's own part: the whispers it is a party to, who it
+ *     is, its role and system prompt, and that it writes the next message.
+ *   Every agent's prompt starts with the same tokens up to the end of the
+ *   transcript, and each turn's transcript extends the last one's. So the
+ *   engine shares the transcript's KV blocks among the agents (and with
+ *   the session's earlier turns), computes each new message once, and
+ *   each agent computes only its own part. Whispers are shown in the own
+ *   part, outside the order of the public messages.
  *
  * Threads: pure functions of their arguments.
  */

@@ -18,7 +18,7 @@
 
 #include "sqlite_db.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2 /* 2: sessions.view */
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS sessions("
@@ -26,7 +26,8 @@ static const char SCHEMA[] =
     " model TEXT NOT NULL, topology INTEGER NOT NULL, max_turns INTEGER NOT NULL,"
     " turns INTEGER NOT NULL, next INTEGER NOT NULL, done INTEGER NOT NULL,"
     " created_at INTEGER NOT NULL, moderator INTEGER NOT NULL,"
-    " running INTEGER NOT NULL DEFAULT 0, UNIQUE(ns, id));"
+    " running INTEGER NOT NULL DEFAULT 0, view INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE(ns, id));"
     "CREATE TABLE IF NOT EXISTS session_agents("
     " ns TEXT NOT NULL, session TEXT NOT NULL, idx INTEGER NOT NULL, id TEXT NOT NULL,"
     " name TEXT NOT NULL, role TEXT NOT NULL, system TEXT NOT NULL,"
@@ -113,6 +114,8 @@ session_db *session_db_open(const char *path, sem_err *err)
     pthread_mutex_init(&d->db_lock, NULL);
     d->db = sqlite_db_open(p, "session store", SCHEMA, SCHEMA_VERSION, err);
     if (!d->db ||
+        sqlite_db_add_column(d->db, "session store", p, "sessions", "view",
+                             "view INTEGER NOT NULL DEFAULT 0", err) != SEM_OK ||
         exec(d, "UPDATE sessions SET running = 0;", "clear running turns", err) != SEM_OK) {
         session_db_close(d);
         return NULL;
@@ -124,7 +127,7 @@ session_db *session_db_open(const char *path, sem_err *err)
 
 
 /* The session columns of a row (ns, id, model, topology, max_turns,
- * turns, next, done, created_at, moderator from column 0). */
+ * turns, next, done, created_at, moderator, view from column 0). */
 static void read_session(sqlite3_stmt *s, session_record *r)
 {
     memset(r, 0, sizeof *r);
@@ -138,10 +141,11 @@ static void read_session(sqlite3_stmt *s, session_record *r)
     r->done = sqlite3_column_int(s, 7);
     r->created_at = sqlite3_column_int64(s, 8);
     r->moderator = sqlite3_column_int(s, 9);
+    r->view = (session_view_kind)sqlite3_column_int(s, 10);
 }
 
 #define SESSION_COLUMNS                                                                    \
-    "ns, id, model, topology, max_turns, turns, next, done, created_at, moderator"
+    "ns, id, model, topology, max_turns, turns, next, done, created_at, moderator, view"
 
 /* Fills r's agents; call under db_lock. */
 static sem_status read_agents(session_db *d, session_record *r, sem_err *err)
@@ -207,7 +211,7 @@ static sem_status ss_create(void *self, const session_record *r, sem_err *err)
     if (st == SEM_OK) {
         sqlite3_stmt *s = prepare(d,
                                   "INSERT INTO sessions(" SESSION_COLUMNS
-                                  ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                  ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                                   r->ns, r->id, err);
         if (s) {
             sqlite3_bind_text(s, 3, r->model, -1, SQLITE_STATIC);
@@ -218,6 +222,7 @@ static sem_status ss_create(void *self, const session_record *r, sem_err *err)
             sqlite3_bind_int(s, 8, r->done != 0);
             sqlite3_bind_int64(s, 9, r->created_at);
             sqlite3_bind_int(s, 10, r->moderator);
+            sqlite3_bind_int(s, 11, (int)r->view);
         }
         st = run(d, s, "insert session", err);
         if (st != SEM_OK && (sqlite3_extended_errcode(d->db) & 0xff) == SQLITE_CONSTRAINT)

@@ -59,6 +59,29 @@ sqlite3 *sqlite_db_open(const char *path, const char *label, const char *schema,
     return db;
 }
 
+sem_status sqlite_db_add_column(sqlite3 *db, const char *label, const char *path,
+                                const char *table, const char *column, const char *decl,
+                                sem_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1, &s,
+                           NULL) != SQLITE_OK) {
+        sqlite3_finalize(s);
+        return sqlite_db_error(db, label, path, "read the schema", err);
+    }
+    sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, column, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc == SQLITE_ROW)
+        return SEM_OK;
+    if (rc != SQLITE_DONE)
+        return sqlite_db_error(db, label, path, "read the schema", err);
+    char sql[256];
+    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s;", table, decl);
+    return sqlite_db_exec(db, label, path, sql, "add a column", err);
+}
+
 void sqlite_db_copy_text(char *dst, size_t cap, const unsigned char *src)
 {
     snprintf(dst, cap, "%s", src ? (const char *)src : "");

@@ -29,6 +29,13 @@ sem_status sqlite_db_error(sqlite3 *db, const char *label, const char *path, con
 sem_status sqlite_db_exec(sqlite3 *db, const char *label, const char *path, const char *sql,
                           const char *what, sem_err *err);
 
+/* Adds column `decl` ("name TYPE ...") to table when a database made by
+ * an older schema lacks it: the migration of a column added later, which
+ * needs a DEFAULT. */
+sem_status sqlite_db_add_column(sqlite3 *db, const char *label, const char *path,
+                                const char *table, const char *column, const char *decl,
+                                sem_err *err);
+
 /* A text column copied (NULL reads as ""). */
 void sqlite_db_copy_text(char *dst, size_t cap, const unsigned char *src);
 char *sqlite_db_dup_text(const unsigned char *src);

@@ -159,6 +159,99 @@ static void an_empty_view_is_empty(void **state)
     json_decref(v);
 }
 
+/* ---------------------------------------------------------------- shared */
+
+/* The user message of an agent's shared view (malloc'd). */
+static char *shared_body(const session_record *r, size_t agent, const session_message *m,
+                         size_t n)
+{
+    json_t *v = session_view_messages(r, agent, m, n);
+    assert_non_null(v);
+    assert_int_equal(json_array_size(v), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "role")),
+                        "system");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(v, 1), "role")),
+                        "user");
+    char *s = strdup(json_string_value(json_object_get(json_array_get(v, 1), "content")));
+    json_decref(v);
+    return s;
+}
+
+/* Every agent reads the same system message and the same transcript,
+ * its own turns included; what differs comes after it. */
+static void shared_views_agree_up_to_the_own_part(void **state)
+{
+    (void)state;
+    session_record r = three();
+    r.view = SESSION_VIEW_SHARED;
+    r.agents[1].role = (char *)"critic";
+    session_message m[] = {say("", "", "all", "Go."), say("a", "Ann", "all", "A1"),
+                           say("b", "Ben", "all", "B1")};
+    const char *common = "Go.\n\nAnn: A1\n\nBen: B1\n\n---\n";
+    json_t *va = session_view_messages(&r, 0, m, 3), *vb = session_view_messages(&r, 1, m, 3);
+    assert_true(json_equal(json_array_get(va, 0), json_array_get(vb, 0)));
+    const char *sys = json_string_value(json_object_get(json_array_get(va, 0), "content"));
+    assert_contains(sys, "3 participants");
+    assert_contains(sys, "- Ben (critic)");
+    json_decref(va);
+    json_decref(vb);
+    char *sa = shared_body(&r, 0, m, 3), *sb = shared_body(&r, 1, m, 3);
+    assert_memory_equal(sa, common, strlen(common));
+    assert_memory_equal(sb, common, strlen(common));
+    assert_string_equal(sa + strlen(common), "You are Ann.\nYou are A.\nWrite Ann's next message.");
+    assert_string_equal(sb + strlen(common),
+                        "You are Ben. Your role: critic.\nWrite Ben's next message.");
+    free(sa);
+    free(sb);
+}
+
+/* The transcript part of a turn's view starts the next turn's. */
+static void a_shared_transcript_only_grows(void **state)
+{
+    (void)state;
+    session_record r = three();
+    r.view = SESSION_VIEW_SHARED;
+    session_message m[] = {say("", "", "all", "Go."), say("b", "Ben", "all", "one"),
+                           say("a", "Ann", "all", "two")};
+    char *before = shared_body(&r, 0, m, 2), *after = shared_body(&r, 2, m, 3);
+    const char *own = strstr(before, "\n\n---\nYou are Ann.");
+    assert_non_null(own);
+    size_t common = (size_t)(own - before);
+    assert_memory_equal(before, after, common);
+    assert_memory_equal(after + common, "\n\nAnn: two", 10);
+    free(before);
+    free(after);
+    /* With nothing said yet the view is the agent's own part alone. */
+    char *empty = shared_body(&r, 1, NULL, 0);
+    assert_string_equal(empty, "You are Ben.\nWrite Ben's next message.");
+    free(empty);
+}
+
+/* Whispers go to the own part of their two parties, never to the part
+ * every agent shares. */
+static void shared_whispers_stay_in_the_own_part(void **state)
+{
+    (void)state;
+    session_record r = three();
+    r.view = SESSION_VIEW_SHARED;
+    session_message m[] = {say("a", "Ann", "a,c", "SECRET-AC"), say("b", "Ben", "all", "open")};
+    char *sa = shared_body(&r, 0, m, 2), *sb = shared_body(&r, 1, m, 2),
+         *sc = shared_body(&r, 2, m, 2);
+    assert_null(strstr(sb, "SECRET"));
+    const char *you = strstr(sa, "You are Ann.");
+    assert_non_null(you);
+    const char *secret = strstr(sa, "Ann: SECRET-AC");
+    assert_non_null(secret);
+    assert_true(secret > strstr(sa, "Ben: open")); /* after the shared transcript */
+    assert_true(secret < you);
+    assert_contains(sc, "Private messages");
+    assert_contains(sc, "Ann: SECRET-AC");
+    assert_memory_equal(sa, sb, strlen("Ben: open\n\n---\n"));
+    free(sa);
+    free(sb);
+    free(sc);
+}
+
 /* ---------------------------------------------------------------- bodies */
 
 /* Reads a create body; returns the status, e filled. */
@@ -205,6 +298,11 @@ static void a_create_body_is_read(void **state)
     assert_int_equal(r.topology, SESSION_BROADCAST);
     assert_int_equal(r.max_turns, 9);
     assert_int_equal(r.moderator, -1);
+    assert_int_equal(r.view, SESSION_VIEW_OWN);
+    session_record_free(&r);
+    assert_int_equal(create("{\"agents\":[{\"name\":\"A\"}],\"view\":\"shared\"}", &r, &e),
+                     SEM_OK);
+    assert_int_equal(r.view, SESSION_VIEW_SHARED);
     session_record_free(&r);
     assert_int_equal(create("{\"agents\":[{\"name\":\"A\"},{\"id\":\"m\",\"name\":\"M\"}],"
                             "\"topology\":\"moderated\",\"moderator\":\"m\"}",
@@ -249,6 +347,10 @@ static void bad_create_bodies_name_their_field(void **state)
                         SEM_EREQUEST, "moderator", "moderated session");
     expect_create_error("{\"agents\":[{\"name\":\"a\"}],\"max_turns\":-1}", SEM_EREQUEST,
                         "max_turns", "max_turns");
+    expect_create_error("{\"agents\":[{\"name\":\"a\"}],\"view\":\"mine\"}",
+                        SEM_EREQUEST, "view", "own or shared");
+    expect_create_error("{\"agents\":[{\"name\":\"a\"}],\"view\":1}", SEM_EREQUEST,
+                        "view", "string");
     expect_create_error("{\"agents\":[{\"name\":\"a\"}],\"initial_prompt\":5}", SEM_EREQUEST,
                         "initial_prompt", "string");
 }
@@ -308,6 +410,9 @@ int main(void)
         cmocka_unit_test(a_view_only_grows),
         cmocka_unit_test(a_broadcast_batch_puts_the_readers_answer_first),
         cmocka_unit_test(an_empty_view_is_empty),
+        cmocka_unit_test(shared_views_agree_up_to_the_own_part),
+        cmocka_unit_test(a_shared_transcript_only_grows),
+        cmocka_unit_test(shared_whispers_stay_in_the_own_part),
         cmocka_unit_test(a_create_body_is_read),
         cmocka_unit_test(bad_create_bodies_name_their_field),
         cmocka_unit_test(turn_and_message_bodies),

@@ -50,6 +50,7 @@ static session_record rec(const char *ns, const char *id, size_t n)
     snprintf(r.id, sizeof r.id, "%s", id);
     snprintf(r.model, sizeof r.model, "%s", "stories");
     r.topology = SESSION_WHISPER;
+    r.view = SESSION_VIEW_SHARED;
     r.max_turns = 7;
     r.created_at = 1000;
     r.moderator = (int)n - 1;
@@ -93,6 +94,7 @@ static void create_then_get_every_field(void **state)
     assert_int_equal(f->ss.ops->get(f->ss.self, "ns1", "sess_1", &got, NULL), SEM_OK);
     assert_string_equal(got.model, "stories");
     assert_int_equal(got.topology, SESSION_WHISPER);
+    assert_int_equal(got.view, SESSION_VIEW_SHARED);
     assert_int_equal(got.max_turns, 7);
     assert_int_equal(got.turns, 0);
     assert_int_equal(got.done, 0);
@@ -304,6 +306,45 @@ static void survives_a_reopen(void **state)
     session_messages_free(t, n);
 }
 
+/* A database written before sessions had a transcript layout opens, gains
+ * the column, and its sessions read as "own", the only layout they had. */
+static void a_version_1_database_is_migrated(void **state)
+{
+    fixture *f = *state;
+    session_db_close(f->db);
+    f->db = NULL;
+    remove(f->path);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(raw,
+                     "CREATE TABLE sessions(seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT "
+                     "NULL, id TEXT NOT NULL, model TEXT NOT NULL, topology INTEGER NOT NULL, "
+                     "max_turns INTEGER NOT NULL, turns INTEGER NOT NULL, next INTEGER NOT "
+                     "NULL, done INTEGER NOT NULL, created_at INTEGER NOT NULL, moderator "
+                     "INTEGER NOT NULL, running INTEGER NOT NULL DEFAULT 0, UNIQUE(ns, id));"
+                     "INSERT INTO sessions(ns, id, model, topology, max_turns, turns, next, "
+                     "done, created_at, moderator) VALUES('k', 'sess_old', 'm', 1, 0, 2, 0, 0, "
+                     "5, -1);"
+                     "PRAGMA user_version = 1;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(raw);
+    f->db = open_db(f->path);
+    f->ss = session_db_port(f->db);
+    session_record got;
+    assert_int_equal(f->ss.ops->get(f->ss.self, "k", "sess_old", &got, NULL), SEM_OK);
+    assert_int_equal(got.topology, SESSION_BROADCAST);
+    assert_int_equal(got.turns, 2);
+    assert_int_equal(got.view, SESSION_VIEW_OWN);
+    session_record_free(&got);
+    session_record r = rec("k", "sess_new", 2);
+    create(f, &r); /* the new column is written too */
+    assert_int_equal(f->ss.ops->get(f->ss.self, "k", "sess_new", &got, NULL), SEM_OK);
+    assert_int_equal(got.view, SESSION_VIEW_SHARED);
+    session_record_free(&got);
+}
+
 static void one_turn_at_a_time(void **state)
 {
     fixture *f = *state;
@@ -438,6 +479,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(remove_deletes_session_agents_and_transcript, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(survives_a_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_version_1_database_is_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(one_turn_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failed_append_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failed_create_leaves_nothing, setup, teardown),
