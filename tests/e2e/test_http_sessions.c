@@ -556,8 +556,10 @@ static void *conc_main(void *arg)
     snprintf(body, sizeof body,
              "{\"agents\":[{\"id\":\"cc%d-a\",\"name\":\"Ann\"},{\"id\":\"cc%d-b\","
              "\"name\":\"Ben\"},{\"id\":\"cc%d-c\",\"name\":\"Cid\"},{\"id\":\"cc%d-d\","
-             "\"name\":\"Dan\"}],\"topology\":\"%s\",\"initial_prompt\":\"Once upon a time\"}",
-             c->index, c->index, c->index, c->index, c->index % 2 ? "broadcast" : "round_robin");
+             "\"name\":\"Dan\"}],\"topology\":\"%s\",\"view\":\"%s\","
+             "\"initial_prompt\":\"Once upon a time\"}",
+             c->index, c->index, c->index, c->index, c->index % 2 ? "broadcast" : "round_robin",
+             c->index / 2 % 2 ? "shared" : "own");
     http_response r;
     if (hc_call_within(c->port, "POST", "/v1/sessions", NULL, body, LONG_MS, &r) != 0 ||
         r.status != 201) {
@@ -590,9 +592,11 @@ static void *conc_main(void *arg)
     return NULL;
 }
 
-/* Four sessions of four agents, ten rounds each at once, on a pool that
- * holds a few agents at a time: no round is refused or loses a turn,
- * and once the sessions are deleted the pool is empty again. */
+/* Four sessions of four agents, ten rounds each at once (broadcast and
+ * round robin, each in both views: shared agents take blocks from running
+ * ones), on a pool that holds a few agents at a time: no round is refused
+ * or loses a turn, and once the sessions are deleted the pool is empty
+ * again. */
 static void concurrent_sessions_under_pool_pressure(void **state)
 {
     (void)state;
