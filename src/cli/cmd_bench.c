@@ -3,7 +3,9 @@
  * like llama-bench's pp512 / tg128.
  *
  *   pp: P tokens evaluated in one batch from an empty context;
- *   tg: N tokens evaluated one at a time from an empty context.
+ *   tg: N tokens evaluated one at a time from an empty context, or with
+ *       -d D after D tokens already in it (computed once, not timed;
+ *       llama-bench's tgN @ dD).
  *
  * Each test runs once to warm up, then R times; the median, min and max
  * tokens/s are reported.
@@ -89,6 +91,34 @@ static sem_status timed_eval(session *s, const int32_t *toks, uint32_t n, uint32
     }
     *ms = deadline_now_ms() - t0;
     return SEM_OK;
+}
+
+/* tg after `depth` tokens: the depth computed once in batches of `batch`,
+ * then each repetition decodes n tokens one at a time and is cut back to
+ * the depth. toks holds depth + n tokens. */
+static sem_status measure_at_depth(session *s, const int32_t *toks, uint32_t depth, uint32_t n,
+                                   uint32_t batch, int reps, stats *out, sem_err *err)
+{
+    double ms = 0, rate[64];
+    sem_status st = timed_eval(s, toks, depth, batch, &ms, err);
+    for (int r = -1; st == SEM_OK && r < reps; r++) { /* r -1: warm-up */
+        double t0 = deadline_now_ms();
+        for (uint32_t i = 0; st == SEM_OK && i < n; i++) {
+            st = block_table_append(s->seq, toks + depth + i, 1, err);
+            forward_seq fs = {.kv = s->seq, .n_new = 1, .n_logits = 1, .logits = s->logits};
+            if (st == SEM_OK)
+                st = forward_run(s->fc, &fs, 1, err);
+        }
+        if (st == SEM_OK && r >= 0)
+            rate[r] = n / ((deadline_now_ms() - t0) / 1e3);
+        if (st == SEM_OK && block_table_truncate(s->seq, depth, err) != SEM_OK)
+            st = sem_err_set(err, SEM_EUNSUPPORTED,
+                             "-d: this model's sliding-window layers cannot go back to depth %u",
+                             depth);
+    }
+    if (st == SEM_OK)
+        *out = summarize(rate, reps);
+    return st;
 }
 
 static sem_status measure(session *s, const int32_t *toks, uint32_t n, uint32_t batch, int reps,
@@ -554,7 +584,7 @@ static json_t *stats_json(stats s)
 
 static void usage(void)
 {
-    printf("usage: semantic bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] "
+    printf("usage: semantic bench -m MODEL [-p 512] [-n 128] [-d DEPTH] [-t THREADS] [-r REPS] "
                     "[--parallel N] [--isa NAME] [--json] [--plot FILE.svg]\n"
                     "       semantic bench -m MODEL --grammar json|FILE.gbnf [-n 128] [-r REPS] "
                     "[--json]\n"
@@ -640,10 +670,11 @@ int cmd_bench(int argc, char **argv)
         {"grammar", required_argument, 0, O_GRAMMAR},
         {"shared", required_argument, 0, O_SHARED},
         {"plot", required_argument, 0, O_PLOT},
+        {"depth", required_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     session_opts so = session_defaults();
-    uint32_t pp = 512, tg = 128, threads = 0, reps = 5, parallel = 0;
+    uint32_t pp = 512, tg = 128, threads = 0, reps = 5, parallel = 0, depth = 0;
     int json = 0, c;
     const char *memory = NULL, *cache_dir = NULL, *cache_type = NULL, *gname = NULL;
     const char *shared = NULL, *plot = NULL;
@@ -651,13 +682,14 @@ int cmd_bench(int argc, char **argv)
     sem_status st = SEM_OK;
     optind = 1;
     opterr = 0;
-    while (st == SEM_OK && (c = getopt_long(argc, argv, ":m:p:n:t:r:h", opts, NULL)) != -1) {
+    while (st == SEM_OK && (c = getopt_long(argc, argv, ":m:p:n:t:r:d:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': so.model_path = optarg; break;
         case 'p': st = cli_parse_u32("-p", optarg, 0, 1u << 16, &pp, &err); break;
         case 'n': st = cli_parse_u32("-n", optarg, 0, 1u << 16, &tg, &err); break;
         case 't': st = cli_parse_u32("-t", optarg, 1, 1024, &threads, &err); break;
         case 'r': st = cli_parse_u32("-r", optarg, 1, 64, &reps, &err); break;
+        case 'd': st = cli_parse_u32("-d", optarg, 0, 1u << 20, &depth, &err); break;
         case O_JSON: json = 1; break;
         case O_ISA: so.isa = optarg; break;
         case O_PAR: st = cli_parse_u32("--parallel", optarg, 1, 64, &parallel, &err); break;
@@ -691,8 +723,11 @@ int cmd_bench(int argc, char **argv)
         return bench_memory(&so, memory, cache_dir, cache_type, (int)reps, json, plot);
     if (gname && tg == 0)
         return cli_usage_error("bench", "--grammar needs -n N tokens to generate");
-    so.ctx = (pp > tg ? pp : tg) + 1;
-    so.chunk = pp > 0 ? pp : 1;
+    if (depth && (tg == 0 || parallel || gname))
+        return cli_usage_error("bench", "-d D goes with tg alone (-n N; not --parallel or "
+                                        "--grammar)");
+    so.ctx = (pp > depth + tg ? pp : depth + tg) + 1;
+    so.chunk = pp > 0 ? pp : depth > 0 ? (depth < 512 ? depth : 512) : 1;
     if (gname) {
         so.ctx = tg + 8;
         so.chunk = 16; /* only the engine runs: no big prompt batch */
@@ -705,7 +740,7 @@ int cmd_bench(int argc, char **argv)
         session_close(&s);
         return rc;
     }
-    uint32_t n = pp > tg ? pp : tg;
+    uint32_t n = pp > depth + tg ? pp : depth + tg;
     int32_t *toks = malloc(n * sizeof *toks);
     for (uint32_t i = 0; i < n; i++)
         toks[i] = (int32_t)((i * 7919u + 13u) % s.n_vocab);
@@ -714,6 +749,8 @@ int cmd_bench(int argc, char **argv)
         st = measure(&s, toks, pp, pp, (int)reps, &sp, &err);
     if (st == SEM_OK && tg && parallel)
         st = measure_parallel(&s, parallel, tg, (int)reps, &sg, &per, &err);
+    else if (st == SEM_OK && tg && depth)
+        st = measure_at_depth(&s, toks, depth, tg, so.chunk, (int)reps, &sg, &err);
     else if (st == SEM_OK && tg)
         st = measure(&s, toks, tg, 1, (int)reps, &sg, &err);
     free(toks);
@@ -729,6 +766,9 @@ int cmd_bench(int argc, char **argv)
                    sg.min, sg.max, parallel);
             printf("%-8s %10.1f %10.1f %10.1f   per sequence\n", "", per.median, per.min,
                    per.max);
+        } else if (tg && depth) {
+            printf("tg%-6u %10.1f %10.1f %10.1f   after %u tokens (-d)\n", tg, sg.median, sg.min,
+                   sg.max, depth);
         } else if (tg) {
             printf("tg%-6u %10.1f %10.1f %10.1f\n", tg, sg.median, sg.min, sg.max);
         }
@@ -742,6 +782,8 @@ int cmd_bench(int argc, char **argv)
                 json_object_set_new(o, "tg_tok_s", stats_json(per));
             } else if (tg) {
                 json_object_set_new(o, "tg_tok_s", stats_json(sg));
+                if (depth)
+                    json_object_set_new(o, "depth", json_integer(depth));
             }
             char *d = json_dumps(o, JSON_COMPACT);
             printf("%s\n", d);

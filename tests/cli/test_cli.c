@@ -510,6 +510,17 @@ static void mkmodel_writes_a_runnable_model_and_bench_measures_it(void **state)
                 json_real_value(json_object_get(tg, "max")));
     json_decref(j);
     done(&r);
+    /* tg after a context already in place (-d): a rate, and the depth. */
+    const char *deep[] = {"bench", "-m", path, "-p", "0", "-n", "4", "-d", "40", "-r", "2",
+                          "--json", NULL};
+    r = run(deep);
+    assert_int_equal(r.code, 0);
+    assert_contains(r.out, "after 40 tokens (-d)");
+    j = last_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(j, "depth")), 40);
+    assert_true(json_real_value(json_object_get(json_object_get(j, "tg_tok_s"), "min")) > 0);
+    json_decref(j);
+    done(&r);
     const char *bad_type[] = {"mkmodel", "--vocab", LLAMA_VOCAB, "-o", path, "--type", "Q3_K",
                               NULL};
     expect_failure(bad_type, 2, "'Q3_K' is not one of");
@@ -732,6 +743,11 @@ static void usage_errors_say_why_first_and_where_the_usage_is(void **state)
                        "bench", "--shared: prefix >= 16, suffix >= 1, 2..64 agents");
     expect_usage_error((const char *[]){"bench", "-m", STORIES, "-qx", NULL}, "bench",
                        "unknown option '-q'");
+    expect_usage_error((const char *[]){"bench", "-m", STORIES, "-d", "64", "--parallel", "2",
+                                        NULL},
+                       "bench", "-d D goes with tg alone");
+    expect_usage_error((const char *[]){"bench", "-m", STORIES, "-d", "64", "-n", "0", NULL},
+                       "bench", "-d D goes with tg alone");
     expect_help((const char *[]){"bench", "--help", NULL}, "--parallel");
     /* mkmodel */
     expect_usage_error((const char *[]){"mkmodel", "-o", "/tmp/never.gguf", NULL}, "mkmodel",
@@ -788,6 +804,9 @@ static void a_context_past_the_trained_one_is_refused(void **state)
                    "(2048 tokens)");
     expect_failure((const char *[]){"bench", "-m", STORIES, "-p", "4096", "-n", "1", NULL}, 2,
                    "a context of 4097 tokens is more than stories260K.gguf");
+    expect_failure((const char *[]){"bench", "-m", STORIES, "-p", "0", "-n", "8", "-d", "2048",
+                                    NULL},
+                   2, "a context of 2057 tokens is more than stories260K.gguf");
     char path[] = "/tmp/sem-ctx-XXXXXX";
     int fd = mkstemp(path);
     assert_true(write(fd, "Once upon a time", 16) == 16);
