@@ -514,7 +514,8 @@ static sem_status plot_memory(const char *path, const memory_row *rows, int coun
 }
 
 static int bench_memory(const session_opts *so, const char *sizes, const char *cache_dir,
-                        const char *cache_type, int reps, int json, const char *plot)
+                        const char *cache_type, const char *kv_type, int reps, int json,
+                        const char *plot)
 {
     uint32_t n[16];
     int count = 0;
@@ -535,6 +536,8 @@ static int bench_memory(const session_opts *so, const char *sizes, const char *c
     st.model_path = so->model_path;
     st.cache_dir = cache_dir ? cache_dir : "var/bench-cache";
     st.cache_type = cache_type;
+    if (kv_type && cache_kv_type_parse(kv_type, &st.kv_type, &err) != SEM_OK)
+        return cli_usage_fail("bench", &err);
     st.ctx = max + 1;
     st.max_batch = 1;
     st.threads = so->threads;
@@ -589,12 +592,12 @@ static void usage(void)
                     "       semantic bench -m MODEL --grammar json|FILE.gbnf [-n 128] [-r REPS] "
                     "[--json]\n"
                     "       semantic bench -m MODEL --memory N1,N2,... [--cache-dir DIR] "
-                    "[--cache-type TYPE] [-r REPS] [--json] [--plot FILE.svg]\n"
+                    "[--cache-type TYPE] [--kv-type TYPE] [-r REPS] [--json] [--plot FILE.svg]\n"
                     "       semantic bench -m MODEL --shared PREFIX,SUFFIX,AGENTS[,FORK] "
                     "[--cache-dir DIR] [--cache-type TYPE] [--json]\n");
 }
 
-enum { O_JSON = 256, O_ISA, O_PAR, O_MEM, O_CDIR, O_CTYPE, O_GRAMMAR, O_SHARED, O_PLOT };
+enum { O_JSON = 256, O_ISA, O_PAR, O_MEM, O_CDIR, O_CTYPE, O_KVTYPE, O_GRAMMAR, O_SHARED, O_PLOT };
 
 /* pp and tg as bars, median with a min-max whisker. */
 static sem_status plot_speed(const char *path, const char *sub, uint32_t pp, uint32_t tg,
@@ -667,6 +670,7 @@ int cmd_bench(int argc, char **argv)
         {"isa", required_argument, 0, O_ISA},   {"parallel", required_argument, 0, O_PAR},
         {"memory", required_argument, 0, O_MEM}, {"cache-dir", required_argument, 0, O_CDIR},
         {"cache-type", required_argument, 0, O_CTYPE},
+        {"kv-type", required_argument, 0, O_KVTYPE},
         {"grammar", required_argument, 0, O_GRAMMAR},
         {"shared", required_argument, 0, O_SHARED},
         {"plot", required_argument, 0, O_PLOT},
@@ -677,7 +681,7 @@ int cmd_bench(int argc, char **argv)
     uint32_t pp = 512, tg = 128, threads = 0, reps = 5, parallel = 0, depth = 0;
     int json = 0, c;
     const char *memory = NULL, *cache_dir = NULL, *cache_type = NULL, *gname = NULL;
-    const char *shared = NULL, *plot = NULL;
+    const char *shared = NULL, *plot = NULL, *kv_type = NULL;
     sem_err err = {0};
     sem_status st = SEM_OK;
     optind = 1;
@@ -696,6 +700,7 @@ int cmd_bench(int argc, char **argv)
         case O_MEM: memory = optarg; break;
         case O_CDIR: cache_dir = optarg; break;
         case O_CTYPE: cache_type = optarg; break;
+        case O_KVTYPE: kv_type = optarg; break;
         case O_GRAMMAR: gname = optarg; break;
         case O_SHARED: shared = optarg; break;
         case O_PLOT: plot = optarg; break;
@@ -719,8 +724,10 @@ int cmd_bench(int argc, char **argv)
         return cli_usage_error("bench", "--plot needs a FILE.svg to write");
     if (shared)
         return bench_shared(&so, shared, cache_dir, cache_type, json);
+    if (kv_type && !memory)
+        return cli_usage_error("bench", "--kv-type goes with --memory");
     if (memory)
-        return bench_memory(&so, memory, cache_dir, cache_type, (int)reps, json, plot);
+        return bench_memory(&so, memory, cache_dir, cache_type, kv_type, (int)reps, json, plot);
     if (gname && tg == 0)
         return cli_usage_error("bench", "--grammar needs -n N tokens to generate");
     if (depth && (tg == 0 || parallel || gname))

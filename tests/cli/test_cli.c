@@ -748,6 +748,11 @@ static void usage_errors_say_why_first_and_where_the_usage_is(void **state)
                        "bench", "-d D goes with tg alone");
     expect_usage_error((const char *[]){"bench", "-m", STORIES, "-d", "64", "-n", "0", NULL},
                        "bench", "-d D goes with tg alone");
+    expect_usage_error((const char *[]){"bench", "-m", STORIES, "--kv-type", "q8_0", NULL},
+                       "bench", "--kv-type goes with --memory");
+    expect_usage_error((const char *[]){"bench", "-m", STORIES, "--memory", "64", "--kv-type",
+                                        "f32", NULL},
+                       "bench", "KV type 'f32' is not one of");
     expect_help((const char *[]){"bench", "--help", NULL}, "--parallel");
     /* mkmodel */
     expect_usage_error((const char *[]){"mkmodel", "-o", "/tmp/never.gguf", NULL}, "mkmodel",
