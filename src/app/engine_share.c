@@ -322,8 +322,9 @@ static int pin_prefix(engine *e, const char *domain, const block_table *t, uint3
 }
 
 /*
- * r is running: its next token goes into its last block, so a pin takes
- * whole blocks only (see consider()); a breakpoint inside the last block
+ * r is running: its next token goes into its last block, and a pin that
+ * shared that block would force on r a copy no admission made room for.
+ * So a pin takes whole blocks only; a breakpoint inside the last block
  * pins up to the block before it.
  */
 void share_pin_breakpoints(engine *e, const gen_request *r)
