@@ -299,7 +299,8 @@ ALWAYS_INLINE void dot_q32_nt(uint32_t type, const uint8_t *w, size_t n, const m
                               size_t t0, const int nt, float *out)
 {
     const size_t bytes = type == TENSOR_Q8_0 ? QUANT_Q8_0_BYTES : QUANT_Q4_0_BYTES;
-    const float offset = type == TENSOR_Q8_0 ? 0.0f : 8.0f;
+    const int q4 = type == TENSOR_Q4_0;
+    const float offset = q4 ? 8.0f : 0.0f;
     size_t nb = n / 32;
     __m256 acc0[MM_MAX_NT], acc1[MM_MAX_NT];
     float corr[MM_MAX_NT];
@@ -324,15 +325,16 @@ ALWAYS_INLINE void dot_q32_nt(uint32_t type, const uint8_t *w, size_t n, const m
             float s0 = dw0 * da[0];
             acc0[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(u0, q32_act(type, aq, sg0))),
                                       _mm256_set1_ps(s0), acc0[i]);
-            float c = s0 * (float)sum[0];
+            float c = q4 ? s0 * (float)sum[0] : 0.0f;
             if (two) {
                 float s1 = dw1 * da[1];
                 acc1[i] = _mm256_fmadd_ps(
                     _mm256_cvtepi32_ps(dot_u8s8(u1, q32_act(type, aq + 32, sg1))),
                     _mm256_set1_ps(s1), acc1[i]);
-                c += s1 * (float)sum[1];
+                c += q4 ? s1 * (float)sum[1] : 0.0f;
             }
-            corr[i] += c;
+            if (q4) /* Q8_0 has no offset: its correction is not computed */
+                corr[i] += c;
         }
     }
 #pragma GCC unroll 4
