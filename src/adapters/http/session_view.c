@@ -26,6 +26,19 @@ static int add(json_t *list, const char *role, const char *text, size_t len)
     return o && json_array_append_new(list, o) == 0;
 }
 
+/* Appends "NAME: text" (text alone with no name), after a blank line when
+ * b holds text already. */
+static void add_line(strbuf *b, const session_message *m)
+{
+    if (b->len)
+        strbuf_append(b, "\n\n", 2);
+    if (m->name[0]) {
+        strbuf_append(b, m->name, strlen(m->name));
+        strbuf_append(b, ": ", 2);
+    }
+    strbuf_append(b, m->text, strlen(m->text));
+}
+
 /* Adds message m as the agent `self` reads it: its own text as an
  * assistant message (ending the user text gathered before it), anything
  * else gathered into `others`. 0 when out of memory. */
@@ -39,13 +52,7 @@ static int read_one(json_t *list, strbuf *others, const session_agent *self,
         strbuf_truncate(others, 0);
         return ok && add(list, "assistant", m->text, strlen(m->text));
     }
-    if (others->len)
-        strbuf_append(others, "\n\n", 2);
-    if (m->name[0]) {
-        strbuf_append(others, m->name, strlen(m->name));
-        strbuf_append(others, ": ", 2);
-    }
-    strbuf_append(others, m->text, strlen(m->text));
+    add_line(others, m);
     return 1;
 }
 
@@ -79,19 +86,6 @@ static json_t *own_view(const session_record *r, size_t agent, const session_mes
         return NULL;
     }
     return list;
-}
-
-/* Appends "NAME: text" (text alone with no name), after a blank line when
- * b holds text already. */
-static void add_line(strbuf *b, const session_message *m)
-{
-    if (b->len)
-        strbuf_append(b, "\n\n", 2);
-    if (m->name[0]) {
-        strbuf_append(b, m->name, strlen(m->name));
-        strbuf_append(b, ": ", 2);
-    }
-    strbuf_append(b, m->text, strlen(m->text));
 }
 
 /* Who takes part: the same text for every agent of the session. */
