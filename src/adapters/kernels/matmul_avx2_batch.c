@@ -1,27 +1,35 @@
 /*
- * matmul_avx2_batch.c - the AVX2 small-batch kernel for Q4_0 and Q4_K: the
- * layout of matmul_avx512_batch.c (read its header first) with 8 lanes per
- * set. Compiled with the AVX2 tier's flags (CMake, this file only): nothing
- * here may run unless cpu_isa_check(CPU_ISA_AVX2) passed.
+ * matmul_avx2_batch.c - the AVX2 small-batch kernel for Q8_0, Q4_0 and
+ * Q4_K: the layout of matmul_avx512_batch.c (read its header first) with 8
+ * lanes per set. Compiled with the AVX2 tier's flags (CMake, this file
+ * only): nothing here may run unless cpu_isa_check(CPU_ISA_AVX2) passed.
  *
- * A set is 8 units (Q4_0 blocks, Q4_K sub-blocks) with one 32-bit lane
- * each; lane l of vector v holds values 4v..4v+3 of its unit, as unsigned
- * nibbles. Per token and set, the 8 vpmaddubsw products (pairs of int16)
- * add up in int16, which is exact for nibbles (8 x 2 x 15 x 127 = 30480),
- * and one vpmaddwd turns them into the unit's sum; then one float step
- * (convert, times the activation scale, FMA with the weight scale) serves
- * the 8 units. The AVX2 dots need a convert and a scale per block.
+ * A set is 8 units (Q8_0 and Q4_0 blocks, Q4_K sub-blocks) with one
+ * 32-bit lane each; lane l of vector v holds values 4v..4v+3 of its unit.
+ * Per token and set, one vpmaddubsw per vector multiplies the weights
+ * with the activations into pairs of int16, and one float step (convert,
+ * times the activation scale, FMA with the weight scale) serves the 8
+ * units; the AVX2 dots need a convert and a scale per block.
+ *  - Q4_0, Q4_K: unsigned nibbles. The 8 pair products add up in int16,
+ *    which is exact (8 x 2 x 15 x 127 = 30480), and one vpmaddwd turns
+ *    them into the unit's sum.
+ *  - Q8_0: signed quants, the dots' sign trick: |w| times the activation
+ *    with w's sign moved onto it (vpsignb). A pair is up to 2 x 128 x 127
+ *    = 32512, so pairs cannot be added in int16: each vector takes its
+ *    own vpmaddwd into int32. That still halves the dots' work per block
+ *    and token (measured: docs/performance.md, "Matmul kernels").
  *
- * Not here, because it is not cheap on AVX2: Q8_0 (signed quants, whose
- * int16 pair sums cannot accumulate), Q5_K and Q6_K (whose dots already
- * apply the integer sub-block scales with vpmaddwd, one float step per
- * super-block), float types. Those keep the dots. With 16 vector registers
- * a tile holds at most 4 tokens: 8 weight vectors stay in registers while
- * the tile's tokens pass.
+ * Not here: Q5_K and Q6_K (whose dots already apply the integer
+ * sub-block scales with vpmaddwd, one float step per super-block), float
+ * types. Those keep the dots. With 16 vector registers a tile holds at
+ * most 4 tokens: 8 weight vectors stay in registers while the tile's
+ * tokens pass.
  *
  * Threads: reentrant; the only memory written is the caller's y.
  */
+#include <assert.h>
 #include <immintrin.h>
+#include <stdint.h>
 
 #include "fp16.h"
 #include "matmul_kernels.h"
@@ -36,7 +44,7 @@
 
 /*
  * Which unit lane l of set s holds:
- *   Q4_0  block 8s + l
+ *   Q8_0, Q4_0  block 8s + l
  *   Q4_K  set 2G (low nibbles) / 2G+1 (high) of super-blocks 2G, 2G+1: the
  *         32-byte chunk c = l % 4 of super-block l / 4 (an 8x8 dword
  *         transpose of the 8 chunks), sub-block 2c (low) or 2c + 1 (high)
@@ -86,7 +94,7 @@ void mm_avx2_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx)
                 float ds = d * (float)sum;
                 memcpy(&bo[l], &ds, sizeof ds);
             } else {
-                bo[l] = -8 * sum;
+                bo[l] = type == TENSOR_Q4_0 ? -8 * sum : 0; /* Q8_0: no offset */
             }
         }
     }
@@ -94,12 +102,15 @@ void mm_avx2_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx)
 
 /* ================================================================ weight sets */
 
-/* The unsigned weights of one set, its scales S and (Q4_K) its mins O,
- * in memory: a group is unpacked once per row, then its sets are loaded
- * back set by set (16 registers do not hold two sets and a tile). */
+/* The unsigned weights of one set (Q8_0: their magnitudes), its scales
+ * S and (Q4_K) its mins O, and (Q8_0) the signed weights whose signs go
+ * onto the activations, in memory: a group is unpacked once per row,
+ * then its sets are loaded back set by set (16 registers do not hold two
+ * sets and a tile). */
 typedef struct set_w {
     __m256i w[8];
     __m256 s, o;
+    __m256i sign[8];
 } set_w;
 
 /* 8 rows of 8 dwords -> out[v] = dword v of rows 0..7 (lane i = row i). */
@@ -148,6 +159,29 @@ ALWAYS_INLINE void q4_0_set(const uint8_t *p, set_w *sw)
         sw->w[v + 4] = _mm256_and_si256(_mm256_srli_epi16(r[v], 4), m0f);
     }
     const __m256i at = _mm256_setr_epi32(0, 18, 36, 54, 72, 90, 108, 126);
+    __m256i d = _mm256_and_si256(_mm256_i32gather_epi32((const int *)p, at, 1),
+                                 _mm256_set1_epi32(0xffff));
+    sw->s = _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(d),
+                                             _mm256_extracti128_si256(d, 1)));
+    sw->o = _mm256_setzero_ps();
+}
+
+/* Q8_0, 8 blocks (272 bytes): block l's 32 quants are row l of an 8x8
+ * dword transpose, so dword v of block l (values 4v..4v+3) lands in lane
+ * l of vector v. Scales by one gather. */
+ALWAYS_INLINE void q8_0_set(const uint8_t *p, set_w *sw)
+{
+    __m256i z[8], r[8];
+    #pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        z[i] = _mm256_loadu_si256((const __m256i *)(p + QUANT_Q8_0_BYTES * (size_t)i + 2));
+    transpose_8x8(z, r);
+    #pragma GCC unroll 8
+    for (int v = 0; v < 8; v++) {
+        sw->sign[v] = r[v];
+        sw->w[v] = _mm256_sign_epi8(r[v], r[v]);
+    }
+    const __m256i at = _mm256_setr_epi32(0, 34, 68, 102, 136, 170, 204, 238);
     __m256i d = _mm256_and_si256(_mm256_i32gather_epi32((const int *)p, at, 1),
                                  _mm256_set1_epi32(0xffff));
     sw->s = _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(d),
@@ -233,33 +267,72 @@ ALWAYS_INLINE void set_tokens(const set_w *sw, int asym, const tile_act *ta, siz
     }
 }
 
-/* Groups [g0, g1) of a row for T tokens, added to acc; a partial last
- * group is copied into a zeroed buffer first. */
-ALWAYS_INLINE void quant_chunk(uint32_t type, const uint8_t *row, const tile_act *ta, size_t g0,
-                               size_t g1, int T, __m256 *acc)
+/* One Q8_0 set times T tokens: each vector's pairs go to int32 on their
+ * own (see the header); the signs are read from memory by vpsignb. */
+ALWAYS_INLINE void set_tokens_q8_0(const set_w *sw, const tile_act *ta, size_t set, int T,
+                                   __m256 *acc)
+{
+    __m256i w[8];
+    #pragma GCC unroll 8
+    for (int v = 0; v < 8; v++)
+        w[v] = _mm256_load_si256(&sw->w[v]);
+    const uint8_t *x = ta->x + set * ta->set_stride;
+    const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+    for (int i = 0; i < T; i++, x += REC) {
+        __m256i s32 = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int v = 0; v < 8; v++) {
+            __m256i a = _mm256_sign_epi8(_mm256_load_si256((const __m256i *)(x + 32 * v)),
+                                         _mm256_load_si256(&sw->sign[v]));
+            s32 = _mm256_add_epi32(s32, _mm256_madd_epi16(_mm256_maddubs_epi16(w[v], a), ones));
+        }
+        const float *d = (const float *)(const void *)(x + LANES * 32);
+        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s32), _mm256_load_ps(d));
+        acc[i] = _mm256_fmadd_ps(f, sw->s, acc[i]);
+    }
+}
+
+/* Groups [g0, g1) of a row unpacked into sets (Q4_K: two per group) at
+ * out; a partial last group is copied into a zeroed buffer first. */
+ALWAYS_INLINE void unpack_groups(uint32_t type, const uint8_t *row, size_t n, size_t g0,
+                                 size_t g1, set_w *out)
 {
     const int q4_K = type == TENSOR_Q4_K;
-    size_t n = ta->a->n_in, group = mm_batch_group(type, LANES);
-    size_t gbytes = q4_K ? 2 * QUANT_Q4_K_BYTES : LANES * QUANT_Q4_0_BYTES;
+    size_t group = mm_batch_group(type, LANES);
+    size_t bbytes = type == TENSOR_Q8_0 ? QUANT_Q8_0_BYTES : QUANT_Q4_0_BYTES;
+    size_t gbytes = q4_K ? 2 * QUANT_Q4_K_BYTES : LANES * bbytes;
     size_t full = n / group;
-    _Alignas(32) set_w sw[2];
     _Alignas(32) uint8_t buf[2 * QUANT_Q4_K_BYTES];
     for (size_t g = g0; g < g1; g++) {
         const uint8_t *p = row + g * gbytes;
         if (g >= full) {
             memset(buf, 0, sizeof buf);
             memcpy(buf, p, q4_K ? (n - g * group) / 256 * QUANT_Q4_K_BYTES
-                                : (n - g * group) / 32 * QUANT_Q4_0_BYTES);
+                                : (n - g * group) / 32 * bbytes);
             p = buf;
         }
         if (q4_K) {
-            q4_K_group(p, sw);
-            set_tokens(&sw[0], 1, ta, 2 * g, T, acc);
-            set_tokens(&sw[1], 1, ta, 2 * g + 1, T, acc);
+            q4_K_group(p, out);
+            out += 2;
+        } else if (type == TENSOR_Q8_0) {
+            q8_0_set(p, out++);
         } else {
-            q4_0_set(p, sw);
-            set_tokens(&sw[0], 0, ta, g, T, acc);
+            q4_0_set(p, out++);
         }
+    }
+}
+
+/* ns unpacked sets of one row, the records' sets s0.., times T tokens,
+ * added to acc. */
+ALWAYS_INLINE void row_tokens(uint32_t type, const set_w *sw, size_t ns, const tile_act *ta,
+                              size_t s0, int T, __m256 *acc)
+{
+    for (size_t k = 0; k < ns; k++) {
+        if (type == TENSOR_Q8_0)
+            set_tokens_q8_0(&sw[k], ta, s0 + k, T, acc);
+        else
+            set_tokens(&sw[k], type == TENSOR_Q4_K, ta, s0 + k, T, acc);
     }
 }
 
@@ -286,13 +359,22 @@ ALWAYS_INLINE __m256 reduce_8(const __m256 *v, size_t n)
 
 /* ================================================================ entry */
 
-/* The order of matmul_avx512_batch.c: blocks of RB rows, K chunks of 2048
- * values within a block, the weights of the visit PF_FAR ahead asked for
- * into L2 and of the next one into L1. */
+/*
+ * The order: blocks of RB rows, K chunks of CHUNK values within a block.
+ * Each chunk of the block's rows is unpacked once into the panel (in the
+ * caller's scratch), then every token tile of the call runs over it, so a
+ * weight is read from memory and unpacked once per call however many
+ * tokens there are; a tile's sums of the chunk are added into y. The
+ * weights of the visit PF_FAR ahead are asked for into L2 and of the next
+ * one into L1, as in matmul_avx512_batch.c.
+ */
 #define RB 8
 #define PF_NEAR 1
 #define PF_FAR 16
 #define CHUNK 2048
+#define PANEL_SETS (CHUNK / (LANES * 32)) /* sets per row and chunk, every type */
+
+_Static_assert(RB * PANEL_SETS * sizeof(set_w) <= MM_PANEL_BYTES, "the panel fits the scratch");
 
 static inline void prefetch_visit(const uint8_t *data, size_t row_bytes, size_t r1, size_t chunks,
                                   size_t chunk_bytes, size_t packed, size_t rb, size_t c, size_t r,
@@ -319,79 +401,108 @@ static inline void prefetch_visit(const uint8_t *data, size_t row_bytes, size_t 
     }
 }
 
-ALWAYS_INLINE void rows_T(uint32_t type, const matmul_weight *w, const tile_act *ta, size_t t0,
-                          size_t r0, size_t r1, int T, float *y, size_t ld_y)
+/* One tile of T tokens over the panel's nr rows (ns sets each): the sums
+ * of rows rb.. go to y (first chunk) or are added to it. y: the tile's
+ * first token, column rb. */
+ALWAYS_INLINE void tile_T(uint32_t type, const set_w *panel, size_t ns, size_t nr,
+                          const tile_act *ta, size_t s0, int T, int first, float *y, size_t ld_y)
 {
-    size_t n = ta->a->n_in, group = mm_batch_group(type, LANES);
-    size_t chunks = (n + CHUNK - 1) / CHUNK;
-    size_t bv = type == TENSOR_Q4_K ? 256 : 32;
-    size_t bb = type == TENSOR_Q4_K ? QUANT_Q4_K_BYTES : QUANT_Q4_0_BYTES;
-    size_t cbytes = CHUNK / bv * bb, packed = n / bv * bb;
     _Alignas(32) __m256 part[BT][RB];
+    for (size_t r = 0; r < nr; r++) {
+        __m256 acc[BT];
+        #pragma GCC unroll 8
+        for (int i = 0; i < T; i++)
+            acc[i] = _mm256_setzero_ps();
+        row_tokens(type, panel + r * ns, ns, ta, s0, T, acc);
+        #pragma GCC unroll 8
+        for (int i = 0; i < T; i++)
+            part[i][r] = acc[i];
+    }
+    #pragma GCC unroll 8
+    for (int i = 0; i < T; i++) {
+        __m256 out = reduce_8(part[i], nr);
+        float *yt = y + (size_t)i * ld_y;
+        if (nr == RB) {
+            _mm256_storeu_ps(yt, first ? out : _mm256_add_ps(out, _mm256_loadu_ps(yt)));
+        } else {
+            _Alignas(32) float tmp[8] = {0};
+            if (!first)
+                memcpy(tmp, yt, nr * sizeof(float));
+            _mm256_store_ps(tmp, _mm256_add_ps(out, _mm256_load_ps(tmp)));
+            memcpy(yt, tmp, nr * sizeof(float));
+        }
+    }
+}
+
+ALWAYS_INLINE void rows_panel(uint32_t type, const matmul_weight *w, const mm_act *a, size_t r0,
+                              size_t r1, float *y, size_t ld_y, set_w *panel)
+{
+    size_t n = a->n_in, n_tok = a->n_tok, group = mm_batch_group(type, LANES);
+    size_t chunks = (n + CHUNK - 1) / CHUNK, spg = type == TENSOR_Q4_K ? 2 : 1;
+    size_t bv = type == TENSOR_Q4_K ? 256 : 32;
+    size_t bb = type == TENSOR_Q4_K   ? QUANT_Q4_K_BYTES
+                : type == TENSOR_Q8_0 ? QUANT_Q8_0_BYTES
+                                      : QUANT_Q4_0_BYTES;
+    size_t cbytes = CHUNK / bv * bb, packed = n / bv * bb;
+    size_t tiles = (n_tok + BT - 1) / BT, rec = mm_batch_rec_bytes(type, LANES);
     for (size_t rb = r0; rb < r1; rb += RB) {
         size_t re = rb + RB < r1 ? rb + RB : r1;
         for (size_t c = 0; c < chunks; c++) {
             size_t k0 = c * CHUNK, k1 = k0 + CHUNK < n ? k0 + CHUNK : n;
+            size_t g0 = k0 / group, g1 = (k1 + group - 1) / group, ns = (g1 - g0) * spg;
             for (size_t r = rb; r < re; r++) {
                 prefetch_visit(w->data, w->row_bytes, r1, chunks, cbytes, packed, rb, c, r,
                                PF_NEAR, 0);
                 prefetch_visit(w->data, w->row_bytes, r1, chunks, cbytes, packed, rb, c, r,
                                PF_FAR, 1);
-                __m256 acc[BT];
-                #pragma GCC unroll 8
-                for (int i = 0; i < T; i++)
-                    acc[i] = c ? part[i][r - rb] : _mm256_setzero_ps();
-                quant_chunk(type, (const uint8_t *)w->data + r * w->row_bytes, ta, k0 / group,
-                            (k1 + group - 1) / group, T, acc);
-                #pragma GCC unroll 8
-                for (int i = 0; i < T; i++)
-                    part[i][r - rb] = acc[i];
+                unpack_groups(type, (const uint8_t *)w->data + r * w->row_bytes, n, g0, g1,
+                              panel + (r - rb) * ns);
             }
-        }
-        #pragma GCC unroll 8
-        for (int i = 0; i < T; i++) {
-            __m256 out = reduce_8(part[i], re - rb);
-            float *yt = y + (t0 + (size_t)i) * ld_y + rb;
-            if (re - rb == RB) {
-                _mm256_storeu_ps(yt, out);
-            } else {
-                _Alignas(32) float tmp[8];
-                _mm256_store_ps(tmp, out);
-                memcpy(yt, tmp, (re - rb) * sizeof(float));
+            for (size_t k = 0; k < tiles; k++) { /* balanced tiles of at most BT tokens */
+                size_t t0 = n_tok * k / tiles, t1 = n_tok * (k + 1) / tiles;
+                tile_act ta = {a, a->bx + t0 * rec, n_tok * rec};
+                float *yt = y + t0 * ld_y + rb;
+                size_t nr = re - rb, s0 = g0 * spg;
+                int first = c == 0;
+                switch (t1 - t0) {
+                case 1: tile_T(type, panel, ns, nr, &ta, s0, 1, first, yt, ld_y); break;
+                case 2: tile_T(type, panel, ns, nr, &ta, s0, 2, first, yt, ld_y); break;
+                case 3: tile_T(type, panel, ns, nr, &ta, s0, 3, first, yt, ld_y); break;
+                default: tile_T(type, panel, ns, nr, &ta, s0, 4, first, yt, ld_y); break;
+                }
             }
         }
     }
 }
 
-#define DEFINE_ROWS(name, type)                                                                \
-    static void name(const matmul_weight *w, const tile_act *ta, size_t t0, size_t r0,        \
-                     size_t r1, int T, float *y, size_t ld_y)                                  \
-    {                                                                                          \
-        switch (T) {                                                                           \
-        case 1: rows_T(type, w, ta, t0, r0, r1, 1, y, ld_y); break;                            \
-        case 2: rows_T(type, w, ta, t0, r0, r1, 2, y, ld_y); break;                            \
-        case 3: rows_T(type, w, ta, t0, r0, r1, 3, y, ld_y); break;                            \
-        default: rows_T(type, w, ta, t0, r0, r1, 4, y, ld_y); break;                           \
-        }                                                                                      \
-    }
+static void rows_q8_0(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
+                      size_t ld_y, set_w *panel)
+{
+    rows_panel(TENSOR_Q8_0, w, a, r0, r1, y, ld_y, panel);
+}
 
-DEFINE_ROWS(rows_q4_0, TENSOR_Q4_0)
-DEFINE_ROWS(rows_q4_K, TENSOR_Q4_K)
+static void rows_q4_0(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
+                      size_t ld_y, set_w *panel)
+{
+    rows_panel(TENSOR_Q4_0, w, a, r0, r1, y, ld_y, panel);
+}
 
-/* Balanced tiles of at most BT tokens, each over all rows of the work item
- * (which stay in L2 between tiles). */
+static void rows_q4_K(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
+                      size_t ld_y, set_w *panel)
+{
+    rows_panel(TENSOR_Q4_K, w, a, r0, r1, y, ld_y, panel);
+}
+
+/* scratch: at least MM_PANEL_BYTES, 32-byte aligned (mm_rows_fn). */
 void mm_avx2_batch(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
                    size_t ld_y, void *scratch)
 {
-    (void)scratch;
-    size_t n_tok = a->n_tok, tiles = (n_tok + BT - 1) / BT;
-    size_t rec = mm_batch_rec_bytes(w->type, LANES);
-    for (size_t k = 0; k < tiles; k++) {
-        size_t t0 = n_tok * k / tiles, t1 = n_tok * (k + 1) / tiles;
-        tile_act ta = {a, a->bx + t0 * rec, n_tok * rec};
-        if (w->type == TENSOR_Q4_K)
-            rows_q4_K(w, &ta, t0, r0, r1, (int)(t1 - t0), y, ld_y);
-        else
-            rows_q4_0(w, &ta, t0, r0, r1, (int)(t1 - t0), y, ld_y);
-    }
+    assert(scratch && (uintptr_t)scratch % 32 == 0);
+    set_w *panel = scratch;
+    if (w->type == TENSOR_Q4_K)
+        rows_q4_K(w, a, r0, r1, y, ld_y, panel);
+    else if (w->type == TENSOR_Q8_0)
+        rows_q8_0(w, a, r0, r1, y, ld_y, panel);
+    else
+        rows_q4_0(w, a, r0, r1, y, ld_y, panel);
 }

@@ -117,7 +117,9 @@ typedef struct mm_kernels {
     /* The small-batch kernel per weight type, for calls of min_tokens up
      * to prefill_min_tokens (fn NULL: the dots serve every call below
      * prefill_min_tokens). Each weight row is decoded once per tile of up
-     * to 8 tokens, in sets of batch_lanes units (blocks or sub-blocks)
+     * to 8 tokens (AVX-512) or once per call (AVX2, which keeps a decoded
+     * chunk of rows in its scratch for every tile), in sets of
+     * batch_lanes units (blocks or sub-blocks)
      * with one vector lane per unit, so a token's integer sums of a whole
      * unit build up in one lane and one float step serves every unit of
      * the set. batch_act re-lays out the quantized activations to match. */
@@ -146,8 +148,7 @@ void mm_avx512_batch(const matmul_weight *w, const mm_act *a, size_t r0, size_t 
                      size_t ld_y, void *scratch);
 void mm_avx512_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx);
 
-/* The AVX2 small-batch kernel (matmul_avx2_batch.c): Q8_0, Q4_0, Q4_K,
- * Q6_K. */
+/* The AVX2 small-batch kernel (matmul_avx2_batch.c): Q8_0, Q4_0, Q4_K. */
 void mm_avx2_batch(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
                    size_t ld_y, void *scratch);
 void mm_avx2_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx);
