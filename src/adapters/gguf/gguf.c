@@ -323,6 +323,22 @@ static gguf_file *finish_open(gguf_file *f, sem_err *err)
     return f;
 }
 
+void gguf_prefault(const gguf_file *f)
+{
+    if (!f->mapped)
+        return;
+#ifdef MADV_POPULATE_READ
+    if (madvise((void *)f->base, (size_t)f->size, MADV_POPULATE_READ) == 0)
+        return;
+#endif
+    /* Kernels before 5.14: touch a byte per page. */
+    long page = sysconf(_SC_PAGESIZE);
+    volatile uint8_t sink = 0;
+    for (uint64_t o = 0; page > 0 && o < f->size; o += (uint64_t)page)
+        sink ^= ((const volatile uint8_t *)f->base)[o];
+    (void)sink;
+}
+
 gguf_file *gguf_open_memory(const void *data, size_t size, const char *name, sem_err *err)
 {
     gguf_file *f = calloc(1, sizeof *f);

@@ -394,6 +394,7 @@ model *model_load(const char *path, sem_err *err)
     m->gguf = gguf_open(path, err);
     if (!m->gguf)
         goto fail;
+    gguf_prefault(m->gguf);
     if (gguf_n_tensors(m->gguf) == 0) {
         sem_err_set(err, SEM_EINVAL, "model %s: the file has no tensors (a vocabulary-only file?)",
                     path);

@@ -18,6 +18,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -583,15 +585,112 @@ sem_status kv_file_check(const kv_file_header *h, const char *path, uint64_t fin
     return SEM_OK;
 }
 
+/* ------------------------------------------------------------ shared chunks */
+
+/*
+ * A file's shared chunks are read by up to SHARED_READERS threads (the
+ * caller and helpers it starts for this read), at least SHARED_PER_READER
+ * chunks each: a load is bound by copying, checking and widening rows,
+ * and a 4096-token agent's 31 chunks load in about half the time on two
+ * threads (docs/performance.md, "Agent memory"). The readers take chunks
+ * in order from a shared counter; each writes only its chunks' rows of
+ * the table being built (blocks no one else can see yet) and its own
+ * buffers. The error reported is that of the first chunk in order that
+ * fails, as a single reader would report it: a reader stops at its first
+ * failure, and no reader starts a chunk after the first failed one.
+ */
+#define SHARED_READERS 4
+#define SHARED_PER_READER 8
+
+typedef struct shared_read {
+    const kv_file_header *h;
+    const char *path; /* the agent's file */
+    const kv_chunk_source *src;
+    const int32_t *tokens;
+    const kv_chunk_name *names, *want; /* the file's names; the expected parents (want[i]) */
+    block_table *t;
+    _Atomic uint32_t next;   /* the next chunk to take */
+    _Atomic uint32_t failed; /* the first chunk known to fail, UINT32_MAX: none */
+} shared_read;
+
+typedef struct shared_reader {
+    shared_read *r;
+    uint8_t *cbuf;
+    float *scratch;
+    pthread_t thread;
+    int started;
+    uint32_t failed; /* its failed chunk, UINT32_MAX: none */
+    sem_status st;
+    kv_read_fault fault;
+    sem_err err;
+} shared_reader;
+
+static sem_status read_one_chunk(shared_reader *w, uint32_t i)
+{
+    const shared_read *r = w->r;
+    char cpath[PATH_MAX];
+    int cfd = -1;
+    sem_status st = r->src->open(r->src->ctx, &r->names[i], &cfd, cpath, sizeof cpath, &w->err);
+    if (st == SEM_OK) {
+        st = kv_chunk_read(cfd, cpath, r->h, i, &r->names[i], &r->want[i],
+                           r->tokens + (size_t)i * r->h->chunk_tokens, r->t, w->cbuf, w->scratch,
+                           &w->err);
+        close(cfd);
+    } else if (st == SEM_ENOTFOUND) {
+        char hex[KV_CHUNK_HEX_BYTES];
+        kv_chunk_hex(&r->names[i], hex);
+        st = sem_err_set(&w->err, SEM_ECORRUPT, "%s: shared chunk %u (%s) is missing", r->path,
+                         i, hex);
+        w->fault.missing = 1;
+    }
+    if (st != SEM_OK && st != SEM_ENOMEM) {
+        w->fault.in_chunk = 1;
+        w->fault.name = r->names[i];
+    }
+    return st;
+}
+
+static void *shared_reader_run(void *arg)
+{
+    shared_reader *w = arg;
+    shared_read *r = w->r;
+    for (;;) {
+        uint32_t i = atomic_fetch_add(&r->next, 1);
+        if (i >= r->h->n_shared || i > atomic_load(&r->failed))
+            return NULL;
+        w->st = read_one_chunk(w, i);
+        if (w->st != SEM_OK) {
+            w->failed = i;
+            uint32_t f = atomic_load(&r->failed);
+            while (i < f && !atomic_compare_exchange_weak(&r->failed, &f, i))
+                ;
+            return NULL;
+        }
+    }
+}
+
+/* Readers for n chunks: one per SHARED_PER_READER, at most SHARED_READERS
+ * and the CPUs online. */
+static int shared_readers_for(uint32_t n)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int k = (int)(n / SHARED_PER_READER) + 1;
+    if (k > SHARED_READERS)
+        k = SHARED_READERS;
+    return cpus > 0 && k > cpus ? (int)cpus : k;
+}
+
 /*
  * Checks that names[] are the names of h's shared chunks in namespace ns
  * (so a file read under another namespace's key never serves its chunks)
- * and reads each chunk into t through src.
+ * and reads each chunk into t through src. cbuf and scratch serve the
+ * calling reader; helpers get their own.
  */
 static sem_status read_shared(const kv_file_header *h, const char *path, const char *ns,
                               const kv_chunk_source *src, const int32_t *tokens,
                               const kv_chunk_name *names, block_table *t, uint8_t *cbuf,
-                              float *scratch, kv_read_fault *fault, sem_err *err)
+                              size_t cbuf_bytes, float *scratch, size_t scratch_floats,
+                              kv_read_fault *fault, sem_err *err)
 {
     kv_chunk_name *want = malloc((h->n_shared + 1) * sizeof *want);
     if (!want)
@@ -599,32 +698,49 @@ static sem_status read_shared(const kv_file_header *h, const char *path, const c
                            h->n_shared);
     kv_chunk_root(h, ns, strlen(ns), &want[0]);
     kv_chunk_names(h, ns, strlen(ns), tokens, h->n_shared, want + 1);
+    if (memcmp(want + 1, names, h->n_shared * sizeof *names) != 0) {
+        free(want);
+        return sem_err_set(err, SEM_ECORRUPT,
+                           "%s: the shared chunks it names are not those of its tokens in "
+                           "namespace '%s'",
+                           path, ns);
+    }
+    shared_read r = {.h = h, .path = path, .src = src, .tokens = tokens, .names = names, .want = want, .t = t};
+    atomic_init(&r.next, 0);
+    atomic_init(&r.failed, UINT32_MAX);
+    shared_reader w[SHARED_READERS];
+    int k = shared_readers_for(h->n_shared);
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < k; i++) {
+        w[i].r = &r;
+        w[i].failed = UINT32_MAX;
+    }
+    w[0].cbuf = cbuf;
+    w[0].scratch = scratch;
+    for (int i = 1; i < k; i++) { /* a helper that cannot start leaves its share to the others */
+        w[i].cbuf = malloc(cbuf_bytes);
+        w[i].scratch = malloc(scratch_floats * sizeof(float));
+        w[i].started = w[i].cbuf && w[i].scratch &&
+                       pthread_create(&w[i].thread, NULL, shared_reader_run, &w[i]) == 0;
+    }
+    shared_reader_run(&w[0]);
+    for (int i = 1; i < k; i++) {
+        if (w[i].started)
+            pthread_join(w[i].thread, NULL);
+        free(w[i].cbuf);
+        free(w[i].scratch);
+    }
     sem_status st = SEM_OK;
-    if (memcmp(want + 1, names, h->n_shared * sizeof *names) != 0)
-        st = sem_err_set(err, SEM_ECORRUPT,
-                         "%s: the shared chunks it names are not those of its tokens in "
-                         "namespace '%s'",
-                         path, ns);
-    for (uint32_t i = 0; st == SEM_OK && i < h->n_shared; i++) {
-        char cpath[PATH_MAX];
-        int cfd = -1;
-        st = src->open(src->ctx, &names[i], &cfd, cpath, sizeof cpath, err);
-        if (st == SEM_OK) {
-            st = kv_chunk_read(cfd, cpath, h, i, &names[i], &want[i],
-                               tokens + (size_t)i * h->chunk_tokens, t, cbuf, scratch, err);
-            close(cfd);
-        } else if (st == SEM_ENOTFOUND) {
-            char hex[KV_CHUNK_HEX_BYTES];
-            kv_chunk_hex(&names[i], hex);
-            st = sem_err_set(err, SEM_ECORRUPT, "%s: shared chunk %u (%s) is missing", path, i,
-                             hex);
-            if (fault)
-                fault->missing = 1;
-        }
-        if (st != SEM_OK && fault && st != SEM_ENOMEM) {
-            fault->in_chunk = 1;
-            fault->name = names[i];
-        }
+    const shared_reader *first = NULL;
+    for (int i = 0; i < k; i++)
+        if (w[i].failed != UINT32_MAX && (!first || w[i].failed < first->failed))
+            first = &w[i];
+    if (first) {
+        st = first->st;
+        if (err)
+            *err = first->err;
+        if (fault)
+            *fault = first->fault;
     }
     free(want);
     return st;
@@ -669,7 +785,8 @@ sem_status kv_file_read_from(int fd, const char *path, uint64_t fingerprint, con
 
     uint64_t per_token = kv_rows_token_bytes(h);
     uint32_t max_dim = h->k_head_dim > h->v_head_dim ? h->k_head_dim : h->v_head_dim;
-    cbuf = malloc(h->chunk_tokens * per_token + CHECKSUM_BYTES);
+    size_t cbuf_bytes = (size_t)(h->chunk_tokens * per_token + CHECKSUM_BYTES);
+    cbuf = malloc(cbuf_bytes);
     scratch = malloc(max_dim * sizeof *scratch);
     if (!cbuf || !scratch) {
         st = sem_err_set(err, SEM_ENOMEM, "%s: out of memory for a chunk of %llu bytes", path,
@@ -707,7 +824,8 @@ sem_status kv_file_read_from(int fd, const char *path, uint64_t fingerprint, con
         }
     }
     if (st == SEM_OK && h->n_shared)
-        st = read_shared(h, path, ns, src, tokens, names, t, cbuf, scratch, fault, err);
+        st = read_shared(h, path, ns, src, tokens, names, t, cbuf, cbuf_bytes, scratch, max_dim,
+                         fault, err);
 done:
     if (st == SEM_OK) {
         *out = t;

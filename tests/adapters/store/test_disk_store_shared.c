@@ -513,6 +513,59 @@ static void an_agent_whose_chunk_is_missing_fails_cleanly(void **state)
     block_pool_destroy(pool);
 }
 
+/* The path of chunk `index` of the agent stored under key, and its hex name. */
+static void chunk_path(const fixture *f, const char *key, uint32_t index, char *path, size_t cap,
+                       char hex[KV_CHUNK_HEX_BYTES])
+{
+    snprintf(path, cap, "%s/%s.kv", f->dir, key);
+    int fd = open(path, O_RDONLY);
+    kv_file_header h;
+    kv_chunk_name *names = NULL;
+    assert_int_equal(kv_file_read_header_names(fd, path, &h, NULL, &names, NULL), SEM_OK);
+    close(fd);
+    assert_true(index < h.n_shared);
+    kv_chunk_hex(&names[index], hex);
+    free(names);
+    snprintf(path, cap, "%s/chunks/%s.kvc", f->dir, hex);
+}
+
+/* 23 chunks load on more than one thread (kv_file.c): whichever thread
+ * meets which bad chunk first, the error is the first bad chunk's in
+ * order, as one thread reading them in order would report. */
+static void of_two_bad_chunks_the_first_in_order_is_reported(void **state)
+{
+    fixture *f = *state;
+    block_pool *pool = pool_of(0, CACHE_KV_F16, 1200);
+    agent a = {"one.a", 21, 0, PREFIX}, b = {"two.b", 22, 0, PREFIX};
+    save_agent(f, pool, &a);
+    save_agent(f, pool, &b);
+    char path[700], hex_a[KV_CHUNK_HEX_BYTES], hex_b[KV_CHUNK_HEX_BYTES];
+    /* a: chunk 4 corrupt, chunk 17 missing */
+    chunk_path(f, a.key, 17, path, sizeof path, hex_a);
+    assert_int_equal(unlink(path), 0);
+    corrupt_chunk(f, &a, pool, 4);
+    chunk_path(f, a.key, 4, path, sizeof path, hex_a);
+    /* b: chunk 4 missing, chunk 17 corrupt */
+    corrupt_chunk(f, &b, pool, 17);
+    chunk_path(f, b.key, 4, path, sizeof path, hex_b);
+    assert_int_equal(unlink(path), 0);
+
+    block_table *t = (block_table *)1;
+    sem_err err = {0};
+    assert_int_equal(load(f, pool, a.key, &t, &err), SEM_ECORRUPT);
+    assert_null(t);
+    assert_contains(err.detail, hex_a);
+    assert_contains(err.detail, "fails its checksum");
+    assert_int_equal(block_pool_used(pool), 0);
+
+    assert_int_equal(load(f, pool, b.key, &t, &err), SEM_ECORRUPT);
+    assert_null(t);
+    assert_contains(err.detail, "shared chunk 4");
+    assert_contains(err.detail, "is missing");
+    assert_int_equal(block_pool_used(pool), 0);
+    block_pool_destroy(pool);
+}
+
 static sem_status prefix(fixture *f, const char *ns, const agent *a, uint32_t n,
                          block_pool *pool, block_table **t)
 {
@@ -674,6 +727,7 @@ int main(void)
         T(a_corrupt_chunk_is_never_served),
         T(a_chunk_without_its_agent_is_deleted_at_open),
         T(an_agent_whose_chunk_is_missing_fails_cleanly),
+        T(of_two_bad_chunks_the_first_in_order_is_reported),
         T(load_prefix_finds_the_longest_stored_start),
         T(a_gemma_like_geometry_round_trips),
         T(a_version_1_file_loads_and_migrates),
