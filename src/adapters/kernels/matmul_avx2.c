@@ -3,8 +3,10 @@
  * flags (CMake, this file only): nothing here may run unless
  * cpu_isa_check(CPU_ISA_AVX2) passed.
  *
- * One kernel family for every call: each weight block (32 values, one
- * vector) is decoded once and multiplied with up to 4 tokens. Integer
+ * The decode dots: each weight block (32 values, one vector) is decoded
+ * once and multiplied with up to 4 tokens. They serve every call of the
+ * types without a small-batch kernel, and the calls of too few tokens for
+ * it (matmul_avx2_batch.c: Q8_0, Q4_0, Q4_K). Integer
  * products use vpmaddubsw (unsigned x signed bytes -> pairs of int16) and
  * vpmaddwd (-> int32), which is exact as long as a pair sum fits int16:
  *  - Q4_0 and the K-quants have small unsigned quants (<= 63, so a pair is

@@ -16,8 +16,9 @@
  *  - Q8_0: signed quants, the dots' sign trick: |w| times the activation
  *    with w's sign moved onto it (vpsignb). A pair is up to 2 x 128 x 127
  *    = 32512, so pairs cannot be added in int16: each vector takes its
- *    own vpmaddwd into int32. That still halves the dots' work per block
- *    and token (measured: docs/performance.md, "Matmul kernels").
+ *    own vpmaddwd into int32. It still saves the dots' float step per
+ *    block and token (measured: docs/performance.md, "Against llama.cpp
+ *    on the Intel Xeon").
  *
  * Not here: Q5_K and Q6_K (whose dots already apply the integer
  * sub-block scales with vpmaddwd, one float step per super-block), float
