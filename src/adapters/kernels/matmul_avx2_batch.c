@@ -137,6 +137,18 @@ ALWAYS_INLINE void transpose_8x8(const __m256i z[8], __m256i out[8])
     }
 }
 
+/* The f16 scales that start 8 consecutive blocks of `bytes` each, by one
+ * gather. */
+ALWAYS_INLINE __m256 block_scales(const uint8_t *p, int bytes)
+{
+    __m256i at = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                    _mm256_set1_epi32(bytes));
+    __m256i d = _mm256_and_si256(_mm256_i32gather_epi32((const int *)p, at, 1),
+                                 _mm256_set1_epi32(0xffff));
+    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(d),
+                                            _mm256_extracti128_si256(d, 1)));
+}
+
 /* Q4_0, 8 blocks (144 bytes): the 16 quant bytes of blocks i and i + 4 in
  * one register, a 4x4 dword transpose within the 128-bit halves puts dword
  * s of block l in lane l of r[s]; its low nibbles are values 4s..4s+3 of the
@@ -159,17 +171,13 @@ ALWAYS_INLINE void q4_0_set(const uint8_t *p, set_w *sw)
         sw->w[v] = _mm256_and_si256(r[v], m0f);
         sw->w[v + 4] = _mm256_and_si256(_mm256_srli_epi16(r[v], 4), m0f);
     }
-    const __m256i at = _mm256_setr_epi32(0, 18, 36, 54, 72, 90, 108, 126);
-    __m256i d = _mm256_and_si256(_mm256_i32gather_epi32((const int *)p, at, 1),
-                                 _mm256_set1_epi32(0xffff));
-    sw->s = _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(d),
-                                             _mm256_extracti128_si256(d, 1)));
+    sw->s = block_scales(p, QUANT_Q4_0_BYTES);
     sw->o = _mm256_setzero_ps();
 }
 
 /* Q8_0, 8 blocks (272 bytes): block l's 32 quants are row l of an 8x8
  * dword transpose, so dword v of block l (values 4v..4v+3) lands in lane
- * l of vector v. Scales by one gather. */
+ * l of vector v. */
 ALWAYS_INLINE void q8_0_set(const uint8_t *p, set_w *sw)
 {
     __m256i z[8], r[8];
@@ -182,11 +190,7 @@ ALWAYS_INLINE void q8_0_set(const uint8_t *p, set_w *sw)
         sw->sign[v] = r[v];
         sw->w[v] = _mm256_sign_epi8(r[v], r[v]);
     }
-    const __m256i at = _mm256_setr_epi32(0, 34, 68, 102, 136, 170, 204, 238);
-    __m256i d = _mm256_and_si256(_mm256_i32gather_epi32((const int *)p, at, 1),
-                                 _mm256_set1_epi32(0xffff));
-    sw->s = _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(d),
-                                             _mm256_extracti128_si256(d, 1)));
+    sw->s = block_scales(p, QUANT_Q8_0_BYTES);
     sw->o = _mm256_setzero_ps();
 }
 
@@ -239,48 +243,15 @@ typedef struct tile_act {
 
 #define REC (LANES * 32 + 2 * LANES * 4) /* record bytes: units of 32 */
 
-/* One set times T tokens; asym: Q4_K (mins per row) instead of Q4_0 (the
- * -8 offset in the record's integer term). */
-ALWAYS_INLINE void set_tokens(const set_w *sw, int asym, const tile_act *ta, size_t set, int T,
-                              __m256 *acc)
+/* The integer sums of one set and one token's record x, lane l = unit l:
+ * nibbles add their pair products in int16 first, Q8_0 takes each
+ * vector's pairs to int32 on its own (see the header), its weights'
+ * signs read from memory by vpsignb. */
+ALWAYS_INLINE __m256i set_sums(uint32_t type, const set_w *sw, const __m256i w[8],
+                               const uint8_t *x)
 {
-    __m256i w[8];
-    #pragma GCC unroll 8
-    for (int v = 0; v < 8; v++)
-        w[v] = _mm256_load_si256(&sw->w[v]);
-    const uint8_t *x = ta->x + set * ta->set_stride;
     const __m256i ones = _mm256_set1_epi16(1);
-#pragma GCC unroll 4
-    for (int i = 0; i < T; i++, x += REC) {
-        __m256i p = _mm256_maddubs_epi16(w[0], _mm256_load_si256((const __m256i *)x));
-#pragma GCC unroll 8
-        for (int v = 1; v < 8; v++)
-            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[v], _mm256_load_si256(
-                                                                   (const __m256i *)(x + 32 * v))));
-        __m256i s32 = _mm256_madd_epi16(p, ones);
-        const float *d = (const float *)(const void *)(x + LANES * 32);
-        if (!asym)
-            s32 = _mm256_add_epi32(s32, _mm256_load_si256((const __m256i *)(d + LANES)));
-        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s32), _mm256_load_ps(d));
-        acc[i] = _mm256_fmadd_ps(f, sw->s, acc[i]);
-        if (asym)
-            acc[i] = _mm256_fnmadd_ps(sw->o, _mm256_load_ps(d + LANES), acc[i]);
-    }
-}
-
-/* One Q8_0 set times T tokens: each vector's pairs go to int32 on their
- * own (see the header); the signs are read from memory by vpsignb. */
-ALWAYS_INLINE void set_tokens_q8_0(const set_w *sw, const tile_act *ta, size_t set, int T,
-                                   __m256 *acc)
-{
-    __m256i w[8];
-    #pragma GCC unroll 8
-    for (int v = 0; v < 8; v++)
-        w[v] = _mm256_load_si256(&sw->w[v]);
-    const uint8_t *x = ta->x + set * ta->set_stride;
-    const __m256i ones = _mm256_set1_epi16(1);
-#pragma GCC unroll 4
-    for (int i = 0; i < T; i++, x += REC) {
+    if (type == TENSOR_Q8_0) {
         __m256i s32 = _mm256_setzero_si256();
 #pragma GCC unroll 8
         for (int v = 0; v < 8; v++) {
@@ -288,9 +259,37 @@ ALWAYS_INLINE void set_tokens_q8_0(const set_w *sw, const tile_act *ta, size_t s
                                          _mm256_load_si256(&sw->sign[v]));
             s32 = _mm256_add_epi32(s32, _mm256_madd_epi16(_mm256_maddubs_epi16(w[v], a), ones));
         }
+        return s32;
+    }
+    __m256i p = _mm256_maddubs_epi16(w[0], _mm256_load_si256((const __m256i *)x));
+#pragma GCC unroll 8
+    for (int v = 1; v < 8; v++)
+        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[v], _mm256_load_si256(
+                                                               (const __m256i *)(x + 32 * v))));
+    return _mm256_madd_epi16(p, ones);
+}
+
+/* One set times T tokens. Q4_0's -8 offset is the record's integer term;
+ * Q4_K's mins (per row) come in through the record's float term; Q8_0 has
+ * neither. */
+ALWAYS_INLINE void set_tokens(uint32_t type, const set_w *sw, const tile_act *ta, size_t set,
+                              int T, __m256 *acc)
+{
+    __m256i w[8];
+    #pragma GCC unroll 8
+    for (int v = 0; v < 8; v++)
+        w[v] = _mm256_load_si256(&sw->w[v]);
+    const uint8_t *x = ta->x + set * ta->set_stride;
+#pragma GCC unroll 4
+    for (int i = 0; i < T; i++, x += REC) {
+        __m256i s32 = set_sums(type, sw, w, x);
         const float *d = (const float *)(const void *)(x + LANES * 32);
+        if (type == TENSOR_Q4_0)
+            s32 = _mm256_add_epi32(s32, _mm256_load_si256((const __m256i *)(d + LANES)));
         __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s32), _mm256_load_ps(d));
         acc[i] = _mm256_fmadd_ps(f, sw->s, acc[i]);
+        if (type == TENSOR_Q4_K)
+            acc[i] = _mm256_fnmadd_ps(sw->o, _mm256_load_ps(d + LANES), acc[i]);
     }
 }
 
@@ -329,12 +328,8 @@ ALWAYS_INLINE void unpack_groups(uint32_t type, const uint8_t *row, size_t n, si
 ALWAYS_INLINE void row_tokens(uint32_t type, const set_w *sw, size_t ns, const tile_act *ta,
                               size_t s0, int T, __m256 *acc)
 {
-    for (size_t k = 0; k < ns; k++) {
-        if (type == TENSOR_Q8_0)
-            set_tokens_q8_0(&sw[k], ta, s0 + k, T, acc);
-        else
-            set_tokens(&sw[k], type == TENSOR_Q4_K, ta, s0 + k, T, acc);
-    }
+    for (size_t k = 0; k < ns; k++)
+        set_tokens(type, &sw[k], ta, s0 + k, T, acc);
 }
 
 /* v[0..n) -> lane j = the sum of v[j]'s lanes (j < n, n <= 8). */

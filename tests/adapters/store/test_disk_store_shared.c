@@ -394,20 +394,26 @@ static void the_budget_evicts_chunks_with_their_last_user(void **state)
 }
 
 /* Flips one bit of the payload of chunk file `index` of agent a. */
-static void corrupt_chunk(fixture *f, const agent *a, block_pool *pool, uint32_t index)
+/* The path of chunk `index` of the agent stored under key, and its hex name. */
+static void chunk_path(const fixture *f, const char *key, uint32_t index, char *path, size_t cap,
+                       char hex[KV_CHUNK_HEX_BYTES])
 {
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s.kv", f->dir, a->key);
+    snprintf(path, cap, "%s/%s.kv", f->dir, key);
     int fd = open(path, O_RDONLY);
     kv_file_header h;
     kv_chunk_name *names = NULL;
     assert_int_equal(kv_file_read_header_names(fd, path, &h, NULL, &names, NULL), SEM_OK);
     close(fd);
     assert_true(index < h.n_shared);
-    char hex[KV_CHUNK_HEX_BYTES];
     kv_chunk_hex(&names[index], hex);
     free(names);
-    snprintf(path, sizeof path, "%s/chunks/%s.kvc", f->dir, hex);
+    snprintf(path, cap, "%s/chunks/%s.kvc", f->dir, hex);
+}
+
+static void corrupt_chunk(fixture *f, const agent *a, block_pool *pool, uint32_t index)
+{
+    char path[700], hex[KV_CHUNK_HEX_BYTES];
+    chunk_path(f, a->key, index, path, sizeof path, hex);
     size_t n = 0;
     uint8_t *bytes = read_file(path, &n);
     bytes[n - 100] ^= 4;
@@ -511,22 +517,6 @@ static void an_agent_whose_chunk_is_missing_fails_cleanly(void **state)
     assert_int_equal(load(f, pool, "ns.b", &t, &err), SEM_ENOTFOUND);
     loads_as(f, pool, &other, 2.0 / 127);
     block_pool_destroy(pool);
-}
-
-/* The path of chunk `index` of the agent stored under key, and its hex name. */
-static void chunk_path(const fixture *f, const char *key, uint32_t index, char *path, size_t cap,
-                       char hex[KV_CHUNK_HEX_BYTES])
-{
-    snprintf(path, cap, "%s/%s.kv", f->dir, key);
-    int fd = open(path, O_RDONLY);
-    kv_file_header h;
-    kv_chunk_name *names = NULL;
-    assert_int_equal(kv_file_read_header_names(fd, path, &h, NULL, &names, NULL), SEM_OK);
-    close(fd);
-    assert_true(index < h.n_shared);
-    kv_chunk_hex(&names[index], hex);
-    free(names);
-    snprintf(path, cap, "%s/chunks/%s.kvc", f->dir, hex);
 }
 
 /* 23 chunks load on more than one thread (kv_file.c): whichever thread
