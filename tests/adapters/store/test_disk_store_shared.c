@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "adapters/store/agent_index.h"
 #include "adapters/store/disk_store.h"
@@ -116,12 +117,12 @@ typedef struct fixture {
     char *dir;
     disk_store *ds;
     warm_store ws;
-    int64_t clock;
+    _Atomic int64_t clock; /* saves on several threads read it (saves_of_one_chunk_at_once) */
     int fail_at, writes; /* the fail_at-th write of file data fails with ENOSPC */
     char last_log[1024];
 } fixture;
 
-static int64_t fake_clock(void *ctx) { return ++((fixture *)ctx)->clock; }
+static int64_t fake_clock(void *ctx) { return atomic_fetch_add(&((fixture *)ctx)->clock, 1) + 1; }
 
 static void logger(void *ctx, const char *msg)
 {
@@ -154,7 +155,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     f->dir = temp_dir();
-    f->clock = 1000000;
+    atomic_init(&f->clock, 1000000);
     reopen(f, KV_PAYLOAD_Q8_0, 0);
     *state = f;
     return 0;
