@@ -9,7 +9,9 @@
  * (after its position, before its window) are masked to -inf; each row's
  * maximum and sum are updated (its output rescaled when the maximum
  * rises) and its scores turned into weights; then the V rows are widened
- * and added into every row's output with those weights. Scratch:
+ * and added into every row's output with those weights. At the start of
+ * each block the head's rows PREFETCH_BLOCKS blocks ahead are asked for.
+ * Scratch:
  *
  *     scores [ATTENTION_MAX_ROWS][ATT_TILE]   weights of the current tile
  *     max, sum [ATTENTION_MAX_ROWS]
@@ -46,6 +48,30 @@ static void widen_rows(const attention_args *a, const cache_spec *spec, const ui
 static uint32_t first_key(const attention_args *a, uint32_t p)
 {
     return (a->window && p + 1 > a->window) ? p + 1 - a->window : 0;
+}
+
+/*
+ * How many blocks ahead of the one being read a head's K and V rows are
+ * asked for (into L2), at the start of each block. At a long context a
+ * decode step reads its K/V (134 MB at 4096 tokens, 1B shape, f16) in
+ * runs of one block's rows per head, and the hardware prefetchers did not
+ * keep up: on the Intel Xeon, decode after 4096 tokens went from 15.5-16.3
+ * to 17.2-17.5 tok/s (AVX-512) and from 12.5-13.1 to 13.4-13.6 (AVX2),
+ * alternating runs of both builds. Asking per tile of 16 keys, one block
+ * ahead and into L1, gained nothing; 4 blocks ahead measured as 2.
+ */
+#define PREFETCH_BLOCKS 2
+
+static void prefetch_block(const attention_args *a, const cache_spec *spec, const uint8_t *blk)
+{
+    const uint8_t *k = blk + cache_spec_k_offset(spec, a->kv_head, 0);
+    const uint8_t *v = blk + cache_spec_v_offset(spec, a->kv_head, 0);
+    size_t kb = (size_t)spec->block_tokens * cache_spec_row_bytes(spec->kv_type, spec->k_head_dim);
+    size_t vb = (size_t)spec->block_tokens * cache_spec_row_bytes(spec->kv_type, spec->v_head_dim);
+    for (size_t o = 0; o < kb; o += 64)
+        __builtin_prefetch(k + o, 0, 2);
+    for (size_t o = 0; o < vb; o += 64)
+        __builtin_prefetch(v + o, 0, 2);
 }
 
 typedef struct tile_state {
@@ -126,6 +152,11 @@ void attention_tile(const attention_args *a, uint32_t n_pos, uint32_t n_q, const
         uint32_t b = block_table_block_for(a->kv, a->layer, k0);
         assert(b != UINT32_MAX); /* the forward pass checked the table covers the window */
         const uint8_t *blk = block_pool_data(pool, b);
+        uint32_t ahead = k0 + PREFETCH_BLOCKS * bt;
+        if (slot0 == 0 && ahead <= last) {
+            uint32_t nb = block_table_block_for(a->kv, a->layer, ahead);
+            prefetch_block(a, spec, block_pool_data(pool, nb));
+        }
 
         widen_rows(a, spec, blk + cache_spec_k_offset(spec, a->kv_head, slot0), n, dk, s.rows);
         a->vo->transpose16_f32(s.kt, s.rows, n, dk);
