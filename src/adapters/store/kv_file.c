@@ -705,7 +705,8 @@ static sem_status read_shared(const kv_file_header *h, const char *path, const c
                            "namespace '%s'",
                            path, ns);
     }
-    shared_read r = {.h = h, .path = path, .src = src, .tokens = tokens, .names = names, .want = want, .t = t};
+    shared_read r = {.h = h, .path = path, .src = src, .tokens = tokens, .names = names,
+                     .want = want, .t = t};
     atomic_init(&r.next, 0);
     atomic_init(&r.failed, UINT32_MAX);
     shared_reader w[SHARED_READERS];

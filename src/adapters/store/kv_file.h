@@ -38,7 +38,10 @@
  * write leaves a partial file that the caller deletes.
  *
  * Threads: every function is reentrant. Writing only reads the table and
- * its blocks; the caller keeps them unchanged meanwhile. Rows are kept in
+ * its blocks; the caller keeps them unchanged meanwhile. Reading a file
+ * that names shared chunks may start up to 3 threads of its own for the
+ * chunks and joins them before it returns, so the source's open() must be
+ * reentrant (kv_file.c, "shared chunks"). Rows are kept in
  * host byte order in blocks and little-endian in files: the codec assumes
  * a little-endian host (checked at compile time).
  */
@@ -210,7 +213,8 @@ sem_status kv_file_read(int fd, const char *path, uint64_t fingerprint, block_po
 /*
  * Where a reader finds shared chunk files: open() opens the file of chunk
  * `name` for reading into *fd, with its path for messages in path[cap];
- * SEM_ENOTFOUND when there is no such file, SEM_EIO otherwise.
+ * SEM_ENOTFOUND when there is no such file, SEM_EIO otherwise. It is
+ * called from several threads at once.
  */
 typedef struct kv_chunk_source {
     void *ctx;
