@@ -137,6 +137,20 @@ ALWAYS_INLINE void transpose_8x8(const __m256i z[8], __m256i out[8])
     }
 }
 
+/* Values and bytes of one weight block of a type here (compile-time
+ * constants once the kernel is specialised for its type). */
+ALWAYS_INLINE size_t block_values(uint32_t type)
+{
+    return type == TENSOR_Q4_K ? QUANT_QK_K : 32;
+}
+
+ALWAYS_INLINE size_t block_bytes(uint32_t type)
+{
+    return type == TENSOR_Q4_K   ? QUANT_Q4_K_BYTES
+           : type == TENSOR_Q8_0 ? QUANT_Q8_0_BYTES
+                                 : QUANT_Q4_0_BYTES;
+}
+
 /* The f16 scales that start 8 consecutive blocks of `bytes` each, by one
  * gather. */
 ALWAYS_INLINE __m256 block_scales(const uint8_t *p, int bytes)
@@ -300,16 +314,15 @@ ALWAYS_INLINE void unpack_groups(uint32_t type, const uint8_t *row, size_t n, si
 {
     const int q4_K = type == TENSOR_Q4_K;
     size_t group = mm_batch_group(type, LANES);
-    size_t bbytes = type == TENSOR_Q8_0 ? QUANT_Q8_0_BYTES : QUANT_Q4_0_BYTES;
-    size_t gbytes = q4_K ? 2 * QUANT_Q4_K_BYTES : LANES * bbytes;
+    size_t gbytes = group / block_values(type) * block_bytes(type);
     size_t full = n / group;
-    _Alignas(32) uint8_t buf[2 * QUANT_Q4_K_BYTES];
+    _Alignas(32) uint8_t buf[2 * QUANT_Q4_K_BYTES]; /* the largest group */
+    _Static_assert(LANES * QUANT_Q8_0_BYTES <= sizeof buf, "a Q8_0 group fits buf");
     for (size_t g = g0; g < g1; g++) {
         const uint8_t *p = row + g * gbytes;
         if (g >= full) {
             memset(buf, 0, sizeof buf);
-            memcpy(buf, p, q4_K ? (n - g * group) / 256 * QUANT_Q4_K_BYTES
-                                : (n - g * group) / 32 * bbytes);
+            memcpy(buf, p, (n - g * group) / block_values(type) * block_bytes(type));
             p = buf;
         }
         if (q4_K) {
@@ -435,10 +448,7 @@ ALWAYS_INLINE void rows_panel(uint32_t type, const matmul_weight *w, const mm_ac
 {
     size_t n = a->n_in, n_tok = a->n_tok, group = mm_batch_group(type, LANES);
     size_t chunks = (n + CHUNK - 1) / CHUNK, spg = type == TENSOR_Q4_K ? 2 : 1;
-    size_t bv = type == TENSOR_Q4_K ? 256 : 32;
-    size_t bb = type == TENSOR_Q4_K   ? QUANT_Q4_K_BYTES
-                : type == TENSOR_Q8_0 ? QUANT_Q8_0_BYTES
-                                      : QUANT_Q4_0_BYTES;
+    size_t bv = block_values(type), bb = block_bytes(type);
     size_t cbytes = CHUNK / bv * bb, packed = n / bv * bb;
     size_t tiles = (n_tok + BT - 1) / BT, rec = mm_batch_rec_bytes(type, LANES);
     for (size_t rb = r0; rb < r1; rb += RB) {
