@@ -680,6 +680,16 @@ static int shared_readers_for(uint32_t n)
     return cpus > 0 && k > cpus ? (int)cpus : k;
 }
 
+/* The reader that failed on the earliest chunk, NULL if none failed. */
+static const shared_reader *first_failure(const shared_reader *w, int k)
+{
+    const shared_reader *first = NULL;
+    for (int i = 0; i < k; i++)
+        if (w[i].failed != UINT32_MAX && (!first || w[i].failed < first->failed))
+            first = &w[i];
+    return first;
+}
+
 /*
  * Checks that names[] are the names of h's shared chunks in namespace ns
  * (so a file read under another namespace's key never serves its chunks)
@@ -732,10 +742,7 @@ static sem_status read_shared(const kv_file_header *h, const char *path, const c
         free(w[i].scratch);
     }
     sem_status st = SEM_OK;
-    const shared_reader *first = NULL;
-    for (int i = 0; i < k; i++)
-        if (w[i].failed != UINT32_MAX && (!first || w[i].failed < first->failed))
-            first = &w[i];
+    const shared_reader *first = first_failure(w, k);
     if (first) {
         st = first->st;
         if (err)
