@@ -399,7 +399,10 @@ static void compute_worker(void *arg, int ith, int nth)
             j->k->batch[j->w->type].fn(j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
             break;
         case MM_PATH_DOT:
-            decode_rows(j, r0, r1);
+            if (j->a->n_tok == 1 && j->k->decode[j->w->type])
+                j->k->decode[j->w->type](j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
+            else
+                decode_rows(j, r0, r1);
             break;
         }
     }

@@ -114,6 +114,10 @@ typedef struct mm_kernels {
     /* The decode kernel of Q4_0 reads mm_act.qx / qx_init. */
     bool q4_0_x4;
 
+    /* Kernels over whole rows for calls of one token, per weight type
+     * (NULL: the dots, one row at a time). */
+    mm_rows_fn decode[TENSOR_TYPE_MAX];
+
     /* The small-batch kernel per weight type, for calls of min_tokens up
      * to prefill_min_tokens (fn NULL: the dots serve every call below
      * prefill_min_tokens). Each weight row is decoded once per tile of up
@@ -152,6 +156,10 @@ void mm_avx512_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx);
 void mm_avx2_batch(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,
                    size_t ld_y, void *scratch);
 void mm_avx2_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx);
+
+/* The AVX2 one-token kernel for Q4_0 (matmul_avx2_decode.c). */
+void mm_avx2_decode_q4_0(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1,
+                         float *y, size_t ld_y, void *scratch);
 
 /* The AVX-512 prefill kernel (matmul_avx512_prefill.c); the _bf16 one
  * multiplies BF16 weights with vdpbf16ps and needs AVX512_BF16. */

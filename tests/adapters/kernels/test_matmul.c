@@ -253,6 +253,7 @@ static void long_rows_many_rows_and_split_calls(void **state)
         size_t n_in = tensor_type_block_size(type) == 1 ? 2300 : 2304;
         check_shape(type, n_in, 70, 150, 80, 5, 7000 + ti); /* 80 + 70 tokens */
         check_shape(type, n_in, 40, 59, 32, 5, 7100 + ti);  /* 32 + 27 tokens */
+        check_shape(type, n_in, 70, 1, 80, 5, 7200 + ti);   /* one token: decode kernels */
     }
 }
 
