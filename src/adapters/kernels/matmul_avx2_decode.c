@@ -11,7 +11,7 @@
  * memory's rate (docs/performance.md). Here block b of 8 rows is one
  * step: their quants are transposed in registers so lane l holds row l,
  * each group of 4 activations is broadcast to every lane, and one float
- * step (convert, activation scale, FMA with the 8 rows' scales) serves
+ * step (convert, activation scale and offset, FMA with the 8 rows' scales) serves
  * the 8 blocks; the lanes end as the 8 rows' outputs, with no horizontal
  * sum. The weights are read where they lie (no repacked copy).
  *
@@ -20,6 +20,7 @@
  *
  * Threads: reentrant; the only memory written is the caller's y.
  */
+#include <assert.h>
 #include <immintrin.h>
 #include <stdint.h>
 
@@ -29,6 +30,12 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 #define ROWS 8 /* rows per step: one per lane */
+#ifndef PF_GROUPS
+#define PF_GROUPS 1
+#endif
+#ifndef PF_HINT
+#define PF_HINT _MM_HINT_T0
+#endif
 
 /* Block b of the 8 rows at p[0..7] (offset b * 18 already applied) as 8
  * vectors of unsigned nibbles: w[v] lane l holds values 4v..4v+3 (v < 4)
@@ -85,29 +92,30 @@ ALWAYS_INLINE __m256i rows_dot(const __m256i w[8], const int8_t *aq)
  * step's, contiguous in memory) are asked for as this step goes, about
  * 2.25 cache lines per block, so DRAM is always being read ahead.
  */
-static void rows_step(const matmul_weight *w, const mm_act *a, size_t r, size_t r1, float *y)
+static void rows_step(const matmul_weight *w, const mm_act *a, const float *off, size_t r,
+                      size_t r1, float *y)
 {
     const size_t rb = w->row_bytes, nb = (size_t)w->n_in / 32;
     const uint8_t *base = (const uint8_t *)w->data;
     const uint8_t *p[ROWS];
     for (int l = 0; l < ROWS; l++)
         p[l] = base + (r + (size_t)l < r1 ? r + (size_t)l : r1 - 1) * rb;
-    size_t pf = (r + ROWS) * rb, pf_end = (size_t)w->n_out * rb;
+    size_t pf = (r + PF_GROUPS * ROWS) * rb, pf_end = (size_t)w->n_out * rb;
     const size_t pf_step = ROWS * QUANT_Q4_0_BYTES; /* bytes of the next rows per block */
     __m256 acc = _mm256_setzero_ps();
     for (size_t b = 0; b < nb; b++) {
         if (pf < pf_end) {
-            _mm_prefetch((const char *)base + pf, _MM_HINT_T0);
-            _mm_prefetch((const char *)base + pf + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)base + pf + 128, _MM_HINT_T0);
+            _mm_prefetch((const char *)base + pf, PF_HINT);
+            _mm_prefetch((const char *)base + pf + 64, PF_HINT);
+            _mm_prefetch((const char *)base + pf + 128, PF_HINT);
             pf += pf_step;
         }
         const size_t o = b * QUANT_Q4_0_BYTES;
         __m256i q[8];
         rows_nibbles(p, o, q);
         __m256i s = rows_dot(q, a->q + 32 * b);
-        s = _mm256_add_epi32(s, _mm256_set1_epi32(-8 * a->sum32[b])); /* the -8 offset */
-        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(a->d[b]));
+        __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_broadcast_ss(&a->d[b]),
+                                   _mm256_broadcast_ss(&off[b]));
         acc = _mm256_fmadd_ps(f, rows_scales(p, o), acc);
     }
     if (r + ROWS <= r1) {
@@ -119,12 +127,18 @@ static void rows_step(const matmul_weight *w, const mm_act *a, size_t r, size_t 
     }
 }
 
-/* mm_rows_fn for one token: y[r] for r in [r0, r1). */
+/* mm_rows_fn for one token: y[r] for r in [r0, r1). The scratch holds
+ * each activation block's offset term, -8 d sum(q) ([n_in / 32] f32),
+ * so a step adds it with the activation scale in one FMA. */
 void mm_avx2_decode_q4_0(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1,
                          float *y, size_t ld_y, void *scratch)
 {
     (void)ld_y; /* one token: its row of y only */
-    (void)scratch;
+    size_t nb = (size_t)w->n_in / 32;
+    assert(nb * sizeof(float) <= mm_scratch_bytes(1));
+    float *off = scratch;
+    for (size_t b = 0; b < nb; b++)
+        off[b] = -8.0f * a->d[b] * (float)a->sum32[b];
     for (size_t r = r0; r < r1; r += ROWS)
-        rows_step(w, a, r, r1, y);
+        rows_step(w, a, off, r, r1, y);
 }
