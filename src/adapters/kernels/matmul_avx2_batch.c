@@ -33,10 +33,9 @@
 #include <stdint.h>
 
 #include "fp16.h"
+#include "matmul_avx2_util.h"
 #include "matmul_kernels.h"
 #include "quant.h"
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 #define BT 4    /* most tokens per tile */
 #define LANES 8 /* units per set */
@@ -114,29 +113,6 @@ typedef struct set_w {
     __m256i sign[8];
 } set_w;
 
-/* 8 rows of 8 dwords -> out[v] = dword v of rows 0..7 (lane i = row i). */
-ALWAYS_INLINE void transpose_8x8(const __m256i z[8], __m256i out[8])
-{
-    __m256i t[8], u[8];
-    #pragma GCC unroll 8
-    for (int r = 0; r < 8; r += 2) {
-        t[r] = _mm256_unpacklo_epi32(z[r], z[r + 1]);
-        t[r + 1] = _mm256_unpackhi_epi32(z[r], z[r + 1]);
-    }
-    #pragma GCC unroll 8
-    for (int q = 0; q < 8; q += 4) {
-        u[q] = _mm256_unpacklo_epi64(t[q], t[q + 2]);         /* dwords 0 | 4 */
-        u[q + 1] = _mm256_unpackhi_epi64(t[q], t[q + 2]);     /* 1 | 5 */
-        u[q + 2] = _mm256_unpacklo_epi64(t[q + 1], t[q + 3]); /* 2 | 6 */
-        u[q + 3] = _mm256_unpackhi_epi64(t[q + 1], t[q + 3]); /* 3 | 7 */
-    }
-    #pragma GCC unroll 8
-    for (int k = 0; k < 4; k++) {
-        out[k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x20);
-        out[k + 4] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x31);
-    }
-}
-
 /* Values and bytes of one weight block of a type here (compile-time
  * constants once the kernel is specialised for its type). */
 ALWAYS_INLINE size_t block_values(uint32_t type)
@@ -175,10 +151,8 @@ ALWAYS_INLINE void q4_0_set(const uint8_t *p, set_w *sw)
         z[i] = _mm256_inserti128_si256(
             _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + 18 * i + 2))),
             _mm_loadu_si128((const __m128i *)(p + 18 * (i + 4) + 2)), 1);
-    __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
-    __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
-    __m256i r[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
-                    _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+    __m256i r[4];
+    mm_transpose_4x4_halves(z, r);
     const __m256i m0f = _mm256_set1_epi8(15);
     #pragma GCC unroll 8
     for (int v = 0; v < 4; v++) {
@@ -198,7 +172,7 @@ ALWAYS_INLINE void q8_0_set(const uint8_t *p, set_w *sw)
     #pragma GCC unroll 8
     for (int i = 0; i < 8; i++)
         z[i] = _mm256_loadu_si256((const __m256i *)(p + QUANT_Q8_0_BYTES * (size_t)i + 2));
-    transpose_8x8(z, r);
+    mm_transpose_8x8(z, r);
     #pragma GCC unroll 8
     for (int v = 0; v < 8; v++) {
         sw->sign[v] = r[v];
@@ -219,7 +193,7 @@ ALWAYS_INLINE void q4_K_group(const uint8_t *p, set_w sw[2])
     for (int i = 0; i < 8; i++)
         z[i] = _mm256_loadu_si256(
             (const __m256i *)(p + QUANT_Q4_K_BYTES * (size_t)(i / 4) + 16 + 32 * (size_t)(i % 4)));
-    transpose_8x8(z, r);
+    mm_transpose_8x8(z, r);
     const __m256i m0f = _mm256_set1_epi8(15);
     #pragma GCC unroll 8
     for (int v = 0; v < 8; v++) {
