@@ -87,16 +87,29 @@ static void transpose16_f32(float *dst, const float *src, size_t n_rows, size_t 
             dst[c * 16 + j] = j < n_rows ? src[j * n + c] : 0.0f;
 }
 
+/* Four chains of FMAs per half, so the adds' latency (4 cycles) does not
+ * set the pace: one chain of 64 (a head of 64 dims) waited on itself. */
 static void scores16_f32(float *s, const float *q, const float *kt, size_t n)
 {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    for (size_t i = 0; i < n; i++) {
+    __m256 lo[4], hi[4];
+    #pragma GCC unroll 8
+    for (int c = 0; c < 4; c++)
+        lo[c] = hi[c] = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        #pragma GCC unroll 8
+        for (int c = 0; c < 4; c++) {
+            __m256 qi = _mm256_set1_ps(q[i + (size_t)c]);
+            lo[c] = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kt + (i + (size_t)c) * 16), lo[c]);
+            hi[c] = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kt + (i + (size_t)c) * 16 + 8), hi[c]);
+        }
+    for (; i < n; i++) {
         __m256 qi = _mm256_set1_ps(q[i]);
-        a0 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kt + i * 16), a0);
-        a1 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kt + i * 16 + 8), a1);
+        lo[0] = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kt + i * 16), lo[0]);
+        hi[0] = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kt + i * 16 + 8), hi[0]);
     }
-    _mm256_storeu_ps(s, a0);
-    _mm256_storeu_ps(s + 8, a1);
+    _mm256_storeu_ps(s, _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]), _mm256_add_ps(lo[2], lo[3])));
+    _mm256_storeu_ps(s + 8, _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]), _mm256_add_ps(hi[2], hi[3])));
 }
 
 /* exp as described in vec_tiers.h, 8 lanes; 2^k through the exponent
@@ -177,24 +190,43 @@ static void axpy_f32(float *y, float s, const float *x, size_t n)
 }
 
 /* 32 outputs at a time stay in registers across all the rows. */
+/* 64 values of y per pass (8 independent chains of n_rows FMAs), so a
+ * head of 64 dims is one pass: with 32 per pass the chains' latency set
+ * the pace. */
 static void axpy_rows_f32(float *y, const float *w, const float *x, size_t n_rows, size_t n)
 {
     size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m256 a0 = _mm256_loadu_ps(y + i), a1 = _mm256_loadu_ps(y + i + 8);
-        __m256 a2 = _mm256_loadu_ps(y + i + 16), a3 = _mm256_loadu_ps(y + i + 24);
+    for (; i + 64 <= n; i += 64) {
+        __m256 a[8];
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++)
+            a[c] = _mm256_loadu_ps(y + i + 8 * (size_t)c);
         for (size_t r = 0; r < n_rows; r++) {
             const float *xr = x + r * n + i;
             __m256 s = _mm256_set1_ps(w[r]);
-            a0 = _mm256_fmadd_ps(s, _mm256_loadu_ps(xr), a0);
-            a1 = _mm256_fmadd_ps(s, _mm256_loadu_ps(xr + 8), a1);
-            a2 = _mm256_fmadd_ps(s, _mm256_loadu_ps(xr + 16), a2);
-            a3 = _mm256_fmadd_ps(s, _mm256_loadu_ps(xr + 24), a3);
+            #pragma GCC unroll 8
+            for (int c = 0; c < 8; c++)
+                a[c] = _mm256_fmadd_ps(s, _mm256_loadu_ps(xr + 8 * c), a[c]);
         }
-        _mm256_storeu_ps(y + i, a0);
-        _mm256_storeu_ps(y + i + 8, a1);
-        _mm256_storeu_ps(y + i + 16, a2);
-        _mm256_storeu_ps(y + i + 24, a3);
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++)
+            _mm256_storeu_ps(y + i + 8 * (size_t)c, a[c]);
+    }
+    for (; i + 32 <= n; i += 32) { /* the rest of a head of 96 */
+        __m256 a[4];
+        #pragma GCC unroll 8
+        for (int c = 0; c < 4; c++)
+            a[c] = _mm256_loadu_ps(y + i + 8 * (size_t)c);
+        for (size_t r = 0; r < n_rows; r++) {
+            const float *xr = x + r * n + i;
+            __m256 s = _mm256_set1_ps(w[r]);
+            #pragma GCC unroll 8
+            for (int c = 0; c < 4; c++)
+                a[c] = _mm256_fmadd_ps(s, _mm256_loadu_ps(xr + 8 * c), a[c]);
+        }
+        #pragma GCC unroll 8
+        for (int c = 0; c < 4; c++)
+            _mm256_storeu_ps(y + i + 8 * (size_t)c, a[c]);
     }
     if (i < n)
         for (size_t r = 0; r < n_rows; r++)
