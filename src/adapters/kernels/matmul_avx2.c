@@ -527,7 +527,7 @@ static const mm_kernels avx2 = {
             [TENSOR_Q4_0] = {mm_avx2_batch, 2},
             [TENSOR_Q4_K] = {mm_avx2_batch, 2},
         },
-    .decode = {[TENSOR_Q4_0] = mm_avx2_decode_q4_0},
+    .decode = {[TENSOR_Q4_0] = mm_avx2_decode_q4_0, [TENSOR_Q4_K] = mm_avx2_decode_q4_K},
     .batch_act = mm_avx2_batch_act,
     .batch_lanes = 8,
     .prefill = NULL,

@@ -671,7 +671,8 @@ DEFINE_NT_DISPATCH(dot_q6_K)
             },                                                                                 \
         .quant_q8_0 = quant_q8_0, .quant_q8_K = quant_q8_K, .round_f16 = round_f16,            \
         .round_bf16 = round_bf16, .q4_0_x4 = true,                                             \
-        .decode = {[TENSOR_Q4_0] = mm_avx2_decode_q4_0},                                       \
+        .decode = {[TENSOR_Q4_0] = mm_avx2_decode_q4_0,                                        \
+                   [TENSOR_Q4_K] = mm_avx2_decode_q4_K},                                       \
         .batch =                                                                               \
             {                                                                                  \
                 [TENSOR_F32] = {mm_avx512_batch, 2},                                           \
@@ -687,10 +688,11 @@ DEFINE_NT_DISPATCH(dot_q6_K)
         .prefill_min_tokens = 64,                                                              \
     }
 
-/* decode: Q4_0's one-token kernel is the AVX2 tier's (8 rows at once,
- * one lane per row). Written with 256-bit vpdpbusd it measured the same,
- * and with 16 rows in 512-bit vectors it was slower (1B Q4_0 decode on the
- * AMD EPYC, Zen 4: 28-29 tok/s against 42-47); the per-row dots gave 35-37.
+/* decode: the one-token kernels of Q4_0 and Q4_K are the AVX2 tier's (8
+ * rows at once, one lane per row). For Q4_0, written with 256-bit vpdpbusd
+ * it measured the same, and with 16 rows in 512-bit vectors it was slower
+ * (1B Q4_0 decode on the AMD EPYC, Zen 4: 28-29 tok/s against 42-47); the
+ * per-row dots gave 35-37. Q4_K_M: 36.5-38.4 with the dots, 37.1-39.6.
  * batch min_tokens: F16 (and BF16 converted) activations are f32, which
  * the decode dots handle as well at 2 tokens.
  * prefill_min_tokens: the prefill kernel packs weight panels per call;

@@ -157,9 +157,11 @@ void mm_avx2_batch(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1
                    size_t ld_y, void *scratch);
 void mm_avx2_batch_act(uint32_t type, const mm_act *a, size_t t, uint8_t *bx);
 
-/* The one-token kernel for Q4_0 (matmul_avx2_decode.c), of the AVX2 and
- * AVX-512 tiers. */
+/* The one-token kernels for Q4_0 and Q4_K (matmul_avx2_decode.c), of the
+ * AVX2 and AVX-512 tiers. */
 void mm_avx2_decode_q4_0(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1,
+                         float *y, size_t ld_y, void *scratch);
+void mm_avx2_decode_q4_K(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1,
                          float *y, size_t ld_y, void *scratch);
 
 /* The AVX-512 prefill kernel (matmul_avx512_prefill.c); the _bf16 one

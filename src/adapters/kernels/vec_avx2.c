@@ -190,44 +190,36 @@ static void axpy_f32(float *y, float s, const float *x, size_t n)
 }
 
 /* 32 outputs at a time stay in registers across all the rows. */
-/* 64 values of y per pass (8 independent chains of n_rows FMAs), so a
- * head of 64 dims is one pass: with 32 per pass the chains' latency set
- * the pace. */
+/* y[i .. i + 8C) += sum_r w[r] x[r][i ..]: C independent chains of n_rows
+ * FMAs. */
+ALWAYS_INLINE void axpy_rows_pass(float *y, const float *w, const float *x, size_t n_rows,
+                                  size_t n, size_t i, const int C)
+{
+    __m256 a[8];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++)
+        a[c] = _mm256_loadu_ps(y + i + 8 * (size_t)c);
+    for (size_t r = 0; r < n_rows; r++) {
+        const float *xr = x + r * n + i;
+        __m256 s = _mm256_set1_ps(w[r]);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++)
+            a[c] = _mm256_fmadd_ps(s, _mm256_loadu_ps(xr + 8 * c), a[c]);
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++)
+        _mm256_storeu_ps(y + i + 8 * (size_t)c, a[c]);
+}
+
+/* 64 values of y per pass (8 chains), so a head of 64 dims is one pass:
+ * with 32 per pass the chains' latency set the pace. */
 static void axpy_rows_f32(float *y, const float *w, const float *x, size_t n_rows, size_t n)
 {
     size_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        __m256 a[8];
-        #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++)
-            a[c] = _mm256_loadu_ps(y + i + 8 * (size_t)c);
-        for (size_t r = 0; r < n_rows; r++) {
-            const float *xr = x + r * n + i;
-            __m256 s = _mm256_set1_ps(w[r]);
-            #pragma GCC unroll 8
-            for (int c = 0; c < 8; c++)
-                a[c] = _mm256_fmadd_ps(s, _mm256_loadu_ps(xr + 8 * c), a[c]);
-        }
-        #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++)
-            _mm256_storeu_ps(y + i + 8 * (size_t)c, a[c]);
-    }
-    for (; i + 32 <= n; i += 32) { /* the rest of a head of 96 */
-        __m256 a[4];
-        #pragma GCC unroll 8
-        for (int c = 0; c < 4; c++)
-            a[c] = _mm256_loadu_ps(y + i + 8 * (size_t)c);
-        for (size_t r = 0; r < n_rows; r++) {
-            const float *xr = x + r * n + i;
-            __m256 s = _mm256_set1_ps(w[r]);
-            #pragma GCC unroll 8
-            for (int c = 0; c < 4; c++)
-                a[c] = _mm256_fmadd_ps(s, _mm256_loadu_ps(xr + 8 * c), a[c]);
-        }
-        #pragma GCC unroll 8
-        for (int c = 0; c < 4; c++)
-            _mm256_storeu_ps(y + i + 8 * (size_t)c, a[c]);
-    }
+    for (; i + 64 <= n; i += 64)
+        axpy_rows_pass(y, w, x, n_rows, n, i, 8);
+    for (; i + 32 <= n; i += 32) /* the rest of a head of 96 */
+        axpy_rows_pass(y, w, x, n_rows, n, i, 4);
     if (i < n)
         for (size_t r = 0; r < n_rows; r++)
             axpy_f32(y + i, w[r], x + r * n + i, n - i);
