@@ -14,8 +14,8 @@
  * cpu_isa_parse() or cpu_isa_check(), which refuse a tier this CPU lacks
  * and name the missing features.
  *
- * Threads: every function may be called from any thread; detection is
- * idempotent and has no state of its own beyond libgcc's.
+ * Threads: every function may be called from any thread; the features are
+ * read once per process (pthread_once) and never change after.
  */
 #ifndef SEM_CPU_H
 #define SEM_CPU_H

@@ -1118,11 +1118,9 @@ static sem_status read_prefix(disk_store *s, const kv_file_header *h, const int3
                               const kv_chunk_name *root, const kv_chunk_name *names,
                               block_table *t, uint32_t *k, sem_err *err)
 {
-    uint32_t max_dim = h->k_head_dim > h->v_head_dim ? h->k_head_dim : h->v_head_dim;
     uint8_t *buf = malloc(h->chunk_tokens * kv_rows_token_bytes(h) + 8);
-    float *scratch = malloc(max_dim * sizeof *scratch);
     sem_status st = SEM_OK;
-    if (!buf || !scratch)
+    if (!buf)
         st = sem_err_set(err, SEM_ENOMEM, "load_prefix: out of memory for a chunk");
     for (uint32_t i = 0; st == SEM_OK && i < *k; i++) {
         char path[PATH_MAX];
@@ -1137,13 +1135,12 @@ static sem_status read_prefix(disk_store *s, const kv_file_header *h, const int3
         if (st != SEM_OK)
             break;
         st = kv_chunk_read(fd, path, h, i, &names[i], i ? &names[i - 1] : root,
-                           tokens + (size_t)i * h->chunk_tokens, t, buf, scratch, err);
+                           tokens + (size_t)i * h->chunk_tokens, t, buf, err);
         close(fd);
         if (is_bad_file(st))
             quarantine_chunk(s, &names[i], 0, err);
     }
     free(buf);
-    free(scratch);
     return st;
 }
 

@@ -205,19 +205,15 @@ static uint64_t layer_seed(uint64_t header_checksum, uint32_t layer)
 
 /* Buffers of one chunk's header and one layer's rows. */
 static sem_status alloc_bufs(const kv_file_header *g, const char *path, uint8_t **hbuf,
-                             uint8_t **rows, float **scratch, sem_err *err)
+                             uint8_t **rows, sem_err *err)
 {
-    uint32_t max_dim = g->k_head_dim > g->v_head_dim ? g->k_head_dim : g->v_head_dim;
     *hbuf = malloc(header_bytes(g));
     *rows = malloc(g->chunk_tokens * kv_rows_token_bytes(g) + C_CHECKSUM_BYTES);
-    *scratch = malloc(max_dim * sizeof **scratch);
-    if (*hbuf && *rows && *scratch)
+    if (*hbuf && *rows)
         return SEM_OK;
     free(*hbuf);
     free(*rows);
-    free(*scratch);
     *hbuf = *rows = NULL;
-    *scratch = NULL;
     return sem_err_set(err, SEM_ENOMEM, "%s: out of memory for a chunk of %llu bytes", path,
                        (unsigned long long)kv_chunk_size_for(g));
 }
@@ -232,8 +228,7 @@ sem_status kv_chunk_write(int fd, const char *path, const block_table *t,
         return sem_err_set(err, SEM_EINVAL, "%s: chunk %u of %u tokens is past the table's %u",
                            path, index, c, block_table_n_tokens(t));
     uint8_t *hbuf, *rows;
-    float *scratch;
-    sem_status st = alloc_bufs(g, path, &hbuf, &rows, &scratch, err);
+    sem_status st = alloc_bufs(g, path, &hbuf, &rows, err);
     if (st != SEM_OK)
         return st;
     uint64_t sum = encode_header(g, index, name, parent, block_table_tokens(t) + a, hbuf);
@@ -248,13 +243,12 @@ sem_status kv_chunk_write(int fd, const char *path, const block_table *t,
             st = sem_err_set(err, SEM_ECANCELLED, "%s: the write was stopped", path);
             break;
         }
-        kv_rows_move(vo, t, g, l, a, a + c, rows, scratch, 1);
+        kv_rows_move(vo, t, g, l, a, a + c, rows, 1);
         kv_put64(rows + bytes, XXH64(rows, bytes, layer_seed(sum, l)));
         st = kv_rows_write(fd, path, rows, bytes + C_CHECKSUM_BYTES, &off, hook, hook_ctx, err);
     }
     free(hbuf);
     free(rows);
-    free(scratch);
     return st;
 }
 
@@ -297,8 +291,7 @@ static sem_status check_header(int fd, const char *path, const uint8_t *want, si
 
 sem_status kv_chunk_read(int fd, const char *path, const kv_file_header *g, uint32_t index,
                          const kv_chunk_name *name, const kv_chunk_name *parent,
-                         const int32_t *tokens, block_table *t, uint8_t *buf, float *scratch,
-                         sem_err *err)
+                         const int32_t *tokens, block_table *t, uint8_t *buf, sem_err *err)
 {
     size_t hn = (size_t)header_bytes(g);
     uint8_t *want = malloc(hn);
@@ -326,7 +319,7 @@ sem_status kv_chunk_read(int fd, const char *path, const kv_file_header *g, uint
                              (unsigned long long)(off + bytes + C_CHECKSUM_BYTES - 1));
             break;
         }
-        kv_rows_move(vo, t, g, l, a, a + c, buf, scratch, 0);
+        kv_rows_move(vo, t, g, l, a, a + c, buf, 0);
         off += bytes + C_CHECKSUM_BYTES;
     }
     return st;

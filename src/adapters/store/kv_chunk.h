@@ -74,12 +74,11 @@ sem_status kv_chunk_write(int fd, const char *path, const block_table *t,
  * (index+1) * C tokens), after checking that its header is exactly the one
  * a chunk of geometry g, this index, name, parent and tokens (C of them)
  * has, that its size is right and, before each layer's rows are used,
- * their checksum. buf holds C * token bytes + 8, scratch the larger head
- * dim in floats. SEM_ECORRUPT names the check and the offset.
+ * their checksum. buf holds C * token bytes + 8. SEM_ECORRUPT names the
+ * check and the offset.
  */
 sem_status kv_chunk_read(int fd, const char *path, const kv_file_header *g, uint32_t index,
                          const kv_chunk_name *name, const kv_chunk_name *parent,
-                         const int32_t *tokens, block_table *t, uint8_t *buf, float *scratch,
-                         sem_err *err);
+                         const int32_t *tokens, block_table *t, uint8_t *buf, sem_err *err);
 
 #endif

@@ -236,7 +236,6 @@ sem_status kv_file_write(int fd, const char *path, const block_table *t,
 {
     if (!t || !o || !path)
         return sem_err_set(err, SEM_EINVAL, "kv_file_write: NULL argument");
-    const cache_spec *spec = block_pool_spec(block_table_pool(t));
     uint32_t n = block_table_n_tokens(t);
     if (n == 0)
         return sem_err_set(err, SEM_EINVAL, "%s: the table holds no tokens; nothing to save",
@@ -254,10 +253,8 @@ sem_status kv_file_write(int fd, const char *path, const block_table *t,
 
     uint8_t *hbuf = malloc(h.header_bytes);
     uint8_t *cbuf = malloc(chunk * per_token + CHECKSUM_BYTES);
-    uint32_t max_dim = spec->k_head_dim > spec->v_head_dim ? spec->k_head_dim : spec->v_head_dim;
-    float *scratch = malloc(max_dim * sizeof *scratch);
     sem_status st = SEM_OK;
-    if (!hbuf || !cbuf || !scratch) {
+    if (!hbuf || !cbuf) {
         st = sem_err_set(err, SEM_ENOMEM, "%s: out of memory for a chunk of %llu bytes", path,
                          (unsigned long long)(chunk * per_token));
         goto done;
@@ -275,7 +272,7 @@ sem_status kv_file_write(int fd, const char *path, const block_table *t,
                 st = sem_err_set(err, SEM_ECANCELLED, "%s: the write was stopped", path);
                 break;
             }
-            kv_rows_move(vo, t, &h, l, a, b, cbuf, scratch, 1);
+            kv_rows_move(vo, t, &h, l, a, b, cbuf, 1);
             kv_put64(cbuf + bytes, XXH64(cbuf, bytes, chunk_seed(h.checksum, l, c)));
             st = kv_rows_write(fd, path, cbuf, bytes + CHECKSUM_BYTES, &off, o->hook, o->hook_ctx, err);
         }
@@ -292,7 +289,6 @@ sem_status kv_file_write(int fd, const char *path, const block_table *t,
 done:
     free(hbuf);
     free(cbuf);
-    free(scratch);
     return st;
 }
 
@@ -616,7 +612,6 @@ typedef struct shared_read {
 typedef struct shared_reader {
     shared_read *r;
     uint8_t *cbuf;
-    float *scratch;
     pthread_t thread;
     int started;
     uint32_t failed; /* its failed chunk, UINT32_MAX: none */
@@ -633,7 +628,7 @@ static sem_status read_one_chunk(shared_reader *w, uint32_t i)
     sem_status st = r->src->open(r->src->ctx, &r->names[i], &cfd, cpath, sizeof cpath, &w->err);
     if (st == SEM_OK) {
         st = kv_chunk_read(cfd, cpath, r->h, i, &r->names[i], &r->want[i],
-                           r->tokens + (size_t)i * r->h->chunk_tokens, r->t, w->cbuf, w->scratch,
+                           r->tokens + (size_t)i * r->h->chunk_tokens, r->t, w->cbuf,
                            &w->err);
         close(cfd);
     } else if (st == SEM_ENOTFOUND) {
@@ -693,14 +688,13 @@ static const shared_reader *first_failure(const shared_reader *w, int k)
 /*
  * Checks that names[] are the names of h's shared chunks in namespace ns
  * (so a file read under another namespace's key never serves its chunks)
- * and reads each chunk into t through src. cbuf and scratch serve the
- * calling reader; helpers get their own.
+ * and reads each chunk into t through src. cbuf serves the calling
+ * reader; helpers get their own.
  */
 static sem_status read_shared(const kv_file_header *h, const char *path, const char *ns,
                               const kv_chunk_source *src, const int32_t *tokens,
                               const kv_chunk_name *names, block_table *t, uint8_t *cbuf,
-                              size_t cbuf_bytes, float *scratch, size_t scratch_floats,
-                              kv_read_fault *fault, sem_err *err)
+                              size_t cbuf_bytes, kv_read_fault *fault, sem_err *err)
 {
     kv_chunk_name *want = malloc((h->n_shared + 1) * sizeof *want);
     if (!want)
@@ -727,11 +721,9 @@ static sem_status read_shared(const kv_file_header *h, const char *path, const c
         w[i].failed = UINT32_MAX;
     }
     w[0].cbuf = cbuf;
-    w[0].scratch = scratch;
     for (int i = 1; i < k; i++) { /* a helper that cannot start leaves its share to the others */
         w[i].cbuf = malloc(cbuf_bytes);
-        w[i].scratch = malloc(scratch_floats * sizeof(float));
-        w[i].started = w[i].cbuf && w[i].scratch &&
+        w[i].started = w[i].cbuf &&
                        pthread_create(&w[i].thread, NULL, shared_reader_run, &w[i]) == 0;
     }
     shared_reader_run(&w[0]);
@@ -739,7 +731,6 @@ static sem_status read_shared(const kv_file_header *h, const char *path, const c
         if (w[i].started)
             pthread_join(w[i].thread, NULL);
         free(w[i].cbuf);
-        free(w[i].scratch);
     }
     sem_status st = SEM_OK;
     const shared_reader *first = first_failure(w, k);
@@ -778,7 +769,6 @@ sem_status kv_file_read_from(int fd, const char *path, uint64_t fingerprint, con
     int32_t *tokens = NULL;
     kv_chunk_name *names = NULL;
     uint8_t *cbuf = NULL;
-    float *scratch = NULL;
     block_table *t = NULL;
     const cache_spec *spec = block_pool_spec(pool);
     sem_status st = kv_file_read_header_names(fd, path, h, &tokens, &names, err);
@@ -792,11 +782,9 @@ sem_status kv_file_read_from(int fd, const char *path, uint64_t fingerprint, con
         goto done;
 
     uint64_t per_token = kv_rows_token_bytes(h);
-    uint32_t max_dim = h->k_head_dim > h->v_head_dim ? h->k_head_dim : h->v_head_dim;
     size_t cbuf_bytes = (size_t)(h->chunk_tokens * per_token + CHECKSUM_BYTES);
     cbuf = malloc(cbuf_bytes);
-    scratch = malloc(max_dim * sizeof *scratch);
-    if (!cbuf || !scratch) {
+    if (!cbuf) {
         st = sem_err_set(err, SEM_ENOMEM, "%s: out of memory for a chunk of %llu bytes", path,
                          (unsigned long long)(h->chunk_tokens * per_token));
         goto done;
@@ -827,13 +815,12 @@ sem_status kv_file_read_from(int fd, const char *path, uint64_t fingerprint, con
                                  (unsigned long long)(off + bytes + CHECKSUM_BYTES - 1));
                 break;
             }
-            kv_rows_move(vo, t, h, l, a, b, cbuf, scratch, 0);
+            kv_rows_move(vo, t, h, l, a, b, cbuf, 0);
             off += bytes + CHECKSUM_BYTES;
         }
     }
     if (st == SEM_OK && h->n_shared)
-        st = read_shared(h, path, ns, src, tokens, names, t, cbuf, cbuf_bytes, scratch, max_dim,
-                         fault, err);
+        st = read_shared(h, path, ns, src, tokens, names, t, cbuf, cbuf_bytes, fault, err);
 done:
     if (st == SEM_OK) {
         *out = t;
@@ -848,6 +835,5 @@ done:
     free(tokens);
     free(names);
     free(cbuf);
-    free(scratch);
     return st;
 }

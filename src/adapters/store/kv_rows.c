@@ -36,30 +36,35 @@ uint64_t kv_rows_token_bytes(const kv_file_header *h)
 }
 
 /*
- * One row from type `from` to type `to`; bit-exact copy when they agree.
- * Through f32 in scratch[dim]; the f16 and q8_0 steps use SIMD, q4_0 is
- * scalar (a 4096-token 1B-shape agent converts 67 M values on every save
- * and load).
+ * RUN_VALUES values at most are converted at a time, through f32 on the
+ * stack: a move goes run by run (a head's rows within one block, up to
+ * block_tokens of them, contiguous on both sides), so a 4096-token
+ * 1B-shape agent converts 67 M values in 16 K calls rather than one per
+ * 64-value row (1 M); per-row calls and block lookups were a third of a
+ * load's CPU time (docs/performance.md, "Agent memory").
  */
-static void convert_row(const vec_ops *vo, uint32_t from, const uint8_t *src, uint32_t to,
-                        uint8_t *dst, size_t dst_bytes, uint32_t dim, float *scratch)
+#define RUN_VALUES 2048
+_Static_assert(RUN_VALUES >= CACHE_SPEC_MAX_HEAD_DIM, "a run piece holds a whole row");
+
+/*
+ * n values (whole rows) from type `from` to type `to`; bit-exact copy when
+ * they agree. The f16 and q8_0 steps use SIMD, q4_0 is scalar.
+ */
+static void convert_values(const vec_ops *vo, uint32_t from, const uint8_t *src, uint32_t to,
+                           uint8_t *dst, size_t n, float *f)
 {
-    if (from == to) {
-        memcpy(dst, src, dst_bytes);
-        return;
-    }
     if (from == TENSOR_F16)
-        vo->f16_to_f32(scratch, (const uint16_t *)src, dim);
+        vo->f16_to_f32(f, (const uint16_t *)src, n);
     else if (from == TENSOR_Q8_0)
-        vo->q8_0_to_f32(scratch, src, dim);
+        vo->q8_0_to_f32(f, src, n);
     else
-        quant_dequantize_row_unchecked(from, src, scratch, dim);
+        quant_dequantize_row_unchecked(from, src, f, n);
     if (to == TENSOR_F16)
-        vo->f32_to_f16((uint16_t *)dst, scratch, dim);
+        vo->f32_to_f16((uint16_t *)dst, f, n);
     else if (to == TENSOR_Q8_0)
-        vo->quantize_q8_0(dst, scratch, dim);
+        vo->quantize_q8_0(dst, f, n);
     else
-        quant_quantize_row(to, scratch, dst, dim, NULL);
+        quant_quantize_row(to, f, dst, n, NULL);
 }
 
 /*
@@ -91,41 +96,55 @@ static void fence_cells(void)
 #endif
 }
 
-/* One file row into a pool cell: converted through `row` (the cell's
- * bytes, kv_row of them) unless the types agree. */
-static void load_row(const vec_ops *vo, uint32_t file, const uint8_t *src, uint32_t kv,
-                     uint8_t *cell, size_t kv_row, uint32_t dim, float *scratch, uint8_t *row)
+/* n rows of dim values, src (type `from`, frow bytes each) to dst (type
+ * `to`, trow bytes each); dst is a pool cell when `cell` (stored with
+ * store_cell) and file payload otherwise. */
+static void move_run(const vec_ops *vo, uint32_t from, const uint8_t *src, size_t frow,
+                     uint32_t to, uint8_t *dst, size_t trow, uint32_t n, uint32_t dim, int cell)
 {
-    if (file == kv) {
-        store_cell(cell, src, kv_row);
+    if (from == to) {
+        if (cell)
+            store_cell(dst, src, n * trow);
+        else
+            memcpy(dst, src, n * trow);
         return;
     }
-    convert_row(vo, file, src, kv, row, kv_row, dim, scratch);
-    store_cell(cell, row, kv_row);
+    _Alignas(64) float f[RUN_VALUES];
+    _Alignas(64) uint8_t out[2 * RUN_VALUES]; /* the widest row type here: f16 */
+    uint32_t per = RUN_VALUES / dim;          /* rows per piece */
+    for (uint32_t i = 0; i < n; i += per) {
+        uint32_t k = n - i < per ? n - i : per;
+        uint8_t *to_buf = cell ? out : dst + (size_t)i * trow;
+        convert_values(vo, from, src + (size_t)i * frow, to, to_buf, (size_t)k * dim, f);
+        if (cell)
+            store_cell(dst + (size_t)i * trow, out, (size_t)k * trow);
+    }
 }
 
 void kv_rows_move(const vec_ops *vo, const block_table *t, const kv_file_header *h, uint32_t l,
-                  uint32_t a, uint32_t b, uint8_t *buf, float *scratch, int to_file)
+                  uint32_t a, uint32_t b, uint8_t *buf, int to_file)
 {
     block_pool *pool = block_table_pool(t);
     const cache_spec *spec = block_pool_spec(pool);
     uint32_t kv = kv_tensor(spec->kv_type), file = payload_tensor(h->payload);
-    _Alignas(16) uint8_t row[2 * CACHE_SPEC_MAX_HEAD_DIM]; /* the widest pool row: f16 */
+    const uint32_t bt = spec->block_tokens;
     for (int v = 0; v < 2; v++) {
         uint32_t dim = v ? h->v_head_dim : h->k_head_dim;
         size_t frow = kv_payload_row_bytes(h->payload, dim);
         size_t kv_row = cache_spec_row_bytes(spec->kv_type, dim);
-        assert(kv_row <= sizeof row);
+        assert(kv_row <= 2 * RUN_VALUES && frow <= 2 * RUN_VALUES);
         for (uint32_t head = 0; head < h->n_kv_heads; head++) {
-            for (uint32_t p = a; p < b; p++, buf += frow) {
-                uint32_t slot = p % spec->block_tokens;
+            for (uint32_t p = a; p < b;) { /* a run: the head's rows in one block */
+                uint32_t slot = p % bt, n = bt - slot < b - p ? bt - slot : b - p;
                 size_t off = v ? cache_spec_v_offset(spec, head, slot)
                                : cache_spec_k_offset(spec, head, slot);
                 uint8_t *cell = block_pool_data(pool, block_table_block_for(t, l, p)) + off;
                 if (to_file)
-                    convert_row(vo, kv, cell, file, buf, frow, dim, scratch);
+                    move_run(vo, kv, cell, kv_row, file, buf, frow, n, dim, 0);
                 else
-                    load_row(vo, file, buf, kv, cell, kv_row, dim, scratch, row);
+                    move_run(vo, file, buf, frow, kv, cell, kv_row, n, dim, 1);
+                buf += n * frow;
+                p += n;
             }
         }
     }

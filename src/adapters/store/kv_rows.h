@@ -61,8 +61,7 @@ static inline uint64_t kv_get64(const uint8_t *p)
     return v;
 }
 
-/* The SIMD conversions of this CPU; look them up once per file (the check
- * reads CPUID, which traps in a VM). */
+/* The SIMD conversions of this CPU. */
 const vec_ops *kv_rows_ops(void);
 
 /* Payload bytes of one token of one layer that keeps it. */
@@ -71,11 +70,10 @@ uint64_t kv_rows_token_bytes(const kv_file_header *h);
 /*
  * Moves the rows of tokens [a, b) of layer l between t's blocks and buf
  * (laid out as above, (b - a) * kv_rows_token_bytes(h) bytes): into buf
- * when to_file, out of it (a verified run) otherwise. scratch holds
- * max(k_head_dim, v_head_dim) floats.
+ * when to_file, out of it (a verified run) otherwise.
  */
 void kv_rows_move(const vec_ops *vo, const block_table *t, const kv_file_header *h, uint32_t l,
-                  uint32_t a, uint32_t b, uint8_t *buf, float *scratch, int to_file);
+                  uint32_t a, uint32_t b, uint8_t *buf, int to_file);
 
 /* pwrite()s n bytes at *off (advanced), calling hook first (its nonzero
  * return is that write's errno); SEM_EIO with the errno text. */
