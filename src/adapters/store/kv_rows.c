@@ -40,7 +40,7 @@ uint64_t kv_rows_token_bytes(const kv_file_header *h)
  * stack: a move goes run by run (a head's rows within one block, up to
  * block_tokens of them, contiguous on both sides), so a 4096-token
  * 1B-shape agent converts 67 M values in 16 K calls rather than one per
- * 64-value row (1 M); per-row calls and block lookups were a third of a
+ * 64-value row (1 M); per-row calls and block lookups were nearly a third of a
  * load's CPU time (docs/performance.md, "Agent memory").
  */
 #define RUN_VALUES 2048
