@@ -96,8 +96,10 @@ ALWAYS_INLINE __m256i rows_dot(const __m256i w[8], const int8_t *aq)
  * r1 - 1 (computed, never stored). */
 ALWAYS_INLINE void rows_at(const matmul_weight *w, size_t r, size_t r1, const uint8_t *p[ROWS])
 {
-    for (int l = 0; l < ROWS; l++)
-        p[l] = (const uint8_t *)w->data + (r + (size_t)l < r1 ? r + (size_t)l : r1 - 1) * w->row_bytes;
+    for (int l = 0; l < ROWS; l++) {
+        size_t row = r + (size_t)l < r1 ? r + (size_t)l : r1 - 1;
+        p[l] = (const uint8_t *)w->data + row * w->row_bytes;
+    }
 }
 
 /* Asks for bytes [*pf, *pf + n) of w's data, if inside it, and moves *pf
@@ -265,7 +267,8 @@ static void rows_q4_K(const matmul_weight *w, const mm_act *a, const int32_t *as
         for (int c = 0; c < 4; c++) {
             prefetch_ahead(w, &pf, ROWS * QUANT_Q4_K_BYTES / 4);
             isum = _mm256_add_epi32(isum, k_chunk(p, o, c, aq + 64 * c, sc));
-            mins = _mm256_add_epi32(mins, _mm256_madd_epi16(mn[c], _mm256_set1_epi32(asum[4 * b + (size_t)c])));
+            __m256i pair = _mm256_set1_epi32(asum[4 * b + (size_t)c]);
+            mins = _mm256_add_epi32(mins, _mm256_madd_epi16(mn[c], pair));
         }
         __m256 da = _mm256_broadcast_ss(&a->d[b]);
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, da), acc);

@@ -108,8 +108,10 @@ static void scores16_f32(float *s, const float *q, const float *kt, size_t n)
         lo[0] = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kt + i * 16), lo[0]);
         hi[0] = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kt + i * 16 + 8), hi[0]);
     }
-    _mm256_storeu_ps(s, _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]), _mm256_add_ps(lo[2], lo[3])));
-    _mm256_storeu_ps(s + 8, _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]), _mm256_add_ps(hi[2], hi[3])));
+    __m256 l = _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]), _mm256_add_ps(lo[2], lo[3]));
+    __m256 h = _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]), _mm256_add_ps(hi[2], hi[3]));
+    _mm256_storeu_ps(s, l);
+    _mm256_storeu_ps(s + 8, h);
 }
 
 /* exp as described in vec_tiers.h, 8 lanes; 2^k through the exponent
