@@ -18,10 +18,11 @@
 #include "quant.h"
 #include "tensor_type.h"
 
-/* Which kernel family runs a call (matmul.h): decode dots for one token
- * (or every call on a tier without the others), the small-batch kernel
- * for a few tokens, the prefill kernel from prefill_min_tokens on. */
-typedef enum mm_path { MM_PATH_DOT, MM_PATH_BATCH, MM_PATH_PREFILL } mm_path;
+/* Which kernel family runs a call (matmul.h): the tier's one-token kernel
+ * of the type where it has one, decode dots for one token (or every call
+ * on a tier without the others), the small-batch kernel for a few tokens,
+ * the prefill kernel from prefill_min_tokens on. */
+typedef enum mm_path { MM_PATH_DECODE, MM_PATH_DOT, MM_PATH_BATCH, MM_PATH_PREFILL } mm_path;
 
 static mm_path path_for(const mm_kernels *k, uint32_t type, size_t n_tok)
 {
@@ -29,6 +30,8 @@ static mm_path path_for(const mm_kernels *k, uint32_t type, size_t n_tok)
         return MM_PATH_PREFILL;
     if (k->batch[type].fn && n_tok >= k->batch[type].min_tokens)
         return MM_PATH_BATCH;
+    if (n_tok == 1 && k->decode[type])
+        return MM_PATH_DECODE;
     return MM_PATH_DOT;
 }
 
@@ -398,11 +401,11 @@ static void compute_worker(void *arg, int ith, int nth)
         case MM_PATH_BATCH:
             j->k->batch[j->w->type].fn(j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
             break;
+        case MM_PATH_DECODE:
+            j->k->decode[j->w->type](j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
+            break;
         case MM_PATH_DOT:
-            if (j->a->n_tok == 1 && j->k->decode[j->w->type])
-                j->k->decode[j->w->type](j->w, j->a, r0, r1, j->y, j->ld_y, scratch);
-            else
-                decode_rows(j, r0, r1);
+            decode_rows(j, r0, r1);
             break;
         }
     }
@@ -415,6 +418,8 @@ static size_t chunk_rows_for(size_t n_out, int n_threads, mm_path path, size_t r
     size_t c = (n_out + 4 * (size_t)n_threads - 1) / (4 * (size_t)n_threads);
     if (path == MM_PATH_PREFILL) /* whole 32-row panels; at most 256 rows so the work spreads */
         return c > 256 ? 256 : round_up(c, MM_PREFILL_ROWS);
+    if (path == MM_PATH_DECODE) /* whole steps of the kernel's rows */
+        c = round_up(c, MM_DECODE_ROWS);
     /* Decode and batch with several token tiles re-read the chunk: keep it
      * in L2. */
     size_t max_rows = (256u * 1024u) / (row_bytes ? row_bytes : 1);

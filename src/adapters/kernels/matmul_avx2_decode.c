@@ -43,7 +43,8 @@
 #include "matmul_kernels.h"
 #include "quant.h"
 
-#define ROWS 8 /* rows per step: one per lane */
+#define ROWS MM_DECODE_ROWS /* rows per step: one per lane of 8 */
+_Static_assert(ROWS == 8, "one row per 32-bit lane of a 256-bit vector");
 
 /* Block b of the 8 rows at p[0..7] (at offset o = b * 18) as 8
  * vectors of unsigned nibbles: w[v] lane l holds values 4v..4v+3 (v < 4)

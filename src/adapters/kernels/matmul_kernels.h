@@ -29,6 +29,7 @@
 
 #define MM_MAX_NT 4    /* tokens one decode dot call handles */
 #define MM_PREFILL_ROWS 32 /* prefill work items are multiples of this */
+#define MM_DECODE_ROWS 8   /* rows per step of the one-token kernels (decode[]) */
 #define MM_PANEL_BYTES (64u * 1024u) /* prefill: packed weights, start of the scratch */
 
 /* Per-thread kernel scratch for calls of up to n_tok tokens: the packed
@@ -115,7 +116,8 @@ typedef struct mm_kernels {
     bool q4_0_x4;
 
     /* Kernels over whole rows for calls of one token, per weight type
-     * (NULL: the dots, one row at a time). */
+     * (NULL: the dots, one row at a time); they take MM_DECODE_ROWS rows
+     * per step. */
     mm_rows_fn decode[TENSOR_TYPE_MAX];
 
     /* The small-batch kernel per weight type, for calls of min_tokens up

@@ -92,12 +92,12 @@ static void transpose16_f32(float *dst, const float *src, size_t n_rows, size_t 
 static void scores16_f32(float *s, const float *q, const float *kt, size_t n)
 {
     __m256 lo[4], hi[4];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int c = 0; c < 4; c++)
         lo[c] = hi[c] = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 4 <= n; i += 4)
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int c = 0; c < 4; c++) {
             __m256 qi = _mm256_set1_ps(q[i + (size_t)c]);
             lo[c] = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kt + (i + (size_t)c) * 16), lo[c]);
@@ -191,7 +191,6 @@ static void axpy_f32(float *y, float s, const float *x, size_t n)
         y[i] += s * x[i];
 }
 
-/* 32 outputs at a time stay in registers across all the rows. */
 /* y[i .. i + 8C) += sum_r w[r] x[r][i ..]: C independent chains of n_rows
  * FMAs. */
 ALWAYS_INLINE void axpy_rows_pass(float *y, const float *w, const float *x, size_t n_rows,
