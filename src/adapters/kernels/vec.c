@@ -60,6 +60,14 @@ static float exp_shift_f32(float *s, size_t n, float shift)
     return sum;
 }
 
+static float max_f32(const float *s, size_t n)
+{
+    float m = s[0];
+    for (size_t j = 1; j < n; j++)
+        m = s[j] > m ? s[j] : m;
+    return m;
+}
+
 static void silu_mul_f32(float *g, const float *u, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -106,12 +114,41 @@ static void q8_0_to_f32(float *dst, const void *q, size_t n)
     }
 }
 
+static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const uint16_t *v,
+                         size_t n, size_t d, float *out, float *mx, float *sm)
+{
+    for (size_t g = 0; g < n_q; g++) {
+        const float *qg = q + g * d;
+        float *y = out + g * d, s[16], m = mx[g];
+        for (size_t j = 0; j < n; j++) {
+            float acc = 0.0f;
+            for (size_t i = 0; i < d; i++)
+                acc += qg[i] * fp16_to_f32(k[j * d + i]);
+            s[j] = acc;
+            m = acc > m ? acc : m;
+        }
+        float f = m == mx[g] ? 1.0f : expf(mx[g] - m), sum = sm[g] * f;
+        for (size_t i = 0; i < d; i++)
+            y[i] *= f;
+        for (size_t j = 0; j < n; j++) {
+            float e = expf(s[j] - m);
+            sum += e;
+            for (size_t i = 0; i < d; i++)
+                y[i] += e * fp16_to_f32(v[j * d + i]);
+        }
+        mx[g] = m;
+        sm[g] = sum;
+    }
+}
+
 static const vec_ops portable = {
     .isa = CPU_ISA_PORTABLE,
     .dot_f32 = dot_f32,
     .transpose16_f32 = transpose16_f32,
     .scores16_f32 = scores16_f32,
     .exp_shift_f32 = exp_shift_f32,
+    .max_f32 = max_f32,
+    .attend16_f16 = attend16_f16,
     .silu_mul_f32 = silu_mul_f32,
     .axpy_f32 = axpy_f32,
     .axpy_rows_f32 = axpy_rows_f32,

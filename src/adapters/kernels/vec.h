@@ -15,6 +15,10 @@
  *     sum += v->exp_shift_f32(scores, 16, max);
  *     v->axpy_rows_f32(out, scores, v_rows, n_rows, head_dim);
  *
+ * A decode step over f16 rows skips the widening and the transpose:
+ *
+ *     v->attend16_f16(q, n_q, k_rows, v_rows, n_keys, head_dim, out, max, sum);
+ *
  * Lengths are arbitrary for f32/f16 operations and a multiple of 32 for
  * q8_0 ones. Pointers need no alignment. Conversions to f16 round to
  * nearest even (as fp16.h); quantize_q8_0 rounds exactly as llama.cpp's
@@ -33,6 +37,8 @@
 
 #include "cpu.h"
 
+#define VEC_ATTEND_MAX_DIM 1024 /* head dimension attend16_f16 takes */
+
 typedef struct vec_ops {
     cpu_isa isa;
     /* sum_i a[i] * b[i] */
@@ -46,6 +52,19 @@ typedef struct vec_ops {
     /* s[j] = exp(s[j] - shift) for j < n, returning their sum; -inf gives 0
      * (within 2 ulp of expf) */
     float (*exp_shift_f32)(float *s, size_t n, float shift);
+    /* max_i s[i] (n >= 1; -inf when all are): a tile's scores, read as
+     * vectors (the stores that wrote them forward to vector loads, not to
+     * scalar ones) */
+    float (*max_f32)(const float *s, size_t n);
+    /* One online-softmax step of n_q queries over n <= 16 keys (a decode
+     * step's tile) whose K and V rows are f16, d values each (d a multiple
+     * of 16, at most VEC_ATTEND_MAX_DIM), n consecutive rows at k and v: for
+     * each query g (q [n_q][d], out [n_q][d]), s_j = q_g . k_j, m' =
+     * max(mx[g], max_j s_j), out_g = out_g e^(mx[g] - m') + sum_j e^(s_j -
+     * m') v_j, sm[g] likewise with 1 for v_j, mx[g] = m'. Start from mx =
+     * -inf, sm = 0, out = 0. */
+    void (*attend16_f16)(const float *q, size_t n_q, const uint16_t *k, const uint16_t *v,
+                         size_t n, size_t d, float *out, float *mx, float *sm);
     /* g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + exp(-x)): the gated FFN
      * (as ops_silu_mul, with the exp of exp_shift_f32) */
     void (*silu_mul_f32)(float *g, const float *u, size_t n);

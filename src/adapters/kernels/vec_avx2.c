@@ -158,6 +158,23 @@ static float exp_shift_f32(float *s, size_t n, float shift)
     return t;
 }
 
+static float max_f32(const float *s, size_t n)
+{
+    float m = s[0];
+    size_t j = 0;
+    if (n >= 8) {
+        __m256 v = _mm256_loadu_ps(s);
+        for (j = 8; j + 8 <= n; j += 8)
+            v = _mm256_max_ps(v, _mm256_loadu_ps(s + j));
+        __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+        m = _mm_cvtss_f32(_mm_max_ss(x, _mm_movehdup_ps(x)));
+    }
+    for (; j < n; j++)
+        m = s[j] > m ? s[j] : m;
+    return m;
+}
+
 ALWAYS_INLINE __m256 silu_mul8(__m256 x, __m256 u)
 {
     __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
@@ -283,12 +300,168 @@ static void q8_0_to_f32(float *dst, const void *q, size_t n)
     }
 }
 
+/* ------------------------------------------------ one decode step's keys */
+
+/* Lane L (of 2 lanes of 128 bits) of the result holds, at 4L + t, the sum
+ * of the 4 values of p_t in lane L. */
+ALWAYS_INLINE __m256 sum4_lanes(__m256 p0, __m256 p1, __m256 p2, __m256 p3)
+{
+    __m256 s01 = _mm256_add_ps(_mm256_unpacklo_ps(p0, p1), _mm256_unpackhi_ps(p0, p1));
+    __m256 s23 = _mm256_add_ps(_mm256_unpacklo_ps(p2, p3), _mm256_unpackhi_ps(p2, p3));
+    __m256d a = _mm256_castps_pd(s01), b = _mm256_castps_pd(s23);
+    return _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(a, b)),
+                         _mm256_castpd_ps(_mm256_unpackhi_pd(a, b)));
+}
+
+/* 8 sums from two sum4_lanes results (keys 0-3 and 4-7), in key order. */
+ALWAYS_INLINE __m256 sum8_keys(__m256 a, __m256 b)
+{
+    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+/* The scores of 2 queries against keys k[0..3] (rows of d values). */
+static void scores2x4(const float *const q[2], const uint16_t *const k[4], size_t d, __m256 *out)
+{
+    __m256 p00 = _mm256_setzero_ps(), p01 = p00, p02 = p00, p03 = p00, p10 = p00, p11 = p00,
+           p12 = p00, p13 = p00;
+    for (size_t c = 0; c < d; c += 8) {
+        __m256 k0 = load_h8(k[0] + c), k1 = load_h8(k[1] + c), k2 = load_h8(k[2] + c),
+               k3 = load_h8(k[3] + c);
+        __m256 x = _mm256_loadu_ps(q[0] + c);
+        p00 = _mm256_fmadd_ps(x, k0, p00);
+        p01 = _mm256_fmadd_ps(x, k1, p01);
+        p02 = _mm256_fmadd_ps(x, k2, p02);
+        p03 = _mm256_fmadd_ps(x, k3, p03);
+        x = _mm256_loadu_ps(q[1] + c);
+        p10 = _mm256_fmadd_ps(x, k0, p10);
+        p11 = _mm256_fmadd_ps(x, k1, p11);
+        p12 = _mm256_fmadd_ps(x, k2, p12);
+        p13 = _mm256_fmadd_ps(x, k3, p13);
+    }
+    out[0] = sum4_lanes(p00, p01, p02, p03);
+    out[1] = sum4_lanes(p10, p11, p12, p13);
+}
+
+/* y_g[0..32) = y_g * f_g + sum_j w_g[j] v_j[0..32) for 2 outputs. */
+static void values2x32(float *const y[2], const float f[2], const float w[2][16],
+                       const uint16_t *v, size_t n, size_t d)
+{
+    __m256 f0 = _mm256_set1_ps(f[0]), f1 = _mm256_set1_ps(f[1]);
+    __m256 a00 = _mm256_mul_ps(f0, _mm256_loadu_ps(y[0])), a01 = _mm256_mul_ps(f0, _mm256_loadu_ps(y[0] + 8)),
+           a02 = _mm256_mul_ps(f0, _mm256_loadu_ps(y[0] + 16)), a03 = _mm256_mul_ps(f0, _mm256_loadu_ps(y[0] + 24)),
+           a10 = _mm256_mul_ps(f1, _mm256_loadu_ps(y[1])), a11 = _mm256_mul_ps(f1, _mm256_loadu_ps(y[1] + 8)),
+           a12 = _mm256_mul_ps(f1, _mm256_loadu_ps(y[1] + 16)), a13 = _mm256_mul_ps(f1, _mm256_loadu_ps(y[1] + 24));
+    for (size_t j = 0; j < n; j++) {
+        const uint16_t *vj = v + j * d;
+        __m256 v0 = load_h8(vj), v1 = load_h8(vj + 8), v2 = load_h8(vj + 16), v3 = load_h8(vj + 24);
+        __m256 x = _mm256_broadcast_ss(&w[0][j]);
+        a00 = _mm256_fmadd_ps(x, v0, a00);
+        a01 = _mm256_fmadd_ps(x, v1, a01);
+        a02 = _mm256_fmadd_ps(x, v2, a02);
+        a03 = _mm256_fmadd_ps(x, v3, a03);
+        x = _mm256_broadcast_ss(&w[1][j]);
+        a10 = _mm256_fmadd_ps(x, v0, a10);
+        a11 = _mm256_fmadd_ps(x, v1, a11);
+        a12 = _mm256_fmadd_ps(x, v2, a12);
+        a13 = _mm256_fmadd_ps(x, v3, a13);
+    }
+    _mm256_storeu_ps(y[0], a00);
+    _mm256_storeu_ps(y[0] + 8, a01);
+    _mm256_storeu_ps(y[0] + 16, a02);
+    _mm256_storeu_ps(y[0] + 24, a03);
+    _mm256_storeu_ps(y[1], a10);
+    _mm256_storeu_ps(y[1] + 8, a11);
+    _mm256_storeu_ps(y[1] + 16, a12);
+    _mm256_storeu_ps(y[1] + 24, a13);
+}
+
+/* y_g[0..8) likewise, for the last values of a d that is not a multiple of 32. */
+static void values2x8(float *const y[2], const float f[2], const float w[2][16],
+                      const uint16_t *v, size_t n, size_t d)
+{
+    __m256 a0 = _mm256_mul_ps(_mm256_set1_ps(f[0]), _mm256_loadu_ps(y[0]));
+    __m256 a1 = _mm256_mul_ps(_mm256_set1_ps(f[1]), _mm256_loadu_ps(y[1]));
+    for (size_t j = 0; j < n; j++) {
+        __m256 x = load_h8(v + j * d);
+        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&w[0][j]), x, a0);
+        a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&w[1][j]), x, a1);
+    }
+    _mm256_storeu_ps(y[0], a0);
+    _mm256_storeu_ps(y[1], a1);
+}
+
+/*
+ * Two queries at a time (vec.h; 16 registers hold 2 queries x 4 keys of
+ * partial dots, or 2 outputs x 32 values): as the AVX-512 tier, scores by
+ * dot products summed four keys at a time, the softmax step in two vectors
+ * per query, the outputs in registers while the V rows pass. A missing
+ * query repeats the last one into a dummy output; a missing key repeats
+ * key 0 and is masked to -inf.
+ */
+static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const uint16_t *v,
+                         size_t n, size_t d, float *out, float *mx, float *sm)
+{
+    float dummy[VEC_ATTEND_MAX_DIM] __attribute__((aligned(32)));
+    float w[2][16] __attribute__((aligned(32))), f[2], dmx = 0.0f, dsm = 0.0f;
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 live_lo = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), idx));
+    const __m256 live_hi = _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n - 8), idx));
+    const uint16_t *kr[16];
+    for (size_t j = 0; j < 16; j++)
+        kr[j] = k + (j < n ? j : 0) * d;
+    for (size_t g0 = 0; g0 < n_q; g0 += 2) {
+        const float *qg[2];
+        float *yg[2], *mg[2], *sg[2];
+        for (size_t g = 0; g < 2; g++) {
+            int real = g0 + g < n_q;
+            qg[g] = q + (real ? g0 + g : n_q - 1) * d;
+            yg[g] = real ? out + (g0 + g) * d : dummy;
+            mg[g] = real ? mx + g0 + g : &dmx;
+            sg[g] = real ? sm + g0 + g : &dsm;
+        }
+        if (g0 + 2 > n_q)
+            memset(dummy, 0, d * sizeof *dummy);
+        __m256 part[4][2];
+        for (size_t t = 0; t < 4; t++)
+            scores2x4(qg, kr + 4 * t, d, part[t]);
+        for (size_t g = 0; g < 2; g++) {
+            __m256 lo = _mm256_blendv_ps(ninf, sum8_keys(part[0][g], part[1][g]), live_lo);
+            __m256 hi = _mm256_blendv_ps(ninf, sum8_keys(part[2][g], part[3][g]), live_hi);
+            __m256 mm = _mm256_max_ps(lo, hi);
+            __m128 x = _mm_max_ps(_mm256_castps256_ps128(mm), _mm256_extractf128_ps(mm, 1));
+            x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+            float m = _mm_cvtss_f32(_mm_max_ss(x, _mm_movehdup_ps(x))), old = *mg[g];
+            m = m > old ? m : old;
+            f[g] = old == m ? 1.0f : expf(old - m); /* 0 on a row's first keys */
+            __m256 sh = _mm256_set1_ps(m);
+            __m256 elo = exp8(_mm256_sub_ps(lo, sh)), ehi = exp8(_mm256_sub_ps(hi, sh));
+            _mm256_store_ps(w[g], elo);
+            _mm256_store_ps(w[g] + 8, ehi);
+            *sg[g] = *sg[g] * f[g] + hsum8(_mm256_add_ps(elo, ehi));
+            *mg[g] = m;
+        }
+        size_t c = 0;
+        for (; c + 32 <= d; c += 32) {
+            float *yc[2] = {yg[0] + c, yg[1] + c};
+            values2x32(yc, f, (const float(*)[16])w, v + c, n, d);
+        }
+        for (; c < d; c += 8) {
+            float *yc[2] = {yg[0] + c, yg[1] + c};
+            values2x8(yc, f, (const float(*)[16])w, v + c, n, d);
+        }
+    }
+}
+
 static const vec_ops avx2 = {
     .isa = CPU_ISA_AVX2,
     .dot_f32 = dot_f32,
     .transpose16_f32 = transpose16_f32,
     .scores16_f32 = scores16_f32,
     .exp_shift_f32 = exp_shift_f32,
+    .max_f32 = max_f32,
+    .attend16_f16 = attend16_f16,
     .silu_mul_f32 = silu_mul_f32,
     .axpy_f32 = axpy_f32,
     .axpy_rows_f32 = axpy_rows_f32,

@@ -6,6 +6,7 @@
  * long-context decode 14 %).
  */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "quant.h"
@@ -78,17 +79,30 @@ static void transpose16_f32(float *dst, const float *src, size_t n_rows, size_t 
     }
 }
 
+/* Eight FMA chains: with two, a head of 64 was 32 dependent FMAs, and
+ * their latency was the tile's score time. */
 static void scores16_f32(float *s, const float *q, const float *kt, size_t n)
 {
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+           a7 = a0;
     size_t i = 0;
-    for (; i + 2 <= n; i += 2) {
-        a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_loadu_ps(kt + i * 16), a0);
-        a1 = _mm512_fmadd_ps(_mm512_set1_ps(q[i + 1]), _mm512_loadu_ps(kt + i * 16 + 16), a1);
+#define SCORE_STEP(a, c) a = _mm512_fmadd_ps(_mm512_set1_ps(q[i + c]), _mm512_loadu_ps(kt + (i + c) * 16), a)
+    for (; i + 8 <= n; i += 8) {
+        SCORE_STEP(a0, 0);
+        SCORE_STEP(a1, 1);
+        SCORE_STEP(a2, 2);
+        SCORE_STEP(a3, 3);
+        SCORE_STEP(a4, 4);
+        SCORE_STEP(a5, 5);
+        SCORE_STEP(a6, 6);
+        SCORE_STEP(a7, 7);
     }
-    if (i < n)
-        a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_loadu_ps(kt + i * 16), a0);
-    _mm512_storeu_ps(s, _mm512_add_ps(a0, a1));
+    for (; i < n; i++)
+        SCORE_STEP(a0, 0);
+#undef SCORE_STEP
+    __m512 x = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+    __m512 y = _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7));
+    _mm512_storeu_ps(s, _mm512_add_ps(x, y));
 }
 
 /* exp as described in vec_tiers.h; 2^k by scalef. */
@@ -128,6 +142,17 @@ static float exp_shift_f32(float *s, size_t n, float shift)
     return _mm512_reduce_add_ps(sum);
 }
 
+static float max_f32(const float *s, size_t n)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        m = _mm512_max_ps(m, _mm512_loadu_ps(s + j));
+    if (j < n)
+        m = _mm512_mask_max_ps(m, tail16(n - j), m, _mm512_maskz_loadu_ps(tail16(n - j), s + j));
+    return _mm512_reduce_max_ps(m);
+}
+
 static void silu_mul_f32(float *g, const float *u, size_t n)
 {
     const __m512 one = _mm512_set1_ps(1.0f);
@@ -161,14 +186,30 @@ static void axpy_f32(float *y, float s, const float *x, size_t n)
     }
 }
 
-/* 64 outputs at a time stay in registers across all the rows. */
+/* 64 outputs at a time stay in registers across all the rows, in two sets
+ * of accumulators (even and odd rows): one set made the 16 rows of a tile
+ * 16 dependent FMAs per vector. */
 static void axpy_rows_f32(float *y, const float *w, const float *x, size_t n_rows, size_t n)
 {
     size_t i = 0;
     for (; i + 64 <= n; i += 64) {
         __m512 a0 = _mm512_loadu_ps(y + i), a1 = _mm512_loadu_ps(y + i + 16);
         __m512 a2 = _mm512_loadu_ps(y + i + 32), a3 = _mm512_loadu_ps(y + i + 48);
-        for (size_t r = 0; r < n_rows; r++) {
+        __m512 b0 = _mm512_setzero_ps(), b1 = b0, b2 = b0, b3 = b0;
+        size_t r = 0;
+        for (; r + 2 <= n_rows; r += 2) {
+            const float *xr = x + r * n + i, *xs = xr + n;
+            __m512 s = _mm512_set1_ps(w[r]), t = _mm512_set1_ps(w[r + 1]);
+            a0 = _mm512_fmadd_ps(s, _mm512_loadu_ps(xr), a0);
+            a1 = _mm512_fmadd_ps(s, _mm512_loadu_ps(xr + 16), a1);
+            a2 = _mm512_fmadd_ps(s, _mm512_loadu_ps(xr + 32), a2);
+            a3 = _mm512_fmadd_ps(s, _mm512_loadu_ps(xr + 48), a3);
+            b0 = _mm512_fmadd_ps(t, _mm512_loadu_ps(xs), b0);
+            b1 = _mm512_fmadd_ps(t, _mm512_loadu_ps(xs + 16), b1);
+            b2 = _mm512_fmadd_ps(t, _mm512_loadu_ps(xs + 32), b2);
+            b3 = _mm512_fmadd_ps(t, _mm512_loadu_ps(xs + 48), b3);
+        }
+        if (r < n_rows) {
             const float *xr = x + r * n + i;
             __m512 s = _mm512_set1_ps(w[r]);
             a0 = _mm512_fmadd_ps(s, _mm512_loadu_ps(xr), a0);
@@ -176,10 +217,10 @@ static void axpy_rows_f32(float *y, const float *w, const float *x, size_t n_row
             a2 = _mm512_fmadd_ps(s, _mm512_loadu_ps(xr + 32), a2);
             a3 = _mm512_fmadd_ps(s, _mm512_loadu_ps(xr + 48), a3);
         }
-        _mm512_storeu_ps(y + i, a0);
-        _mm512_storeu_ps(y + i + 16, a1);
-        _mm512_storeu_ps(y + i + 32, a2);
-        _mm512_storeu_ps(y + i + 48, a3);
+        _mm512_storeu_ps(y + i, _mm512_add_ps(a0, b0));
+        _mm512_storeu_ps(y + i + 16, _mm512_add_ps(a1, b1));
+        _mm512_storeu_ps(y + i + 32, _mm512_add_ps(a2, b2));
+        _mm512_storeu_ps(y + i + 48, _mm512_add_ps(a3, b3));
     }
     for (; i < n; i += 16) {
         __mmask16 m = tail16(n - i);
@@ -249,12 +290,208 @@ static void q8_0_to_f32(float *dst, const void *q, size_t n)
     }
 }
 
+/* ------------------------------------------------ one decode step's keys */
+
+ALWAYS_INLINE __m512 ldh16(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
+}
+
+/* Lane L (of 4 lanes of 128 bits) of the result holds, at 4L + t, the sum
+ * of the 4 values of p_t in lane L. */
+ALWAYS_INLINE __m512 sum4_lanes(__m512 p0, __m512 p1, __m512 p2, __m512 p3)
+{
+    __m512 s01 = _mm512_add_ps(_mm512_unpacklo_ps(p0, p1), _mm512_unpackhi_ps(p0, p1));
+    __m512 s23 = _mm512_add_ps(_mm512_unpacklo_ps(p2, p3), _mm512_unpackhi_ps(p2, p3));
+    __m512d a = _mm512_castps_pd(s01), b = _mm512_castps_pd(s23);
+    return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+}
+
+/* 16 sums from four sum4_lanes results (keys 0-3, 4-7, 8-11, 12-15): the
+ * lanes of each added up, in key order. */
+ALWAYS_INLINE __m512 sum16_keys(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+    __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+    __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xee));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xdd));
+}
+
+/* The scores of 4 queries against keys k[0..3] (rows of d values). */
+static void scores4x4(const float *const q[4], const uint16_t *const k[4], size_t d, __m512 *out)
+{
+    __m512 p00 = _mm512_setzero_ps(), p01 = p00, p02 = p00, p03 = p00, p10 = p00, p11 = p00,
+           p12 = p00, p13 = p00, p20 = p00, p21 = p00, p22 = p00, p23 = p00, p30 = p00,
+           p31 = p00, p32 = p00, p33 = p00;
+    for (size_t c = 0; c < d; c += 16) {
+        __m512 k0 = ldh16(k[0] + c), k1 = ldh16(k[1] + c), k2 = ldh16(k[2] + c),
+               k3 = ldh16(k[3] + c);
+        __m512 x = _mm512_loadu_ps(q[0] + c);
+        p00 = _mm512_fmadd_ps(x, k0, p00);
+        p01 = _mm512_fmadd_ps(x, k1, p01);
+        p02 = _mm512_fmadd_ps(x, k2, p02);
+        p03 = _mm512_fmadd_ps(x, k3, p03);
+        x = _mm512_loadu_ps(q[1] + c);
+        p10 = _mm512_fmadd_ps(x, k0, p10);
+        p11 = _mm512_fmadd_ps(x, k1, p11);
+        p12 = _mm512_fmadd_ps(x, k2, p12);
+        p13 = _mm512_fmadd_ps(x, k3, p13);
+        x = _mm512_loadu_ps(q[2] + c);
+        p20 = _mm512_fmadd_ps(x, k0, p20);
+        p21 = _mm512_fmadd_ps(x, k1, p21);
+        p22 = _mm512_fmadd_ps(x, k2, p22);
+        p23 = _mm512_fmadd_ps(x, k3, p23);
+        x = _mm512_loadu_ps(q[3] + c);
+        p30 = _mm512_fmadd_ps(x, k0, p30);
+        p31 = _mm512_fmadd_ps(x, k1, p31);
+        p32 = _mm512_fmadd_ps(x, k2, p32);
+        p33 = _mm512_fmadd_ps(x, k3, p33);
+    }
+    out[0] = sum4_lanes(p00, p01, p02, p03);
+    out[1] = sum4_lanes(p10, p11, p12, p13);
+    out[2] = sum4_lanes(p20, p21, p22, p23);
+    out[3] = sum4_lanes(p30, p31, p32, p33);
+}
+
+/* y_g[0..64) = y_g * f_g + sum_j w_g[j] v_j[0..64) for 4 outputs. */
+static void values4x64(float *const y[4], const float f[4], const float w[4][16],
+                       const uint16_t *v, size_t n, size_t d)
+{
+    __m512 f0 = _mm512_set1_ps(f[0]), f1 = _mm512_set1_ps(f[1]), f2 = _mm512_set1_ps(f[2]),
+           f3 = _mm512_set1_ps(f[3]);
+    __m512 a00 = _mm512_mul_ps(f0, _mm512_loadu_ps(y[0])), a01 = _mm512_mul_ps(f0, _mm512_loadu_ps(y[0] + 16)),
+           a02 = _mm512_mul_ps(f0, _mm512_loadu_ps(y[0] + 32)), a03 = _mm512_mul_ps(f0, _mm512_loadu_ps(y[0] + 48)),
+           a10 = _mm512_mul_ps(f1, _mm512_loadu_ps(y[1])), a11 = _mm512_mul_ps(f1, _mm512_loadu_ps(y[1] + 16)),
+           a12 = _mm512_mul_ps(f1, _mm512_loadu_ps(y[1] + 32)), a13 = _mm512_mul_ps(f1, _mm512_loadu_ps(y[1] + 48)),
+           a20 = _mm512_mul_ps(f2, _mm512_loadu_ps(y[2])), a21 = _mm512_mul_ps(f2, _mm512_loadu_ps(y[2] + 16)),
+           a22 = _mm512_mul_ps(f2, _mm512_loadu_ps(y[2] + 32)), a23 = _mm512_mul_ps(f2, _mm512_loadu_ps(y[2] + 48)),
+           a30 = _mm512_mul_ps(f3, _mm512_loadu_ps(y[3])), a31 = _mm512_mul_ps(f3, _mm512_loadu_ps(y[3] + 16)),
+           a32 = _mm512_mul_ps(f3, _mm512_loadu_ps(y[3] + 32)), a33 = _mm512_mul_ps(f3, _mm512_loadu_ps(y[3] + 48));
+    for (size_t j = 0; j < n; j++) {
+        const uint16_t *vj = v + j * d;
+        __m512 v0 = ldh16(vj), v1 = ldh16(vj + 16), v2 = ldh16(vj + 32), v3 = ldh16(vj + 48);
+        __m512 x = _mm512_set1_ps(w[0][j]);
+        a00 = _mm512_fmadd_ps(x, v0, a00);
+        a01 = _mm512_fmadd_ps(x, v1, a01);
+        a02 = _mm512_fmadd_ps(x, v2, a02);
+        a03 = _mm512_fmadd_ps(x, v3, a03);
+        x = _mm512_set1_ps(w[1][j]);
+        a10 = _mm512_fmadd_ps(x, v0, a10);
+        a11 = _mm512_fmadd_ps(x, v1, a11);
+        a12 = _mm512_fmadd_ps(x, v2, a12);
+        a13 = _mm512_fmadd_ps(x, v3, a13);
+        x = _mm512_set1_ps(w[2][j]);
+        a20 = _mm512_fmadd_ps(x, v0, a20);
+        a21 = _mm512_fmadd_ps(x, v1, a21);
+        a22 = _mm512_fmadd_ps(x, v2, a22);
+        a23 = _mm512_fmadd_ps(x, v3, a23);
+        x = _mm512_set1_ps(w[3][j]);
+        a30 = _mm512_fmadd_ps(x, v0, a30);
+        a31 = _mm512_fmadd_ps(x, v1, a31);
+        a32 = _mm512_fmadd_ps(x, v2, a32);
+        a33 = _mm512_fmadd_ps(x, v3, a33);
+    }
+    _mm512_storeu_ps(y[0], a00);
+    _mm512_storeu_ps(y[0] + 16, a01);
+    _mm512_storeu_ps(y[0] + 32, a02);
+    _mm512_storeu_ps(y[0] + 48, a03);
+    _mm512_storeu_ps(y[1], a10);
+    _mm512_storeu_ps(y[1] + 16, a11);
+    _mm512_storeu_ps(y[1] + 32, a12);
+    _mm512_storeu_ps(y[1] + 48, a13);
+    _mm512_storeu_ps(y[2], a20);
+    _mm512_storeu_ps(y[2] + 16, a21);
+    _mm512_storeu_ps(y[2] + 32, a22);
+    _mm512_storeu_ps(y[2] + 48, a23);
+    _mm512_storeu_ps(y[3], a30);
+    _mm512_storeu_ps(y[3] + 16, a31);
+    _mm512_storeu_ps(y[3] + 32, a32);
+    _mm512_storeu_ps(y[3] + 48, a33);
+}
+
+/* y_g[0..16) likewise, for the last values of a d that is not a multiple of 64. */
+static void values4x16(float *const y[4], const float f[4], const float w[4][16],
+                       const uint16_t *v, size_t n, size_t d)
+{
+    __m512 a0 = _mm512_mul_ps(_mm512_set1_ps(f[0]), _mm512_loadu_ps(y[0]));
+    __m512 a1 = _mm512_mul_ps(_mm512_set1_ps(f[1]), _mm512_loadu_ps(y[1]));
+    __m512 a2 = _mm512_mul_ps(_mm512_set1_ps(f[2]), _mm512_loadu_ps(y[2]));
+    __m512 a3 = _mm512_mul_ps(_mm512_set1_ps(f[3]), _mm512_loadu_ps(y[3]));
+    for (size_t j = 0; j < n; j++) {
+        __m512 x = ldh16(v + j * d);
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(w[0][j]), x, a0);
+        a1 = _mm512_fmadd_ps(_mm512_set1_ps(w[1][j]), x, a1);
+        a2 = _mm512_fmadd_ps(_mm512_set1_ps(w[2][j]), x, a2);
+        a3 = _mm512_fmadd_ps(_mm512_set1_ps(w[3][j]), x, a3);
+    }
+    _mm512_storeu_ps(y[0], a0);
+    _mm512_storeu_ps(y[1], a1);
+    _mm512_storeu_ps(y[2], a2);
+    _mm512_storeu_ps(y[3], a3);
+}
+
+/*
+ * Four queries at a time (vec.h): scores by dot products whose lanes are
+ * summed four keys at a time (no transpose, no widened copy of K), the
+ * softmax step in one vector per query, and the outputs in registers while
+ * the V rows pass. A missing query repeats the last one into a dummy
+ * output; a missing key repeats key 0 and is masked to -inf.
+ */
+static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const uint16_t *v,
+                         size_t n, size_t d, float *out, float *mx, float *sm)
+{
+    float dummy[VEC_ATTEND_MAX_DIM] __attribute__((aligned(64)));
+    float w[4][16] __attribute__((aligned(64))), f[4], dmx = 0.0f, dsm = 0.0f;
+    const __mmask16 live = tail16(n);
+    const uint16_t *kr[16];
+    for (size_t j = 0; j < 16; j++)
+        kr[j] = k + (j < n ? j : 0) * d;
+    for (size_t g0 = 0; g0 < n_q; g0 += 4) {
+        const float *qg[4];
+        float *yg[4], *mg[4], *sg[4];
+        for (size_t g = 0; g < 4; g++) {
+            int real = g0 + g < n_q;
+            qg[g] = q + (real ? g0 + g : n_q - 1) * d;
+            yg[g] = real ? out + (g0 + g) * d : dummy;
+            mg[g] = real ? mx + g0 + g : &dmx;
+            sg[g] = real ? sm + g0 + g : &dsm;
+        }
+        if (g0 + 4 > n_q)
+            memset(dummy, 0, d * sizeof *dummy);
+        __m512 part[4][4];
+        for (size_t t = 0; t < 4; t++)
+            scores4x4(qg, kr + 4 * t, d, part[t]);
+        for (size_t g = 0; g < 4; g++) {
+            __m512 s = sum16_keys(part[0][g], part[1][g], part[2][g], part[3][g]);
+            s = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), live, s);
+            float m = _mm512_reduce_max_ps(s), old = *mg[g];
+            m = m > old ? m : old;
+            f[g] = old == m ? 1.0f : expf(old - m); /* 0 on a row's first keys */
+            __m512 e = exp16(_mm512_sub_ps(s, _mm512_set1_ps(m)));
+            _mm512_store_ps(w[g], e);
+            *sg[g] = *sg[g] * f[g] + _mm512_reduce_add_ps(e);
+            *mg[g] = m;
+        }
+        size_t c = 0;
+        for (; c + 64 <= d; c += 64) {
+            float *yc[4] = {yg[0] + c, yg[1] + c, yg[2] + c, yg[3] + c};
+            values4x64(yc, f, (const float(*)[16])w, v + c, n, d);
+        }
+        for (; c < d; c += 16) {
+            float *yc[4] = {yg[0] + c, yg[1] + c, yg[2] + c, yg[3] + c};
+            values4x16(yc, f, (const float(*)[16])w, v + c, n, d);
+        }
+    }
+}
+
 static const vec_ops avx512 = {
     .isa = CPU_ISA_AVX512,
     .dot_f32 = dot_f32,
     .transpose16_f32 = transpose16_f32,
     .scores16_f32 = scores16_f32,
     .exp_shift_f32 = exp_shift_f32,
+    .max_f32 = max_f32,
+    .attend16_f16 = attend16_f16,
     .silu_mul_f32 = silu_mul_f32,
     .axpy_f32 = axpy_f32,
     .axpy_rows_f32 = axpy_rows_f32,

@@ -323,31 +323,34 @@ static void store_kv(forward_ctx *c, uint32_t layer, uint32_t T)
 typedef struct attn_job {
     forward_ctx *c;
     uint32_t layer, window, n_tiles;
-    uint32_t split; /* parts each KV head's group of query heads is cut into */
+    uint32_t heads; /* KV heads per item (runs of consecutive heads) */
+    uint32_t split; /* parts each KV head's group of query heads is cut into (heads == 1) */
 } attn_job;
 
-/* Thread body: items (query tile, KV head, part of its query heads) are
- * dealt round-robin to threads. */
+/* Thread body: items (query tile, run of KV heads, part of their query
+ * heads) are dealt round-robin to threads. */
 static void attn_worker(void *arg, int ith, int nth)
 {
     const attn_job *j = arg;
     forward_ctx *c = j->c;
     const model_hparams *hp = c->hp;
     const uint32_t group = hp->n_head / hp->n_head_kv;
+    const uint32_t runs = (hp->n_head_kv + j->heads - 1) / j->heads;
     const size_t q_stride = (size_t)hp->n_head * hp->head_dim_k;
     const size_t o_stride = (size_t)hp->n_head * hp->head_dim_v;
     float *scratch = c->scores + (size_t)ith * c->scores_per_thread;
-    uint64_t n_items = (uint64_t)j->n_tiles * hp->n_head_kv * j->split;
+    uint64_t n_items = (uint64_t)j->n_tiles * runs * j->split;
     for (uint64_t i = (uint64_t)ith; i < n_items; i += (uint64_t)nth) {
         uint32_t part = (uint32_t)(i % j->split);
-        uint64_t th = i / j->split;
-        uint32_t tile = (uint32_t)(th / hp->n_head_kv), kvh = (uint32_t)(th % hp->n_head_kv);
+        uint64_t tr = i / j->split;
+        uint32_t tile = (uint32_t)(tr / runs), kvh = (uint32_t)(tr % runs) * j->heads;
+        uint32_t n_kv = hp->n_head_kv - kvh < j->heads ? hp->n_head_kv - kvh : j->heads;
         uint32_t t = c->tile_t0[tile];
         uint32_t h0 = kvh * group + group * part / j->split;
         uint32_t h1 = kvh * group + group * (part + 1) / j->split;
         attention_args a = {.vo = c->vo, .kv = c->seq_kv[t], .layer = j->layer,
                             .window = j->window, .kv_head = kvh, .pos = c->pos[t]};
-        attention_tile(&a, c->tile_n[tile], h1 - h0,
+        attention_tile(&a, c->tile_n[tile], n_kv, n_kv > 1 ? group : h1 - h0,
                        c->q + (size_t)t * q_stride + (size_t)h0 * hp->head_dim_k, q_stride,
                        c->att + (size_t)t * o_stride + (size_t)h0 * hp->head_dim_v, o_stride,
                        scratch);
@@ -391,20 +394,32 @@ static void attention_block(forward_ctx *c, uint32_t l, uint32_t T)
     store_kv(c, l, T);
 
     /* Whole groups of query heads, over as many positions as fit a tile,
-     * share each K/V row read; groups are cut only when there are fewer
-     * (tile, KV head) items than threads, as in a one-sequence decode of a
-     * model with one KV head. */
+     * share each K/V row read. When there are fewer (tile, KV head) items
+     * than threads, as in a decode step of one sequence, an item takes a
+     * run of KV heads so each thread reads one contiguous part of every
+     * block; and when there are fewer tiles than threads and one KV head
+     * (a one-sequence decode of a model with one KV head), groups are cut. */
     uint32_t group = hp->n_head / hp->n_head_kv;
     uint32_t max_pos = group >= ATTENTION_MAX_ROWS ? 1 : ATTENTION_MAX_ROWS / group;
-    uint32_t n_tiles = query_tiles(c, T, max_pos), items = n_tiles * hp->n_head_kv;
+    uint32_t n_tiles = query_tiles(c, T, max_pos), longest = 1;
+    for (uint32_t i = 0; i < n_tiles; i++)
+        longest = c->tile_n[i] > longest ? c->tile_n[i] : longest;
     uint32_t nth = (uint32_t)thread_pool_size(c->tp), split = 1;
+    uint32_t fit = group * longest >= ATTENTION_MAX_ROWS ? 1 : ATTENTION_MAX_ROWS / (group * longest);
+    uint32_t runs = (nth + n_tiles - 1) / n_tiles; /* runs of KV heads per tile */
+    if (runs < (hp->n_head_kv + fit - 1) / fit)
+        runs = (hp->n_head_kv + fit - 1) / fit;
+    if (runs > hp->n_head_kv)
+        runs = hp->n_head_kv;
+    uint32_t heads = (hp->n_head_kv + runs - 1) / runs;
+    uint32_t items = n_tiles * ((hp->n_head_kv + heads - 1) / heads);
     if (items < nth)
         split = (nth + items - 1) / items < group ? (nth + items - 1) / items : group;
     /* a group larger than a tile holds is always cut */
     while ((group + split - 1) / split > ATTENTION_MAX_ROWS)
         split++;
     attn_job job = {.c = c, .layer = l, .window = sliding ? hp->sliding_window : 0,
-                    .n_tiles = n_tiles, .split = split};
+                    .n_tiles = n_tiles, .heads = heads, .split = split};
     thread_pool_run(c->tp, attn_worker, &job);
 
     matmul(c->mm, &w->wo, c->att, T, c->out, E);

@@ -110,6 +110,122 @@ static void a_transposed_tile_gives_the_scores(void **state)
     }
 }
 
+/* max_f32 is the exact maximum wherever it sits, -inf included. */
+static void maxima_are_exact(void **state)
+{
+    (void)state;
+    uint64_t rng = 5;
+    float s[160];
+    FOR_EACH_TIER(v)
+    {
+        for (size_t li = 0; li < N_LENGTHS; li++) {
+            size_t n = lengths[li];
+            for (size_t at = 0; at < n; at++) {
+                for (size_t i = 0; i < n; i++)
+                    s[i] = frand(&rng) * 100.0f - 150.0f;
+                s[n] = 1e9f; /* past the end: never read */
+                s[at] = 60.0f;
+                assert_true(v->max_f32(s, n) == 60.0f);
+                for (size_t i = 0; i < n; i++)
+                    s[i] = -INFINITY;
+                assert_true(v->max_f32(s, n) == -INFINITY);
+            }
+        }
+    }
+}
+
+/*
+ * attend16_f16, called on runs of keys one after another (the tiles of a
+ * decode step), gives softmax(q K^T) V over all the keys: checked against
+ * a double-precision softmax for head sizes that are and are not multiples
+ * of the tiers' widths, query counts that are not, and runs shorter than
+ * 16. Each run's rows sit in a buffer of exactly their size (so a read past
+ * them is caught under ASan), and nothing is written past the n_q outputs.
+ */
+static void check_attention_run(const vec_ops *v, size_t d, size_t n_q, const size_t *runs,
+                                size_t n_runs, uint64_t *rng)
+{
+    size_t n_keys = 0;
+    for (size_t r = 0; r < n_runs; r++)
+        n_keys += runs[r];
+    float *q = malloc(n_q * d * sizeof *q), *out = malloc((n_q * d + GUARD) * sizeof *out);
+    float *kf = malloc(n_keys * d * sizeof *kf), *vf = malloc(n_keys * d * sizeof *vf);
+    float mx[8 + GUARD], sm[8 + GUARD];
+    for (size_t i = 0; i < n_q * d; i++)
+        q[i] = frand(rng) * 0.5f;
+    for (size_t i = 0; i < n_keys * d; i++) {
+        /* later keys score higher, so the running maximum rises mid-way */
+        float grow = 1.0f + 3.0f * (float)(i / d) / (float)n_keys;
+        kf[i] = fp16_to_f32(fp16_from_f32(frand(rng) * grow));
+        vf[i] = fp16_to_f32(fp16_from_f32(frand(rng)));
+    }
+    for (size_t i = 0; i < n_q * d + GUARD; i++)
+        out[i] = i < n_q * d ? 0.0f : SENTINEL;
+    for (size_t g = 0; g < 8 + GUARD; g++) {
+        mx[g] = g < n_q ? -INFINITY : SENTINEL;
+        sm[g] = g < n_q ? 0.0f : SENTINEL;
+    }
+    for (size_t r = 0, k0 = 0; r < n_runs; k0 += runs[r], r++) {
+        size_t n = runs[r];
+        uint16_t *kh = malloc(n * d * sizeof *kh), *vh = malloc(n * d * sizeof *vh);
+        for (size_t i = 0; i < n * d; i++) {
+            kh[i] = fp16_from_f32(kf[k0 * d + i]);
+            vh[i] = fp16_from_f32(vf[k0 * d + i]);
+        }
+        v->attend16_f16(q, n_q, kh, vh, n, d, out, mx, sm);
+        free(kh);
+        free(vh);
+    }
+    for (size_t g = 0; g < n_q; g++) {
+        double s[64], m = -INFINITY, z = 0;
+        for (size_t j = 0; j < n_keys; j++) {
+            s[j] = 0;
+            for (size_t i = 0; i < d; i++)
+                s[j] += (double)q[g * d + i] * kf[j * d + i];
+            m = fmax(m, s[j]);
+        }
+        assert_true(fabs(mx[g] - m) <= 1e-5 * fabs(m) + 1e-6);
+        for (size_t j = 0; j < n_keys; j++)
+            z += exp(s[j] - m);
+        for (size_t i = 0; i < d; i++) {
+            double want = 0, mag = 0;
+            for (size_t j = 0; j < n_keys; j++) {
+                want += exp(s[j] - m) / z * vf[j * d + i];
+                mag += exp(s[j] - m) / z * fabs(vf[j * d + i]);
+            }
+            double got = out[g * d + i] / sm[g];
+            if (!close_enough(got, want, mag))
+                fail_msg("%s: d %zu, %zu queries, %zu keys: out[%zu][%zu] = %g, want %g",
+                         cpu_isa_name(v->isa), d, n_q, n_keys, g, i, got, want);
+        }
+    }
+    for (size_t i = n_q * d; i < n_q * d + GUARD; i++)
+        assert_true(out[i] == SENTINEL);
+    for (size_t g = n_q; g < 8 + GUARD; g++)
+        assert_true(mx[g] == SENTINEL && sm[g] == SENTINEL);
+    free(q);
+    free(out);
+    free(kf);
+    free(vf);
+}
+
+static void attention_steps_match_a_whole_softmax(void **state)
+{
+    (void)state;
+    static const size_t dims[] = {16, 48, 64, 80, 128};
+    static const size_t queries[] = {1, 2, 3, 4, 5, 7, 8};
+    static const size_t runs[][4] = {{1}, {16}, {5}, {16, 16, 16}, {3, 16, 1, 13}, {16, 7}};
+    static const size_t n_runs[] = {1, 1, 1, 3, 4, 2};
+    uint64_t rng = 21;
+    FOR_EACH_TIER(v)
+    {
+        for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
+            for (size_t qi = 0; qi < sizeof queries / sizeof queries[0]; qi++)
+                for (size_t ri = 0; ri < sizeof n_runs / sizeof n_runs[0]; ri++)
+                    check_attention_run(v, dims[di], queries[qi], runs[ri], n_runs[ri], &rng);
+    }
+}
+
 /* exp_shift_f32 is expf within 2 ulp over the range softmax uses, 0 for
  * -inf and far below, and its sum is the sum of what it wrote. */
 static void shifted_exponentials_match_expf(void **state)
@@ -325,6 +441,8 @@ int main(void)
         cmocka_unit_test(dots_match_the_reference),
         cmocka_unit_test(a_transposed_tile_gives_the_scores),
         cmocka_unit_test(shifted_exponentials_match_expf),
+        cmocka_unit_test(maxima_are_exact),
+        cmocka_unit_test(attention_steps_match_a_whole_softmax),
         cmocka_unit_test(silu_matches_the_scalar_gate),
         cmocka_unit_test(axpys_update_exactly_n_values),
         cmocka_unit_test(f16_conversions_match_fp16_h_bit_for_bit),
