@@ -114,6 +114,7 @@ stress: build/release/Makefile
 BENCH_MODEL ?= tests/data/models/stories260K.gguf
 bench: build
 	$(BUILD_release)/bench_matmul
+	$(BUILD_release)/bench_attention
 	$(BUILD_release)/semantic bench -m $(BENCH_MODEL)
 	$(BUILD_release)/semantic bench -m $(BENCH_MODEL) -p 0 --parallel 8
 

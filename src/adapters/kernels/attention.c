@@ -13,10 +13,10 @@
  * and added into every row's output with those weights. At the start of
  * each block the heads' rows PREFETCH_BLOCKS blocks ahead are asked for.
  *
- * A tile of one position over f16 K/V (a decode step, which reads the
- * whole cache for a few query heads) goes instead through
- * vo->attend16_f16 per 16 keys and KV head: dot products straight from the
- * f16 rows, no widened copy and no transpose. In bench_attention (1B
+ * A tile of one position (a decode step, which reads the whole cache for
+ * a few query heads) goes instead through vo->attend16_f16 (or _q8_0) per
+ * 16 keys and KV head: dot products straight from the cache rows, no
+ * widened copy and no transpose. In bench_attention (1B
  * shape, 4096 keys, 16 layers, AMD EPYC Zen 5, 2 threads) that took a step
  * from 16.7-18.0 ms to 7.4 (AVX-512) and from 18.8-20.4 to 8.6 (AVX2).
  * Scratch:
@@ -152,9 +152,10 @@ static void tile_values(tile_state *s, uint32_t hk, const uint8_t *vrows, uint32
 }
 
 /*
- * One query position over f16 K/V (a decode step): per block, per KV head,
- * vo->attend16_f16 on each run of up to 16 keys, which keeps the rows in
- * registers instead of widening and transposing them through scratch.
+ * One query position (a decode step): per block, per KV head,
+ * vo->attend16_f16 (or _q8_0) on each run of up to 16 keys, which keeps
+ * the rows in registers instead of widening and transposing them through
+ * scratch.
  */
 static void attend_one(const attention_args *a, uint32_t n_kv, uint32_t n_q, const float *q,
                        float *out, float *mx, float *sm)
@@ -179,9 +180,13 @@ static void attend_one(const attention_args *a, uint32_t n_kv, uint32_t n_q, con
             for (uint32_t j = 0; j < n; j += ATT_TILE) {
                 const void *kr = blk + cache_spec_k_offset(spec, h, slot0 + j);
                 const void *vr = blk + cache_spec_v_offset(spec, h, slot0 + j);
-                a->vo->attend16_f16(q + (size_t)r * d, n_q, kr, vr,
-                                    n - j < ATT_TILE ? n - j : ATT_TILE, d,
-                                    out + (size_t)r * d, mx + r, sm + r);
+                uint32_t nj = n - j < ATT_TILE ? n - j : ATT_TILE;
+                if (spec->kv_type == CACHE_KV_Q8_0)
+                    a->vo->attend16_q8_0(q + (size_t)r * d, n_q, kr, vr, nj, d,
+                                         out + (size_t)r * d, mx + r, sm + r);
+                else
+                    a->vo->attend16_f16(q + (size_t)r * d, n_q, kr, vr, nj, d,
+                                        out + (size_t)r * d, mx + r, sm + r);
             }
         }
         k0 += n;
@@ -215,8 +220,8 @@ void attention_tile(const attention_args *a, uint32_t n_pos, uint32_t n_kv, uint
     }
     for (uint32_t i = 0; i < n_pos; i++)
         memset(out + i * out_stride, 0, row_q * dv * sizeof *out);
-    if (n_pos == 1 && spec->kv_type == CACHE_KV_F16 && dk == dv && dk % 16 == 0 &&
-        dk <= VEC_ATTEND_MAX_DIM) {
+    if (n_pos == 1 && dk == dv && dk <= VEC_ATTEND_MAX_DIM &&
+        dk % (spec->kv_type == CACHE_KV_Q8_0 ? 32 : 16) == 0) {
         attend_one(a, n_kv, n_q, q, out, s.max, s.sum);
         for (uint32_t r = 0; r < n_rows; r++) {
             float inv = 1.0f / s.sum[r];

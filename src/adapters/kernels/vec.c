@@ -114,16 +114,31 @@ static void q8_0_to_f32(float *dst, const void *q, size_t n)
     }
 }
 
-static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const uint16_t *v,
-                         size_t n, size_t d, float *out, float *mx, float *sm)
+/* Value i of a K/V row: f16, or q8_0 (d x q, as q8_0_to_f32). */
+static float row_value(const uint8_t *row, size_t i, int q8)
 {
+    if (!q8) {
+        uint16_t h;
+        memcpy(&h, row + 2 * i, sizeof h);
+        return fp16_to_f32(h);
+    }
+    const uint8_t *b = row + i / 32 * QUANT_Q8_0_BYTES;
+    uint16_t h;
+    memcpy(&h, b, sizeof h);
+    return fp16_to_f32(h) * (float)(int8_t)b[2 + i % 32];
+}
+
+static void attend16(const float *q, size_t n_q, const uint8_t *k, const uint8_t *v, size_t n,
+                     size_t d, float *out, float *mx, float *sm, int q8)
+{
+    const size_t rb = q8 ? d / 32 * QUANT_Q8_0_BYTES : d * 2; /* bytes per row */
     for (size_t g = 0; g < n_q; g++) {
         const float *qg = q + g * d;
         float *y = out + g * d, s[16], m = mx[g];
         for (size_t j = 0; j < n; j++) {
             float acc = 0.0f;
             for (size_t i = 0; i < d; i++)
-                acc += qg[i] * fp16_to_f32(k[j * d + i]);
+                acc += qg[i] * row_value(k + j * rb, i, q8);
             s[j] = acc;
             m = acc > m ? acc : m;
         }
@@ -134,11 +149,23 @@ static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const ui
             float e = expf(s[j] - m);
             sum += e;
             for (size_t i = 0; i < d; i++)
-                y[i] += e * fp16_to_f32(v[j * d + i]);
+                y[i] += e * row_value(v + j * rb, i, q8);
         }
         mx[g] = m;
         sm[g] = sum;
     }
+}
+
+static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const uint16_t *v,
+                         size_t n, size_t d, float *out, float *mx, float *sm)
+{
+    attend16(q, n_q, (const uint8_t *)k, (const uint8_t *)v, n, d, out, mx, sm, 0);
+}
+
+static void attend16_q8_0(const float *q, size_t n_q, const void *k, const void *v, size_t n,
+                          size_t d, float *out, float *mx, float *sm)
+{
+    attend16(q, n_q, k, v, n, d, out, mx, sm, 1);
 }
 
 static const vec_ops portable = {
@@ -149,6 +176,7 @@ static const vec_ops portable = {
     .exp_shift_f32 = exp_shift_f32,
     .max_f32 = max_f32,
     .attend16_f16 = attend16_f16,
+    .attend16_q8_0 = attend16_q8_0,
     .silu_mul_f32 = silu_mul_f32,
     .axpy_f32 = axpy_f32,
     .axpy_rows_f32 = axpy_rows_f32,

@@ -65,6 +65,9 @@ typedef struct vec_ops {
      * -inf, sm = 0, out = 0. */
     void (*attend16_f16)(const float *q, size_t n_q, const uint16_t *k, const uint16_t *v,
                          size_t n, size_t d, float *out, float *mx, float *sm);
+    /* the same over q8_0 rows (d a multiple of 32, rows of d / 32 blocks) */
+    void (*attend16_q8_0)(const float *q, size_t n_q, const void *k, const void *v, size_t n,
+                          size_t d, float *out, float *mx, float *sm);
     /* g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + exp(-x)): the gated FFN
      * (as ops_silu_mul, with the exp of exp_shift_f32) */
     void (*silu_mul_f32)(float *g, const float *u, size_t n);

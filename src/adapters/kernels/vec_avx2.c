@@ -302,6 +302,16 @@ static void q8_0_to_f32(float *dst, const void *q, size_t n)
 
 /* ------------------------------------------------ one decode step's keys */
 
+/* 8 values of a K/V row from value c on (c a multiple of 8): f16, or q8_0
+ * (d x q, exact in f32, as q8_0_to_f32). q8 is a constant at every call. */
+ALWAYS_INLINE __m256 ld8(const uint8_t *row, size_t c, int q8)
+{
+    if (!q8)
+        return load_h8((const uint16_t *)(const void *)(row + 2 * c));
+    const uint8_t *b = row + c / 32 * QUANT_Q8_0_BYTES;
+    return _mm256_mul_ps(_mm256_set1_ps(ldh(b)), load_q8(b + 2 + c % 32));
+}
+
 /* Lane L (of 2 lanes of 128 bits) of the result holds, at 4L + t, the sum
  * of the 4 values of p_t in lane L. */
 ALWAYS_INLINE __m256 sum4_lanes(__m256 p0, __m256 p1, __m256 p2, __m256 p3)
@@ -320,13 +330,14 @@ ALWAYS_INLINE __m256 sum8_keys(__m256 a, __m256 b)
 }
 
 /* The scores of 2 queries against keys k[0..3] (rows of d values). */
-static void scores2x4(const float *const q[2], const uint16_t *const k[4], size_t d, __m256 *out)
+ALWAYS_INLINE void scores2x4(const float *const q[2], const uint8_t *const k[4], size_t d,
+                             __m256 *out, int q8)
 {
     __m256 p00 = _mm256_setzero_ps(), p01 = p00, p02 = p00, p03 = p00, p10 = p00, p11 = p00,
            p12 = p00, p13 = p00;
     for (size_t c = 0; c < d; c += 8) {
-        __m256 k0 = load_h8(k[0] + c), k1 = load_h8(k[1] + c), k2 = load_h8(k[2] + c),
-               k3 = load_h8(k[3] + c);
+        __m256 k0 = ld8(k[0], c, q8), k1 = ld8(k[1], c, q8), k2 = ld8(k[2], c, q8),
+               k3 = ld8(k[3], c, q8);
         __m256 x = _mm256_loadu_ps(q[0] + c);
         p00 = _mm256_fmadd_ps(x, k0, p00);
         p01 = _mm256_fmadd_ps(x, k1, p01);
@@ -342,18 +353,19 @@ static void scores2x4(const float *const q[2], const uint16_t *const k[4], size_
     out[1] = sum4_lanes(p10, p11, p12, p13);
 }
 
-/* y_g[0..32) = y_g * f_g + sum_j w_g[j] v_j[0..32) for 2 outputs. */
-static void values2x32(float *const y[2], const float f[2], const float w[2][16],
-                       const uint16_t *v, size_t n, size_t d)
+/* y_g[c..c+32) = y_g * f_g + sum_j w_g[j] v_j[c..c+32) for 2 outputs. */
+ALWAYS_INLINE void values2x32(float *const y[2], const float f[2], const float w[2][16],
+                              const uint8_t *v, size_t rb, size_t n, size_t c, int q8)
 {
     __m256 f0 = _mm256_set1_ps(f[0]), f1 = _mm256_set1_ps(f[1]);
-    __m256 a00 = _mm256_mul_ps(f0, _mm256_loadu_ps(y[0])), a01 = _mm256_mul_ps(f0, _mm256_loadu_ps(y[0] + 8)),
-           a02 = _mm256_mul_ps(f0, _mm256_loadu_ps(y[0] + 16)), a03 = _mm256_mul_ps(f0, _mm256_loadu_ps(y[0] + 24)),
-           a10 = _mm256_mul_ps(f1, _mm256_loadu_ps(y[1])), a11 = _mm256_mul_ps(f1, _mm256_loadu_ps(y[1] + 8)),
-           a12 = _mm256_mul_ps(f1, _mm256_loadu_ps(y[1] + 16)), a13 = _mm256_mul_ps(f1, _mm256_loadu_ps(y[1] + 24));
+    __m256 a00 = _mm256_mul_ps(f0, _mm256_loadu_ps(y[0] + c)), a01 = _mm256_mul_ps(f0, _mm256_loadu_ps(y[0] + c + 8)),
+           a02 = _mm256_mul_ps(f0, _mm256_loadu_ps(y[0] + c + 16)), a03 = _mm256_mul_ps(f0, _mm256_loadu_ps(y[0] + c + 24)),
+           a10 = _mm256_mul_ps(f1, _mm256_loadu_ps(y[1] + c)), a11 = _mm256_mul_ps(f1, _mm256_loadu_ps(y[1] + c + 8)),
+           a12 = _mm256_mul_ps(f1, _mm256_loadu_ps(y[1] + c + 16)), a13 = _mm256_mul_ps(f1, _mm256_loadu_ps(y[1] + c + 24));
     for (size_t j = 0; j < n; j++) {
-        const uint16_t *vj = v + j * d;
-        __m256 v0 = load_h8(vj), v1 = load_h8(vj + 8), v2 = load_h8(vj + 16), v3 = load_h8(vj + 24);
+        const uint8_t *vj = v + j * rb;
+        __m256 v0 = ld8(vj, c, q8), v1 = ld8(vj, c + 8, q8), v2 = ld8(vj, c + 16, q8),
+               v3 = ld8(vj, c + 24, q8);
         __m256 x = _mm256_broadcast_ss(&w[0][j]);
         a00 = _mm256_fmadd_ps(x, v0, a00);
         a01 = _mm256_fmadd_ps(x, v1, a01);
@@ -365,29 +377,29 @@ static void values2x32(float *const y[2], const float f[2], const float w[2][16]
         a12 = _mm256_fmadd_ps(x, v2, a12);
         a13 = _mm256_fmadd_ps(x, v3, a13);
     }
-    _mm256_storeu_ps(y[0], a00);
-    _mm256_storeu_ps(y[0] + 8, a01);
-    _mm256_storeu_ps(y[0] + 16, a02);
-    _mm256_storeu_ps(y[0] + 24, a03);
-    _mm256_storeu_ps(y[1], a10);
-    _mm256_storeu_ps(y[1] + 8, a11);
-    _mm256_storeu_ps(y[1] + 16, a12);
-    _mm256_storeu_ps(y[1] + 24, a13);
+    _mm256_storeu_ps(y[0] + c, a00);
+    _mm256_storeu_ps(y[0] + c + 8, a01);
+    _mm256_storeu_ps(y[0] + c + 16, a02);
+    _mm256_storeu_ps(y[0] + c + 24, a03);
+    _mm256_storeu_ps(y[1] + c, a10);
+    _mm256_storeu_ps(y[1] + c + 8, a11);
+    _mm256_storeu_ps(y[1] + c + 16, a12);
+    _mm256_storeu_ps(y[1] + c + 24, a13);
 }
 
-/* y_g[0..8) likewise, for the last values of a d that is not a multiple of 32. */
-static void values2x8(float *const y[2], const float f[2], const float w[2][16],
-                      const uint16_t *v, size_t n, size_t d)
+/* y_g[c..c+8) likewise, for the last values of a d that is not a multiple of 32. */
+ALWAYS_INLINE void values2x8(float *const y[2], const float f[2], const float w[2][16],
+                             const uint8_t *v, size_t rb, size_t n, size_t c, int q8)
 {
-    __m256 a0 = _mm256_mul_ps(_mm256_set1_ps(f[0]), _mm256_loadu_ps(y[0]));
-    __m256 a1 = _mm256_mul_ps(_mm256_set1_ps(f[1]), _mm256_loadu_ps(y[1]));
+    __m256 a0 = _mm256_mul_ps(_mm256_set1_ps(f[0]), _mm256_loadu_ps(y[0] + c));
+    __m256 a1 = _mm256_mul_ps(_mm256_set1_ps(f[1]), _mm256_loadu_ps(y[1] + c));
     for (size_t j = 0; j < n; j++) {
-        __m256 x = load_h8(v + j * d);
+        __m256 x = ld8(v + j * rb, c, q8);
         a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&w[0][j]), x, a0);
         a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&w[1][j]), x, a1);
     }
-    _mm256_storeu_ps(y[0], a0);
-    _mm256_storeu_ps(y[1], a1);
+    _mm256_storeu_ps(y[0] + c, a0);
+    _mm256_storeu_ps(y[1] + c, a1);
 }
 
 /*
@@ -398,9 +410,10 @@ static void values2x8(float *const y[2], const float f[2], const float w[2][16],
  * query repeats the last one into a dummy output; a missing key repeats
  * key 0 and is masked to -inf.
  */
-static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const uint16_t *v,
-                         size_t n, size_t d, float *out, float *mx, float *sm)
+ALWAYS_INLINE void attend16(const float *q, size_t n_q, const uint8_t *k, const uint8_t *v,
+                            size_t n, size_t d, float *out, float *mx, float *sm, int q8)
 {
+    const size_t rb = q8 ? d / 32 * QUANT_Q8_0_BYTES : d * 2; /* bytes per row */
     float dummy[VEC_ATTEND_MAX_DIM] __attribute__((aligned(32)));
     float w[2][16] __attribute__((aligned(32))), f[2], dmx = 0.0f, dsm = 0.0f;
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
@@ -408,9 +421,9 @@ static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const ui
     const __m256 live_lo = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), idx));
     const __m256 live_hi = _mm256_castsi256_ps(
         _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n - 8), idx));
-    const uint16_t *kr[16];
+    const uint8_t *kr[16];
     for (size_t j = 0; j < 16; j++)
-        kr[j] = k + (j < n ? j : 0) * d;
+        kr[j] = k + (j < n ? j : 0) * rb;
     for (size_t g0 = 0; g0 < n_q; g0 += 2) {
         const float *qg[2];
         float *yg[2], *mg[2], *sg[2];
@@ -425,7 +438,7 @@ static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const ui
             memset(dummy, 0, d * sizeof *dummy);
         __m256 part[4][2];
         for (size_t t = 0; t < 4; t++)
-            scores2x4(qg, kr + 4 * t, d, part[t]);
+            scores2x4(qg, kr + 4 * t, d, part[t], q8);
         for (size_t g = 0; g < 2; g++) {
             __m256 lo = _mm256_blendv_ps(ninf, sum8_keys(part[0][g], part[1][g]), live_lo);
             __m256 hi = _mm256_blendv_ps(ninf, sum8_keys(part[2][g], part[3][g]), live_hi);
@@ -443,15 +456,23 @@ static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const ui
             *mg[g] = m;
         }
         size_t c = 0;
-        for (; c + 32 <= d; c += 32) {
-            float *yc[2] = {yg[0] + c, yg[1] + c};
-            values2x32(yc, f, (const float(*)[16])w, v + c, n, d);
-        }
-        for (; c < d; c += 8) {
-            float *yc[2] = {yg[0] + c, yg[1] + c};
-            values2x8(yc, f, (const float(*)[16])w, v + c, n, d);
-        }
+        for (; c + 32 <= d; c += 32)
+            values2x32(yg, f, (const float(*)[16])w, v, rb, n, c, q8);
+        for (; c < d; c += 8)
+            values2x8(yg, f, (const float(*)[16])w, v, rb, n, c, q8);
     }
+}
+
+static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const uint16_t *v,
+                         size_t n, size_t d, float *out, float *mx, float *sm)
+{
+    attend16(q, n_q, (const uint8_t *)k, (const uint8_t *)v, n, d, out, mx, sm, 0);
+}
+
+static void attend16_q8_0(const float *q, size_t n_q, const void *k, const void *v, size_t n,
+                          size_t d, float *out, float *mx, float *sm)
+{
+    attend16(q, n_q, k, v, n, d, out, mx, sm, 1);
 }
 
 static const vec_ops avx2 = {
@@ -462,6 +483,7 @@ static const vec_ops avx2 = {
     .exp_shift_f32 = exp_shift_f32,
     .max_f32 = max_f32,
     .attend16_f16 = attend16_f16,
+    .attend16_q8_0 = attend16_q8_0,
     .silu_mul_f32 = silu_mul_f32,
     .axpy_f32 = axpy_f32,
     .axpy_rows_f32 = axpy_rows_f32,

@@ -292,9 +292,17 @@ static void q8_0_to_f32(float *dst, const void *q, size_t n)
 
 /* ------------------------------------------------ one decode step's keys */
 
-ALWAYS_INLINE __m512 ldh16(const uint16_t *p)
+/* 16 values of a K/V row from value c on (c a multiple of 16): f16, or
+ * q8_0 (d x q, exact in f32, as q8_0_to_f32). q8 is a constant at every
+ * call, so each of attend16_f16 and attend16_q8_0 is code of its own. */
+ALWAYS_INLINE __m512 ld16(const uint8_t *row, size_t c, int q8)
 {
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
+    if (!q8)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(row + 2 * c)));
+    const uint8_t *b = row + c / 32 * QUANT_Q8_0_BYTES;
+    __m512 x = _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b + 2 + c % 32))));
+    return _mm512_mul_ps(_mm512_set1_ps(ldh(b)), x);
 }
 
 /* Lane L (of 4 lanes of 128 bits) of the result holds, at 4L + t, the sum
@@ -318,14 +326,15 @@ ALWAYS_INLINE __m512 sum16_keys(__m512 a, __m512 b, __m512 c, __m512 d)
 }
 
 /* The scores of 4 queries against keys k[0..3] (rows of d values). */
-static void scores4x4(const float *const q[4], const uint16_t *const k[4], size_t d, __m512 *out)
+ALWAYS_INLINE void scores4x4(const float *const q[4], const uint8_t *const k[4], size_t d,
+                             __m512 *out, int q8)
 {
     __m512 p00 = _mm512_setzero_ps(), p01 = p00, p02 = p00, p03 = p00, p10 = p00, p11 = p00,
            p12 = p00, p13 = p00, p20 = p00, p21 = p00, p22 = p00, p23 = p00, p30 = p00,
            p31 = p00, p32 = p00, p33 = p00;
     for (size_t c = 0; c < d; c += 16) {
-        __m512 k0 = ldh16(k[0] + c), k1 = ldh16(k[1] + c), k2 = ldh16(k[2] + c),
-               k3 = ldh16(k[3] + c);
+        __m512 k0 = ld16(k[0], c, q8), k1 = ld16(k[1], c, q8), k2 = ld16(k[2], c, q8),
+               k3 = ld16(k[3], c, q8);
         __m512 x = _mm512_loadu_ps(q[0] + c);
         p00 = _mm512_fmadd_ps(x, k0, p00);
         p01 = _mm512_fmadd_ps(x, k1, p01);
@@ -353,23 +362,24 @@ static void scores4x4(const float *const q[4], const uint16_t *const k[4], size_
     out[3] = sum4_lanes(p30, p31, p32, p33);
 }
 
-/* y_g[0..64) = y_g * f_g + sum_j w_g[j] v_j[0..64) for 4 outputs. */
-static void values4x64(float *const y[4], const float f[4], const float w[4][16],
-                       const uint16_t *v, size_t n, size_t d)
+/* y_g[c..c+64) = y_g * f_g + sum_j w_g[j] v_j[c..c+64) for 4 outputs. */
+ALWAYS_INLINE void values4x64(float *const y[4], const float f[4], const float w[4][16],
+                              const uint8_t *v, size_t rb, size_t n, size_t c, int q8)
 {
     __m512 f0 = _mm512_set1_ps(f[0]), f1 = _mm512_set1_ps(f[1]), f2 = _mm512_set1_ps(f[2]),
            f3 = _mm512_set1_ps(f[3]);
-    __m512 a00 = _mm512_mul_ps(f0, _mm512_loadu_ps(y[0])), a01 = _mm512_mul_ps(f0, _mm512_loadu_ps(y[0] + 16)),
-           a02 = _mm512_mul_ps(f0, _mm512_loadu_ps(y[0] + 32)), a03 = _mm512_mul_ps(f0, _mm512_loadu_ps(y[0] + 48)),
-           a10 = _mm512_mul_ps(f1, _mm512_loadu_ps(y[1])), a11 = _mm512_mul_ps(f1, _mm512_loadu_ps(y[1] + 16)),
-           a12 = _mm512_mul_ps(f1, _mm512_loadu_ps(y[1] + 32)), a13 = _mm512_mul_ps(f1, _mm512_loadu_ps(y[1] + 48)),
-           a20 = _mm512_mul_ps(f2, _mm512_loadu_ps(y[2])), a21 = _mm512_mul_ps(f2, _mm512_loadu_ps(y[2] + 16)),
-           a22 = _mm512_mul_ps(f2, _mm512_loadu_ps(y[2] + 32)), a23 = _mm512_mul_ps(f2, _mm512_loadu_ps(y[2] + 48)),
-           a30 = _mm512_mul_ps(f3, _mm512_loadu_ps(y[3])), a31 = _mm512_mul_ps(f3, _mm512_loadu_ps(y[3] + 16)),
-           a32 = _mm512_mul_ps(f3, _mm512_loadu_ps(y[3] + 32)), a33 = _mm512_mul_ps(f3, _mm512_loadu_ps(y[3] + 48));
+    __m512 a00 = _mm512_mul_ps(f0, _mm512_loadu_ps(y[0] + c)), a01 = _mm512_mul_ps(f0, _mm512_loadu_ps(y[0] + c + 16)),
+           a02 = _mm512_mul_ps(f0, _mm512_loadu_ps(y[0] + c + 32)), a03 = _mm512_mul_ps(f0, _mm512_loadu_ps(y[0] + c + 48)),
+           a10 = _mm512_mul_ps(f1, _mm512_loadu_ps(y[1] + c)), a11 = _mm512_mul_ps(f1, _mm512_loadu_ps(y[1] + c + 16)),
+           a12 = _mm512_mul_ps(f1, _mm512_loadu_ps(y[1] + c + 32)), a13 = _mm512_mul_ps(f1, _mm512_loadu_ps(y[1] + c + 48)),
+           a20 = _mm512_mul_ps(f2, _mm512_loadu_ps(y[2] + c)), a21 = _mm512_mul_ps(f2, _mm512_loadu_ps(y[2] + c + 16)),
+           a22 = _mm512_mul_ps(f2, _mm512_loadu_ps(y[2] + c + 32)), a23 = _mm512_mul_ps(f2, _mm512_loadu_ps(y[2] + c + 48)),
+           a30 = _mm512_mul_ps(f3, _mm512_loadu_ps(y[3] + c)), a31 = _mm512_mul_ps(f3, _mm512_loadu_ps(y[3] + c + 16)),
+           a32 = _mm512_mul_ps(f3, _mm512_loadu_ps(y[3] + c + 32)), a33 = _mm512_mul_ps(f3, _mm512_loadu_ps(y[3] + c + 48));
     for (size_t j = 0; j < n; j++) {
-        const uint16_t *vj = v + j * d;
-        __m512 v0 = ldh16(vj), v1 = ldh16(vj + 16), v2 = ldh16(vj + 32), v3 = ldh16(vj + 48);
+        const uint8_t *vj = v + j * rb;
+        __m512 v0 = ld16(vj, c, q8), v1 = ld16(vj, c + 16, q8), v2 = ld16(vj, c + 32, q8),
+               v3 = ld16(vj, c + 48, q8);
         __m512 x = _mm512_set1_ps(w[0][j]);
         a00 = _mm512_fmadd_ps(x, v0, a00);
         a01 = _mm512_fmadd_ps(x, v1, a01);
@@ -391,43 +401,43 @@ static void values4x64(float *const y[4], const float f[4], const float w[4][16]
         a32 = _mm512_fmadd_ps(x, v2, a32);
         a33 = _mm512_fmadd_ps(x, v3, a33);
     }
-    _mm512_storeu_ps(y[0], a00);
-    _mm512_storeu_ps(y[0] + 16, a01);
-    _mm512_storeu_ps(y[0] + 32, a02);
-    _mm512_storeu_ps(y[0] + 48, a03);
-    _mm512_storeu_ps(y[1], a10);
-    _mm512_storeu_ps(y[1] + 16, a11);
-    _mm512_storeu_ps(y[1] + 32, a12);
-    _mm512_storeu_ps(y[1] + 48, a13);
-    _mm512_storeu_ps(y[2], a20);
-    _mm512_storeu_ps(y[2] + 16, a21);
-    _mm512_storeu_ps(y[2] + 32, a22);
-    _mm512_storeu_ps(y[2] + 48, a23);
-    _mm512_storeu_ps(y[3], a30);
-    _mm512_storeu_ps(y[3] + 16, a31);
-    _mm512_storeu_ps(y[3] + 32, a32);
-    _mm512_storeu_ps(y[3] + 48, a33);
+    _mm512_storeu_ps(y[0] + c, a00);
+    _mm512_storeu_ps(y[0] + c + 16, a01);
+    _mm512_storeu_ps(y[0] + c + 32, a02);
+    _mm512_storeu_ps(y[0] + c + 48, a03);
+    _mm512_storeu_ps(y[1] + c, a10);
+    _mm512_storeu_ps(y[1] + c + 16, a11);
+    _mm512_storeu_ps(y[1] + c + 32, a12);
+    _mm512_storeu_ps(y[1] + c + 48, a13);
+    _mm512_storeu_ps(y[2] + c, a20);
+    _mm512_storeu_ps(y[2] + c + 16, a21);
+    _mm512_storeu_ps(y[2] + c + 32, a22);
+    _mm512_storeu_ps(y[2] + c + 48, a23);
+    _mm512_storeu_ps(y[3] + c, a30);
+    _mm512_storeu_ps(y[3] + c + 16, a31);
+    _mm512_storeu_ps(y[3] + c + 32, a32);
+    _mm512_storeu_ps(y[3] + c + 48, a33);
 }
 
-/* y_g[0..16) likewise, for the last values of a d that is not a multiple of 64. */
-static void values4x16(float *const y[4], const float f[4], const float w[4][16],
-                       const uint16_t *v, size_t n, size_t d)
+/* y_g[c..c+16) likewise, for the last values of a d that is not a multiple of 64. */
+ALWAYS_INLINE void values4x16(float *const y[4], const float f[4], const float w[4][16],
+                              const uint8_t *v, size_t rb, size_t n, size_t c, int q8)
 {
-    __m512 a0 = _mm512_mul_ps(_mm512_set1_ps(f[0]), _mm512_loadu_ps(y[0]));
-    __m512 a1 = _mm512_mul_ps(_mm512_set1_ps(f[1]), _mm512_loadu_ps(y[1]));
-    __m512 a2 = _mm512_mul_ps(_mm512_set1_ps(f[2]), _mm512_loadu_ps(y[2]));
-    __m512 a3 = _mm512_mul_ps(_mm512_set1_ps(f[3]), _mm512_loadu_ps(y[3]));
+    __m512 a0 = _mm512_mul_ps(_mm512_set1_ps(f[0]), _mm512_loadu_ps(y[0] + c));
+    __m512 a1 = _mm512_mul_ps(_mm512_set1_ps(f[1]), _mm512_loadu_ps(y[1] + c));
+    __m512 a2 = _mm512_mul_ps(_mm512_set1_ps(f[2]), _mm512_loadu_ps(y[2] + c));
+    __m512 a3 = _mm512_mul_ps(_mm512_set1_ps(f[3]), _mm512_loadu_ps(y[3] + c));
     for (size_t j = 0; j < n; j++) {
-        __m512 x = ldh16(v + j * d);
+        __m512 x = ld16(v + j * rb, c, q8);
         a0 = _mm512_fmadd_ps(_mm512_set1_ps(w[0][j]), x, a0);
         a1 = _mm512_fmadd_ps(_mm512_set1_ps(w[1][j]), x, a1);
         a2 = _mm512_fmadd_ps(_mm512_set1_ps(w[2][j]), x, a2);
         a3 = _mm512_fmadd_ps(_mm512_set1_ps(w[3][j]), x, a3);
     }
-    _mm512_storeu_ps(y[0], a0);
-    _mm512_storeu_ps(y[1], a1);
-    _mm512_storeu_ps(y[2], a2);
-    _mm512_storeu_ps(y[3], a3);
+    _mm512_storeu_ps(y[0] + c, a0);
+    _mm512_storeu_ps(y[1] + c, a1);
+    _mm512_storeu_ps(y[2] + c, a2);
+    _mm512_storeu_ps(y[3] + c, a3);
 }
 
 /*
@@ -437,15 +447,16 @@ static void values4x16(float *const y[4], const float f[4], const float w[4][16]
  * the V rows pass. A missing query repeats the last one into a dummy
  * output; a missing key repeats key 0 and is masked to -inf.
  */
-static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const uint16_t *v,
-                         size_t n, size_t d, float *out, float *mx, float *sm)
+ALWAYS_INLINE void attend16(const float *q, size_t n_q, const uint8_t *k, const uint8_t *v,
+                            size_t n, size_t d, float *out, float *mx, float *sm, int q8)
 {
+    const size_t rb = q8 ? d / 32 * QUANT_Q8_0_BYTES : d * 2; /* bytes per row */
     float dummy[VEC_ATTEND_MAX_DIM] __attribute__((aligned(64)));
     float w[4][16] __attribute__((aligned(64))), f[4], dmx = 0.0f, dsm = 0.0f;
     const __mmask16 live = tail16(n);
-    const uint16_t *kr[16];
+    const uint8_t *kr[16];
     for (size_t j = 0; j < 16; j++)
-        kr[j] = k + (j < n ? j : 0) * d;
+        kr[j] = k + (j < n ? j : 0) * rb;
     for (size_t g0 = 0; g0 < n_q; g0 += 4) {
         const float *qg[4];
         float *yg[4], *mg[4], *sg[4];
@@ -460,7 +471,7 @@ static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const ui
             memset(dummy, 0, d * sizeof *dummy);
         __m512 part[4][4];
         for (size_t t = 0; t < 4; t++)
-            scores4x4(qg, kr + 4 * t, d, part[t]);
+            scores4x4(qg, kr + 4 * t, d, part[t], q8);
         for (size_t g = 0; g < 4; g++) {
             __m512 s = sum16_keys(part[0][g], part[1][g], part[2][g], part[3][g]);
             s = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), live, s);
@@ -473,15 +484,23 @@ static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const ui
             *mg[g] = m;
         }
         size_t c = 0;
-        for (; c + 64 <= d; c += 64) {
-            float *yc[4] = {yg[0] + c, yg[1] + c, yg[2] + c, yg[3] + c};
-            values4x64(yc, f, (const float(*)[16])w, v + c, n, d);
-        }
-        for (; c < d; c += 16) {
-            float *yc[4] = {yg[0] + c, yg[1] + c, yg[2] + c, yg[3] + c};
-            values4x16(yc, f, (const float(*)[16])w, v + c, n, d);
-        }
+        for (; c + 64 <= d; c += 64)
+            values4x64(yg, f, (const float(*)[16])w, v, rb, n, c, q8);
+        for (; c < d; c += 16)
+            values4x16(yg, f, (const float(*)[16])w, v, rb, n, c, q8);
     }
+}
+
+static void attend16_f16(const float *q, size_t n_q, const uint16_t *k, const uint16_t *v,
+                         size_t n, size_t d, float *out, float *mx, float *sm)
+{
+    attend16(q, n_q, (const uint8_t *)k, (const uint8_t *)v, n, d, out, mx, sm, 0);
+}
+
+static void attend16_q8_0(const float *q, size_t n_q, const void *k, const void *v, size_t n,
+                          size_t d, float *out, float *mx, float *sm)
+{
+    attend16(q, n_q, k, v, n, d, out, mx, sm, 1);
 }
 
 static const vec_ops avx512 = {
@@ -492,6 +511,7 @@ static const vec_ops avx512 = {
     .exp_shift_f32 = exp_shift_f32,
     .max_f32 = max_f32,
     .attend16_f16 = attend16_f16,
+    .attend16_q8_0 = attend16_q8_0,
     .silu_mul_f32 = silu_mul_f32,
     .axpy_f32 = axpy_f32,
     .axpy_rows_f32 = axpy_rows_f32,

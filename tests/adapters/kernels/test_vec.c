@@ -135,29 +135,45 @@ static void maxima_are_exact(void **state)
 }
 
 /*
- * attend16_f16, called on runs of keys one after another (the tiles of a
- * decode step), gives softmax(q K^T) V over all the keys: checked against
- * a double-precision softmax for head sizes that are and are not multiples
- * of the tiers' widths, query counts that are not, and runs shorter than
- * 16. Each run's rows sit in a buffer of exactly their size (so a read past
- * them is caught under ASan), and nothing is written past the n_q outputs.
+ * attend16_f16 and attend16_q8_0, called on runs of keys one after another
+ * (the tiles of a decode step), give softmax(q K^T) V over all the keys:
+ * checked against a double-precision softmax of the rows' values for head
+ * sizes that are and are not multiples of the tiers' widths, query counts
+ * that are not, and runs shorter than 16. Each run's rows sit in a buffer
+ * of exactly their size (so a read past them is caught under ASan), and
+ * nothing is written past the n_q outputs.
  */
-static void check_attention_run(const vec_ops *v, size_t d, size_t n_q, const size_t *runs,
-                                size_t n_runs, uint64_t *rng)
+static void check_attention_run(const vec_ops *v, int q8, size_t d, size_t n_q,
+                                const size_t *runs, size_t n_runs, uint64_t *rng)
 {
-    size_t n_keys = 0;
+    size_t n_keys = 0, rb = q8 ? d / 32 * QUANT_Q8_0_BYTES : d * 2;
     for (size_t r = 0; r < n_runs; r++)
         n_keys += runs[r];
     float *q = malloc(n_q * d * sizeof *q), *out = malloc((n_q * d + GUARD) * sizeof *out);
     float *kf = malloc(n_keys * d * sizeof *kf), *vf = malloc(n_keys * d * sizeof *vf);
+    uint8_t *kb = malloc(n_keys * rb), *vb = malloc(n_keys * rb);
     float mx[8 + GUARD], sm[8 + GUARD];
     for (size_t i = 0; i < n_q * d; i++)
         q[i] = frand(rng) * 0.5f;
     for (size_t i = 0; i < n_keys * d; i++) {
         /* later keys score higher, so the running maximum rises mid-way */
-        float grow = 1.0f + 3.0f * (float)(i / d) / (float)n_keys;
-        kf[i] = fp16_to_f32(fp16_from_f32(frand(rng) * grow));
-        vf[i] = fp16_to_f32(fp16_from_f32(frand(rng)));
+        kf[i] = frand(rng) * (1.0f + 3.0f * (float)(i / d) / (float)n_keys);
+        vf[i] = frand(rng);
+    }
+    /* the rows as stored, and the values they hold */
+    const vec_ops *ref = vec_ops_for(CPU_ISA_PORTABLE);
+    for (size_t j = 0; j < n_keys; j++) {
+        if (q8) {
+            ref->quantize_q8_0(kb + j * rb, kf + j * d, d);
+            ref->quantize_q8_0(vb + j * rb, vf + j * d, d);
+            ref->q8_0_to_f32(kf + j * d, kb + j * rb, d);
+            ref->q8_0_to_f32(vf + j * d, vb + j * rb, d);
+        } else {
+            ref->f32_to_f16((uint16_t *)(void *)(kb + j * rb), kf + j * d, d);
+            ref->f32_to_f16((uint16_t *)(void *)(vb + j * rb), vf + j * d, d);
+            ref->f16_to_f32(kf + j * d, (const uint16_t *)(const void *)(kb + j * rb), d);
+            ref->f16_to_f32(vf + j * d, (const uint16_t *)(const void *)(vb + j * rb), d);
+        }
     }
     for (size_t i = 0; i < n_q * d + GUARD; i++)
         out[i] = i < n_q * d ? 0.0f : SENTINEL;
@@ -167,14 +183,16 @@ static void check_attention_run(const vec_ops *v, size_t d, size_t n_q, const si
     }
     for (size_t r = 0, k0 = 0; r < n_runs; k0 += runs[r], r++) {
         size_t n = runs[r];
-        uint16_t *kh = malloc(n * d * sizeof *kh), *vh = malloc(n * d * sizeof *vh);
-        for (size_t i = 0; i < n * d; i++) {
-            kh[i] = fp16_from_f32(kf[k0 * d + i]);
-            vh[i] = fp16_from_f32(vf[k0 * d + i]);
-        }
-        v->attend16_f16(q, n_q, kh, vh, n, d, out, mx, sm);
-        free(kh);
-        free(vh);
+        uint8_t *kr = malloc(n * rb), *vr = malloc(n * rb);
+        memcpy(kr, kb + k0 * rb, n * rb);
+        memcpy(vr, vb + k0 * rb, n * rb);
+        if (q8)
+            v->attend16_q8_0(q, n_q, kr, vr, n, d, out, mx, sm);
+        else
+            v->attend16_f16(q, n_q, (const uint16_t *)(void *)kr, (const uint16_t *)(void *)vr,
+                            n, d, out, mx, sm);
+        free(kr);
+        free(vr);
     }
     for (size_t g = 0; g < n_q; g++) {
         double s[64], m = -INFINITY, z = 0;
@@ -195,8 +213,9 @@ static void check_attention_run(const vec_ops *v, size_t d, size_t n_q, const si
             }
             double got = out[g * d + i] / sm[g];
             if (!close_enough(got, want, mag))
-                fail_msg("%s: d %zu, %zu queries, %zu keys: out[%zu][%zu] = %g, want %g",
-                         cpu_isa_name(v->isa), d, n_q, n_keys, g, i, got, want);
+                fail_msg("%s %s: d %zu, %zu queries, %zu keys: out[%zu][%zu] = %g, want %g",
+                         cpu_isa_name(v->isa), q8 ? "q8_0" : "f16", d, n_q, n_keys, g, i, got,
+                         want);
         }
     }
     for (size_t i = n_q * d; i < n_q * d + GUARD; i++)
@@ -207,22 +226,29 @@ static void check_attention_run(const vec_ops *v, size_t d, size_t n_q, const si
     free(out);
     free(kf);
     free(vf);
+    free(kb);
+    free(vb);
 }
 
 static void attention_steps_match_a_whole_softmax(void **state)
 {
     (void)state;
-    static const size_t dims[] = {16, 48, 64, 80, 128};
+    static const size_t dims[] = {16, 48, 64, 80, 96, 128};
     static const size_t queries[] = {1, 2, 3, 4, 5, 7, 8};
     static const size_t runs[][4] = {{1}, {16}, {5}, {16, 16, 16}, {3, 16, 1, 13}, {16, 7}};
     static const size_t n_runs[] = {1, 1, 1, 3, 4, 2};
     uint64_t rng = 21;
     FOR_EACH_TIER(v)
     {
-        for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
-            for (size_t qi = 0; qi < sizeof queries / sizeof queries[0]; qi++)
-                for (size_t ri = 0; ri < sizeof n_runs / sizeof n_runs[0]; ri++)
-                    check_attention_run(v, dims[di], queries[qi], runs[ri], n_runs[ri], &rng);
+        for (int q8 = 0; q8 <= 1; q8++)
+            for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+                if (q8 && dims[di] % 32)
+                    continue; /* q8_0 rows are whole blocks of 32 */
+                for (size_t qi = 0; qi < sizeof queries / sizeof queries[0]; qi++)
+                    for (size_t ri = 0; ri < sizeof n_runs / sizeof n_runs[0]; ri++)
+                        check_attention_run(v, q8, dims[di], queries[qi], runs[ri], n_runs[ri],
+                                            &rng);
+            }
     }
 }
 
