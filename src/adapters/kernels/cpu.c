@@ -49,6 +49,12 @@ static cpu_features detect(void)
     }
     if (__get_cpuid_count(7, 1, &a, &b, &c, &d))
         f.avx512bf16 = avx512_os && ((a >> 5) & 1);
+    /* vendor "AuthenticAMD" in EBX EDX ECX of leaf 0; family = base + extended */
+    if (__get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541 && d == 0x69746e65 &&
+        c == 0x444d4163 && __get_cpuid(1, &a, &b, &c, &d)) {
+        unsigned family = ((a >> 8) & 0xf) + ((a >> 20) & 0xff);
+        f.avx512_split = f.avx512f && family == 0x19;
+    }
 #endif
     return f;
 }

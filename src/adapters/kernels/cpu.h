@@ -28,10 +28,14 @@ typedef enum cpu_isa { CPU_ISA_PORTABLE, CPU_ISA_AVX2, CPU_ISA_AVX512 } cpu_isa;
 
 #define CPU_ISA_COUNT 3
 
-/* The features the tiers are made of. */
+/* The features the tiers are made of, and one trait of the core that
+ * changes which kernel of a tier is faster: avx512_split is set where
+ * 512-bit operations issue as two 256-bit halves (AMD Zen 4, family 19h),
+ * so that 256-bit code reads weights as fast as 512-bit code. */
 typedef struct cpu_features {
     bool avx2, fma, f16c;
     bool avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16;
+    bool avx512_split;
 } cpu_features;
 
 /* Features of the CPU running this process. */

@@ -655,7 +655,7 @@ DEFINE_NT_DISPATCH(dot_q6_K)
 
 /* ================================================================ table */
 
-#define AVX512_TABLE(bf16_dot, bf16_batch, prefill_fn)                                        \
+#define AVX512_TABLE(bf16_dot, bf16_batch, prefill_fn, split)                                 \
     {                                                                                          \
         .isa = CPU_ISA_AVX512,                                                                 \
         .dot =                                                                                 \
@@ -671,8 +671,8 @@ DEFINE_NT_DISPATCH(dot_q6_K)
             },                                                                                 \
         .quant_q8_0 = quant_q8_0, .quant_q8_K = quant_q8_K, .round_f16 = round_f16,            \
         .round_bf16 = round_bf16, .q4_0_x4 = true,                                             \
-        .decode = {[TENSOR_Q4_0] = mm_avx2_decode_q4_0,                                        \
-                   [TENSOR_Q4_K] = mm_avx2_decode_q4_K},                                       \
+        .decode = {[TENSOR_Q4_0] = (split) ? mm_avx2_decode_q4_0 : NULL,                       \
+                   [TENSOR_Q4_K] = (split) ? mm_avx2_decode_q4_K : NULL},                      \
         .batch =                                                                               \
             {                                                                                  \
                 [TENSOR_F32] = {mm_avx512_batch, 2},                                           \
@@ -688,11 +688,16 @@ DEFINE_NT_DISPATCH(dot_q6_K)
         .prefill_min_tokens = 64,                                                              \
     }
 
-/* decode: the one-token kernels of Q4_0 and Q4_K are the AVX2 tier's (8
- * rows at once, one lane per row). For Q4_0, written with 256-bit vpdpbusd
- * it measured the same, and with 16 rows in 512-bit vectors it was slower
+/* decode (split): where 512-bit operations issue as two halves (Zen 4),
+ * the one-token kernels of Q4_0 and Q4_K are the AVX2 tier's (8 rows at
+ * once, one lane per row). For Q4_0, written with 256-bit vpdpbusd it
+ * measured the same, and with 16 rows in 512-bit vectors it was slower
  * (1B Q4_0 decode on the AMD EPYC, Zen 4: 28-29 tok/s against 42-47); the
  * per-row dots gave 35-37. Q4_K_M: 36.5-38.4 with the dots, 37.1-39.6.
+ * On a core with whole 512-bit units (the AMD EPYC Zen 5) the per-row
+ * dots read faster: bench_matmul --tokens 1, Q4_0 34.9-35.5 GB/s against
+ * 30.8-32.0, Q4_K 35.2-36.9 against 33.6-34.6; 1B Q4_0 decode 52.9-54.9
+ * tok/s against 48.2-49.5.
  * batch min_tokens: F16 (and BF16 converted) activations are f32, which
  * the decode dots handle as well at 2 tokens.
  * prefill_min_tokens: the prefill kernel packs weight panels per call;
@@ -701,15 +706,20 @@ DEFINE_NT_DISPATCH(dot_q6_K)
  * tokens 0.85-0.92 TFLOP/s against 0.56-0.81; at 64 about even). */
 /* BF16 with AVX512_BF16: the vdpbf16ps dots are as fast as the
  * small-batch kernel at every token count (bench_matmul, Zen 5). */
-static const mm_kernels avx512_plain = AVX512_TABLE(dot_bf16_convert, mm_avx512_batch, mm_avx512_prefill);
-static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native, NULL, mm_avx512_prefill_bf16);
+static const mm_kernels avx512_plain = AVX512_TABLE(dot_bf16_convert, mm_avx512_batch, mm_avx512_prefill, 0);
+static const mm_kernels avx512_bf16 = AVX512_TABLE(dot_bf16_native, NULL, mm_avx512_prefill_bf16, 0);
+static const mm_kernels avx512_plain_split = AVX512_TABLE(dot_bf16_convert, mm_avx512_batch, mm_avx512_prefill, 1);
+static const mm_kernels avx512_bf16_split = AVX512_TABLE(dot_bf16_native, NULL, mm_avx512_prefill_bf16, 1);
 
-const mm_kernels *mm_kernels_avx512_variant(bool native_bf16)
+const mm_kernels *mm_kernels_avx512_variant(bool native_bf16, bool split)
 {
+    if (split)
+        return native_bf16 ? &avx512_bf16_split : &avx512_plain_split;
     return native_bf16 ? &avx512_bf16 : &avx512_plain;
 }
 
 const mm_kernels *mm_kernels_avx512(void)
 {
-    return mm_kernels_avx512_variant(cpu_features_detect().avx512bf16);
+    cpu_features f = cpu_features_detect();
+    return mm_kernels_avx512_variant(f.avx512bf16, f.avx512_split);
 }

@@ -145,9 +145,11 @@ typedef struct mm_kernels {
 const mm_kernels *mm_kernels_portable(void);
 const mm_kernels *mm_kernels_avx2(void);
 const mm_kernels *mm_kernels_avx512(void);
-/* The AVX-512 table with or without the AVX512_BF16 dot for BF16 weights
- * (mm_kernels_avx512 picks by the CPU; tests compare both). */
-const mm_kernels *mm_kernels_avx512_variant(bool native_bf16);
+/* The AVX-512 table with or without the AVX512_BF16 dot for BF16 weights,
+ * and with or without the AVX2 one-token kernels (split: for cores that
+ * issue 512-bit operations in halves); mm_kernels_avx512 picks by the CPU,
+ * tests compare them. */
+const mm_kernels *mm_kernels_avx512_variant(bool native_bf16, bool split);
 
 /* The AVX-512 small-batch kernel (matmul_avx512_batch.c). */
 void mm_avx512_batch(const matmul_weight *w, const mm_act *a, size_t r0, size_t r1, float *y,

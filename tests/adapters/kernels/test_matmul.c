@@ -327,6 +327,28 @@ static void activation_conversion_is_bit_exact_on_every_tier(void **state)
     }
 }
 
+/* Cores that issue 512-bit operations in halves take the AVX2 tier's
+ * one-token kernels (tested on that tier); the others the AVX-512 dots
+ * (tested above wherever this CPU runs them). */
+static void only_split_avx512_cores_take_the_avx2_one_token_kernels(void **state)
+{
+    (void)state;
+    if (cpu_isa_best() != CPU_ISA_AVX512)
+        skip();
+    const mm_kernels *avx2 = mm_kernels_avx2();
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        const mm_kernels *split = mm_kernels_avx512_variant(bf16, true);
+        const mm_kernels *whole = mm_kernels_avx512_variant(bf16, false);
+        assert_ptr_equal(split->decode[TENSOR_Q4_0], avx2->decode[TENSOR_Q4_0]);
+        assert_ptr_equal(split->decode[TENSOR_Q4_K], avx2->decode[TENSOR_Q4_K]);
+        assert_null(whole->decode[TENSOR_Q4_0]);
+        assert_null(whole->decode[TENSOR_Q4_K]);
+    }
+    assert_ptr_equal(mm_kernels_avx512(),
+                     mm_kernels_avx512_variant(cpu_features_detect().avx512bf16,
+                                               cpu_features_detect().avx512_split));
+}
+
 /* Where the CPU has AVX512_BF16, BF16 weights use vdpbf16ps; the converting
  * AVX-512 kernels must agree with it (and both with the reference above),
  * including the converting table's small-batch kernel, which only CPUs
@@ -337,8 +359,8 @@ static void bf16_native_and_converting_kernels_agree(void **state)
     cpu_features f = cpu_features_detect();
     if (cpu_isa_best() != CPU_ISA_AVX512 || !f.avx512bf16)
         skip();
-    const mm_kernels *plain = mm_kernels_avx512_variant(false);
-    const mm_kernels *native = mm_kernels_avx512_variant(true);
+    const mm_kernels *plain = mm_kernels_avx512_variant(false, f.avx512_split);
+    const mm_kernels *native = mm_kernels_avx512_variant(true, f.avx512_split);
     assert_ptr_not_equal(plain->dot[TENSOR_BF16], native->dot[TENSOR_BF16]);
     enum { N = 333, T = 3 };
     test_weight tw = make_weight(TENSOR_BF16, N, 1, 0, 77);
@@ -454,6 +476,7 @@ int main(void)
         cmocka_unit_test(every_type_and_tier_matches_for_2_to_16_tokens),
         cmocka_unit_test(activation_conversion_is_bit_exact_on_every_tier),
         cmocka_unit_test(bf16_native_and_converting_kernels_agree),
+        cmocka_unit_test(only_split_avx512_cores_take_the_avx2_one_token_kernels),
         cmocka_unit_test(weight_rows_dequantize),
         cmocka_unit_test(bad_weights_and_contexts_are_refused),
         cmocka_unit_test(zero_tokens_do_nothing),
