@@ -152,6 +152,25 @@ static void tile_values(tile_state *s, uint32_t hk, const uint8_t *vrows, uint32
 }
 
 /*
+ * How many blocks ahead a decode step asks for the rows it will read, and
+ * how: each 16-key tile asks for the same tile DECODE_PREFETCH_BLOCKS
+ * blocks on, so the requests are spread over the block rather than made
+ * all at its start (bench_attention, AMD EPYC Zen 5, AVX-512: 6.9-7.1 ->
+ * 6.2-6.3 ms per step, three alternating pairs).
+ */
+#ifndef DECODE_PREFETCH_BLOCKS
+#define DECODE_PREFETCH_BLOCKS 2
+#endif
+
+static void prefetch_rows(const uint8_t *k, const uint8_t *v, size_t bytes)
+{
+    for (size_t o = 0; o < bytes; o += 64) {
+        __builtin_prefetch(k + o, 0, 2);
+        __builtin_prefetch(v + o, 0, 2);
+    }
+}
+
+/*
  * One query position (a decode step): per block, per KV head,
  * vo->attend16_f16 (or _q8_0) on each run of up to 16 keys, which keeps
  * the rows in registers instead of widening and transposing them through
@@ -170,17 +189,20 @@ static void attend_one(const attention_args *a, uint32_t n_kv, uint32_t n_q, con
         uint32_t b = block_table_block_for(a->kv, a->layer, k0);
         assert(b != UINT32_MAX); /* the forward pass checked the table covers the window */
         const uint8_t *blk = block_pool_data(pool, b);
-        uint32_t ahead = k0 + PREFETCH_BLOCKS * bt;
-        if (slot0 == 0 && ahead <= a->pos) {
-            uint32_t nb = block_table_block_for(a->kv, a->layer, ahead);
-            prefetch_block(a, n_kv, spec, block_pool_data(pool, nb));
-        }
+        uint32_t ahead = k0 + DECODE_PREFETCH_BLOCKS * bt;
+        const uint8_t *nblk = NULL;
+        if (slot0 == 0 && ahead <= a->pos)
+            nblk = block_pool_data(pool, block_table_block_for(a->kv, a->layer, ahead));
+        const size_t row = cache_spec_row_bytes(spec->kv_type, d);
         for (uint32_t hk = 0; hk < n_kv; hk++) {
             uint32_t h = a->kv_head + hk, r = hk * n_q;
             for (uint32_t j = 0; j < n; j += ATT_TILE) {
                 const void *kr = blk + cache_spec_k_offset(spec, h, slot0 + j);
                 const void *vr = blk + cache_spec_v_offset(spec, h, slot0 + j);
                 uint32_t nj = n - j < ATT_TILE ? n - j : ATT_TILE;
+                if (nblk) /* the same rows DECODE_PREFETCH_BLOCKS blocks on */
+                    prefetch_rows(nblk + cache_spec_k_offset(spec, h, j),
+                                  nblk + cache_spec_v_offset(spec, h, j), nj * row);
                 if (spec->kv_type == CACHE_KV_Q8_0)
                     a->vo->attend16_q8_0(q + (size_t)r * d, n_q, kr, vr, nj, d,
                                          out + (size_t)r * d, mx + r, sm + r);
