@@ -13,11 +13,11 @@
  * of K/V read and nanoseconds per (key, KV head); `--layers 1 --depth 512`
  * keeps the K/V (1 MB) in cache, to see the kernels' own speed.
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "bench_util.h"
 
 #include "adapters/kernels/attention.h"
 #include "adapters/kernels/cpu.h"
@@ -46,19 +46,6 @@ typedef struct step {
     float *scratch;  /* [nth][attention_scratch_floats] */
     size_t scratch_per_thread;
 } step;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void usage(void)
 {
@@ -176,11 +163,11 @@ int main(int argc, char **argv)
               .scratch = scratch, .scratch_per_thread = spt};
     thread_pool_run(tp, run_step, &s); /* warm-up */
     for (int r = 0; r < o.reps; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         thread_pool_run(tp, run_step, &s);
-        ms[r] = (now_s() - t0) * 1e3;
+        ms[r] = (bench_now_s() - t0) * 1e3;
     }
-    qsort(ms, (size_t)o.reps, sizeof *ms, cmp_double);
+    qsort(ms, (size_t)o.reps, sizeof *ms, bench_cmp_double);
     double med = ms[o.reps / 2];
     double bytes = (double)o.layers * o.depth * N_KV * 2 * cache_spec_row_bytes(o.kv_type, HEAD_DIM);
     printf("attention %s %s, depth %u x %u layers, %d threads: %.2f ms/step (%.2f-%.2f), "

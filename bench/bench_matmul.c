@@ -21,7 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "bench_util.h"
 
 #include "adapters/kernels/cpu.h"
 #include "adapters/kernels/matmul.h"
@@ -37,19 +38,6 @@ typedef struct options {
     size_t n_in, n_out, tokens; /* tokens 0: both default shapes */
     int hot;                    /* 1: one weight copy, left in the caches */
 } options;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void usage(void)
 {
@@ -119,11 +107,11 @@ static double time_matmul(matmul_ctx *ctx, const matmul_weight *w, size_t copies
     }
     for (int r = 0; r < reps; r++) {
         wc.data = (const uint8_t *)w->data + (size_t)r % copies * bytes;
-        double t0 = now_s();
+        double t0 = bench_now_s();
         matmul(ctx, &wc, x, n_tok, y, (size_t)w->n_out);
-        t[r] = now_s() - t0;
+        t[r] = bench_now_s() - t0;
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    qsort(t, (size_t)reps, sizeof *t, bench_cmp_double);
     double med = t[reps / 2];
     free(t);
     return med;
@@ -180,11 +168,11 @@ static void bench_dispatch(thread_pool *tp)
     enum { RUNS = 20000 };
     for (int i = 0; i < 1000; i++)
         thread_pool_run(tp, nothing, NULL);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (int i = 0; i < RUNS; i++)
         thread_pool_run(tp, nothing, NULL);
     printf("thread_pool_run (empty job, %d threads): %.2f us per run\n", thread_pool_size(tp),
-           (now_s() - t0) / RUNS * 1e6);
+           (bench_now_s() - t0) / RUNS * 1e6);
 }
 
 typedef struct read_job {
@@ -219,9 +207,9 @@ static void bench_read_bandwidth(thread_pool *tp)
     j.buf = buf;
     double best = 0.0;
     for (int r = 0; r < 5; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         thread_pool_run(tp, read_share, &j);
-        double gbs = (double)(j.words * sizeof *buf) / (now_s() - t0) * 1e-9;
+        double gbs = (double)(j.words * sizeof *buf) / (bench_now_s() - t0) * 1e-9;
         best = gbs > best ? gbs : best;
     }
     printf("plain read of 256 MiB (%d threads): %.1f GB/s (best of 5)\n", thread_pool_size(tp), best);

@@ -131,7 +131,7 @@ static float row_value(const uint8_t *row, size_t i, int q8)
 static void attend16(const float *q, size_t n_q, const uint8_t *k, const uint8_t *v, size_t n,
                      size_t d, float *out, float *mx, float *sm, int q8)
 {
-    const size_t rb = q8 ? d / 32 * QUANT_Q8_0_BYTES : d * 2; /* bytes per row */
+    const size_t rb = vec_attend_row_bytes(d, q8);
     for (size_t g = 0; g < n_q; g++) {
         const float *qg = q + g * d;
         float *y = out + g * d, s[16], m = mx[g];

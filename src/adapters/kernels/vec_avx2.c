@@ -413,7 +413,7 @@ ALWAYS_INLINE void values2x8(float *const y[2], const float f[2], const float w[
 ALWAYS_INLINE void attend16(const float *q, size_t n_q, const uint8_t *k, const uint8_t *v,
                             size_t n, size_t d, float *out, float *mx, float *sm, int q8)
 {
-    const size_t rb = q8 ? d / 32 * QUANT_Q8_0_BYTES : d * 2; /* bytes per row */
+    const size_t rb = vec_attend_row_bytes(d, q8);
     float dummy[VEC_ATTEND_MAX_DIM] __attribute__((aligned(32)));
     float w[2][16] __attribute__((aligned(32))), f[2], dmx = 0.0f, dsm = 0.0f;
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
@@ -422,23 +422,14 @@ ALWAYS_INLINE void attend16(const float *q, size_t n_q, const uint8_t *k, const 
     const __m256 live_hi = _mm256_castsi256_ps(
         _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n - 8), idx));
     const uint8_t *kr[16];
-    for (size_t j = 0; j < 16; j++)
-        kr[j] = k + (j < n ? j : 0) * rb;
+    vec_attend_keys(k, n, rb, kr);
     for (size_t g0 = 0; g0 < n_q; g0 += 2) {
-        const float *qg[2];
-        float *yg[2], *mg[2], *sg[2];
-        for (size_t g = 0; g < 2; g++) {
-            int real = g0 + g < n_q;
-            qg[g] = q + (real ? g0 + g : n_q - 1) * d;
-            yg[g] = real ? out + (g0 + g) * d : dummy;
-            mg[g] = real ? mx + g0 + g : &dmx;
-            sg[g] = real ? sm + g0 + g : &dsm;
-        }
-        if (g0 + 2 > n_q)
-            memset(dummy, 0, d * sizeof *dummy);
+        vec_attend_pass p;
+        vec_attend_pass_at(&p, 2, g0, q, n_q, d, out, mx, sm, dummy, &dmx, &dsm);
+        float **yg = p.y, **mg = p.mx, **sg = p.sm;
         __m256 part[4][2];
         for (size_t t = 0; t < 4; t++)
-            scores2x4(qg, kr + 4 * t, d, part[t], q8);
+            scores2x4(p.q, kr + 4 * t, d, part[t], q8);
         for (size_t g = 0; g < 2; g++) {
             __m256 lo = _mm256_blendv_ps(ninf, sum8_keys(part[0][g], part[1][g]), live_lo);
             __m256 hi = _mm256_blendv_ps(ninf, sum8_keys(part[2][g], part[3][g]), live_hi);

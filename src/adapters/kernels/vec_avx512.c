@@ -450,28 +450,19 @@ ALWAYS_INLINE void values4x16(float *const y[4], const float f[4], const float w
 ALWAYS_INLINE void attend16(const float *q, size_t n_q, const uint8_t *k, const uint8_t *v,
                             size_t n, size_t d, float *out, float *mx, float *sm, int q8)
 {
-    const size_t rb = q8 ? d / 32 * QUANT_Q8_0_BYTES : d * 2; /* bytes per row */
+    const size_t rb = vec_attend_row_bytes(d, q8);
     float dummy[VEC_ATTEND_MAX_DIM] __attribute__((aligned(64)));
     float w[4][16] __attribute__((aligned(64))), f[4], dmx = 0.0f, dsm = 0.0f;
     const __mmask16 live = tail16(n);
     const uint8_t *kr[16];
-    for (size_t j = 0; j < 16; j++)
-        kr[j] = k + (j < n ? j : 0) * rb;
+    vec_attend_keys(k, n, rb, kr);
     for (size_t g0 = 0; g0 < n_q; g0 += 4) {
-        const float *qg[4];
-        float *yg[4], *mg[4], *sg[4];
-        for (size_t g = 0; g < 4; g++) {
-            int real = g0 + g < n_q;
-            qg[g] = q + (real ? g0 + g : n_q - 1) * d;
-            yg[g] = real ? out + (g0 + g) * d : dummy;
-            mg[g] = real ? mx + g0 + g : &dmx;
-            sg[g] = real ? sm + g0 + g : &dsm;
-        }
-        if (g0 + 4 > n_q)
-            memset(dummy, 0, d * sizeof *dummy);
+        vec_attend_pass p;
+        vec_attend_pass_at(&p, 4, g0, q, n_q, d, out, mx, sm, dummy, &dmx, &dsm);
+        float **yg = p.y, **mg = p.mx, **sg = p.sm;
         __m512 part[4][4];
         for (size_t t = 0; t < 4; t++)
-            scores4x4(qg, kr + 4 * t, d, part[t], q8);
+            scores4x4(p.q, kr + 4 * t, d, part[t], q8);
         for (size_t g = 0; g < 4; g++) {
             __m512 s = sum16_keys(part[0][g], part[1][g], part[2][g], part[3][g]);
             s = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), live, s);
