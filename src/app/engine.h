@@ -93,7 +93,10 @@ engine_opts engine_defaults(void);
  * Starts the engine and I/O threads. The model port, the pool and the warm
  * store must outlive the engine; the pool's geometry must be the model's.
  * The model port's batch limit must hold chunk + max_batch tokens. Agents
- * found in the warm store are known (warm) from the start.
+ * found in the warm store are known (warm) from the start. Before it
+ * returns, the engine thread runs one forward pass of one token on a
+ * throwaway sequence (its blocks released), so the first request does not
+ * pay a new engine's first-pass costs.
  */
 engine *engine_create(model_port mp, block_pool *pool, const engine_opts *o, sem_err *err);
 
