@@ -8,6 +8,7 @@
  */
 #include "forward.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,6 +346,7 @@ static void attn_worker(void *arg, int ith, int nth)
         uint64_t tr = i / j->split;
         uint32_t tile = (uint32_t)(tr / runs), kvh = (uint32_t)(tr % runs) * j->heads;
         uint32_t n_kv = hp->n_head_kv - kvh < j->heads ? hp->n_head_kv - kvh : j->heads;
+        assert(j->split == 1 || j->heads == 1);
         uint32_t t = c->tile_t0[tile];
         uint32_t h0 = kvh * group + group * part / j->split;
         uint32_t h1 = kvh * group + group * (part + 1) / j->split;
@@ -413,7 +415,7 @@ static void attention_block(forward_ctx *c, uint32_t l, uint32_t T)
         runs = hp->n_head_kv;
     uint32_t heads = (hp->n_head_kv + runs - 1) / runs;
     uint32_t items = n_tiles * ((hp->n_head_kv + heads - 1) / heads);
-    if (items < nth)
+    if (items < nth && heads == 1) /* a run of several heads takes whole groups */
         split = (nth + items - 1) / items < group ? (nth + items - 1) / items : group;
     /* a group larger than a tile holds is always cut */
     while ((group + split - 1) / split > ATTENTION_MAX_ROWS)
