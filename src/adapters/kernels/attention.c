@@ -158,9 +158,7 @@ static void tile_values(tile_state *s, uint32_t hk, const uint8_t *vrows, uint32
  * all at its start (bench_attention, AMD EPYC Zen 5, AVX-512: 6.9-7.1 ->
  * 6.2-6.3 ms per step, three alternating pairs).
  */
-#ifndef DECODE_PREFETCH_BLOCKS
 #define DECODE_PREFETCH_BLOCKS 2
-#endif
 
 static void prefetch_rows(const uint8_t *k, const uint8_t *v, size_t bytes)
 {
@@ -242,18 +240,12 @@ void attention_tile(const attention_args *a, uint32_t n_pos, uint32_t n_kv, uint
     }
     for (uint32_t i = 0; i < n_pos; i++)
         memset(out + i * out_stride, 0, row_q * dv * sizeof *out);
-    if (n_pos == 1 && dk == dv && dk <= VEC_ATTEND_MAX_DIM &&
-        dk % (spec->kv_type == CACHE_KV_Q8_0 ? 32 : 16) == 0) {
+    const int in_place = n_pos == 1 && dk == dv && dk <= VEC_ATTEND_MAX_DIM &&
+                         dk % (spec->kv_type == CACHE_KV_Q8_0 ? 32 : 16) == 0;
+    if (in_place)
         attend_one(a, n_kv, n_q, q, out, s.max, s.sum);
-        for (uint32_t r = 0; r < n_rows; r++) {
-            float inv = 1.0f / s.sum[r];
-            for (uint32_t d = 0; d < dv; d++)
-                out[(size_t)r * dv + d] *= inv;
-        }
-        return;
-    }
-
-    for (uint32_t k0 = first_key(a, a->pos); k0 <= last;) {
+    /* otherwise the tiles: widened, transposed, 16 keys at a time */
+    for (uint32_t k0 = first_key(a, a->pos); !in_place && k0 <= last;) {
         uint32_t slot0 = k0 % bt, n = bt - slot0;
         if (n > ATT_TILE)
             n = ATT_TILE;
